@@ -1,0 +1,18 @@
+/** Jest in ESM mode (Nest 12 is ESM-only): ts-jest transpiles, `tsc` type-checks separately. */
+const esm = {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }] },
+  moduleNameMapper: {
+    '^@geo-ws/nest$': '<rootDir>/libs/geo-ws/src/index.ts',
+    '^@geo-ws/nest/testing$': '<rootDir>/libs/geo-ws/src/testing/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+};
+
+export default {
+  projects: [
+    { ...esm, displayName: 'unit', rootDir: '.', testMatch: ['<rootDir>/libs/**/src/**/*.spec.ts', '<rootDir>/apps/**/src/**/*.spec.ts'] },
+    { ...esm, displayName: 'e2e', rootDir: '.', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
+  ],
+};

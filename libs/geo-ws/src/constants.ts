@@ -1,0 +1,26 @@
+/** Metadata key of `@GeoSubscribe` (method level). */
+export const GEO_SUBSCRIBE_METADATA = 'geo-ws:subscribe';
+/** Metadata key of the geo-ws parameter decorators (a string: Nest builds cache keys from it). */
+export const GEO_PARAM_ARGS_METADATA = '__geoWsRouteArguments__';
+/** Nest's context type for WebSocket handlers: guards branch on `context.getType() === 'ws'`. */
+export const GEO_CONTEXT_TYPE = 'ws';
+
+/** Control frames of wire protocol v1 (see docs/PROTOCOL.md). */
+export const GeoFrame = {
+  JOIN: 'geo.join',
+  LEAVE: 'geo.leave',
+  JOINED: 'geo.joined',
+  LEFT: 'geo.left',
+  ACK: 'geo.ack',
+  ERROR: 'geo.error',
+  RECONNECT: 'geo.reconnect',
+  WELCOME: 'geo.welcome',
+} as const;
+
+/** WebSocket close codes used by the server. */
+export const GeoCloseCode = {
+  /** Service restart: the server is draining; reconnect (to the region in `geo.reconnect`). */
+  SERVICE_RESTART: 1012,
+  /** The frame exceeded the hard size cap (twice `limits.maxPayloadBytes`). */
+  MESSAGE_TOO_BIG: 1009,
+} as const;

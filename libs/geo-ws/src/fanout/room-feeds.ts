@@ -1,0 +1,78 @@
+import type { GeoTransport } from '../transport/geo-transport.interface.js';
+import { logKey, type LogRef } from '../transport/log-ref.js';
+import { RoomFeed, type FeedMember, type JoinOutcome, type JoinPosition } from './room-feed.js';
+
+interface FeedEntry {
+  feed: Promise<RoomFeed>;
+  /** Joins waiting for the feed to open: it must not be closed under them. */
+  opening: number;
+}
+
+/** This node's feeds: one per log that has at least one local member. */
+export class RoomFeeds {
+  private readonly feeds = new Map<string, FeedEntry>();
+
+  constructor(
+    private readonly transport: GeoTransport,
+    private readonly replayBatchSize: number,
+  ) {}
+
+  /** Number of open feeds (one broker tail each). */
+  get count(): number {
+    return this.feeds.size;
+  }
+
+  async join(log: LogRef, member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
+    const key = logKey(log);
+    let entry = this.feeds.get(key);
+    if (!entry) {
+      const opened = RoomFeed.open(this.transport, log, this.replayBatchSize, () => this.forget(key, opened));
+      entry = { feed: opened, opening: 0 };
+      this.feeds.set(key, entry);
+      opened.catch(() => this.forget(key, opened));
+    }
+    entry.opening++;
+    let feed: RoomFeed;
+    try {
+      feed = await entry.feed;
+    } finally {
+      entry.opening--;
+    }
+    try {
+      await feed.join(member, position, announce);
+    } finally {
+      this.closeIfUnused(key);
+    }
+  }
+
+  leave(log: LogRef, member: FeedMember): void {
+    const key = logKey(log);
+    const entry = this.feeds.get(key);
+    if (!entry) return;
+    void entry.feed.then((feed) => {
+      feed.leave(member);
+      this.closeIfUnused(key);
+    }, () => undefined);
+  }
+
+  async closeAll(): Promise<void> {
+    const entries = [...this.feeds.values()];
+    this.feeds.clear();
+    await Promise.allSettled(entries.map(async (entry) => (await entry.feed).close()));
+  }
+
+  private closeIfUnused(key: string): void {
+    const entry = this.feeds.get(key);
+    if (!entry || entry.opening > 0) return;
+    void entry.feed.then((feed) => {
+      if (feed.size === 0 && entry.opening === 0 && this.feeds.get(key) === entry) {
+        this.feeds.delete(key);
+        void feed.close();
+      }
+    }, () => undefined);
+  }
+
+  private forget(key: string, feed: Promise<RoomFeed>): void {
+    if (this.feeds.get(key)?.feed === feed) this.feeds.delete(key);
+  }
+}

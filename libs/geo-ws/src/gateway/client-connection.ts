@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { GeoFrame } from '../constants.js';
+import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import type { FeedMember } from '../fanout/room-feed.js';
+import type { LogRef } from '../transport/log-ref.js';
+import type { GeoConnection } from './geo-connection.js';
+import type { GeoPrincipal } from './geo-principal.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** Bytes queued on a socket beyond which the client is too slow to keep: it is closed. */
+const SLOW_CONSUMER_BYTES = 16 * 1024 * 1024;
+
+/** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
+export class ClientConnection implements GeoConnection, FeedMember {
+  readonly id = randomUUID();
+  readonly rooms = new Set<string>();
+  readonly bucket: TokenBucket;
+  /** Frames of this connection run one after another, so one client's publishes keep their order. */
+  queue: Promise<void> = Promise.resolve();
+  alive = true;
+
+  constructor(
+    private readonly socket: WebSocket,
+    readonly principal: GeoPrincipal,
+    readonly region: string,
+    rate: { perSecond: number; burst: number },
+    private readonly onEvicted: (connection: ClientConnection, log: LogRef) => void,
+  ) {
+    this.bucket = new TokenBucket(rate);
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  send(event: string, data: unknown): void {
+    if (!this.isOpen) return;
+    if (this.socket.bufferedAmount > SLOW_CONSUMER_BYTES) {
+      this.socket.close(1013, 'slow consumer: too many undelivered events');
+      return;
+    }
+    this.socket.send(JSON.stringify({ event, data }));
+  }
+
+  sendError(error: GeoProtocolError, room?: string): void {
+    this.send(GeoFrame.ERROR, {
+      code: error.code,
+      message: error.message,
+      ...(error.eventId ? { event_id: error.eventId } : {}),
+      ...(room ? { room } : {}),
+    });
+  }
+
+  deliver(event: GeoLoggedEnvelope): void {
+    this.send(event.type, event);
+  }
+
+  deliverEphemeral(envelope: GeoEnvelopeDraft): void {
+    this.send(envelope.type, { ...envelope, seq: null });
+  }
+
+  evicted(log: LogRef): void {
+    this.onEvicted(this, log);
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+
+  terminate(): void {
+    this.socket.terminate();
+  }
+
+  ping(): void {
+    this.socket.ping();
+  }
+}

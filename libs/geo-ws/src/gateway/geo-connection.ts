@@ -1,0 +1,17 @@
+import type { GeoPrincipal } from './geo-principal.js';
+
+/**
+ * One client connection, as handlers, guards and interceptors see it
+ * (`context.switchToWs().getClient<GeoConnection>()` or `@ConnectedClient()`).
+ */
+export interface GeoConnection {
+  /** Unique per connection (not per session). */
+  readonly id: string;
+  readonly principal: GeoPrincipal;
+  /** The region of the server holding the connection. */
+  readonly region: string;
+  /** Rooms the connection has joined. */
+  readonly rooms: ReadonlySet<string>;
+  /** Sends one `{ event, data }` frame to this client. */
+  send(event: string, data: unknown): void;
+}

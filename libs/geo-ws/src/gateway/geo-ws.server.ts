@@ -1,0 +1,371 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { GeoCloseCode, GeoFrame } from '../constants.js';
+import { GeoHandlerExplorer, type GeoHandler } from '../discovery/geo-handler.explorer.js';
+import { parseInboundEvent } from '../envelope/envelope.rules.js';
+import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import { toProtocolError } from '../errors/to-protocol-error.js';
+import { RoomFeeds } from '../fanout/room-feeds.js';
+import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
+import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.module-definition.js';
+import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
+import { parseFrame, parseJoin, parseLeave, type Frame } from '../protocol/frames.js';
+import { GeoTransport } from '../transport/geo-transport.interface.js';
+import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
+import { ClientConnection } from './client-connection.js';
+import type { GeoHandshake, GeoPrincipal } from './geo-principal.js';
+
+const HEARTBEAT_MS = 30_000;
+
+/**
+ * The WebSocket side of one region's app: accepts upgrades on the module's path,
+ * authenticates them, speaks wire protocol v1, runs `@GeoSubscribe` handlers and
+ * appends their envelopes to the room log, and fans the log out to local members.
+ */
+@Injectable()
+export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly logger = new Logger('GeoWs');
+  private readonly connections = new Set<ClientConnection>();
+  private readonly feeds: RoomFeeds;
+  private handlers = new Map<string, GeoHandler>();
+  private hasRegionalHandlers = false;
+  private wss: WebSocketServer | undefined;
+  private httpServer: HttpServer | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private started = false;
+  private draining = false;
+
+  constructor(
+    @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
+    @Inject(GeoTransport) private readonly transport: GeoTransport,
+    private readonly explorer: GeoHandlerExplorer,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {
+    this.feeds = new RoomFeeds(transport, options.log.replayBatchSize);
+  }
+
+  /** Accepting clients and the transport is connected. Drives `/readyz`. */
+  isReady(): boolean {
+    return this.started && !this.draining && this.transport.isReady();
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Connected clients on this instance. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Open live tails on this instance (one per log with local members, whatever the client count). */
+  get feedCount(): number {
+    return this.feeds.count;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.handlers = this.explorer.explore();
+    this.hasRegionalHandlers = [...this.handlers.values()].some(
+      (handler) => handler.subscription.scope === 'regional',
+    );
+    if (this.handlers.size === 0) {
+      this.logger.warn('No @GeoSubscribe handlers found: clients can join rooms but not publish.');
+    }
+    try {
+      await this.transport.connect();
+    } catch (error) {
+      throw new Error(`GeoWsModule: the ${this.transport.name} transport could not connect: ${(error as Error).message}`, { cause: error });
+    }
+    const server = this.adapterHost.httpAdapter?.getHttpServer() as HttpServer | undefined;
+    if (!server) throw new Error('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
+    this.httpServer = server;
+    // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
+    // frames get PAYLOAD_TOO_LARGE and the connection stays open.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024 });
+    server.on('upgrade', this.onUpgrade);
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+    this.started = true;
+    this.logger.log(`Region "${this.options.region}" serving WebSocket on ${this.options.path} over the ${this.transport.name} transport`);
+  }
+
+  /**
+   * Drain: readiness goes false, every client is told where to go (`geo.reconnect`),
+   * and after the grace period the rest are closed with 1012 (service restart).
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.started || this.draining) return;
+    this.draining = true;
+    const target = this.suggestRegion();
+    for (const connection of this.connections) connection.send(GeoFrame.RECONNECT, target);
+    const deadline = Date.now() + this.options.drainGraceMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const connection of this.connections) connection.close(GeoCloseCode.SERVICE_RESTART, 'server draining; reconnect');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.httpServer?.off('upgrade', this.onUpgrade);
+    for (const connection of this.connections) connection.terminate();
+    this.connections.clear();
+    await this.feeds.closeAll();
+    await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
+    await this.transport.close();
+    this.started = false;
+  }
+
+  private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== this.options.path) {
+      // Another WebSocket server on the same HTTP server may own this path.
+      if (this.httpServer && this.httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found');
+      return;
+    }
+    if (this.draining || !this.started) return refuse(socket, 503, 'Service Unavailable');
+    void this.authenticate(request, url).then(
+      (principal) => {
+        if (!principal) return refuse(socket, 401, 'Unauthorized');
+        this.wss!.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, principal));
+      },
+      () => refuse(socket, 401, 'Unauthorized'),
+    );
+  };
+
+  private async authenticate(request: IncomingMessage, url: URL): Promise<GeoPrincipal | null> {
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : (url.searchParams.get('access_token') ?? undefined);
+    const handshake: GeoHandshake = { request, url, token };
+    const principal = await this.options.authenticate(handshake);
+    if (principal && (typeof principal.id !== 'string' || principal.id.length === 0)) {
+      throw new Error('authenticate() returned a principal without an id');
+    }
+    return principal;
+  }
+
+  private onConnection(ws: WebSocket, principal: GeoPrincipal): void {
+    const connection = new ClientConnection(ws, principal, this.options.region, this.options.limits.rate, (client, log) =>
+      this.onEvicted(client, log),
+    );
+    this.connections.add(connection);
+    ws.on('pong', () => (connection.alive = true));
+    ws.on('message', (raw, isBinary) => this.onMessage(connection, raw, isBinary));
+    ws.on('error', (error) => this.logger.debug(`connection ${connection.id}: ${error.message}`));
+    ws.on('close', () => this.onClose(connection));
+    connection.send(GeoFrame.WELCOME, {
+      connection_id: connection.id,
+      region: this.options.region,
+      sender: principal.id,
+    });
+  }
+
+  private onMessage(connection: ClientConnection, raw: RawData, isBinary: boolean): void {
+    const bytes = rawToBuffer(raw);
+    let frame: Frame;
+    try {
+      if (bytes.length > this.options.limits.maxPayloadBytes) {
+        throw new GeoProtocolError(
+          GeoErrorCode.PAYLOAD_TOO_LARGE,
+          `frame is ${bytes.length} bytes; the limit is ${this.options.limits.maxPayloadBytes}`,
+        );
+      }
+      if (isBinary && !isUtf8(bytes)) throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'binary frames must hold UTF-8 JSON');
+      frame = parseFrame(bytes.toString('utf8'));
+      if (!connection.bucket.take()) {
+        throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id', eventIdOf(frame));
+      }
+    } catch (error) {
+      connection.sendError(toProtocolError(error).error);
+      return;
+    }
+    connection.queue = connection.queue.then(() => this.handleFrame(connection, frame));
+  }
+
+  private async handleFrame(connection: ClientConnection, frame: Frame): Promise<void> {
+    try {
+      switch (frame.event) {
+        case GeoFrame.JOIN:
+          return await this.join(connection, frame.data);
+        case GeoFrame.LEAVE:
+          return this.leave(connection, frame.data);
+        default:
+          return await this.publish(connection, frame);
+      }
+    } catch (error) {
+      const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame));
+      if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, (error as Error)?.stack);
+      connection.sendError(protocolError, roomOf(frame));
+    }
+  }
+
+  private async join(connection: ClientConnection, data: unknown): Promise<void> {
+    const request = parseJoin(data);
+    if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
+    else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
+      throw new GeoProtocolError(
+        GeoErrorCode.TOO_MANY_ROOMS,
+        `a connection may join at most ${this.options.limits.maxRoomsPerConnection} rooms; leave one first`,
+      );
+    }
+    connection.rooms.add(request.room);
+    try {
+      await this.joinLog(connection, globalLog(request.room), request, undefined);
+      if (this.hasRegionalHandlers) {
+        await this.joinLog(connection, regionalLog(request.room, this.options.region), request.regional ?? {}, 'regional');
+      }
+    } catch (error) {
+      this.leaveLogs(connection, request.room);
+      connection.rooms.delete(request.room);
+      throw error;
+    }
+  }
+
+  /** Resolves once `geo.joined` is sent; the replay and live events continue on their own. */
+  private joinLog(connection: ClientConnection, log: LogRef, position: JoinPosition, scope: 'regional' | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let announced = false;
+      const announce = (outcome: JoinOutcome): void => {
+        announced = true;
+        connection.send(GeoFrame.JOINED, { room: log.room, ...(scope ? { scope } : {}), ...outcome });
+        resolve();
+      };
+      this.feeds.join(log, connection, position, announce).catch((error: unknown) => {
+        if (!announced) return reject(error);
+        // Failed after geo.joined was sent (the replay broke): the client must rejoin.
+        if (connection.rooms.delete(log.room)) {
+          this.leaveLogs(connection, log.room);
+          connection.sendError(toProtocolError(error).error, log.room);
+        }
+      });
+    });
+  }
+
+  private leave(connection: ClientConnection, data: unknown): void {
+    const { room } = parseLeave(data);
+    if (!connection.rooms.has(room)) throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `not in room "${room}"`);
+    connection.rooms.delete(room);
+    this.leaveLogs(connection, room);
+    connection.send(GeoFrame.LEFT, { room });
+  }
+
+  private leaveLogs(connection: ClientConnection, room: string): void {
+    this.feeds.leave(globalLog(room), connection);
+    if (this.hasRegionalHandlers) this.feeds.leave(regionalLog(room, this.options.region), connection);
+  }
+
+  private async publish(connection: ClientConnection, frame: Frame): Promise<void> {
+    const handler = this.handlers.get(frame.event);
+    if (!handler) {
+      throw new GeoProtocolError(GeoErrorCode.UNKNOWN_EVENT, `no handler for event "${frame.event}"`, eventIdOf(frame));
+    }
+    const inbound = parseInboundEvent(frame.data);
+    if (!connection.rooms.has(inbound.room_id)) {
+      throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
+    }
+    const envelope = await handler.invoke(connection, frame.data as object);
+    if (!isSealedFor(envelope, inbound.event_id, inbound.room_id)) {
+      throw new GeoProtocolError(GeoErrorCode.REJECTED, 'the handler pipeline did not produce an envelope; nothing was appended', inbound.event_id);
+    }
+    const { scope, ephemeral } = handler.subscription;
+    const log = scope === 'regional' ? regionalLog(envelope.room_id, this.options.region) : globalLog(envelope.room_id);
+    if (ephemeral) {
+      await this.transport.publishEphemeral(log, envelope);
+      connection.send(GeoFrame.ACK, { event_id: envelope.event_id, seq: null });
+      return;
+    }
+    // Started in frame order, awaited off the queue: one client's appends keep their
+    // order without waiting a round trip to the log for each.
+    void this.transport.append(log, envelope).then(
+      (result) =>
+        connection.send(GeoFrame.ACK, {
+          event_id: envelope.event_id,
+          seq: result.seq,
+          ...(result.duplicate ? { duplicate: true } : {}),
+        }),
+      (error: unknown) => {
+        const { error: protocolError, unexpected } = toProtocolError(error, envelope.event_id);
+        if (unexpected) this.logger.error(`append of ${envelope.event_id} failed`, (error as Error)?.stack);
+        connection.sendError(protocolError, envelope.room_id);
+      },
+    );
+  }
+
+  private onEvicted(connection: ClientConnection, log: LogRef): void {
+    if (!connection.rooms.delete(log.room)) return;
+    this.leaveLogs(connection, log.room);
+    connection.sendError(
+      new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}" log was reset; join it again`),
+      log.room,
+    );
+  }
+
+  private onClose(connection: ClientConnection): void {
+    this.connections.delete(connection);
+    for (const room of connection.rooms) this.leaveLogs(connection, room);
+    connection.rooms.clear();
+  }
+
+  private checkHeartbeats(): void {
+    for (const connection of this.connections) {
+      if (!connection.alive) {
+        connection.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.ping();
+    }
+  }
+
+  /** The next region in directory order: where this region's clients should go while it drains. */
+  private suggestRegion(): { region: string; url: string } {
+    const names = [...this.options.regions.keys()];
+    const next = names[(names.indexOf(this.options.region) + 1) % names.length];
+    return { region: next, url: this.options.regions.get(next)!.wsUrl };
+  }
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+function rawToBuffer(raw: RawData): Buffer {
+  if (Buffer.isBuffer(raw)) return raw;
+  if (Array.isArray(raw)) return Buffer.concat(raw);
+  return Buffer.from(raw);
+}
+
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function eventIdOf(frame: Frame): string | undefined {
+  const id = (frame.data as { event_id?: unknown } | null)?.event_id;
+  return typeof id === 'string' && id.length <= 64 ? id : undefined;
+}
+
+function roomOf(frame: Frame): string | undefined {
+  const data = frame.data as { room_id?: unknown; room?: unknown } | null;
+  const room = data?.room_id ?? data?.room;
+  return typeof room === 'string' && room.length <= 128 ? room : undefined;
+}
+
+function isSealedFor(value: unknown, eventId: string, roomId: string): value is GeoEnvelopeDraft {
+  const envelope = value as GeoEnvelopeDraft | undefined;
+  return !!envelope && envelope.event_id === eventId && envelope.room_id === roomId && typeof envelope.sender === 'string';
+}

@@ -1,0 +1,66 @@
+import type { GeoTransportFactory } from '../transport/geo-transport.interface.js';
+import type { GeoAuthenticator } from '../gateway/geo-principal.js';
+
+/** Where clients reach a region: its public base URL (http/https; ws URLs are derived). */
+export interface GeoRegionEndpoint {
+  /** Public HTTP base URL, e.g. `https://eu.chat.example.com`. */
+  url: string;
+  /** Public WebSocket URL; default: `url` with `ws(s)://` and the module's `path`. */
+  wsUrl?: string;
+}
+
+/** Options of `GeoWsModule.forRoot()` / `forRootAsync()`. */
+export interface GeoWsModuleOptions {
+  /** This process's region; must be a key of `regions`. */
+  region: string;
+  /**
+   * Every region of the deployment (name → public URL). Served at `GET /geo/regions`
+   * so clients can pick the nearest one and fail over to the next.
+   * @example { asia: 'https://asia.example.com', eu: { url: 'https://eu.example.com' } }
+   */
+  regions: Record<string, string | GeoRegionEndpoint>;
+  /** The room log. @example memoryTransport(), natsTransport({...}), redisTransport({...}) */
+  transport: GeoTransportFactory;
+  /** The WebSocket path on the app's HTTP server. Default `/ws`. */
+  path?: string;
+  /**
+   * Who a connection is. Runs on every WebSocket upgrade, before the socket opens; a
+   * throw or `null` refuses the upgrade with HTTP 401. Default: anonymous identities
+   * (`anon-<id>`), for demos only.
+   */
+  authenticate?: GeoAuthenticator;
+  limits?: GeoWsLimits;
+  log?: GeoWsLogOptions;
+  /** Graceful drain on shutdown: how long clients get to move after `geo.reconnect`. Default 2000 ms. */
+  drainGraceMs?: number;
+}
+
+export interface GeoWsLimits {
+  /** Largest accepted frame, in bytes; larger ones get `PAYLOAD_TOO_LARGE`. Default 65536. */
+  maxPayloadBytes?: number;
+  /** Rooms one connection may be in at once. Default 100. */
+  maxRoomsPerConnection?: number;
+  /** Token bucket per connection. Default 50 frames/s, bursts of 100. */
+  rate?: { perSecond: number; burst: number };
+}
+
+export interface GeoWsLogOptions {
+  /** How long an `event_id` is remembered for deduplication; at least 120000. Default 120000. */
+  dedupWindowMs?: number;
+  /** History kept per room log for resume: whichever limit is hit first. Default 10000 events, 24 h. */
+  retention?: { maxEvents?: number; maxAgeMs?: number };
+  /** Events fetched per read while replaying a resume. Default 500. */
+  replayBatchSize?: number;
+}
+
+/** Options after defaults and validation: what the rest of the module reads. */
+export interface ResolvedGeoWsOptions {
+  region: string;
+  regions: ReadonlyMap<string, Required<GeoRegionEndpoint>>;
+  transport: GeoTransportFactory;
+  path: string;
+  authenticate: GeoAuthenticator;
+  limits: Required<GeoWsLimits>;
+  log: { dedupWindowMs: number; retention: { maxEvents: number; maxAgeMs: number }; replayBatchSize: number };
+  drainGraceMs: number;
+}

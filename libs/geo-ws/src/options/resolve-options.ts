@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import { GeoConfigError } from '../errors/geo-config.error.js';
+import type { GeoAuthenticator } from '../gateway/geo-principal.js';
+import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from './geo-ws-options.interface.js';
+
+const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+export const MIN_DEDUP_WINDOW_MS = 120_000;
+
+/** Anonymous identities: only for demos and tests, never for production. */
+const anonymous: GeoAuthenticator = () => ({ id: `anon-${randomUUID().slice(0, 8)}` });
+
+function positiveInteger(value: number | undefined, fallback: number, option: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new GeoConfigError(`${option} must be a positive integer, got ${String(value)}.`);
+  }
+  return value;
+}
+
+function endpoint(name: string, value: string | GeoRegionEndpoint, path: string): Required<GeoRegionEndpoint> {
+  const raw = typeof value === 'string' ? { url: value } : value;
+  let url: URL;
+  try {
+    url = new URL(raw?.url);
+  } catch {
+    throw new GeoConfigError(`regions.${name} must be an absolute http(s) URL such as "https://${name}.example.com", got ${JSON.stringify(raw?.url)}.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new GeoConfigError(`regions.${name} must use http or https (the WebSocket URL is derived), got "${url.protocol}".`);
+  }
+  const base = url.toString().replace(/\/$/, '');
+  const wsUrl = raw.wsUrl ?? `${url.protocol === 'https:' ? 'wss' : 'ws'}://${url.host}${url.pathname.replace(/\/$/, '')}${path}`;
+  return { url: base, wsUrl };
+}
+
+/**
+ * Applies defaults and checks every option, so a misconfigured region fails at boot
+ * with a message that says what to change.
+ */
+export function resolveOptions(options: GeoWsModuleOptions | undefined): ResolvedGeoWsOptions {
+  if (!options || typeof options !== 'object') {
+    throw new GeoConfigError('options are required: GeoWsModule.forRoot({ region, regions, transport }).');
+  }
+  const path = options.path ?? '/ws';
+  if (!/^\/[\w\-./]*$/.test(path)) throw new GeoConfigError(`path must start with "/" (e.g. "/ws"), got ${JSON.stringify(path)}.`);
+
+  const names = Object.keys(options.regions ?? {});
+  if (names.length === 0) {
+    throw new GeoConfigError('regions is empty: list every region, e.g. regions: { eu: "https://eu.example.com", us: "https://us.example.com" }.');
+  }
+  for (const name of names) {
+    if (!REGION_NAME.test(name)) {
+      throw new GeoConfigError(`region name "${name}" must be lower-case letters, digits and "-" (at most 32, starting with a letter).`);
+    }
+  }
+  if (typeof options.region !== 'string' || !names.includes(options.region)) {
+    throw new GeoConfigError(`unknown region ${JSON.stringify(options.region)}: set region to one of ${names.join(', ')} (the keys of regions).`);
+  }
+  if (typeof options.transport !== 'function') {
+    throw new GeoConfigError('no transport: set transport, e.g. transport: memoryTransport() for one process, or the NATS or Redis transport.');
+  }
+  if (options.authenticate !== undefined && typeof options.authenticate !== 'function') {
+    throw new GeoConfigError('authenticate must be a function (handshake) => principal | null.');
+  }
+
+  const regions = new Map(names.map((name) => [name, endpoint(name, options.regions[name], path)] as const));
+  const limits = options.limits ?? {};
+  const rate = limits.rate ?? { perSecond: 50, burst: 100 };
+  const log = options.log ?? {};
+  const dedupWindowMs = positiveInteger(log.dedupWindowMs, MIN_DEDUP_WINDOW_MS, 'log.dedupWindowMs');
+  if (dedupWindowMs < MIN_DEDUP_WINDOW_MS) {
+    throw new GeoConfigError(`log.dedupWindowMs must be at least ${MIN_DEDUP_WINDOW_MS} (2 minutes) so client retries are deduplicated (G1), got ${dedupWindowMs}.`);
+  }
+
+  return {
+    region: options.region,
+    regions,
+    transport: options.transport,
+    path,
+    authenticate: options.authenticate ?? anonymous,
+    limits: {
+      maxPayloadBytes: positiveInteger(limits.maxPayloadBytes, 64 * 1024, 'limits.maxPayloadBytes'),
+      maxRoomsPerConnection: positiveInteger(limits.maxRoomsPerConnection, 100, 'limits.maxRoomsPerConnection'),
+      rate: {
+        perSecond: positiveInteger(rate.perSecond, 50, 'limits.rate.perSecond'),
+        burst: positiveInteger(rate.burst, 100, 'limits.rate.burst'),
+      },
+    },
+    log: {
+      dedupWindowMs,
+      retention: {
+        maxEvents: positiveInteger(log.retention?.maxEvents, 10_000, 'log.retention.maxEvents'),
+        maxAgeMs: positiveInteger(log.retention?.maxAgeMs, 24 * 60 * 60 * 1000, 'log.retention.maxAgeMs'),
+      },
+      replayBatchSize: positiveInteger(log.replayBatchSize, 500, 'log.replayBatchSize'),
+    },
+    drainGraceMs: options.drainGraceMs === undefined ? 2000 : Math.max(0, options.drainGraceMs),
+  };
+}

@@ -1,0 +1,69 @@
+import { isValidRoomId } from '../envelope/envelope.rules.js';
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import type { JoinPosition } from '../fanout/room-feed.js';
+
+/** Every frame, both ways: Nest's `{ event, data }` shape. */
+export interface Frame {
+  event: string;
+  data: unknown;
+}
+
+/** `geo.join` payload. */
+export interface JoinRequest extends JoinPosition {
+  room: string;
+  /** Resume position in this region's regional log of the room. */
+  regional?: JoinPosition;
+}
+
+/** Parses one raw WebSocket message into a frame, or throws `MALFORMED_FRAME`. */
+export function parseFrame(raw: string): Frame {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame is not valid JSON; send {"event": string, "data": ...}');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame must be a JSON object {"event": string, "data": ...}');
+  }
+  const { event, data } = value as Record<string, unknown>;
+  if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame.event must be a non-empty string of at most 128 characters');
+  }
+  return { event, data };
+}
+
+function position(value: unknown, where: string): JoinPosition {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null) throw invalidJoin(`${where} must be an object`);
+  const { since, epoch } = value as Record<string, unknown>;
+  if (since !== undefined && !(Number.isSafeInteger(since) && (since as number) >= 0)) {
+    throw invalidJoin(`${where}since must be a non-negative integer (the last seq you received)`);
+  }
+  if (epoch !== undefined && (typeof epoch !== 'string' || epoch.length === 0 || epoch.length > 128)) {
+    throw invalidJoin(`${where}epoch must be the epoch string from geo.joined`);
+  }
+  return { since: since as number | undefined, epoch: epoch as string | undefined };
+}
+
+function invalidJoin(message: string): GeoProtocolError {
+  return new GeoProtocolError(GeoErrorCode.INVALID_ENVELOPE, `geo.join: ${message}`);
+}
+
+/** Checks a `geo.join` payload. */
+export function parseJoin(data: unknown): JoinRequest {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalidJoin('data must be { room, since?, epoch? }');
+  const { room, regional } = data as Record<string, unknown>;
+  if (!isValidRoomId(room)) throw invalidJoin('room must be 1-128 characters with no whitespace or control characters');
+  return { room, ...position(data, ''), regional: regional === undefined ? undefined : position(regional, 'regional.') };
+}
+
+/** Checks a `geo.leave` payload. */
+export function parseLeave(data: unknown): { room: string } {
+  const room = (data as { room?: unknown } | null)?.room;
+  if (!isValidRoomId(room)) {
+    throw new GeoProtocolError(GeoErrorCode.INVALID_ENVELOPE, 'geo.leave: data must be { room } with a valid room id');
+  }
+  return { room };
+}

@@ -1,0 +1,3 @@
+// Test helpers for transport authors and app tests: @geo-ws/nest/testing
+export { describeTransportContract, type ContractCluster, type TransportContractOptions } from './transport-contract.js';
+export { waitFor } from './wait-for.js';

@@ -1,0 +1,252 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import type { GeoTransport, GeoTransportContext, GeoTransportFactory } from '../transport/geo-transport.interface.js';
+import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
+import { waitFor } from './wait-for.js';
+
+/** One isolated deployment of the transport under test: its regions share logs. */
+export interface ContractCluster {
+  /** Builds one region's transport (not yet connected). */
+  transport: GeoTransportFactory;
+  /** Frees what the cluster holds (streams, keys, servers). */
+  dispose?(): Promise<void>;
+}
+
+export interface TransportContractOptions {
+  /** A fresh cluster for one test. */
+  newCluster(): ContractCluster | Promise<ContractCluster>;
+  /** Region names; default asia, eu, us. */
+  regions?: string[];
+  /** Per-test timeout; raise it for transports with real network delay. Default 20 s. */
+  timeoutMs?: number;
+}
+
+const REGIONS = ['asia', 'eu', 'us'];
+
+/**
+ * The shared contract every `GeoTransport` must pass unchanged (G1-G5 at the log level).
+ * Call it from a spec file with a factory of isolated clusters:
+ *
+ * @example
+ * describeTransportContract('memory', { newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork() }) }) });
+ */
+export function describeTransportContract(name: string, options: TransportContractOptions): void {
+  const regions = options.regions ?? REGIONS;
+  const timeout = options.timeoutMs ?? 20_000;
+
+  describe(`GeoTransport contract: ${name}`, () => {
+    const open: GeoTransport[] = [];
+    const clusters: ContractCluster[] = [];
+
+    afterEach(async () => {
+      await Promise.allSettled(open.splice(0).map((transport) => transport.close()));
+      await Promise.allSettled(clusters.splice(0).map((cluster) => cluster.dispose?.()));
+    });
+
+    /** Connected transports, one per region (or the regions asked for), of one fresh cluster. */
+    async function deploy(overrides: Partial<Omit<GeoTransportContext, 'region' | 'regions'>> = {}, only = regions): Promise<GeoTransport[]> {
+      const cluster = await options.newCluster();
+      clusters.push(cluster);
+      const transports: GeoTransport[] = [];
+      for (const region of only) {
+        const transport = await cluster.transport({
+          region,
+          regions,
+          dedupWindowMs: 120_000,
+          retention: { maxEvents: 10_000, maxAgeMs: 3_600_000 },
+          ...overrides,
+        });
+        open.push(transport);
+        await transport.connect();
+        transports.push(transport);
+      }
+      return transports;
+    }
+
+    const room = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
+    let counter = 0;
+    const draft = (log: LogRef, region: string, data: unknown = { n: ++counter }, eventId = randomUUID()): GeoEnvelopeDraft => ({
+      event_id: eventId,
+      room_id: log.room,
+      type: 'test.event',
+      sender: 'user-1',
+      timestamp: new Date().toISOString(),
+      region,
+      data,
+    });
+    const seqs = (events: GeoLoggedEnvelope[]) => events.map((event) => event.seq);
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+    it('connects idempotently and reports ready', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      await Promise.all([transport.connect(), transport.connect()]);
+      expect(transport.isReady()).toBe(true);
+    }, timeout);
+
+    it('assigns seq 1, 2, 3... per log, each room on its own', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      const a = globalLog(room('a'));
+      const b = globalLog(room('b'));
+      const results: { seq: number; duplicate: boolean; epoch: string }[] = [];
+      for (let i = 0; i < 3; i++) results.push(await transport.append(a, draft(a, regions[0])));
+      const other = await transport.append(b, draft(b, regions[0]));
+      expect(results.map((result) => result.seq)).toEqual([1, 2, 3]);
+      expect(results.every((result) => !result.duplicate && result.epoch === results[0].epoch)).toBe(true);
+      expect(other.seq).toBe(1);
+    }, timeout);
+
+    it('G1: a retried event_id is stored once and acked with the original seq, from any region', async () => {
+      const transports = await deploy();
+      const log = globalLog(room('dedup'));
+      const first = draft(log, regions[0]);
+      const original = await transports[0].append(log, first);
+      await transports[0].append(log, draft(log, regions[0]));
+      const retries = await Promise.all(transports.map((transport, i) => transport.append(log, { ...first, region: regions[i] })));
+      expect(retries.map((retry) => [retry.seq, retry.duplicate])).toEqual(transports.map(() => [original.seq, true]));
+      const stored = await transports[0].read(log, 0, 100);
+      expect(stored.events.filter((event) => event.event_id === first.event_id)).toHaveLength(1);
+      expect(stored.lastSeq).toBe(2);
+    }, timeout);
+
+    it('G1: the same event_id in another room is another event', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      const a = globalLog(room('a'));
+      const b = globalLog(room('b'));
+      const id = randomUUID();
+      await transport.append(a, draft(a, regions[0], 1, id));
+      const inB = await transport.append(b, draft(b, regions[0], 2, id));
+      expect(inB).toMatchObject({ seq: 1, duplicate: false });
+    }, timeout);
+
+    it('stores envelopes unchanged (unicode, nested data, null)', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      const log = globalLog(room('round-trip'));
+      const values = [{ text: 'héllo 世界 👋', nested: { list: [1, 'two', { three: null }] } }, null, 'plain', 42];
+      const drafts = values.map((value) => draft(log, regions[0], value));
+      for (const item of drafts) await transport.append(log, item);
+      const { events } = await transport.read(log, 0, 10);
+      expect(events).toEqual(drafts.map((item, i) => ({ ...item, seq: i + 1 })));
+    }, timeout);
+
+    it('reads after a position, in order, in pages, and reports the head', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      const log = globalLog(room('read'));
+      const empty = await transport.read(log, 0, 10);
+      expect(empty).toMatchObject({ events: [], truncated: false, lastSeq: 0 });
+      for (let i = 0; i < 7; i++) await transport.append(log, draft(log, regions[0]));
+      const page1 = await transport.read(log, 2, 3);
+      const page2 = await transport.read(log, 5, 3);
+      expect(seqs(page1.events)).toEqual([3, 4, 5]);
+      expect(seqs(page2.events)).toEqual([6, 7]);
+      expect(page1).toMatchObject({ truncated: false, lastSeq: 7, epoch: empty.epoch });
+      expect(await transport.head(log)).toEqual({ epoch: empty.epoch, firstSeq: 1, lastSeq: 7 });
+      expect((await transport.read(log, 7, 10)).events).toEqual([]);
+    }, timeout);
+
+    it('G2: concurrent appends from every region form one order that every region reads', async () => {
+      const transports = await deploy();
+      const log = globalLog(room('order'));
+      const perRegion = 15;
+      const tails = transports.map(() => [] as GeoLoggedEnvelope[]);
+      await Promise.all(transports.map((transport, i) => transport.tail(log, 0, (event) => tails[i].push(event))));
+      await Promise.all(
+        transports.map(async (transport, i) => {
+          for (let n = 0; n < perRegion; n++) await transport.append(log, draft(log, regions[i], { region: regions[i], n }));
+        }),
+      );
+      const total = perRegion * transports.length;
+      await waitFor(() => tails.every((tail) => tail.length >= total), `${total} events on every tail`, timeout / 2);
+      const reads = await Promise.all(transports.map((transport) => transport.read(log, 0, 1000)));
+      const reference = reads[0].events;
+      expect(seqs(reference)).toEqual(range(1, total));
+      for (const read of reads) expect(read.events).toEqual(reference);
+      for (const tail of tails) expect(tail).toEqual(reference);
+      for (const region of regions) {
+        const own = reference.filter((event) => event.region === region).map((event) => (event.data as { n: number }).n);
+        expect(own).toEqual(range(0, perRegion - 1)); // one region's sequential appends keep their order
+      }
+    }, timeout);
+
+    it('G3: a tail delivers stored events after its position, then live ones, with no gap or repeat', async () => {
+      const [writer, reader] = await deploy({}, regions.slice(0, 2));
+      const log = globalLog(room('tail'));
+      for (let i = 0; i < 5; i++) await writer.append(log, draft(log, regions[0]));
+      const seen: GeoLoggedEnvelope[] = [];
+      const subscription = await reader.tail(log, 2, (event) => seen.push(event));
+      const appending = (async () => {
+        for (let i = 0; i < 5; i++) await writer.append(log, draft(log, regions[0]));
+      })();
+      await appending;
+      await waitFor(() => seen.length >= 8, '8 events on the tail', timeout / 2);
+      expect(seqs(seen)).toEqual(range(3, 10));
+      await subscription.close();
+      await writer.append(log, draft(log, regions[0]));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(seen).toHaveLength(8); // closed: nothing more arrives
+    }, timeout);
+
+    it('retention: past maxEvents a read is truncated and starts at the first retained event', async () => {
+      const [transport] = await deploy({ retention: { maxEvents: 5, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
+      const log = globalLog(room('retention'));
+      for (let i = 0; i < 12; i++) await transport.append(log, draft(log, regions[0]));
+      const fromStart = await transport.read(log, 0, 100);
+      expect(fromStart.truncated).toBe(true);
+      expect(seqs(fromStart.events)).toEqual(range(8, 12));
+      expect(await transport.read(log, 9, 100)).toMatchObject({ truncated: false, lastSeq: 12 });
+      expect(await transport.head(log)).toMatchObject({ firstSeq: 8, lastSeq: 12 });
+    }, timeout);
+
+    it('deleteLog starts a new incarnation: another epoch, seq from 1', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      const log = globalLog(room('epoch'));
+      const before = await transport.append(log, draft(log, regions[0]));
+      await transport.append(log, draft(log, regions[0]));
+      await transport.deleteLog(log);
+      const after = await transport.append(log, draft(log, regions[0]));
+      expect(after.seq).toBe(1);
+      expect(after.epoch).not.toBe(before.epoch);
+      expect((await transport.read(log, 0, 10)).epoch).toBe(after.epoch);
+    }, timeout);
+
+    it('G5: global and regional logs of one room are separate logs', async () => {
+      const [transport] = await deploy({}, regions.slice(0, 1));
+      const name = room('scoped');
+      const global = globalLog(name);
+      const regional = regionalLog(name, regions[0]);
+      await transport.append(global, draft(global, regions[0]));
+      await transport.append(global, draft(global, regions[0]));
+      const local = await transport.append(regional, draft(regional, regions[0]));
+      expect(local.seq).toBe(1);
+      expect((await transport.read(regional, 0, 10)).events).toHaveLength(1);
+      expect((await transport.read(global, 0, 10)).events).toHaveLength(2);
+    }, timeout);
+
+    it('G5: ephemeral events reach every region and are not stored', async () => {
+      const transports = await deploy();
+      const log = globalLog(room('ephemeral'));
+      const received = transports.map(() => [] as GeoEnvelopeDraft[]);
+      await Promise.all(transports.map((transport, i) => transport.subscribeEphemeral(log, (event) => received[i].push(event))));
+      const typing = draft(log, regions[0], { typing: true });
+      await transports[0].publishEphemeral(log, typing);
+      await waitFor(() => received.every((list) => list.length === 1), 'the ephemeral event in every region', timeout / 2);
+      for (const list of received) expect(list[0]).toEqual(typing);
+      expect((await transports[1].read(log, 0, 10)).events).toEqual([]);
+    }, timeout);
+
+    it('close() stops tails and is idempotent', async () => {
+      const [writer, reader] = await deploy({}, regions.slice(0, 2));
+      const log = globalLog(room('close'));
+      const seen: GeoLoggedEnvelope[] = [];
+      await reader.tail(log, 0, (event) => seen.push(event));
+      await writer.append(log, draft(log, regions[0]));
+      await waitFor(() => seen.length === 1, 'the first event', timeout / 2);
+      await reader.close();
+      await reader.close();
+      expect(reader.isReady()).toBe(false);
+      await writer.append(log, draft(log, regions[0]));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(seen).toHaveLength(1);
+    }, timeout);
+  });
+}

@@ -1,0 +1,120 @@
+import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import type { LogRef } from './log-ref.js';
+
+/**
+ * The room log: the one pluggable part that gives geo-ws its guarantees.
+ *
+ * Every implementation must pass the shared contract suite
+ * (`describeTransportContract` from `@geo-ws/nest/testing`) unchanged.
+ * Positions (`seq`) start at 1 in each log incarnation and have no gaps.
+ */
+export interface GeoTransport {
+  /** Short name used in logs and `/readyz`, e.g. `memory`, `nats`, `redis`. */
+  readonly name: string;
+
+  /** Connects to the broker. Idempotent: concurrent and repeated calls share one attempt. */
+  connect(): Promise<void>;
+
+  /** True while appends and reads can be served (drives `/readyz`). */
+  isReady(): boolean;
+
+  /**
+   * Appends an event unless its `event_id` was appended to the same log within the dedup
+   * window (G1), in which case nothing is stored and the original `seq` is returned with
+   * `duplicate: true`. Resolves only once the event is stored with the durability the
+   * transport promises (G4). Rejects with `GeoTransportUnavailableError` when the log
+   * cannot be reached; the caller may retry with the same `event_id`.
+   */
+  append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult>;
+
+  /**
+   * Reads up to `limit` events with `seq > afterSeq`, in `seq` order. When retention
+   * removed events the caller asked for, `truncated` is true and the answer starts at
+   * the first retained event.
+   */
+  read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult>;
+
+  /** The log's incarnation and bounds without reading events. */
+  head(log: LogRef): Promise<LogHead>;
+
+  /**
+   * Delivers every event with `seq > afterSeq` to `onEvent`, in order, with no gap or
+   * repeat, first the stored ones then live ones, until the handle is closed. The
+   * server opens one tail per (node, log), never one per client. `onError` is called if
+   * the tail cannot continue (for instance the log was deleted and recreated).
+   */
+  tail(log: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription>;
+
+  /** At-most-once, not stored: typing indicators, cursors (G5). */
+  publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void>;
+
+  /** Receives ephemeral events published on this log by any region. */
+  subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription>;
+
+  /** Deletes a log and its history. The next append starts a new incarnation (new `epoch`, `seq` from 1). */
+  deleteLog(log: LogRef): Promise<void>;
+
+  /** Stops every tail and subscription and disconnects. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Injection token of the active `GeoTransport`.
+ * @example constructor(@Inject(GeoTransport) private readonly transport: GeoTransport) {}
+ */
+export const GeoTransport = Symbol('GeoTransport');
+
+export interface AppendResult {
+  seq: number;
+  /** Identifies the log incarnation; clients resume only against the same epoch (G3). */
+  epoch: string;
+  /** True when this `event_id` was already in the log: nothing was stored. */
+  duplicate: boolean;
+}
+
+export interface ReadResult {
+  epoch: string;
+  events: GeoLoggedEnvelope[];
+  /** True when events after `afterSeq` were removed by retention. */
+  truncated: boolean;
+  /** The last `seq` in the log when the read happened (0 when empty). */
+  lastSeq: number;
+}
+
+export interface LogHead {
+  epoch: string;
+  /** The first retained `seq` (`lastSeq + 1` when nothing is retained). */
+  firstSeq: number;
+  /** The last assigned `seq`, 0 for an empty log. */
+  lastSeq: number;
+}
+
+export interface Subscription {
+  close(): Promise<void>;
+}
+
+/** Everything a transport factory is told about the region it serves. */
+export interface GeoTransportContext {
+  /** This process's region. */
+  region: string;
+  /** All region names, in directory order. */
+  regions: readonly string[];
+  /** How long an `event_id` is remembered for deduplication (G1). */
+  dedupWindowMs: number;
+  /** History retention: whichever limit is reached first trims the log. */
+  retention: { maxEvents: number; maxAgeMs: number };
+}
+
+/**
+ * How `GeoWsModule` builds its transport: a function of this region's context.
+ * @example transport: memoryTransport({ network })
+ */
+export type GeoTransportFactory = (context: GeoTransportContext) => GeoTransport | Promise<GeoTransport>;
+
+/** Rejection of `append`/`read` when the broker cannot be reached. Retryable. */
+export class GeoTransportUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GeoTransportUnavailableError';
+  }
+}

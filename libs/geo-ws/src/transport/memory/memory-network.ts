@@ -1,0 +1,170 @@
+import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
+import { logKey, type LogRef } from '../log-ref.js';
+import { randomUUID } from 'node:crypto';
+
+/** Options of the simulated network shared by the regions of one process. */
+export interface MemoryNetworkOptions {
+  /**
+   * The region whose "broker" holds global logs. Appends from other regions pay a round
+   * trip to it and their live tails one trip from it. Default: the first region that
+   * connects.
+   */
+  home?: string;
+  /**
+   * One-way delay between two regions, in milliseconds: a number for every pair, or a
+   * function. Default 0.
+   * @example delayMs: (from, to) => (from === to ? 0 : 40)
+   */
+  delayMs?: number | ((from: string, to: string) => number);
+}
+
+interface StoredEvent {
+  event: GeoLoggedEnvelope;
+  storedAt: number;
+}
+
+/** One log incarnation held by the network. */
+export class MemoryLog {
+  readonly epoch = randomUUID();
+  readonly events: StoredEvent[] = [];
+  lastSeq = 0;
+  private readonly dedup = new Map<string, { seq: number; expiresAt: number }>();
+  private readonly listeners = new Set<(event: GeoLoggedEnvelope) => void>();
+
+  constructor(
+    private readonly dedupWindowMs: number,
+    private readonly retention: { maxEvents: number; maxAgeMs: number },
+  ) {}
+
+  get firstSeq(): number {
+    this.trim();
+    return this.events[0]?.event.seq ?? this.lastSeq + 1;
+  }
+
+  append(draft: GeoEnvelopeDraft): { seq: number; duplicate: boolean } {
+    const now = Date.now();
+    this.forgetExpiredIds(now);
+    const known = this.dedup.get(draft.event_id);
+    if (known) return { seq: known.seq, duplicate: true };
+    const event: GeoLoggedEnvelope = { ...draft, seq: ++this.lastSeq };
+    this.events.push({ event, storedAt: now });
+    this.dedup.set(draft.event_id, { seq: event.seq, expiresAt: now + this.dedupWindowMs });
+    this.trim(now);
+    for (const listener of this.listeners) listener(event);
+    return { seq: event.seq, duplicate: false };
+  }
+
+  /** Events with `seq > afterSeq`, and whether retention removed some of them. */
+  after(afterSeq: number, limit = Infinity): { events: GeoLoggedEnvelope[]; truncated: boolean } {
+    this.trim();
+    const first = this.firstSeq;
+    const start = Math.max(afterSeq + 1, first);
+    const index = this.events.length === 0 ? 0 : start - this.events[0].event.seq;
+    const events = this.events.slice(index, index + Math.min(limit, this.events.length)).map((stored) => stored.event);
+    return { events, truncated: afterSeq + 1 < first };
+  }
+
+  listen(listener: (event: GeoLoggedEnvelope) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private trim(now = Date.now()): void {
+    const { maxEvents, maxAgeMs } = this.retention;
+    let drop = Math.max(0, this.events.length - maxEvents);
+    while (drop < this.events.length && now - this.events[drop].storedAt > maxAgeMs) drop++;
+    if (drop > 0) this.events.splice(0, drop);
+  }
+
+  private forgetExpiredIds(now: number): void {
+    // Map iteration follows insertion order, which is expiry order: stop at the first live id.
+    for (const [id, entry] of this.dedup) {
+      if (entry.expiresAt > now) break;
+      this.dedup.delete(id);
+    }
+  }
+}
+
+/**
+ * The in-process "broker" shared by every region of one process: it holds the logs and
+ * simulates the delay between regions. Give the same instance to every region's
+ * `memoryTransport({ network })`; each app then sees the others as remote regions.
+ */
+export class MemoryNetwork {
+  private readonly logs = new Map<string, MemoryLog>();
+  private readonly ephemeralListeners = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
+  private readonly isolated = new Set<string>();
+  private readonly isolationListeners = new Set<(region: string, isolated: boolean) => void>();
+  private home: string | undefined;
+
+  constructor(private readonly options: MemoryNetworkOptions = {}) {
+    this.home = options.home;
+  }
+
+  /** @internal Called by each region's transport on connect. */
+  attach(region: string): void {
+    this.home ??= region;
+  }
+
+  /** The region that holds `log`: its own region for regional logs, the home region otherwise. */
+  homeOf(log: LogRef): string {
+    return log.scope === 'regional' ? log.region : (this.home ?? 'home');
+  }
+
+  delay(from: string, to: string): number {
+    const { delayMs = 0 } = this.options;
+    if (from === to) return 0;
+    return typeof delayMs === 'number' ? delayMs : delayMs(from, to);
+  }
+
+  /** The current incarnation of `log`, created on first use. */
+  log(log: LogRef, dedupWindowMs: number, retention: { maxEvents: number; maxAgeMs: number }): MemoryLog {
+    const key = logKey(log);
+    let stored = this.logs.get(key);
+    if (!stored) {
+      stored = new MemoryLog(dedupWindowMs, retention);
+      this.logs.set(key, stored);
+    }
+    return stored;
+  }
+
+  deleteLog(log: LogRef): void {
+    this.logs.delete(logKey(log));
+  }
+
+  publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): void {
+    for (const listener of this.ephemeralListeners.get(logKey(log)) ?? []) listener(envelope);
+  }
+
+  listenEphemeral(log: LogRef, listener: (envelope: GeoEnvelopeDraft) => void): () => void {
+    const key = logKey(log);
+    const listeners = this.ephemeralListeners.get(key) ?? new Set();
+    listeners.add(listener);
+    this.ephemeralListeners.set(key, listeners);
+    return () => listeners.delete(listener);
+  }
+
+  /**
+   * Cuts `region` off: its appends and reads fail as unavailable and its live tails stop
+   * receiving until `heal(region)`, when they resume without loss. For fault tests.
+   */
+  isolate(region: string): void {
+    this.isolated.add(region);
+    for (const listener of this.isolationListeners) listener(region, true);
+  }
+
+  heal(region: string): void {
+    this.isolated.delete(region);
+    for (const listener of this.isolationListeners) listener(region, false);
+  }
+
+  isIsolated(region: string): boolean {
+    return this.isolated.has(region);
+  }
+
+  /** @internal */
+  onIsolationChange(listener: (region: string, isolated: boolean) => void): () => void {
+    this.isolationListeners.add(listener);
+    return () => this.isolationListeners.delete(listener);
+  }
+}

@@ -1,0 +1,181 @@
+import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
+import {
+  GeoTransportUnavailableError,
+  type AppendResult,
+  type GeoTransport,
+  type GeoTransportContext,
+  type GeoTransportFactory,
+  type LogHead,
+  type ReadResult,
+  type Subscription,
+} from '../geo-transport.interface.js';
+import type { LogRef } from '../log-ref.js';
+import { DelayedQueue } from './delayed-queue.js';
+import { MemoryNetwork, type MemoryLog } from './memory-network.js';
+
+/** Options of {@link memoryTransport}. */
+export interface MemoryTransportOptions {
+  /**
+   * The network shared by the regions of this process. Give every region the same one
+   * to run several regions in one process; default: a private network (one region).
+   */
+  network?: MemoryNetwork;
+}
+
+/**
+ * The embedded default transport: logs in this process's memory, with a simulated
+ * delay between regions. For demos, tests and single-process deployments; nothing
+ * survives a restart.
+ * @example GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport({ network }) })
+ */
+export function memoryTransport(options: MemoryTransportOptions = {}): GeoTransportFactory {
+  const network = options.network ?? new MemoryNetwork();
+  return (context) => new MemoryTransport(network, context);
+}
+
+/** One region's view of a {@link MemoryNetwork}. */
+export class MemoryTransport implements GeoTransport {
+  readonly name = 'memory';
+  private connected = false;
+  private closed = false;
+  private readonly subscriptions = new Set<() => void>();
+
+  constructor(
+    private readonly network: MemoryNetwork,
+    private readonly context: GeoTransportContext,
+  ) {}
+
+  async connect(): Promise<void> {
+    if (this.closed) throw new Error('MemoryTransport: connect() after close()');
+    this.network.attach(this.context.region);
+    this.connected = true;
+  }
+
+  isReady(): boolean {
+    return this.connected && !this.closed && !this.network.isIsolated(this.context.region);
+  }
+
+  async append(ref: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+    const home = this.network.homeOf(ref);
+    await this.travel(this.context.region, home);
+    const log = this.logOf(ref);
+    const result = log.append(draft);
+    await this.travel(home, this.context.region);
+    return { ...result, epoch: log.epoch };
+  }
+
+  async read(ref: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
+    const home = this.network.homeOf(ref);
+    await this.travel(this.context.region, home);
+    const log = this.logOf(ref);
+    const { events, truncated } = log.after(afterSeq, limit);
+    const result = { epoch: log.epoch, events, truncated, lastSeq: log.lastSeq };
+    await this.travel(home, this.context.region);
+    return result;
+  }
+
+  async head(ref: LogRef): Promise<LogHead> {
+    const home = this.network.homeOf(ref);
+    await this.travel(this.context.region, home);
+    const log = this.logOf(ref);
+    const head = { epoch: log.epoch, firstSeq: log.firstSeq, lastSeq: log.lastSeq };
+    await this.travel(home, this.context.region);
+    return head;
+  }
+
+  async tail(
+    ref: LogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<Subscription> {
+    this.assertUsable();
+    const log = this.logOf(ref);
+    const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
+    let expected = afterSeq + 1;
+    const queue = new DelayedQueue<GeoLoggedEnvelope>((event) => {
+      if (this.logOf(ref) !== log) {
+        stop();
+        onError?.(new Error(`log of room "${ref.room}" was deleted; its epoch changed`));
+        return;
+      }
+      if (event.seq !== expected) return; // already delivered by the backlog (cannot happen, but never repeat)
+      expected++;
+      onEvent(event);
+    });
+    // Backlog and live listener are taken in the same tick, so nothing falls between them.
+    const backlog = log.after(afterSeq);
+    if (backlog.truncated) {
+      throw new Error(`cannot tail room "${ref.room}" after seq ${afterSeq}: retention removed events after it`);
+    }
+    for (const event of backlog.events) queue.push(event, delay);
+    const unlisten = log.listen((event) => queue.push(event, delay));
+    const unwatch = this.network.onIsolationChange((region, isolated) => {
+      if (region === this.context.region) (isolated ? queue.hold() : queue.release());
+    });
+    if (this.network.isIsolated(this.context.region)) queue.hold();
+    const stop = (): void => {
+      unlisten();
+      unwatch();
+      queue.close();
+      this.subscriptions.delete(stop);
+    };
+    this.subscriptions.add(stop);
+    return { close: async () => stop() };
+  }
+
+  async publishEphemeral(ref: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
+    this.assertUsable();
+    const from = this.context.region;
+    // Fire and forget: at-most-once, like the real brokers' pub/sub path.
+    setTimeout(() => this.network.publishEphemeral(ref, envelope), this.network.delay(from, this.network.homeOf(ref)));
+  }
+
+  async subscribeEphemeral(ref: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+    this.assertUsable();
+    const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
+    const queue = new DelayedQueue<GeoEnvelopeDraft>(onEvent);
+    const unlisten = this.network.listenEphemeral(ref, (envelope) => {
+      if (!this.network.isIsolated(this.context.region)) queue.push(envelope, delay);
+    });
+    const stop = (): void => {
+      unlisten();
+      queue.close();
+      this.subscriptions.delete(stop);
+    };
+    this.subscriptions.add(stop);
+    return { close: async () => stop() };
+  }
+
+  async deleteLog(ref: LogRef): Promise<void> {
+    await this.travel(this.context.region, this.network.homeOf(ref));
+    this.network.deleteLog(ref);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.connected = false;
+    for (const stop of [...this.subscriptions]) stop();
+  }
+
+  private logOf(ref: LogRef): MemoryLog {
+    return this.network.log(ref, this.context.dedupWindowMs, this.context.retention);
+  }
+
+  private assertUsable(): void {
+    if (!this.connected || this.closed) {
+      throw new GeoTransportUnavailableError(`memory transport of region "${this.context.region}" is not connected`);
+    }
+    if (this.network.isIsolated(this.context.region)) {
+      throw new GeoTransportUnavailableError(`region "${this.context.region}" is isolated from the log`);
+    }
+  }
+
+  /** Simulates one trip over the inter-region link; fails if either end is cut off. */
+  private async travel(from: string, to: string): Promise<void> {
+    this.assertUsable();
+    const delay = this.network.delay(from, to);
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    this.assertUsable();
+  }
+}
