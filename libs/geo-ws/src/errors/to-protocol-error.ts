@@ -25,7 +25,9 @@ export function toProtocolError(error: unknown, eventId?: string): { error: GeoP
     error: new GeoProtocolError(code, message, eventId),
     unexpected,
   });
-  if (error instanceof GeoProtocolError) return make(error.code, error.message);
+  if (error instanceof GeoProtocolError) {
+    return { error: error.eventId || !eventId ? error : new GeoProtocolError(error.code, error.message, eventId), unexpected: false };
+  }
   if (error instanceof WsException) {
     const payload = error.getError();
     if (payload && typeof payload === 'object' && 'code' in payload && KNOWN_CODES.has(String(payload.code))) {

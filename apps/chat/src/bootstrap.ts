@@ -1,0 +1,20 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { GeoTransportFactory } from '@geo-ws/nest';
+import { fileURLToPath } from 'node:url';
+import { ChatModule } from './chat.module.js';
+import type { RegionConfig } from './config.js';
+
+const PUBLIC_DIR = fileURLToPath(new URL('../public', import.meta.url));
+
+/** Starts one region's chat app and serves the browser page at `/`. */
+export async function startRegion(config: RegionConfig, transport: GeoTransportFactory): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(ChatModule.forRegion(config, transport), {
+    logger: config.quiet ? ['error', 'warn'] : ['error', 'warn', 'log'],
+  });
+  app.useStaticAssets(PUBLIC_DIR);
+  app.enableShutdownHooks();
+  await app.listen(config.port, config.host);
+  return app;
+}

@@ -1,0 +1,62 @@
+import type { GeoRegionEndpoint } from '@geo-ws/nest';
+
+/** One region's settings, read from the environment (see the README's table). */
+export interface RegionConfig {
+  region: string;
+  port: number;
+  host: string;
+  regions: Record<string, GeoRegionEndpoint>;
+  transport: 'memory' | 'nats' | 'redis';
+  /** Simulated one-way delay between regions for the memory transport, in ms. */
+  interRegionDelayMs: number;
+  drainGraceMs: number;
+  /** Only warnings and errors in the log (the three-region demo sets it to keep output readable). */
+  quiet: boolean;
+}
+
+export const DEFAULT_REGIONS = 'asia=http://127.0.0.1:3001,eu=http://127.0.0.1:3002,us=http://127.0.0.1:3003';
+
+/** Thrown for a bad environment variable; the message names the variable and the fix. */
+export class ConfigError extends Error {}
+
+/** Parses `asia=http://127.0.0.1:3001,eu=...` into a directory. */
+export function parseRegions(value: string): Record<string, GeoRegionEndpoint> {
+  const regions: Record<string, GeoRegionEndpoint> = {};
+  for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const [name, url] = entry.split(/=(.*)/s, 2);
+    if (!name || !url) throw new ConfigError(`GEO_REGIONS: "${entry}" is not name=url (e.g. eu=http://127.0.0.1:3002)`);
+    regions[name.trim()] = { url: url.trim() };
+  }
+  if (Object.keys(regions).length === 0) throw new ConfigError('GEO_REGIONS is empty; e.g. ' + DEFAULT_REGIONS);
+  return regions;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+/** Reads one region's configuration. `PORT` defaults to the port in that region's URL. */
+export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionConfig {
+  const regions = parseRegions(env.GEO_REGIONS ?? DEFAULT_REGIONS);
+  const region = env.REGION ?? Object.keys(regions)[0];
+  if (!regions[region]) throw new ConfigError(`REGION "${region}" is not in GEO_REGIONS (${Object.keys(regions).join(', ')})`);
+  const transport = env.GEO_TRANSPORT ?? 'memory';
+  if (transport !== 'memory' && transport !== 'nats' && transport !== 'redis') {
+    throw new ConfigError(`GEO_TRANSPORT must be memory, nats or redis, got "${transport}"`);
+  }
+  const urlPort = Number(new URL(regions[region].url).port || 80);
+  return {
+    region,
+    port: integer(env, 'PORT', urlPort),
+    host: env.HOST ?? '127.0.0.1',
+    regions,
+    transport,
+    interRegionDelayMs: integer(env, 'GEO_INTER_REGION_DELAY_MS', 40),
+    drainGraceMs: integer(env, 'GEO_DRAIN_GRACE_MS', 2000),
+    quiet: env.GEO_QUIET === '1',
+  };
+}

@@ -1,0 +1,87 @@
+import 'reflect-metadata';
+import { Module, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import {
+  GeoTransport,
+  GeoWsModule,
+  GeoWsServer,
+  MemoryNetwork,
+  memoryTransport,
+  type GeoTransportFactory,
+  type GeoWsModuleOptions,
+} from '@geo-ws/nest';
+import { FixtureGateway } from '../fixtures/fixture.gateway.js';
+import { freePort } from './free-port.js';
+
+export interface RegionApp {
+  name: string;
+  app: INestApplication;
+  url: string;
+  wsUrl: string;
+  server: GeoWsServer;
+  transport: GeoTransport;
+  gateway: FixtureGateway;
+}
+
+export interface Deployment {
+  regions: RegionApp[];
+  network: MemoryNetwork;
+  region(name: string): RegionApp;
+  close(): Promise<void>;
+}
+
+/** Demo-style identities from `?name=`; `nobody` is refused at the handshake. */
+const nameAuthenticator: GeoWsModuleOptions['authenticate'] = ({ url }) => {
+  const name = url.searchParams.get('name');
+  if (name === 'nobody') return null;
+  return { id: name ?? 'anonymous' };
+};
+
+/**
+ * Starts one fixture app per region, in this process, on free ports, sharing one memory
+ * network (optionally with inter-region delay), as the demo does.
+ */
+export async function deployRegions(
+  names: string[] = ['asia', 'eu', 'us'],
+  options: { delayMs?: number; geo?: Partial<GeoWsModuleOptions>; transport?: (network: MemoryNetwork) => GeoTransportFactory } = {},
+): Promise<Deployment> {
+  const network = new MemoryNetwork({ delayMs: options.delayMs ?? 0 });
+  const ports = await Promise.all(names.map(() => freePort()));
+  const directory = Object.fromEntries(names.map((name, i) => [name, `http://127.0.0.1:${ports[i]}`]));
+  const regions: RegionApp[] = [];
+  for (const [i, name] of names.entries()) {
+    @Module({
+      imports: [
+        GeoWsModule.forRoot({
+          region: name,
+          regions: directory,
+          transport: options.transport ? options.transport(network) : memoryTransport({ network }),
+          authenticate: nameAuthenticator,
+          drainGraceMs: 0,
+          ...options.geo,
+        }),
+      ],
+      providers: [FixtureGateway],
+    })
+    class FixtureAppModule {}
+    const app = await NestFactory.create(FixtureAppModule, { logger: false });
+    await app.listen(ports[i], '127.0.0.1');
+    regions.push({
+      name,
+      app,
+      url: directory[name],
+      wsUrl: `ws://127.0.0.1:${ports[i]}/ws`,
+      server: app.get(GeoWsServer),
+      transport: app.get(GeoTransport),
+      gateway: app.get(FixtureGateway),
+    });
+  }
+  return {
+    regions,
+    network,
+    region: (name) => regions.find((region) => region.name === name)!,
+    close: async () => {
+      await Promise.allSettled(regions.map((region) => region.app.close()));
+    },
+  };
+}
