@@ -59,7 +59,7 @@ export class WsTestClient {
   }
 
   /** Publishes and resolves with the `geo.ack` or `geo.error` for this event_id. */
-  async publish(event: string, room: string, data: unknown, eventId = randomUUID()): Promise<{ event_id: string; seq?: number | null; duplicate?: boolean; code?: string; message?: string }> {
+  async publish(event: string, room: string, data: unknown, eventId: string = randomUUID()): Promise<{ event_id: string; seq?: number | null; duplicate?: boolean; code?: string; message?: string }> {
     this.send(event, { event_id: eventId, room_id: room, data });
     let answer: ReceivedFrame | undefined;
     await waitFor(
