@@ -1,0 +1,43 @@
+import { describe, expect, it } from '@jest/globals';
+import { GeoConfigError } from '../errors/geo-config.error.js';
+import { memoryTransport } from '../transport/memory/memory.transport.js';
+import { resolveOptions } from './resolve-options.js';
+
+describe('resolveOptions', () => {
+  const base = { region: 'eu', regions: { eu: 'https://eu.example.com/', us: { url: 'http://us.example.com:8080' } }, transport: memoryTransport() };
+
+  it('applies documented defaults', () => {
+    const resolved = resolveOptions(base);
+    expect(resolved.path).toBe('/ws');
+    expect(resolved.limits).toEqual({ maxPayloadBytes: 65536, maxRoomsPerConnection: 100, rate: { perSecond: 50, burst: 100 } });
+    expect(resolved.log).toEqual({ dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 }, replayBatchSize: 500 });
+    expect(resolved.drainGraceMs).toBe(2000);
+  });
+
+  it('derives WebSocket URLs from the region URLs and the path', () => {
+    const resolved = resolveOptions({ ...base, path: '/geo' });
+    expect(resolved.regions.get('eu')).toEqual({ url: 'https://eu.example.com', wsUrl: 'wss://eu.example.com/geo' });
+    expect(resolved.regions.get('us')).toEqual({ url: 'http://us.example.com:8080', wsUrl: 'ws://us.example.com:8080/geo' });
+  });
+
+  it('keeps an explicit wsUrl', () => {
+    const resolved = resolveOptions({ ...base, regions: { eu: { url: 'https://eu.example.com', wsUrl: 'wss://edge.example.com/x' } } });
+    expect(resolved.regions.get('eu')?.wsUrl).toBe('wss://edge.example.com/x');
+  });
+
+  it('refuses missing options with the call to write', () => {
+    expect(() => resolveOptions(undefined)).toThrow(new GeoConfigError('options are required: GeoWsModule.forRoot({ region, regions, transport }).'));
+  });
+
+  it('refuses a non-function authenticate', () => {
+    expect(() => resolveOptions({ ...base, authenticate: 'yes' as never })).toThrow(/authenticate must be a function/);
+  });
+
+  it('gives anonymous principals distinct ids by default', async () => {
+    const { authenticate } = resolveOptions(base);
+    const a = await authenticate({} as never);
+    const b = await authenticate({} as never);
+    expect(a?.id).toMatch(/^anon-/);
+    expect(a?.id).not.toBe(b?.id);
+  });
+});
