@@ -4,7 +4,7 @@
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 8000;
-const TYPING_SEND_EVERY_MS = 2000; // the server accepts at most one chat.typing per 2 s
+const TYPING_SEND_EVERY_MS = 2000; // one typing frame per 2 s is enough and spares the rate limit
 const TYPING_SHOW_MS = 3000;
 const RTT_SAMPLES = 3;
 /** geo.error codes after which resending the same frame (same event_id) may succeed. */
@@ -28,6 +28,17 @@ async function start() {
   } catch (error) {
     $('#toolbar-status').textContent = `Could not load /geo/regions: ${error.message}`;
   }
+}
+
+
+/** A UUID v4 for event_id; crypto.randomUUID exists only on secure origins (https, localhost). */
+function newEventId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 function renderRegionButtons(servedBy) {
@@ -73,6 +84,7 @@ class Pane {
     this.typingSentAt = 0;
     this.lastTypingId = null; // to recognise the echo of our own typing event
     this.typers = new Map(); // sender -> timer that hides them
+    this.spokeAt = new Map(); // sender -> timestamp of their last message, to drop stale typing
     this.root = cloneTemplate('#pane-template');
     this.root.dataset.region = region.name;
     this.ui = {
@@ -264,11 +276,14 @@ class Pane {
     const row = messageRow(envelope, envelope.seq > room.liveAfter ? `${latency} ms` : 'history');
     this.takeOutboxRow(room, envelope.event_id);
     this.insert(room, row, envelope.seq);
+    this.spokeAt.set(envelope.sender, Date.parse(envelope.timestamp));
     if (room === this.room) this.hideTyper(envelope.sender);
   }
 
   onTyping(envelope) {
     if (envelope.room_id !== this.room.name || envelope.event_id === this.lastTypingId) return;
+    // Typing travels apart from the ordered log, so it may land after the message it preceded.
+    if (Date.parse(envelope.timestamp) <= (this.spokeAt.get(envelope.sender) ?? 0)) return;
     this.showTyper(envelope.sender);
   }
 
@@ -341,7 +356,7 @@ class Pane {
   sendMessage() {
     const text = this.ui.input.value.trim();
     if (!text) return;
-    const data = { event_id: crypto.randomUUID(), room_id: this.room.name, data: { text } };
+    const data = { event_id: newEventId(), room_id: this.room.name, data: { text } };
     const draft = { seq: null, sender: this.sender ?? this.name, region: this.region, timestamp: new Date().toISOString(), data: data.data };
     const row = messageRow(draft, 'pending');
     row.classList.add('pending');
@@ -356,7 +371,7 @@ class Pane {
     const now = Date.now();
     if (!this.room.joined || !this.ui.input.value || now - this.typingSentAt < TYPING_SEND_EVERY_MS) return;
     this.typingSentAt = now;
-    this.lastTypingId = crypto.randomUUID();
+    this.lastTypingId = newEventId();
     this.sendFrame('chat.typing', { event_id: this.lastTypingId, room_id: this.room.name, data: {} });
   }
 
