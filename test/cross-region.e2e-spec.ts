@@ -178,6 +178,20 @@ describe('cross-region delivery over the memory transport (three apps in one pro
     expect(stale).toMatchObject({ recovered: false, seq: 2 });
   });
 
+  it('G3: a room log reset under live members: they are told (UNAVAILABLE) and a rejoin says recovered: false', async () => {
+    const name = room('reset');
+    const member = await connect('us', 'reset-member');
+    const joined = await member.join(name);
+    await member.publish('note.add', name, { text: 'old history' });
+    await member.waitForEvents(name, 1);
+    await deployment.region('asia').transport.deleteLog(globalLog(name));
+    const notice = await member.next('geo.error', (data) => data.room === name);
+    expect(notice.code).toBe('UNAVAILABLE');
+    const rejoined = await member.join(name, { since: 1, epoch: joined.epoch });
+    expect(rejoined.recovered).toBe(false);
+    expect(rejoined.epoch).not.toBe(joined.epoch);
+  });
+
   it('G1: a retried event_id is stored once and acked with the original seq, even from another region', async () => {
     const name = room('retry');
     const first = await connect('asia', 'retrier');

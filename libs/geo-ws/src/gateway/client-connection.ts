@@ -20,6 +20,8 @@ export class ClientConnection implements GeoConnection, FeedMember {
   /** Frames of this connection run one after another, so one client's publishes keep their order. */
   queue: Promise<void> = Promise.resolve();
   alive = true;
+  /** Set once the socket closed: frames still queued must not join anything. */
+  closed = false;
 
   constructor(
     private readonly socket: WebSocket,

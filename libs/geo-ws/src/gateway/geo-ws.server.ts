@@ -193,6 +193,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async handleFrame(connection: ClientConnection, frame: Frame): Promise<void> {
+    if (connection.closed) return;
     try {
       switch (frame.event) {
         case GeoFrame.JOIN:
@@ -229,6 +230,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       connection.rooms.delete(request.room);
       throw error;
     }
+    // Closed while joining: onClose already ran, so undo what this join added.
+    if (connection.closed) this.leaveLogs(connection, request.room);
   }
 
   /** Resolves once `geo.joined` is sent; the replay and live events continue on their own. */
@@ -311,6 +314,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private onClose(connection: ClientConnection): void {
+    connection.closed = true;
     this.connections.delete(connection);
     for (const room of connection.rooms) this.leaveLogs(connection, room);
     connection.rooms.clear();

@@ -209,6 +209,16 @@ export function describeTransportContract(name: string, options: TransportContra
       expect((await transport.read(log, 0, 10)).epoch).toBe(after.epoch);
     }, timeout);
 
+    it('a tail is told when its log is deleted, so no member waits on a dead incarnation', async () => {
+      const [writer, reader] = await deploy({}, regions.slice(0, 2));
+      const log = globalLog(room('deleted'));
+      await writer.append(log, draft(log, regions[0]));
+      const errors: Error[] = [];
+      await reader.tail(log, 1, () => undefined, (error) => errors.push(error));
+      await writer.deleteLog(log);
+      await waitFor(() => errors.length === 1, 'the tail to report the deleted log', timeout / 2);
+    }, timeout);
+
     it('G5: global and regional logs of one room are separate logs', async () => {
       const [transport] = await deploy({}, regions.slice(0, 1));
       const name = room('scoped');

@@ -30,6 +30,7 @@ export class MemoryLog {
   lastSeq = 0;
   private readonly dedup = new Map<string, { seq: number; expiresAt: number }>();
   private readonly listeners = new Set<(event: GeoLoggedEnvelope) => void>();
+  private readonly deletionListeners = new Set<() => void>();
 
   constructor(
     private readonly dedupWindowMs: number,
@@ -67,6 +68,19 @@ export class MemoryLog {
   listen(listener: (event: GeoLoggedEnvelope) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Called once if this incarnation is deleted (its tails must not wait forever). */
+  onDeleted(listener: () => void): () => void {
+    this.deletionListeners.add(listener);
+    return () => this.deletionListeners.delete(listener);
+  }
+
+  /** @internal */
+  markDeleted(): void {
+    this.listeners.clear();
+    for (const listener of [...this.deletionListeners]) listener();
+    this.deletionListeners.clear();
   }
 
   private trim(now = Date.now()): void {
@@ -129,7 +143,10 @@ export class MemoryNetwork {
   }
 
   deleteLog(log: LogRef): void {
-    this.logs.delete(logKey(log));
+    const key = logKey(log);
+    const stored = this.logs.get(key);
+    this.logs.delete(key);
+    stored?.markDeleted();
   }
 
   publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): void {

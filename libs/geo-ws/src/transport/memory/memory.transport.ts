@@ -94,12 +94,7 @@ export class MemoryTransport implements GeoTransport {
     const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
     let expected = afterSeq + 1;
     const queue = new DelayedQueue<GeoLoggedEnvelope>((event) => {
-      if (this.logOf(ref) !== log) {
-        stop();
-        onError?.(new Error(`log of room "${ref.room}" was deleted; its epoch changed`));
-        return;
-      }
-      if (event.seq !== expected) return; // already delivered by the backlog (cannot happen, but never repeat)
+      if (event.seq !== expected) return; // never repeat, never skip silently
       expected++;
       onEvent(event);
     });
@@ -110,13 +105,18 @@ export class MemoryTransport implements GeoTransport {
     }
     for (const event of backlog.events) queue.push(event, delay);
     const unlisten = log.listen((event) => queue.push(event, delay));
-    const unwatch = this.network.onIsolationChange((region, isolated) => {
+    const unwatchDeletion = log.onDeleted(() => {
+      stop();
+      onError?.(new Error(`log of room "${ref.room}" was deleted; its epoch changed`));
+    });
+    const unwatchIsolation = this.network.onIsolationChange((region, isolated) => {
       if (region === this.context.region) (isolated ? queue.hold() : queue.release());
     });
     if (this.network.isIsolated(this.context.region)) queue.hold();
     const stop = (): void => {
       unlisten();
-      unwatch();
+      unwatchDeletion();
+      unwatchIsolation();
       queue.close();
       this.subscriptions.delete(stop);
     };
