@@ -34,3 +34,6 @@ export {
 export { globalLog, regionalLog, logKey, type LogRef } from './transport/log-ref.js';
 export { memoryTransport, MemoryTransport, type MemoryTransportOptions } from './transport/memory/memory.transport.js';
 export { MemoryNetwork, type MemoryNetworkOptions } from './transport/memory/memory-network.js';
+export type { GeoStateStore, GeoSessionState, GeoPresenceMember } from './transport/geo-state-store.interface.js';
+export { natsTransport, NatsTransport } from './transport/nats/nats.transport.js';
+export type { NatsTransportOptions } from './transport/nats/nats-transport.options.js';

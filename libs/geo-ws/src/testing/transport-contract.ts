@@ -244,6 +244,48 @@ export function describeTransportContract(name: string, options: TransportContra
       expect((await transports[1].read(log, 0, 10)).events).toEqual([]);
     }, timeout);
 
+    it('G6 state: a session saved in one region is read in another, and expires', async () => {
+      const [eu, us] = await deploy({}, regions.slice(0, 2));
+      const id = `s-${randomUUID()}`;
+      const session = { sender: 'alice', rooms: { lobby: { seq: 7, epoch: 'e1' }, 'team.a:b': { seq: 2, epoch: 'e2' } }, updatedAt: 1 };
+      await eu.state.putSession(id, session, 60_000);
+      expect(await us.state.getSession(id)).toEqual(session);
+      await us.state.deleteSession(id);
+      expect(await eu.state.getSession(id)).toBeNull();
+      await eu.state.putSession(id, session, 300);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await us.state.getSession(id)).toBeNull();
+    }, timeout);
+
+    it('G6 state: a token revoked in one region is revoked in every region until it expires', async () => {
+      const transports = await deploy();
+      const id = `jti-${randomUUID()}`;
+      const short = `jti-${randomUUID()}`;
+      expect(await transports[1].state.isRevoked(id)).toBe(false);
+      await transports[0].state.revoke(id, Date.now() + 60_000);
+      await transports[0].state.revoke(short, Date.now() + 300);
+      for (const transport of transports) expect(await transport.state.isRevoked(id)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await transports[2].state.isRevoked(short)).toBe(false);
+    }, timeout);
+
+    it('G6 state: presence spans regions, expires without heartbeats and can be removed', async () => {
+      const transports = await deploy();
+      const name = room('presence');
+      await transports[0].state.touchPresence(name, { id: 'c1', sender: 'alice', region: regions[0] }, 60_000);
+      await transports[1].state.touchPresence(name, { id: 'c2', sender: 'bob', region: regions[1] }, 300);
+      await transports[2].state.touchPresence(room('other'), { id: 'c3', sender: 'carol', region: regions[2] }, 60_000);
+      const byId = (members: { id: string }[]) => [...members].sort((a, b) => a.id.localeCompare(b.id));
+      expect(byId(await transports[2].state.presence(name))).toEqual([
+        { id: 'c1', sender: 'alice', region: regions[0] },
+        { id: 'c2', sender: 'bob', region: regions[1] },
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await transports[0].state.presence(name)).toEqual([{ id: 'c1', sender: 'alice', region: regions[0] }]);
+      await transports[1].state.removePresence(name, 'c1');
+      expect(await transports[2].state.presence(name)).toEqual([]);
+    }, timeout);
+
     it('close() stops tails and is idempotent', async () => {
       const [writer, reader] = await deploy({}, regions.slice(0, 2));
       const log = globalLog(room('close'));

@@ -1,4 +1,5 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import type { GeoStateStore } from './geo-state-store.interface.js';
 import type { LogRef } from './log-ref.js';
 
 /**
@@ -50,6 +51,9 @@ export interface GeoTransport {
 
   /** Receives ephemeral events published on this log by any region. */
   subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription>;
+
+  /** Sessions, revocations and presence, on the same broker (G6). */
+  readonly state: GeoStateStore;
 
   /** Deletes a log and its history. The next append starts a new incarnation (new `epoch`, `seq` from 1). */
   deleteLog(log: LogRef): Promise<void>;

@@ -1,6 +1,7 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { logKey, type LogRef } from '../log-ref.js';
 import { randomUUID } from 'node:crypto';
+import { MemoryStateStore } from './memory-state.store.js';
 
 /** Options of the simulated network shared by the regions of one process. */
 export interface MemoryNetworkOptions {
@@ -110,6 +111,8 @@ export class MemoryNetwork {
   private readonly isolated = new Set<string>();
   private readonly isolationListeners = new Set<(region: string, isolated: boolean) => void>();
   private home: string | undefined;
+  /** Sessions, revocations and presence shared by the regions of this network. */
+  readonly state = new MemoryStateStore();
 
   constructor(private readonly options: MemoryNetworkOptions = {}) {
     this.home = options.home;

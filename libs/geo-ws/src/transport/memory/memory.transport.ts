@@ -40,6 +40,10 @@ export class MemoryTransport implements GeoTransport {
   private closed = false;
   private readonly subscriptions = new Set<() => void>();
 
+  get state() {
+    return this.network.state;
+  }
+
   constructor(
     private readonly network: MemoryNetwork,
     private readonly context: GeoTransportContext,

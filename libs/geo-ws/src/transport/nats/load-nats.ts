@@ -1,0 +1,26 @@
+import type * as Jetstream from '@nats-io/jetstream';
+import type * as Kv from '@nats-io/kv';
+import type * as TransportNode from '@nats-io/transport-node';
+
+/** The NATS client modules, loaded on first use so apps on other transports need not install them. */
+export interface NatsModules {
+  core: typeof TransportNode;
+  jetstream: typeof Jetstream;
+  kv: typeof Kv;
+}
+
+export async function loadNats(): Promise<NatsModules> {
+  try {
+    const [core, jetstream, kv] = await Promise.all([
+      import('@nats-io/transport-node'),
+      import('@nats-io/jetstream'),
+      import('@nats-io/kv'),
+    ]);
+    return { core, jetstream, kv };
+  } catch (error) {
+    throw new Error(
+      'The NATS transport needs the NATS client: npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv',
+      { cause: error },
+    );
+  }
+}

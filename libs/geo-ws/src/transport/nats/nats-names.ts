@@ -1,0 +1,62 @@
+import type { LogRef } from '../log-ref.js';
+
+/**
+ * Room ids become one subject token in base64url, so `.`, `*`, `>`, spaces or anything
+ * else in a room id can never add a token or widen a subscription.
+ */
+export function roomToken(room: string): string {
+  return Buffer.from(room, 'utf8').toString('base64url');
+}
+
+/** Names of every NATS resource of one namespace. */
+export class NatsNames {
+  readonly globalStream: string;
+  readonly kv: { epochs: string; sessions: string; revocations: string; presence: string };
+  private readonly prefix: string;
+
+  constructor(readonly namespace: string) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(namespace)) {
+      throw new Error(`NATS namespace must be lower-case letters, digits, "_" or "-" (at most 32), got ${JSON.stringify(namespace)}`);
+    }
+    this.prefix = `geows.${namespace}`;
+    this.globalStream = `GEOWS_${namespace.toUpperCase()}`;
+    const bucket = (name: string) => `geows_${namespace}_${name}`;
+    this.kv = { epochs: bucket('epochs'), sessions: bucket('sessions'), revocations: bucket('revocations'), presence: bucket('presence') };
+  }
+
+  regionalStream(region: string): string {
+    return `${this.globalStream}_R_${region.toUpperCase()}`;
+  }
+
+  /** The stream holding `log`. */
+  stream(log: LogRef): string {
+    return log.scope === 'global' ? this.globalStream : this.regionalStream(log.region);
+  }
+
+  /** Subjects captured by a stream: one token per room. */
+  globalSubjects(): string {
+    return `${this.prefix}.g.*`;
+  }
+
+  regionalSubjects(region: string): string {
+    return `${this.prefix}.r.${region}.*`;
+  }
+
+  /** The subject of one room log. */
+  subject(log: LogRef): string {
+    const token = roomToken(log.room);
+    return log.scope === 'global' ? `${this.prefix}.g.${token}` : `${this.prefix}.r.${log.region}.${token}`;
+  }
+
+  /** Core (not stored) subject for ephemeral events of a log. */
+  ephemeralSubject(log: LogRef): string {
+    const token = roomToken(log.room);
+    return log.scope === 'global' ? `${this.prefix}.e.g.${token}` : `${this.prefix}.e.r.${log.region}.${token}`;
+  }
+
+  /** KV key of a log (epochs bucket). */
+  logKey(log: LogRef): string {
+    const token = roomToken(log.room);
+    return log.scope === 'global' ? `g.${token}` : `r.${log.region}.${token}`;
+  }
+}

@@ -1,0 +1,35 @@
+/** Options of {@link natsTransport}. */
+export interface NatsTransportOptions {
+  /**
+   * NATS server URLs. A function gets the region, so each region's app connects to its
+   * own region's cluster in a supercluster.
+   * @example servers: (region) => `nats://nats.${region}.internal:4222`
+   */
+  servers: string | string[] | ((region: string) => string | string[]);
+  /** Separates deployments on one NATS system: streams `GEOWS_<NS>`, subjects `geows.<ns>.…`. Default `geo`. */
+  namespace?: string;
+  /**
+   * Extra options for `connect()` of `@nats-io/transport-node` (credentials, TLS, name,
+   * …). Typed loosely so apps that do not use NATS need not install its types.
+   */
+  connection?: Record<string, unknown>;
+  /**
+   * Supercluster only: the cluster that holds global room logs and the KV buckets (the
+   * "home" region). Regional logs are placed in the cluster named by `regionalCluster`.
+   */
+  homeCluster?: string;
+  /** Cluster of each region's regional logs; default: the region's name when `homeCluster` is set. */
+  regionalCluster?: (region: string) => string | undefined;
+  /** Stream replicas: 3 on a stretched cluster to survive losing a region. Default 1. */
+  replicas?: number;
+  /** Default `file`. */
+  storage?: 'file' | 'memory';
+  /** Time limit of each JetStream request; past it the operation fails as unavailable. Default 5000. */
+  requestTimeoutMs?: number;
+  /**
+   * Upper bounds of the KV buckets' ages (NATS 2.9 expires whole buckets, not keys; the
+   * store also checks each entry's own expiry). Defaults: sessions 24 h, presence 5 min,
+   * revocations 7 days (keep it above your longest token lifetime).
+   */
+  stateTtlMs?: { sessions?: number; presence?: number; revocations?: number };
+}
