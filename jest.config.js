@@ -6,6 +6,7 @@ const esm = {
   moduleNameMapper: {
     '^@geo-ws/nest$': '<rootDir>/libs/geo-ws/src/index.ts',
     '^@geo-ws/nest/testing$': '<rootDir>/libs/geo-ws/src/testing/index.ts',
+    '^@geo-ws/nest/microservices$': '<rootDir>/libs/geo-ws/src/microservices/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
 };

@@ -12,6 +12,9 @@ export interface RegionConfig {
   drainGraceMs: number;
   /** Only warnings and errors in the log (the three-region demo sets it to keep output readable). */
   quiet: boolean;
+  /** Separates deployments sharing one broker. */
+  namespace: string;
+  nats: { url: string; homeCluster?: string; replicas: number };
 }
 
 export const DEFAULT_REGIONS = 'asia=http://127.0.0.1:3001,eu=http://127.0.0.1:3002,us=http://127.0.0.1:3003';
@@ -39,6 +42,18 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   return value;
 }
 
+/**
+ * `GEO_NATS_URL` is one URL for every region, or `region=url` pairs (comma-separated)
+ * so each region connects to its own cluster of a supercluster.
+ */
+export function natsUrlFor(value: string, region: string): string {
+  if (!value.includes('=')) return value;
+  const pairs = parseRegions(value);
+  const url = pairs[region]?.url;
+  if (!url) throw new ConfigError(`GEO_NATS_URL has no entry for region "${region}"`);
+  return url;
+}
+
 /** Reads one region's configuration. `PORT` defaults to the port in that region's URL. */
 export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionConfig {
   const regions = parseRegions(env.GEO_REGIONS ?? DEFAULT_REGIONS);
@@ -58,5 +73,11 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
     interRegionDelayMs: integer(env, 'GEO_INTER_REGION_DELAY_MS', 40),
     drainGraceMs: integer(env, 'GEO_DRAIN_GRACE_MS', 2000),
     quiet: env.GEO_QUIET === '1',
+    namespace: env.GEO_NAMESPACE ?? 'chat',
+    nats: {
+      url: natsUrlFor(env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222', region),
+      homeCluster: env.GEO_NATS_HOME_CLUSTER || undefined,
+      replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
+    },
   };
 }

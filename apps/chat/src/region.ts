@@ -2,19 +2,9 @@
  * One region per process, configured from the environment: `npm run start:region`.
  * REGION=eu PORT=3002 GEO_REGIONS=asia=http://127.0.0.1:3001,eu=... GEO_TRANSPORT=memory
  */
-import { memoryTransport, type GeoTransportFactory } from '@geo-ws/nest';
 import { startRegion } from './bootstrap.js';
-import { ConfigError, readRegionConfig, type RegionConfig } from './config.js';
-
-function transportFor(config: RegionConfig): GeoTransportFactory {
-  switch (config.transport) {
-    case 'memory':
-      // One process holds only its own region's memory: regions do not share logs this way.
-      return memoryTransport();
-    default:
-      throw new ConfigError(`GEO_TRANSPORT=${config.transport} is not available in this build yet; use memory`);
-  }
-}
+import { ConfigError, readRegionConfig } from './config.js';
+import { transportFor } from './transports.js';
 
 async function main(): Promise<void> {
   const config = readRegionConfig();

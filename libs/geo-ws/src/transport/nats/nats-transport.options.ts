@@ -24,6 +24,12 @@ export interface NatsTransportOptions {
   replicas?: number;
   /** Default `file`. */
   storage?: 'file' | 'memory';
+  /**
+   * `create` (default): create the streams and KV buckets, or bring them to the configured
+   * limits. `verify`: only use existing ones (for side services such as `GeoEventsClient`
+   * that must not change the apps' stream settings).
+   */
+  setup?: 'create' | 'verify';
   /** Time limit of each JetStream request; past it the operation fails as unavailable. Default 5000. */
   requestTimeoutMs?: number;
   /**

@@ -305,9 +305,15 @@ export class NatsTransport implements GeoTransport {
     void this.watchStatus(nc);
     this.js = this.nats.jetstream.jetstream(nc, { timeout: this.timeoutMs });
     this.jsm = await this.nats.jetstream.jetstreamManager(nc, { timeout: this.timeoutMs });
-    await this.ensureStream(this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
-    const regionalCluster = this.options.regionalCluster?.(this.context.region) ?? (this.options.homeCluster ? this.context.region : undefined);
-    await this.ensureStream(this.names.regionalStream(this.context.region), this.names.regionalSubjects(this.context.region), regionalCluster);
+    if (this.options.setup === 'verify') {
+      await this.jsm.streams.info(this.names.globalStream).catch((error: unknown) => {
+        throw new Error(`JetStream stream ${this.names.globalStream} does not exist (namespace "${this.names.namespace}"): start a geo-ws app first`, { cause: error });
+      });
+    } else {
+      await this.ensureStream(this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
+      const regionalCluster = this.options.regionalCluster?.(this.context.region) ?? (this.options.homeCluster ? this.context.region : undefined);
+      await this.ensureStream(this.names.regionalStream(this.context.region), this.names.regionalSubjects(this.context.region), regionalCluster);
+    }
     this.buckets = await this.openBuckets();
     await this.watchEpochs(this.buckets.epochs);
   }
@@ -376,7 +382,10 @@ export class NatsTransport implements GeoTransport {
       ...(this.options.homeCluster ? { placement: { cluster: this.options.homeCluster, tags: [] } } : {}),
     };
     const open = (name: string, bucketTtl?: number) =>
-      kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) }).catch((error: unknown) => {
+      (this.options.setup === 'verify'
+        ? kvm.open(name, { timeout: this.timeoutMs })
+        : kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) })
+      ).catch((error: unknown) => {
         throw new Error(`cannot set up NATS KV bucket ${name}: ${(error as Error).message}`, { cause: error });
       });
     const [epochs, sessions, revocations, presence] = await Promise.all([

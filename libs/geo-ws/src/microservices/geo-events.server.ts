@@ -1,0 +1,128 @@
+import { Logger } from '@nestjs/common';
+import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { isObservable, lastValueFrom } from 'rxjs';
+import type { GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import { loadNats } from '../transport/nats/load-nats.js';
+import { NatsNames } from '../transport/nats/nats-names.js';
+import { GeoEventContext } from './geo-event.context.js';
+
+/** Options of {@link GeoEventsServer}. */
+export interface GeoEventsServerOptions {
+  servers: string | string[];
+  /** The namespace of the geo-ws apps (their `natsTransport({ namespace })`). Default `geo`. */
+  namespace?: string;
+  /** Durable consumer name: the service's position in the log survives restarts. */
+  durable: string;
+  /** Where a new durable starts: every retained event (default) or only new ones. */
+  deliver?: 'all' | 'new';
+  /** How long a handler may take before its event is redelivered. Default 30000. */
+  ackWaitMs?: number;
+  /** Deliveries before an event is given up on (logged). Default 10. */
+  maxDeliver?: number;
+  /** Delay before an event whose handler threw is redelivered. Default 1000. */
+  retryDelayMs?: number;
+  /** Extra options for `connect()` of `@nats-io/transport-node`. */
+  connection?: Record<string, unknown>;
+}
+
+/**
+ * A Nest microservice transport over the geo event log: `@EventPattern('<event type>')`
+ * handlers receive every global room event (the envelope) in log order through a durable
+ * JetStream consumer. An event is acked when its handler returns; a handler that throws
+ * gets it again after `retryDelayMs`. Delivery is at-least-once: use `event_id` to make
+ * side effects idempotent.
+ *
+ * @example
+ * const app = await NestFactory.createMicroservice(HistoryModule, {
+ *   strategy: new GeoEventsServer({ servers: 'nats://127.0.0.1:4222', namespace: 'chat', durable: 'history' }),
+ * });
+ */
+export class GeoEventsServer extends Server implements CustomTransportStrategy {
+  protected override readonly logger = new Logger('GeoEventsServer');
+  private nc: NatsConnection | undefined;
+  private messages: ConsumerMessages | undefined;
+  private readonly names: NatsNames;
+
+  constructor(private readonly options: GeoEventsServerOptions) {
+    super();
+    this.names = new NatsNames(options.namespace ?? 'geo');
+  }
+
+  async listen(callback: (error?: unknown) => void): Promise<void> {
+    try {
+      await this.start();
+      callback();
+    } catch (error) {
+      callback(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.messages?.close().catch(() => undefined);
+    await this.nc?.drain().catch(() => undefined);
+    this.nc = undefined;
+  }
+
+  on(): never {
+    throw new Error('GeoEventsServer does not emit server events');
+  }
+
+  unwrap<T>(): T {
+    if (!this.nc) throw new Error('GeoEventsServer is not listening yet');
+    return this.nc as T;
+  }
+
+  private async start(): Promise<void> {
+    const nats = await loadNats();
+    this.nc = await nats.core.connect({ servers: this.options.servers, name: `geo-ws events ${this.options.durable}`, ...this.options.connection });
+    const jsm = await nats.jetstream.jetstreamManager(this.nc);
+    const js = nats.jetstream.jetstream(this.nc);
+    const stream = this.names.globalStream;
+    await jsm.consumers
+      .add(stream, {
+        durable_name: this.options.durable,
+        ack_policy: nats.jetstream.AckPolicy.Explicit,
+        deliver_policy: this.options.deliver === 'new' ? nats.jetstream.DeliverPolicy.New : nats.jetstream.DeliverPolicy.All,
+        filter_subject: this.names.globalSubjects(),
+        ack_wait: (this.options.ackWaitMs ?? 30_000) * 1_000_000,
+        max_deliver: this.options.maxDeliver ?? 10,
+      })
+      .catch((error: unknown) => {
+        throw new Error(`cannot create the durable consumer "${this.options.durable}" on ${stream}: ${(error as Error).message}`, { cause: error });
+      });
+    const consumer = await js.consumers.get(stream, this.options.durable);
+    this.messages = await consumer.consume({ max_messages: 64 });
+    void this.run(this.messages);
+  }
+
+  private async run(messages: ConsumerMessages): Promise<void> {
+    for await (const message of messages) await this.handle(message);
+  }
+
+  private async handle(message: JsMsg): Promise<void> {
+    let envelope: GeoLoggedEnvelope;
+    try {
+      envelope = message.json<GeoLoggedEnvelope>();
+    } catch {
+      this.logger.warn(`skipping a message on ${message.subject} that is not an envelope`);
+      message.term();
+      return;
+    }
+    const handler = this.getHandlerByPattern(envelope.type);
+    if (!handler) {
+      message.ack(); // no handler for this type: nothing to do, never redeliver
+      return;
+    }
+    try {
+      const result = await handler(envelope, new GeoEventContext([envelope, message]));
+      if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+      message.ack();
+    } catch (error) {
+      const deliveries = message.info.deliveryCount;
+      this.logger.warn(`handler of ${envelope.type} failed for ${envelope.event_id} (delivery ${deliveries}): ${(error as Error)?.message}`);
+      message.nak(this.options.retryDelayMs ?? 1000);
+    }
+  }
+}
