@@ -43,7 +43,12 @@ const nameAuthenticator: GeoWsModuleOptions['authenticate'] = ({ url }) => {
  */
 export async function deployRegions(
   names: string[] = ['asia', 'eu', 'us'],
-  options: { delayMs?: number; geo?: Partial<GeoWsModuleOptions>; transport?: (network: MemoryNetwork) => GeoTransportFactory } = {},
+  options: {
+    delayMs?: number;
+    geo?: Partial<GeoWsModuleOptions>;
+    /** Each region's transport; default the shared memory network. */
+    transport?: (region: string, network: MemoryNetwork) => GeoTransportFactory;
+  } = {},
 ): Promise<Deployment> {
   const network = new MemoryNetwork({ delayMs: options.delayMs ?? 0 });
   const ports = await Promise.all(names.map(() => freePort()));
@@ -55,7 +60,7 @@ export async function deployRegions(
         GeoWsModule.forRoot({
           region: name,
           regions: directory,
-          transport: options.transport ? options.transport(network) : memoryTransport({ network }),
+          transport: options.transport ? options.transport(name, network) : memoryTransport({ network }),
           authenticate: nameAuthenticator,
           drainGraceMs: 0,
           ...options.geo,
