@@ -219,6 +219,27 @@ export function describeTransportContract(name: string, options: TransportContra
       await waitFor(() => errors.length === 1, 'the tail to report the deleted log', timeout / 2);
     }, timeout);
 
+    it('room ids with broker-special characters are separate logs: none can read or write another', async () => {
+      const [writer, reader] = await deploy({}, regions.slice(0, 2));
+      const base = room('hostile');
+      const names = ['', '.b', '.*', '.>', '>', '*', ':b', '{x}', '{x}:b', '|b', '%7Cb', '\\', '/b', '..', '.'].map((suffix) => `${base}${suffix}`);
+      const wildcards = [`${base}.>`, `${base}.*`, `${base}*`, `${base}>`];
+      const seen = new Map<string, GeoLoggedEnvelope[]>();
+      for (const name of wildcards) {
+        const events: GeoLoggedEnvelope[] = [];
+        seen.set(name, events);
+        await reader.tail(globalLog(name), 0, (event) => events.push(event));
+      }
+      for (const name of new Set(names)) await writer.append(globalLog(name), draft(globalLog(name), regions[0], { name }));
+      for (const name of new Set(names)) {
+        const { events } = await reader.read(globalLog(name), 0, 100);
+        expect(events.map((event) => (event.data as { name: string }).name)).toEqual([name]);
+      }
+      await waitFor(() => wildcards.every((name) => seen.get(name)!.length >= 1), 'each wildcard-looking room to get its own event', timeout / 2);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const name of wildcards) expect(seen.get(name)!.map((event) => event.room_id)).toEqual([name]);
+    }, timeout);
+
     it('G5: global and regional logs of one room are separate logs', async () => {
       const [transport] = await deploy({}, regions.slice(0, 1));
       const name = room('scoped');
