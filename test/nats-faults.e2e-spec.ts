@@ -76,11 +76,10 @@ describe('NATS connection lost and restored', () => {
     const expected = total + 1;
     await listener.waitForEvents(room, expected, 20_000);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const seqs = listener.events(room).map((event) => event.seq);
-    expect(seqs).toEqual(Array.from({ length: expected }, (_, i) => i + 1)); // nothing lost, nothing repeated
     const log = await deployment.region('us').transport.read(globalLog(room), 0, 1000);
+    expect(log.events).toHaveLength(expected);
     expect(log.events.filter((event) => event.event_id === eventId)).toHaveLength(1);
-    expect(listener.events(room)).toEqual(log.events);
+    expect(listener.events(room)).toEqual(log.events); // nothing lost, nothing repeated, same order
     for (const client of [listener, writer, speaker]) client.close();
   }, 60_000);
 });

@@ -104,7 +104,8 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
   private async handle(message: JsMsg): Promise<void> {
     let envelope: GeoLoggedEnvelope;
     try {
-      envelope = message.json<GeoLoggedEnvelope>();
+      // The stream sequence is the event's seq (see the NATS transport).
+      envelope = { ...message.json<GeoLoggedEnvelope>(), seq: message.seq };
     } catch {
       this.logger.warn(`skipping a message on ${message.subject} that is not an envelope`);
       message.term();

@@ -4,8 +4,10 @@ import { memoryTransport } from './memory.transport.js';
 
 describeTransportContract('memory', {
   newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork() }) }),
+  gapFreeSeq: true,
 });
 
 describeTransportContract('memory with 30 ms between regions', {
   newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork({ delayMs: 30 }) }) }),
+  gapFreeSeq: true,
 });

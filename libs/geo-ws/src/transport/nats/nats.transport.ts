@@ -20,12 +20,10 @@ import { loadNats, type NatsModules } from './load-nats.js';
 import { NatsNames } from './nats-names.js';
 import { NatsStateStore, type NatsStateBuckets } from './nats-state.store.js';
 import type { NatsTransportOptions } from './nats-transport.options.js';
-import { PositionIndex, type LogPosition } from './position-index.js';
 
-const SEQ_HEADER = 'Geo-Seq';
 const EPOCH_HEADER = 'Geo-Epoch';
-const WRONG_LAST_SEQUENCE = 10071;
-const MAX_APPEND_ATTEMPTS = 50;
+const STREAM_NOT_FOUND = 10059;
+const STREAM_NAME_IN_USE = 10058;
 const DAY = 24 * 60 * 60 * 1000;
 
 /**
@@ -36,39 +34,38 @@ export function natsTransport(options: NatsTransportOptions): GeoTransportFactor
   return (context) => new NatsTransport(options, context);
 }
 
-/** An epoch as stored in the epochs bucket. `used` turns true after the log's first event. */
-interface EpochEntry {
+/** Where one stored event sits: its stream sequence (its `seq`) and its epoch. */
+interface LogPosition {
+  seq: number;
   epoch: string;
-  used: boolean;
-  revision: number;
 }
 
 interface TailState {
   epoch: string;
   stop(): void;
+  /** Drops the current consumer; the tail's loop opens a new one where it left off. */
+  renew(): void;
   onError?: (error: Error) => void;
 }
 
 /**
- * Mapping (see the README's NATS section):
+ * Mapping (see docs/TRANSPORTS.md):
  * - one stream per namespace for global logs (`GEOWS_<NS>`, subjects `geows.<ns>.g.<room>`),
  *   one per region for regional logs; the room id is one base64url subject token;
- * - each room log is the messages of its subject; a message holds the whole envelope and
- *   the headers `Geo-Seq` (room seq) and `Geo-Epoch`;
- * - G1: `Nats-Msg-Id` = log key + `event_id`, with the stream's duplicate window;
- * - G2: the room seq is gap-free: an append claims `last + 1` with
- *   `Nats-Expected-Last-Subject-Sequence`, so two regions can never take the same seq;
- * - G3: reads and tails start at the stream position of a room seq (a cache of recent
- *   positions, else a binary search with direct gets), tails are ordered consumers;
- * - epochs live in a KV bucket; deleting a log rotates it.
+ * - a room log is the messages of its subject; `seq` is the stream sequence, so it is
+ *   strictly increasing per room (G2) and skips the numbers of other rooms' events. (A
+ *   gap-free per-room counter would need `Nats-Expected-Last-Subject-Sequence`, which
+ *   clustered streams before 2.10 do not serialise: nats-server#4320.)
+ * - G1: `Nats-Msg-Id` = log key + `event_id`, within the stream's duplicate window;
+ * - G3: reads and tails start at `since + 1` with ordered consumers filtered on the room;
+ * - epochs live in a KV bucket, one per log; deleting a log rotates it.
  */
 export class NatsTransport implements GeoTransport {
   readonly name = 'nats';
   readonly state: GeoStateStore;
   private readonly logger = new Logger('GeoWs');
   private readonly names: NatsNames;
-  private readonly positions = new PositionIndex();
-  private readonly epochs = new Map<string, EpochEntry>();
+  private readonly epochs = new Map<string, string>();
   private readonly tails = new Map<string, Set<TailState>>();
   private readonly subscriptions = new Set<{ close(): void }>();
   private nats: NatsModules | undefined;
@@ -105,66 +102,42 @@ export class NatsTransport implements GeoTransport {
   async append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
     const { js, nats } = this.require();
     const key = this.names.logKey(log);
-    const subject = this.names.subject(log);
-    const stream = this.names.stream(log);
-    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      const fresh = attempt > 0;
-      const epoch = await this.epochOf(log, fresh);
-      let last = fresh ? undefined : this.positions.last(key);
-      if (!last || last.epoch !== epoch.epoch) last = await this.lastPosition(log);
-      if (last && last.epoch !== epoch.epoch) continue; // a reset is in progress: its purge will empty the subject
-      if (!last && epoch.used) {
-        // Used before but empty now: its history expired. Continuing at seq 1 in the same
-        // epoch would let a client at seq 50 skip new events, so start a new epoch.
-        await this.rotateEpoch(log, epoch);
-        continue;
-      }
-      const seq = (last?.roomSeq ?? 0) + 1;
-      const headers = nats.core.headers();
-      headers.set(SEQ_HEADER, String(seq));
-      headers.set(EPOCH_HEADER, epoch.epoch);
-      try {
-        const ack = await js.publish(subject, JSON.stringify({ ...draft, seq }), {
-          msgID: `${key}:${draft.event_id}`,
-          expect: { lastSubjectSequence: last?.streamSeq ?? 0 },
-          headers,
-          timeout: this.timeoutMs,
-        });
-        if (ack.duplicate) return await this.original(stream, ack.seq, epoch.epoch);
-        this.positions.record(key, { roomSeq: seq, streamSeq: ack.seq, epoch: epoch.epoch });
-        if (!epoch.used) await this.markUsed(log, epoch);
-        return { seq, epoch: epoch.epoch, duplicate: false };
-      } catch (error) {
-        if (this.isApiError(error, WRONG_LAST_SEQUENCE)) {
-          this.positions.forgetLast(key); // another writer took this seq: read the log again
-          continue;
-        }
-        throw this.unavailable(error);
-      }
+    const epoch = await this.epochOf(log);
+    const headers = nats.core.headers();
+    headers.set(EPOCH_HEADER, epoch);
+    let ack;
+    try {
+      ack = await js.publish(this.names.subject(log), JSON.stringify(draft), {
+        msgID: `${key}:${draft.event_id}`,
+        headers,
+        timeout: this.timeoutMs,
+      });
+    } catch (error) {
+      throw this.unavailable(error);
     }
-    throw new GeoTransportUnavailableError(`room "${log.room}" is too contended: no seq after ${MAX_APPEND_ATTEMPTS} attempts; retry`);
+    if (!ack.duplicate) return { seq: ack.seq, epoch, duplicate: false };
+    // The original's epoch is in its headers (it may predate a reset of the log).
+    const original = await this.direct(log, { seq: ack.seq });
+    return { seq: ack.seq, epoch: original?.epoch ?? epoch, duplicate: true };
   }
 
   async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
     this.require();
-    const epoch = (await this.epochOf(log)).epoch;
+    const epoch = await this.epochOf(log);
     const [first, last] = await Promise.all([this.firstPosition(log), this.lastPosition(log)]);
     if (!first || !last) return { epoch, events: [], truncated: false, lastSeq: 0 };
-    const start = Math.max(afterSeq + 1, first.roomSeq);
-    const truncated = afterSeq + 1 < first.roomSeq;
-    if (start > last.roomSeq) return { epoch, events: [], truncated, lastSeq: last.roomSeq };
-    const count = Math.min(limit, last.roomSeq - start + 1);
-    const from = await this.streamSeqOf(log, start, first, last);
-    const events = await this.fetch(log, from, count, epoch);
-    return { epoch, events, truncated, lastSeq: last.roomSeq };
+    const truncated = afterSeq + 1 < first.seq && (afterSeq > 0 || (await this.lostHistory(log)));
+    if (afterSeq >= last.seq) return { epoch, events: [], truncated, lastSeq: last.seq };
+    const events = await this.fetch(log, Math.max(afterSeq + 1, first.seq), last.seq, limit, epoch);
+    return { epoch, events, truncated, lastSeq: last.seq };
   }
 
   async head(log: LogRef): Promise<LogHead> {
     this.require();
-    const epoch = (await this.epochOf(log)).epoch;
+    const epoch = await this.epochOf(log);
     const [first, last] = await Promise.all([this.firstPosition(log), this.lastPosition(log)]);
-    const lastSeq = last?.roomSeq ?? 0;
-    return { epoch, firstSeq: first?.roomSeq ?? lastSeq + 1, lastSeq };
+    const lastSeq = last?.seq ?? 0;
+    return { epoch, firstSeq: first?.seq ?? lastSeq + 1, lastSeq };
   }
 
   async tail(
@@ -173,61 +146,92 @@ export class NatsTransport implements GeoTransport {
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
   ): Promise<Subscription> {
-    const { js, jsm } = this.require();
+    const { js } = this.require();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
-    const epoch = (await this.epochOf(log)).epoch;
-    const [first, last] = await Promise.all([this.firstPosition(log), this.lastPosition(log)]);
-    let start: number;
-    try {
-      if (!first || !last) start = (await jsm.streams.info(stream)).state.last_seq + 1;
-      else if (afterSeq >= last.roomSeq) start = last.streamSeq + 1;
-      else if (afterSeq + 1 < first.roomSeq) {
-        throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
-      } else start = await this.streamSeqOf(log, afterSeq + 1, first, last);
-    } catch (error) {
-      throw error instanceof Error && error.message.startsWith('cannot tail') ? error : this.unavailable(error);
+    const epoch = await this.epochOf(log);
+    const first = await this.firstPosition(log);
+    if (first && afterSeq > 0 && afterSeq + 1 < first.seq) {
+      throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
-    const consumer = await js.consumers
-      .get(stream, { filter_subjects: this.names.subject(log), opt_start_seq: start })
-      .catch((error: unknown) => Promise.reject(this.unavailable(error)));
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
-    let expected = afterSeq + 1;
+    let delivered = afterSeq;
+    let next = afterSeq + 1; // the stream sequence to resume from after any failure
     let stopped = false;
+    let current: ConsumerMessages | undefined;
     const tail: TailState = {
       epoch,
       onError,
       stop: () => {
         if (stopped) return;
         stopped = true;
-        void messages.close().catch(() => undefined);
+        void current?.close().catch(() => undefined);
         this.tails.get(key)?.delete(tail);
         this.subscriptions.delete(handle);
       },
+      renew: () => void current?.close().catch(() => undefined),
     };
     const fail = (reason: string) => {
       tail.stop();
       onError?.(new Error(reason));
     };
-    void (async () => {
-      for await (const message of messages) {
-        if (stopped) break;
-        const position = this.positionOf(message.headers, message.seq);
-        if (!position) continue;
-        this.positions.record(key, position);
-        if (position.epoch !== epoch) return fail(`log of room "${log.room}" was reset; its epoch changed`);
-        if (position.roomSeq < expected) continue;
-        if (position.roomSeq > expected) return fail(`tail of room "${log.room}" expected seq ${expected}, got ${position.roomSeq}`);
-        expected++;
-        onEvent(message.json<GeoLoggedEnvelope>());
+    /** Delivers one message; false when the tail must stop. */
+    const deliver = (message: { seq: number; headers?: { get(name: string): string }; json<T>(): T }): boolean => {
+      next = message.seq + 1;
+      if (message.seq <= delivered) return true;
+      if (message.headers?.get(EPOCH_HEADER) !== epoch) {
+        fail(`log of room "${log.room}" was reset; its epoch changed`);
+        return false;
       }
-    })().catch((error: unknown) => fail(`tail of room "${log.room}" stopped: ${(error as Error).message}`));
+      delivered = message.seq;
+      onEvent({ ...message.json<GeoEnvelopeDraft>(), seq: message.seq });
+      return true;
+    };
+    // The first consumer is created before returning, so a tail that cannot start fails
+    // its caller; later failures (broker restarts, a lost consumer host, leader elections)
+    // are healed here by a new ordered consumer from the next undelivered sequence.
+    const open = async () => {
+      const consumer = await js.consumers.get(stream, { filter_subjects: this.names.subject(log), opt_start_seq: next });
+      // Short pulls: missed heartbeats are noticed within seconds.
+      const messages = await consumer.consume({ max_messages: 256, expires: 4000 });
+      void this.abandonWhenSilent(messages);
+      return messages;
+    };
+    current = await open().catch((error: unknown) => Promise.reject(this.unavailable(error)));
+    void (async () => {
+      for (let failures = 0; !stopped; ) {
+        try {
+          current ??= await open();
+          for await (const message of current) {
+            failures = 0;
+            if (stopped || !deliver(message)) return;
+          }
+        } catch (error) {
+          this.logger.debug(`tail of room "${log.room}": ${(error as Error).message}; resuming after stream seq ${next - 1}`);
+        }
+        current = undefined;
+        if (!stopped) await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** failures++)));
+      }
+    })();
     const handle = { close: () => tail.stop() };
     this.subscriptions.add(handle);
     const forKey = this.tails.get(key) ?? new Set<TailState>();
     forKey.add(tail);
     this.tails.set(key, forKey);
     return { close: async () => tail.stop() };
+  }
+
+  /**
+   * An ordered consumer lives on one server. When that server dies the client keeps
+   * asking the dead consumer for its state; after two missed heartbeats the tail drops it
+   * and its loop creates a new consumer from the next undelivered sequence.
+   */
+  private async abandonWhenSilent(messages: ConsumerMessages): Promise<void> {
+    for await (const status of messages.status()) {
+      if (status.type === 'heartbeats_missed' && status.count >= 2) {
+        await messages.close().catch(() => undefined);
+        return;
+      }
+    }
   }
 
   async publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
@@ -260,13 +264,17 @@ export class NatsTransport implements GeoTransport {
   async deleteLog(log: LogRef): Promise<void> {
     const { jsm } = this.require();
     const key = this.names.logKey(log);
-    // New epoch first, then purge: a writer that races the reset finds the subject holding
-    // another epoch's events and waits for the purge, instead of continuing old numbering.
-    await this.putEpoch(log, { epoch: randomUUID(), used: false });
+    // New epoch first, then purge: readers skip whatever of the old epoch is still there.
+    const epoch = randomUUID();
+    await this.requireBuckets()
+      .epochs.put(key, epoch)
+      .catch((error: unknown) => {
+        throw this.unavailable(error);
+      });
+    this.epochs.set(key, epoch);
     await jsm.streams.purge(this.names.stream(log), { filter: this.names.subject(log) }).catch((error: unknown) => {
       throw this.unavailable(error);
     });
-    this.positions.forget(key);
   }
 
   async close(): Promise<void> {
@@ -326,6 +334,8 @@ export class NatsTransport implements GeoTransport {
       } else if (status.type === 'reconnect') {
         this.connected = true;
         this.logger.log(`NATS connection of region "${this.context.region}" restored`);
+        // The server we reconnected to may not host the old consumers: start fresh ones.
+        for (const tails of this.tails.values()) for (const tail of tails) tail.renew();
       }
     }
   }
@@ -348,13 +358,13 @@ export class NatsTransport implements GeoTransport {
     };
     try {
       const info = await jsm.streams.info(name).catch((error: unknown) => {
-        if (this.isApiError(error, 10059)) return undefined;
+        if (this.isApiError(error, STREAM_NOT_FOUND)) return undefined;
         throw error;
       });
       if (!info) {
         await jsm.streams.add(config).catch(async (error: unknown) => {
           // Another region created it at the same moment.
-          if (!this.isApiError(error, 10058)) throw error;
+          if (!this.isApiError(error, STREAM_NAME_IN_USE)) throw error;
         });
         return;
       }
@@ -404,10 +414,10 @@ export class NatsTransport implements GeoTransport {
     void (async () => {
       for await (const entry of watcher) {
         if (entry.operation !== 'PUT') continue;
-        const stored = entry.json<{ epoch: string; used: boolean }>();
-        this.epochs.set(entry.key, { ...stored, revision: entry.revision });
+        const epoch = entry.string();
+        this.epochs.set(entry.key, epoch);
         for (const tail of [...(this.tails.get(entry.key) ?? [])]) {
-          if (tail.epoch !== stored.epoch) {
+          if (tail.epoch !== epoch) {
             tail.stop();
             tail.onError?.(new Error('the room log was reset; its epoch changed'));
           }
@@ -432,66 +442,32 @@ export class NatsTransport implements GeoTransport {
 
   // ---- epochs ------------------------------------------------------------------------
 
-  private async epochOf(log: LogRef, fresh = false): Promise<EpochEntry> {
+  /** The log's epoch: created (once, by whichever region is first) on first use. */
+  private async epochOf(log: LogRef): Promise<string> {
     const key = this.names.logKey(log);
     const cached = this.epochs.get(key);
-    if (cached && !fresh) return cached;
+    if (cached) return cached;
     const { epochs } = this.requireBuckets();
     try {
       const entry = await epochs.get(key);
-      if (entry && entry.operation === 'PUT') {
-        const stored = { ...entry.json<{ epoch: string; used: boolean }>(), revision: entry.revision };
-        this.epochs.set(key, stored);
-        return stored;
+      let epoch = entry?.operation === 'PUT' ? entry.string() : undefined;
+      if (!epoch) {
+        const candidate = randomUUID();
+        const created = await epochs.create(key, candidate).then(
+          () => true,
+          () => false, // another region created it first: read theirs
+        );
+        epoch = created ? candidate : (await epochs.get(key))?.string();
       }
-      const created = { epoch: randomUUID(), used: false };
-      const revision = await epochs.create(key, JSON.stringify(created)).catch(() => undefined);
-      if (revision === undefined) return this.epochOf(log, true); // another region created it first
-      const stored = { ...created, revision };
-      this.epochs.set(key, stored);
-      return stored;
+      if (!epoch) throw new Error(`no epoch for room "${log.room}"`);
+      this.epochs.set(key, epoch);
+      return epoch;
     } catch (error) {
       throw this.unavailable(error);
     }
   }
 
-  private async markUsed(log: LogRef, epoch: EpochEntry): Promise<void> {
-    const key = this.names.logKey(log);
-    const used = { epoch: epoch.epoch, used: true };
-    // Best effort: if another writer changed the entry, it knows better.
-    const revision = await this.requireBuckets()
-      .epochs.update(key, JSON.stringify(used), epoch.revision)
-      .catch(() => undefined);
-    if (revision !== undefined) this.epochs.set(key, { ...used, revision });
-  }
-
-  private async rotateEpoch(log: LogRef, epoch: EpochEntry): Promise<void> {
-    const key = this.names.logKey(log);
-    const next = { epoch: randomUUID(), used: false };
-    const revision = await this.requireBuckets()
-      .epochs.update(key, JSON.stringify(next), epoch.revision)
-      .catch(() => undefined); // lost the race: the next attempt reads the winner's epoch
-    if (revision !== undefined) this.epochs.set(key, { ...next, revision });
-    else this.epochs.delete(key);
-  }
-
-  private async putEpoch(log: LogRef, value: { epoch: string; used: boolean }): Promise<void> {
-    const key = this.names.logKey(log);
-    const revision = await this.requireBuckets()
-      .epochs.put(key, JSON.stringify(value))
-      .catch((error: unknown) => {
-        throw this.unavailable(error);
-      });
-    this.epochs.set(key, { ...value, revision });
-  }
-
   // ---- positions ---------------------------------------------------------------------
-
-  private positionOf(headers: { get(name: string): string } | undefined, streamSeq: number): LogPosition | undefined {
-    const roomSeq = Number(headers?.get(SEQ_HEADER));
-    const epoch = headers?.get(EPOCH_HEADER);
-    return Number.isSafeInteger(roomSeq) && roomSeq > 0 && epoch ? { roomSeq, streamSeq, epoch } : undefined;
-  }
 
   private async direct(log: LogRef, query: Parameters<JetStreamManager['direct']['getMessage']>[1]): Promise<LogPosition | undefined> {
     const { jsm } = this.require();
@@ -501,10 +477,7 @@ export class NatsTransport implements GeoTransport {
     } catch (error) {
       throw this.unavailable(error);
     }
-    if (!message) return undefined;
-    const position = this.positionOf(message.header, message.seq);
-    if (position) this.positions.record(this.names.logKey(log), position);
-    return position;
+    return message ? { seq: message.seq, epoch: message.header.get(EPOCH_HEADER) } : undefined;
   }
 
   private lastPosition(log: LogRef): Promise<LogPosition | undefined> {
@@ -516,66 +489,66 @@ export class NatsTransport implements GeoTransport {
   }
 
   /**
-   * The stream sequence of room seq `target`, known to lie between `first` and `last`:
-   * from the cache of recent positions, else by bisecting stream sequences with direct
-   * gets (each answers the first message of the room at or after a stream sequence).
+   * Whether retention removed any of the room's events. Stream sequences cannot tell, so
+   * this says yes once the room holds as many events as the per-room limit keeps: a
+   * resume may be told `recovered: false` when nothing was lost, never the reverse.
    */
-  private async streamSeqOf(log: LogRef, target: number, first: LogPosition, last: LogPosition): Promise<number> {
-    if (target === first.roomSeq) return first.streamSeq;
-    if (target === last.roomSeq) return last.streamSeq;
-    const cached = this.positions.streamSeqOf(this.names.logKey(log), target, last.epoch);
-    if (cached !== undefined) return cached;
-    let low = first; // room seq below the target
-    let high = last.streamSeq; // a stream sequence above the target's
-    for (let probe = 0; probe < 64; probe++) {
-      const middle = Math.max(low.streamSeq + 1, Math.floor((low.streamSeq + high) / 2));
-      const found = await this.direct(log, { seq: middle, next_by_subj: this.names.subject(log) });
-      if (!found) break;
-      if (found.roomSeq === target) return found.streamSeq;
-      if (found.roomSeq < target) low = found;
-      else high = middle;
-      if (high <= low.streamSeq + 1) {
-        const next = await this.direct(log, { seq: low.streamSeq + 1, next_by_subj: this.names.subject(log) });
-        if (next?.roomSeq === target) return next.streamSeq;
-        break;
-      }
-    }
-    throw new Error(`room "${log.room}": seq ${target} not found between ${first.roomSeq} and ${last.roomSeq}`);
-  }
-
-  /** Reads `count` events of a log from a stream sequence with a short-lived ordered consumer. */
-  private async fetch(log: LogRef, from: number, count: number, epoch: string): Promise<GeoLoggedEnvelope[]> {
-    const { js } = this.require();
-    const key = this.names.logKey(log);
-    const events: GeoLoggedEnvelope[] = [];
+  private async lostHistory(log: LogRef): Promise<boolean> {
+    const { jsm } = this.require();
+    const subject = this.names.subject(log);
     try {
-      const consumer = await js.consumers.get(this.names.stream(log), { filter_subjects: this.names.subject(log), opt_start_seq: from });
-      try {
-        const messages = await consumer.fetch({ max_messages: count, expires: this.timeoutMs });
-        for await (const message of messages) {
-          const position = this.positionOf(message.headers, message.seq);
-          if (position?.epoch === epoch) {
-            this.positions.record(key, position);
-            events.push(message.json<GeoLoggedEnvelope>());
-          }
-          if (events.length >= count) break;
-        }
-      } finally {
-        void consumer.delete().catch(() => undefined);
-      }
+      const info = await jsm.streams.info(this.names.stream(log), { subjects_filter: subject });
+      return (info.state.subjects?.[subject] ?? 0) >= this.context.retention.maxEvents;
     } catch (error) {
       throw this.unavailable(error);
+    }
+  }
+
+  /**
+   * Up to `limit` events of a log from stream sequence `from` to `last`: one short-lived
+   * ordered consumer, or, when no consumer can be created (a stream peer is down and the
+   * placement picked it), direct gets, which any replica answers.
+   */
+  private async fetch(log: LogRef, from: number, last: number, limit: number, epoch: string): Promise<GeoLoggedEnvelope[]> {
+    const { js } = this.require();
+    const events: GeoLoggedEnvelope[] = [];
+    const take = (message: { seq: number; headers?: { get(name: string): string }; json<T>(): T }): boolean => {
+      // Events left over from before a reset (another epoch) are not part of this log.
+      if (message.headers?.get(EPOCH_HEADER) === epoch) events.push({ ...message.json<GeoEnvelopeDraft>(), seq: message.seq });
+      return events.length < limit && message.seq < last;
+    };
+    let consumer;
+    try {
+      consumer = await js.consumers.get(this.names.stream(log), { filter_subjects: this.names.subject(log), opt_start_seq: from });
+    } catch (error) {
+      this.logger.debug(`read of room "${log.room}" by direct gets: ${(error as Error).message}`);
+      return this.fetchDirect(log, from, take, events);
+    }
+    try {
+      const messages = await consumer.fetch({ max_messages: limit, expires: this.timeoutMs });
+      for await (const message of messages) if (!take(message)) break;
+    } catch (error) {
+      throw this.unavailable(error);
+    } finally {
+      void consumer.delete().catch(() => undefined);
     }
     return events;
   }
 
-  private async original(stream: string, streamSeq: number, epoch: string): Promise<AppendResult> {
-    const message = await this.jsm!.direct.getMessage(stream, { seq: streamSeq }).catch((error: unknown) => {
-      throw this.unavailable(error);
-    });
-    const position = message ? this.positionOf(message.header, message.seq) : undefined;
-    // The original may be gone with a deleted log; it was stored once all the same.
-    return { seq: position?.roomSeq ?? 0, epoch: position?.epoch ?? epoch, duplicate: true };
+  private async fetchDirect(
+    log: LogRef,
+    from: number,
+    take: (message: { seq: number; headers?: { get(name: string): string }; json<T>(): T }) => boolean,
+    events: GeoLoggedEnvelope[],
+  ): Promise<GeoLoggedEnvelope[]> {
+    const { jsm } = this.require();
+    for (let next = from; ; ) {
+      const message = await jsm.direct
+        .getMessage(this.names.stream(log), { seq: next, next_by_subj: this.names.subject(log) })
+        .catch((error: unknown) => Promise.reject(this.unavailable(error)));
+      if (!message || !take({ seq: message.seq, headers: message.header, json: () => message.json() })) return events;
+      next = message.seq + 1;
+    }
   }
 
   // ---- errors ------------------------------------------------------------------------

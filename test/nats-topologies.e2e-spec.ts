@@ -1,0 +1,106 @@
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { globalLog, natsTransport } from '@geo-ws/nest';
+import { checkLogs } from './support/checker.js';
+import { startStretchedCluster, startSupercluster, type NatsTopology } from './support/nats-cluster.js';
+import { deployRegions, type Deployment } from './support/regions.js';
+import { WsTestClient } from './support/ws-test-client.js';
+
+const REGIONS = ['asia', 'eu', 'us'];
+
+/** Publishes until acked, resending the same event_id after retryable errors (what the SDK's outbox does). */
+async function publishUntilAcked(client: WsTestClient, room: string, text: string): Promise<{ eventId: string; seq: number }> {
+  const eventId = randomUUID();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const answer = await client.publish('note.add', room, { text }, eventId).catch(() => undefined);
+    if (answer && typeof answer.seq === 'number') return { eventId, seq: answer.seq };
+    if (answer?.code && !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(answer.code)) throw new Error(`refused: ${answer.code} ${answer.message}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`no ack for ${eventId}`);
+}
+
+/** Every region publishes concurrently; returns the clients (two per region) and what was acked. */
+async function runTraffic(deployment: Deployment, room: string, perPublisher: number, during?: () => Promise<void>) {
+  const clients: WsTestClient[] = [];
+  for (const region of REGIONS) for (const n of [1, 2]) clients.push(await WsTestClient.connect(deployment.region(region).wsUrl, { name: `${region}-${n}` }));
+  for (const client of clients) await client.join(room);
+  const publishers = clients.filter((_, i) => i % 2 === 0);
+  const acked: { eventId: string; seq: number }[] = [];
+  const traffic = publishers.map(async (publisher, p) => {
+    for (let n = 0; n < perPublisher; n++) {
+      acked.push(await publishUntilAcked(publisher, room, `${REGIONS[p]}-${n}`));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  });
+  await during?.();
+  await Promise.all(traffic);
+  return { clients, acked };
+}
+
+describe('geo-ws on real NATS topologies (servers started by the test)', () => {
+  let topology: NatsTopology | undefined;
+  let deployment: Deployment | undefined;
+
+  afterAll(async () => {
+    await deployment?.close();
+    await topology?.stop();
+  });
+
+  it('supercluster: one cluster per region joined by gateways, the stream homed in eu; every client ends with the identical log, no loss, no duplicate', async () => {
+    topology = await startSupercluster(REGIONS);
+    const clusters = topology;
+    deployment = await deployRegions(REGIONS, {
+      transport: (region) => natsTransport({ servers: clusters.node(region).clientUrl, namespace: 'sc', homeCluster: 'eu' }),
+      geo: { limits: { rate: { perSecond: 1000, burst: 1000 } } },
+    });
+    const room = `sc-${randomUUID().slice(0, 6)}`;
+    const { clients, acked } = await runTraffic(deployment, room, 20);
+    const total = acked.length;
+    for (const client of clients) await client.waitForEvents(room, total, 20_000);
+    const log = (await deployment.region('us').transport.read(globalLog(room), 0, 1000)).events;
+    const report = checkLogs(log, clients.map((client) => client.events(room)));
+    console.log(`supercluster: ${JSON.stringify(report)}`);
+    expect(report).toEqual({ clients: 6, events: 60, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
+    expect(new Set(acked.map((ack) => ack.eventId))).toEqual(new Set(log.map((event) => event.event_id)));
+    expect(new Set(log.map((event) => event.region))).toEqual(new Set(REGIONS));
+    for (const client of clients) client.close();
+    await deployment.close();
+    await topology.stop();
+    deployment = topology = undefined;
+  }, 120_000);
+
+  it('stretched cluster, R3 stream: a NATS node killed mid-stream loses no acked event and publishing continues', async () => {
+    topology = await startStretchedCluster(REGIONS);
+    const cluster = topology;
+    // Each region prefers its own node and fails over to the others.
+    const serversFor = (region: string) => [cluster.node(region).clientUrl, ...cluster.nodes.filter((node) => node.region !== region).map((node) => node.clientUrl)];
+    deployment = await deployRegions(REGIONS, {
+      transport: (region) => natsTransport({ servers: serversFor(region), namespace: 'st', replicas: 3, requestTimeoutMs: 2000, connection: { noRandomize: true } }),
+      geo: { limits: { rate: { perSecond: 1000, burst: 1000 } } },
+    });
+    const room = `st-${randomUUID().slice(0, 6)}`;
+    let killedAt = 0;
+    const { clients, acked } = await runTraffic(deployment, room, 25, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      killedAt = Date.now();
+      await cluster.kill('us');
+    });
+    const total = acked.length;
+    try {
+      for (const client of clients) await client.waitForEvents(room, total, 30_000);
+    } finally {
+      console.log(`events per client: ${clients.map((client) => client.events(room).length).join(', ')} of ${total}`);
+      const stored = (await deployment!.region('eu').transport.read(globalLog(room), 0, 1000)).events;
+      const storedIds = new Set(stored.map((event) => event.event_id));
+      console.log(`log: ${stored.length} events, seqs ${stored[0]?.seq}..${stored.at(-1)?.seq}; acked but not stored: ${JSON.stringify(acked.filter((ack) => !storedIds.has(ack.eventId)))}; acked seqs ${[...acked].sort((a, b) => a.seq - b.seq).map((ack) => ack.seq).join(',')}`);
+    }
+    const log = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
+    const report = checkLogs(log, clients.map((client) => client.events(room)));
+    expect(log).toHaveLength(total);
+    console.log(`stretched, us node killed ${Date.now() - killedAt} ms before the end: ${JSON.stringify(report)}`);
+    expect(report).toEqual({ clients: 6, events: 75, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
+    expect(new Set(acked.map((ack) => ack.eventId))).toEqual(new Set(log.map((event) => event.event_id)));
+    for (const client of clients) client.close();
+  }, 180_000);
+});
