@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts the brokers the tests use when they are not already running on this machine:
+# NATS with JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (Debian's packages).
+# Idempotent; installs the packages with apt-get when they are missing.
+set -euo pipefail
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() {
+  for _ in $(seq 1 50); do listening "$1" && return 0; sleep 0.2; done
+  echo "services: nothing listens on port $1 after 10 s" >&2
+  return 1
+}
+
+install_missing() {
+  local missing=()
+  command -v nats-server >/dev/null || missing+=(nats-server)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "services: installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install_missing
+
+if listening 4222; then
+  echo "services: NATS already on 127.0.0.1:4222"
+else
+  mkdir -p /tmp/geo-ws-nats
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/geo-ws-nats -l /tmp/geo-ws-nats/server.log >/dev/null 2>&1 &
+  wait_for 4222 && echo "services: started NATS with JetStream on 127.0.0.1:4222"
+fi
+
+if listening 6379; then
+  echo "services: Redis already on 127.0.0.1:6379"
+else
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  wait_for 6379 && echo "services: started Redis on 127.0.0.1:6379"
+fi
