@@ -72,6 +72,11 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     throw new GeoConfigError(`log.dedupWindowMs must be at least ${MIN_DEDUP_WINDOW_MS} (2 minutes) so client retries are deduplicated (G1), got ${dedupWindowMs}.`);
   }
 
+  const maxAgeMs = positiveInteger(log.retention?.maxAgeMs, 24 * 60 * 60 * 1000, 'log.retention.maxAgeMs');
+  if (maxAgeMs < dedupWindowMs) {
+    throw new GeoConfigError(`log.retention.maxAgeMs (${maxAgeMs}) must be at least log.dedupWindowMs (${dedupWindowMs}): an event must outlive the window that deduplicates its retries.`);
+  }
+
   return {
     region: options.region,
     regions,
@@ -90,7 +95,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
       dedupWindowMs,
       retention: {
         maxEvents: positiveInteger(log.retention?.maxEvents, 10_000, 'log.retention.maxEvents'),
-        maxAgeMs: positiveInteger(log.retention?.maxAgeMs, 24 * 60 * 60 * 1000, 'log.retention.maxAgeMs'),
+        maxAgeMs,
       },
       replayBatchSize: positiveInteger(log.replayBatchSize, 500, 'log.replayBatchSize'),
     },

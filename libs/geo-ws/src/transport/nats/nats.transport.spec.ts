@@ -3,7 +3,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { describeTransportContract } from '../../testing/transport-contract.js';
 import { NatsNames } from './nats-names.js';
-import { natsTransport } from './nats.transport.js';
+import { describe, expect, it } from '@jest/globals';
+import { natsTransport, type NatsTransport } from './nats.transport.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -26,4 +27,35 @@ describeTransportContract(`nats (JetStream at ${servers})`, {
     const namespace = `t${randomUUID().slice(0, 8)}`;
     return { transport: natsTransport({ servers, namespace }), dispose: () => dropNamespace(namespace) };
   },
+});
+
+describe('NATS transport specifics', () => {
+  const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 100, maxAgeMs: 3_600_000 } };
+
+  it('a recreated stream is a new epoch, so no client resumes old positions against new history', async () => {
+    const namespace = `t${randomUUID().slice(0, 8)}`;
+    const log = { room: 'lobby', scope: 'global' } as const;
+    const draft = () => ({ event_id: randomUUID(), room_id: 'lobby', type: 't.e', sender: 's', timestamp: new Date().toISOString(), region: 'eu', data: null });
+    const before = natsTransport({ servers, namespace })(context) as NatsTransport;
+    await before.connect();
+    const old = await before.append(log, draft());
+    await before.close();
+    await dropNamespace(namespace);
+    const after = natsTransport({ servers, namespace })(context) as NatsTransport;
+    try {
+      await after.connect();
+      const fresh = await after.append(log, draft());
+      expect(fresh.epoch).not.toBe(old.epoch);
+      expect((await after.head(log)).epoch).toBe(fresh.epoch);
+    } finally {
+      await after.close();
+      await dropNamespace(namespace);
+    }
+  });
+
+  it('fails with a clear message when the server is unreachable', async () => {
+    const transport = (await natsTransport({ servers: 'nats://127.0.0.1:1', namespace: 'unreachable', connection: { maxReconnectAttempts: 0, timeout: 500 } })(context));
+    await expect(transport.connect()).rejects.toThrow(/cannot reach NATS/);
+    expect(transport.isReady()).toBe(false);
+  });
 });

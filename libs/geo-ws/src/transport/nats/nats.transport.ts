@@ -22,6 +22,8 @@ import { NatsStateStore, type NatsStateBuckets } from './nats-state.store.js';
 import type { NatsTransportOptions } from './nats-transport.options.js';
 
 const EPOCH_HEADER = 'Geo-Epoch';
+/** Marks the first event of a log incarnation: if it is still the first retained, nothing was lost. */
+const FIRST_HEADER = 'Geo-First';
 const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
 const DAY = 24 * 60 * 60 * 1000;
@@ -34,10 +36,11 @@ export function natsTransport(options: NatsTransportOptions): GeoTransportFactor
   return (context) => new NatsTransport(options, context);
 }
 
-/** Where one stored event sits: its stream sequence (its `seq`) and its epoch. */
+/** Where one stored event sits: its stream sequence (its `seq`), its epoch, and whether it opened the log. */
 interface LogPosition {
   seq: number;
   epoch: string;
+  first: boolean;
 }
 
 interface TailState {
@@ -66,6 +69,10 @@ export class NatsTransport implements GeoTransport {
   private readonly logger = new Logger('GeoWs');
   private readonly names: NatsNames;
   private readonly epochs = new Map<string, string>();
+  /** Stream creation times: part of every epoch, so a recreated stream never resumes old positions. */
+  private readonly incarnations = new Map<string, string>();
+  /** Logs this instance has seen non-empty: their next event cannot be the first. */
+  private readonly started = new Set<string>();
   private readonly tails = new Map<string, Set<TailState>>();
   private readonly subscriptions = new Set<{ close(): void }>();
   private nats: NatsModules | undefined;
@@ -105,6 +112,7 @@ export class NatsTransport implements GeoTransport {
     const epoch = await this.epochOf(log);
     const headers = nats.core.headers();
     headers.set(EPOCH_HEADER, epoch);
+    if (!this.started.has(key) && !(await this.lastPosition(log))) headers.set(FIRST_HEADER, '1');
     let ack;
     try {
       ack = await js.publish(this.names.subject(log), JSON.stringify(draft), {
@@ -115,6 +123,7 @@ export class NatsTransport implements GeoTransport {
     } catch (error) {
       throw this.unavailable(error);
     }
+    this.started.add(key);
     if (!ack.duplicate) return { seq: ack.seq, epoch, duplicate: false };
     // The original's epoch is in its headers (it may predate a reset of the log).
     const original = await this.direct(log, { seq: ack.seq });
@@ -126,7 +135,9 @@ export class NatsTransport implements GeoTransport {
     const epoch = await this.epochOf(log);
     const [first, last] = await Promise.all([this.firstPosition(log), this.lastPosition(log)]);
     if (!first || !last) return { epoch, events: [], truncated: false, lastSeq: 0 };
-    const truncated = afterSeq + 1 < first.seq && (afterSeq > 0 || (await this.lostHistory(log)));
+    // Sequences between `afterSeq` and the first retained event may be other rooms' events:
+    // only a first retained event that opened the log proves nothing of this room is gone.
+    const truncated = afterSeq + 1 < first.seq && !first.first;
     if (afterSeq >= last.seq) return { epoch, events: [], truncated, lastSeq: last.seq };
     const events = await this.fetch(log, Math.max(afterSeq + 1, first.seq), last.seq, limit, epoch);
     return { epoch, events, truncated, lastSeq: last.seq };
@@ -151,7 +162,7 @@ export class NatsTransport implements GeoTransport {
     const stream = this.names.stream(log);
     const epoch = await this.epochOf(log);
     const first = await this.firstPosition(log);
-    if (first && afterSeq > 0 && afterSeq + 1 < first.seq) {
+    if (first && afterSeq + 1 < first.seq && !first.first) {
       throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
     let delivered = afterSeq;
@@ -200,7 +211,12 @@ export class NatsTransport implements GeoTransport {
     void (async () => {
       for (let failures = 0; !stopped; ) {
         try {
-          current ??= await open();
+          if (!current) {
+            // Reopening: a stream deleted and recreated meanwhile restarts its sequences.
+            const incarnation = await this.incarnationOf(stream, true);
+            if (!epoch.endsWith(`.${incarnation}`)) return fail(`the stream of room "${log.room}" was recreated; its epoch changed`);
+            current = await open();
+          }
           for await (const message of current) {
             failures = 0;
             if (stopped || !deliver(message)) return;
@@ -253,6 +269,8 @@ export class NatsTransport implements GeoTransport {
     });
     const handle = { close: () => subscription.unsubscribe() };
     this.subscriptions.add(handle);
+    // A round trip makes sure the server registered the interest before we say subscribed.
+    await nc.flush().catch((error: unknown) => Promise.reject(this.unavailable(error)));
     return {
       close: async () => {
         this.subscriptions.delete(handle);
@@ -272,6 +290,7 @@ export class NatsTransport implements GeoTransport {
         throw this.unavailable(error);
       });
     this.epochs.set(key, epoch);
+    this.started.delete(key);
     await jsm.streams.purge(this.names.stream(log), { filter: this.names.subject(log) }).catch((error: unknown) => {
       throw this.unavailable(error);
     });
@@ -346,9 +365,9 @@ export class NatsTransport implements GeoTransport {
     const config: Partial<StreamConfig> & { name: string } = {
       name,
       subjects: [subjects],
-      // Retention by count per room. No max_age: an emptied subject would lose the room's
-      // numbering; expired rooms get a new epoch instead (see append).
+      // Retention per room by count, and by age for the whole stream.
       max_msgs_per_subject: this.context.retention.maxEvents,
+      max_age: this.context.retention.maxAgeMs * 1_000_000,
       duplicate_window: this.context.dedupWindowMs * 1_000_000,
       allow_direct: true,
       num_replicas: this.options.replicas ?? 1,
@@ -371,6 +390,7 @@ export class NatsTransport implements GeoTransport {
       const current = info.config;
       if (
         current.max_msgs_per_subject !== config.max_msgs_per_subject ||
+        current.max_age !== config.max_age ||
         current.duplicate_window !== config.duplicate_window ||
         !current.subjects?.includes(subjects)
       ) {
@@ -416,8 +436,9 @@ export class NatsTransport implements GeoTransport {
         if (entry.operation !== 'PUT') continue;
         const epoch = entry.string();
         this.epochs.set(entry.key, epoch);
+        this.started.delete(entry.key);
         for (const tail of [...(this.tails.get(entry.key) ?? [])]) {
-          if (tail.epoch !== epoch) {
+          if (!tail.epoch.startsWith(`${epoch}.`)) {
             tail.stop();
             tail.onError?.(new Error('the room log was reset; its epoch changed'));
           }
@@ -442,8 +463,28 @@ export class NatsTransport implements GeoTransport {
 
   // ---- epochs ------------------------------------------------------------------------
 
-  /** The log's epoch: created (once, by whichever region is first) on first use. */
+  /**
+   * The log's epoch: its KV entry (created once, by whichever region is first, and
+   * rotated by `deleteLog`) joined to its stream's creation time.
+   */
   private async epochOf(log: LogRef): Promise<string> {
+    return `${await this.logEpoch(log)}.${await this.incarnationOf(this.names.stream(log))}`;
+  }
+
+  private async incarnationOf(stream: string, fresh = false): Promise<string> {
+    const cached = this.incarnations.get(stream);
+    if (cached && !fresh) return cached;
+    try {
+      const info = await this.require().jsm.streams.info(stream);
+      const incarnation = Date.parse(info.created).toString(36);
+      this.incarnations.set(stream, incarnation);
+      return incarnation;
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  private async logEpoch(log: LogRef): Promise<string> {
     const key = this.names.logKey(log);
     const cached = this.epochs.get(key);
     if (cached) return cached;
@@ -477,7 +518,9 @@ export class NatsTransport implements GeoTransport {
     } catch (error) {
       throw this.unavailable(error);
     }
-    return message ? { seq: message.seq, epoch: message.header.get(EPOCH_HEADER) } : undefined;
+    if (!message) return undefined;
+    this.started.add(this.names.logKey(log));
+    return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER), first: message.header.get(FIRST_HEADER) === '1' };
   }
 
   private lastPosition(log: LogRef): Promise<LogPosition | undefined> {
@@ -486,22 +529,6 @@ export class NatsTransport implements GeoTransport {
 
   private firstPosition(log: LogRef): Promise<LogPosition | undefined> {
     return this.direct(log, { seq: 1, next_by_subj: this.names.subject(log) });
-  }
-
-  /**
-   * Whether retention removed any of the room's events. Stream sequences cannot tell, so
-   * this says yes once the room holds as many events as the per-room limit keeps: a
-   * resume may be told `recovered: false` when nothing was lost, never the reverse.
-   */
-  private async lostHistory(log: LogRef): Promise<boolean> {
-    const { jsm } = this.require();
-    const subject = this.names.subject(log);
-    try {
-      const info = await jsm.streams.info(this.names.stream(log), { subjects_filter: subject });
-      return (info.state.subjects?.[subject] ?? 0) >= this.context.retention.maxEvents;
-    } catch (error) {
-      throw this.unavailable(error);
-    }
   }
 
   /**
