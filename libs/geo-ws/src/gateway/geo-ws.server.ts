@@ -20,6 +20,7 @@ import { toProtocolError } from '../errors/to-protocol-error.js';
 import { RoomFeeds } from '../fanout/room-feeds.js';
 import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.module-definition.js';
+import { RoomPresence } from '../presence/room-presence.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { parseFrame, parseJoin, parseLeave, type Frame } from '../protocol/frames.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
@@ -46,6 +47,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private heartbeat: NodeJS.Timeout | undefined;
   private started = false;
   private draining = false;
+  /** Cross-region presence, when `presence` is on. */
+  readonly presence: RoomPresence | undefined;
 
   constructor(
     @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
@@ -54,6 +57,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly adapterHost: HttpAdapterHost,
   ) {
     this.feeds = new RoomFeeds(transport, options.log.replayBatchSize);
+    this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
   }
 
   /** Accepting clients and the transport is connected. Drives `/readyz`. */
@@ -117,6 +121,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.presence?.stop();
     this.httpServer?.off('upgrade', this.onUpgrade);
     for (const connection of this.connections) connection.terminate();
     this.connections.clear();
@@ -232,6 +237,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     }
     // Closed while joining: onClose already ran, so undo what this join added.
     if (connection.closed) this.leaveLogs(connection, request.room);
+    else this.presence?.joined(request.room, { id: connection.id, sender: connection.principal.id, region: this.options.region });
   }
 
   /** Resolves once `geo.joined` is sent; the replay and live events continue on their own. */
@@ -263,6 +269,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private leaveLogs(connection: ClientConnection, room: string): void {
+    this.presence?.left(room, connection.id);
     this.feeds.leave(globalLog(room), connection);
     if (this.hasRegionalHandlers) this.feeds.leave(regionalLog(room, this.options.region), connection);
   }

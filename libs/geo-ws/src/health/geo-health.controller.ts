@@ -1,4 +1,6 @@
-import { Controller, Get, Header, HttpCode, HttpStatus, Inject, Res } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Header, HttpCode, HttpStatus, Inject, NotFoundException, Param, Res } from '@nestjs/common';
+import { isValidRoomId } from '../envelope/envelope.rules.js';
+import type { GeoPresenceMember } from '../transport/geo-state-store.interface.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.module-definition.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { GeoWsServer } from '../gateway/geo-ws.server.js';
@@ -43,6 +45,16 @@ export class GeoHealthController {
     const ready = this.server.isReady();
     if (!ready) response.status(HttpStatus.SERVICE_UNAVAILABLE);
     return { ready, region: this.options.region, draining: this.server.isDraining, connections: this.server.connectionCount };
+  }
+
+  /** Who is in a room, in every region (404 when presence is off). */
+  @Get('geo/presence/:room')
+  @Header('Access-Control-Allow-Origin', '*')
+  @Header('Cache-Control', 'no-store')
+  async presence(@Param('room') room: string): Promise<{ room: string; members: GeoPresenceMember[] }> {
+    if (!this.server.presence) throw new NotFoundException('presence is off: set presence: true in GeoWsModule.forRoot()');
+    if (!isValidRoomId(room)) throw new BadRequestException('room must be 1-128 characters with no whitespace or control characters');
+    return { room, members: await this.server.presence.list(room) };
   }
 
   /** The region directory, for clients choosing the nearest region and a failover order. */

@@ -33,6 +33,12 @@ export interface GeoWsModuleOptions {
   log?: GeoWsLogOptions;
   /** Graceful drain on shutdown: how long clients get to move after `geo.reconnect`. Default 2000 ms. */
   drainGraceMs?: number;
+  /**
+   * Track who is in each room across regions (`GET /geo/presence/:room`). Off by default:
+   * it writes to the broker on every join and every `ttlMs / 3` per membership.
+   * `true` means a 30 s TTL.
+   */
+  presence?: boolean | { ttlMs?: number };
 }
 
 export interface GeoWsLimits {
@@ -63,4 +69,6 @@ export interface ResolvedGeoWsOptions {
   limits: Required<GeoWsLimits>;
   log: { dedupWindowMs: number; retention: { maxEvents: number; maxAgeMs: number }; replayBatchSize: number };
   drainGraceMs: number;
+  /** Presence TTL in ms, or `undefined` when presence is off. */
+  presenceTtlMs: number | undefined;
 }

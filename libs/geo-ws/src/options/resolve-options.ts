@@ -100,5 +100,8 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
       replayBatchSize: positiveInteger(log.replayBatchSize, 500, 'log.replayBatchSize'),
     },
     drainGraceMs: options.drainGraceMs === undefined ? 2000 : Math.max(0, options.drainGraceMs),
+    presenceTtlMs: !options.presence
+      ? undefined
+      : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, 30_000, 'presence.ttlMs'),
   };
 }
