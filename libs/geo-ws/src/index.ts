@@ -37,3 +37,5 @@ export { MemoryNetwork, type MemoryNetworkOptions } from './transport/memory/mem
 export type { GeoStateStore, GeoSessionState, GeoPresenceMember } from './transport/geo-state-store.interface.js';
 export { natsTransport, NatsTransport } from './transport/nats/nats.transport.js';
 export type { NatsTransportOptions } from './transport/nats/nats-transport.options.js';
+export { redisTransport, RedisTransport } from './transport/redis/redis.transport.js';
+export type { RedisTransportOptions, RedisEndpoint } from './transport/redis/redis-transport.options.js';

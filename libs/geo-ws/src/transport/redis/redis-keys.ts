@@ -1,0 +1,67 @@
+import type { LogRef } from '../log-ref.js';
+
+/** Room ids in keys: base64url, so `:`, `{`, `}`, `*` or anything else cannot reach another key. */
+function encode(value: string): string {
+  return Buffer.from(value, 'utf8').toString('base64url');
+}
+
+/**
+ * Every key of one namespace. A log's keys share one hash tag (`{…}`), so in Redis
+ * Cluster they live in one slot and the append script can touch them atomically.
+ */
+export class RedisKeys {
+  constructor(readonly namespace: string) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(namespace)) {
+      throw new Error(`Redis namespace must be lower-case letters, digits, "_" or "-" (at most 32), got ${JSON.stringify(namespace)}`);
+    }
+  }
+
+  private tag(log: LogRef): string {
+    const room = encode(log.room);
+    return log.scope === 'global' ? `{${this.namespace}:g:${room}}` : `{${this.namespace}:r:${log.region}:${room}}`;
+  }
+
+  /** The Stream holding the log's events; entry ids are `<seq>-0`. */
+  stream(log: LogRef): string {
+    return `geows:${this.tag(log)}:log`;
+  }
+
+  /** Hash `{ epoch, seq }`: the incarnation and the last assigned seq. */
+  meta(log: LogRef): string {
+    return `geows:${this.tag(log)}:meta`;
+  }
+
+  /** Dedup key of one event id (G1). */
+  eventId(log: LogRef, eventId: string): string {
+    return `geows:${this.tag(log)}:id:${eventId}`;
+  }
+
+  /** Pattern of every dedup key of a log (for deleteLog). */
+  eventIdPattern(log: LogRef): string {
+    return `geows:${this.tag(log)}:id:*`.replace(/[{}[\]]/g, (char) => `\\${char}`);
+  }
+
+  /** Pub/Sub channel of the log's ephemeral events. */
+  ephemeral(log: LogRef): string {
+    return `geows:${this.tag(log)}:eph`;
+  }
+
+  /** Pub/Sub channel announcing deleted logs (the message is the log's stream key). */
+  resets(): string {
+    return `geows:${this.namespace}:resets`;
+  }
+
+  session(id: string): string {
+    return `geows:${this.namespace}:session:${id}`;
+  }
+
+  revocation(id: string): string {
+    return `geows:${this.namespace}:revoked:${id}`;
+  }
+
+  /** Sorted set of member ids by expiry, and the hash of their data, per room. */
+  presence(room: string): { expiries: string; members: string } {
+    const tag = `{${this.namespace}:p:${encode(room)}}`;
+    return { expiries: `geows:${tag}:expiries`, members: `geows:${tag}:members` };
+  }
+}

@@ -1,0 +1,21 @@
+/** A Redis endpoint: a URL (`redis://host:port/db`) or ioredis options (e.g. `{ sentinels, name }`). */
+export type RedisEndpoint = string | Record<string, unknown>;
+
+/** Options of {@link redisTransport}. */
+export interface RedisTransportOptions {
+  /**
+   * The primary, in the home region: every append goes there. With Sentinel, pass
+   * `{ sentinels: [{ host, port }], name: 'mymaster' }`: ioredis follows failovers.
+   */
+  primary: RedisEndpoint;
+  /**
+   * This region's replica (`replicaof` the primary): live tails and replays read from it,
+   * falling back to the primary while it is down or lagging. A function gets the region.
+   * @example replica: (region) => `redis://redis-${region}.internal:6379`
+   */
+  replica?: RedisEndpoint | ((region: string) => RedisEndpoint | undefined);
+  /** Separates deployments on one Redis: keys `geows:{<ns>:…}`. Default `geo`. */
+  namespace?: string;
+  /** A replica whose link is down, or silent for longer than this, is not read from. Default 5000. */
+  maxReplicaLagMs?: number;
+}

@@ -1,0 +1,399 @@
+import { Logger } from '@nestjs/common';
+import type { Redis, RedisOptions } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
+import {
+  GeoTransportUnavailableError,
+  type AppendResult,
+  type GeoTransport,
+  type GeoTransportContext,
+  type GeoTransportFactory,
+  type LogHead,
+  type ReadResult,
+  type Subscription,
+} from '../geo-transport.interface.js';
+import type { GeoStateStore } from '../geo-state-store.interface.js';
+import type { LogRef } from '../log-ref.js';
+import { loadRedis } from './load-redis.js';
+import { RedisKeys } from './redis-keys.js';
+import { APPEND_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
+import { RedisStateStore } from './redis-state.store.js';
+import { parseEntries, RedisStreamReader, type ReadSource, type StreamTail } from './redis-stream.reader.js';
+import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
+
+/** The commands the scripts add to a connection. */
+interface ScriptedRedis extends Redis {
+  geoAppend(stream: string, meta: string, dedup: string, ...args: (string | number)[]): Promise<[number, number, string]>;
+  geoEpoch(meta: string, candidate: string): Promise<string>;
+  geoReset(stream: string, meta: string, epoch: string): Promise<number>;
+}
+
+const HEALTH_INTERVAL_MS = 1000;
+const EPOCH_CHECK_INTERVAL_MS = 2000;
+
+/**
+ * The room log on Redis Streams: one stream per room log on the primary (home region),
+ * read by each region from its own replica.
+ * @example transport: redisTransport({ primary: 'redis://redis-eu:6379', replica: (region) => `redis://redis-${region}:6379` })
+ */
+export function redisTransport(options: RedisTransportOptions): GeoTransportFactory {
+  return (context) => new RedisTransport(options, context);
+}
+
+/**
+ * Mapping (see docs/TRANSPORTS.md):
+ * - a log is a Stream `geows:{<ns>:g:<room>}:log` whose entry ids are `<seq>-0`, plus a hash
+ *   `…:meta` with its `epoch` and last `seq`; room ids are base64url inside a hash tag;
+ * - G1 + G2: one Lua script on the primary checks the dedup key (`SET PX`), increments the
+ *   counter and `XADD`s, so seq is gap-free and a retry is stored once;
+ * - G3: replays are `XRANGE` from `since + 1`; live tails are one blocking `XREAD` per node
+ *   over all of its rooms, on the region's replica, on the primary while the replica is
+ *   down or lagging;
+ * - the epoch is the log's random epoch joined to the primary's replication id, so a
+ *   flushed log or a failover to another primary (which can lose acknowledged writes:
+ *   replication is asynchronous) is a new epoch and resumes say `recovered: false`.
+ */
+export class RedisTransport implements GeoTransport {
+  readonly name = 'redis';
+  readonly state: GeoStateStore;
+  private readonly logger = new Logger('GeoWs');
+  private readonly keys: RedisKeys;
+  private readonly reader: RedisStreamReader;
+  private readonly ephemeralHandlers = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
+  private readonly clientIds = new WeakMap<Redis, number>();
+  private primary: ScriptedRedis | undefined;
+  private replica: Redis | undefined;
+  private primaryBlocking: Redis | undefined;
+  private replicaBlocking: Redis | undefined;
+  private subscriber: Redis | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private connecting: Promise<void> | undefined;
+  private replicaHealthy = false;
+  private replicationId = '';
+  private closed = false;
+
+  constructor(
+    private readonly options: RedisTransportOptions,
+    private readonly context: GeoTransportContext,
+  ) {
+    this.keys = new RedisKeys(options.namespace ?? 'geo');
+    this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
+    this.reader = new RedisStreamReader(() => this.readSource());
+  }
+
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('RedisTransport: connect() after close()'));
+    this.connecting ??= this.open().catch(async (error: unknown) => {
+      this.connecting = undefined;
+      this.disconnectAll();
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.primary?.status === 'ready';
+  }
+
+  async append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+    const primary = this.requirePrimary();
+    const { dedupWindowMs, retention } = this.context;
+    try {
+      const [seq, duplicate, epoch] = await primary.geoAppend(
+        this.keys.stream(log),
+        this.keys.meta(log),
+        this.keys.eventId(log, draft.event_id),
+        JSON.stringify(draft),
+        dedupWindowMs,
+        retention.maxEvents,
+        randomUUID(),
+        retention.maxAgeMs,
+        Date.now(),
+      );
+      return { seq, duplicate: duplicate === 1, epoch: this.fullEpoch(epoch) };
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
+    const { epoch, firstSeq, lastSeq, events } = await this.snapshot(log, afterSeq, limit);
+    return { epoch, events, truncated: afterSeq + 1 < firstSeq, lastSeq };
+  }
+
+  async head(log: LogRef): Promise<LogHead> {
+    const { epoch, firstSeq, lastSeq } = await this.snapshot(log, undefined, 0);
+    return { epoch, firstSeq, lastSeq };
+  }
+
+  async tail(
+    log: LogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<Subscription> {
+    const { epoch, firstSeq } = await this.snapshot(log, undefined, 0);
+    if (afterSeq + 1 < firstSeq) {
+      throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
+    }
+    let stopped = false;
+    const tail: StreamTail = {
+      key: this.keys.stream(log),
+      cursor: afterSeq,
+      epoch,
+      onEvent,
+      fail: (reason) => {
+        if (stopped) return;
+        stop();
+        onError?.(new Error(reason));
+      },
+    };
+    const stop = () => {
+      stopped = true;
+      this.reader.remove(tail);
+    };
+    this.reader.add(tail);
+    return { close: async () => stop() };
+  }
+
+  async publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
+    await this.requirePrimary()
+      .publish(this.keys.ephemeral(log), JSON.stringify(envelope))
+      .catch((error: unknown) => Promise.reject(this.unavailable(error)));
+  }
+
+  async subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+    const channel = this.keys.ephemeral(log);
+    const subscriber = this.requireSubscriber();
+    const handlers = this.ephemeralHandlers.get(channel) ?? new Set();
+    handlers.add(onEvent);
+    this.ephemeralHandlers.set(channel, handlers);
+    if (handlers.size === 1) await subscriber.subscribe(channel).catch((error: unknown) => Promise.reject(this.unavailable(error)));
+    return {
+      close: async () => {
+        handlers.delete(onEvent);
+        if (handlers.size === 0 && this.ephemeralHandlers.get(channel) === handlers) {
+          this.ephemeralHandlers.delete(channel);
+          await subscriber.unsubscribe(channel).catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  async deleteLog(log: LogRef): Promise<void> {
+    const primary = this.requirePrimary();
+    try {
+      await primary.geoReset(this.keys.stream(log), this.keys.meta(log), randomUUID());
+      // Forget the log's event ids too, so its new incarnation accepts them again.
+      let cursor = '0';
+      do {
+        const [next, found] = await primary.scan(cursor, 'MATCH', this.keys.eventIdPattern(log), 'COUNT', 500);
+        if (found.length > 0) await primary.del(...found);
+        cursor = next;
+      } while (cursor !== '0');
+      await primary.publish(this.keys.resets(), this.keys.stream(log));
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.reader.close();
+    await this.connecting?.catch(() => undefined);
+    this.disconnectAll();
+  }
+
+  // ---- connections -------------------------------------------------------------------
+
+  private async open(): Promise<void> {
+    const { Redis: RedisClient } = await loadRedis();
+    const connect = async (endpoint: RedisEndpoint, role: string): Promise<Redis> => {
+      // Fail fast while disconnected (no offline queue): an append during an outage must
+      // answer UNAVAILABLE now, not after a reconnect.
+      const base: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000 };
+      const client = typeof endpoint === 'string' ? new RedisClient(endpoint, base) : new RedisClient({ ...base, ...(endpoint as RedisOptions) });
+      client.on('error', (error: Error) => this.logger.debug(`redis ${role}: ${error.message}`));
+      client.on('ready', () => this.clientIds.delete(client));
+      await client.connect().catch((error: unknown) => {
+        client.disconnect();
+        throw new GeoTransportUnavailableError(`cannot reach the Redis ${role}: ${(error as Error).message}`, { cause: error });
+      });
+      return client;
+    };
+    const primary = (await connect(this.options.primary, 'primary')) as ScriptedRedis;
+    primary.defineCommand('geoAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    primary.defineCommand('geoEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT });
+    primary.defineCommand('geoReset', { numberOfKeys: 2, lua: RESET_SCRIPT });
+    this.primary = primary;
+    this.replicationId = await this.fetchReplicationId(primary);
+    this.primaryBlocking = await connect(this.options.primary, 'primary reader');
+    this.subscriber = await connect(this.options.primary, 'subscriber');
+    this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    await this.subscriber.subscribe(this.keys.resets());
+    const replicaEndpoint = typeof this.options.replica === 'function' ? this.options.replica(this.context.region) : this.options.replica;
+    if (replicaEndpoint) {
+      try {
+        this.replica = await connect(replicaEndpoint, 'replica');
+        this.replicaBlocking = await connect(replicaEndpoint, 'replica reader');
+        await this.checkReplica();
+      } catch (error) {
+        // Not fatal: reads fall back to the primary until the replica answers.
+        this.logger.warn(`replica of region "${this.context.region}" unavailable, reading from the primary: ${(error as Error).message}`);
+      }
+    }
+    this.timers.push(setInterval(() => void this.checkReplica(), HEALTH_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.checkEpochs(), EPOCH_CHECK_INTERVAL_MS));
+    for (const timer of this.timers) timer.unref();
+  }
+
+  private disconnectAll(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    for (const client of [this.primary, this.primaryBlocking, this.subscriber, this.replica, this.replicaBlocking]) client?.disconnect();
+  }
+
+  private requirePrimary(): ScriptedRedis {
+    if (!this.primary || this.closed) throw new GeoTransportUnavailableError('the Redis transport is not connected');
+    if (this.primary.status !== 'ready') throw new GeoTransportUnavailableError('the connection to the Redis primary is down; retry');
+    return this.primary;
+  }
+
+  private requireSubscriber(): Redis {
+    this.requirePrimary();
+    return this.subscriber!;
+  }
+
+  /** Reads go to the replica while it is healthy, else to the primary. */
+  private readConnection(): Redis {
+    if (this.replica && this.replicaHealthy && this.replica.status === 'ready') return this.replica;
+    return this.requirePrimary();
+  }
+
+  private async readSource(): Promise<ReadSource> {
+    const useReplica = this.replica && this.replicaBlocking && this.replicaHealthy && this.replicaBlocking.status === 'ready';
+    const command = useReplica ? this.replica! : this.requirePrimary();
+    const blocking = useReplica ? this.replicaBlocking! : this.primaryBlocking!;
+    return {
+      command,
+      blocking,
+      blockingId: async () => {
+        let id = this.clientIds.get(blocking);
+        if (id === undefined) {
+          id = (await blocking.client('ID')) as number;
+          this.clientIds.set(blocking, id);
+        }
+        return id;
+      },
+    };
+  }
+
+  /** A replica is read from while its link to the primary is up and recent. */
+  private async checkReplica(): Promise<void> {
+    if (!this.replica || this.closed) return;
+    const wasHealthy = this.replicaHealthy;
+    try {
+      const info = parseInfo(await this.replica.info('replication'));
+      const silentMs = Number(info.master_last_io_seconds_ago ?? Infinity) * 1000;
+      this.replicaHealthy = info.role === 'slave' && info.master_link_status === 'up' && silentMs <= (this.options.maxReplicaLagMs ?? 5000);
+    } catch {
+      this.replicaHealthy = false;
+    }
+    if (wasHealthy !== this.replicaHealthy) {
+      this.logger.warn(`region "${this.context.region}" now reads from its ${this.replicaHealthy ? 'replica' : 'primary (replica down or lagging)'}`);
+    }
+  }
+
+  private async fetchReplicationId(client: Redis): Promise<string> {
+    const info = parseInfo(await client.info('replication'));
+    return (info.master_replid ?? '').slice(0, 12);
+  }
+
+  /**
+   * Tails learn that their log changed incarnation: from the resets channel at once, and
+   * by comparing epochs every few seconds (Pub/Sub is at-most-once, and a failover
+   * changes every epoch without a message).
+   */
+  private async checkEpochs(): Promise<void> {
+    if (this.closed || this.primary?.status !== 'ready') return;
+    try {
+      this.replicationId = await this.fetchReplicationId(this.primary);
+      const tails = this.reader.all();
+      if (tails.length === 0) return;
+      const metaKeys = tails.map((tail) => tail.key.replace(/:log$/, ':meta'));
+      const epochs = await Promise.all(metaKeys.map((key) => this.primary!.hget(key, 'epoch')));
+      tails.forEach((tail, i) => {
+        if (this.fullEpoch(epochs[i] ?? '') !== tail.epoch) tail.fail('the room log was reset or lost; its epoch changed');
+      });
+    } catch (error) {
+      this.logger.debug(`epoch check: ${(error as Error).message}`);
+    }
+  }
+
+  private onMessage(channel: string, message: string): void {
+    if (channel === this.keys.resets()) {
+      for (const tail of this.reader.tailsOf(message)) tail.fail('the room log was reset; its epoch changed');
+      return;
+    }
+    const handlers = this.ephemeralHandlers.get(channel);
+    if (!handlers) return;
+    let envelope: GeoEnvelopeDraft;
+    try {
+      envelope = JSON.parse(message) as GeoEnvelopeDraft;
+    } catch {
+      return; // not ours; ephemeral delivery is best effort by definition
+    }
+    for (const handler of handlers) handler(envelope);
+  }
+
+  // ---- reads -------------------------------------------------------------------------
+
+  /**
+   * One consistent view of a log from the read connection: its epoch, bounds and, when
+   * asked, events after a position. Meta and stream are replicated together (scripts
+   * replicate as one transaction), so a lagging replica is behind, never inconsistent.
+   */
+  private async snapshot(log: LogRef, afterSeq: number | undefined, limit: number) {
+    const connection = this.readConnection();
+    const stream = this.keys.stream(log);
+    const meta = this.keys.meta(log);
+    try {
+      const pipeline = connection.pipeline().hmget(meta, 'epoch', 'seq').xrange(stream, '-', '+', 'COUNT', 1);
+      if (afterSeq !== undefined) pipeline.xrange(stream, `${afterSeq + 1}-0`, '+', 'COUNT', limit);
+      const results = (await pipeline.exec()) ?? [];
+      for (const [error] of results) if (error) throw error;
+      const [storedEpoch, storedSeq] = results[0][1] as [string | null, string | null];
+      const first = results[1][1] as [string, string[]][];
+      const lastSeq = Number(storedSeq ?? 0);
+      const firstSeq = first.length > 0 ? Number(first[0][0].split('-')[0]) : lastSeq + 1;
+      const epoch = this.fullEpoch(storedEpoch ?? (await this.requirePrimary().geoEpoch(meta, randomUUID())));
+      const events = afterSeq === undefined ? [] : parseEntries(results[2][1] as [string, string[]][]);
+      return { epoch, firstSeq, lastSeq, events };
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  private fullEpoch(epoch: string): string {
+    return `${epoch}.${this.replicationId}`;
+  }
+
+  private unavailable(error: unknown): Error {
+    if (error instanceof GeoTransportUnavailableError) return error;
+    const message = (error as Error)?.message ?? String(error);
+    // Script and command errors are bugs; anything about reaching Redis is retryable.
+    if (/^(ERR|WRONGTYPE|NOSCRIPT)/.test(message)) return error as Error;
+    return new GeoTransportUnavailableError(`Redis: ${message}`, { cause: error });
+  }
+}
+
+/** `INFO` text to a map of its fields. */
+function parseInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1).trim();
+  }
+  return fields;
+}

@@ -1,0 +1,143 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './free-port.js';
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** One redis-server process started by a test on a free loopback port. */
+export class RedisServer {
+  private child: ChildProcess | undefined;
+
+  private constructor(
+    readonly port: number,
+    private readonly args: string[],
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  static async start(args: string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), args);
+    await server.launch();
+    return server;
+  }
+
+  private async launch(): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.args], {
+      stdio: 'ignore',
+    });
+    this.child = child;
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    await waitUntil(async () => (await ping(this.port)) === 'PONG', `redis on ${this.port}`);
+  }
+
+  /** SIGKILL: no goodbye to clients or replicas. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.launch();
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+  }
+}
+
+/** A primary and replicas (`--replicaof`), each replica's link up before this resolves. */
+export async function startReplicated(replicas: number): Promise<{ primary: RedisServer; replicas: RedisServer[]; stop(): Promise<void> }> {
+  const primary = await RedisServer.start();
+  const started: RedisServer[] = [];
+  for (let i = 0; i < replicas; i++) started.push(await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port)]));
+  await Promise.all(started.map((replica) => waitForLink(replica.port)));
+  return { primary, replicas: started, stop: async () => void (await Promise.all([primary, ...started].map((server) => server.stop()))) };
+}
+
+/** Sentinels watching `primary` as `mymaster` (quorum 2), with fast failure detection. */
+export async function startSentinels(primary: RedisServer, count = 3): Promise<{ ports: number[]; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'geo-ws-sentinel-'));
+  const sentinels: ChildProcess[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const port = await freePort();
+    const config = join(dir, `sentinel-${port}.conf`);
+    await writeFile(
+      config,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `sentinel monitor mymaster 127.0.0.1 ${primary.port} 2`,
+        'sentinel down-after-milliseconds mymaster 1000',
+        'sentinel failover-timeout mymaster 5000',
+        'sentinel parallel-syncs mymaster 1',
+      ].join('\n'),
+    );
+    const child = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    sentinels.push(child);
+    ports.push(port);
+  }
+  await Promise.all(ports.map((port) => waitUntil(async () => (await ping(port)) === 'PONG', `sentinel on ${port}`)));
+  return {
+    ports,
+    stop: async () => {
+      for (const child of sentinels) child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function ping(port: number): Promise<string | undefined> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await client.ping();
+  } catch {
+    return undefined;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Waits until a replica's replication link is up. */
+export async function waitForLink(port: number): Promise<void> {
+  await waitUntil(async () => {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return (await client.info('replication')).includes('master_link_status:up');
+    } catch {
+      return false;
+    } finally {
+      client.disconnect();
+    }
+  }, `the replica on ${port} to sync`);
+}
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
