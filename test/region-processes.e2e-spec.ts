@@ -2,29 +2,36 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { freePort } from './support/free-port.js';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
+import { dropRedisNamespace } from './support/redis-servers.js';
 import { RegionProcess } from './support/region-process.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
-const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
-const namespace = testNamespace('procs');
+const natsUrl = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
+const redisUrl = process.env.GEO_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** `npm run start:region` three times over NATS: one process per region, as deployed. */
-describe('sample chat app: one process per region on NATS JetStream', () => {
+const brokers: [string, Record<string, string>, (namespace: string) => Promise<void>][] = [
+  ['nats', { GEO_TRANSPORT: 'nats', GEO_NATS_URL: natsUrl }, (namespace) => dropNatsNamespace(natsUrl, namespace)],
+  ['redis', { GEO_TRANSPORT: 'redis', GEO_REDIS_URL: redisUrl }, (namespace) => dropRedisNamespace(redisUrl, namespace)],
+];
+
+/** `npm run start:region` three times: one process per region, as deployed. */
+describe.each(brokers)('sample chat app: one process per region on %s', (broker, env, drop) => {
   const regions: RegionProcess[] = [];
+  const namespace = testNamespace(`procs${broker}`);
 
   beforeAll(async () => {
     const names = ['asia', 'eu', 'us'];
     const ports = await Promise.all(names.map(() => freePort()));
     const directory = names.map((name, i) => `${name}=http://127.0.0.1:${ports[i]}`).join(',');
     for (const [i, name] of names.entries()) {
-      regions.push(new RegionProcess(name, ports[i], { GEO_TRANSPORT: 'nats', GEO_NATS_URL: servers, GEO_NAMESPACE: namespace, GEO_REGIONS: directory }));
+      regions.push(new RegionProcess(name, ports[i], { ...env, GEO_NAMESPACE: namespace, GEO_REGIONS: directory }));
     }
     await Promise.all(regions.map((region) => region.start()));
   }, 60_000);
 
   afterAll(async () => {
     await Promise.all(regions.map((region) => region.stop()));
-    await dropNatsNamespace(servers, namespace);
+    await drop(namespace);
   });
 
   it('messages published in each region reach every region in one order', async () => {

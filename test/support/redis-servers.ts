@@ -141,3 +141,18 @@ async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs 
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** Deletes every key of a namespace on the Redis at `url`. */
+export async function dropRedisNamespace(url: string, namespace: string): Promise<void> {
+  const client = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `geows:*${namespace}*`, 'COUNT', 1000);
+      if (keys.length > 0) await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}

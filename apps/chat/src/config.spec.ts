@@ -28,6 +28,13 @@ describe('chat config from the environment', () => {
     expect(() => readRegionConfig(env)).toThrow(message);
   });
 
+  it('reads per-region broker URLs', () => {
+    const env = { REGION: 'eu', GEO_TRANSPORT: 'redis', GEO_REDIS_REPLICA_URL: 'eu=redis://r-eu:6379,us=redis://r-us:6379', GEO_NATS_URL: 'eu=nats://n-eu:4222,us=nats://n-us:4222' };
+    expect(readRegionConfig(env)).toMatchObject({ redis: { url: 'redis://127.0.0.1:6379', replicaUrl: 'redis://r-eu:6379' }, nats: { url: 'nats://n-eu:4222' } });
+    expect(readRegionConfig({ ...env, REGION: 'asia', GEO_NATS_URL: 'nats://one:4222' }).redis.replicaUrl).toBeUndefined();
+    expect(() => readRegionConfig({ ...env, REGION: 'asia' })).toThrow('GEO_NATS_URL has no entry for region "asia"');
+  });
+
   it('keeps "=" inside URLs', () => {
     expect(parseRegions('eu=http://h/?a=b')).toEqual({ eu: { url: 'http://h/?a=b' } });
   });

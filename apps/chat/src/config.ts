@@ -15,6 +15,7 @@ export interface RegionConfig {
   /** Separates deployments sharing one broker. */
   namespace: string;
   nats: { url: string; homeCluster?: string; replicas: number };
+  redis: { url: string; replicaUrl?: string };
 }
 
 export const DEFAULT_REGIONS = 'asia=http://127.0.0.1:3001,eu=http://127.0.0.1:3002,us=http://127.0.0.1:3003';
@@ -44,13 +45,18 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number
 
 /**
  * `GEO_NATS_URL` is one URL for every region, or `region=url` pairs (comma-separated)
- * so each region connects to its own cluster of a supercluster.
+ * so each region connects to its own cluster of a supercluster. `GEO_REDIS_REPLICA_URL`
+ * works the same way (a region without an entry reads from the primary).
  */
 export function natsUrlFor(value: string, region: string): string {
+  return urlFor(value, region, 'GEO_NATS_URL', false)!;
+}
+
+/** One URL for every region, or this region's entry of `region=url` pairs. */
+function urlFor(value: string, region: string, variable: string, optional: boolean): string | undefined {
   if (!value.includes('=')) return value;
-  const pairs = parseRegions(value);
-  const url = pairs[region]?.url;
-  if (!url) throw new ConfigError(`GEO_NATS_URL has no entry for region "${region}"`);
+  const url = parseRegions(value)[region]?.url;
+  if (!url && !optional) throw new ConfigError(`${variable} has no entry for region "${region}"`);
   return url;
 }
 
@@ -78,6 +84,10 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
       url: natsUrlFor(env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222', region),
       homeCluster: env.GEO_NATS_HOME_CLUSTER || undefined,
       replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
+    },
+    redis: {
+      url: env.GEO_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      replicaUrl: env.GEO_REDIS_REPLICA_URL ? urlFor(env.GEO_REDIS_REPLICA_URL, region, 'GEO_REDIS_REPLICA_URL', true) : undefined,
     },
   };
 }

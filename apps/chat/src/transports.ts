@@ -1,5 +1,5 @@
-import { memoryTransport, natsTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
-import { ConfigError, type RegionConfig } from './config.js';
+import { memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
+import type { RegionConfig } from './config.js';
 
 /**
  * The transport a region runs on, from its configuration. `network` is the memory
@@ -17,7 +17,7 @@ export function transportFor(config: RegionConfig, network?: MemoryNetwork): Geo
         homeCluster: config.nats.homeCluster,
         replicas: config.nats.replicas,
       });
-    default:
-      throw new ConfigError(`GEO_TRANSPORT=${config.transport} is not available in this build yet; use memory or nats`);
+    case 'redis':
+      return redisTransport({ primary: config.redis.url, replica: config.redis.replicaUrl, namespace: config.namespace });
   }
 }
