@@ -71,7 +71,7 @@ export async function startReplicated(replicas: number): Promise<{ primary: Redi
 }
 
 /** Sentinels watching `primary` as `mymaster` (quorum 2), with fast failure detection. */
-export async function startSentinels(primary: RedisServer, count = 3): Promise<{ ports: number[]; stop(): Promise<void> }> {
+export async function startSentinels(primary: RedisServer, count = 3): Promise<{ ports: number[]; dir: string; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'geo-ws-sentinel-'));
   const sentinels: ChildProcess[] = [];
   const ports: number[] = [];
@@ -83,6 +83,7 @@ export async function startSentinels(primary: RedisServer, count = 3): Promise<{
       [
         `port ${port}`,
         'bind 127.0.0.1',
+        `logfile ${join(dir, `sentinel-${port}.log`)}`,
         `sentinel monitor mymaster 127.0.0.1 ${primary.port} 2`,
         'sentinel down-after-milliseconds mymaster 1000',
         'sentinel failover-timeout mymaster 5000',
@@ -98,9 +99,10 @@ export async function startSentinels(primary: RedisServer, count = 3): Promise<{
   await Promise.all(ports.map((port) => waitUntil(async () => (await ping(port)) === 'PONG', `sentinel on ${port}`)));
   return {
     ports,
+    dir,
     stop: async () => {
       for (const child of sentinels) child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
+      if (!process.env.GEO_KEEP_SENTINEL_LOGS) await rm(dir, { recursive: true, force: true });
     },
   };
 }
@@ -155,4 +157,38 @@ export async function dropRedisNamespace(url: string, namespace: string): Promis
   } finally {
     client.disconnect();
   }
+}
+
+/** A Redis Cluster of `masters` nodes (no replicas), created with `redis-cli --cluster create`. */
+export async function startCluster(masters = 3): Promise<{ nodes: { host: string; port: number }[]; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'geo-ws-cluster-'));
+  const servers: RedisServer[] = [];
+  for (let i = 0; i < masters; i++) {
+    servers.push(await RedisServer.start(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${i}.conf`), '--cluster-node-timeout', '2000', '--dir', dir]));
+  }
+  const create = spawn('redis-cli', ['--cluster', 'create', ...servers.map((server) => `127.0.0.1:${server.port}`), '--cluster-yes'], { stdio: 'ignore' });
+  const code = await new Promise<number | null>((resolve) => create.once('exit', resolve));
+  if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
+  // Every node must agree the cluster is ok (slots assigned and known), not just the first.
+  for (const server of servers) {
+    await waitUntil(async () => {
+      const client = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return (await client.cluster('INFO')).includes('cluster_state:ok');
+      } catch {
+        return false;
+      } finally {
+        client.disconnect();
+      }
+    }, `cluster node ${server.port} to be ok`);
+  }
+  return {
+    nodes: servers.map((server) => ({ host: '127.0.0.1', port: server.port })),
+    stop: async () => {
+      await Promise.all(servers.map((server) => server.stop()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

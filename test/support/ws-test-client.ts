@@ -48,7 +48,12 @@ export class WsTestClient {
   /** The first frame with this event (and matching `where`) not already consumed by `next`. */
   async next(event: string, where: (data: any) => boolean = () => true, timeoutMs = 5000): Promise<any> {
     let found: ReceivedFrame | undefined;
-    await waitFor(() => (found = this.frames.find((frame) => frame.event === event && !consumed.has(frame) && where(frame.data))) !== undefined, `frame ${event}`, timeoutMs);
+    await waitFor(() => (found = this.frames.find((frame) => frame.event === event && !consumed.has(frame) && where(frame.data))) !== undefined, `frame ${event}`, timeoutMs).catch(
+      (error: Error) => {
+        const recent = this.frames.filter((frame) => frame.event.startsWith('geo.')).slice(-8);
+        throw new Error(`${error.message}; last protocol frames: ${JSON.stringify(recent)}`);
+      },
+    );
     consumed.add(found!);
     return found!.data;
   }

@@ -41,6 +41,11 @@ export class RedisKeys {
     return `geows:${this.tag(log)}:id:*`.replace(/[{}[\]]/g, (char) => `\\${char}`);
   }
 
+  /** Pub/Sub channel announcing new entries of a stream (Cluster mode's live reader). */
+  wake(streamKey: string): string {
+    return `${streamKey}:wake`;
+  }
+
   /** Pub/Sub channel of the log's ephemeral events. */
   ephemeral(log: LogRef): string {
     return `geows:${this.tag(log)}:eph`;

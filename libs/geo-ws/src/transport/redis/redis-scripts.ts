@@ -4,7 +4,7 @@
  * once. Also trims by count (MAXLEN) and by age (entries carry their append time `t`).
  *
  * KEYS: stream, meta, dedup key. ARGV: envelope JSON, dedup window ms, max events,
- * epoch to use if the log is new, max age ms, now ms.
+ * epoch to use if the log is new, max age ms, now ms, wake-up channel ('' for none).
  * Returns { seq, duplicate (0|1), epoch }.
  */
 export const APPEND_SCRIPT = `
@@ -35,6 +35,7 @@ for _ = 1, 64 do
   local last = tonumber(string.match(head[#head][1], '^(%d+)'))
   redis.call('XTRIM', KEYS[1], 'MINID', (last + 1) .. '-0')
 end
+if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], seq) end
 return {seq, 0, epoch}
 `;
 

@@ -30,12 +30,36 @@ export function parseEntries(entries: StreamEntries): GeoLoggedEnvelope[] {
   });
 }
 
+/** How a transport follows its tailed logs live. */
+export interface LiveReader {
+  add(tail: StreamTail): void;
+  remove(tail: StreamTail): void;
+  tailsOf(key: string): StreamTail[];
+  all(): StreamTail[];
+  close(): void;
+}
+
+/** Hands events to a key's tails in seq order; seqs are gap-free, so a jump means lost events. */
+export function deliverToTails(tails: StreamTail[], events: GeoLoggedEnvelope[]): void {
+  for (const tail of tails) {
+    for (const event of events) {
+      if (event.seq <= tail.cursor) continue;
+      if (event.seq !== tail.cursor + 1) {
+        tail.fail(`tail of room "${event.room_id}" lost events ${tail.cursor + 1}..${event.seq - 1} to retention`);
+        break;
+      }
+      tail.cursor = event.seq;
+      tail.onEvent(event);
+    }
+  }
+}
+
 /**
  * The node's single live reader over all of its rooms: one blocking `XREAD` on every
  * tailed stream at once, never a connection per client or per room. Adding a room
  * interrupts the blocked call (`CLIENT UNBLOCK`) so it is read at once.
  */
-export class RedisStreamReader {
+export class RedisStreamReader implements LiveReader {
   private readonly logger = new Logger('GeoWs');
   private readonly tails = new Map<string, Set<StreamTail>>();
   private running = false;
@@ -106,7 +130,7 @@ export class RedisStreamReader {
         const reply = (await source.blocking.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', ...keys, ...ids)) as [string, StreamEntries][] | null;
         this.blockedOn = undefined;
         failures = 0;
-        for (const [key, entries] of reply ?? []) this.deliver(key, parseEntries(entries));
+        for (const [key, entries] of reply ?? []) deliverToTails(this.tailsOf(key), parseEntries(entries));
       } catch (error) {
         this.blockedOn = undefined;
         if (this.closed) break;
@@ -116,20 +140,5 @@ export class RedisStreamReader {
       }
     }
     this.running = false;
-  }
-
-  private deliver(key: string, events: GeoLoggedEnvelope[]): void {
-    for (const tail of this.tailsOf(key)) {
-      for (const event of events) {
-        if (event.seq <= tail.cursor) continue;
-        if (event.seq !== tail.cursor + 1) {
-          // Seqs are gap-free: a jump means retention removed events this tail had not read.
-          tail.fail(`tail of room "${event.room_id}" lost events ${tail.cursor + 1}..${event.seq - 1} to retention`);
-          break;
-        }
-        tail.cursor = event.seq;
-        tail.onEvent(event);
-      }
-    }
   }
 }

@@ -1,13 +1,18 @@
 /** A Redis endpoint: a URL (`redis://host:port/db`) or ioredis options (e.g. `{ sentinels, name }`). */
 export type RedisEndpoint = string | Record<string, unknown>;
 
-/** Options of {@link redisTransport}. */
+/** Options of {@link redisTransport}: `primary` (standalone or Sentinel) or `cluster`. */
 export interface RedisTransportOptions {
   /**
    * The primary, in the home region: every append goes there. With Sentinel, pass
    * `{ sentinels: [{ host, port }], name: 'mymaster' }`: ioredis follows failovers.
    */
-  primary: RedisEndpoint;
+  primary?: RedisEndpoint;
+  /**
+   * Redis Cluster instead of one primary: its startup nodes, and options for ioredis's
+   * `Cluster`. Reads go to the masters; `replica` does not apply.
+   */
+  cluster?: { nodes: { host: string; port: number }[]; options?: Record<string, unknown> };
   /**
    * This region's replica (`replicaof` the primary): live tails and replays read from it,
    * falling back to the primary while it is down or lagging. A function gets the region.

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import {
@@ -18,7 +18,8 @@ import { loadRedis } from './load-redis.js';
 import { RedisKeys } from './redis-keys.js';
 import { APPEND_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
 import { RedisStateStore } from './redis-state.store.js';
-import { parseEntries, RedisStreamReader, type ReadSource, type StreamTail } from './redis-stream.reader.js';
+import { parseEntries, RedisStreamReader, type LiveReader, type ReadSource, type StreamTail } from './redis-stream.reader.js';
+import { RedisWakeReader } from './redis-wake.reader.js';
 import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
 
 /** The commands the scripts add to a connection. */
@@ -58,7 +59,7 @@ export class RedisTransport implements GeoTransport {
   readonly state: GeoStateStore;
   private readonly logger = new Logger('GeoWs');
   private readonly keys: RedisKeys;
-  private readonly reader: RedisStreamReader;
+  private reader: LiveReader;
   private readonly ephemeralHandlers = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
   private readonly clientIds = new WeakMap<Redis, number>();
   private primary: ScriptedRedis | undefined;
@@ -66,7 +67,11 @@ export class RedisTransport implements GeoTransport {
   private primaryBlocking: Redis | undefined;
   private replicaBlocking: Redis | undefined;
   private subscriber: Redis | undefined;
+  /** Cluster mode: the live reader's wake-up subscriber. */
+  private wakeSubscriber: Redis | undefined;
   private timers: NodeJS.Timeout[] = [];
+  /** Every connection opened, so close() can end them even in the middle of connect(). */
+  private readonly clients = new Set<Redis>();
   private connecting: Promise<void> | undefined;
   private replicaHealthy = false;
   private replicationId = '';
@@ -76,9 +81,19 @@ export class RedisTransport implements GeoTransport {
     private readonly options: RedisTransportOptions,
     private readonly context: GeoTransportContext,
   ) {
+    if (!options.primary === !options.cluster) {
+      throw new Error('redisTransport: set either primary (a URL, ioredis options or Sentinel) or cluster (startup nodes)');
+    }
+    if (options.cluster && options.replica) {
+      throw new Error('redisTransport: replica does not apply to cluster mode (Redis Cluster has its own replicas)');
+    }
     this.keys = new RedisKeys(options.namespace ?? 'geo');
     this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
     this.reader = new RedisStreamReader(() => this.readSource());
+  }
+
+  private get clusterMode(): boolean {
+    return this.options.cluster !== undefined;
   }
 
   connect(): Promise<void> {
@@ -109,6 +124,7 @@ export class RedisTransport implements GeoTransport {
         randomUUID(),
         retention.maxAgeMs,
         Date.now(),
+        this.clusterMode ? this.keys.wake(this.keys.stream(log)) : '',
       );
       return { seq, duplicate: duplicate === 1, epoch: this.fullEpoch(epoch) };
     } catch (error) {
@@ -185,12 +201,14 @@ export class RedisTransport implements GeoTransport {
     try {
       await primary.geoReset(this.keys.stream(log), this.keys.meta(log), randomUUID());
       // Forget the log's event ids too, so its new incarnation accepts them again.
-      let cursor = '0';
-      do {
-        const [next, found] = await primary.scan(cursor, 'MATCH', this.keys.eventIdPattern(log), 'COUNT', 500);
-        if (found.length > 0) await primary.del(...found);
-        cursor = next;
-      } while (cursor !== '0');
+      for (const node of this.masters()) {
+        let cursor = '0';
+        do {
+          const [next, found] = await node.scan(cursor, 'MATCH', this.keys.eventIdPattern(log), 'COUNT', 500);
+          for (const key of found) await primary.del(key);
+          cursor = next;
+        } while (cursor !== '0');
+      }
       await primary.publish(this.keys.resets(), this.keys.stream(log));
     } catch (error) {
       throw this.unavailable(error);
@@ -201,35 +219,67 @@ export class RedisTransport implements GeoTransport {
     if (this.closed) return;
     this.closed = true;
     this.reader.close();
+    this.disconnectAll(); // also ends a connect() still in progress
     await this.connecting?.catch(() => undefined);
-    this.disconnectAll();
   }
 
   // ---- connections -------------------------------------------------------------------
 
   private async open(): Promise<void> {
-    const { Redis: RedisClient } = await loadRedis();
+    const { Redis: RedisClient, Cluster } = await loadRedis();
     const connect = async (endpoint: RedisEndpoint, role: string): Promise<Redis> => {
       // Fail fast while disconnected (no offline queue): an append during an outage must
       // answer UNAVAILABLE now, not after a reconnect.
       const base: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000 };
       const client = typeof endpoint === 'string' ? new RedisClient(endpoint, base) : new RedisClient({ ...base, ...(endpoint as RedisOptions) });
+      this.clients.add(client);
       client.on('error', (error: Error) => this.logger.debug(`redis ${role}: ${error.message}`));
       client.on('ready', () => this.clientIds.delete(client));
       await client.connect().catch((error: unknown) => {
         client.disconnect();
+        if (this.closed) throw new Error('RedisTransport closed while connecting');
         throw new GeoTransportUnavailableError(`cannot reach the Redis ${role}: ${(error as Error).message}`, { cause: error });
       });
       return client;
     };
-    const primary = (await connect(this.options.primary, 'primary')) as ScriptedRedis;
-    primary.defineCommand('geoAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
-    primary.defineCommand('geoEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT });
-    primary.defineCommand('geoReset', { numberOfKeys: 2, lua: RESET_SCRIPT });
+    const connectCluster = async (role: string): Promise<Redis> => {
+      const { nodes, options } = this.options.cluster!;
+      const client = new Cluster(nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        redisOptions: { maxRetriesPerRequest: 1, connectTimeout: 3000 },
+        ...(options as ClusterOptions),
+      });
+      this.clients.add(client as unknown as Redis);
+      client.on('error', (error: Error) => this.logger.debug(`redis ${role}: ${error.message}`));
+      const timeout = setTimeout(() => client.disconnect(), 10_000); // a cluster that never forms
+      await client.connect().finally(() => clearTimeout(timeout)).catch((error: unknown) => {
+        client.disconnect();
+        throw new GeoTransportUnavailableError(`cannot reach the Redis cluster: ${(error as Error).message}`, { cause: error });
+      });
+      // The same commands as a single connection for everything geo-ws sends (one slot each).
+      return client as unknown as Redis;
+    };
+    if (this.clusterMode) {
+      const cluster = (await connectCluster('cluster')) as ScriptedRedis;
+      this.defineScripts(cluster);
+      this.primary = cluster;
+      this.replicationId = await this.fetchReplicationId(cluster);
+      this.subscriber = await connectCluster('subscriber');
+      this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+      await this.subscriber.subscribe(this.keys.resets());
+      this.wakeSubscriber = await connectCluster('live reader');
+      this.reader = new RedisWakeReader(() => this.requirePrimary(), this.wakeSubscriber, (key) => this.keys.wake(key));
+      this.timers.push(setInterval(() => void this.checkEpochs(), EPOCH_CHECK_INTERVAL_MS));
+      for (const timer of this.timers) timer.unref();
+      return;
+    }
+    const primary = (await connect(this.options.primary!, 'primary')) as ScriptedRedis;
+    this.defineScripts(primary);
     this.primary = primary;
     this.replicationId = await this.fetchReplicationId(primary);
-    this.primaryBlocking = await connect(this.options.primary, 'primary reader');
-    this.subscriber = await connect(this.options.primary, 'subscriber');
+    this.primaryBlocking = await connect(this.options.primary!, 'primary reader');
+    this.subscriber = await connect(this.options.primary!, 'subscriber');
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     await this.subscriber.subscribe(this.keys.resets());
     const replicaEndpoint = typeof this.options.replica === 'function' ? this.options.replica(this.context.region) : this.options.replica;
@@ -248,10 +298,23 @@ export class RedisTransport implements GeoTransport {
     for (const timer of this.timers) timer.unref();
   }
 
+  private defineScripts(client: Redis): void {
+    client.defineCommand('geoAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    client.defineCommand('geoEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT });
+    client.defineCommand('geoReset', { numberOfKeys: 2, lua: RESET_SCRIPT });
+  }
+
+  /** The servers holding keys: the primary, or every master of the cluster. */
+  private masters(): Redis[] {
+    const primary = this.requirePrimary();
+    return this.clusterMode ? (primary as unknown as { nodes(role: 'master'): Redis[] }).nodes('master') : [primary];
+  }
+
   private disconnectAll(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    for (const client of [this.primary, this.primaryBlocking, this.subscriber, this.replica, this.replicaBlocking]) client?.disconnect();
+    this.reader.close();
+    for (const client of this.clients) client.disconnect();
   }
 
   private requirePrimary(): ScriptedRedis {
@@ -306,6 +369,8 @@ export class RedisTransport implements GeoTransport {
   }
 
   private async fetchReplicationId(client: Redis): Promise<string> {
+    // In a cluster each master has its own; epochs there change only with their logs.
+    if (this.clusterMode) return 'cluster';
     const info = parseInfo(await client.info('replication'));
     return (info.master_replid ?? '').slice(0, 12);
   }

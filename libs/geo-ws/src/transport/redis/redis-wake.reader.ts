@@ -1,0 +1,100 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { deliverToTails, parseEntries, type LiveReader, type StreamTail } from './redis-stream.reader.js';
+
+const PAGE = 500;
+const SWEEP_MS = 1000;
+
+/**
+ * The live reader for Redis Cluster, where one `XREAD` cannot span slots: the append
+ * script publishes a wake-up on the log's channel, and the reader, subscribed once per
+ * tailed log on one connection, reads the new entries with `XRANGE` from its cursor. A
+ * sweep every second reads every tailed log, since Pub/Sub may drop a wake-up.
+ */
+export class RedisWakeReader implements LiveReader {
+  private readonly logger = new Logger('GeoWs');
+  private readonly tails = new Map<string, Set<StreamTail>>();
+  private readonly reading = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  private readonly sweep: NodeJS.Timeout;
+  /** Wake-up channel → stream key. */
+  private readonly keyOf = new Map<string, string>();
+
+  constructor(
+    private readonly commands: () => Redis,
+    private readonly subscriber: Redis,
+    private readonly wakeChannel: (streamKey: string) => string,
+  ) {
+    subscriber.on('message', (channel: string) => {
+      const key = this.keyOf.get(channel);
+      if (key) this.read(key);
+    });
+    this.sweep = setInterval(() => {
+      for (const key of this.tails.keys()) this.read(key);
+    }, SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  add(tail: StreamTail): void {
+    let tails = this.tails.get(tail.key);
+    if (!tails) {
+      tails = new Set();
+      this.tails.set(tail.key, tails);
+      const channel = this.wakeChannel(tail.key);
+      this.keyOf.set(channel, tail.key);
+      void this.subscriber.subscribe(channel).catch((error: unknown) => this.logger.warn(`wake-up channel: ${(error as Error).message}`));
+    }
+    tails.add(tail);
+    this.read(tail.key); // the backlog after the tail's position
+  }
+
+  remove(tail: StreamTail): void {
+    const tails = this.tails.get(tail.key);
+    tails?.delete(tail);
+    if (tails?.size === 0) {
+      this.tails.delete(tail.key);
+      const channel = this.wakeChannel(tail.key);
+      this.keyOf.delete(channel);
+      void this.subscriber.unsubscribe(channel).catch(() => undefined);
+    }
+  }
+
+  tailsOf(key: string): StreamTail[] {
+    return [...(this.tails.get(key) ?? [])];
+  }
+
+  all(): StreamTail[] {
+    return [...this.tails.values()].flatMap((tails) => [...tails]);
+  }
+
+  close(): void {
+    clearInterval(this.sweep);
+    this.tails.clear();
+  }
+
+  /** Reads a log from its tails' cursor; one read per log at a time, another if woken meanwhile. */
+  private read(key: string): void {
+    if (this.reading.has(key)) {
+      this.again.add(key);
+      return;
+    }
+    const run = this.readAll(key)
+      .catch((error: unknown) => this.logger.debug(`live read of ${key}: ${(error as Error).message}`))
+      .finally(() => {
+        this.reading.delete(key);
+        if (this.again.delete(key) && this.tails.has(key)) this.read(key);
+      });
+    this.reading.set(key, run);
+  }
+
+  private async readAll(key: string): Promise<void> {
+    for (;;) {
+      const tails = this.tailsOf(key);
+      if (tails.length === 0) return;
+      const from = Math.min(...tails.map((tail) => tail.cursor)) + 1;
+      const entries = (await this.commands().xrange(key, `${from}-0`, '+', 'COUNT', PAGE)) as [string, string[]][];
+      deliverToTails(tails, parseEntries(entries));
+      if (entries.length < PAGE) return;
+    }
+  }
+}
