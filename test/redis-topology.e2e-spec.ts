@@ -93,6 +93,25 @@ describe('Redis: primary in eu, a replica in asia and in us (servers started by 
     expect(new Set(acked.map((ack) => ack.eventId))).toEqual(new Set(log.map((event) => event.event_id)));
   }, 60_000);
 
+  it('a flushed primary is a new epoch for every log: resumes say recovered: false, never skip', async () => {
+    const room = `flush-${randomUUID().slice(0, 6)}`;
+    const client = await WsTestClient.connect(deployment.region('eu').wsUrl, { name: 'flusher' });
+    const joined = await client.join(room);
+    for (let n = 0; n < 3; n++) await client.publish('note.add', room, { text: `${n}` });
+    await client.waitForEvents(room, 3);
+    const admin = new Redis(servers.primary.url);
+    await admin.flushall();
+    admin.disconnect();
+    await client.waitForEvents(room, 3);
+    const notice = await client.next('geo.error', (data) => data.room === room && data.code === 'UNAVAILABLE', 10_000);
+    expect(notice.message).toMatch(/join it again/);
+    const rejoined = await client.join(room, { since: 3, epoch: joined.epoch });
+    expect(rejoined).toMatchObject({ recovered: false, seq: 0 });
+    expect(rejoined.epoch).not.toBe(joined.epoch);
+    expect((await client.publish('note.add', room, { text: 'after' })).seq).toBe(1);
+    client.close();
+  });
+
   it('room ids with ":", "{", "}", "*" get keys of their own, in their own hash tag', async () => {
     const transport = deployment.region('eu').transport;
     const rooms = ['a:b', '{a}', 'a}{b', '*', 'a*', 'geows:{topo:g:x}:log'];
