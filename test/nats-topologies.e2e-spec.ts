@@ -8,18 +8,6 @@ import { WsTestClient } from './support/ws-test-client.js';
 
 const REGIONS = ['asia', 'eu', 'us'];
 
-/** Publishes until acked, resending the same event_id after retryable errors (what the SDK's outbox does). */
-async function publishUntilAcked(client: WsTestClient, room: string, text: string): Promise<{ eventId: string; seq: number }> {
-  const eventId = randomUUID();
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const answer = await client.publish('note.add', room, { text }, eventId).catch(() => undefined);
-    if (answer && typeof answer.seq === 'number') return { eventId, seq: answer.seq };
-    if (answer?.code && !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(answer.code)) throw new Error(`refused: ${answer.code} ${answer.message}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`no ack for ${eventId}`);
-}
-
 /** Every region publishes concurrently; returns the clients (two per region) and what was acked. */
 async function runTraffic(deployment: Deployment, room: string, perPublisher: number, during?: () => Promise<void>) {
   const clients: WsTestClient[] = [];
@@ -29,7 +17,7 @@ async function runTraffic(deployment: Deployment, room: string, perPublisher: nu
   const acked: { eventId: string; seq: number }[] = [];
   const traffic = publishers.map(async (publisher, p) => {
     for (let n = 0; n < perPublisher; n++) {
-      acked.push(await publishUntilAcked(publisher, room, `${REGIONS[p]}-${n}`));
+      acked.push(await publisher.publishUntilAcked('note.add', room, { text: `${REGIONS[p]}-${n}` }));
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   });
@@ -89,11 +77,12 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
     const total = acked.length;
     try {
       for (const client of clients) await client.waitForEvents(room, total, 30_000);
-    } finally {
-      console.log(`events per client: ${clients.map((client) => client.events(room).length).join(', ')} of ${total}`);
+    } catch (error) {
+      // What the checker needs to tell a lost event from a slow tail.
       const stored = (await deployment!.region('eu').transport.read(globalLog(room), 0, 1000)).events;
       const storedIds = new Set(stored.map((event) => event.event_id));
-      console.log(`log: ${stored.length} events, seqs ${stored[0]?.seq}..${stored.at(-1)?.seq}; acked but not stored: ${JSON.stringify(acked.filter((ack) => !storedIds.has(ack.eventId)))}; acked seqs ${[...acked].sort((a, b) => a.seq - b.seq).map((ack) => ack.seq).join(',')}`);
+      console.log(`events per client: ${clients.map((client) => client.events(room).length).join(', ')} of ${total}; stored ${stored.length}; acked but not stored: ${JSON.stringify(acked.filter((ack) => !storedIds.has(ack.eventId)))}`);
+      throw error;
     }
     const log = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
     const report = checkLogs(log, clients.map((client) => client.events(room)));

@@ -9,17 +9,6 @@ import { WsTestClient } from './support/ws-test-client.js';
 
 const REGIONS = ['asia', 'eu', 'us'];
 
-/** Publishes until acked, resending the same event_id after retryable errors. */
-async function publishUntilAcked(client: WsTestClient, room: string, text: string): Promise<{ eventId: string; seq: number }> {
-  const eventId = randomUUID();
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const answer = await client.publish('note.add', room, { text }, eventId).catch(() => undefined);
-    if (answer && typeof answer.seq === 'number') return { eventId, seq: answer.seq };
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`no ack for ${eventId}`);
-}
-
 async function xreadCalls(server: RedisServer): Promise<number> {
   const client = new Redis(server.url);
   try {
@@ -58,7 +47,7 @@ describe('Redis: primary in eu, a replica in asia and in us (servers started by 
       .filter((_, i) => i % 2 === 0)
       .map(async (publisher, p) => {
         for (let n = 0; n < perPublisher; n++) {
-          acked.push(await publishUntilAcked(publisher, room, `${REGIONS[p]}-${n}`));
+          acked.push(await publisher.publishUntilAcked('note.add', room, { text: `${REGIONS[p]}-${n}` }));
           await new Promise((resolve) => setTimeout(resolve, 15));
         }
       });

@@ -107,12 +107,13 @@ export async function startSentinels(primary: RedisServer, count = 3): Promise<{
   };
 }
 
-async function ping(port: number): Promise<string | undefined> {
+/** Runs one check on a short-lived connection; undefined when the server does not answer. */
+async function probe<T>(port: number, check: (client: Redis) => Promise<T>): Promise<T | undefined> {
   const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return await client.ping();
+    return await check(client);
   } catch {
     return undefined;
   } finally {
@@ -120,20 +121,13 @@ async function ping(port: number): Promise<string | undefined> {
   }
 }
 
+function ping(port: number): Promise<string | undefined> {
+  return probe(port, (client) => client.ping());
+}
+
 /** Waits until a replica's replication link is up. */
 export async function waitForLink(port: number): Promise<void> {
-  await waitUntil(async () => {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      return (await client.info('replication')).includes('master_link_status:up');
-    } catch {
-      return false;
-    } finally {
-      client.disconnect();
-    }
-  }, `the replica on ${port} to sync`);
+  await waitUntil(async () => (await probe(port, async (client) => (await client.info('replication')).includes('master_link_status:up'))) === true, `the replica on ${port} to sync`);
 }
 
 async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
@@ -171,18 +165,7 @@ export async function startCluster(masters = 3): Promise<{ nodes: { host: string
   if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
   // Every node must agree the cluster is ok (slots assigned and known), not just the first.
   for (const server of servers) {
-    await waitUntil(async () => {
-      const client = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        return (await client.cluster('INFO')).includes('cluster_state:ok');
-      } catch {
-        return false;
-      } finally {
-        client.disconnect();
-      }
-    }, `cluster node ${server.port} to be ok`);
+    await waitUntil(async () => (await probe(server.port, async (client) => (await client.cluster('INFO')).includes('cluster_state:ok'))) === true, `cluster node ${server.port} to be ok`);
   }
   return {
     nodes: servers.map((server) => ({ host: '127.0.0.1', port: server.port })),

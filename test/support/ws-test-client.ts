@@ -75,6 +75,21 @@ export class WsTestClient {
     return answer!.data;
   }
 
+  /**
+   * Publishes until acked, resending the same event_id after retryable errors (what the
+   * SDK's outbox does): `{ eventId, seq }` of the stored event.
+   */
+  async publishUntilAcked(event: string, room: string, data: unknown, retryEveryMs = 150): Promise<{ eventId: string; seq: number }> {
+    const eventId = randomUUID();
+    for (let attempt = 0; attempt < 150; attempt++) {
+      const answer = await this.publish(event, room, data, eventId).catch(() => undefined);
+      if (answer && typeof answer.seq === 'number') return { eventId, seq: answer.seq };
+      if (answer?.code && !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(answer.code)) throw new Error(`refused: ${answer.code} ${answer.message}`);
+      await new Promise((resolve) => setTimeout(resolve, retryEveryMs));
+    }
+    throw new Error(`no ack for ${eventId}`);
+  }
+
   /** Logged envelopes of `room` received so far (events with a seq), in arrival order. */
   events(room: string, type?: string): GeoEnvelope[] {
     return this.frames
