@@ -15,6 +15,8 @@ export const GeoFrame = {
   ERROR: 'geo.error',
   RECONNECT: 'geo.reconnect',
   WELCOME: 'geo.welcome',
+  PING: 'geo.ping',
+  PONG: 'geo.pong',
 } as const;
 
 /** WebSocket close codes used by the server. */

@@ -4,6 +4,7 @@ import { GeoFrame } from '../constants.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
+import type { Session } from '../sessions/session-keeper.js';
 import type { LogRef } from '../transport/log-ref.js';
 import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from './geo-principal.js';
@@ -22,6 +23,8 @@ export class ClientConnection implements GeoConnection, FeedMember {
   alive = true;
   /** Set once the socket closed: frames still queued must not join anything. */
   closed = false;
+  /** Rooms and positions kept for a resume elsewhere (when sessions are on). */
+  session: Session | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -57,6 +60,7 @@ export class ClientConnection implements GeoConnection, FeedMember {
 
   deliver(event: GeoLoggedEnvelope): void {
     this.send(event.type, event);
+    if (!event.scope) this.session?.delivered(event.room_id, event.seq);
   }
 
   deliverEphemeral(envelope: GeoEnvelopeDraft): void {

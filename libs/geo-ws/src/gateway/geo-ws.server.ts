@@ -21,6 +21,7 @@ import { RoomFeeds } from '../fanout/room-feeds.js';
 import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.module-definition.js';
 import { RoomPresence } from '../presence/room-presence.js';
+import { SessionKeeper } from '../sessions/session-keeper.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { parseFrame, parseJoin, parseLeave, type Frame } from '../protocol/frames.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
@@ -49,6 +50,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private draining = false;
   /** Cross-region presence, when `presence` is on. */
   readonly presence: RoomPresence | undefined;
+  private readonly sessions: SessionKeeper | undefined;
 
   constructor(
     @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
@@ -58,6 +60,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   ) {
     this.feeds = new RoomFeeds(transport, options.log.replayBatchSize);
     this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
+    this.sessions = options.sessions ? new SessionKeeper(transport.state, options.sessions.ttlMs, options.sessions.saveEveryMs) : undefined;
   }
 
   /** Accepting clients and the transport is connected. Drives `/readyz`. */
@@ -122,6 +125,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.heartbeat);
     this.presence?.stop();
+    this.sessions?.stop();
     this.httpServer?.off('upgrade', this.onUpgrade);
     for (const connection of this.connections) connection.terminate();
     this.connections.clear();
@@ -142,7 +146,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     void this.authenticate(request, url).then(
       (principal) => {
         if (!principal) return refuse(socket, 401, 'Unauthorized');
-        this.wss!.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, principal));
+        this.wss!.handleUpgrade(request, socket, head, (ws) => void this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined));
       },
       () => refuse(socket, 401, 'Unauthorized'),
     );
@@ -159,20 +163,28 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return principal;
   }
 
-  private onConnection(ws: WebSocket, principal: GeoPrincipal): void {
+  private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
     const connection = new ClientConnection(ws, principal, this.options.region, this.options.limits.rate, (client, log) =>
       this.onEvicted(client, log),
     );
     this.connections.add(connection);
     ws.on('pong', () => (connection.alive = true));
-    ws.on('message', (raw, isBinary) => this.onMessage(connection, raw, isBinary));
     ws.on('error', (error) => this.logger.debug(`connection ${connection.id}: ${error.message}`));
     ws.on('close', () => this.onClose(connection));
+    // Frames that arrive while the session loads wait in the connection's queue.
+    let loaded!: () => void;
+    connection.queue = new Promise<void>((resolve) => (loaded = resolve));
+    ws.on('message', (raw, isBinary) => this.onMessage(connection, raw, isBinary));
+    const started = await this.sessions?.start(sessionId, principal.id);
+    connection.session = started?.session;
     connection.send(GeoFrame.WELCOME, {
       connection_id: connection.id,
       region: this.options.region,
       sender: principal.id,
+      ...(started ? { session_id: started.session.id } : {}),
+      ...(started?.restored ? { restored: started.restored } : {}),
     });
+    loaded();
   }
 
   private onMessage(connection: ClientConnection, raw: RawData, isBinary: boolean): void {
@@ -205,6 +217,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
           return await this.join(connection, frame.data);
         case GeoFrame.LEAVE:
           return this.leave(connection, frame.data);
+        case GeoFrame.PING:
+          return connection.send(GeoFrame.PONG, frame.data ?? null);
         default:
           return await this.publish(connection, frame);
       }
@@ -247,6 +261,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       const announce = (outcome: JoinOutcome): void => {
         announced = true;
         connection.send(GeoFrame.JOINED, { room: log.room, ...(scope ? { scope } : {}), ...outcome });
+        // The session starts where the client is before the replay: deliveries move it on.
+        const before = !outcome.recovered ? 0 : (position.since ?? outcome.seq);
+        if (!scope) connection.session?.joined(log.room, Math.min(before, outcome.seq), outcome.epoch);
         resolve();
       };
       this.feeds.join(log, connection, position, announce).catch((error: unknown) => {
@@ -265,6 +282,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (!connection.rooms.has(room)) throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `not in room "${room}"`);
     connection.rooms.delete(room);
     this.leaveLogs(connection, room);
+    connection.session?.left(room);
     connection.send(GeoFrame.LEFT, { room });
   }
 
@@ -323,6 +341,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private onClose(connection: ClientConnection): void {
     connection.closed = true;
     this.connections.delete(connection);
+    if (connection.session) void this.sessions?.end(connection.session);
     for (const room of connection.rooms) this.leaveLogs(connection, room);
     connection.rooms.clear();
   }

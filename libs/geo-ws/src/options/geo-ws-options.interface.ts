@@ -39,6 +39,12 @@ export interface GeoWsModuleOptions {
    * `true` means a 30 s TTL.
    */
   presence?: boolean | { ttlMs?: number };
+  /**
+   * Sessions: each connection's rooms and positions, kept in the transport's state store
+   * so a client reconnecting anywhere with `?session=<id>` gets them back. On by default
+   * (kept 1 h, saved every 5 s while they change); `false` turns them off.
+   */
+  sessions?: false | { ttlMs?: number; saveEveryMs?: number };
 }
 
 export interface GeoWsLimits {
@@ -71,4 +77,5 @@ export interface ResolvedGeoWsOptions {
   drainGraceMs: number;
   /** Presence TTL in ms, or `undefined` when presence is off. */
   presenceTtlMs: number | undefined;
+  sessions: { ttlMs: number; saveEveryMs: number } | undefined;
 }

@@ -100,6 +100,13 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
       replayBatchSize: positiveInteger(log.replayBatchSize, 500, 'log.replayBatchSize'),
     },
     drainGraceMs: options.drainGraceMs === undefined ? 2000 : Math.max(0, options.drainGraceMs),
+    sessions:
+      options.sessions === false
+        ? undefined
+        : {
+            ttlMs: positiveInteger(options.sessions?.ttlMs, 3_600_000, 'sessions.ttlMs'),
+            saveEveryMs: positiveInteger(options.sessions?.saveEveryMs, 5000, 'sessions.saveEveryMs'),
+          },
     presenceTtlMs: !options.presence
       ? undefined
       : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, 30_000, 'presence.ttlMs'),

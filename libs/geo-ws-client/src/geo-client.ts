@@ -1,0 +1,500 @@
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { httpProbe, rankRegions, type RankedRegion, type RttProbe } from './nearest-region.js';
+import {
+  RETRYABLE_CODES,
+  type AckFrame,
+  type ErrorFrame,
+  type Frame,
+  type GeoEnvelope,
+  type GeoRegion,
+  type JoinedFrame,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './protocol.js';
+
+/** Options of {@link GeoClient.connect}. */
+export interface GeoClientOptions {
+  /** Any region's base URL: the client reads `GET /geo/regions` from it. */
+  directoryUrl?: string;
+  /** Or the regions themselves. */
+  regions?: GeoRegion[];
+  /** Bearer token, sent as `access_token` (browsers cannot set headers on a WebSocket). */
+  token?: string | (() => string | Promise<string>);
+  /** Extra query parameters on the WebSocket URL (the demo uses `{ name }`). */
+  query?: Record<string, string>;
+  /** The WebSocket class: the browser's by default; in Node pass `ws`'s `WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** Connect only to this region. */
+  pinRegion?: string;
+  /** Use regions in this order instead of ranking them by RTT. */
+  regionOrder?: string[];
+  /** How RTT is measured (default: timing `GET /healthz`); injectable for tests. */
+  probe?: RttProbe;
+  /** Probes per region when ranking. Default 3. */
+  probeSamples?: number;
+  backoff?: BackoffOptions;
+  /** Failed connection attempts to a region before moving to the next. Default 3. */
+  failoverAfter?: number;
+  /** Client heartbeat: `geo.ping` this often; no frame for twice as long means dead. Default 15000. */
+  heartbeatMs?: number;
+  /** Check every this many ms whether a nearer region is healthy again and move back. Off by default. */
+  driftBackMs?: number;
+  /** Session id to resume (e.g. kept in sessionStorage); the server returns one otherwise. */
+  sessionId?: string;
+  /** `connect()` rejects if no region accepted a connection within this time. Default 30000. */
+  connectTimeoutMs?: number;
+}
+
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Events of a {@link GeoClient}. */
+export interface GeoClientEvents {
+  state: ConnectionState;
+  /** Connected to a region (first time or after a move). */
+  region: { region: string; rttMs: number };
+  /** A room could not be resumed without a gap (`recovered: false`): refetch its history. */
+  gap: { room: string; epoch: string };
+  /** A `geo.error` not tied to a pending publish or join. */
+  error: ErrorFrame;
+  /** A reconnect is scheduled. */
+  reconnect: { attempt: number; delayMs: number; region: string };
+}
+
+export type RoomHandler = (envelope: GeoEnvelope) => void;
+
+/** Where the client is in one log of a room. */
+interface Position {
+  seq: number;
+  epoch?: string;
+}
+
+interface RoomState {
+  name: string;
+  handlers: Set<RoomHandler>;
+  global: Position;
+  regional: Position & { region?: string };
+  joined: boolean;
+  waiters: { resolve(frame: JoinedFrame): void; reject(error: Error): void }[];
+}
+
+interface PendingPublish {
+  event: string;
+  room: string;
+  frame: { event_id: string; room_id: string; data: unknown };
+  resolve(ack: AckFrame): void;
+  reject(error: Error): void;
+  retryTimer?: ReturnType<typeof setTimeout>;
+  attempts: number;
+}
+
+/** A refused publish or join: `code` is the server's stable code. */
+export class GeoClientError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GeoClientError';
+  }
+}
+
+const OPEN = 1;
+
+function newEventId(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/**
+ * A connection to the nearest region of a geo-ws deployment that survives anything the
+ * network or a region does: it reconnects with jittered backoff, fails over to the next
+ * nearest region, resumes every room from its last `seq` (no gap, no duplicate), and
+ * resends unacknowledged publishes with their original `event_id` (applied once).
+ *
+ * @example
+ * const client = await GeoClient.connect({ directoryUrl: 'https://eu.chat.example', token });
+ * await client.join('lobby', (event) => render(event));
+ * await client.publish('lobby', 'chat.message', { text: 'hi' });
+ */
+export class GeoClient {
+  private readonly listeners = new Map<keyof GeoClientEvents, Set<(value: never) => void>>();
+  private readonly rooms = new Map<string, RoomState>();
+  private readonly outbox = new Map<string, PendingPublish>();
+  private regions: RankedRegion[] = [];
+  private regionIndex = 0;
+  private socket: WebSocketLike | undefined;
+  private attempts = 0;
+  private failuresHere = 0;
+  private closedByUser = false;
+  private lastFrameAt = 0;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private drift: ReturnType<typeof setInterval> | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private redirect: string | undefined;
+  private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
+  private connectedRegion: string | undefined;
+  private pingSentAt = 0;
+  /** The state of the connection. */
+  state: ConnectionState = 'connecting';
+  /** Round trip of the last `geo.ping` on the live connection, in ms. */
+  rttMs: number | undefined;
+  /** The session id the server gave (keep it to resume after a reload). */
+  sessionId: string | undefined;
+  /** The authenticated identity the server stamps as `sender`. */
+  sender: string | undefined;
+
+  private constructor(private readonly options: GeoClientOptions) {
+    this.sessionId = options.sessionId;
+  }
+
+  /** Finds the nearest region, connects, and resolves once the first connection is open. */
+  static async connect(options: GeoClientOptions): Promise<GeoClient> {
+    const client = new GeoClient(options);
+    await client.start();
+    return client;
+  }
+
+  /** The region connected to now. */
+  get region(): string | undefined {
+    return this.connectedRegion;
+  }
+
+  /** Regions in failover order, with their measured RTT. */
+  get rankedRegions(): readonly RankedRegion[] {
+    return this.regions;
+  }
+
+  on<K extends keyof GeoClientEvents>(event: K, listener: (value: GeoClientEvents[K]) => void): () => void {
+    const set = this.listeners.get(event) ?? new Set();
+    set.add(listener as (value: never) => void);
+    this.listeners.set(event, set);
+    return () => set.delete(listener as (value: never) => void);
+  }
+
+  /**
+   * Joins a room and calls `handler` with its events in `seq` order, each once, across
+   * reconnects and region moves. Resolves with the server's `geo.joined` answer.
+   * `since`/`epoch` resume from a position stored elsewhere (`since: 0`: all retained history).
+   */
+  join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string } = {}): Promise<JoinedFrame> {
+    let state = this.rooms.get(room);
+    if (!state) {
+      state = { name: room, handlers: new Set(), global: { seq: position.since ?? -1, epoch: position.epoch }, regional: { seq: -1 }, joined: false, waiters: [] };
+      this.rooms.set(room, state);
+    }
+    state.handlers.add(handler);
+    const joinedState = state;
+    return new Promise<JoinedFrame>((resolve, reject) => {
+      joinedState.waiters.push({ resolve, reject });
+      if (this.isOpen) this.sendJoin(joinedState);
+    });
+  }
+
+  /** Leaves a room; its unacknowledged publishes are rejected. */
+  leave(room: string): void {
+    if (!this.rooms.delete(room)) return;
+    if (this.isOpen) this.send('geo.leave', { room });
+    for (const [eventId, pending] of this.outbox) {
+      if (pending.room === room) this.settle(eventId, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
+    }
+  }
+
+  /**
+   * Publishes an event to a joined room. Resolves with the ack once the room log stored
+   * it; until then it is resent after every reconnect with the same `event_id`, so it is
+   * stored exactly once. Rejects only when the server refuses it for good.
+   */
+  publish<T = unknown>(room: string, event: string, data: T, eventId: string = newEventId()): Promise<AckFrame> {
+    if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
+    return new Promise<AckFrame>((resolve, reject) => {
+      const pending: PendingPublish = { event, room, frame: { event_id: eventId, room_id: room, data }, resolve, reject, attempts: 0 };
+      this.outbox.set(eventId, pending);
+      this.sendPublish(pending);
+    });
+  }
+
+  /** Publishes that were sent but not acknowledged yet. */
+  get unacknowledged(): number {
+    return this.outbox.size;
+  }
+
+  /** Moves to another region now (resuming every room there). */
+  moveTo(regionName: string): void {
+    const index = this.regions.findIndex((region) => region.name === regionName);
+    if (index === -1) throw new Error(`unknown region "${regionName}"`);
+    this.regionIndex = index;
+    this.failuresHere = 0;
+    this.attempts = 0;
+    this.socket?.close(1000, 'moving region');
+  }
+
+  /** Closes for good: pending publishes are rejected. */
+  close(): void {
+    this.closedByUser = true;
+    this.stopTimers();
+    this.socket?.close(1000, 'client closed');
+    this.setState('closed');
+    for (const eventId of [...this.outbox.keys()]) this.settle(eventId, new GeoClientError('CLOSED', 'the client was closed'));
+  }
+
+  // ---- connection --------------------------------------------------------------------
+
+  private async start(): Promise<void> {
+    const directory = this.options.regions ?? (await this.fetchDirectory());
+    this.regions = await rankRegions(directory, this.options.probe ?? httpProbe(), {
+      samples: this.options.probeSamples,
+      order: this.options.regionOrder,
+      pin: this.options.pinRegion,
+    });
+    const opened = new Promise<void>((resolve, reject) => (this.firstOpen = { resolve, reject }));
+    const timeout = setTimeout(() => {
+      this.close();
+      this.firstOpen?.reject(new Error(`GeoClient: no region accepted a connection within ${this.options.connectTimeoutMs ?? 30_000} ms`));
+    }, this.options.connectTimeoutMs ?? 30_000);
+    void opened.then(() => clearTimeout(timeout), () => clearTimeout(timeout));
+    void this.open();
+    const heartbeatMs = this.options.heartbeatMs ?? 15_000;
+    this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
+    if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
+    await opened;
+  }
+
+  private async fetchDirectory(): Promise<GeoRegion[]> {
+    if (!this.options.directoryUrl) throw new Error('GeoClient: give directoryUrl or regions');
+    const response = await fetch(`${this.options.directoryUrl.replace(/\/$/, '')}/geo/regions`, { cache: 'no-store' });
+    if (!response.ok) throw new Error(`GeoClient: ${this.options.directoryUrl}/geo/regions answered ${response.status}`);
+    return ((await response.json()) as { regions: GeoRegion[] }).regions;
+  }
+
+  private get isOpen(): boolean {
+    return this.socket?.readyState === OPEN && this.sender !== undefined;
+  }
+
+  private async open(): Promise<void> {
+    if (this.closedByUser) return;
+    const region = this.regions[this.regionIndex];
+    const url = new URL(this.redirect ?? region.wsUrl);
+    this.redirect = undefined;
+    for (const [key, value] of Object.entries(this.options.query ?? {})) url.searchParams.set(key, value);
+    if (this.sessionId) url.searchParams.set('session', this.sessionId);
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    if (token) url.searchParams.set('access_token', token);
+    const Socket = this.options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!Socket) throw new Error('GeoClient: no WebSocket class; in Node pass { WebSocket } from the ws package');
+    this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting');
+    const socket = new Socket(url.toString());
+    this.socket = socket;
+    this.sender = undefined;
+    socket.onmessage = (message) => {
+      if (this.socket !== socket) return;
+      this.lastFrameAt = Date.now();
+      this.onFrame(JSON.parse(String(message.data)) as Frame, region);
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.onClose(event.code);
+    };
+    socket.onerror = () => undefined; // onclose follows and decides
+  }
+
+  private onClose(code: number): void {
+    this.sender = undefined;
+    for (const room of this.rooms.values()) room.joined = false;
+    for (const pending of this.outbox.values()) clearTimeout(pending.retryTimer);
+    if (this.closedByUser) return;
+    this.failuresHere++;
+    // 1012: the region is restarting or draining; 1000 from moveTo(): go elsewhere now.
+    const moveOn = code === 1012 || this.failuresHere >= (this.options.failoverAfter ?? 3);
+    if (moveOn && this.regions.length > 1 && code !== 1000) this.nextRegion();
+    const delayMs = code === 1000 || code === 1012 ? 0 : backoffDelay(this.attempts++, this.options.backoff);
+    this.setState('reconnecting');
+    this.emit('reconnect', { attempt: this.attempts, delayMs, region: this.regions[this.regionIndex].name });
+    this.reconnectTimer = setTimeout(() => void this.open().catch((error: Error) => this.firstOpen?.reject(error)), delayMs);
+  }
+
+  /** The next region in ranked order that is not the one that just failed. */
+  private nextRegion(): void {
+    this.regionIndex = (this.regionIndex + 1) % this.regions.length;
+    this.failuresHere = 0;
+    this.attempts = 0;
+  }
+
+  private onFrame(frame: Frame, region: RankedRegion): void {
+    switch (frame.event) {
+      case 'geo.welcome':
+        this.sender = frame.data.sender;
+        this.sessionId = frame.data.session_id ?? this.sessionId;
+        this.connectedRegion = frame.data.region;
+        this.failuresHere = 0;
+        this.attempts = 0;
+        this.setState('open');
+        this.emit('region', { region: frame.data.region, rttMs: region.rttMs });
+        this.restore(frame.data.restored);
+        for (const room of this.rooms.values()) this.sendJoin(room);
+        this.firstOpen?.resolve();
+        this.firstOpen = undefined;
+        return;
+      case 'geo.joined':
+        return this.onJoined(frame.data as JoinedFrame);
+      case 'geo.ack':
+        return this.onAck(frame.data as AckFrame);
+      case 'geo.error':
+        return this.onError(frame.data as ErrorFrame);
+      case 'geo.reconnect': {
+        // The region drains: move to our next-nearest region now, before it closes us.
+        // The server's suggestion is used only when we know no other region.
+        const others = this.regions.filter((candidate) => candidate.name !== this.connectedRegion);
+        if (others.length > 0) this.regionIndex = this.regions.indexOf(others[0]);
+        else this.redirect = frame.data.url;
+        this.failuresHere = 0;
+        this.socket?.close(1000, 'moving on drain');
+        return;
+      }
+      case 'geo.pong':
+        this.rttMs = Date.now() - this.pingSentAt;
+        return;
+      case 'geo.left':
+        return;
+      default:
+        if (frame.event.startsWith('geo.')) return;
+        this.onEvent(frame.data as GeoEnvelope);
+    }
+  }
+
+  /** Positions the server kept for this session, used for rooms this client has no position in. */
+  private restore(restored: Record<string, { seq: number; epoch: string }> | undefined): void {
+    for (const [name, position] of Object.entries(restored ?? {})) {
+      const room = this.rooms.get(name);
+      if (room && room.global.seq < 0) room.global = { seq: position.seq, epoch: position.epoch };
+    }
+  }
+
+  private sendJoin(room: RoomState): void {
+    const { global, regional } = room;
+    const sameRegion = regional.region === this.connectedRegion;
+    this.send('geo.join', {
+      room: room.name,
+      ...(global.seq >= 0 ? { since: global.seq, ...(global.epoch ? { epoch: global.epoch } : {}) } : {}),
+      // A regional log belongs to one region: resume it only where it was.
+      ...(sameRegion && regional.seq >= 0 ? { regional: { since: regional.seq, epoch: regional.epoch } } : {}),
+    });
+  }
+
+  private onJoined(joined: JoinedFrame): void {
+    const room = this.rooms.get(joined.room);
+    if (!room) return;
+    const position = joined.scope === 'regional' ? room.regional : room.global;
+    // Another epoch renumbers the log: what follows starts over.
+    if (position.epoch !== undefined && position.epoch !== joined.epoch) position.seq = -1;
+    if (position.seq < 0) position.seq = joined.recovered ? joined.seq : 0;
+    position.epoch = joined.epoch;
+    if (joined.scope === 'regional') {
+      room.regional.region = this.connectedRegion;
+      return;
+    }
+    if (!joined.recovered) this.emit('gap', { room: room.name, epoch: joined.epoch });
+    room.joined = true;
+    for (const waiter of room.waiters.splice(0)) waiter.resolve(joined);
+    // Now the room exists here again: resend what it has not acknowledged, in order.
+    for (const pending of this.outbox.values()) if (pending.room === room.name) this.sendPublish(pending);
+  }
+
+  private onEvent(envelope: GeoEnvelope): void {
+    const room = this.rooms.get(envelope.room_id);
+    if (!room) return;
+    if (envelope.seq !== null) {
+      const position = envelope.scope === 'regional' ? room.regional : room.global;
+      if (envelope.seq <= position.seq) return; // already delivered before a reconnect
+      position.seq = envelope.seq;
+    }
+    for (const handler of room.handlers) handler(envelope);
+  }
+
+  private onAck(ack: AckFrame): void {
+    const pending = this.outbox.get(ack.event_id);
+    if (!pending) return;
+    this.outbox.delete(ack.event_id);
+    clearTimeout(pending.retryTimer);
+    pending.resolve(ack);
+  }
+
+  private onError(error: ErrorFrame): void {
+    const pending = error.event_id ? this.outbox.get(error.event_id) : undefined;
+    if (pending) {
+      if (RETRYABLE_CODES.has(error.code) || error.code === 'NOT_JOINED') {
+        // Kept in the outbox: resent after a short wait, or after the rejoin.
+        pending.retryTimer = setTimeout(() => this.sendPublish(pending), backoffDelay(pending.attempts++, this.options.backoff));
+        return;
+      }
+      this.settle(error.event_id!, new GeoClientError(error.code, error.message));
+      return;
+    }
+    const room = error.room ? this.rooms.get(error.room) : undefined;
+    if (room && !room.joined && room.waiters.length > 0 && !RETRYABLE_CODES.has(error.code)) {
+      for (const waiter of room.waiters.splice(0)) waiter.reject(new GeoClientError(error.code, error.message));
+      this.rooms.delete(room.name);
+      return;
+    }
+    if (room && error.code === 'UNAVAILABLE') {
+      // The room's log was reset under us, or the join could not be served yet: join again.
+      room.joined = false;
+      setTimeout(() => this.isOpen && this.rooms.get(room.name) === room && this.sendJoin(room), backoffDelay(0, this.options.backoff));
+      return;
+    }
+    this.emit('error', error);
+  }
+
+  private sendPublish(pending: PendingPublish): void {
+    const room = this.rooms.get(pending.room);
+    if (!this.isOpen || !room?.joined) return; // sent from onJoined once the room is back
+    this.send(pending.event, pending.frame);
+  }
+
+  private settle(eventId: string, error: Error): void {
+    const pending = this.outbox.get(eventId);
+    if (!pending) return;
+    this.outbox.delete(eventId);
+    clearTimeout(pending.retryTimer);
+    pending.reject(error);
+  }
+
+  private send(event: string, data: unknown): void {
+    if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify({ event, data }));
+  }
+
+  // ---- liveness and drift ---------------------------------------------------------------
+
+  private checkHeartbeat(heartbeatMs: number): void {
+    if (this.socket?.readyState !== OPEN) return;
+    if (this.lastFrameAt && Date.now() - this.lastFrameAt > 2 * heartbeatMs) {
+      this.socket.close(4000, 'no frame from the server');
+      return;
+    }
+    this.pingSentAt = Date.now();
+    this.send('geo.ping', { t: this.pingSentAt });
+  }
+
+  private async driftBack(): Promise<void> {
+    if (!this.isOpen || this.options.pinRegion || this.options.regionOrder) return;
+    const ranked = await rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples });
+    const nearest = ranked.find((region) => Number.isFinite(region.rttMs));
+    this.regions = ranked;
+    this.regionIndex = Math.max(0, ranked.findIndex((region) => region.name === this.connectedRegion));
+    if (nearest && nearest.name !== this.connectedRegion) this.moveTo(nearest.name);
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.heartbeat);
+    clearInterval(this.drift);
+    clearTimeout(this.reconnectTimer);
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  private emit<K extends keyof GeoClientEvents>(event: K, value: GeoClientEvents[K]): void {
+    for (const listener of this.listeners.get(event) ?? []) (listener as (value: GeoClientEvents[K]) => void)(value);
+  }
+}

@@ -1,0 +1,64 @@
+import type { GeoRegion } from './protocol.js';
+
+/** Measures one round trip to a region, in ms; rejects if it does not answer. */
+export type RttProbe = (region: GeoRegion) => Promise<number>;
+
+export interface RankOptions {
+  /** Probes per region; the median counts. Default 3. */
+  samples?: number;
+  /** Regions to use, in this order, instead of ranking by RTT. */
+  order?: string[];
+  /** Only this region. */
+  pin?: string;
+}
+
+/** A region with its measured median RTT (`Infinity` when it did not answer). */
+export interface RankedRegion extends GeoRegion {
+  rttMs: number;
+}
+
+/** Times `GET /healthz` with `fetch`. */
+export function httpProbe(timeoutMs = 2000): RttProbe {
+  return async (region) => {
+    const started = performance.now();
+    const response = await fetch(`${region.url}/healthz`, { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) });
+    if (!response.ok) throw new Error(`${region.name}: /healthz answered ${response.status}`);
+    await response.arrayBuffer();
+    return performance.now() - started;
+  };
+}
+
+function median(values: number[]): number {
+  if (values.length === 0) return Infinity;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Orders regions for connecting and failing over: nearest first (lowest median RTT of
+ * `samples` probes), regions that did not answer last. `order` or `pin` replace the
+ * ranking; RTTs are still measured so the app can show them.
+ */
+export async function rankRegions(regions: GeoRegion[], probe: RttProbe, options: RankOptions = {}): Promise<RankedRegion[]> {
+  const samples = options.samples ?? 3;
+  const candidates = options.pin ? regions.filter((region) => region.name === options.pin) : regions;
+  if (options.pin && candidates.length === 0) throw new Error(`pinned region "${options.pin}" is not in the directory (${regions.map((region) => region.name).join(', ')})`);
+  const ranked = await Promise.all(
+    candidates.map(async (region) => {
+      const rtts: number[] = [];
+      for (let i = 0; i < samples; i++) rtts.push(await probe(region).catch(() => Infinity));
+      const answered = rtts.filter(Number.isFinite);
+      // A region that failed most probes is treated as down, not as fast.
+      return { ...region, rttMs: answered.length * 2 > samples ? median(answered) : Infinity };
+    }),
+  );
+  if (options.order) {
+    const position = (name: string) => {
+      const index = options.order!.indexOf(name);
+      return index === -1 ? Number.MAX_SAFE_INTEGER : index;
+    };
+    return ranked.sort((a, b) => position(a.name) - position(b.name));
+  }
+  return ranked.sort((a, b) => a.rttMs - b.rttMs);
+}
