@@ -81,6 +81,34 @@ describe('client SDK against three regions in one process', () => {
     }
   });
 
+  it('G6: a session saved by one region is restored by another, so a client that lost its state resumes', async () => {
+    const room = `session-${randomUUID().slice(0, 6)}`;
+    const writer = await connect('session-writer', { pinRegion: 'asia' });
+    await writer.join(room, () => undefined);
+    const first = await connect('dana', { pinRegion: 'eu' });
+    const seenFirst: GeoEnvelope[] = [];
+    await first.join(room, (event) => seenFirst.push(event));
+    for (let n = 0; n < 3; n++) await writer.publish(room, 'note.add', { text: `before ${n}` });
+    await waitFor(() => seenFirst.length === 3, 'the first three events');
+    const sessionId = first.sessionId!;
+    first.close(); // the server saves the session when the connection closes
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (let n = 0; n < 2; n++) await writer.publish(room, 'note.add', { text: `away ${n}` });
+
+    // A new client object (no local positions, e.g. after a page reload) in another region.
+    const again = await connect('dana', { pinRegion: 'us', sessionId });
+    expect(again.sessionId).toBe(sessionId);
+    const seenAgain: GeoEnvelope[] = [];
+    const joined = await again.join(room, (event) => seenAgain.push(event));
+    expect(joined.recovered).toBe(true);
+    await waitFor(() => seenAgain.length === 2, 'the two missed events');
+    expect(seenAgain.map((event) => (event.data as { text: string }).text)).toEqual(['away 0', 'away 1']);
+
+    // Another identity cannot take over the session's positions.
+    const intruder = await connect('eve', { pinRegion: 'us', sessionId });
+    expect(intruder.sessionId).not.toBe(sessionId);
+  });
+
   it('drain: a region shutting down sends its clients elsewhere before it exits; nothing is lost', async () => {
     const room = `drain-${randomUUID().slice(0, 6)}`;
     const writer = await connect('drain-writer', { pinRegion: 'asia' });

@@ -133,6 +133,8 @@ export class GeoClient {
   private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
   private connectedRegion: string | undefined;
   private pingSentAt = 0;
+  /** Positions the server kept for this session, for rooms joined without one. */
+  private restored: Record<string, { seq: number; epoch: string }> = {};
   /** The state of the connection. */
   state: ConnectionState = 'connecting';
   /** Round trip of the last `geo.ping` on the live connection, in ms. */
@@ -178,7 +180,8 @@ export class GeoClient {
   join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string } = {}): Promise<JoinedFrame> {
     let state = this.rooms.get(room);
     if (!state) {
-      state = { name: room, handlers: new Set(), global: { seq: position.since ?? -1, epoch: position.epoch }, regional: { seq: -1 }, joined: false, waiters: [] };
+      const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.restored[room] ?? { seq: -1 });
+      state = { name: room, handlers: new Set(), global: { ...start }, regional: { seq: -1 }, joined: false, waiters: [] };
       this.rooms.set(room, state);
     }
     state.handlers.add(handler);
@@ -362,7 +365,8 @@ export class GeoClient {
 
   /** Positions the server kept for this session, used for rooms this client has no position in. */
   private restore(restored: Record<string, { seq: number; epoch: string }> | undefined): void {
-    for (const [name, position] of Object.entries(restored ?? {})) {
+    this.restored = restored ?? {};
+    for (const [name, position] of Object.entries(this.restored)) {
       const room = this.rooms.get(name);
       if (room && room.global.seq < 0) room.global = { seq: position.seq, epoch: position.epoch };
     }
