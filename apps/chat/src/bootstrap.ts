@@ -7,6 +7,8 @@ import { ChatModule } from './chat.module.js';
 import type { RegionConfig } from './config.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../public', import.meta.url));
+/** The client SDK's build (plain ES modules), served so the page imports it without a bundler. */
+const SDK_DIR = fileURLToPath(new URL('../../../libs/geo-ws-client/dist', import.meta.url));
 
 /** Starts one region's chat app and serves the browser page at `/`. */
 export async function startRegion(config: RegionConfig, transport: GeoTransportFactory): Promise<NestExpressApplication> {
@@ -14,6 +16,7 @@ export async function startRegion(config: RegionConfig, transport: GeoTransportF
     logger: config.quiet ? ['error', 'warn'] : ['error', 'warn', 'log'],
   });
   app.useStaticAssets(PUBLIC_DIR);
+  app.useStaticAssets(SDK_DIR, { prefix: '/sdk/' });
   app.enableShutdownHooks();
   await app.listen(config.port, config.host);
   return app;
