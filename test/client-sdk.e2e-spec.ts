@@ -109,6 +109,51 @@ describe('client SDK against three regions in one process', () => {
     expect(intruder.sessionId).not.toBe(sessionId);
   });
 
+  it('liveness: a region that goes silent (no close, no frames) is noticed by the heartbeat, and the client moves on', async () => {
+    const room = `silent-${randomUUID().slice(0, 6)}`;
+    const eu = deployment.region('eu');
+    const link = await new TcpProxy({ host: '127.0.0.1', port: Number(new URL(eu.url).port) }).start();
+    try {
+      const us = deployment.region('us');
+      const regions = [
+        { name: 'eu', url: eu.url, wsUrl: `ws://127.0.0.1:${link.port}/ws` },
+        { name: 'us', url: us.url, wsUrl: us.wsUrl },
+      ];
+      const client = await connect('frank', { regions, regionOrder: ['eu', 'us'], heartbeatMs: 200, failoverAfter: 1 });
+      await client.join(room, () => undefined);
+      expect(client.region).toBe('eu');
+      const silentAt = Date.now();
+      link.blackhole();
+      await waitFor(() => client.region === 'us', 'the client to leave the silent region', 5000);
+      console.log(`silent region left after ${Date.now() - silentAt} ms (heartbeat 200 ms)`);
+      expect((await client.publish(room, 'note.add', { text: 'from us' })).seq).toEqual(expect.any(Number));
+    } finally {
+      await link.stop();
+    }
+  });
+
+  it('drift back: when a nearer region answers again the client moves to it without losing events', async () => {
+    const room = `drift-${randomUUID().slice(0, 6)}`;
+    const rtts: Record<string, number> = { asia: 300, eu: 200, us: 10 };
+    const client = await connect('grace', { probe: async (region) => rtts[region.name], driftBackMs: 250 });
+    expect(client.region).toBe('us');
+    const seen: GeoEnvelope[] = [];
+    await client.join(room, (event) => seen.push(event));
+    const writer = await connect('drift-writer', { pinRegion: 'asia' });
+    await writer.join(room, () => undefined);
+    const writing = (async () => {
+      for (let n = 0; n < 20; n++) {
+        await writer.publish(room, 'note.add', { text: `n${n}` });
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    rtts.eu = 5; // eu is the nearest now
+    await waitFor(() => client.region === 'eu', 'the client to drift to eu', 5000);
+    await writing;
+    await waitFor(() => seen.length === 20, 'all 20 events');
+    expect(seen.map((event) => event.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
   it('drain: a region shutting down sends its clients elsewhere before it exits; nothing is lost', async () => {
     const room = `drain-${randomUUID().slice(0, 6)}`;
     const writer = await connect('drain-writer', { pinRegion: 'asia' });

@@ -6,7 +6,7 @@ describe('health, directory and graceful drain', () => {
   let deployment: Deployment;
 
   beforeAll(async () => {
-    deployment = await deployRegions(['asia', 'eu', 'us'], { geo: { drainGraceMs: 1500 } });
+    deployment = await deployRegions(['asia', 'eu', 'us'], { geo: { drainGraceMs: 1500, heartbeatMs: 200 } });
   });
 
   afterAll(async () => {
@@ -51,6 +51,25 @@ describe('health, directory and graceful drain', () => {
     const retried = await client.publish('note.add', 'outage-room', { text: 'during' }, 'outage-event-1');
     expect(retried).toMatchObject({ seq: 1 });
     await client.waitForEvents('outage-room', 1);
+    client.close();
+  });
+
+  it('heartbeat: a client that stops answering pings is dropped; one that answers stays', async () => {
+    const eu = deployment.region('eu');
+    const mute = await WsTestClient.connect(eu.wsUrl, { name: 'mute', autoPong: false });
+    const alive = await WsTestClient.connect(eu.wsUrl, { name: 'alive' });
+    const before = eu.server.connectionCount;
+    expect(await mute.waitForClose(2000)).toBe(1006); // terminated without a close frame
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(alive.isOpen).toBe(true);
+    expect(eu.server.connectionCount).toBe(before - 1);
+    alive.close();
+  });
+
+  it('answers geo.ping with geo.pong carrying the same data', async () => {
+    const client = await WsTestClient.connect(deployment.region('eu').wsUrl, { name: 'pinger' });
+    client.send('geo.ping', { t: 42 });
+    expect(await client.next('geo.pong')).toEqual({ t: 42 });
     client.close();
   });
 

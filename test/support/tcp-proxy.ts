@@ -9,6 +9,7 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   private isCut = false;
+  private isSilent = false;
   port = 0;
 
   constructor(
@@ -43,6 +44,12 @@ export class TcpProxy {
 
   restore(): void {
     this.isCut = false;
+    this.isSilent = false;
+  }
+
+  /** Keeps every connection open but forwards nothing: a peer that vanished without a goodbye. */
+  blackhole(): void {
+    this.isSilent = true;
   }
 
   async stop(): Promise<void> {
@@ -82,6 +89,7 @@ export class TcpProxy {
       if (queue.length > 0) timer = setTimeout(flush, queue[0].dueAt - Date.now());
     };
     from.on('data', (chunk: Buffer) => {
+      if (this.isSilent) return;
       if (this.delayMs <= 0 && queue.length === 0) {
         to.write(chunk);
         return;

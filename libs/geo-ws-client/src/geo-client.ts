@@ -287,6 +287,12 @@ export class GeoClient {
     const socket = new Socket(url.toString());
     this.socket = socket;
     this.sender = undefined;
+    // A region that accepts TCP but never answers (a dead host behind a load balancer)
+    // must count as a failed attempt, not hang the client.
+    const heartbeatMs = this.options.heartbeatMs ?? 15_000;
+    setTimeout(() => {
+      if (this.socket === socket && this.sender === undefined) this.abandon(4001);
+    }, Math.min(10_000, 2 * heartbeatMs));
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
       this.lastFrameAt = Date.now();
@@ -297,6 +303,25 @@ export class GeoClient {
       this.onClose(event.code);
     };
     socket.onerror = () => undefined; // onclose follows and decides
+  }
+
+  /**
+   * Gives up on a connection that stopped answering. A close handshake would wait for a
+   * peer that is gone, so the socket is dropped at once and the reconnect starts now.
+   */
+  private abandon(code: number): void {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = undefined;
+    socket.onclose = socket.onmessage = socket.onerror = null;
+    const terminate = (socket as { terminate?: () => void }).terminate;
+    try {
+      if (terminate) terminate.call(socket);
+      else socket.close(code);
+    } catch {
+      // already closing
+    }
+    this.onClose(code);
   }
 
   private onClose(code: number): void {
@@ -314,11 +339,22 @@ export class GeoClient {
     this.reconnectTimer = setTimeout(() => void this.open().catch((error: Error) => this.firstOpen?.reject(error)), delayMs);
   }
 
-  /** The next region in ranked order that is not the one that just failed. */
+  /**
+   * Moves past the region that failed: to the next in the ranking now, and, unless the
+   * order is fixed, re-ranks the others in the background for the move after this one.
+   */
   private nextRegion(): void {
+    const failed = this.regions[this.regionIndex].name;
     this.regionIndex = (this.regionIndex + 1) % this.regions.length;
     this.failuresHere = 0;
     this.attempts = 0;
+    if (this.options.pinRegion || this.options.regionOrder) return;
+    void rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples }).then((ranked) => {
+      const current = this.regions[this.regionIndex].name;
+      // The failed region goes last whatever it measured; the current one keeps its place.
+      this.regions = [...ranked.filter((region) => region.name !== failed), ...ranked.filter((region) => region.name === failed)];
+      this.regionIndex = Math.max(0, this.regions.findIndex((region) => region.name === current));
+    }, () => undefined);
   }
 
   private onFrame(frame: Frame, region: RankedRegion): void {
@@ -470,7 +506,7 @@ export class GeoClient {
   private checkHeartbeat(heartbeatMs: number): void {
     if (this.socket?.readyState !== OPEN) return;
     if (this.lastFrameAt && Date.now() - this.lastFrameAt > 2 * heartbeatMs) {
-      this.socket.close(4000, 'no frame from the server');
+      this.abandon(4000);
       return;
     }
     this.pingSentAt = Date.now();

@@ -29,8 +29,6 @@ import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import { ClientConnection } from './client-connection.js';
 import type { GeoHandshake, GeoPrincipal } from './geo-principal.js';
 
-const HEARTBEAT_MS = 30_000;
-
 /**
  * The WebSocket side of one region's app: accepts upgrades on the module's path,
  * authenticates them, speaks wire protocol v1, runs `@GeoSubscribe` handlers and
@@ -102,7 +100,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     // frames get PAYLOAD_TOO_LARGE and the connection stays open.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024 });
     server.on('upgrade', this.onUpgrade);
-    this.heartbeat = setInterval(() => this.checkHeartbeats(), HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs);
     this.heartbeat.unref();
     this.started = true;
     this.logger.log(`Region "${this.options.region}" serving WebSocket on ${this.options.path} over the ${this.transport.name} transport`);

@@ -33,6 +33,8 @@ export interface GeoWsModuleOptions {
   log?: GeoWsLogOptions;
   /** Graceful drain on shutdown: how long clients get to move after `geo.reconnect`. Default 2000 ms. */
   drainGraceMs?: number;
+  /** WebSocket ping interval; a connection that missed one pong is dropped. Default 30000 ms. */
+  heartbeatMs?: number;
   /**
    * Track who is in each room across regions (`GET /geo/presence/:room`). Off by default:
    * it writes to the broker on every join and every `ttlMs / 3` per membership.
@@ -75,6 +77,7 @@ export interface ResolvedGeoWsOptions {
   limits: Required<GeoWsLimits>;
   log: { dedupWindowMs: number; retention: { maxEvents: number; maxAgeMs: number }; replayBatchSize: number };
   drainGraceMs: number;
+  heartbeatMs: number;
   /** Presence TTL in ms, or `undefined` when presence is off. */
   presenceTtlMs: number | undefined;
   sessions: { ttlMs: number; saveEveryMs: number } | undefined;

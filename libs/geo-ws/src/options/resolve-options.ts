@@ -100,6 +100,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
       replayBatchSize: positiveInteger(log.replayBatchSize, 500, 'log.replayBatchSize'),
     },
     drainGraceMs: options.drainGraceMs === undefined ? 2000 : Math.max(0, options.drainGraceMs),
+    heartbeatMs: positiveInteger(options.heartbeatMs, 30_000, 'heartbeatMs'),
     sessions:
       options.sessions === false
         ? undefined
