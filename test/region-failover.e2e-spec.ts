@@ -103,4 +103,39 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
     expect(new Set(log.map((event) => event.event_id))).toEqual(published);
     expect(report).toEqual({ clients: clients.length, events: total, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
   }, 90_000);
+
+  it('drain: SIGTERM to a region; its clients move before the process exits and lose nothing', async () => {
+    const room = `drain-${randomUUID().slice(0, 6)}`;
+    const eu = regions[1];
+    const onEu = clients.filter((client) => client.region === 'eu');
+    expect(onEu.length).toBeGreaterThan(0);
+    const received = new Map<GeoClient, GeoEnvelope[]>();
+    for (const client of clients) {
+      const events: GeoEnvelope[] = [];
+      received.set(client, events);
+      await client.join(room, (event) => events.push(event));
+    }
+    const movedAt = new Map<GeoClient, number>();
+    for (const client of onEu) client.on('region', ({ region }) => region !== 'eu' && movedAt.set(client, Date.now()));
+    const perClient = 10;
+    const publishing = clients.map(async (client, c) => {
+      for (let n = 0; n < perClient; n++) {
+        await client.publish(room, 'chat.message', { text: `c${c} n${n}` });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await eu.stop('SIGTERM');
+    const exitedAt = Date.now();
+    await Promise.all(publishing);
+    const total = clients.length * perClient;
+    const deadline = Date.now() + 20_000;
+    while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    console.log(`drain: ${onEu.length} clients moved ${[...movedAt.values()].map((at) => exitedAt - at).join(', ')} ms before eu exited`);
+    expect(movedAt.size).toBe(onEu.length);
+    for (const at of movedAt.values()) expect(at).toBeLessThanOrEqual(exitedAt);
+    const reference = [...received.values()][0];
+    expect(reference).toHaveLength(total);
+    for (const events of received.values()) expect(events).toEqual(reference);
+  }, 90_000);
 });
