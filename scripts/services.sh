@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the brokers the tests use when they are not already running on this machine:
-# NATS with JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (Debian's packages).
+# NATS with JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (Debian's packages),
+# and installs the Chromium that the browser test drives (/usr/bin/chromium).
 # Idempotent; installs the packages with apt-get when they are missing.
 set -euo pipefail
 
@@ -16,6 +17,8 @@ install_missing() {
   local missing=()
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # Debian's build: playwright-core drives it, so no browser download is needed.
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "services: installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,14 +1,17 @@
 // geo-ws chat demo page. Every region serves this same file; the page opens one pane per
-// region, each with its own WebSocket, so a message sent in one region can be watched
+// region, each with its own connection, so a message sent in one region can be watched
 // arriving in every region in the same seq order.
+//
+// The networking is the client SDK's (served by every region at /sdk/): reconnect with
+// backoff, failover to the next region, resume by seq without gap or duplicate, and
+// publishes kept until acked. The page only renders what the SDK reports.
+import { GeoClient } from '/sdk/index.js';
 
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 8000;
+const BACKOFF = { baseMs: 250, maxMs: 4000 }; // short waits: a demo region restarts in a second or two
+const HEARTBEAT_MS = 5000; // the SDK's geo.ping: gives the RTT figure and spots a dead connection
+const RTT_REFRESH_MS = 2000;
 const TYPING_SEND_EVERY_MS = 2000; // one typing frame per 2 s is enough and spares the rate limit
 const TYPING_SHOW_MS = 3000;
-const RTT_SAMPLES = 3;
-/** geo.error codes after which resending the same frame (same event_id) may succeed. */
-const RETRYABLE_CODES = new Set(['RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL']);
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -30,8 +33,10 @@ async function start() {
   }
 }
 
-
-/** A UUID v4 for event_id; crypto.randomUUID exists only on secure origins (https, localhost). */
+/**
+ * A UUID v4 for event_id. The page picks it rather than the SDK because crypto.randomUUID
+ * exists only on secure origins (https, localhost), and the demo may be opened by IP.
+ */
 function newEventId() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -67,20 +72,19 @@ function placePane(region, pane) {
   $('#panes').insertBefore(pane.root, next?.root ?? null);
 }
 
-/** One region's view: its socket, its rooms and what they show. */
+/** One region's view: its GeoClient, its rooms and what they show. */
 class Pane {
   constructor(region, name, roomName, onClose) {
-    this.target = region; // where we (re)connect; geo.reconnect may move it to another region
+    this.home = region.name; // the region this pane prefers; the SDK may fail over elsewhere
     this.name = name;
     this.onClose = onClose;
+    this.client = null; // set once the first connection is open
+    this.closed = false;
     this.rooms = new Map(); // room name -> room state (createRoom)
-    this.room = null; // the room shown, and the one joined on every (re)connect
-    this.socket = null;
-    this.welcomed = false; // geo.welcome seen on the current socket: joins may be sent
-    this.region = null; // region of the current connection, from geo.welcome
-    this.sender = null; // identity the server gave us, from geo.welcome
-    this.attempt = 0; // consecutive failures since the last successful join, for the backoff
-    this.retryTimer = 0;
+    this.room = null; // the room shown
+    this.connectedAt = 0; // when the current connection opened: older events arriving since are replays
+    this.staleRtt = undefined; // client.rttMs of the previous connection, not shown for this one
+    this.rttTimer = 0;
     this.typingSentAt = 0;
     this.lastTypingId = null; // to recognise the echo of our own typing event
     this.typers = new Map(); // sender -> timer that hides them
@@ -90,7 +94,8 @@ class Pane {
     this.ui = {
       state: $('[data-testid=state]', this.root),
       rtt: $('[data-testid=rtt]', this.root),
-      via: $('[data-testid=connected-region]', this.root),
+      via: $('[data-testid=via]', this.root),
+      away: $('[data-testid=away]', this.root),
       sender: $('[data-testid=sender]', this.root),
       retry: $('[data-testid=retry]', this.root),
       rooms: $('.rooms', this.root),
@@ -101,7 +106,7 @@ class Pane {
     $('.pane-region', this.root).textContent = region.name;
     this.bindUi();
     this.showRoom(roomName);
-    this.connect();
+    this.ready = this.connect();
   }
 
   bindUi() {
@@ -114,7 +119,7 @@ class Pane {
     const roomInput = $('.room-input', this.root);
     $('.room-form', this.root).addEventListener('submit', (event) => {
       event.preventDefault();
-      this.switchRoom(roomInput.value.trim());
+      this.showRoom(roomInput.value.trim());
       roomInput.value = '';
     });
   }
@@ -126,50 +131,81 @@ class Pane {
 
   // ---- connection -------------------------------------------------------------------
 
-  connect() {
-    this.ui.retry.textContent = '';
-    const socket = new WebSocket(`${this.target.wsUrl}?name=${encodeURIComponent(this.name)}`);
-    this.socket = socket;
+  /** Resolves with the client once connected, or with null if no region took us. */
+  async connect() {
     this.setState('connecting');
-    // Events of a socket this pane has since dropped or replaced must not touch the pane.
-    const current = (handler) => (event) => {
-      if (this.socket === socket) handler(event);
-    };
-    socket.addEventListener('open', current(() => this.setState('open')));
-    socket.addEventListener('message', current((event) => this.onFrame(JSON.parse(event.data))));
-    socket.addEventListener('close', current(() => this.onSocketClosed()));
+    let client;
+    try {
+      client = await GeoClient.connect({
+        directoryUrl: location.origin,
+        // This pane's region first; while it is down the SDK moves to the next one.
+        regionOrder: [this.home, ...regions.map((region) => region.name).filter((name) => name !== this.home)],
+        query: { name: this.name },
+        backoff: BACKOFF,
+        heartbeatMs: HEARTBEAT_MS,
+      });
+    } catch (error) {
+      this.setState('closed');
+      this.showError(this.room, error);
+      return null;
+    }
+    if (this.closed) {
+      client.close();
+      return null;
+    }
+    this.client = client;
+    this.listenTo(client);
+    this.setState(client.state);
+    this.onConnected();
+    this.rttTimer = setInterval(() => this.renderRtt(), RTT_REFRESH_MS);
+    for (const room of this.rooms.values()) this.join(room);
+    return client;
   }
 
-  onSocketClosed() {
-    this.forgetConnection();
-    this.setState('closed');
-    this.scheduleReconnect();
+  listenTo(client) {
+    client.on('state', (state) => this.setState(state));
+    client.on('region', () => this.onConnected());
+    client.on('reconnect', ({ region, delayMs }) => this.showRetry(region, delayMs));
+    client.on('gap', (gap) => this.onGap(gap));
+    client.on('error', (error) => this.showError(this.rooms.get(error.room) ?? this.room, error));
   }
 
-  scheduleReconnect() {
-    const delay = backoffDelay(this.attempt++);
-    this.ui.retry.textContent = `· retrying in ${(delay / 1000).toFixed(1)} s`;
-    this.retryTimer = setTimeout(() => this.connect(), delay);
-  }
-
-  /** Closes the socket on purpose: its close event is ignored, so no reconnect follows. */
-  dropSocket() {
-    const socket = this.socket;
-    this.socket = null;
-    this.forgetConnection();
-    socket?.close(1000);
-  }
-
-  /** Server-side membership ends with the socket; the next socket must join again. */
-  forgetConnection() {
-    this.welcomed = false;
-    for (const room of this.rooms.values()) room.joined = false;
+  /** A connection opened, first or after a reconnect or a move to another region. */
+  onConnected() {
+    const { region, sender } = this.client;
+    this.connectedAt = Date.now();
+    this.staleRtt = this.client.rttMs;
+    this.ui.via.textContent = region;
+    this.ui.via.dataset.origin = region;
+    this.ui.away.textContent = region === this.home ? '' : `· failed over from ${this.home}`;
+    this.ui.sender.textContent = sender;
+    this.ui.retry.textContent = '';
     this.clearTypers();
+    this.renderRtt();
+  }
+
+  showRetry(region, delayMs) {
+    const when = delayMs > 0 ? `in ${(delayMs / 1000).toFixed(1)} s` : 'now';
+    this.ui.retry.textContent = `· retrying ${region} ${when}`;
+  }
+
+  /** The SDK's geo.ping round trip; until this connection has answered one, the probe taken when ranking regions. */
+  renderRtt() {
+    const client = this.client;
+    if (client.state !== 'open') {
+      this.ui.rtt.textContent = 'rtt –';
+      return;
+    }
+    const pinged = client.rttMs !== this.staleRtt ? client.rttMs : undefined;
+    const rtt = pinged ?? client.rankedRegions.find((region) => region.name === client.region)?.rttMs;
+    this.ui.rtt.textContent = Number.isFinite(rtt) ? `rtt ${Math.round(rtt)} ms` : 'rtt n/a';
   }
 
   close() {
-    clearTimeout(this.retryTimer);
-    this.dropSocket();
+    this.closed = true;
+    clearInterval(this.rttTimer);
+    this.client?.close();
+    this.clearTypers();
     this.root.remove();
     this.onClose();
   }
@@ -177,143 +213,51 @@ class Pane {
   setState(state) {
     this.ui.state.textContent = state;
     this.root.dataset.state = state;
-  }
-
-  sendFrame(event, data) {
-    if (this.socket?.readyState !== WebSocket.OPEN) return;
-    this.socket.send(JSON.stringify({ event, data }));
-  }
-
-  async measureRtt() {
-    if (!this.target.url) {
-      this.ui.rtt.textContent = 'rtt n/a';
-      return;
-    }
-    try {
-      const samples = [];
-      // One after another, so the samples do not queue behind each other.
-      for (let i = 0; i < RTT_SAMPLES; i++) samples.push(await timeFetch(`${this.target.url}/healthz`));
-      this.ui.rtt.textContent = `rtt ${Math.round(median(samples))} ms`;
-    } catch {
-      this.ui.rtt.textContent = 'rtt n/a';
-    }
-  }
-
-  // ---- incoming frames --------------------------------------------------------------
-
-  onFrame({ event, data }) {
-    switch (event) {
-      case 'geo.welcome':
-        return this.onWelcome(data);
-      case 'geo.joined':
-        return this.onJoined(data);
-      case 'geo.ack':
-        return this.onAck(data);
-      case 'geo.error':
-        return this.onError(data);
-      case 'geo.reconnect':
-        return this.onDrainNotice(data);
-      case 'chat.message':
-        return this.onChatMessage(data);
-      case 'chat.typing':
-        return this.onTyping(data);
-    }
-  }
-
-  onWelcome({ region, sender }) {
-    this.welcomed = true;
-    this.region = region;
-    this.sender = sender;
-    this.ui.via.textContent = region;
-    this.ui.via.dataset.origin = region;
-    this.ui.sender.textContent = sender;
-    this.measureRtt();
-    this.join(this.room);
-  }
-
-  onJoined(joined) {
-    if (joined.scope) return; // a regional log: this chat publishes nothing regional
-    const room = this.rooms.get(joined.room);
-    if (!room) return;
-    // A new epoch means the log was recreated: old seqs say nothing about the new ones.
-    if (room.epoch && room.epoch !== joined.epoch) this.resetRoom(room);
-    room.epoch = joined.epoch;
-    room.liveAfter = joined.seq;
-    room.joined = true;
-    this.attempt = 0;
-    if (!joined.recovered) this.notice(room, 'history gap: some messages could not be recovered');
-    this.flushOutbox(room);
-  }
-
-  onAck({ event_id: eventId, seq }) {
-    if (seq === null) return; // an ephemeral event (typing): nothing was stored
-    const found = this.findOutboxEntry(eventId);
-    if (found) this.markAcked(found.room, found.entry, seq);
-  }
-
-  onError(error) {
-    const room = this.rooms.get(error.room) ?? this.room;
-    this.notice(room, `${error.code}: ${error.message}`, 'error');
-    const found = error.event_id && this.findOutboxEntry(error.event_id);
-    if (found) this.onSendFailed(found.room, found.entry, error.code);
-    // No event_id: the join failed or the room was evicted; the server asks us to join again.
-    else if (!error.event_id && RETRYABLE_CODES.has(error.code) && room === this.room) this.rejoinLater(room);
-  }
-
-  onDrainNotice({ region, url }) {
-    this.notice(this.room, `${this.region} is draining; moving to ${region}`);
-    this.target = { name: region, wsUrl: url, url: regions.find((entry) => entry.name === region)?.url };
-    this.dropSocket();
-    this.connect();
-  }
-
-  onChatMessage(envelope) {
-    // Measured before any other work, so the figure is the delivery time only.
-    const latency = Date.now() - Date.parse(envelope.timestamp);
-    const room = this.rooms.get(envelope.room_id);
-    if (!room || envelope.seq <= room.lastSeq) return; // already shown (replay overlap)
-    room.lastSeq = envelope.seq;
-    const row = messageRow(envelope, envelope.seq > room.liveAfter ? `${latency} ms` : 'history');
-    this.takeOutboxRow(room, envelope.event_id);
-    this.insert(room, row, envelope.seq);
-    this.spokeAt.set(envelope.sender, Date.parse(envelope.timestamp));
-    if (room === this.room) this.hideTyper(envelope.sender);
-  }
-
-  onTyping(envelope) {
-    if (envelope.room_id !== this.room.name || envelope.event_id === this.lastTypingId) return;
-    // Typing travels apart from the ordered log, so it may land after the message it preceded.
-    if (Date.parse(envelope.timestamp) <= (this.spokeAt.get(envelope.sender) ?? 0)) return;
-    this.showTyper(envelope.sender);
+    if (this.client) this.renderRtt();
   }
 
   // ---- rooms ------------------------------------------------------------------------
 
+  /**
+   * Joins with since: 0 so the retained history is shown; the SDK resumes from the last
+   * seq after that. Rooms stay joined while another tab is shown, so every tab keeps
+   * filling and switching back needs nothing.
+   */
   join(room) {
-    // since = last seq we have (0 the first time, which replays the retained history).
-    const position = { since: room.lastSeq, ...(room.epoch ? { epoch: room.epoch } : {}) };
-    this.sendFrame('geo.join', { room: room.name, ...position });
+    const handler = (envelope) => this.onRoomEvent(room, envelope);
+    room.join = this.client.join(room.name, handler, { since: 0 }).then(
+      (joined) => {
+        room.liveAfter = joined.seq;
+        room.epoch = joined.epoch;
+      },
+      (error) => {
+        room.join = null; // showing the tab again retries
+        this.showError(room, error);
+      },
+    );
   }
 
-  rejoinLater(room) {
-    room.joined = false;
-    setTimeout(() => {
-      if (this.welcomed && this.room === room && !room.joined) this.join(room);
-    }, backoffDelay(this.attempt++));
+  onGap({ room: name, epoch }) {
+    const room = this.rooms.get(name);
+    if (!room) return;
+    // A new epoch means the log was recreated: its seqs start over, so the old rows go.
+    if (room.epoch && room.epoch !== epoch) this.resetRoom(room);
+    room.epoch = epoch;
+    this.notice(room, 'history gap: some messages could not be recovered');
   }
 
-  switchRoom(name) {
-    if (name === this.room.name) return;
-    if (this.welcomed) this.sendFrame('geo.leave', { room: this.room.name });
-    this.room.joined = false;
-    this.showRoom(name);
-    if (this.welcomed) this.join(this.room);
+  resetRoom(room) {
+    room.lastSeq = 0;
+    room.liveAfter = 0;
+    room.list.replaceChildren(...room.pending.values());
+    this.notice(room, 'the room log was reset (new epoch); showing it from the start');
   }
 
-  /** Shows a room's list; each room keeps its own list so switching back loses nothing. */
+  /** Shows a room's list, creating and joining it the first time. */
   showRoom(name) {
     if (!this.rooms.has(name)) this.rooms.set(name, createRoom(name));
     this.room = this.rooms.get(name);
+    if (this.client && !this.room.join) this.join(this.room);
     this.ui.messages.replaceChildren(this.room.list);
     this.ui.messages.scrollTop = this.ui.messages.scrollHeight;
     this.clearTypers();
@@ -322,17 +266,11 @@ class Pane {
 
   renderRoomTabs() {
     const tabs = [...this.rooms.keys()].map((name) => {
-      const tab = button(name, `room-${name}`, () => this.switchRoom(name));
+      const tab = button(name, `room-${name}`, () => this.showRoom(name));
       if (name === this.room.name) tab.setAttribute('aria-current', 'true');
       return tab;
     });
     this.ui.rooms.replaceChildren(...tabs);
-  }
-
-  resetRoom(room) {
-    room.lastSeq = 0;
-    room.list.replaceChildren(...[...room.outbox.values()].map((entry) => entry.row));
-    this.notice(room, 'the room log was reset (new epoch); showing it from the start');
   }
 
   /** Inserts a row by seq, keeping the user's scroll unless they were at the bottom. */
@@ -351,76 +289,116 @@ class Pane {
     this.insert(room, row, room.lastSeq + 0.5);
   }
 
+  /** A refused publish or join (GeoClientError) or a geo.error frame: both carry a code. */
+  showError(room, error) {
+    this.notice(room, error.code ? `${error.code}: ${error.message}` : error.message, 'error');
+  }
+
+  // ---- incoming events (in seq order, each once: the SDK sees to that) ----------------
+
+  onRoomEvent(room, envelope) {
+    if (envelope.type === 'chat.message') this.onChatMessage(room, envelope);
+    else if (envelope.type === 'chat.typing') this.onTyping(room, envelope);
+  }
+
+  onChatMessage(room, envelope) {
+    // Measured before any other work, so the figure is the delivery time only.
+    const latency = Date.now() - Date.parse(envelope.timestamp);
+    const row = messageRow(envelope, this.isReplayed(room, envelope) ? 'history' : `${latency} ms`);
+    room.lastSeq = envelope.seq;
+    this.dropPendingRow(room, envelope.event_id);
+    this.insert(room, row, envelope.seq);
+    this.spokeAt.set(envelope.sender, Date.parse(envelope.timestamp));
+    if (room === this.room) this.hideTyper(envelope.sender);
+  }
+
+  /**
+   * Replayed rather than live: at or below the position of the first join (the history
+   * asked for), or stamped before the current connection opened (missed while away and
+   * resent by the SDK's resume).
+   */
+  isReplayed(room, envelope) {
+    return envelope.seq <= room.liveAfter || Date.parse(envelope.timestamp) < this.connectedAt;
+  }
+
+  onTyping(room, envelope) {
+    if (room !== this.room || envelope.event_id === this.lastTypingId) return;
+    // Typing travels apart from the ordered log, so it may land after the message it preceded.
+    if (Date.parse(envelope.timestamp) <= (this.spokeAt.get(envelope.sender) ?? 0)) return;
+    this.showTyper(envelope.sender);
+  }
+
   // ---- outgoing messages ------------------------------------------------------------
 
   sendMessage() {
     const text = this.ui.input.value.trim();
     if (!text) return;
-    const data = { event_id: newEventId(), room_id: this.room.name, data: { text } };
-    const draft = { seq: null, sender: this.sender ?? this.name, region: this.region, timestamp: new Date().toISOString(), data: data.data };
+    const room = this.room;
+    const eventId = newEventId();
+    const row = this.pendingRow(text);
+    room.pending.set(eventId, row);
+    this.insert(room, row, Infinity, { scroll: true });
+    this.ui.input.value = '';
+    // Receivers hide our indicator when the message lands: the next keystroke announces again.
+    this.typingSentAt = 0;
+    this.publish(room, eventId, text);
+  }
+
+  pendingRow(text) {
+    const draft = { seq: null, sender: this.client?.sender ?? this.name, region: this.client?.region ?? null, timestamp: new Date().toISOString(), data: { text } };
     const row = messageRow(draft, 'pending');
     row.classList.add('pending');
-    this.room.outbox.set(data.event_id, { data, row, status: 'pending', tries: 0 });
-    this.insert(this.room, row, Infinity, { scroll: true });
-    // Not joined yet (connecting, or between sockets): flushOutbox sends it on geo.joined.
-    if (this.room.joined) this.sendFrame('chat.message', data);
-    this.ui.input.value = '';
+    return row;
+  }
+
+  /** The SDK keeps the message until a region stored it, resending it with the same event_id after reconnects. */
+  async publish(room, eventId, text) {
+    try {
+      const client = await this.ready;
+      if (!client) throw new Error('not connected');
+      await room.join; // the SDK refuses publishes to a room it was not asked to join
+      const ack = await client.publish(room.name, 'chat.message', { text }, eventId);
+      this.markAcked(room, eventId, ack.seq);
+    } catch (error) {
+      this.markFailed(room, eventId, error);
+    }
+  }
+
+  /** The ack may beat the event itself: show the seq now; the event's own row replaces this one. */
+  markAcked(room, eventId, seq) {
+    const row = room.pending.get(eventId);
+    if (!row) return; // the event came first and already replaced the row
+    row.classList.replace('pending', 'acked');
+    row.dataset.seq = seq;
+    $('.seq', row).textContent = `#${seq}`;
+    $('.latency', row).textContent = 'acked';
+    this.insert(room, row, seq);
+  }
+
+  markFailed(room, eventId, error) {
+    const row = room.pending.get(eventId);
+    room.pending.delete(eventId);
+    if (row) {
+      row.classList.replace('pending', 'failed');
+      $('.latency', row).textContent = 'failed';
+    }
+    this.showError(room, error);
+  }
+
+  /** Our own message came back through the room stream: its pending row gives way to it. */
+  dropPendingRow(room, eventId) {
+    room.pending.get(eventId)?.remove();
+    room.pending.delete(eventId);
   }
 
   sendTyping() {
     const now = Date.now();
-    if (!this.room.joined || !this.ui.input.value || now - this.typingSentAt < TYPING_SEND_EVERY_MS) return;
+    // Only while connected: the SDK would otherwise resend a stale indicator after the reconnect.
+    if (this.client?.state !== 'open' || !this.room.join || !this.ui.input.value || now - this.typingSentAt < TYPING_SEND_EVERY_MS) return;
     this.typingSentAt = now;
     this.lastTypingId = newEventId();
-    this.sendFrame('chat.typing', { event_id: this.lastTypingId, room_id: this.room.name, data: {} });
-  }
-
-  /** (Re)sends what the server has not acknowledged; the same event_id makes a resend harmless. */
-  flushOutbox(room) {
-    for (const entry of room.outbox.values()) {
-      if (entry.status === 'pending') this.sendFrame('chat.message', entry.data);
-    }
-  }
-
-  findOutboxEntry(eventId) {
-    for (const room of this.rooms.values()) {
-      const entry = room.outbox.get(eventId);
-      if (entry) return { room, entry };
-    }
-    return null;
-  }
-
-  /** The ack may beat the event itself: show the seq now, the stream's copy replaces the row. */
-  markAcked(room, entry, seq) {
-    entry.status = 'acked';
-    entry.row.classList.replace('pending', 'acked');
-    entry.row.dataset.seq = seq;
-    $('.seq', entry.row).textContent = `#${seq}`;
-    $('.latency', entry.row).textContent = 'acked';
-    this.insert(room, entry.row, seq);
-  }
-
-  onSendFailed(room, entry, code) {
-    if (RETRYABLE_CODES.has(code)) {
-      setTimeout(() => this.resend(room, entry), backoffDelay(entry.tries++));
-      return;
-    }
-    entry.status = 'failed';
-    entry.row.classList.replace('pending', 'failed');
-    $('.latency', entry.row).textContent = 'failed';
-  }
-
-  resend(room, entry) {
-    const stillWaiting = room.outbox.get(entry.data.event_id) === entry && entry.status === 'pending';
-    if (stillWaiting && room.joined) this.sendFrame('chat.message', entry.data);
-  }
-
-  /** Our own message came back through the room stream: its pending row gives way to it. */
-  takeOutboxRow(room, eventId) {
-    const entry = room.outbox.get(eventId);
-    if (!entry) return;
-    entry.row.remove();
-    room.outbox.delete(eventId);
+    // Ephemeral (acked with seq null, at most once): a lost indicator is not worth an error line.
+    this.client.publish(this.room.name, 'chat.typing', {}, this.lastTypingId).catch(() => undefined);
   }
 
   // ---- typing indicator -------------------------------------------------------------
@@ -457,11 +435,11 @@ function createRoom(name) {
   return {
     name,
     list,
-    lastSeq: 0, // highest seq shown; sent as `since` so a rejoin replays only what we missed
-    epoch: undefined, // the log epoch lastSeq belongs to
-    liveAfter: 0, // geo.joined's seq: events up to it are replayed history, later ones live
-    joined: false,
-    outbox: new Map(), // event_id -> { data, row, status, tries } until the stream returns it
+    join: null, // the SDK join in progress or done; null until asked (or after it failed)
+    epoch: undefined, // the log epoch the rows belong to
+    liveAfter: Infinity, // geo.joined's seq of the first join: events up to it are history
+    lastSeq: 0, // seq of the last event shown, where notices go
+    pending: new Map(), // event_id -> row of our message, until its event comes back
   };
 }
 
@@ -500,27 +478,10 @@ function cloneTemplate(selector) {
   return $(selector).content.firstElementChild.cloneNode(true);
 }
 
-/** Full jitter: a random wait up to the doubled cap, so many clients do not retry in step. */
-function backoffDelay(attempt) {
-  return Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-}
-
-async function timeFetch(url) {
-  const started = performance.now();
-  const response = await fetch(url, { cache: 'no-store' });
-  await response.text();
-  return performance.now() - started;
-}
-
 async function fetchJson(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   return response.json();
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function formatTime(date) {
