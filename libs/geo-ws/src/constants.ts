@@ -2,6 +2,8 @@
 export const GEO_SUBSCRIBE_METADATA = 'geo-ws:subscribe';
 /** Metadata key of the geo-ws parameter decorators (a string: Nest builds cache keys from it). */
 export const GEO_PARAM_ARGS_METADATA = '__geoWsRouteArguments__';
+/** The subprotocol the server speaks; browsers send the token as a second one, `bearer.<token>`. */
+export const GEO_SUBPROTOCOL = 'geo-ws.v1';
 /** Nest's context type for WebSocket handlers: guards branch on `context.getType() === 'ws'`. */
 export const GEO_CONTEXT_TYPE = 'ws';
 
@@ -16,6 +18,8 @@ export const GeoFrame = {
   RECONNECT: 'geo.reconnect',
   WELCOME: 'geo.welcome',
   PING: 'geo.ping',
+  AUTH: 'geo.auth',
+  AUTHED: 'geo.authed',
   PONG: 'geo.pong',
 } as const;
 
@@ -25,4 +29,8 @@ export const GeoCloseCode = {
   SERVICE_RESTART: 1012,
   /** The frame exceeded the hard size cap (twice `limits.maxPayloadBytes`). */
   MESSAGE_TOO_BIG: 1009,
+  /** The connection's token expired and was not refreshed with `geo.auth`. */
+  TOKEN_EXPIRED: 4001,
+  /** No frame from the client for `limits.idleTimeoutMs`. */
+  IDLE_TIMEOUT: 4002,
 } as const;

@@ -17,9 +17,10 @@ export { GeoErrorCode, RETRYABLE_ERROR_CODES } from './errors/geo-error-code.js'
 export { GeoProtocolError } from './errors/geo-protocol.error.js';
 export { GeoConfigError } from './errors/geo-config.error.js';
 export type { GeoConnection } from './gateway/geo-connection.js';
+export { jwtAuthenticator, roomAllowed, type GeoJwtOptions } from './auth/jwt-authenticator.js';
 export type { GeoPrincipal, GeoHandshake, GeoAuthenticator } from './gateway/geo-principal.js';
 export { GeoWsServer } from './gateway/geo-ws.server.js';
-export { GeoFrame, GeoCloseCode, GEO_SUBSCRIBE_METADATA } from './constants.js';
+export { GeoFrame, GeoCloseCode, GEO_SUBSCRIBE_METADATA, GEO_SUBPROTOCOL } from './constants.js';
 export type { GeoRegionDirectory } from './health/geo-health.controller.js';
 export {
   GeoTransport,

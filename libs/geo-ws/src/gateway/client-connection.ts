@@ -25,10 +25,13 @@ export class ClientConnection implements GeoConnection, FeedMember {
   closed = false;
   /** Rooms and positions kept for a resume elsewhere (when sessions are on). */
   session: Session | undefined;
+  /** When the client last sent a frame (for the idle timeout). */
+  lastFrameAt = Date.now();
+  private expiry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: WebSocket,
-    readonly principal: GeoPrincipal,
+    public principal: GeoPrincipal,
     readonly region: string,
     rate: { perSecond: number; burst: number },
     private readonly onEvicted: (connection: ClientConnection, log: LogRef) => void,
@@ -72,10 +75,25 @@ export class ClientConnection implements GeoConnection, FeedMember {
   }
 
   close(code: number, reason: string): void {
+    clearTimeout(this.expiry);
     this.socket.close(code, reason);
   }
 
+  /**
+   * Closes the connection when its credential expires, unless `geo.auth` brings a new
+   * one first (which calls this again).
+   */
+  expireAt(expiresAt: number | undefined, onExpired: () => void): void {
+    clearTimeout(this.expiry);
+    if (expiresAt === undefined) return;
+    // setTimeout holds at most ~24.8 days; a longer credential is re-armed when that fires.
+    const wait = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
+    this.expiry = setTimeout(() => (Date.now() >= expiresAt ? onExpired() : this.expireAt(expiresAt, onExpired)), wait);
+    this.expiry.unref();
+  }
+
   terminate(): void {
+    clearTimeout(this.expiry);
     this.socket.terminate();
   }
 

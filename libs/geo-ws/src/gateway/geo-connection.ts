@@ -7,6 +7,7 @@ import type { GeoPrincipal } from './geo-principal.js';
 export interface GeoConnection {
   /** Unique per connection (not per session). */
   readonly id: string;
+  /** The authenticated identity; replaced when the client refreshes its token (`geo.auth`). */
   readonly principal: GeoPrincipal;
   /** The region of the server holding the connection. */
   readonly region: string;

@@ -10,7 +10,8 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { GeoCloseCode, GeoFrame } from '../constants.js';
+import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../constants.js';
+import { roomAllowed } from '../auth/jwt-authenticator.js';
 import { GeoHandlerExplorer, type GeoHandler } from '../discovery/geo-handler.explorer.js';
 import { parseInboundEvent } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
@@ -98,7 +99,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.httpServer = server;
     // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
     // frames get PAYLOAD_TOO_LARGE and the connection stays open.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024 });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
+      // Browsers offer ['geo-ws.v1', 'bearer.<token>']: answer with ours, never echo the token.
+      handleProtocols: (protocols) => (protocols.has(GEO_SUBPROTOCOL) ? GEO_SUBPROTOCOL : false),
+    });
     server.on('upgrade', this.onUpgrade);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs);
     this.heartbeat.unref();
@@ -140,20 +146,33 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       if (this.httpServer && this.httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found');
       return;
     }
-    if (this.draining || !this.started) return refuse(socket, 503, 'Service Unavailable');
+    if (this.draining || !this.started) return refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', 'this region is draining or starting; try another');
+    const origin = request.headers.origin;
+    if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
+      this.logger.warn(`refused a WebSocket from origin ${origin}`);
+      return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', 'this origin may not open a WebSocket here');
+    }
     void this.authenticate(request, url).then(
       (principal) => {
-        if (!principal) return refuse(socket, 401, 'Unauthorized');
+        if (!principal) return refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required');
+        if (principal.regions && !principal.regions.includes(this.options.region)) {
+          return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
+        }
         this.wss!.handleUpgrade(request, socket, head, (ws) => void this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined));
       },
-      () => refuse(socket, 401, 'Unauthorized'),
+      () => refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
     );
   };
 
   private async authenticate(request: IncomingMessage, url: URL): Promise<GeoPrincipal | null> {
     const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : (url.searchParams.get('access_token') ?? undefined);
-    const handshake: GeoHandshake = { request, url, token };
+    const protocols = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
+    const fromProtocol = protocols.find((protocol) => protocol.startsWith('bearer.'))?.slice('bearer.'.length);
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : (fromProtocol ?? url.searchParams.get('access_token') ?? undefined);
+    return this.verify({ request, url, token });
+  }
+
+  private async verify(handshake: GeoHandshake): Promise<GeoPrincipal | null> {
     const principal = await this.options.authenticate(handshake);
     if (principal && (typeof principal.id !== 'string' || principal.id.length === 0)) {
       throw new Error('authenticate() returned a principal without an id');
@@ -173,6 +192,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     let loaded!: () => void;
     connection.queue = new Promise<void>((resolve) => (loaded = resolve));
     ws.on('message', (raw, isBinary) => this.onMessage(connection, raw, isBinary));
+    connection.expireAt(principal.expiresAt, () => this.expire(connection));
     const started = await this.sessions?.start(sessionId, principal.id);
     connection.session = started?.session;
     connection.send(GeoFrame.WELCOME, {
@@ -186,6 +206,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private onMessage(connection: ClientConnection, raw: RawData, isBinary: boolean): void {
+    connection.lastFrameAt = Date.now();
     const bytes = rawToBuffer(raw);
     let frame: Frame;
     try {
@@ -217,6 +238,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
           return this.leave(connection, frame.data);
         case GeoFrame.PING:
           return connection.send(GeoFrame.PONG, frame.data ?? null);
+        case GeoFrame.AUTH:
+          return await this.refresh(connection, frame.data);
         default:
           return await this.publish(connection, frame);
       }
@@ -229,6 +252,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private async join(connection: ClientConnection, data: unknown): Promise<void> {
     const request = parseJoin(data);
+    this.assertMayUse(connection, request.room);
     if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
     else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
       throw new GeoProtocolError(
@@ -299,6 +323,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (!connection.rooms.has(inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
     }
+    this.assertMayUse(connection, inbound.room_id, inbound.event_id);
+    if (handler.subscription.critical) await this.revalidate(connection, inbound.event_id);
     const envelope = await handler.invoke(connection, frame.data as object);
     if (!isSealedFor(envelope, inbound.event_id, inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.REJECTED, 'the handler pipeline did not produce an envelope; nothing was appended', inbound.event_id);
@@ -327,6 +353,54 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     );
   }
 
+  /** The token's `regions` and `rooms` claims, checked on every join and publish. */
+  private assertMayUse(connection: ClientConnection, room: string, eventId?: string): void {
+    const { principal } = connection;
+    if (principal.regions && !principal.regions.includes(this.options.region)) {
+      throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not act in region "${this.options.region}"`, eventId);
+    }
+    if (!roomAllowed(principal.rooms, room)) throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not use room "${room}"`, eventId);
+  }
+
+  /**
+   * `critical` actions re-check the credential at the moment they run: not expired, and
+   * not on the shared revocation list (read from the transport's state store, so a
+   * revocation in any region applies at once).
+   */
+  private async revalidate(connection: ClientConnection, eventId: string): Promise<void> {
+    const { expiresAt, tokenId } = connection.principal;
+    if (expiresAt !== undefined && expiresAt <= Date.now()) {
+      throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token expired; refresh it with geo.auth', eventId);
+    }
+    if (tokenId && (await this.transport.state.isRevoked(tokenId))) {
+      throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked', eventId);
+    }
+  }
+
+  /** `geo.auth { token }`: a fresh token for the same identity, in-band. */
+  private async refresh(connection: ClientConnection, data: unknown): Promise<void> {
+    const token = (data as { token?: unknown } | null)?.token;
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
+      throw new GeoProtocolError(GeoErrorCode.INVALID_ENVELOPE, 'geo.auth: data must be { token }');
+    }
+    const principal = await this.verify({ url: new URL(`http://localhost${this.options.path}`), token }).catch(() => null);
+    if (!principal) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is not valid');
+    if (principal.id !== connection.principal.id) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
+    connection.principal = principal;
+    connection.expireAt(principal.expiresAt, () => this.expire(connection));
+    connection.send(GeoFrame.AUTHED, { expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString() });
+  }
+
+  private expire(connection: ClientConnection): void {
+    connection.sendError(new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token expired; reconnect with a new one'));
+    connection.close(GeoCloseCode.TOKEN_EXPIRED, 'token expired');
+  }
+
+  /** Revokes a token everywhere until it would have expired (e.g. on logout or compromise). */
+  async revoke(tokenId: string, expiresAt: number): Promise<void> {
+    await this.transport.state.revoke(tokenId, expiresAt);
+  }
+
   private onEvicted(connection: ClientConnection, log: LogRef): void {
     if (!connection.rooms.delete(log.room)) return;
     this.leaveLogs(connection, log.room);
@@ -345,7 +419,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private checkHeartbeats(): void {
+    const { idleTimeoutMs } = this.options.limits;
     for (const connection of this.connections) {
+      if (idleTimeoutMs > 0 && Date.now() - connection.lastFrameAt > idleTimeoutMs) {
+        connection.close(GeoCloseCode.IDLE_TIMEOUT, 'idle');
+        continue;
+      }
       if (!connection.alive) {
         connection.terminate();
         continue;
@@ -363,8 +442,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 }
 
-function refuse(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+/** Answers an upgrade with an HTTP error and a JSON body `{ code, message }`, before any socket opens. */
+function refuse(socket: Duplex, status: number, text: string, code?: string, message?: string): void {
+  const body = code ? JSON.stringify({ code, message }) : '';
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function rawToBuffer(raw: RawData): Buffer {

@@ -24,6 +24,12 @@ export interface GeoWsModuleOptions {
   /** The WebSocket path on the app's HTTP server. Default `/ws`. */
   path?: string;
   /**
+   * Browser origins allowed to open a WebSocket (exact match, e.g. `https://chat.example`),
+   * against cross-site WebSocket hijacking. Upgrades without an `Origin` (non-browser
+   * clients) are allowed. Default: any origin.
+   */
+  allowedOrigins?: string[];
+  /**
    * Who a connection is. Runs on every WebSocket upgrade, before the socket opens; a
    * throw or `null` refuses the upgrade with HTTP 401. Default: anonymous identities
    * (`anon-<id>`), for demos only.
@@ -56,6 +62,8 @@ export interface GeoWsLimits {
   maxRoomsPerConnection?: number;
   /** Token bucket per connection. Default 50 frames/s, bursts of 100. */
   rate?: { perSecond: number; burst: number };
+  /** A connection that sends no frame for this long is closed (4002). Default 900000 (15 min); 0 turns it off. */
+  idleTimeoutMs?: number;
 }
 
 export interface GeoWsLogOptions {
@@ -74,6 +82,7 @@ export interface ResolvedGeoWsOptions {
   transport: GeoTransportFactory;
   path: string;
   authenticate: GeoAuthenticator;
+  allowedOrigins: ReadonlySet<string> | undefined;
   limits: Required<GeoWsLimits>;
   log: { dedupWindowMs: number; retention: { maxEvents: number; maxAgeMs: number }; replayBatchSize: number };
   drainGraceMs: number;

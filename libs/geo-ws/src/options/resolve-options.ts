@@ -83,6 +83,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     transport: options.transport,
     path,
     authenticate: options.authenticate ?? anonymous,
+    allowedOrigins: options.allowedOrigins ? new Set(options.allowedOrigins.map((origin) => origin.replace(/\/$/, ''))) : undefined,
     limits: {
       maxPayloadBytes: positiveInteger(limits.maxPayloadBytes, 64 * 1024, 'limits.maxPayloadBytes'),
       maxRoomsPerConnection: positiveInteger(limits.maxRoomsPerConnection, 100, 'limits.maxRoomsPerConnection'),
@@ -90,6 +91,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
         perSecond: positiveInteger(rate.perSecond, 50, 'limits.rate.perSecond'),
         burst: positiveInteger(rate.burst, 100, 'limits.rate.burst'),
       },
+      idleTimeoutMs: limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, 900_000, 'limits.idleTimeoutMs'),
     },
     log: {
       dedupWindowMs,

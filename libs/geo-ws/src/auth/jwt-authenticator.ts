@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { GeoConfigError } from '../errors/geo-config.error.js';
+import type { GeoAuthenticator, GeoPrincipal } from '../gateway/geo-principal.js';
+
+/** Options of {@link jwtAuthenticator}: one token authority for every region. */
+export interface GeoJwtOptions {
+  /** `iss` every token must carry. */
+  issuer: string;
+  /** `aud` every token must carry. */
+  audience: string;
+  /** HS256 shared secret (at least 32 bytes). Give this or `jwksUrl`. */
+  secret?: string;
+  /** The authority's JWKS (RS256/ES256 keys by `kid`); unknown `kid`s trigger one refetch, rate-limited. */
+  jwksUrl?: string;
+  /** Accepted algorithms. Default `['HS256']` with a secret, `['RS256', 'ES256']` with a JWKS. Never `none`. */
+  algorithms?: string[];
+  /** Allowed clock skew for `exp`/`nbf`, in seconds. Default 30. */
+  clockToleranceSec?: number;
+  /** Least time between two JWKS refetches, in ms (an unknown `kid` refetches at most this often). Default 30000. */
+  jwksCooldownMs?: number;
+  /** How long fetched keys are trusted before the JWKS is read again (ends the overlap of a rotated-out key). Default 600000. */
+  jwksCacheMaxAgeMs?: number;
+  /** Claim names. Defaults: `regions`, `rooms`. */
+  claims?: { regions?: string; rooms?: string };
+}
+
+const ASYMMETRIC = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']);
+
+/**
+ * Verifies JWTs from one token authority at the WebSocket handshake (and on `geo.auth`
+ * refreshes). Algorithms are pinned per key type, so an HS256 token signed with an RSA
+ * public key (algorithm confusion) or `alg: none` never verifies; `iss`, `aud`, `exp` and
+ * `nbf` are checked with a small clock tolerance. Claims: `sub` → `sender`, `regions` →
+ * where the token may connect and act, `rooms` → patterns it may join and publish to.
+ *
+ * @example authenticate: jwtAuthenticator({ issuer: 'https://auth.example', audience: 'chat', jwksUrl: 'https://auth.example/.well-known/jwks.json' })
+ */
+export function jwtAuthenticator(options: GeoJwtOptions): GeoAuthenticator {
+  const { issuer, audience } = options;
+  if (!issuer || !audience) throw new GeoConfigError('jwtAuthenticator: issuer and audience are required, so tokens for other services are refused.');
+  if (!options.secret === !options.jwksUrl) throw new GeoConfigError('jwtAuthenticator: give exactly one of secret (HS256) or jwksUrl (RS256/ES256).');
+  const algorithms = options.algorithms ?? (options.secret ? ['HS256'] : ['RS256', 'ES256']);
+  if (algorithms.some((algorithm) => algorithm.toLowerCase() === 'none')) throw new GeoConfigError('jwtAuthenticator: the "none" algorithm is never accepted.');
+  if (options.secret) {
+    if (algorithms.some((algorithm) => !algorithm.startsWith('HS'))) throw new GeoConfigError('jwtAuthenticator: a secret verifies HS* algorithms only.');
+    if (Buffer.byteLength(options.secret) < 32) throw new GeoConfigError('jwtAuthenticator: the HS256 secret must be at least 32 bytes.');
+  } else if (algorithms.some((algorithm) => !ASYMMETRIC.has(algorithm))) {
+    throw new GeoConfigError('jwtAuthenticator: a JWKS verifies asymmetric algorithms only (RS256, ES256, ...).');
+  }
+  const key: Uint8Array | JWTVerifyGetKey = options.secret
+    ? new TextEncoder().encode(options.secret)
+    : createRemoteJWKSet(new URL(options.jwksUrl!), { cooldownDuration: options.jwksCooldownMs ?? 30_000, cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000 });
+  const regionsClaim = options.claims?.regions ?? 'regions';
+  const roomsClaim = options.claims?.rooms ?? 'rooms';
+
+  return async ({ token }) => {
+    if (!token) return null;
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key as Uint8Array, { issuer, audience, algorithms, clockTolerance: options.clockToleranceSec ?? 30, requiredClaims: ['sub', 'exp'] }));
+    } catch (error) {
+      if (error instanceof errors.JOSEError) return null; // invalid, expired, wrong audience, unknown key...
+      throw error;
+    }
+    const principal: GeoPrincipal = {
+      id: payload.sub!,
+      claims: payload as Record<string, unknown>,
+      expiresAt: payload.exp! * 1000,
+      tokenId: tokenIdOf(payload, token),
+      regions: stringList(payload[regionsClaim]),
+      rooms: stringList(payload[roomsClaim]),
+    };
+    return principal;
+  };
+}
+
+/** The revocation key of a token: its `jti`, or a digest of the token when it has none. */
+export function tokenIdOf(payload: JWTPayload, token: string): string {
+  if (typeof payload.jti === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(payload.jti)) return payload.jti;
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+function stringList(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+}
+
+/**
+ * Whether `room` matches one of the patterns: exact ids, or a trailing `*` for a prefix
+ * (`team.*` matches `team.eu`). Nothing else is special, so a room id can never widen
+ * what a pattern grants.
+ */
+export function roomAllowed(patterns: readonly string[] | undefined, room: string): boolean {
+  if (patterns === undefined) return true;
+  return patterns.some((pattern) => (pattern.endsWith('*') ? room.startsWith(pattern.slice(0, -1)) : room === pattern));
+}

@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer, type Server } from 'node:http';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import WebSocket from 'ws';
+import { jwtAuthenticator } from '@geo-ws/nest';
+import { freePort } from './support/free-port.js';
+import { deployRegions, type Deployment } from './support/regions.js';
+import { WsTestClient } from './support/ws-test-client.js';
+
+const SECRET = 'a-demo-secret-that-is-long-enough-for-hs256!';
+const ISSUER = 'https://auth.geo-ws.test';
+const AUDIENCE = 'geo-chat';
+
+/** Signs an HS256 token; `claims` override the defaults (an hour of validity, both regions, all rooms). */
+async function hsToken(claims: Record<string, unknown> = {}, options: { secret?: string; alg?: string; expiresIn?: string | number } = {}): Promise<string> {
+  return new SignJWT({ regions: ['eu', 'us'], ...claims })
+    .setProtectedHeader({ alg: options.alg ?? 'HS256' })
+    .setSubject((claims.sub as string) ?? 'alice')
+    .setIssuer((claims.iss as string) ?? ISSUER)
+    .setAudience((claims.aud as string) ?? AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '1h')
+    .setJti((claims.jti as string) ?? `jti-${Math.random().toString(36).slice(2)}`)
+    .sign(new TextEncoder().encode(options.secret ?? SECRET));
+}
+
+/** The upgrade's outcome: 'open', or the HTTP status and JSON body of the refusal. */
+async function handshake(url: string, options: { token?: string; headers?: Record<string, string>; protocols?: string[] } = {}): Promise<{ status: number; body?: { code: string } ; protocol?: string }> {
+  return new Promise((resolve) => {
+    const headers = { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers };
+    const socket = new WebSocket(url, options.protocols ?? [], { headers });
+    socket.once('open', () => {
+      resolve({ status: 101, protocol: socket.protocol });
+      socket.close();
+    });
+    socket.once('unexpected-response', (_request, response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+    });
+    socket.once('error', () => undefined);
+  });
+}
+
+describe('security: one token authority (HS256), region and room claims, revocation, expiry, origins', () => {
+  let deployment: Deployment;
+
+  beforeAll(async () => {
+    deployment = await deployRegions(['eu', 'us'], {
+      geo: {
+        authenticate: jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, secret: SECRET, clockToleranceSec: 2 }),
+        allowedOrigins: ['https://chat.geo-ws.test'],
+        heartbeatMs: 100,
+        limits: { idleTimeoutMs: 1500 },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await deployment.close();
+  });
+
+  const wsUrl = (region: string) => deployment.region(region).wsUrl;
+  const connect = async (region: string, token: string) => WsTestClient.connect(wsUrl(region), { headers: { authorization: `Bearer ${token}` } });
+
+  it('accepts a valid token in every region it names; sub becomes the sender', async () => {
+    const token = await hsToken({ sub: 'alice' });
+    for (const region of ['eu', 'us']) {
+      const client = await connect(region, token);
+      expect(client.frames[0].data).toMatchObject({ sender: 'alice', region });
+      client.close();
+    }
+  });
+
+  it.each([
+    ['no token', async () => undefined],
+    ['an expired token', async () => hsToken({}, { expiresIn: Math.floor(Date.now() / 1000) - 60 })],
+    ['a forged signature', async () => hsToken({}, { secret: 'another-secret-that-is-also-long-enough!!' })],
+    ['another audience', async () => hsToken({ aud: 'billing' })],
+    ['another issuer', async () => hsToken({ iss: 'https://evil.test' })],
+    ['a token not valid yet', async () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setIssuer(ISSUER).setAudience(AUDIENCE).setNotBefore('1h').setExpirationTime('2h').sign(new TextEncoder().encode(SECRET))],
+    ['alg: none', async () => `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url')}.`],
+    ['an HS384 token (algorithm not pinned)', async () => hsToken({}, { alg: 'HS384' })],
+    ['garbage', async () => 'not.a.jwt'],
+  ])('refuses %s with HTTP 401 UNAUTHORIZED before the socket opens', async (_label, makeToken) => {
+    const result = await handshake(wsUrl('eu'), { token: await makeToken() });
+    expect(result).toEqual({ status: 401, body: { code: 'UNAUTHORIZED', message: expect.any(String) } });
+  });
+
+  it('a token scoped to eu is refused at us (HTTP 403) and accepted at eu', async () => {
+    const token = await hsToken({ regions: ['eu'] });
+    expect(await handshake(wsUrl('us'), { token })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect((await handshake(wsUrl('eu'), { token })).status).toBe(101);
+  });
+
+  it('room patterns from the token are enforced on join', async () => {
+    const client = await connect('eu', await hsToken({ rooms: ['team.*', 'lobby'] }));
+    await client.join('team.eu');
+    await client.join('lobby');
+    client.send('geo.join', { room: 'admin' });
+    expect(await client.next('geo.error', (data) => data.room === 'admin')).toMatchObject({ code: 'FORBIDDEN' });
+    client.send('geo.join', { room: 'lobby2' });
+    expect(await client.next('geo.error', (data) => data.room === 'lobby2')).toMatchObject({ code: 'FORBIDDEN' });
+    client.close();
+  });
+
+  it('browsers send the token as a subprotocol: accepted, and only geo-ws.v1 is echoed back', async () => {
+    const token = await hsToken();
+    const result = await handshake(wsUrl('eu'), { protocols: ['geo-ws.v1', `bearer.${token}`] });
+    expect(result).toEqual({ status: 101, protocol: 'geo-ws.v1' });
+  });
+
+  it('Origin allowlist: another site cannot open a socket; the allowed origin and non-browser clients can', async () => {
+    const token = await hsToken();
+    expect(await handshake(wsUrl('eu'), { token, headers: { origin: 'https://evil.test' } })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect((await handshake(wsUrl('eu'), { token, headers: { origin: 'https://chat.geo-ws.test' } })).status).toBe(101);
+    expect((await handshake(wsUrl('eu'), { token })).status).toBe(101);
+  });
+
+  it('revoking a token in one region makes a critical action with it fail in another; other actions go on', async () => {
+    const jti = `jti-revoked-${Date.now()}`;
+    const token = await hsToken({ sub: 'mallory', jti });
+    const inUs = await connect('us', token);
+    await inUs.join('vault');
+    expect((await inUs.publish('vault.transfer', 'vault', { amount: 1 })).seq).toEqual(expect.any(Number));
+    await deployment.region('eu').server.revoke(jti, Date.now() + 3_600_000); // revoked in eu, used in us
+    expect(await inUs.publish('vault.transfer', 'vault', { amount: 2 })).toMatchObject({ code: 'UNAUTHORIZED', message: 'the token was revoked' });
+    expect((await inUs.publish('note.add', 'vault', { text: 'not critical' })).seq).toEqual(expect.any(Number));
+    inUs.close();
+  });
+
+  it('a connection is closed when its token expires (4001) unless refreshed in-band with geo.auth', async () => {
+    const expiring = Math.floor(Date.now() / 1000) + 2;
+    const lapsing = await connect('eu', await hsToken({ sub: 'lapse' }, { expiresIn: expiring }));
+    const refreshed = await connect('eu', await hsToken({ sub: 'keeper' }, { expiresIn: expiring }));
+    refreshed.send('geo.auth', { token: await hsToken({ sub: 'keeper' }, { expiresIn: '1h' }) });
+    expect(await refreshed.next('geo.authed')).toEqual({ expires_at: expect.stringMatching(/Z$/) });
+    refreshed.send('geo.auth', { token: await hsToken({ sub: 'someone-else' }) });
+    expect(await refreshed.next('geo.error', (data) => /another identity/.test(data.message))).toMatchObject({ code: 'UNAUTHORIZED' });
+    expect(await lapsing.waitForClose(6000)).toBe(4001);
+    expect(refreshed.isOpen).toBe(true);
+    refreshed.close();
+  }, 15_000);
+
+  it('an idle connection is closed (4002); a chatty one is not', async () => {
+    const idle = await connect('eu', await hsToken({ sub: 'idle' }));
+    const chatty = await connect('eu', await hsToken({ sub: 'chatty' }));
+    const pinging = setInterval(() => chatty.send('geo.ping', {}), 300);
+    try {
+      expect(await idle.waitForClose(4000)).toBe(4002);
+      expect(chatty.isOpen).toBe(true);
+    } finally {
+      clearInterval(pinging);
+      chatty.close();
+    }
+  });
+});
+
+describe('security: RS256/ES256 through a JWKS, with key rotation', () => {
+  let deployment: Deployment;
+  let jwks: Server;
+  let keys: JWK[] = [];
+  const pairs: Record<string, Awaited<ReturnType<typeof generateKeyPair>>> = {};
+
+  const sign = (kid: string, alg = 'RS256', claims: Record<string, unknown> = {}) =>
+    new SignJWT({ ...claims }).setProtectedHeader({ alg, kid }).setSubject('rita').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(pairs[kid].privateKey);
+
+  beforeAll(async () => {
+    pairs.k1 = await generateKeyPair('RS256', { extractable: true });
+    pairs.k2 = await generateKeyPair('ES256', { extractable: true });
+    keys = [{ ...(await exportJWK(pairs.k1.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }];
+    jwks = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ keys }));
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => jwks.listen(port, '127.0.0.1', () => resolve()));
+    deployment = await deployRegions(['eu'], {
+      geo: { authenticate: jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, jwksUrl: `http://127.0.0.1:${port}/jwks.json`, jwksCooldownMs: 100, jwksCacheMaxAgeMs: 500 }) },
+    });
+  });
+
+  afterAll(async () => {
+    await deployment.close();
+    await new Promise((resolve) => jwks.close(resolve));
+  });
+
+  const url = () => deployment.region('eu').wsUrl;
+
+  it('tokens signed with a new kid are accepted after rotation without a restart; the old key until it leaves the JWKS', async () => {
+    const old = await sign('k1');
+    expect((await handshake(url(), { token: old })).status).toBe(101);
+    const unknownYet = await sign('k2', 'ES256');
+    expect((await handshake(url(), { token: unknownYet })).status).toBe(401);
+    keys = [...keys, { ...(await exportJWK(pairs.k2.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' }]; // rotation: both published
+    await new Promise((resolve) => setTimeout(resolve, 150)); // past the refetch cooldown
+    expect((await handshake(url(), { token: await sign('k2', 'ES256') })).status).toBe(101);
+    expect((await handshake(url(), { token: old })).status).toBe(101); // overlap
+    keys = keys.filter((key) => key.kid !== 'k1'); // the old key is retired
+    await new Promise((resolve) => setTimeout(resolve, 700)); // past the cache age
+    expect((await handshake(url(), { token: await sign('k2', 'ES256') })).status).toBe(101);
+    expect((await handshake(url(), { token: old })).status).toBe(401);
+  });
+
+  it('RS→HS confusion: an HS256 token keyed with the public key is refused', async () => {
+    const publicPem = Buffer.from(JSON.stringify(await exportJWK(pairs.k2.publicKey)));
+    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', kid: 'k2' }).setSubject('admin').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(publicPem);
+    expect((await handshake(url(), { token: forged })).status).toBe(401);
+  });
+});
