@@ -63,6 +63,14 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     expect((await bootError({}, [Invalid]))?.message).toMatch(/event names start with a lower-case letter/);
   });
 
+  it('@GeoSubscribe regions that are not in the directory', async () => {
+    @Injectable()
+    class Residency {
+      @GeoSubscribe('eu.only', { regions: ['eu', 'mars'] }) handle() {}
+    }
+    expect((await bootError({}, [Residency]))?.message).toMatch(/regions mars are not in the region directory \(eu, us\)/);
+  });
+
   it('handlers on useValue and useFactory providers are discovered too', async () => {
     class ValueGateway {
       @GeoSubscribe('from.value') handle() {}

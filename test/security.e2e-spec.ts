@@ -104,6 +104,18 @@ describe('security: one token authority (HS256), region and room claims, revocat
     client.close();
   });
 
+  it('@GeoSubscribe({ regions }) refuses the event outside its regions', async () => {
+    const token = await hsToken();
+    const inUs = await connect('us', token);
+    const inEu = await connect('eu', token);
+    await inUs.join('residency');
+    await inEu.join('residency');
+    expect(await inUs.publish('note.eu-only', 'residency', {})).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await inEu.publish('note.eu-only', 'residency', {})).seq).toEqual(expect.any(Number));
+    inUs.close();
+    inEu.close();
+  });
+
   it('browsers send the token as a subprotocol: accepted, and only geo-ws.v1 is echoed back', async () => {
     const token = await hsToken();
     const result = await handshake(wsUrl('eu'), { protocols: ['geo-ws.v1', `bearer.${token}`] });

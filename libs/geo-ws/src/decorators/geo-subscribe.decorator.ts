@@ -15,13 +15,19 @@ export interface GeoSubscribeOptions {
    * indicators and cursors.
    */
   ephemeral?: boolean;
-  /** Marks an action whose authorisation is re-checked at the moment it runs (see the security guide). */
+  /**
+   * Re-checks the token at the moment the action runs: not expired, not revoked on the
+   * shared revocation list (any region). For payments, deletions, role changes.
+   */
   critical?: boolean;
+  /** Regions where this event may be published; elsewhere it is refused with FORBIDDEN. Default: all. */
+  regions?: string[];
 }
 
 /** The metadata stored by {@link GeoSubscribe}. */
-export interface GeoSubscribeMetadata extends Required<GeoSubscribeOptions> {
+export interface GeoSubscribeMetadata extends Required<Omit<GeoSubscribeOptions, 'regions'>> {
   event: string;
+  regions: string[] | undefined;
 }
 
 /**
@@ -51,6 +57,7 @@ export function GeoSubscribe(event: string, options: GeoSubscribeOptions = {}): 
     scope: options.scope ?? 'global',
     ephemeral: options.ephemeral ?? false,
     critical: options.critical ?? false,
+    regions: options.regions,
   };
   return applyDecorators(SetMetadata(GEO_SUBSCRIBE_METADATA, metadata), UseInterceptors(GeoEnvelopeInterceptor));
 }

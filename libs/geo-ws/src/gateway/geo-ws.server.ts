@@ -15,6 +15,7 @@ import { roomAllowed } from '../auth/jwt-authenticator.js';
 import { GeoHandlerExplorer, type GeoHandler } from '../discovery/geo-handler.explorer.js';
 import { parseInboundEvent } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
+import { GeoConfigError } from '../errors/geo-config.error.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import { toProtocolError } from '../errors/to-protocol-error.js';
@@ -47,6 +48,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private heartbeat: NodeJS.Timeout | undefined;
   private started = false;
   private draining = false;
+  /** When each (connection, limit) was last logged. */
+  private readonly limitLogged = new Map<string, number>();
   /** Cross-region presence, when `presence` is on. */
   readonly presence: RoomPresence | undefined;
   private readonly sessions: SessionKeeper | undefined;
@@ -86,6 +89,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.hasRegionalHandlers = [...this.handlers.values()].some(
       (handler) => handler.subscription.scope === 'regional',
     );
+    for (const handler of this.handlers.values()) {
+      const unknown = handler.subscription.regions?.filter((region) => !this.options.regions.has(region)) ?? [];
+      if (unknown.length > 0) {
+        throw new GeoConfigError(`${handler.name}: @GeoSubscribe regions ${unknown.join(', ')} are not in the region directory (${[...this.options.regions.keys()].join(', ')}).`);
+      }
+    }
     if (this.handlers.size === 0) {
       this.logger.warn('No @GeoSubscribe handlers found: clients can join rooms but not publish.');
     }
@@ -222,7 +231,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id', eventIdOf(frame));
       }
     } catch (error) {
-      connection.sendError(toProtocolError(error).error);
+      const { error: refused } = toProtocolError(error);
+      if (refused.code === GeoErrorCode.RATE_LIMITED || refused.code === GeoErrorCode.PAYLOAD_TOO_LARGE) this.logLimit(connection, refused.code);
+      connection.sendError(refused);
       return;
     }
     connection.queue = connection.queue.then(() => this.handleFrame(connection, frame));
@@ -255,6 +266,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.assertMayUse(connection, request.room);
     if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
     else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
+      this.logLimit(connection, GeoErrorCode.TOO_MANY_ROOMS);
       throw new GeoProtocolError(
         GeoErrorCode.TOO_MANY_ROOMS,
         `a connection may join at most ${this.options.limits.maxRoomsPerConnection} rooms; leave one first`,
@@ -324,6 +336,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
     }
     this.assertMayUse(connection, inbound.room_id, inbound.event_id);
+    const { regions } = handler.subscription;
+    if (regions && !regions.includes(this.options.region)) {
+      throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `"${frame.event}" may only be published in ${regions.join(', ')}`, inbound.event_id);
+    }
     if (handler.subscription.critical) await this.revalidate(connection, inbound.event_id);
     const envelope = await handler.invoke(connection, frame.data as object);
     if (!isSealedFor(envelope, inbound.event_id, inbound.room_id)) {
@@ -391,7 +407,21 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.send(GeoFrame.AUTHED, { expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString() });
   }
 
+  /**
+   * One warning per connection and limit per minute: enough to see abuse in the logs
+   * without letting a flood of refused frames flood them too. Never logs tokens.
+   */
+  private logLimit(connection: ClientConnection, limit: string): void {
+    const key = `${connection.id}:${limit}`;
+    const now = Date.now();
+    if ((this.limitLogged.get(key) ?? 0) > now - 60_000) return;
+    this.limitLogged.set(key, now);
+    if (this.limitLogged.size > 10_000) this.limitLogged.clear();
+    this.logger.warn(`limit ${limit}: connection ${connection.id} (sender ${connection.principal.id}) in region ${this.options.region}`);
+  }
+
   private expire(connection: ClientConnection): void {
+    this.logLimit(connection, 'TOKEN_EXPIRED');
     connection.sendError(new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token expired; reconnect with a new one'));
     connection.close(GeoCloseCode.TOKEN_EXPIRED, 'token expired');
   }
@@ -422,6 +452,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const { idleTimeoutMs } = this.options.limits;
     for (const connection of this.connections) {
       if (idleTimeoutMs > 0 && Date.now() - connection.lastFrameAt > idleTimeoutMs) {
+        this.logLimit(connection, 'IDLE_TIMEOUT');
         connection.close(GeoCloseCode.IDLE_TIMEOUT, 'idle');
         continue;
       }
