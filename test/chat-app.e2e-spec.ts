@@ -4,6 +4,7 @@ import { MemoryNetwork, memoryTransport } from '@geo-ws/nest';
 import { startRegion } from '../apps/chat/src/bootstrap.js';
 import { readRegionConfig } from '../apps/chat/src/config.js';
 import { freePort } from './support/free-port.js';
+import { demoToken } from './support/demo-token.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
 /** The sample chat app as `npm start` runs it: one Nest app per region in one process. */
@@ -26,7 +27,7 @@ describe('sample chat app across regions', () => {
   });
 
   const connect = async (region: 'eu' | 'us', name: string) => {
-    const client = await WsTestClient.connect(urls[region], { name });
+    const client = await WsTestClient.connect(urls[region], { token: await demoToken(urls.euHttp, name) });
     clients.push(client);
     return client;
   };
@@ -68,7 +69,14 @@ describe('sample chat app across regions', () => {
     expect(typing).toMatchObject({ sender: 'typist', region: 'eu', seq: null, data: {} });
   });
 
-  it('refuses names the demo authenticator does not accept (HTTP 401)', async () => {
-    await expect(WsTestClient.connect(urls.eu, { name: 'not a valid name!' })).rejects.toThrow('HTTP 401');
+  it('the demo token authority: one token for every region; bad names and missing tokens are refused', async () => {
+    const token = await demoToken(urls.euHttp, 'traveller');
+    for (const region of ['eu', 'us'] as const) {
+      const client = await WsTestClient.connect(urls[region], { token });
+      expect(client.frames[0].data).toMatchObject({ sender: 'traveller', region, expires_at: expect.stringMatching(/Z$/) });
+      client.close();
+    }
+    await expect(demoToken(urls.euHttp, 'not a valid name!')).rejects.toThrow('HTTP 400');
+    await expect(WsTestClient.connect(urls.eu, { name: 'no-token' })).rejects.toThrow('HTTP 401');
   });
 });

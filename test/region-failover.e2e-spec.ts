@@ -6,6 +6,7 @@ import { natsTransport, globalLog } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
 import { freePort } from './support/free-port.js';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
+import { demoToken } from './support/demo-token.js';
 import { RegionProcess } from './support/region-process.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -50,7 +51,7 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
           directoryUrl: regions[0].url,
           WebSocket: WebSocket as unknown as WebSocketConstructor,
           regionOrder: [home, ...REGIONS.filter((_, i) => i !== r)],
-          query: { name: `${home}-${n}` },
+          token: () => demoToken(regions[0].url, `${home}-${n}`),
           backoff: { baseMs: 100, maxMs: 1000 },
           failoverAfter: 2,
         });

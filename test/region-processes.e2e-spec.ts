@@ -4,6 +4,7 @@ import { freePort } from './support/free-port.js';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { dropRedisNamespace } from './support/redis-servers.js';
 import { RegionProcess } from './support/region-process.js';
+import { demoToken } from './support/demo-token.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
 const natsUrl = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -36,7 +37,7 @@ describe.each(brokers)('sample chat app: one process per region on %s', (broker,
 
   it('messages published in each region reach every region in one order', async () => {
     const room = `lobby-${randomUUID().slice(0, 6)}`;
-    const clients = await Promise.all(regions.map((region) => WsTestClient.connect(region.wsUrl, { name: `${region.region}-user` })));
+    const clients = await Promise.all(regions.map(async (region) => WsTestClient.connect(region.wsUrl, { token: await demoToken(region.url, `${region.region}-user`) })));
     for (const client of clients) await client.join(room);
     await Promise.all(clients.map(async (client, i) => {
       for (let n = 0; n < 10; n++) expect((await client.publish('chat.message', room, { text: `${regions[i].region} ${n}` })).seq).toEqual(expect.any(Number));

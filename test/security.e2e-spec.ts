@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import WebSocket from 'ws';
+import { GeoClient, type WebSocketConstructor } from '@geo-ws/client';
 import { jwtAuthenticator } from '@geo-ws/nest';
 import { freePort } from './support/free-port.js';
 import { deployRegions, type Deployment } from './support/regions.js';
@@ -152,6 +153,24 @@ describe('security: one token authority (HS256), region and room claims, revocat
     expect(await lapsing.waitForClose(6000)).toBe(4001);
     expect(refreshed.isOpen).toBe(true);
     refreshed.close();
+  }, 15_000);
+
+  it('the SDK refreshes a short-lived token in-band before it expires, so the connection stays open', async () => {
+    let issued = 0;
+    const client = await GeoClient.connect({
+      regions: [{ name: 'eu', url: deployment.region('eu').url, wsUrl: wsUrl('eu') }],
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      token: () => (issued++, hsToken({ sub: 'sdk-user' }, { expiresIn: Math.floor(Date.now() / 1000) + 3 })),
+      heartbeatMs: 500,
+    });
+    const states: string[] = [];
+    client.on('state', (state) => states.push(state));
+    await client.join('refresh', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 4500)); // past the first token's expiry
+    expect(issued).toBeGreaterThanOrEqual(2); // the handshake's, then at least one refresh
+    expect(states).toEqual([]); // never dropped
+    expect((await client.publish('refresh', 'note.add', { text: 'still here' })).seq).toEqual(expect.any(Number));
+    client.close();
   }, 15_000);
 
   it('an idle connection is closed (4002); a chatty one is not', async () => {

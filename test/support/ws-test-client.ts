@@ -20,9 +20,13 @@ export class WsTestClient {
     socket.on('close', (code) => (this.closeCode = code));
   }
 
-  static async connect(url: string, options: { name?: string; headers?: Record<string, string>; autoPong?: boolean } = {}): Promise<WsTestClient> {
+  static async connect(
+    url: string,
+    options: { name?: string; token?: string; headers?: Record<string, string>; autoPong?: boolean } = {},
+  ): Promise<WsTestClient> {
     const target = options.name ? `${url}?name=${encodeURIComponent(options.name)}` : url;
-    const socket = new WebSocket(target, { headers: options.headers, autoPong: options.autoPong ?? true });
+    const headers = { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers };
+    const socket = new WebSocket(target, { headers, autoPong: options.autoPong ?? true });
     const client = new WsTestClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());

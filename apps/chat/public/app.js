@@ -37,6 +37,17 @@ async function start() {
  * A UUID v4 for event_id. The page picks it rather than the SDK because crypto.randomUUID
  * exists only on secure origins (https, localhost), and the demo may be opened by IP.
  */
+/** DEMO ONLY: a token for `name` from the sample app's demo authority. */
+async function demoToken(name) {
+  const response = await fetch(`${location.origin}/demo/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  if (!response.ok) throw new Error(`demo token refused (${response.status})`);
+  return (await response.json()).token;
+}
+
 function newEventId() {
   if (crypto.randomUUID) return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -140,7 +151,9 @@ class Pane {
         directoryUrl: location.origin,
         // This pane's region first; while it is down the SDK moves to the next one.
         regionOrder: [this.home, ...regions.map((region) => region.name).filter((name) => name !== this.home)],
-        query: { name: this.name },
+        // The demo token authority (every region runs one; DEMO ONLY). The SDK calls this
+        // for every connection and before the token expires, and refreshes in-band.
+        token: () => demoToken(this.name),
         backoff: BACKOFF,
         heartbeatMs: HEARTBEAT_MS,
       });

@@ -1,22 +1,15 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { GeoWsModule, type GeoAuthenticator, type GeoTransportFactory } from '@geo-ws/nest';
+import { GeoWsModule, jwtAuthenticator, type GeoTransportFactory } from '@geo-ws/nest';
 import { ChatGateway } from './chat/chat.gateway.js';
 import type { RegionConfig } from './config.js';
-
-/**
- * DEMO ONLY: the sender is whatever `?name=` the client gives. Real deployments verify
- * a token (see the security guide).
- */
-const demoAuthenticate: GeoAuthenticator = ({ url }) => {
-  const name = url.searchParams.get('name')?.trim();
-  if (!name) return { id: `anon-${Math.random().toString(36).slice(2, 8)}` };
-  return /^[\w.-]{1,32}$/.test(name) ? { id: name } : null;
-};
+import { DEMO_AUTH, DemoTokenController } from './demo-auth/demo-token.controller.js';
 
 /** The chat app of one region. */
 @Module({})
 export class ChatModule {
   static forRegion(config: RegionConfig, transport: GeoTransportFactory): DynamicModule {
+    const { auth } = config;
+    const demo = auth.mode === 'demo';
     return {
       module: ChatModule,
       imports: [
@@ -24,11 +17,17 @@ export class ChatModule {
           region: config.region,
           regions: config.regions,
           transport,
-          authenticate: demoAuthenticate,
+          // One token authority for every region: the demo's shared secret, or yours.
+          authenticate: jwtAuthenticator(
+            auth.mode === 'jwt' && auth.jwksUrl
+              ? { issuer: auth.issuer, audience: auth.audience, jwksUrl: auth.jwksUrl }
+              : { issuer: auth.issuer, audience: auth.audience, secret: auth.secret! },
+          ),
           drainGraceMs: config.drainGraceMs,
         }),
       ],
-      providers: [ChatGateway],
+      controllers: demo ? [DemoTokenController] : [],
+      providers: [ChatGateway, ...(demo ? [{ provide: DEMO_AUTH, useValue: { ...auth, regions: Object.keys(config.regions) } }] : [])],
     };
   }
 }

@@ -16,7 +16,20 @@ export interface RegionConfig {
   namespace: string;
   nats: { url: string; homeCluster?: string; replicas: number };
   redis: { url: string; replicaUrl?: string };
+  auth: AuthConfig;
 }
+
+/**
+ * `demo` (default): every region runs the demo token authority (`POST /demo/token`) with
+ * one shared secret: DEMO ONLY. `jwt`: tokens from your authority, checked with its JWKS
+ * (`GEO_JWKS_URL`) or a shared secret (`GEO_JWT_SECRET`).
+ */
+export type AuthConfig =
+  | { mode: 'demo'; secret: string; issuer: string; audience: string }
+  | { mode: 'jwt'; issuer: string; audience: string; jwksUrl?: string; secret?: string };
+
+/** DEMO ONLY: the demo authority's signing secret when GEO_DEMO_SECRET is not set. */
+export const DEMO_SECRET = 'geo-ws-demo-secret-do-not-use-in-production';
 
 export const DEFAULT_REGIONS = 'asia=http://127.0.0.1:3001,eu=http://127.0.0.1:3002,us=http://127.0.0.1:3003';
 
@@ -85,9 +98,22 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
       homeCluster: env.GEO_NATS_HOME_CLUSTER || undefined,
       replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
     },
+    auth: readAuth(env),
     redis: {
       url: env.GEO_REDIS_URL ?? 'redis://127.0.0.1:6379',
       replicaUrl: env.GEO_REDIS_REPLICA_URL ? urlFor(env.GEO_REDIS_REPLICA_URL, region, 'GEO_REDIS_REPLICA_URL', true) : undefined,
     },
   };
+}
+
+function readAuth(env: NodeJS.ProcessEnv): AuthConfig {
+  const mode = env.GEO_AUTH ?? 'demo';
+  if (mode === 'demo') {
+    return { mode, secret: env.GEO_DEMO_SECRET ?? DEMO_SECRET, issuer: 'geo-ws-demo', audience: 'geo-ws-chat' };
+  }
+  if (mode !== 'jwt') throw new ConfigError(`GEO_AUTH must be demo or jwt, got "${mode}"`);
+  const { GEO_JWT_ISSUER: issuer, GEO_JWT_AUDIENCE: audience, GEO_JWKS_URL: jwksUrl, GEO_JWT_SECRET: secret } = env;
+  if (!issuer || !audience) throw new ConfigError('GEO_AUTH=jwt needs GEO_JWT_ISSUER and GEO_JWT_AUDIENCE');
+  if (!jwksUrl === !secret) throw new ConfigError('GEO_AUTH=jwt needs exactly one of GEO_JWKS_URL or GEO_JWT_SECRET');
+  return { mode, issuer, audience, jwksUrl, secret };
 }

@@ -18,7 +18,12 @@ export interface GeoClientOptions {
   directoryUrl?: string;
   /** Or the regions themselves. */
   regions?: GeoRegion[];
-  /** Bearer token, sent as `access_token` (browsers cannot set headers on a WebSocket). */
+  /**
+   * Bearer token, or a function that returns a fresh one. Sent as the WebSocket
+   * subprotocol `bearer.<token>` (browsers cannot set headers; this keeps it out of URLs
+   * and access logs). A function is also called before the token expires, and the new
+   * token is sent in-band (`geo.auth`), so the connection is never closed for expiry.
+   */
   token?: string | (() => string | Promise<string>);
   /** Extra query parameters on the WebSocket URL (the demo uses `{ name }`). */
   query?: Record<string, string>;
@@ -136,6 +141,7 @@ export class GeoClient {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private drift: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private redirect: string | undefined;
   private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
   private connectedRegion: string | undefined;
@@ -287,11 +293,10 @@ export class GeoClient {
     for (const [key, value] of Object.entries(this.options.query ?? {})) url.searchParams.set(key, value);
     if (this.sessionId) url.searchParams.set('session', this.sessionId);
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-    if (token) url.searchParams.set('access_token', token);
     const Socket = this.options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!Socket) throw new Error('GeoClient: no WebSocket class; in Node pass { WebSocket } from the ws package');
     this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting');
-    const socket = new Socket(url.toString());
+    const socket = new Socket(url.toString(), token ? ['geo-ws.v1', `bearer.${token}`] : undefined);
     this.socket = socket;
     this.sender = undefined;
     // A region that accepts TCP but never answers (a dead host behind a load balancer)
@@ -375,6 +380,7 @@ export class GeoClient {
         this.setState('open');
         this.emit('region', { region: frame.data.region, rttMs: region.rttMs });
         this.restore(frame.data.restored);
+        this.scheduleRefresh(frame.data.expires_at);
         for (const room of this.rooms.values()) this.sendJoin(room);
         this.firstOpen?.resolve();
         this.firstOpen = undefined;
@@ -395,6 +401,9 @@ export class GeoClient {
         this.socket?.close(1000, 'moving on drain');
         return;
       }
+      case 'geo.authed':
+        this.scheduleRefresh(frame.data.expires_at);
+        return;
       case 'geo.pong':
         this.rttMs = Date.now() - this.pingSentAt;
         return;
@@ -529,7 +538,23 @@ export class GeoClient {
     if (nearest && nearest.name !== this.connectedRegion) this.moveTo(nearest.name);
   }
 
+  /** Refreshes the token in-band at 80% of its remaining life (when `token` is a function). */
+  private scheduleRefresh(expiresAt: string | null | undefined): void {
+    clearTimeout(this.refreshTimer);
+    if (!expiresAt || typeof this.options.token !== 'function') return;
+    const tokenSource = this.options.token;
+    const wait = Math.max(1000, (Date.parse(expiresAt) - Date.now()) * 0.8);
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        this.send('geo.auth', { token: await tokenSource() });
+      } catch (error) {
+        this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
+      }
+    }, Math.min(wait, 2 ** 31 - 1));
+  }
+
   private stopTimers(): void {
+    clearTimeout(this.refreshTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);

@@ -208,6 +208,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       connection_id: connection.id,
       region: this.options.region,
       sender: principal.id,
+      ...(principal.expiresAt !== undefined ? { expires_at: new Date(principal.expiresAt).toISOString() } : {}),
       ...(started ? { session_id: started.session.id } : {}),
       ...(started?.restored ? { restored: started.restored } : {}),
     });
