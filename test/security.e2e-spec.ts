@@ -45,6 +45,9 @@ async function handshake(url: string, options: { token?: string; headers?: Recor
 
 describe('security: one token authority (HS256), region and room claims, revocation, expiry, origins', () => {
   let deployment: Deployment;
+  /** Connected through every refusal below: it must see no error and stay open. */
+  let bystander: WsTestClient;
+  const pinging: NodeJS.Timeout[] = [];
 
   beforeAll(async () => {
     deployment = await deployRegions(['eu', 'us'], {
@@ -55,9 +58,14 @@ describe('security: one token authority (HS256), region and room claims, revocat
         limits: { idleTimeoutMs: 1500 },
       },
     });
+    bystander = await WsTestClient.connect(deployment.region('eu').wsUrl, { token: await hsToken({ sub: 'bystander' }) });
+    await bystander.join('vault');
+    pinging.push(setInterval(() => bystander.send('geo.ping', {}), 300)); // not idle
   });
 
   afterAll(async () => {
+    for (const timer of pinging) clearInterval(timer);
+    bystander.close();
     await deployment.close();
   });
 
@@ -154,6 +162,14 @@ describe('security: one token authority (HS256), region and room claims, revocat
     expect(refreshed.isOpen).toBe(true);
     refreshed.close();
   }, 15_000);
+
+  it('through every refusal above, a bystander on the same server saw no error and kept receiving', async () => {
+    expect(bystander.isOpen).toBe(true);
+    expect(bystander.errors()).toEqual([]);
+    const events = bystander.events('vault');
+    expect(events.length).toBeGreaterThanOrEqual(2); // the accepted vault events
+    expect(events.map((event) => (event.data as { amount?: number; text?: string }).amount ?? (event.data as { text: string }).text)).toEqual([1, 'not critical']); // the revoked transfer was not appended
+  });
 
   it('the SDK refreshes a short-lived token in-band before it expires, so the connection stays open', async () => {
     let issued = 0;
