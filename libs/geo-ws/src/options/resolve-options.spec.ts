@@ -9,9 +9,21 @@ describe('resolveOptions', () => {
   it('applies documented defaults', () => {
     const resolved = resolveOptions(base);
     expect(resolved.path).toBe('/ws');
-    expect(resolved.limits).toEqual({ maxPayloadBytes: 65536, maxRoomsPerConnection: 100, rate: { perSecond: 50, burst: 100 } });
+    expect(resolved.limits).toEqual({ maxPayloadBytes: 65536, maxRoomsPerConnection: 100, rate: { perSecond: 50, burst: 100 }, idleTimeoutMs: 900_000 });
     expect(resolved.log).toEqual({ dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 }, replayBatchSize: 500 });
     expect(resolved.drainGraceMs).toBe(2000);
+    expect(resolved.heartbeatMs).toBe(30_000);
+    expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, saveEveryMs: 5000 });
+    expect(resolved.presenceTtlMs).toBeUndefined();
+    expect(resolved.allowedOrigins).toBeUndefined();
+  });
+
+  it('turns the idle timeout and sessions off, presence on, and normalises origins', () => {
+    const resolved = resolveOptions({ ...base, limits: { idleTimeoutMs: 0 }, sessions: false, presence: true, allowedOrigins: ['https://chat.example/'] });
+    expect(resolved.limits.idleTimeoutMs).toBe(0);
+    expect(resolved.sessions).toBeUndefined();
+    expect(resolved.presenceTtlMs).toBe(30_000);
+    expect([...resolved.allowedOrigins!]).toEqual(['https://chat.example']);
   });
 
   it('derives WebSocket URLs from the region URLs and the path', () => {
