@@ -154,6 +154,8 @@ describe('security: one token authority (HS256), region and room claims, revocat
     const expiring = Math.floor(Date.now() / 1000) + 2;
     const lapsing = await connect('eu', await hsToken({ sub: 'lapse' }, { expiresIn: expiring }));
     const refreshed = await connect('eu', await hsToken({ sub: 'keeper' }, { expiresIn: expiring }));
+    // Both keep talking, so the idle timeout (1.5 s here) is not what closes them.
+    pinging.push(setInterval(() => [lapsing, refreshed].forEach((client) => client.isOpen && client.send('geo.ping', {})), 300));
     refreshed.send('geo.auth', { token: await hsToken({ sub: 'keeper' }, { expiresIn: '1h' }) });
     expect(await refreshed.next('geo.authed')).toEqual({ expires_at: expect.stringMatching(/Z$/) });
     refreshed.send('geo.auth', { token: await hsToken({ sub: 'someone-else' }) });

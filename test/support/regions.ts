@@ -54,32 +54,12 @@ export async function deployRegions(
   const ports = await Promise.all(names.map(() => freePort()));
   const directory = Object.fromEntries(names.map((name, i) => [name, `http://127.0.0.1:${ports[i]}`]));
   const regions: RegionApp[] = [];
-  for (const [i, name] of names.entries()) {
-    @Module({
-      imports: [
-        GeoWsModule.forRoot({
-          region: name,
-          regions: directory,
-          transport: options.transport ? options.transport(name, network) : memoryTransport({ network }),
-          authenticate: nameAuthenticator,
-          drainGraceMs: 0,
-          ...options.geo,
-        }),
-      ],
-      providers: [FixtureGateway],
-    })
-    class FixtureAppModule {}
-    const app = await NestFactory.create(FixtureAppModule, { logger: false });
-    await app.listen(ports[i], '127.0.0.1');
-    regions.push({
-      name,
-      app,
-      url: directory[name],
-      wsUrl: `ws://127.0.0.1:${ports[i]}/ws`,
-      server: app.get(GeoWsServer),
-      transport: app.get(GeoTransport),
-      gateway: app.get(FixtureGateway),
-    });
+  try {
+    await startAll();
+  } catch (error) {
+    // A region that failed to boot must not leave the others running (open sockets keep Jest alive).
+    await Promise.allSettled(regions.map((region) => region.app.close()));
+    throw error;
   }
   return {
     regions,
@@ -89,4 +69,39 @@ export async function deployRegions(
       await Promise.allSettled(regions.map((region) => region.app.close()));
     },
   };
+
+  async function startAll(): Promise<void> {
+    for (const [i, name] of names.entries()) {
+      @Module({
+        imports: [
+          GeoWsModule.forRoot({
+            region: name,
+            regions: directory,
+            transport: options.transport ? options.transport(name, network) : memoryTransport({ network }),
+            authenticate: nameAuthenticator,
+            drainGraceMs: 0,
+            ...options.geo,
+          }),
+        ],
+        providers: [FixtureGateway],
+      })
+      class FixtureAppModule {}
+      const app = await NestFactory.create(FixtureAppModule, { logger: false });
+      try {
+        await app.listen(ports[i], '127.0.0.1');
+      } catch (error) {
+        await app.close();
+        throw error;
+      }
+      regions.push({
+        name,
+        app,
+        url: directory[name],
+        wsUrl: `ws://127.0.0.1:${ports[i]}/ws`,
+        server: app.get(GeoWsServer),
+        transport: app.get(GeoTransport),
+        gateway: app.get(FixtureGateway),
+      });
+    }
+  }
 }

@@ -337,12 +337,29 @@ export class NatsTransport implements GeoTransport {
         throw new Error(`JetStream stream ${this.names.globalStream} does not exist (namespace "${this.names.namespace}"): start a geo-ws app first`, { cause: error });
       });
     } else {
-      await this.ensureStream(this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
       const regionalCluster = this.options.regionalCluster?.(this.context.region) ?? (this.options.homeCluster ? this.context.region : undefined);
-      await this.ensureStream(this.names.regionalStream(this.context.region), this.names.regionalSubjects(this.context.region), regionalCluster);
+      // A cluster that is still forming answers "no suitable peers for placement" for a
+      // few seconds: retry set-up for a while before failing the boot.
+      await this.retryingSetup(async () => {
+        await this.ensureStream(this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
+        await this.ensureStream(this.names.regionalStream(this.context.region), this.names.regionalSubjects(this.context.region), regionalCluster);
+      });
     }
     this.buckets = await this.openBuckets();
     await this.watchEpochs(this.buckets.epochs);
+  }
+
+  private async retryingSetup(setup: () => Promise<void>, forMs = 20_000): Promise<void> {
+    const deadline = Date.now() + forMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await setup();
+      } catch (error) {
+        if (Date.now() > deadline || this.closed) throw error;
+        this.logger.warn(`JetStream set-up failed, retrying: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 200 * 2 ** attempt)));
+      }
+    }
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
