@@ -11,7 +11,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../constants.js';
-import { roomAllowed } from '../auth/jwt-authenticator.js';
+import { AccessPolicy } from '../auth/access-policy.js';
 import { GeoHandlerExplorer, type GeoHandler } from '../discovery/geo-handler.explorer.js';
 import { parseInboundEvent } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
@@ -53,6 +53,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   /** Cross-region presence, when `presence` is on. */
   readonly presence: RoomPresence | undefined;
   private readonly sessions: SessionKeeper | undefined;
+  private readonly access: AccessPolicy;
 
   constructor(
     @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
@@ -61,6 +62,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly adapterHost: HttpAdapterHost,
   ) {
     this.feeds = new RoomFeeds(transport, options.log.replayBatchSize);
+    this.access = new AccessPolicy(options.region, transport.state);
     this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
     this.sessions = options.sessions ? new SessionKeeper(transport.state, options.sessions.ttlMs, options.sessions.saveEveryMs) : undefined;
   }
@@ -164,7 +166,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     void this.authenticate(request, url).then(
       (principal) => {
         if (!principal) return refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required');
-        if (principal.regions && !principal.regions.includes(this.options.region)) {
+        if (!this.access.mayConnect(principal)) {
           return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
         }
         this.wss!.handleUpgrade(request, socket, head, (ws) => void this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined));
@@ -264,7 +266,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private async join(connection: ClientConnection, data: unknown): Promise<void> {
     const request = parseJoin(data);
-    this.assertMayUse(connection, request.room);
+    this.access.assertMayUse(connection.principal, request.room);
     if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
     else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
       this.logLimit(connection, GeoErrorCode.TOO_MANY_ROOMS);
@@ -336,12 +338,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (!connection.rooms.has(inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
     }
-    this.assertMayUse(connection, inbound.room_id, inbound.event_id);
-    const { regions } = handler.subscription;
-    if (regions && !regions.includes(this.options.region)) {
-      throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `"${frame.event}" may only be published in ${regions.join(', ')}`, inbound.event_id);
-    }
-    if (handler.subscription.critical) await this.revalidate(connection, inbound.event_id);
+    this.access.assertMayUse(connection.principal, inbound.room_id, inbound.event_id);
+    this.access.assertEventAllowedHere(frame.event, handler.subscription.regions, inbound.event_id);
+    if (handler.subscription.critical) await this.access.revalidate(connection.principal, inbound.event_id);
     const envelope = await handler.invoke(connection, frame.data as object);
     if (!isSealedFor(envelope, inbound.event_id, inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.REJECTED, 'the handler pipeline did not produce an envelope; nothing was appended', inbound.event_id);
@@ -368,30 +367,6 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         connection.sendError(protocolError, envelope.room_id);
       },
     );
-  }
-
-  /** The token's `regions` and `rooms` claims, checked on every join and publish. */
-  private assertMayUse(connection: ClientConnection, room: string, eventId?: string): void {
-    const { principal } = connection;
-    if (principal.regions && !principal.regions.includes(this.options.region)) {
-      throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not act in region "${this.options.region}"`, eventId);
-    }
-    if (!roomAllowed(principal.rooms, room)) throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not use room "${room}"`, eventId);
-  }
-
-  /**
-   * `critical` actions re-check the credential at the moment they run: not expired, and
-   * not on the shared revocation list (read from the transport's state store, so a
-   * revocation in any region applies at once).
-   */
-  private async revalidate(connection: ClientConnection, eventId: string): Promise<void> {
-    const { expiresAt, tokenId } = connection.principal;
-    if (expiresAt !== undefined && expiresAt <= Date.now()) {
-      throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token expired; refresh it with geo.auth', eventId);
-    }
-    if (tokenId && (await this.transport.state.isRevoked(tokenId))) {
-      throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked', eventId);
-    }
   }
 
   /** `geo.auth { token }`: a fresh token for the same identity, in-band. */
