@@ -13,6 +13,21 @@ import { TokenBucket } from './token-bucket.js';
 /** Bytes queued on a socket beyond which the client is too slow to keep: it is closed. */
 const SLOW_CONSUMER_BYTES = 16 * 1024 * 1024;
 
+/**
+ * One room event goes to every local member of its feed: its frame is serialised once
+ * (keyed by the event object the feed hands to each member), not once per member.
+ */
+const frames = new WeakMap<object, string>();
+
+function frameOf(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean): string {
+  let frame = frames.get(event);
+  if (frame === undefined) {
+    frame = JSON.stringify({ event: event.type, data: ephemeral ? { ...event, seq: null } : event });
+    frames.set(event, frame);
+  }
+  return frame;
+}
+
 /** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
 export class ClientConnection implements GeoConnection, FeedMember {
   readonly id = randomUUID();
@@ -44,12 +59,16 @@ export class ClientConnection implements GeoConnection, FeedMember {
   }
 
   send(event: string, data: unknown): void {
+    this.sendFrame(JSON.stringify({ event, data }));
+  }
+
+  private sendFrame(frame: string): void {
     if (!this.isOpen) return;
     if (this.socket.bufferedAmount > SLOW_CONSUMER_BYTES) {
       this.socket.close(1013, 'slow consumer: too many undelivered events');
       return;
     }
-    this.socket.send(JSON.stringify({ event, data }));
+    this.socket.send(frame);
   }
 
   sendError(error: GeoProtocolError, room?: string): void {
@@ -62,12 +81,12 @@ export class ClientConnection implements GeoConnection, FeedMember {
   }
 
   deliver(event: GeoLoggedEnvelope): void {
-    this.send(event.type, event);
+    this.sendFrame(frameOf(event, false));
     if (!event.scope) this.session?.delivered(event.room_id, event.seq);
   }
 
   deliverEphemeral(envelope: GeoEnvelopeDraft): void {
-    this.send(envelope.type, { ...envelope, seq: null });
+    this.sendFrame(frameOf(envelope, true));
   }
 
   evicted(log: LogRef): void {
