@@ -5,7 +5,7 @@
 // The networking is the client SDK's (served by every region at /sdk/): reconnect with
 // backoff, failover to the next region, resume by seq without gap or duplicate, and
 // publishes kept until acked. The page only renders what the SDK reports.
-import { GeoClient } from '/sdk/index.js';
+import { GeoClient, newEventId } from '/sdk/index.js';
 
 const BACKOFF = { baseMs: 250, maxMs: 4000 }; // short waits: a demo region restarts in a second or two
 const HEARTBEAT_MS = 5000; // the SDK's geo.ping: gives the RTT figure and spots a dead connection
@@ -33,10 +33,6 @@ async function start() {
   }
 }
 
-/**
- * A UUID v4 for event_id. The page picks it rather than the SDK because crypto.randomUUID
- * exists only on secure origins (https, localhost), and the demo may be opened by IP.
- */
 /** DEMO ONLY: a token for `name` from the sample app's demo authority. */
 async function demoToken(name) {
   const response = await fetch(`${location.origin}/demo/token`, {
@@ -46,15 +42,6 @@ async function demoToken(name) {
   });
   if (!response.ok) throw new Error(`demo token refused (${response.status})`);
   return (await response.json()).token;
-}
-
-function newEventId() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 function renderRegionButtons(servedBy) {

@@ -105,8 +105,11 @@ export class GeoClientError extends Error {
 
 const OPEN = 1;
 
-/** A UUID v4; `crypto.randomUUID` exists only on secure origins (https, localhost). */
-function newEventId(): string {
+/**
+ * A fresh `event_id` (UUID v4), for apps that need it before publishing (to track a
+ * pending message). `crypto.randomUUID` exists only on secure origins (https, localhost).
+ */
+export function newEventId(): string {
   const { crypto } = globalThis;
   if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));

@@ -62,7 +62,7 @@ export class MemoryLog {
     const first = this.firstSeq;
     const start = Math.max(afterSeq + 1, first);
     const index = this.events.length === 0 ? 0 : start - this.events[0].event.seq;
-    const events = this.events.slice(index, index + Math.min(limit, this.events.length)).map((stored) => stored.event);
+    const events = this.events.slice(index, index + limit).map((stored) => stored.event);
     return { events, truncated: afterSeq + 1 < first };
   }
 

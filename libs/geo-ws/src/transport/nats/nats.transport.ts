@@ -131,9 +131,7 @@ export class NatsTransport implements GeoTransport {
   }
 
   async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
-    this.require();
-    const epoch = await this.epochOf(log);
-    const [first, last] = await Promise.all([this.firstPosition(log), this.lastPosition(log)]);
+    const { epoch, first, last } = await this.bounds(log);
     if (!first || !last) return { epoch, events: [], truncated: false, lastSeq: 0 };
     // Sequences between `afterSeq` and the first retained event may be other rooms' events:
     // only a first retained event that opened the log proves nothing of this room is gone.
@@ -144,9 +142,7 @@ export class NatsTransport implements GeoTransport {
   }
 
   async head(log: LogRef): Promise<LogHead> {
-    this.require();
-    const epoch = await this.epochOf(log);
-    const [first, last] = await Promise.all([this.firstPosition(log), this.lastPosition(log)]);
+    const { epoch, first, last } = await this.bounds(log);
     const lastSeq = last?.seq ?? 0;
     return { epoch, firstSeq: first?.seq ?? lastSeq + 1, lastSeq };
   }
@@ -538,6 +534,13 @@ export class NatsTransport implements GeoTransport {
     if (!message) return undefined;
     this.started.add(this.names.logKey(log));
     return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER), first: message.header.get(FIRST_HEADER) === '1' };
+  }
+
+  /** A log's epoch and its first and last stored events, read together. */
+  private async bounds(log: LogRef): Promise<{ epoch: string; first?: LogPosition; last?: LogPosition }> {
+    this.require();
+    const [epoch, first, last] = await Promise.all([this.epochOf(log), this.firstPosition(log), this.lastPosition(log)]);
+    return { epoch, first, last };
   }
 
   private lastPosition(log: LogRef): Promise<LogPosition | undefined> {

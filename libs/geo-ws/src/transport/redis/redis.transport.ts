@@ -328,14 +328,17 @@ export class RedisTransport implements GeoTransport {
     return this.subscriber!;
   }
 
-  /** Reads go to the replica while it is healthy, else to the primary. */
+  /** Reads go to the replica while it is healthy and both its connections are up, else to the primary. */
+  private readsFromReplica(): boolean {
+    return this.replicaHealthy && this.replica?.status === 'ready' && this.replicaBlocking?.status === 'ready';
+  }
+
   private readConnection(): Redis {
-    if (this.replica && this.replicaHealthy && this.replica.status === 'ready') return this.replica;
-    return this.requirePrimary();
+    return this.readsFromReplica() ? this.replica! : this.requirePrimary();
   }
 
   private async readSource(): Promise<ReadSource> {
-    const useReplica = this.replica && this.replicaBlocking && this.replicaHealthy && this.replicaBlocking.status === 'ready';
+    const useReplica = this.readsFromReplica();
     const command = useReplica ? this.replica! : this.requirePrimary();
     const blocking = useReplica ? this.replicaBlocking! : this.primaryBlocking!;
     return {
