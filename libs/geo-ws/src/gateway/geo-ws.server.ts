@@ -151,6 +151,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Node's HTTP server stops watching an upgraded socket for errors: from here until ws
+    // takes it over (or the refusal is written), a client that resets the connection would
+    // otherwise raise an unhandled 'error' and take the whole process down.
+    socket.on('error', this.onHandshakeError);
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname !== this.options.path) {
       // Another WebSocket server on the same HTTP server may own this path.
@@ -173,6 +177,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       },
       () => refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
     );
+  };
+
+  private readonly onHandshakeError = (error: Error): void => {
+    this.logger.debug(`a client dropped its connection during the handshake: ${error.message}`);
   };
 
   private async authenticate(request: IncomingMessage, url: URL): Promise<GeoPrincipal | null> {
@@ -206,6 +214,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.expireAt(principal.expiresAt, () => this.expire(connection));
     const started = await this.sessions?.start(sessionId, principal.id);
     connection.session = started?.session;
+    // Gone while its session loaded: onClose found no session to end, so end it here.
+    if (connection.closed && started) void this.sessions?.end(started.session);
     connection.send(GeoFrame.WELCOME, {
       connection_id: connection.id,
       region: this.options.region,
@@ -449,12 +459,21 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 }
 
-/** Answers an upgrade with an HTTP error and a JSON body `{ code, message }`, before any socket opens. */
+/** How long a refused client has to read the refusal before its socket is destroyed. */
+const REFUSAL_LINGER_MS = 1000;
+
+/**
+ * Answers an upgrade with an HTTP error and a JSON body `{ code, message }`, before any
+ * socket opens. The socket is destroyed soon after: upgrade sockets allow half-open, so a
+ * client that never closes its side would otherwise hold a file descriptor for good.
+ */
 function refuse(socket: Duplex, status: number, text: string, code?: string, message?: string): void {
+  if (socket.destroyed || !socket.writable) return void socket.destroy();
   const body = code ? JSON.stringify({ code, message }) : '';
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
 function rawToBuffer(raw: RawData): Buffer {
