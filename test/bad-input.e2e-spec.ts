@@ -60,6 +60,14 @@ describe('bad input: stable error codes, nothing appended, connection still usab
     await expectRefused('MALFORMED_FRAME', () => client.sendRaw('['.repeat(1000) + ']'.repeat(1000)));
   });
 
+  it('MALFORMED_FRAME: data nested deeper than limits.maxDepth (32), refused before any pipe or encoder recurses into it', async () => {
+    for (const depth of [33, 2000, 5000]) {
+      const eventId = randomUUID();
+      const deep = '['.repeat(depth) + ']'.repeat(depth);
+      await expectRefused('MALFORMED_FRAME', () => client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${name}","data":{"text":${deep}}}}`));
+    }
+  });
+
   it('binary frames holding UTF-8 JSON are accepted like text frames', async () => {
     const eventId = randomUUID();
     client.sendRaw(Buffer.from(JSON.stringify({ event: 'note.add', data: { event_id: eventId, room_id: name, data: { text: 'binary' } } })), true);

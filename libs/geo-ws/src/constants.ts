@@ -27,8 +27,12 @@ export const GeoFrame = {
 export const GeoCloseCode = {
   /** Service restart: the server is draining; reconnect (to the region in `geo.reconnect`). */
   SERVICE_RESTART: 1012,
+  /** The connection kept sending frames the server had to refuse (`limits.refusals`). */
+  POLICY_VIOLATION: 1008,
   /** The frame exceeded the hard size cap (twice `limits.maxPayloadBytes`). */
   MESSAGE_TOO_BIG: 1009,
+  /** Slow consumer: the client did not read its events fast enough (`limits.maxBufferedBytes`). */
+  SLOW_CONSUMER: 1013,
   /** The connection's token expired and was not refreshed with `geo.auth`. */
   TOKEN_EXPIRED: 4001,
   /** No frame from the client for `limits.idleTimeoutMs`. */

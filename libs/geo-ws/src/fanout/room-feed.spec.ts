@@ -4,6 +4,8 @@ import { waitFor } from '../testing/wait-for.js';
 import { globalLog } from '../transport/log-ref.js';
 import { MemoryNetwork } from '../transport/memory/memory-network.js';
 import { MemoryTransport } from '../transport/memory/memory.transport.js';
+import { TokenBucket } from '../gateway/token-bucket.js';
+import { ReplayBudget, type ReplayLimits } from './replay-budget.js';
 import { RoomFeeds } from './room-feeds.js';
 import type { FeedMember, JoinOutcome } from './room-feed.js';
 
@@ -11,6 +13,8 @@ const context = { regions: ['eu', 'us'], dedupWindowMs: 120_000, retention: { ma
 
 class Member implements FeedMember {
   readonly events: GeoLoggedEnvelope[] = [];
+  backlogBytes = 0;
+  readonly replayAllowance = new TokenBucket({ perSecond: 1_000_000, burst: 1_000_000 });
   deliver(event: GeoLoggedEnvelope) {
     this.events.push(event);
   }
@@ -24,14 +28,16 @@ describe('RoomFeeds', () => {
     await Promise.all(transports.splice(0).map((transport) => transport.close()));
   });
 
-  async function setup(delayMs = 0, retention = context.retention) {
+  const unlimited: ReplayLimits = { batchSize: 7, perInstance: { perSecond: 1_000_000, burst: 1_000_000 }, concurrent: 64, highWaterBytes: 1 << 20 };
+
+  async function setup(delayMs = 0, retention = context.retention, limits: Partial<ReplayLimits> = {}) {
     const network = new MemoryNetwork({ delayMs });
     const writer = new MemoryTransport(network, { ...context, retention, region: 'eu' });
     const reader = new MemoryTransport(network, { ...context, retention, region: 'us' });
     transports.push(writer, reader);
     await writer.connect();
     await reader.connect();
-    return { writer, reader, feeds: new RoomFeeds(reader, 7) };
+    return { writer, reader, feeds: new RoomFeeds(reader, new ReplayBudget({ ...unlimited, ...limits })) };
   }
   const log = globalLog('room');
   let n = 0;
@@ -91,5 +97,89 @@ describe('RoomFeeds', () => {
     expect(feeds.count).toBe(1);
     feeds.leave(log, b);
     await waitFor(() => feeds.count === 0, 'the feed to close');
+  });
+
+  it('joining again cancels what the earlier join still had to replay: nothing at or below the new geo.joined seq follows it', async () => {
+    const { writer, feeds } = await setup(2, context.retention, { batchSize: 5 });
+    for (let i = 0; i < 200; i++) await append(writer);
+    const member = new Member();
+    const joined: number[] = [];
+    const first = feeds.join(log, member, { since: 0 }, () => joined.push(member.events.length));
+    await waitFor(() => member.events.length >= 5, 'the replay to start');
+    feeds.leave(log, member); // what the server does on a re-join
+    await feeds.join(log, member, {}, (outcome) => {
+      expect(outcome.seq).toBe(200);
+      joined.push(member.events.length);
+    });
+    await first;
+    const atSecondJoin = joined[1];
+    await append(writer);
+    await waitFor(() => member.events.at(-1)?.seq === 201, 'the live event');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(member.events.slice(atSecondJoin).map((event) => event.seq)).toEqual([201]);
+  });
+
+  it('paces a replay by the connection\'s allowance', async () => {
+    const { writer, feeds } = await setup(0, context.retention, { batchSize: 50 });
+    for (let i = 0; i < 300; i++) await append(writer);
+    const member = new Member();
+    (member as { replayAllowance: TokenBucket }).replayAllowance = new TokenBucket({ perSecond: 1000, burst: 100 });
+    const started = Date.now();
+    await feeds.join(log, member, { since: 0 }, () => undefined);
+    await waitFor(() => member.events.length === 300, '300 events');
+    // 100 at once, the other 200 at 1000/s: at least ~150 ms (pages of 50 are paid afterwards).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+  });
+
+  it('stops reading history while the member\'s socket is full, and goes on once it drains', async () => {
+    const { writer, feeds } = await setup(0, context.retention, { batchSize: 10, highWaterBytes: 100 });
+    for (let i = 0; i < 50; i++) await append(writer);
+    const member = new Member();
+    member.deliver = function (event) {
+      this.events.push(event);
+      this.backlogBytes += 60; // two events fill the socket past the high-water mark
+    };
+    const joining = feeds.join(log, member, { since: 0 }, () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(member.events).toHaveLength(2);
+    member.backlogBytes = 0;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(member.events).toHaveLength(4);
+    member.deliver = function (event) {
+      this.events.push(event);
+    };
+    member.backlogBytes = 0;
+    await joining;
+    await waitFor(() => member.events.length === 50, 'the rest after draining');
+    expect(member.events.map((event) => event.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  it('live events that overflow what is held during a long replay are read from the log instead: no gap, no duplicate', async () => {
+    const { writer, feeds } = await setup(0, { maxEvents: 10_000, maxAgeMs: 3_600_000 }, { batchSize: 100 });
+    for (let i = 0; i < 100; i++) await append(writer);
+    const member = new Member();
+    (member as { replayAllowance: TokenBucket }).replayAllowance = new TokenBucket({ perSecond: 2000, burst: 1 });
+    const joining = feeds.join(log, member, { since: 0 }, () => undefined);
+    for (let i = 0; i < 1500; i++) await append(writer); // more than the 1000 held per member
+    await joining;
+    await waitFor(() => member.events.length === 1600, '1600 events', 10_000);
+    expect(member.events.map((event) => event.seq)).toEqual(Array.from({ length: 1600 }, (_, i) => i + 1));
+  });
+
+  it('runs at most `concurrent` replays at once; the others wait their turn', async () => {
+    const { writer, feeds } = await setup(0, context.retention, { concurrent: 1, batchSize: 10 });
+    for (let i = 0; i < 40; i++) await append(writer);
+    const slow = new Member();
+    (slow as { replayAllowance: TokenBucket }).replayAllowance = new TokenBucket({ perSecond: 100, burst: 1 });
+    const fast = new Member();
+    void feeds.join(log, slow, { since: 0 }, () => undefined);
+    await waitFor(() => slow.events.length > 0, 'the slow replay to start');
+    let fastJoined = false;
+    const joining = feeds.join(log, fast, { since: 0 }, () => (fastJoined = true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(fastJoined).toBe(false);
+    feeds.leave(log, slow); // gives the slot back
+    await joining;
+    await waitFor(() => fast.events.length === 40, 'the second replay');
   });
 });

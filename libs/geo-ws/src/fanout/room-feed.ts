@@ -1,10 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { GeoTransport, Subscription } from '../transport/geo-transport.interface.js';
 import type { LogRef } from '../transport/log-ref.js';
+import type { ReplayBudget, ReplayTarget } from './replay-budget.js';
 
 /** A local receiver of a feed's events (one per connection and log). */
-export interface FeedMember {
+export interface FeedMember extends ReplayTarget {
   deliver(event: GeoLoggedEnvelope): void;
   deliverEphemeral(envelope: GeoEnvelopeDraft): void;
   /** The feed broke (e.g. the log was deleted): the member is no longer in it. */
@@ -33,7 +36,15 @@ interface MemberState {
   cursor: number;
   /** Live events held back while the member's replay runs; `null` once it is live. */
   pending: GeoLoggedEnvelope[] | null;
+  /**
+   * Set when more live events arrived during the replay than are held: they were dropped
+   * and the replay reads them from the log instead (it runs on to the feed's position).
+   */
+  overflowed: boolean;
 }
+
+/** Live events held per replaying member; past this the replay catches up from the log. */
+const MAX_PENDING_EVENTS = 1000;
 
 /**
  * One live tail of one log on this node, shared by every local member (never one
@@ -57,12 +68,12 @@ export class RoomFeed {
   private constructor(
     private readonly transport: GeoTransport,
     readonly log: LogRef,
-    private readonly replayBatchSize: number,
+    private readonly budget: ReplayBudget,
     private readonly onBroken: (feed: RoomFeed) => void,
   ) {}
 
-  static async open(transport: GeoTransport, log: LogRef, replayBatchSize: number, onBroken: (feed: RoomFeed) => void): Promise<RoomFeed> {
-    const feed = new RoomFeed(transport, log, replayBatchSize, onBroken);
+  static async open(transport: GeoTransport, log: LogRef, budget: ReplayBudget, onBroken: (feed: RoomFeed) => void): Promise<RoomFeed> {
+    const feed = new RoomFeed(transport, log, budget, onBroken);
     const head = await transport.head(log);
     feed.epoch = head.epoch;
     feed.lastSeq = head.lastSeq;
@@ -87,9 +98,11 @@ export class RoomFeed {
   /**
    * Adds a member. `announce` is called once the outcome is known and before any event
    * reaches the member (it sends `geo.joined`); replayed events follow, then live ones.
+   * Joining again (or leaving) cancels what an earlier join of the same member still had
+   * to replay: every step checks that its state is still the member's current one.
    */
   async join(member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
-    const state: MemberState = { cursor: this.lastSeq, pending: [] };
+    const state: MemberState = { cursor: this.lastSeq, pending: [], overflowed: false };
     this.members.set(member, state);
     const live = this.lastSeq;
     const { since, epoch } = position;
@@ -98,13 +111,13 @@ export class RoomFeed {
         // Fresh join, or a client already at or past this node's position: live only.
         state.cursor = Math.max(live, since ?? 0);
         announce({ seq: state.cursor, epoch: this.epoch, recovered: true });
+        this.goLive(member, state);
       } else {
         const sameEpoch = epoch === undefined || epoch === this.epoch;
         await this.replay(member, state, sameEpoch ? since : 0, live, sameEpoch, announce);
       }
-      this.goLive(member, state);
     } catch (error) {
-      this.members.delete(member);
+      if (this.members.get(member) === state) this.members.delete(member);
       throw error;
     }
   }
@@ -119,6 +132,12 @@ export class RoomFeed {
     await Promise.allSettled([this.tail?.close(), this.ephemeral?.close()]);
   }
 
+  /**
+   * Replays `(from, live]` page by page under the instance's replay budget (past `live`
+   * too if live events overflowed meanwhile), then hands over to live events in the same
+   * synchronous step as the last check, so no live event can slip between the two.
+   * Returns early once the join is cancelled.
+   */
   private async replay(
     member: FeedMember,
     state: MemberState,
@@ -127,27 +146,47 @@ export class RoomFeed {
     sameEpoch: boolean,
     announce: (outcome: JoinOutcome) => void,
   ): Promise<void> {
-    let after = from;
-    let announced = false;
-    while (!announced || state.cursor < live) {
-      const page = await this.transport.read(this.log, after, this.replayBatchSize);
-      if (page.epoch !== this.epoch) throw new Error(`log of room "${this.log.room}" changed epoch during the replay`);
-      if (!announced) {
-        announced = true;
-        state.cursor = from;
-        announce({ seq: Math.max(live, from), epoch: this.epoch, recovered: sameEpoch && !page.truncated });
+    const current = () => this.members.get(member) === state;
+    const release = await this.budget.slot();
+    try {
+      let after = from;
+      let announced = false;
+      while (!announced || state.cursor < (state.overflowed ? this.lastSeq : live)) {
+        if (!(await this.budget.ready(member, current))) return;
+        const page = await this.transport.read(this.log, after, this.budget.limits.batchSize);
+        if (!current()) return;
+        if (page.epoch !== this.epoch) throw new Error(`log of room "${this.log.room}" changed epoch during the replay`);
+        if (!announced) {
+          announced = true;
+          state.cursor = from;
+          announce({ seq: Math.max(live, from), epoch: this.epoch, recovered: sameEpoch && !page.truncated });
+        } else if (page.truncated) {
+          // Retention passed this member while its replay was paced: it has to rejoin.
+          throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `history of room "${this.log.room}" was trimmed past this connection's replay; join again`);
+        }
+        this.budget.spend(member, page.events.length);
+        for (const event of page.events) {
+          if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) return;
+          this.deliverTo(member, state, event);
+        }
+        if (page.events.length === 0) {
+          if (state.overflowed && state.cursor < this.lastSeq) {
+            throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `replay of room "${this.log.room}" could not catch up with the live tail; join again`);
+          }
+          break;
+        }
+        after = page.events.at(-1)!.seq;
       }
-      if (!this.members.has(member)) return; // left during the replay
-      for (const event of page.events) this.deliverTo(member, state, event);
-      if (page.events.length === 0) break;
-      after = page.events.at(-1)!.seq;
+      this.goLive(member, state);
+    } finally {
+      release();
     }
   }
 
   private goLive(member: FeedMember, state: MemberState): void {
     const held = state.pending ?? [];
     state.pending = null;
-    if (!this.members.has(member)) return;
+    if (this.members.get(member) !== state) return;
     for (const event of held) this.deliverTo(member, state, event);
   }
 
@@ -161,8 +200,12 @@ export class RoomFeed {
     if (this.closed) return;
     this.lastSeq = event.seq;
     for (const [member, state] of this.members) {
-      if (state.pending) state.pending.push(event);
-      else this.deliverTo(member, state, event);
+      if (!state.pending) this.deliverTo(member, state, event);
+      else if (state.pending.length < MAX_PENDING_EVENTS) state.pending.push(event);
+      else {
+        state.pending = [];
+        state.overflowed = true;
+      }
     }
   }
 

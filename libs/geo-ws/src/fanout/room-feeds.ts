@@ -1,5 +1,6 @@
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type LogRef } from '../transport/log-ref.js';
+import type { ReplayBudget } from './replay-budget.js';
 import { RoomFeed, type FeedMember, type JoinOutcome, type JoinPosition } from './room-feed.js';
 
 interface FeedEntry {
@@ -14,7 +15,7 @@ export class RoomFeeds {
 
   constructor(
     private readonly transport: GeoTransport,
-    private readonly replayBatchSize: number,
+    private readonly budget: ReplayBudget,
   ) {}
 
   /** Number of open feeds (one broker tail each). */
@@ -26,7 +27,7 @@ export class RoomFeeds {
     const key = logKey(log);
     let entry = this.feeds.get(key);
     if (!entry) {
-      const opened = RoomFeed.open(this.transport, log, this.replayBatchSize, () => this.forget(key, opened));
+      const opened = RoomFeed.open(this.transport, log, this.budget, () => this.forget(key, opened));
       entry = { feed: opened, opening: 0 };
       this.feeds.set(key, entry);
       opened.catch(() => this.forget(key, opened));

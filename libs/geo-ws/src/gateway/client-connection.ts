@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { GeoFrame } from '../constants.js';
+import { GeoCloseCode, GeoFrame } from '../constants.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
@@ -10,8 +10,11 @@ import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from './geo-principal.js';
 import { TokenBucket } from './token-bucket.js';
 
-/** Bytes queued on a socket beyond which the client is too slow to keep: it is closed. */
-const SLOW_CONSUMER_BYTES = 16 * 1024 * 1024;
+/**
+ * How long a slow consumer gets to read what is queued before the 1013 close frame: the
+ * close frame waits behind that data, and a client that reads nothing never gets there.
+ */
+const SLOW_CONSUMER_GRACE_MS = 2000;
 
 /**
  * One room event goes to every local member of its feed: its frame is serialised once
@@ -28,11 +31,32 @@ function frameOf(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean
   return frame;
 }
 
+/** The per-connection limits a connection enforces itself. */
+export interface ConnectionLimits {
+  rate: { perSecond: number; burst: number };
+  refusals: { perSecond: number; burst: number };
+  replay: { perSecond: number; burst: number };
+  maxBufferedBytes: number;
+}
+
+/** What the server hears from a connection. */
+export interface ConnectionHooks {
+  /** A feed dropped this connection from a log (e.g. the log was reset). */
+  evicted(connection: ClientConnection, log: LogRef): void;
+  /** The connection is being closed for not reading fast enough. */
+  slowConsumer(connection: ClientConnection): void;
+}
+
 /** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
 export class ClientConnection implements GeoConnection, FeedMember {
   readonly id = randomUUID();
   readonly rooms = new Set<string>();
+  /** Every frame the client sends takes a token. */
   readonly bucket: TokenBucket;
+  /** Every frame the server refuses takes a token; an empty bucket closes the connection. */
+  readonly refusals: TokenBucket;
+  /** History replayed to this connection, over all its rooms. */
+  readonly replayAllowance: TokenBucket;
   /** Frames of this connection run one after another, so one client's publishes keep their order. */
   queue: Promise<void> = Promise.resolve();
   alive = true;
@@ -48,14 +72,21 @@ export class ClientConnection implements GeoConnection, FeedMember {
     private readonly socket: WebSocket,
     public principal: GeoPrincipal,
     readonly region: string,
-    rate: { perSecond: number; burst: number },
-    private readonly onEvicted: (connection: ClientConnection, log: LogRef) => void,
+    private readonly limits: ConnectionLimits,
+    private readonly hooks: ConnectionHooks,
   ) {
-    this.bucket = new TokenBucket(rate);
+    this.bucket = new TokenBucket(limits.rate);
+    this.refusals = new TokenBucket(limits.refusals);
+    this.replayAllowance = new TokenBucket(limits.replay);
   }
 
   get isOpen(): boolean {
     return this.socket.readyState === this.socket.OPEN;
+  }
+
+  /** Bytes queued for this client and not yet handed to the kernel. */
+  get backlogBytes(): number {
+    return this.socket.bufferedAmount;
   }
 
   send(event: string, data: unknown): void {
@@ -64,11 +95,20 @@ export class ClientConnection implements GeoConnection, FeedMember {
 
   private sendFrame(frame: string): void {
     if (!this.isOpen) return;
-    if (this.socket.bufferedAmount > SLOW_CONSUMER_BYTES) {
-      this.socket.close(1013, 'slow consumer: too many undelivered events');
-      return;
-    }
+    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) return this.closeSlowConsumer();
     this.socket.send(frame);
+  }
+
+  /**
+   * Closes a client that does not read fast enough (1013, try again later). Nothing more
+   * is queued for it; if it does not read up to the close frame within the grace period,
+   * the socket is terminated (the client then sees 1006) and its memory is freed.
+   */
+  closeSlowConsumer(): void {
+    if (!this.isOpen) return;
+    this.hooks.slowConsumer(this);
+    this.close(GeoCloseCode.SLOW_CONSUMER, 'slow consumer: too many undelivered events; reconnect and resume');
+    setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 
   sendError(error: GeoProtocolError, room?: string): void {
@@ -90,7 +130,7 @@ export class ClientConnection implements GeoConnection, FeedMember {
   }
 
   evicted(log: LogRef): void {
-    this.onEvicted(this, log);
+    this.hooks.evicted(this, log);
   }
 
   close(code: number, reason: string): void {

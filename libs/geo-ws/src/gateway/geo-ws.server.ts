@@ -19,6 +19,7 @@ import { GeoConfigError } from '../errors/geo-config.error.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import { toProtocolError } from '../errors/to-protocol-error.js';
+import { ReplayBudget } from '../fanout/replay-budget.js';
 import { RoomFeeds } from '../fanout/room-feeds.js';
 import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.module-definition.js';
@@ -46,6 +47,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private wss: WebSocketServer | undefined;
   private httpServer: HttpServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private bufferSweep: NodeJS.Timeout | undefined;
   private started = false;
   private draining = false;
   /** When each (connection, limit) was last logged. */
@@ -61,7 +63,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly explorer: GeoHandlerExplorer,
     private readonly adapterHost: HttpAdapterHost,
   ) {
-    this.feeds = new RoomFeeds(transport, options.log.replayBatchSize);
+    const { replay } = options.limits;
+    this.feeds = new RoomFeeds(
+      transport,
+      new ReplayBudget({ batchSize: options.log.replayBatchSize, perInstance: replay.perInstance, concurrent: replay.concurrent, highWaterBytes: replay.highWaterBytes }),
+    );
     this.access = new AccessPolicy(options.region, transport.state);
     this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
     this.sessions = options.sessions ? new SessionKeeper(transport.state, options.sessions.ttlMs, options.sessions.saveEveryMs) : undefined;
@@ -119,6 +125,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     server.on('upgrade', this.onUpgrade);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs);
     this.heartbeat.unref();
+    this.bufferSweep = setInterval(() => this.sweepBuffers(), BUFFER_SWEEP_MS);
+    this.bufferSweep.unref();
     this.started = true;
     this.logger.log(`Region "${this.options.region}" serving WebSocket on ${this.options.path} over the ${this.transport.name} transport`);
   }
@@ -139,6 +147,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.bufferSweep);
     this.presence?.stop();
     this.sessions?.stop();
     this.httpServer?.off('upgrade', this.onUpgrade);
@@ -200,8 +209,13 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
-    const connection = new ClientConnection(ws, principal, this.options.region, this.options.limits.rate, (client, log) =>
-      this.onEvicted(client, log),
+    const { rate, refusals, replay, maxBufferedBytes } = this.options.limits;
+    const connection = new ClientConnection(
+      ws,
+      principal,
+      this.options.region,
+      { rate, refusals, replay: replay.perConnection, maxBufferedBytes },
+      { evicted: (client, log) => this.onEvicted(client, log), slowConsumer: (client) => this.logLimit(client, 'SLOW_CONSUMER') },
     );
     this.connections.add(connection);
     ws.on('pong', () => (connection.alive = true));
@@ -232,6 +246,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const bytes = rawToBuffer(raw);
     let frame: Frame;
     try {
+      // Taken before parsing: malformed frames cost the sender as much as valid ones.
+      const withinRate = connection.bucket.take();
       if (bytes.length > this.options.limits.maxPayloadBytes) {
         throw new GeoProtocolError(
           GeoErrorCode.PAYLOAD_TOO_LARGE,
@@ -239,14 +255,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         );
       }
       if (isBinary && !isUtf8(bytes)) throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'binary frames must hold UTF-8 JSON');
-      frame = parseFrame(bytes.toString('utf8'));
-      if (!connection.bucket.take()) {
+      frame = parseFrame(bytes.toString('utf8'), this.options.limits.maxDepth);
+      if (!withinRate) {
         throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id', eventIdOf(frame));
       }
     } catch (error) {
-      const { error: refused } = toProtocolError(error);
-      if (refused.code === GeoErrorCode.RATE_LIMITED || refused.code === GeoErrorCode.PAYLOAD_TOO_LARGE) this.logLimit(connection, refused.code);
-      connection.sendError(refused);
+      this.refuse(connection, toProtocolError(error).error);
       return;
     }
     connection.queue = connection.queue.then(() => this.handleFrame(connection, frame));
@@ -270,8 +284,25 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     } catch (error) {
       const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame));
       if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, (error as Error)?.stack);
-      connection.sendError(protocolError, roomOf(frame));
+      this.refuse(connection, protocolError, roomOf(frame));
     }
+  }
+
+  /**
+   * Answers a frame with `geo.error`. Refusals the client brought on itself take a token
+   * from its refusal budget; once that is empty the connection is closed (1008) rather
+   * than answered for ever, so garbage cannot turn into a stream of error frames.
+   */
+  private refuse(connection: ClientConnection, error: GeoProtocolError, room?: string): void {
+    if (CLIENT_FAULTS.has(error.code)) {
+      if (error.code === GeoErrorCode.RATE_LIMITED || error.code === GeoErrorCode.PAYLOAD_TOO_LARGE) this.logLimit(connection, error.code);
+      if (!connection.refusals.take()) {
+        this.logLimit(connection, 'TOO_MANY_REFUSALS');
+        connection.close(GeoCloseCode.POLICY_VIOLATION, 'too many refused frames');
+        return;
+      }
+    }
+    connection.sendError(error, room);
   }
 
   private async join(connection: ClientConnection, data: unknown): Promise<void> {
@@ -434,6 +465,34 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.rooms.clear();
   }
 
+  /**
+   * Bounds the memory held for clients that do not read: one over its own limit, or the
+   * biggest ones while all of them together are over the instance's limit, are closed as
+   * slow consumers (live sends check the per-connection limit too, at once).
+   */
+  private sweepBuffers(): void {
+    const { maxBufferedBytes, maxBufferedBytesTotal } = this.options.limits;
+    let total = 0;
+    const holding: ClientConnection[] = [];
+    for (const connection of this.connections) {
+      const backlog = connection.backlogBytes;
+      if (backlog === 0 || !connection.isOpen) continue;
+      if (backlog > maxBufferedBytes) {
+        connection.closeSlowConsumer();
+        continue;
+      }
+      total += backlog;
+      holding.push(connection);
+    }
+    if (total <= maxBufferedBytesTotal) return;
+    holding.sort((a, b) => b.backlogBytes - a.backlogBytes);
+    for (const connection of holding) {
+      if (total <= maxBufferedBytesTotal) break;
+      total -= connection.backlogBytes;
+      connection.closeSlowConsumer();
+    }
+  }
+
   private checkHeartbeats(): void {
     const { idleTimeoutMs } = this.options.limits;
     for (const connection of this.connections) {
@@ -458,6 +517,17 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return { region: next, url: this.options.regions.get(next)!.wsUrl };
   }
 }
+
+/** How often the memory held for slow readers is checked. */
+const BUFFER_SWEEP_MS = 1000;
+
+/**
+ * Refusals caused by what the client sent (they count against `limits.refusals`); not
+ * the server's own troubles, nor NOT_JOINED, which a resuming client meets in passing.
+ */
+const CLIENT_FAULTS: ReadonlySet<string> = new Set<string>(
+  Object.values(GeoErrorCode).filter((code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED),
+);
 
 /** How long a refused client has to read the refusal before its socket is destroyed. */
 const REFUSAL_LINGER_MS = 1000;

@@ -11,4 +11,14 @@ describe('TokenBucket', () => {
     expect(bucket.take(t0 + 10_000)).toBe(true);
     expect([bucket.take(t0 + 10_000), bucket.take(t0 + 10_000), bucket.take(t0 + 10_000)]).toEqual([true, true, false]); // capped at burst
   });
+
+  it('lets work be paid afterwards: a debt delays the next token by debt / rate', () => {
+    const bucket = new TokenBucket({ perSecond: 1000, burst: 500 });
+    const t0 = Date.now();
+    expect(bucket.msUntilAvailable(t0)).toBe(0);
+    bucket.spend(2500, t0); // 500 in the bucket: 2000 in debt, 2001 ms until one token
+    expect(bucket.msUntilAvailable(t0)).toBe(2001);
+    expect(bucket.take(t0 + 1000)).toBe(false);
+    expect(bucket.msUntilAvailable(t0 + 2002)).toBe(0);
+  });
 });

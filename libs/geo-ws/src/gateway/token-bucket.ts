@@ -1,4 +1,4 @@
-/** A token bucket: `burst` frames at once, refilled at `perSecond`. */
+/** A token bucket: `burst` tokens at once, refilled at `perSecond`. */
 export class TokenBucket {
   private tokens: number;
   private updatedAt = Date.now();
@@ -9,10 +9,29 @@ export class TokenBucket {
 
   /** Takes one token; false when the bucket is empty. */
   take(now = Date.now()): boolean {
-    this.tokens = Math.min(this.rate.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.rate.perSecond);
-    this.updatedAt = now;
+    this.refill(now);
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /**
+   * Spends `count` tokens even past empty: work already done (a page of history read) is
+   * paid for afterwards, and the debt delays the next piece (see `msUntilAvailable`).
+   */
+  spend(count: number, now = Date.now()): void {
+    this.refill(now);
+    this.tokens -= count;
+  }
+
+  /** Milliseconds until a token is available (0 when one is). */
+  msUntilAvailable(now = Date.now()): number {
+    this.refill(now);
+    return this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) / this.rate.perSecond) * 1000);
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.rate.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.rate.perSecond);
+    this.updatedAt = now;
   }
 }

@@ -58,12 +58,62 @@ export interface GeoWsModuleOptions {
 export interface GeoWsLimits {
   /** Largest accepted frame, in bytes; larger ones get `PAYLOAD_TOO_LARGE`. Default 65536. */
   maxPayloadBytes?: number;
+  /** Deepest nesting of arrays and objects in a frame; deeper ones get `MALFORMED_FRAME`. Default 32. */
+  maxDepth?: number;
   /** Rooms one connection may be in at once. Default 100. */
   maxRoomsPerConnection?: number;
-  /** Token bucket per connection. Default 50 frames/s, bursts of 100. */
+  /**
+   * Token bucket per connection. Every frame takes a token, well-formed or not, so garbage
+   * costs as much as a publish. Default 50 frames/s, bursts of 100.
+   */
   rate?: { perSecond: number; burst: number };
+  /**
+   * Refused frames (malformed, oversized, invalid, rate-limited, forbidden...) per
+   * connection: past this budget the connection is closed with 1008 instead of being
+   * answered with `geo.error` forever. Default 10/s, bursts of 500.
+   */
+  refusals?: { perSecond: number; burst: number };
   /** A connection that sends no frame for this long is closed (4002). Default 900000 (15 min); 0 turns it off. */
   idleTimeoutMs?: number;
+  /**
+   * Bytes queued for one connection that it has not read yet. Past this the client is a
+   * slow consumer: it is closed with 1013 and, if it does not read even that within
+   * 2 s, terminated. Default 8 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Bytes queued for all connections of this instance together. Past this the
+   * connections holding the most are closed as slow consumers until it is met again, so
+   * readers that stall cannot exhaust the server's memory. Default 256 MiB.
+   */
+  maxBufferedBytesTotal?: number;
+  /** How much history this instance replays on resumes, so replays cannot starve live traffic. */
+  replay?: GeoWsReplayLimits;
+}
+
+/** Budgets for replaying history to joining clients (`geo.join` with `since`). */
+export interface GeoWsReplayLimits {
+  /** Events replayed to one connection, over all its rooms. Default 5000/s, bursts of 10000. */
+  perConnection?: { perSecond: number; burst: number };
+  /** Events replayed by this instance to all connections. Default 50000/s, bursts of 100000. */
+  perInstance?: { perSecond: number; burst: number };
+  /** Replays running at once on this instance; more wait their turn. Default 64. */
+  concurrent?: number;
+  /** A replay pauses while its connection has more than this many bytes unsent. Default 1 MiB. */
+  highWaterBytes?: number;
+}
+
+/** `limits` after defaults. */
+export interface ResolvedGeoWsLimits {
+  maxPayloadBytes: number;
+  maxDepth: number;
+  maxRoomsPerConnection: number;
+  rate: { perSecond: number; burst: number };
+  refusals: { perSecond: number; burst: number };
+  idleTimeoutMs: number;
+  maxBufferedBytes: number;
+  maxBufferedBytesTotal: number;
+  replay: Required<GeoWsReplayLimits>;
 }
 
 export interface GeoWsLogOptions {
@@ -83,7 +133,7 @@ export interface ResolvedGeoWsOptions {
   path: string;
   authenticate: GeoAuthenticator;
   allowedOrigins: ReadonlySet<string> | undefined;
-  limits: Required<GeoWsLimits>;
+  limits: ResolvedGeoWsLimits;
   log: { dedupWindowMs: number; retention: { maxEvents: number; maxAgeMs: number }; replayBatchSize: number };
   drainGraceMs: number;
   heartbeatMs: number;

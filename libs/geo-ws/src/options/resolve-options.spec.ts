@@ -9,13 +9,34 @@ describe('resolveOptions', () => {
   it('applies documented defaults', () => {
     const resolved = resolveOptions(base);
     expect(resolved.path).toBe('/ws');
-    expect(resolved.limits).toEqual({ maxPayloadBytes: 65536, maxRoomsPerConnection: 100, rate: { perSecond: 50, burst: 100 }, idleTimeoutMs: 900_000 });
+    expect(resolved.limits).toEqual({
+      maxPayloadBytes: 65536,
+      maxDepth: 32,
+      maxRoomsPerConnection: 100,
+      rate: { perSecond: 50, burst: 100 },
+      refusals: { perSecond: 10, burst: 500 },
+      idleTimeoutMs: 900_000,
+      maxBufferedBytes: 8 * 1024 * 1024,
+      maxBufferedBytesTotal: 256 * 1024 * 1024,
+      replay: {
+        perConnection: { perSecond: 5000, burst: 10_000 },
+        perInstance: { perSecond: 50_000, burst: 100_000 },
+        concurrent: 64,
+        highWaterBytes: 1024 * 1024,
+      },
+    });
     expect(resolved.log).toEqual({ dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 }, replayBatchSize: 500 });
     expect(resolved.drainGraceMs).toBe(2000);
     expect(resolved.heartbeatMs).toBe(30_000);
     expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, saveEveryMs: 5000 });
     expect(resolved.presenceTtlMs).toBeUndefined();
     expect(resolved.allowedOrigins).toBeUndefined();
+  });
+
+  it('refuses a replay budget that is not a positive integer, naming the option', () => {
+    expect(() => resolveOptions({ ...base, limits: { replay: { perConnection: { perSecond: 0, burst: 10 } } } })).toThrow(
+      new GeoConfigError('limits.replay.perConnection.perSecond must be a positive integer, got 0.'),
+    );
   });
 
   it('turns the idle timeout and sessions off, presence on, and normalises origins', () => {

@@ -6,6 +6,15 @@ import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from
 const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 export const MIN_DEDUP_WINDOW_MS = 120_000;
 
+const MIB = 1024 * 1024;
+
+function bucket(value: { perSecond: number; burst: number } | undefined, fallback: { perSecond: number; burst: number }, option: string): { perSecond: number; burst: number } {
+  return {
+    perSecond: positiveInteger(value?.perSecond, fallback.perSecond, `${option}.perSecond`),
+    burst: positiveInteger(value?.burst, fallback.burst, `${option}.burst`),
+  };
+}
+
 /** Anonymous identities: only for demos and tests, never for production. */
 const anonymous: GeoAuthenticator = () => ({ id: `anon-${randomUUID().slice(0, 8)}` });
 
@@ -65,7 +74,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
 
   const regions = new Map(names.map((name) => [name, endpoint(name, options.regions[name], path)] as const));
   const limits = options.limits ?? {};
-  const rate = limits.rate ?? { perSecond: 50, burst: 100 };
+  const replay = limits.replay ?? {};
   const log = options.log ?? {};
   const dedupWindowMs = positiveInteger(log.dedupWindowMs, MIN_DEDUP_WINDOW_MS, 'log.dedupWindowMs');
   if (dedupWindowMs < MIN_DEDUP_WINDOW_MS) {
@@ -86,12 +95,19 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     allowedOrigins: options.allowedOrigins ? new Set(options.allowedOrigins.map((origin) => origin.replace(/\/$/, ''))) : undefined,
     limits: {
       maxPayloadBytes: positiveInteger(limits.maxPayloadBytes, 64 * 1024, 'limits.maxPayloadBytes'),
+      maxDepth: positiveInteger(limits.maxDepth, 32, 'limits.maxDepth'),
       maxRoomsPerConnection: positiveInteger(limits.maxRoomsPerConnection, 100, 'limits.maxRoomsPerConnection'),
-      rate: {
-        perSecond: positiveInteger(rate.perSecond, 50, 'limits.rate.perSecond'),
-        burst: positiveInteger(rate.burst, 100, 'limits.rate.burst'),
-      },
+      rate: bucket(limits.rate, { perSecond: 50, burst: 100 }, 'limits.rate'),
+      refusals: bucket(limits.refusals, { perSecond: 10, burst: 500 }, 'limits.refusals'),
       idleTimeoutMs: limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, 900_000, 'limits.idleTimeoutMs'),
+      maxBufferedBytes: positiveInteger(limits.maxBufferedBytes, 8 * MIB, 'limits.maxBufferedBytes'),
+      maxBufferedBytesTotal: positiveInteger(limits.maxBufferedBytesTotal, 256 * MIB, 'limits.maxBufferedBytesTotal'),
+      replay: {
+        perConnection: bucket(replay.perConnection, { perSecond: 5000, burst: 10_000 }, 'limits.replay.perConnection'),
+        perInstance: bucket(replay.perInstance, { perSecond: 50_000, burst: 100_000 }, 'limits.replay.perInstance'),
+        concurrent: positiveInteger(replay.concurrent, 64, 'limits.replay.concurrent'),
+        highWaterBytes: positiveInteger(replay.highWaterBytes, MIB, 'limits.replay.highWaterBytes'),
+      },
     },
     log: {
       dedupWindowMs,

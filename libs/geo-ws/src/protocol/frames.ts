@@ -16,8 +16,15 @@ export interface JoinRequest extends JoinPosition {
   regional?: JoinPosition;
 }
 
-/** Parses one raw WebSocket message into a frame, or throws `MALFORMED_FRAME`. */
-export function parseFrame(raw: string): Frame {
+/** Default for `limits.maxDepth`. */
+export const DEFAULT_MAX_DEPTH = 32;
+
+/**
+ * Parses one raw WebSocket message into a frame, or throws `MALFORMED_FRAME`. `data` may
+ * nest arrays and objects at most `maxDepth` levels: deeper input is refused here, before
+ * pipes, validators or encoders recurse into it.
+ */
+export function parseFrame(raw: string, maxDepth = DEFAULT_MAX_DEPTH): Frame {
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -31,7 +38,24 @@ export function parseFrame(raw: string): Frame {
   if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame.event must be a non-empty string of at most 128 characters');
   }
+  if (nestsDeeperThan(data, maxDepth)) {
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, `frame.data nests arrays or objects deeper than ${maxDepth} levels`);
+  }
   return { event, data };
+}
+
+/** Iterative (a recursive walk would itself overflow the stack on hostile input). */
+function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: [object, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (depth > maxDepth) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 function position(value: unknown, where: string): JoinPosition {
