@@ -182,10 +182,19 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         if (!this.access.mayConnect(principal)) {
           return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
         }
-        this.wss!.handleUpgrade(request, socket, head, (ws) => void this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined));
+        this.wss!.handleUpgrade(request, socket, head, (ws) =>
+          this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
+            this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
+            ws.terminate();
+          }),
+        );
       },
       () => refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
-    );
+    ).catch((error: unknown) => {
+      // Nothing on this path may become an unhandled rejection: it would end the process.
+      this.logger.error(`an upgrade failed: ${(error as Error).message}`, (error as Error).stack);
+      socket.destroy();
+    });
   };
 
   private readonly onHandshakeError = (error: Error): void => {
