@@ -23,7 +23,7 @@ const MAX_SLEEP_MS = 50;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * One instance's replay budget: at most `concurrent` replays at once, events per second
+ * One instance's replay budget: at most `concurrent` history reads at once, events per second
  * for the instance and for each connection, and flow control (a replay reads no further
  * while its socket holds more than `highWaterBytes`). Live events are never paced: only
  * history is, so a flood of resumes cannot starve members who are already live.
@@ -37,18 +37,21 @@ export class ReplayBudget {
     this.instance = new TokenBucket(limits.perInstance);
   }
 
-  /** Waits for a replay slot; call the returned function to give it back (once). */
-  async slot(): Promise<() => void> {
+  /**
+   * Runs one history read, at most `concurrent` at once on this instance (the rest wait
+   * their turn). Only the read holds a slot: a replay waiting for its client to drain
+   * holds none, so clients that stop reading cannot block everyone else's resumes.
+   */
+  async read<T>(fetch: () => Promise<T>): Promise<T> {
     if (this.running >= this.limits.concurrent) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.running++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
+    try {
+      return await fetch();
+    } finally {
       const next = this.queue.shift();
-      if (next) next(); // the slot passes straight to the next replay
+      if (next) next(); // the slot passes straight to the next read
       else this.running--;
-    };
+    }
   }
 
   /**

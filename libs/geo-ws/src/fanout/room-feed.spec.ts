@@ -166,20 +166,33 @@ describe('RoomFeeds', () => {
     expect(member.events.map((event) => event.seq)).toEqual(Array.from({ length: 1600 }, (_, i) => i + 1));
   });
 
-  it('runs at most `concurrent` replays at once; the others wait their turn', async () => {
-    const { writer, feeds } = await setup(0, context.retention, { concurrent: 1, batchSize: 10 });
+  it('runs at most `concurrent` history reads at once; a replay waiting for its client to drain holds no slot', async () => {
+    const { writer, reader, feeds } = await setup(0, context.retention, { concurrent: 1, batchSize: 10, highWaterBytes: 100 });
     for (let i = 0; i < 40; i++) await append(writer);
-    const slow = new Member();
-    (slow as { replayAllowance: TokenBucket }).replayAllowance = new TokenBucket({ perSecond: 100, burst: 1 });
-    const fast = new Member();
-    void feeds.join(log, slow, { since: 0 }, () => undefined);
-    await waitFor(() => slow.events.length > 0, 'the slow replay to start');
-    let fastJoined = false;
-    const joining = feeds.join(log, fast, { since: 0 }, () => (fastJoined = true));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(fastJoined).toBe(false);
-    feeds.leave(log, slow); // gives the slot back
-    await joining;
-    await waitFor(() => fast.events.length === 40, 'the second replay');
+    let inFlight = 0;
+    let most = 0;
+    const read = reader.read.bind(reader);
+    reader.read = async (...args) => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      try {
+        return await read(...args);
+      } finally {
+        inFlight--;
+      }
+    };
+    const stalled = new Member();
+    stalled.deliver = function (event) {
+      this.events.push(event);
+      this.backlogBytes += 1000; // full after one event, and never drains
+    };
+    void feeds.join(log, stalled, { since: 0 }, () => undefined);
+    await waitFor(() => stalled.events.length === 1, 'the stalled member to get its first event');
+    const readers = [new Member(), new Member(), new Member()];
+    await Promise.all(readers.map((member) => feeds.join(log, member, { since: 0 }, () => undefined)));
+    for (const member of readers) expect(member.events).toHaveLength(40);
+    expect(stalled.events).toHaveLength(1);
+    expect(most).toBe(1);
+    feeds.leave(log, stalled);
   });
 });

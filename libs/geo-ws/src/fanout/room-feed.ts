@@ -147,40 +147,35 @@ export class RoomFeed {
     announce: (outcome: JoinOutcome) => void,
   ): Promise<void> {
     const current = () => this.members.get(member) === state;
-    const release = await this.budget.slot();
-    try {
-      let after = from;
-      let announced = false;
-      while (!announced || state.cursor < (state.overflowed ? this.lastSeq : live)) {
-        if (!(await this.budget.ready(member, current))) return;
-        const page = await this.transport.read(this.log, after, this.budget.limits.batchSize);
-        if (!current()) return;
-        if (page.epoch !== this.epoch) throw new Error(`log of room "${this.log.room}" changed epoch during the replay`);
-        if (!announced) {
-          announced = true;
-          state.cursor = from;
-          announce({ seq: Math.max(live, from), epoch: this.epoch, recovered: sameEpoch && !page.truncated });
-        } else if (page.truncated) {
-          // Retention passed this member while its replay was paced: it has to rejoin.
-          throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `history of room "${this.log.room}" was trimmed past this connection's replay; join again`);
-        }
-        this.budget.spend(member, page.events.length);
-        for (const event of page.events) {
-          if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) return;
-          this.deliverTo(member, state, event);
-        }
-        if (page.events.length === 0) {
-          if (state.overflowed && state.cursor < this.lastSeq) {
-            throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `replay of room "${this.log.room}" could not catch up with the live tail; join again`);
-          }
-          break;
-        }
-        after = page.events.at(-1)!.seq;
+    let after = from;
+    let announced = false;
+    while (!announced || state.cursor < (state.overflowed ? this.lastSeq : live)) {
+      if (!(await this.budget.ready(member, current))) return;
+      const page = await this.budget.read(() => this.transport.read(this.log, after, this.budget.limits.batchSize));
+      if (!current()) return;
+      if (page.epoch !== this.epoch) throw new Error(`log of room "${this.log.room}" changed epoch during the replay`);
+      if (!announced) {
+        announced = true;
+        state.cursor = from;
+        announce({ seq: Math.max(live, from), epoch: this.epoch, recovered: sameEpoch && !page.truncated });
+      } else if (page.truncated) {
+        // Retention passed this member while its replay was paced: it has to rejoin.
+        throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `history of room "${this.log.room}" was trimmed past this connection's replay; join again`);
       }
-      this.goLive(member, state);
-    } finally {
-      release();
+      this.budget.spend(member, page.events.length);
+      for (const event of page.events) {
+        if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) return;
+        this.deliverTo(member, state, event);
+      }
+      if (page.events.length === 0) {
+        if (state.overflowed && state.cursor < this.lastSeq) {
+          throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `replay of room "${this.log.room}" could not catch up with the live tail; join again`);
+        }
+        break;
+      }
+      after = page.events.at(-1)!.seq;
     }
+    this.goLive(member, state);
   }
 
   private goLive(member: FeedMember, state: MemberState): void {

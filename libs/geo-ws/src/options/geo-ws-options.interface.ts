@@ -97,7 +97,7 @@ export interface GeoWsReplayLimits {
   perConnection?: { perSecond: number; burst: number };
   /** Events replayed by this instance to all connections. Default 50000/s, bursts of 100000. */
   perInstance?: { perSecond: number; burst: number };
-  /** Replays running at once on this instance; more wait their turn. Default 64. */
+  /** History reads (one page of `log.replayBatchSize` each) in flight at once on this instance; more wait their turn. Default 64. */
   concurrent?: number;
   /** A replay pauses while its connection has more than this many bytes unsent. Default 1 MiB. */
   highWaterBytes?: number;
