@@ -21,6 +21,13 @@ export interface GeoJwtOptions {
   jwksCooldownMs?: number;
   /** How long fetched keys are trusted before the JWKS is read again (ends the overlap of a rotated-out key). Default 600000. */
   jwksCacheMaxAgeMs?: number;
+  /**
+   * Longest lifetime accepted, in seconds: tokens must carry `iat`, and `exp - iat` may not
+   * exceed it (nor `iat` lie in the future). Caps what a leaked signing key or token is
+   * worth, e.g. the sample app's demo authority accepts its own 10-minute tokens only.
+   * Default: no cap (only `exp`).
+   */
+  maxTokenLifetimeSec?: number;
   /** Claim names. Defaults: `regions`, `rooms`. */
   claims?: { regions?: string; rooms?: string };
 }
@@ -51,6 +58,9 @@ export function jwtAuthenticator(options: GeoJwtOptions): GeoAuthenticator {
   const key: Uint8Array | JWTVerifyGetKey = options.secret
     ? new TextEncoder().encode(options.secret)
     : createRemoteJWKSet(new URL(options.jwksUrl!), { cooldownDuration: options.jwksCooldownMs ?? 30_000, cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000 });
+  const { maxTokenLifetimeSec } = options;
+  if (maxTokenLifetimeSec !== undefined && !(maxTokenLifetimeSec > 0)) throw new GeoConfigError('jwtAuthenticator: maxTokenLifetimeSec must be a positive number of seconds.');
+  const clockTolerance = options.clockToleranceSec ?? 30;
   const regionsClaim = options.claims?.regions ?? 'regions';
   const roomsClaim = options.claims?.rooms ?? 'rooms';
 
@@ -58,11 +68,18 @@ export function jwtAuthenticator(options: GeoJwtOptions): GeoAuthenticator {
     if (!token) return null;
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key as Uint8Array, { issuer, audience, algorithms, clockTolerance: options.clockToleranceSec ?? 30, requiredClaims: ['sub', 'exp'] }));
+      ({ payload } = await jwtVerify(token, key as Uint8Array, {
+        issuer,
+        audience,
+        algorithms,
+        clockTolerance,
+        requiredClaims: maxTokenLifetimeSec === undefined ? ['sub', 'exp'] : ['sub', 'exp', 'iat'],
+      }));
     } catch (error) {
       if (error instanceof errors.JOSEError) return null; // invalid, expired, wrong audience, unknown key...
       throw error;
     }
+    if (maxTokenLifetimeSec !== undefined && !withinLifetime(payload, maxTokenLifetimeSec, clockTolerance)) return null;
     const principal: GeoPrincipal = {
       id: payload.sub!,
       claims: payload as Record<string, unknown>,
@@ -73,6 +90,13 @@ export function jwtAuthenticator(options: GeoJwtOptions): GeoAuthenticator {
     };
     return principal;
   };
+}
+
+/** `exp - iat` within the cap, and `iat` not in the future (a token cannot extend its own life). */
+function withinLifetime(payload: JWTPayload, maxSec: number, toleranceSec: number): boolean {
+  const { iat, exp } = payload;
+  if (typeof iat !== 'number' || typeof exp !== 'number') return false;
+  return exp - iat <= maxSec && iat <= Date.now() / 1000 + toleranceSec;
 }
 
 /** The revocation key of a token: its `jti`, or a digest of the token when it has none. */

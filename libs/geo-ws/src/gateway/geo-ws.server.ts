@@ -214,6 +214,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (principal && (typeof principal.id !== 'string' || principal.id.length === 0)) {
       throw new Error('authenticate() returned a principal without an id');
     }
+    // A revoked token opens no connection and refreshes none: one read of the shared list
+    // (handshake: HTTP 401; geo.auth: UNAUTHORIZED "the token was revoked").
+    if (principal) await this.access.assertNotRevoked(principal);
     return principal;
   }
 
@@ -425,7 +428,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
       throw new GeoProtocolError(GeoErrorCode.INVALID_ENVELOPE, 'geo.auth: data must be { token }');
     }
-    const principal = await this.verify({ url: new URL(`http://localhost${this.options.path}`), token }).catch(() => null);
+    const principal = await this.verify({ url: new URL(`http://localhost${this.options.path}`), token }).catch((error: unknown) => {
+      // Revoked (UNAUTHORIZED) or the revocation list unreadable (UNAVAILABLE): said as such.
+      if (error instanceof GeoProtocolError) throw new GeoProtocolError(error.code, `geo.auth: ${error.message}`);
+      return null;
+    });
     if (!principal) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is not valid');
     if (principal.id !== connection.principal.id) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
     connection.principal = principal;

@@ -1,0 +1,35 @@
+import { describe, expect, it } from '@jest/globals';
+import { SignJWT } from 'jose';
+import { jwtAuthenticator } from './jwt-authenticator.js';
+
+const SECRET = 'jwt-authenticator-spec-secret-long-enough!!';
+const url = new URL('http://localhost/ws');
+
+function sign(lifetimeSec: number, options: { iat?: number | false } = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('ana').setIssuer('iss').setAudience('aud');
+  if (options.iat !== false) jwt.setIssuedAt(options.iat ?? now);
+  return jwt.setExpirationTime((options.iat || now) + lifetimeSec).sign(new TextEncoder().encode(SECRET));
+}
+
+describe('jwtAuthenticator: maxTokenLifetimeSec', () => {
+  const capped = jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET, maxTokenLifetimeSec: 600 });
+  const uncapped = jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET });
+
+  it('accepts tokens living at most the cap', async () => {
+    expect(await capped({ url, token: await sign(600) })).toMatchObject({ id: 'ana' });
+    expect(await capped({ url, token: await sign(60) })).toMatchObject({ id: 'ana' });
+  });
+
+  it('refuses a longer-lived token (10 years), one without iat, and one whose iat is in the future', async () => {
+    expect(await capped({ url, token: await sign(10 * 365 * 24 * 3600) })).toBeNull();
+    expect(await capped({ url, token: await sign(601) })).toBeNull();
+    expect(await capped({ url, token: await sign(300, { iat: false }) })).toBeNull();
+    expect(await capped({ url, token: await sign(300, { iat: Math.floor(Date.now() / 1000) + 3600 }) })).toBeNull();
+  });
+
+  it('without the option only exp counts, as before', async () => {
+    expect(await uncapped({ url, token: await sign(10 * 365 * 24 * 3600) })).toMatchObject({ id: 'ana' });
+    expect(() => jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET, maxTokenLifetimeSec: 0 })).toThrow('maxTokenLifetimeSec');
+  });
+});

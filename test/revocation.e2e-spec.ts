@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+import { jwtAuthenticator, memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
+import { waitFor } from '@geo-ws/nest/testing';
+import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
+import { dropRedisNamespace } from './support/redis-servers.js';
+import { deployRegions, type Deployment } from './support/regions.js';
+import { WsTestClient } from './support/ws-test-client.js';
+
+const SECRET = 'revocation-e2e-secret-long-enough-for-hs256';
+const ISSUER = 'https://auth.geo-ws.test';
+const AUDIENCE = 'geo-chat';
+const natsUrl = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
+const redisUrl = process.env.GEO_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** How long after revoke() an open connection may still join or publish (AccessPolicy's recheck), plus slack for one state-store read. */
+const RECHECK_BOUND_MS = 5000 + 1500;
+
+async function token(sub: string, jti = `jti-${randomUUID()}`): Promise<{ token: string; jti: string }> {
+  const signed = await new SignJWT({ regions: ['eu', 'us'] })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .setJti(jti)
+    .sign(new TextEncoder().encode(SECRET));
+  return { token: signed, jti };
+}
+
+/** The upgrade's outcome: 101, or the HTTP status and `code` of the refusal. */
+function handshake(url: string, bearer: string): Promise<{ status: number; code?: string }> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${bearer}` } });
+    socket.once('open', () => {
+      resolve({ status: 101 });
+      socket.close();
+    });
+    socket.once('unexpected-response', (_request, response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, code: text ? JSON.parse(text).code : undefined }));
+    });
+    socket.once('error', () => undefined);
+  });
+}
+
+const namespace = testNamespace('revoke');
+const transports: [string, (region: string, network: MemoryNetwork) => GeoTransportFactory, () => Promise<void>][] = [
+  ['memory', (_region, network) => memoryTransport({ network }), async () => undefined],
+  ['nats', () => natsTransport({ servers: natsUrl, namespace }), () => dropNatsNamespace(natsUrl, namespace)],
+  ['redis', () => redisTransport({ primary: redisUrl, namespace }), () => dropRedisNamespace(redisUrl, namespace)],
+];
+
+/** Issue 9, item 6: a revoked token opens nothing, refreshes nothing, and soon acts on nothing. */
+describe.each(transports)('revocation on %s: handshake, geo.auth, then join and publish', (_name, transport, drop) => {
+  let deployment: Deployment;
+  let bystander: WsTestClient;
+  const room = `vault-${randomUUID().slice(0, 6)}`;
+  const wsUrl = (region: string) => deployment.region(region).wsUrl;
+  const revoke = (jti: string) => deployment.region('eu').server.revoke(jti, Date.now() + 3_600_000); // revoked in eu
+
+  beforeAll(async () => {
+    deployment = await deployRegions(['eu', 'us'], {
+      transport,
+      geo: { authenticate: jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, secret: SECRET }) },
+    });
+    bystander = await WsTestClient.connect(wsUrl('us'), { token: (await token('bystander')).token });
+    await bystander.join(room);
+  });
+
+  afterAll(async () => {
+    bystander?.close();
+    await deployment?.close();
+    await drop();
+  });
+
+  it('a revoked token opens no new connection in any region (HTTP 401 UNAUTHORIZED); a fresh token for the same user does', async () => {
+    const stolen = await token('mallory');
+    expect(await handshake(wsUrl('us'), stolen.token)).toEqual({ status: 101 });
+    await revoke(stolen.jti);
+    for (const region of ['eu', 'us']) expect(await handshake(wsUrl(region), stolen.token)).toEqual({ status: 401, code: 'UNAUTHORIZED' });
+    expect(await handshake(wsUrl('us'), (await token('mallory')).token)).toEqual({ status: 101 });
+  });
+
+  it('geo.auth with a revoked token is refused (UNAUTHORIZED, "revoked") and the connection keeps its current token', async () => {
+    const current = await token('refresher');
+    const client = await WsTestClient.connect(wsUrl('us'), { token: current.token });
+    const revoked = await token('refresher');
+    await revoke(revoked.jti);
+    client.send('geo.auth', { token: revoked.token });
+    expect(await client.next('geo.error')).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringMatching(/revoked/) });
+    client.send('geo.auth', { token: (await token('refresher')).token });
+    expect(await client.next('geo.authed')).toEqual({ expires_at: expect.stringMatching(/Z$/) });
+    await client.join(room);
+    client.close();
+  });
+
+  it(`an open connection whose token is revoked elsewhere can no longer join or publish within ${RECHECK_BOUND_MS} ms`, async () => {
+    const victim = await token('victim');
+    const client = await WsTestClient.connect(wsUrl('us'), { token: victim.token });
+    await client.join(room);
+    expect((await client.publish('note.add', room, { text: 'before revoke' })).seq).toEqual(expect.any(Number));
+    const revokedAt = Date.now();
+    await revoke(victim.jti);
+    let refusedAfter: number | undefined;
+    let accepted = 0;
+    while (Date.now() - revokedAt < RECHECK_BOUND_MS + 2000) {
+      const answer = await client.publish('note.add', room, { text: `after revoke ${accepted}` });
+      if (answer.code) {
+        expect(answer).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringMatching(/revoked/) });
+        refusedAfter = Date.now() - revokedAt;
+        break;
+      }
+      accepted++;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(refusedAfter).toBeDefined();
+    expect(refusedAfter!).toBeLessThanOrEqual(RECHECK_BOUND_MS);
+    client.send('geo.join', { room: `${room}-2` });
+    expect(await client.next('geo.error', (data) => data.room === `${room}-2`)).toMatchObject({ code: 'UNAUTHORIZED' });
+    client.close();
+  }, 20_000);
+
+  it('the bystander saw no error and received every accepted event', async () => {
+    expect((await bystander.publish('note.add', room, { text: 'bystander' })).seq).toEqual(expect.any(Number));
+    const texts = () => bystander.events(room).map((event) => (event.data as { text: string }).text);
+    await waitFor(() => texts().includes('bystander'), 'the bystander to receive its own event');
+    expect(texts()[0]).toBe('before revoke');
+    expect(texts().at(-1)).toBe('bystander');
+    expect(bystander.errors()).toEqual([]);
+    expect(bystander.isOpen).toBe(true);
+  });
+});
