@@ -1,10 +1,11 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { GeoTransportFactory } from '@geo-ws/nest';
 import { fileURLToPath } from 'node:url';
 import { ChatModule } from './chat.module.js';
-import type { RegionConfig } from './config.js';
+import { demoAuthorityWarning, type RegionConfig } from './config.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../public', import.meta.url));
 /** The client SDK's build (plain ES modules), served so the page imports it without a bundler. */
@@ -19,5 +20,7 @@ export async function startRegion(config: RegionConfig, transport: GeoTransportF
   app.useStaticAssets(SDK_DIR, { prefix: '/sdk/' });
   app.enableShutdownHooks();
   await app.listen(config.port, config.host);
+  const warning = demoAuthorityWarning(config);
+  if (warning) new Logger('ChatAuth').warn(warning);
   return app;
 }

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { GeoWsModule, jwtAuthenticator, type GeoTransportFactory } from '@geo-ws/nest';
 import { ChatGateway } from './chat/chat.gateway.js';
-import type { RegionConfig } from './config.js';
+import { DEMO_TOKEN_LIFETIME_S, type RegionConfig } from './config.js';
 import { DEMO_AUTH, DemoTokenController } from './demo-auth/demo-token.controller.js';
 
 /** The chat app of one region. */
@@ -19,10 +19,13 @@ export class ChatModule {
           transport,
           // One token authority for every region: the demo's shared secret, or yours.
           authenticate: jwtAuthenticator(
-            auth.mode === 'jwt' && auth.jwksUrl
-              ? { issuer: auth.issuer, audience: auth.audience, jwksUrl: auth.jwksUrl }
-              : { issuer: auth.issuer, audience: auth.audience, secret: auth.secret! },
+            auth.mode === 'jwt'
+              ? { issuer: auth.issuer, audience: auth.audience, ...(auth.jwksUrl ? { jwksUrl: auth.jwksUrl } : { secret: auth.secret! }) }
+              : // The demo accepts its own 10-minute tokens only: a self-signed long-lived one is refused.
+                { issuer: auth.issuer, audience: auth.audience, secret: auth.secret, maxTokenLifetimeSec: DEMO_TOKEN_LIFETIME_S },
           ),
+          // By default the regions' own origins (where the page is served): GEO_ALLOWED_ORIGINS.
+          allowedOrigins: config.allowedOrigins,
           drainGraceMs: config.drainGraceMs,
         }),
       ],

@@ -17,6 +17,13 @@ export interface RegionConfig {
   nats: { url: string; homeCluster?: string; replicas: number };
   redis: { url: string; replicaUrl?: string };
   auth: AuthConfig;
+  /**
+   * Origins whose pages may open a WebSocket (`Origin` header); clients without one
+   * (servers, the SDK in Node) are not affected. `undefined`: any origin.
+   */
+  allowedOrigins: string[] | undefined;
+  /** `NODE_ENV=production`. */
+  production: boolean;
 }
 
 /**
@@ -24,12 +31,24 @@ export interface RegionConfig {
  * one shared secret: DEMO ONLY. `jwt`: tokens from your authority, checked with its JWKS
  * (`GEO_JWKS_URL`) or a shared secret (`GEO_JWT_SECRET`).
  */
-export type AuthConfig =
-  | { mode: 'demo'; secret: string; issuer: string; audience: string }
-  | { mode: 'jwt'; issuer: string; audience: string; jwksUrl?: string; secret?: string };
+export type AuthConfig = DemoAuthConfig | { mode: 'jwt'; issuer: string; audience: string; jwksUrl?: string; secret?: string };
 
-/** DEMO ONLY: the demo authority's signing secret when GEO_DEMO_SECRET is not set. */
+export interface DemoAuthConfig {
+  mode: 'demo';
+  secret: string;
+  /** Signing with {@link DEMO_SECRET}, which is in this repository: anyone can sign tokens. Never in production. */
+  publicSecret: boolean;
+  issuer: string;
+  audience: string;
+  /** Tokens `POST /demo/token` hands out per minute to one client address (`GEO_DEMO_TOKENS_PER_MINUTE`). */
+  tokensPerMinute: number;
+}
+
+/** DEMO ONLY: the demo authority's signing secret when GEO_DEMO_SECRET is not set. Public: refused in production. */
 export const DEMO_SECRET = 'geo-ws-demo-secret-do-not-use-in-production';
+
+/** How long a demo token lives, and the longest lifetime the demo authority's regions accept (`exp - iat`). */
+export const DEMO_TOKEN_LIFETIME_S = 10 * 60;
 
 export const DEFAULT_REGIONS = 'asia=http://127.0.0.1:3001,eu=http://127.0.0.1:3002,us=http://127.0.0.1:3003';
 
@@ -46,6 +65,12 @@ export function parseRegions(value: string): Record<string, GeoRegionEndpoint> {
   }
   if (Object.keys(regions).length === 0) throw new ConfigError('GEO_REGIONS is empty; e.g. ' + DEFAULT_REGIONS);
   return regions;
+}
+
+/** An environment variable, with "" read as unset. */
+function variable(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -83,6 +108,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
     throw new ConfigError(`GEO_TRANSPORT must be memory, nats or redis, got "${transport}"`);
   }
   const urlPort = Number(new URL(regions[region].url).port || 80);
+  const production = env.NODE_ENV === 'production';
   return {
     region,
     port: integer(env, 'PORT', urlPort),
@@ -98,7 +124,9 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
       homeCluster: env.GEO_NATS_HOME_CLUSTER || undefined,
       replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
     },
-    auth: readAuth(env),
+    auth: readAuth(env, production),
+    allowedOrigins: readAllowedOrigins(env, regions),
+    production,
     redis: {
       url: env.GEO_REDIS_URL ?? 'redis://127.0.0.1:6379',
       replicaUrl: env.GEO_REDIS_REPLICA_URL ? urlFor(env.GEO_REDIS_REPLICA_URL, region, 'GEO_REDIS_REPLICA_URL', true) : undefined,
@@ -106,14 +134,82 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
   };
 }
 
-function readAuth(env: NodeJS.ProcessEnv): AuthConfig {
-  const mode = env.GEO_AUTH ?? 'demo';
+/** What to set instead of the demo's public secret; every refusal of it says so. */
+const REAL_AUTHORITY =
+  'Set GEO_AUTH=jwt with GEO_JWT_ISSUER, GEO_JWT_AUDIENCE and GEO_JWKS_URL (or GEO_JWT_SECRET) to use your token authority; ' +
+  'or, to run the demo authority in production on purpose, a private GEO_DEMO_SECRET (at least 32 bytes, the same in every region).';
+
+function readAuth(env: NodeJS.ProcessEnv, production: boolean): AuthConfig {
+  const mode = variable(env, 'GEO_AUTH') ?? 'demo';
   if (mode === 'demo') {
-    return { mode, secret: env.GEO_DEMO_SECRET ?? DEMO_SECRET, issuer: 'geo-ws-demo', audience: 'geo-ws-chat' };
+    const secret = variable(env, 'GEO_DEMO_SECRET') ?? DEMO_SECRET;
+    const publicSecret = secret === DEMO_SECRET;
+    if (production && publicSecret) {
+      throw new ConfigError(
+        `NODE_ENV=production and the demo token authority (GEO_AUTH unset or demo) would sign with its public secret, so anyone could sign a token for any name. ${REAL_AUTHORITY}`,
+      );
+    }
+    if (Buffer.byteLength(secret) < 32) throw new ConfigError('GEO_DEMO_SECRET must be at least 32 bytes (HS256)');
+    const tokensPerMinute = integer(env, 'GEO_DEMO_TOKENS_PER_MINUTE', 30);
+    if (tokensPerMinute < 1) throw new ConfigError('GEO_DEMO_TOKENS_PER_MINUTE must be at least 1');
+    return { mode, secret, publicSecret, issuer: 'geo-ws-demo', audience: 'geo-ws-chat', tokensPerMinute };
   }
   if (mode !== 'jwt') throw new ConfigError(`GEO_AUTH must be demo or jwt, got "${mode}"`);
-  const { GEO_JWT_ISSUER: issuer, GEO_JWT_AUDIENCE: audience, GEO_JWKS_URL: jwksUrl, GEO_JWT_SECRET: secret } = env;
+  const [issuer, audience, jwksUrl, secret] = ['GEO_JWT_ISSUER', 'GEO_JWT_AUDIENCE', 'GEO_JWKS_URL', 'GEO_JWT_SECRET'].map((name) => variable(env, name));
   if (!issuer || !audience) throw new ConfigError('GEO_AUTH=jwt needs GEO_JWT_ISSUER and GEO_JWT_AUDIENCE');
   if (!jwksUrl === !secret) throw new ConfigError('GEO_AUTH=jwt needs exactly one of GEO_JWKS_URL or GEO_JWT_SECRET');
+  if (production && secret === DEMO_SECRET) throw new ConfigError(`GEO_JWT_SECRET is the demo's public secret. ${REAL_AUTHORITY}`);
   return { mode, issuer, audience, jwksUrl, secret };
+}
+
+/**
+ * Logged by every region that runs the demo authority (even with GEO_QUIET): it hands out
+ * tokens for any unreserved name, and on the public secret anyone can sign their own.
+ */
+export function demoAuthorityWarning(config: RegionConfig): string | undefined {
+  if (config.auth.mode !== 'demo') return undefined;
+  const signing = config.auth.publicSecret
+    ? ' It signs with the PUBLIC demo secret from the source code, so anyone can sign their own tokens too: never expose this region.'
+    : ' It signs with GEO_DEMO_SECRET.';
+  return (
+    `WARNING: region ${config.region} runs the demo token authority (GEO_AUTH=demo, DEMO ONLY): POST /demo/token gives anyone a ` +
+    `${DEMO_TOKEN_LIFETIME_S / 60}-minute token for any unreserved name (${config.auth.tokensPerMinute} a minute per address).${signing} ` +
+    'For real users set GEO_AUTH=jwt with GEO_JWKS_URL or GEO_JWT_SECRET.'
+  );
+}
+
+/** Loopback hosts: a page on one of them may be opened under any of the others. */
+const LOOPBACK = ['127.0.0.1', 'localhost', '[::1]'];
+
+/**
+ * `GEO_ALLOWED_ORIGINS` (comma-separated origins, or `*` for any), else the origins of the
+ * regions' own URLs, where the page is served: every region's page opens panes on every
+ * region. A loopback region URL also allows the same port on the other loopback names.
+ */
+export function readAllowedOrigins(env: NodeJS.ProcessEnv, regions: Record<string, GeoRegionEndpoint>): string[] | undefined {
+  const configured = variable(env, 'GEO_ALLOWED_ORIGINS');
+  if (configured?.trim() === '*') return undefined;
+  if (configured !== undefined) {
+    return configured.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => originOf(entry, 'GEO_ALLOWED_ORIGINS'));
+  }
+  const origins = new Set<string>();
+  for (const { url } of Object.values(regions)) {
+    const parsed = new URL(originOf(url, 'GEO_REGIONS'));
+    origins.add(parsed.origin);
+    if (LOOPBACK.includes(parsed.hostname)) {
+      for (const host of LOOPBACK) origins.add(`${parsed.protocol}//${host}${parsed.port ? `:${parsed.port}` : ''}`);
+    }
+  }
+  return [...origins];
+}
+
+function originOf(value: string, variableName: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${variableName}: "${value}" is not a URL (e.g. https://chat.example.com)`);
+  }
+  if (url.origin === 'null') throw new ConfigError(`${variableName}: "${value}" has no origin (use http:// or https://)`);
+  return url.origin;
 }
