@@ -124,7 +124,7 @@ describe.each(transports)('revocation on %s: handshake, geo.auth, then join and 
     client.close();
   }, 20_000);
 
-  it('the bystander saw no error and received every accepted event', async () => {
+  it('the bystander saw no error and kept publishing and receiving', async () => {
     expect((await bystander.publish('note.add', room, { text: 'bystander' })).seq).toEqual(expect.any(Number));
     const texts = () => bystander.events(room).map((event) => (event.data as { text: string }).text);
     await waitFor(() => texts().includes('bystander'), 'the bystander to receive its own event');
