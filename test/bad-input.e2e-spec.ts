@@ -61,7 +61,7 @@ describe('bad input: stable error codes, nothing appended, connection still usab
   });
 
   it('MALFORMED_FRAME: data nested deeper than limits.maxDepth (32), refused before any pipe or encoder recurses into it', async () => {
-    for (const depth of [33, 2000, 5000]) {
+    for (const depth of [33, 900]) { // within this suite's 2 KiB frames; deeper ones: hostile-clients.e2e-spec.ts
       const eventId = randomUUID();
       const deep = '['.repeat(depth) + ']'.repeat(depth);
       await expectRefused('MALFORMED_FRAME', () => client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${name}","data":{"text":${deep}}}}`));

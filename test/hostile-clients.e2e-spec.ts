@@ -158,6 +158,18 @@ describe('hostile clients: replay floods, re-joins, slow readers, garbage', () =
     expect(ok.seq).toEqual(expect.any(Number));
   });
 
+  it('JSON nested 2,000 and 5,000 deep (4 and 10 KB) is MALFORMED_FRAME, never INTERNAL, and the connection stays usable', async () => {
+    const client = await WsTestClient.connect(deployment.region('eu').wsUrl, { name: 'deep' });
+    await client.join(room);
+    for (const depth of [2000, 5000]) {
+      const eventId = randomUUID();
+      client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${room}","data":{"text":${'['.repeat(depth)}${']'.repeat(depth)}}}}`);
+      expect((await client.next('geo.error')).code).toBe('MALFORMED_FRAME');
+    }
+    expect((await client.publish('note.add', room, { text: 'still fine' })).seq).toEqual(expect.any(Number));
+    client.close();
+  });
+
   it('the bystander saw no error and every event once, in order', async () => {
     const events = bystander.events(room);
     expect(bystander.errors()).toEqual([]);

@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { jwtAuthenticator, memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
-import { dropRedisNamespace } from './support/redis-servers.js';
+import { dropRedisNamespace, RedisServer } from './support/redis-servers.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
@@ -133,4 +133,41 @@ describe.each(transports)('revocation on %s: handshake, geo.auth, then join and 
     expect(bystander.errors()).toEqual([]);
     expect(bystander.isOpen).toBe(true);
   });
+});
+
+/**
+ * Failing closed must not look like a bad token: when the revocation list cannot be read
+ * (the region's Redis is down), the handshake answers 503 UNAVAILABLE, so clients try
+ * another region instead of asking for a new token.
+ */
+describe('revocation list unreadable: the handshake fails closed with 503, not 401', () => {
+  let redis: RedisServer;
+  let deployment: Deployment;
+
+  beforeAll(async () => {
+    redis = await RedisServer.start(['--save', '', '--appendonly', 'no']);
+    deployment = await deployRegions(['eu'], {
+      geo: { authenticate: jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, secret: SECRET }) },
+      transport: () => redisTransport({ primary: redis.url, namespace: testNamespace('closed') }),
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    await deployment?.close();
+    await redis?.stop();
+  });
+
+  it('401 never, 503 UNAVAILABLE while Redis is down, 101 once it is back', async () => {
+    const { token: valid } = await token('carol');
+    expect(await handshake(deployment.region('eu').wsUrl, valid)).toEqual({ status: 101 });
+    await redis.kill();
+    expect(await handshake(deployment.region('eu').wsUrl, valid)).toEqual({ status: 503, code: 'UNAVAILABLE' });
+    await redis.restart();
+    let after = await handshake(deployment.region('eu').wsUrl, valid);
+    for (let attempt = 0; attempt < 50 && after.status !== 101; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      after = await handshake(deployment.region('eu').wsUrl, valid);
+    }
+    expect(after).toEqual({ status: 101 });
+  }, 30_000);
 });

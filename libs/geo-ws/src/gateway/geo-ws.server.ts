@@ -189,7 +189,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
           }),
         );
       },
-      () => refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
+      (error: unknown) =>
+        // The shared state (e.g. the revocation list) unreadable: this region cannot vouch
+        // for the token right now, which is no reason to tell the client its token is bad.
+        error instanceof GeoProtocolError && error.code === GeoErrorCode.UNAVAILABLE
+          ? refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', error.message)
+          : refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
     ).catch((error: unknown) => {
       // Nothing on this path may become an unhandled rejection: it would end the process.
       this.logger.error(`an upgrade failed: ${(error as Error).message}`, (error as Error).stack);
