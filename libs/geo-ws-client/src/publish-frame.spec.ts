@@ -1,0 +1,95 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+// The server's own parser: the client must refuse exactly what it would refuse.
+import { DEFAULT_MAX_DEPTH as SERVER_MAX_DEPTH, parseFrame } from '../../geo-ws/src/protocol/frames.js';
+import { GeoClientError } from './errors.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, jsonDepth, utf8Length } from './publish-frame.js';
+
+const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxDepth: DEFAULT_MAX_DEPTH };
+
+/** A JSON value wrapped in arrays and objects, `wraps` levels deep. */
+const deepJson = fc
+  .tuple(fc.jsonValue({ maxDepth: 4 }), fc.array(fc.boolean(), { maxLength: 45, size: 'max' }), fc.string({ maxLength: 3 }))
+  .map(([leaf, wraps, key]) => wraps.reduce<unknown>((value, asArray) => (asArray ? [value] : { [key]: value }), leaf));
+
+function refusal(run: () => unknown): string | undefined {
+  try {
+    run();
+    return undefined;
+  } catch (error) {
+    return (error as { code?: string }).code ?? `threw ${String(error)}`;
+  }
+}
+
+describe('publish frames: checked like the server checks them', () => {
+  it('the client defaults are the server defaults', () => {
+    expect(DEFAULT_MAX_DEPTH).toBe(SERVER_MAX_DEPTH);
+    expect(DEFAULT_MAX_FRAME_BYTES).toBe(64 * 1024);
+  });
+
+  it('any payload: the client refuses it for depth exactly when the server parser would (fast-check)', () => {
+    const outcomes = new Map<string, number>();
+    fc.assert(
+      fc.property(deepJson, (data) => {
+        const client = refusal(() => encodePublish('chat.message', 'e1', 'room-1', data, limits));
+        outcomes.set(client ?? 'sent', (outcomes.get(client ?? 'sent') ?? 0) + 1);
+        const frame = JSON.stringify({ event: 'chat.message', data: { event_id: 'e1', room_id: 'room-1', data } });
+        const server = refusal(() => parseFrame(frame, SERVER_MAX_DEPTH));
+        expect(client).toBe(server);
+        if (client === undefined) {
+          const wire = encodePublish('chat.message', 'e1', 'room-1', data, limits);
+          expect(wire).toBe(frame); // the bytes the server would parse
+          expect(parseFrame(wire, SERVER_MAX_DEPTH)).toEqual(JSON.parse(frame));
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    // Both sides of the limit were exercised.
+    expect(outcomes.get('sent')).toBeGreaterThan(300);
+    expect(outcomes.get('MALFORMED_FRAME')).toBeGreaterThan(300);
+  });
+
+  it('jsonDepth ignores brackets inside strings and escapes', () => {
+    expect(jsonDepth('"[[{{"')).toBe(0);
+    expect(jsonDepth(JSON.stringify({ a: '\\"[{', b: [[1]] }))).toBe(3);
+    expect(jsonDepth(JSON.stringify([{}, [[[]]]]))).toBe(4);
+  });
+
+  it('utf8Length is the byte length the server sees, lone surrogates included (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary-ascii' })), (text) => {
+        expect(utf8Length(text)).toBe(Buffer.byteLength(text, 'utf8'));
+        const frame = JSON.stringify({ text });
+        expect(utf8Length(frame)).toBe(Buffer.byteLength(frame, 'utf8'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the frame limit is inclusive, as on the server (bytes > limit are refused)', () => {
+    const frameBytes = (text: string) => utf8Length(encodePublish('chat.message', 'e1', 'r', { text }, { maxFrameBytes: 1e9, maxDepth: 32 }));
+    const exact = frameBytes('x'.repeat(100));
+    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact, maxDepth: 32 }))).toBeUndefined();
+    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact - 1, maxDepth: 32 }))).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('errors are GeoClientErrors with the code the server would answer', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const [data, code] of [
+      [cyclic, 'MALFORMED_FRAME'],
+      [{ n: 1n }, 'MALFORMED_FRAME'],
+      [undefined, 'INVALID_ENVELOPE'],
+      [() => 1, 'INVALID_ENVELOPE'],
+    ] as const) {
+      let error: unknown;
+      try {
+        encodePublish('chat.message', 'e1', 'r', data, limits);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(GeoClientError);
+      expect(error).toMatchObject({ code });
+    }
+  });
+});

@@ -1,0 +1,82 @@
+import { GeoClientError } from './errors.js';
+
+/** What the client checks before a publish leaves it (defaults: the server's defaults). */
+export interface PublishLimits {
+  /** Largest frame, in UTF-8 bytes (the server's `limits.maxPayloadBytes`). */
+  maxFrameBytes: number;
+  /** Deepest nesting of the frame's `data` (the server's `limits.maxDepth`). */
+  maxDepth: number;
+}
+
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
+export const DEFAULT_MAX_DEPTH = 32;
+
+const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Encodes a publish frame once, for every attempt, or throws a {@link GeoClientError} for
+ * what the server would refuse for good anyway, so it never enters the outbox:
+ * - `INVALID_ENVELOPE`: a protocol event name (`geo.*`) or a bad `event_id`, or `data`
+ *   that has no JSON form (`undefined`, a function);
+ * - `MALFORMED_FRAME`: `data` the JSON encoder cannot encode (a cycle, a `BigInt`, nesting
+ *   so deep that the encoder runs out of stack), or nested deeper than `maxDepth`;
+ * - `PAYLOAD_TOO_LARGE`: a frame larger than `maxFrameBytes`.
+ */
+export function encodePublish(event: string, eventId: string, room: string, data: unknown, limits: PublishLimits): string {
+  if (typeof event !== 'string' || event.length === 0 || event.length > 128 || event.startsWith('geo.')) {
+    throw new GeoClientError('INVALID_ENVELOPE', `"${String(event).slice(0, 140)}" is not an application event name (1-128 characters, not geo.*); nothing was sent`);
+  }
+  if (typeof eventId !== 'string' || !EVENT_ID.test(eventId)) {
+    throw new GeoClientError('INVALID_ENVELOPE', 'event_id must be 1-64 characters of [A-Za-z0-9_-]; nothing was sent');
+  }
+  let payload: string | undefined;
+  try {
+    payload = JSON.stringify(data);
+  } catch (error) {
+    throw new GeoClientError('MALFORMED_FRAME', `the payload cannot be encoded as JSON (${(error as Error)?.message ?? String(error)}); nothing was sent`);
+  }
+  if (payload === undefined) throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
+  // The server measures the depth of the frame's `data`: { event_id, room_id, data } is level 1.
+  const depth = 1 + jsonDepth(payload);
+  if (depth > limits.maxDepth) {
+    throw new GeoClientError('MALFORMED_FRAME', `the payload nests arrays or objects ${depth - 1} levels deep; at most ${limits.maxDepth - 1} are allowed; nothing was sent`);
+  }
+  const frame = `{"event":${JSON.stringify(event)},"data":{"event_id":${JSON.stringify(eventId)},"room_id":${JSON.stringify(room)},"data":${payload}}}`;
+  const bytes = utf8Length(frame);
+  if (bytes > limits.maxFrameBytes) {
+    throw new GeoClientError('PAYLOAD_TOO_LARGE', `the frame is ${bytes} bytes; the limit is ${limits.maxFrameBytes}; nothing was sent`);
+  }
+  return frame;
+}
+
+/** Deepest nesting of arrays and objects in JSON text (a scalar is 0, `{}` is 1). Iterative. */
+export function jsonDepth(json: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const char = json.charCodeAt(i);
+    if (inString) {
+      if (char === 0x5c) i++; // backslash: skip the escaped character
+      else if (char === 0x22) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x7b || char === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (char === 0x7d || char === 0x5d) depth--;
+  }
+  return deepest;
+}
+
+/** Bytes of `text` in UTF-8 (lone surrogates count 3, as TextEncoder replaces them). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
