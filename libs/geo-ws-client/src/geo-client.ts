@@ -1,7 +1,8 @@
 import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, type RankedRegion, type RttProbe } from './nearest-region.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './publish-frame.js';
 import {
-  RETRYABLE_CODES,
   type AckFrame,
   type ErrorFrame,
   type Frame,
@@ -48,6 +49,20 @@ export interface GeoClientOptions {
   sessionId?: string;
   /** `connect()` rejects if no region accepted a connection within this time. Default 30000. */
   connectTimeoutMs?: number;
+  /**
+   * How many publishes of one room may be sent, counted from its oldest unacknowledged
+   * one. Default 1: each is sent once the one before it is stored, so the room's log holds
+   * this client's publishes in exactly `publish()` order, whatever fails. With n > 1 the
+   * order holds while nothing fails; when one fails, only the n - 1 publishes after it
+   * can be stored before it (see docs/CLIENT.md).
+   */
+  maxInFlight?: number;
+  /** Times a publish answered `INTERNAL` is sent again before it is rejected. Default 3. */
+  maxInternalRetries?: number;
+  /** Frames larger than this (UTF-8 bytes) are rejected before sending. Default 65536, the server's `limits.maxPayloadBytes`. */
+  maxFrameBytes?: number;
+  /** Payloads nested deeper than the server's `limits.maxDepth` (default 32) are rejected before sending. */
+  maxDepth?: number;
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -80,28 +95,54 @@ interface RoomState {
   regional: Position & { region?: string };
   joined: boolean;
   waiters: { resolve(frame: JoinedFrame): void; reject(error: Error): void }[];
+  /** Join attempts refused with a retryable code since the last `geo.joined`. */
+  joinFailures: number;
 }
+
+/** Join refusals after which the client joins again (after a backoff delay). */
+const RETRYABLE_JOIN_CODES = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
 
 interface PendingPublish {
-  event: string;
+  /** Position among the publishes of its room (`publish()` order). */
+  ordinal: number;
+  eventId: string;
   room: string;
-  frame: { event_id: string; room_id: string; data: unknown };
+  /** The frame, encoded once at `publish()`: every attempt sends the same bytes. */
+  wire: string;
   resolve(ack: AckFrame): void;
   reject(error: Error): void;
-  retryTimer?: ReturnType<typeof setTimeout>;
-  attempts: number;
+  /** Sent on the current connection since the last (re)start of its queue, and not answered. */
+  sent: boolean;
+  /**
+   * An attempt failed (retryable error, or the connection was lost while it was sent).
+   * While any publish of a queue has failed, the queue sends one publish at a time, so
+   * nothing sent after the failure can be stored before it.
+   */
+  failed: boolean;
+  /** Answers that count towards a bound: `INTERNAL`, `NOT_JOINED`. */
+  internalFailures: number;
+  notJoinedFailures: number;
 }
 
-/** A refused publish or join: `code` is the server's stable code. */
-export class GeoClientError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'GeoClientError';
-  }
+/**
+ * One room's unacknowledged publishes, in `publish()` order, with one retry schedule.
+ * The sent ones are always a prefix of `items`: a failure unsends them all and the queue
+ * starts again from its oldest publish after one backoff delay.
+ */
+interface PublishQueue {
+  items: PendingPublish[];
+  /** Set while the queue waits to start again after a retryable failure. */
+  retryTimer?: ReturnType<typeof setTimeout>;
+  /** Retryable failures since the last ack: the backoff attempt. */
+  failures: number;
+  /** The ordinal of the next publish. */
+  next: number;
 }
+
+/** `NOT_JOINED` answers to one publish (each followed by a rejoin) before it is rejected. */
+const MAX_NOT_JOINED = 3;
+
+export { GeoClientError };
 
 const OPEN = 1;
 
@@ -133,7 +174,11 @@ export function newEventId(): string {
 export class GeoClient {
   private readonly listeners = new Map<keyof GeoClientEvents, Set<(value: never) => void>>();
   private readonly rooms = new Map<string, RoomState>();
+  /** Unacknowledged publishes by `event_id` (acks and errors name only the event_id). */
   private readonly outbox = new Map<string, PendingPublish>();
+  /** The same publishes, per room, in order. */
+  private readonly queues = new Map<string, PublishQueue>();
+  private readonly limits: PublishLimits;
   private regions: RankedRegion[] = [];
   private regionIndex = 0;
   private socket: WebSocketLike | undefined;
@@ -162,6 +207,7 @@ export class GeoClient {
 
   private constructor(private readonly options: GeoClientOptions) {
     this.sessionId = options.sessionId;
+    this.limits = { maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH };
   }
 
   /** Finds the nearest region, connects, and resolves once the first connection is open. */
@@ -197,7 +243,7 @@ export class GeoClient {
     let state = this.rooms.get(room);
     if (!state) {
       const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.restored[room] ?? { seq: -1 });
-      state = { name: room, handlers: new Set(), global: { ...start }, regional: { seq: -1 }, joined: false, waiters: [] };
+      state = { name: room, handlers: new Set(), global: { ...start }, regional: { seq: -1 }, joined: false, waiters: [], joinFailures: 0 };
       this.rooms.set(room, state);
     }
     state.handlers.add(handler);
@@ -212,26 +258,38 @@ export class GeoClient {
   leave(room: string): void {
     if (!this.rooms.delete(room)) return;
     if (this.isOpen) this.send('geo.leave', { room });
-    for (const [eventId, pending] of this.outbox) {
-      if (pending.room === room) this.settle(eventId, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
-    }
+    this.dropQueue(room, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
   }
 
   /**
    * Publishes an event to a joined room. Resolves with the ack once the room log stored
-   * it; until then it is resent after every reconnect with the same `event_id`, so it is
-   * stored exactly once. Rejects only when the server refuses it for good.
+   * it; until then it stays in the room's outbox and is resent, with the same `event_id`
+   * and in `publish()` order, after retryable errors and reconnects, so it is stored
+   * exactly once and after this client's earlier publishes to the room. Rejects at once,
+   * without sending, what the server could never accept (a payload with no JSON form, too
+   * deep, too large); rejects when the server refuses it for good, after
+   * `maxInternalRetries` `INTERNAL` answers, or on `leave()`/`close()`.
    */
   publish<T = unknown>(room: string, event: string, data: T, eventId: string = newEventId()): Promise<AckFrame> {
+    if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
+    if (this.outbox.has(eventId)) return Promise.reject(new GeoClientError('INVALID_ENVELOPE', `event_id ${eventId} is already waiting for its ack; nothing was sent`));
+    let wire: string;
+    try {
+      wire = encodePublish(event, eventId, room, data, this.limits);
+    } catch (error) {
+      return Promise.reject(error instanceof GeoClientError ? error : new GeoClientError('MALFORMED_FRAME', String(error)));
+    }
     return new Promise<AckFrame>((resolve, reject) => {
-      const pending: PendingPublish = { event, room, frame: { event_id: eventId, room_id: room, data }, resolve, reject, attempts: 0 };
+      const queue = this.queueOf(room);
+      const pending: PendingPublish = { ordinal: queue.next++, eventId, room, wire, resolve, reject, sent: false, failed: false, internalFailures: 0, notJoinedFailures: 0 };
       this.outbox.set(eventId, pending);
-      this.sendPublish(pending);
+      queue.items.push(pending);
+      this.pump(room);
     });
   }
 
-  /** Publishes that were sent but not acknowledged yet. */
+  /** Publishes waiting for their ack (sent or queued behind an earlier one). */
   get unacknowledged(): number {
     return this.outbox.size;
   }
@@ -252,7 +310,7 @@ export class GeoClient {
     this.stopTimers();
     this.socket?.close(1000, 'client closed');
     this.setState('closed');
-    for (const eventId of [...this.outbox.keys()]) this.settle(eventId, new GeoClientError('CLOSED', 'the client was closed'));
+    for (const room of [...this.queues.keys()]) this.dropQueue(room, new GeoClientError('CLOSED', 'the client was closed'));
   }
 
   // ---- connection --------------------------------------------------------------------
@@ -342,7 +400,9 @@ export class GeoClient {
   private onClose(code: number): void {
     this.sender = undefined;
     for (const room of this.rooms.values()) room.joined = false;
-    for (const pending of this.outbox.values()) clearTimeout(pending.retryTimer);
+    // Whatever was sent on this connection is unanswered: every queue starts again from
+    // its oldest publish once its room is joined on the next connection.
+    for (const queue of this.queues.values()) this.unsend(queue, true);
     if (this.closedByUser) return;
     this.failuresHere++;
     // 1012: the region is restarting or draining; 1000 from moveTo(): go elsewhere now.
@@ -452,9 +512,11 @@ export class GeoClient {
     }
     if (!joined.recovered) this.emit('gap', { room: room.name, epoch: joined.epoch });
     room.joined = true;
+    room.joinFailures = 0;
     for (const waiter of room.waiters.splice(0)) waiter.resolve(joined);
-    // Now the room exists here again: resend what it has not acknowledged, in order.
-    for (const pending of this.outbox.values()) if (pending.room === room.name) this.sendPublish(pending);
+    // Now the room exists here again: send what it has not acknowledged, from the oldest
+    // (a lost connection or a NOT_JOINED answer marked everything unsent).
+    this.pump(room.name);
   }
 
   private onEvent(envelope: GeoEnvelope): void {
@@ -471,49 +533,166 @@ export class GeoClient {
   private onAck(ack: AckFrame): void {
     const pending = this.outbox.get(ack.event_id);
     if (!pending) return;
-    this.outbox.delete(ack.event_id);
-    clearTimeout(pending.retryTimer);
+    const queue = this.queues.get(pending.room);
+    this.remove(pending);
+    if (queue) queue.failures = 0;
     pending.resolve(ack);
+    this.pump(pending.room);
   }
 
   private onError(error: ErrorFrame): void {
-    const pending = error.event_id ? this.outbox.get(error.event_id) : undefined;
-    if (pending) {
-      if (RETRYABLE_CODES.has(error.code) || error.code === 'NOT_JOINED') {
-        // Kept in the outbox: resent after a short wait, or after the rejoin.
-        pending.retryTimer = setTimeout(() => this.sendPublish(pending), backoffDelay(pending.attempts++, this.options.backoff));
-        return;
-      }
-      this.settle(error.event_id!, new GeoClientError(error.code, error.message));
+    if (error.event_id !== undefined) {
+      const pending = this.outbox.get(error.event_id);
+      // Otherwise a late answer to an earlier attempt of a publish already settled.
+      if (pending) this.onPublishError(pending, error);
       return;
     }
     const room = error.room ? this.rooms.get(error.room) : undefined;
-    if (room && !room.joined && room.waiters.length > 0 && !RETRYABLE_CODES.has(error.code)) {
-      for (const waiter of room.waiters.splice(0)) waiter.reject(new GeoClientError(error.code, error.message));
+    if (room && !room.joined && !this.mayRetryJoin(room, error.code)) {
+      // A join (first or after a reconnect) refused for good: the room is gone, and so is
+      // every publish waiting for it.
+      const refused = new GeoClientError(error.code, error.message);
+      const waiters = room.waiters.splice(0);
+      for (const waiter of waiters) waiter.reject(refused);
       this.rooms.delete(room.name);
+      this.dropQueue(room.name, refused);
+      if (waiters.length === 0) this.emit('error', error);
       return;
     }
-    if (room && error.code === 'UNAVAILABLE') {
-      // The room's log was reset under us, or the join could not be served yet: join again.
+    if (room && RETRYABLE_JOIN_CODES.has(error.code)) {
+      // The join could not be served yet, or the room's log was reset under us (the
+      // server dropped the room): join again.
       room.joined = false;
-      setTimeout(() => this.isOpen && this.rooms.get(room.name) === room && this.sendJoin(room), backoffDelay(0, this.options.backoff));
+      setTimeout(() => this.isOpen && this.rooms.get(room.name) === room && !room.joined && this.sendJoin(room), backoffDelay(room.joinFailures, this.options.backoff));
       return;
     }
     this.emit('error', error);
   }
 
-  private sendPublish(pending: PendingPublish): void {
-    const room = this.rooms.get(pending.room);
-    if (!this.isOpen || !room?.joined) return; // sent from onJoined once the room is back
-    this.send(pending.event, pending.frame);
+  /** A join refused with a code worth another try: `INTERNAL` only `maxInternalRetries` times. */
+  private mayRetryJoin(room: RoomState, code: string): boolean {
+    if (!RETRYABLE_JOIN_CODES.has(code)) return false;
+    room.joinFailures++;
+    return code !== 'INTERNAL' || room.joinFailures <= (this.options.maxInternalRetries ?? 3);
   }
 
-  private settle(eventId: string, error: Error): void {
-    const pending = this.outbox.get(eventId);
-    if (!pending) return;
-    this.outbox.delete(eventId);
-    clearTimeout(pending.retryTimer);
-    pending.reject(error);
+  /**
+   * A refused publish. Retryable: the whole queue of its room stops and starts again from
+   * its oldest publish after one backoff delay (the server stores an `event_id` once, so
+   * resending later publishes that it stored meanwhile costs nothing and keeps them in
+   * their place). Refused for good: only this publish is rejected; the queue goes on.
+   */
+  private onPublishError(pending: PendingPublish, error: ErrorFrame): void {
+    const refused = (): void => {
+      this.remove(pending);
+      pending.reject(new GeoClientError(error.code, error.message));
+      this.pump(pending.room);
+    };
+    const queue = this.queues.get(pending.room)!;
+    switch (error.code) {
+      case 'UNAVAILABLE':
+      case 'RATE_LIMITED':
+        pending.failed = true;
+        return this.retryLater(queue, pending.room);
+      case 'INTERNAL':
+        // Unexpected on the server: maybe transient, maybe this payload every time.
+        if (++pending.internalFailures > (this.options.maxInternalRetries ?? 3)) return refused();
+        pending.failed = true;
+        return this.retryLater(queue, pending.room);
+      case 'NOT_JOINED': {
+        // The server dropped the room (e.g. its log was reset): join again, then resend.
+        if (++pending.notJoinedFailures > MAX_NOT_JOINED) return refused();
+        pending.failed = true;
+        const room = this.rooms.get(pending.room);
+        this.unsend(queue);
+        if (room?.joined) {
+          room.joined = false;
+          if (this.isOpen) this.sendJoin(room);
+        }
+        return;
+      }
+      default:
+        return refused();
+    }
+  }
+
+  /** One retry schedule per queue: failures while it already waits do not add timers. */
+  private retryLater(queue: PublishQueue, room: string): void {
+    this.unsend(queue);
+    if (queue.retryTimer !== undefined) return;
+    queue.retryTimer = setTimeout(() => {
+      queue.retryTimer = undefined;
+      this.pump(room);
+    }, backoffDelay(queue.failures++, this.options.backoff));
+  }
+
+  /**
+   * Marks a queue's publishes unsent and cancels its retry timer; with `lost`, the ones
+   * that were sent count as failed (their connection is gone, their outcome unknown).
+   */
+  private unsend(queue: PublishQueue, lost = false): void {
+    for (const item of queue.items) {
+      if (lost && item.sent) item.failed = true;
+      item.sent = false;
+    }
+    clearTimeout(queue.retryTimer);
+    queue.retryTimer = undefined;
+  }
+
+  /**
+   * Sends a room's publishes in order, those within `maxInFlight` of its oldest
+   * unacknowledged one (the window never slides past an unacknowledged publish; it is 1
+   * while a publish of the queue has failed), when the connection is open, the room
+   * joined, and the queue not waiting to retry.
+   */
+  private pump(roomName: string): void {
+    const queue = this.queues.get(roomName);
+    const room = this.rooms.get(roomName);
+    if (!queue || queue.items.length === 0 || !this.isOpen || !room?.joined || queue.retryTimer !== undefined) return;
+    const { maxInFlight = 1 } = this.options;
+    let window = maxInFlight >= 1 ? Math.floor(maxInFlight) : 1;
+    if (window > 1 && queue.items.some((item) => item.failed)) window = 1;
+    const end = queue.items[0].ordinal + window;
+    for (const item of queue.items) {
+      if (item.ordinal >= end) return;
+      if (!item.sent) {
+        item.sent = true;
+        this.socket!.send(item.wire);
+      }
+    }
+  }
+
+  private queueOf(room: string): PublishQueue {
+    let queue = this.queues.get(room);
+    if (!queue) {
+      queue = { items: [], failures: 0, next: 0 };
+      this.queues.set(room, queue);
+    }
+    return queue;
+  }
+
+  private remove(pending: PendingPublish): void {
+    this.outbox.delete(pending.eventId);
+    const queue = this.queues.get(pending.room);
+    if (!queue) return;
+    const index = queue.items.indexOf(pending);
+    if (index !== -1) queue.items.splice(index, 1);
+    if (queue.items.length === 0) {
+      clearTimeout(queue.retryTimer);
+      this.queues.delete(pending.room);
+    }
+  }
+
+  /** Rejects every publish of a room (left, closed, or its join refused). */
+  private dropQueue(room: string, error: GeoClientError): void {
+    const queue = this.queues.get(room);
+    if (!queue) return;
+    this.queues.delete(room);
+    clearTimeout(queue.retryTimer);
+    for (const pending of queue.items) {
+      this.outbox.delete(pending.eventId);
+      pending.reject(error);
+    }
   }
 
   private send(event: string, data: unknown): void {

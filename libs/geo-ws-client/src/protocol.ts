@@ -45,9 +45,6 @@ export interface ErrorFrame {
   room?: string;
 }
 
-/** Codes after which the same frame may be sent again (same event_id). */
-export const RETRYABLE_CODES = new Set(['RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL']);
-
 /** The parts of a WebSocket the client uses: the browser's `WebSocket` and `ws` both fit. */
 export interface WebSocketLike {
   readonly readyState: number;
