@@ -1,0 +1,298 @@
+import { Logger } from '@nestjs/common';
+import type { RawData } from 'ws';
+import { GeoCloseCode, GeoFrame } from '../constants.js';
+import type { AccessPolicy } from '../auth/access-policy.js';
+import type { HandshakeAuth } from '../auth/handshake-auth.js';
+import type { GeoHandler } from '../discovery/geo-handler.explorer.js';
+import { parseInboundEvent } from '../envelope/envelope.rules.js';
+import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import { toProtocolError } from '../errors/to-protocol-error.js';
+import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
+import type { RoomFeeds } from '../fanout/room-feeds.js';
+import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
+import type { RoomPresence } from '../presence/room-presence.js';
+import { parseFrame, parseJoin, parseLeave, type Frame } from '../protocol/frames.js';
+import type { GeoTransport } from '../transport/geo-transport.interface.js';
+import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
+import type { ClientConnection } from './client-connection.js';
+import type { LimitLog } from './limit-log.js';
+
+/**
+ * Wire protocol v1 on an open connection (the seam Nest's `WebSocketsController` and
+ * context creator cover): parses each frame, and runs `geo.join`, `geo.leave`,
+ * `geo.ping`, `geo.auth` and publishes through the `@GeoSubscribe` handlers, one frame
+ * of a connection after another. Refusals become `geo.error` frames.
+ */
+export class FrameDispatcher {
+  private readonly logger = new Logger('GeoWs');
+  private handlers = new Map<string, GeoHandler>();
+  private hasRegionalHandlers = false;
+
+  constructor(
+    private readonly options: ResolvedGeoWsOptions,
+    private readonly transport: GeoTransport,
+    private readonly feeds: RoomFeeds,
+    private readonly access: AccessPolicy,
+    private readonly auth: HandshakeAuth,
+    private readonly limitLog: LimitLog,
+    private readonly presence: RoomPresence | undefined,
+  ) {}
+
+  /** The `@GeoSubscribe` handlers found at bootstrap, by event name. */
+  useHandlers(handlers: Map<string, GeoHandler>): void {
+    this.handlers = handlers;
+    this.hasRegionalHandlers = [...handlers.values()].some((handler) => handler.subscription.scope === 'regional');
+  }
+
+  /** One WebSocket message: rate, size, depth and shape checked here; the rest in order, on the connection's queue. */
+  onMessage(connection: ClientConnection, raw: RawData, isBinary: boolean): void {
+    connection.lastFrameAt = Date.now();
+    const bytes = rawToBuffer(raw);
+    let frame: Frame;
+    try {
+      // Taken before parsing: malformed frames cost the sender as much as valid ones.
+      const withinRate = connection.bucket.take();
+      if (bytes.length > this.options.limits.maxPayloadBytes) {
+        throw new GeoProtocolError(
+          GeoErrorCode.PAYLOAD_TOO_LARGE,
+          `frame is ${bytes.length} bytes; the limit is ${this.options.limits.maxPayloadBytes}`,
+        );
+      }
+      if (isBinary && !isUtf8(bytes)) throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'binary frames must hold UTF-8 JSON');
+      frame = parseFrame(bytes.toString('utf8'), this.options.limits.maxDepth);
+      if (!withinRate) {
+        throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id', eventIdOf(frame));
+      }
+    } catch (error) {
+      this.refuse(connection, toProtocolError(error).error);
+      return;
+    }
+    connection.queue = connection.queue.then(() => this.handleFrame(connection, frame));
+  }
+
+  private async handleFrame(connection: ClientConnection, frame: Frame): Promise<void> {
+    if (connection.closed) return;
+    try {
+      switch (frame.event) {
+        case GeoFrame.JOIN:
+          return await this.join(connection, frame.data);
+        case GeoFrame.LEAVE:
+          return this.leave(connection, frame.data);
+        case GeoFrame.PING:
+          return connection.send(GeoFrame.PONG, frame.data ?? null);
+        case GeoFrame.AUTH:
+          return await this.refresh(connection, frame.data);
+        default:
+          return await this.publish(connection, frame);
+      }
+    } catch (error) {
+      const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame));
+      if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, (error as Error)?.stack);
+      this.refuse(connection, protocolError, roomOf(frame));
+    }
+  }
+
+  /**
+   * Answers a frame with `geo.error`. Refusals the client brought on itself take a token
+   * from its refusal budget; once that is empty the connection is closed (1008) rather
+   * than answered for ever, so garbage cannot turn into a stream of error frames.
+   */
+  private refuse(connection: ClientConnection, error: GeoProtocolError, room?: string): void {
+    if (CLIENT_FAULTS.has(error.code)) {
+      if (error.code === GeoErrorCode.RATE_LIMITED || error.code === GeoErrorCode.PAYLOAD_TOO_LARGE) this.limitLog.hit(connection, error.code);
+      if (!connection.refusals.take()) {
+        this.limitLog.hit(connection, 'TOO_MANY_REFUSALS');
+        connection.close(GeoCloseCode.POLICY_VIOLATION, 'too many refused frames');
+        return;
+      }
+    }
+    connection.sendError(error, room);
+  }
+
+  private async join(connection: ClientConnection, data: unknown): Promise<void> {
+    const request = parseJoin(data);
+    this.access.assertMayUse(connection.principal, request.room);
+    if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
+    else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
+      this.limitLog.hit(connection, GeoErrorCode.TOO_MANY_ROOMS);
+      throw new GeoProtocolError(
+        GeoErrorCode.TOO_MANY_ROOMS,
+        `a connection may join at most ${this.options.limits.maxRoomsPerConnection} rooms; leave one first`,
+      );
+    }
+    connection.rooms.add(request.room);
+    try {
+      await this.joinLog(connection, globalLog(request.room), request, undefined);
+      if (this.hasRegionalHandlers) {
+        await this.joinLog(connection, regionalLog(request.room, this.options.region), request.regional ?? {}, 'regional');
+      }
+    } catch (error) {
+      this.leaveLogs(connection, request.room);
+      connection.rooms.delete(request.room);
+      throw error;
+    }
+    // Closed while joining: onClose already ran, so undo what this join added.
+    if (connection.closed) this.leaveLogs(connection, request.room);
+    else this.presence?.joined(request.room, { id: connection.id, sender: connection.principal.id, region: this.options.region });
+  }
+
+  /** Resolves once `geo.joined` is sent; the replay and live events continue on their own. */
+  private joinLog(connection: ClientConnection, log: LogRef, position: JoinPosition, scope: 'regional' | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let announced = false;
+      const announce = (outcome: JoinOutcome): void => {
+        announced = true;
+        connection.send(GeoFrame.JOINED, { room: log.room, ...(scope ? { scope } : {}), ...outcome });
+        // The session starts where the client is before the replay: deliveries move it on.
+        const before = !outcome.recovered ? 0 : (position.since ?? outcome.seq);
+        if (!scope) connection.session?.joined(log.room, Math.min(before, outcome.seq), outcome.epoch);
+        resolve();
+      };
+      this.feeds.join(log, connection, position, announce).catch((error: unknown) => {
+        if (!announced) return reject(error);
+        // Failed after geo.joined was sent (the replay broke): the client must rejoin.
+        if (connection.rooms.delete(log.room)) {
+          this.leaveLogs(connection, log.room);
+          connection.sendError(toProtocolError(error).error, log.room);
+        }
+      });
+    });
+  }
+
+  private leave(connection: ClientConnection, data: unknown): void {
+    const { room } = parseLeave(data);
+    if (!connection.rooms.has(room)) throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `not in room "${room}"`);
+    connection.rooms.delete(room);
+    this.leaveLogs(connection, room);
+    connection.session?.left(room);
+    connection.send(GeoFrame.LEFT, { room });
+  }
+
+  /** The connection closed: it leaves every room. */
+  disconnected(connection: ClientConnection): void {
+    for (const room of connection.rooms) this.leaveLogs(connection, room);
+    connection.rooms.clear();
+  }
+
+  private leaveLogs(connection: ClientConnection, room: string): void {
+    this.presence?.left(room, connection.id);
+    this.feeds.leave(globalLog(room), connection);
+    if (this.hasRegionalHandlers) this.feeds.leave(regionalLog(room, this.options.region), connection);
+  }
+
+  private async publish(connection: ClientConnection, frame: Frame): Promise<void> {
+    const handler = this.handlers.get(frame.event);
+    if (!handler) {
+      throw new GeoProtocolError(GeoErrorCode.UNKNOWN_EVENT, `no handler for event "${frame.event}"`, eventIdOf(frame));
+    }
+    const inbound = parseInboundEvent(frame.data);
+    if (!connection.rooms.has(inbound.room_id)) {
+      throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
+    }
+    this.access.assertMayUse(connection.principal, inbound.room_id, inbound.event_id);
+    this.access.assertEventAllowedHere(frame.event, handler.subscription.regions, inbound.event_id);
+    if (handler.subscription.critical) await this.access.revalidate(connection.principal, inbound.event_id);
+    const envelope = await handler.invoke(connection, frame.data as object);
+    if (!isSealedFor(envelope, inbound.event_id, inbound.room_id)) {
+      throw new GeoProtocolError(GeoErrorCode.REJECTED, 'the handler pipeline did not produce an envelope; nothing was appended', inbound.event_id);
+    }
+    const { scope, ephemeral } = handler.subscription;
+    const log = scope === 'regional' ? regionalLog(envelope.room_id, this.options.region) : globalLog(envelope.room_id);
+    if (ephemeral) {
+      await this.transport.publishEphemeral(log, envelope);
+      connection.send(GeoFrame.ACK, { event_id: envelope.event_id, seq: null });
+      return;
+    }
+    // Started in frame order, awaited off the queue: one client's appends keep their
+    // order without waiting a round trip to the log for each.
+    void this.transport.append(log, envelope).then(
+      (result) =>
+        connection.send(GeoFrame.ACK, {
+          event_id: envelope.event_id,
+          seq: result.seq,
+          ...(result.duplicate ? { duplicate: true } : {}),
+        }),
+      (error: unknown) => {
+        const { error: protocolError, unexpected } = toProtocolError(error, envelope.event_id);
+        if (unexpected) this.logger.error(`append of ${envelope.event_id} failed`, (error as Error)?.stack);
+        connection.sendError(protocolError, envelope.room_id);
+      },
+    );
+  }
+
+  /** `geo.auth { token }`: a fresh token for the same identity, in-band. */
+  private async refresh(connection: ClientConnection, data: unknown): Promise<void> {
+    const token = (data as { token?: unknown } | null)?.token;
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
+      throw new GeoProtocolError(GeoErrorCode.INVALID_ENVELOPE, 'geo.auth: data must be { token }');
+    }
+    const principal = await this.auth.verify({ url: new URL(`http://localhost${this.options.path}`), token }).catch((error: unknown) => {
+      // Revoked (UNAUTHORIZED) or the revocation list unreadable (UNAVAILABLE): said as such.
+      if (error instanceof GeoProtocolError) throw new GeoProtocolError(error.code, `geo.auth: ${error.message}`);
+      return null;
+    });
+    if (!principal) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is not valid');
+    if (principal.id !== connection.principal.id) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
+    connection.principal = principal;
+    connection.expireAt(principal.expiresAt, () => this.expire(connection));
+    connection.send(GeoFrame.AUTHED, { expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString() });
+  }
+
+  /** The connection's token expired without a `geo.auth` refresh. */
+  expire(connection: ClientConnection): void {
+    this.limitLog.hit(connection, 'TOKEN_EXPIRED');
+    connection.sendError(new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token expired; reconnect with a new one'));
+    connection.close(GeoCloseCode.TOKEN_EXPIRED, 'token expired');
+  }
+
+  /** A feed dropped the connection from a log (e.g. the log was reset): it must join again. */
+  evicted(connection: ClientConnection, log: LogRef): void {
+    if (!connection.rooms.delete(log.room)) return;
+    this.leaveLogs(connection, log.room);
+    connection.sendError(
+      new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}" log was reset; join it again`),
+      log.room,
+    );
+  }
+}
+
+/**
+ * Refusals caused by what the client sent (they count against `limits.refusals`); not
+ * the server's own troubles, nor NOT_JOINED, which a resuming client meets in passing.
+ */
+const CLIENT_FAULTS: ReadonlySet<string> = new Set<string>(
+  Object.values(GeoErrorCode).filter((code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED),
+);
+
+function rawToBuffer(raw: RawData): Buffer {
+  if (Buffer.isBuffer(raw)) return raw;
+  if (Array.isArray(raw)) return Buffer.concat(raw);
+  return Buffer.from(raw);
+}
+
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function eventIdOf(frame: Frame): string | undefined {
+  const id = (frame.data as { event_id?: unknown } | null)?.event_id;
+  return typeof id === 'string' && id.length <= 64 ? id : undefined;
+}
+
+function roomOf(frame: Frame): string | undefined {
+  const data = frame.data as { room_id?: unknown; room?: unknown } | null;
+  const room = data?.room_id ?? data?.room;
+  return typeof room === 'string' && room.length <= 128 ? room : undefined;
+}
+
+function isSealedFor(value: unknown, eventId: string, roomId: string): value is GeoEnvelopeDraft {
+  const envelope = value as GeoEnvelopeDraft | undefined;
+  return !!envelope && envelope.event_id === eventId && envelope.room_id === roomId && typeof envelope.sender === 'string';
+}
