@@ -7,7 +7,12 @@ export interface StreamTail {
   key: string;
   /** Last seq delivered. */
   cursor: number;
+  /** The full epoch: `<logEpoch>.<replicationId>`. */
   epoch: string;
+  /** The log's own epoch (the meta hash's), which the append script stamps on every entry. */
+  logEpoch: string;
+  /** The primary's replication id part of the epoch (`cluster` in Cluster mode). */
+  replicationId: string;
   onEvent(event: GeoLoggedEnvelope): void;
   fail(reason: string): void;
 }
@@ -18,16 +23,45 @@ export interface ReadSource {
   command: Redis;
   /** The blocking connection's `CLIENT ID` (cached until it reconnects). */
   blockingId(): Promise<number>;
+  /** The replication id the server serves its data under now (its primary's, on a replica). */
+  replicationId(): Promise<string>;
+  /** True for the primary, whose replication id says which epoch is current. */
+  primary: boolean;
+  /** The primary's replication id as last seen (refreshed on reconnect and every few seconds). */
+  primaryReplicationId(): string;
 }
 
-type StreamEntries = [id: string, fields: string[]][];
+export type StreamEntries = [id: string, fields: string[]][];
 
-/** Parses stream entries written by the append script (`e` = envelope JSON, id = `<seq>-0`). */
+/** One stream entry: its event and the epoch of the log it was appended to (absent on entries of older versions). */
+export interface StampedEvent {
+  event: GeoLoggedEnvelope;
+  epoch: string | undefined;
+}
+
+/** The value of a field of a stream entry (fields alternate name, value). */
+function field(fields: string[], name: string): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+/** Parses stream entries written by the append script (`e` = envelope JSON, `g` = epoch, id = `<seq>-0`). */
+export function parseStamped(entries: StreamEntries): StampedEvent[] {
+  return entries.map(([id, fields]) => ({
+    event: { ...(JSON.parse(field(fields, 'e')!) as GeoEnvelopeDraft), seq: Number(id.split('-')[0]) },
+    epoch: field(fields, 'g'),
+  }));
+}
+
+/** The events of stream entries. */
 export function parseEntries(entries: StreamEntries): GeoLoggedEnvelope[] {
-  return entries.map(([id, fields]) => {
-    const json = fields[fields.indexOf('e') + 1];
-    return { ...(JSON.parse(json) as GeoEnvelopeDraft), seq: Number(id.split('-')[0]) };
-  });
+  return parseStamped(entries).map((entry) => entry.event);
+}
+
+/** Splits a full epoch `<logEpoch>.<replicationId>` into its parts. */
+export function splitEpoch(epoch: string): { logEpoch: string; replicationId: string } {
+  const dot = epoch.lastIndexOf('.');
+  return { logEpoch: epoch.slice(0, dot), replicationId: epoch.slice(dot + 1) };
 }
 
 /** How a transport follows its tailed logs live. */
@@ -39,11 +73,20 @@ export interface LiveReader {
   close(): void;
 }
 
-/** Hands events to a key's tails in seq order; seqs are gap-free, so a jump means lost events. */
-export function deliverToTails(tails: StreamTail[], events: GeoLoggedEnvelope[]): void {
+/**
+ * Hands events to a key's tails in seq order; seqs are gap-free, so a jump means lost
+ * events. An entry stamped with another epoch belongs to a new incarnation of the log
+ * (its primary lost the data and the counter started again): the tail fails before
+ * delivering it, so no member receives an event under an epoch it does not belong to.
+ */
+export function deliverToTails(tails: StreamTail[], entries: StampedEvent[]): void {
   for (const tail of tails) {
-    for (const event of events) {
+    for (const { event, epoch } of entries) {
       if (event.seq <= tail.cursor) continue;
+      if (epoch !== undefined && epoch !== tail.logEpoch) {
+        tail.fail(`the log of room "${event.room_id}" was lost or reset: seq ${event.seq} belongs to another epoch`);
+        break;
+      }
       if (event.seq !== tail.cursor + 1) {
         tail.fail(`tail of room "${event.room_id}" lost events ${tail.cursor + 1}..${event.seq - 1} to retention`);
         break;
@@ -113,6 +156,8 @@ export class RedisStreamReader implements LiveReader {
   private async run(): Promise<void> {
     this.running = true;
     let failures = 0;
+    /** The source of the last read, and its replication id right after that read. */
+    let last: { command: Redis; replicationId: string } | undefined;
     while (!this.closed) {
       if (this.tails.size === 0) {
         await new Promise<void>((resolve) => (this.wake = resolve));
@@ -122,6 +167,9 @@ export class RedisStreamReader implements LiveReader {
       try {
         const source = await this.source();
         const id = await source.blockingId();
+        // A server serves its data under one replication id; a new one (a restarted primary,
+        // a failover) means another dataset, whose entries belong to another epoch.
+        const before = last?.command === source.command ? last.replicationId : await source.replicationId();
         this.dirty = false;
         const keys = [...this.tails.keys()];
         const ids = keys.map((key) => `${Math.min(...[...this.tails.get(key)!].map((tail) => tail.cursor))}-0`);
@@ -129,8 +177,29 @@ export class RedisStreamReader implements LiveReader {
         if (this.dirty) continue; // changed while we built the call: build it again
         const reply = (await source.blocking.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', ...keys, ...ids)) as [string, StreamEntries][] | null;
         this.blockedOn = undefined;
+        const after = await source.replicationId();
+        last = { command: source.command, replicationId: after };
         failures = 0;
-        for (const [key, entries] of reply ?? []) deliverToTails(this.tailsOf(key), parseEntries(entries));
+        // The primary says which epoch is current: tails of another one are over. A replica
+        // may still serve the previous dataset (or already the next one): unless it agrees
+        // with the primary, its entries go only to tails of its own id, and the primary's
+        // checks end the others.
+        if (source.primary || after === source.primaryReplicationId()) {
+          for (const tail of this.all()) {
+            if (tail.replicationId !== after) tail.fail('the Redis primary restarted or failed over: the room log is in another epoch');
+          }
+        }
+        // Read while the id changed: the entries may be of either dataset, so read again.
+        if (before !== after) continue;
+        let skipped = false;
+        for (const [key, entries] of reply ?? []) {
+          const tails = this.tailsOf(key);
+          const fed = tails.filter((tail) => tail.replicationId === after);
+          skipped ||= fed.length < tails.length;
+          deliverToTails(fed, parseStamped(entries));
+        }
+        // Entries a tail may not take stay after its cursor: do not spin on them.
+        if (skipped) await new Promise((resolve) => setTimeout(resolve, 100));
       } catch (error) {
         this.blockedOn = undefined;
         if (this.closed) break;

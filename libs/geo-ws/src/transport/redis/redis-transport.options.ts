@@ -23,4 +23,12 @@ export interface RedisTransportOptions {
   namespace?: string;
   /** A replica whose link is down, or silent for longer than this, is not read from. Default 5000. */
   maxReplicaLagMs?: number;
+  /**
+   * How long the epoch of a log without events (a room only joined, never published to)
+   * is kept after its last read or live check; its first event makes it permanent. Any
+   * client can create such logs by joining rooms, so they must not live forever. A client
+   * that resumes such a room from `since: 0` after it expired is told `recovered: false`
+   * (conservative: nothing was lost). Default 3600000 (one hour); at least 1000.
+   */
+  emptyLogTtlMs?: number;
 }

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { deliverToTails, parseEntries, type LiveReader, type StreamTail } from './redis-stream.reader.js';
+import { deliverToTails, parseStamped, type LiveReader, type StreamEntries, type StreamTail } from './redis-stream.reader.js';
 
 const PAGE = 500;
 const SWEEP_MS = 1000;
@@ -9,7 +9,8 @@ const SWEEP_MS = 1000;
  * The live reader for Redis Cluster, where one `XREAD` cannot span slots: the append
  * script publishes a wake-up on the log's channel, and the reader, subscribed once per
  * tailed log on one connection, reads the new entries with `XRANGE` from its cursor. A
- * sweep every second reads every tailed log, since Pub/Sub may drop a wake-up.
+ * sweep every second reads every tailed log, since Pub/Sub may drop a wake-up. Entries
+ * are checked against each tail's epoch as in the blocking reader (`deliverToTails`).
  */
 export class RedisWakeReader implements LiveReader {
   private readonly logger = new Logger('GeoWs');
@@ -92,8 +93,8 @@ export class RedisWakeReader implements LiveReader {
       const tails = this.tailsOf(key);
       if (tails.length === 0) return;
       const from = Math.min(...tails.map((tail) => tail.cursor)) + 1;
-      const entries = (await this.commands().xrange(key, `${from}-0`, '+', 'COUNT', PAGE)) as [string, string[]][];
-      deliverToTails(tails, parseEntries(entries));
+      const entries = (await this.commands().xrange(key, `${from}-0`, '+', 'COUNT', PAGE)) as StreamEntries;
+      deliverToTails(tails, parseStamped(entries));
       if (entries.length < PAGE) return;
     }
   }

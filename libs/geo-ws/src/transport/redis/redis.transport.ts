@@ -16,21 +16,24 @@ import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
 import { loadRedis } from './load-redis.js';
 import { RedisKeys } from './redis-keys.js';
-import { APPEND_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
+import { APPEND_SCRIPT, CHECK_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
 import { RedisStateStore } from './redis-state.store.js';
-import { parseEntries, RedisStreamReader, type LiveReader, type ReadSource, type StreamTail } from './redis-stream.reader.js';
+import { parseEntries, RedisStreamReader, splitEpoch, type LiveReader, type ReadSource, type StreamEntries, type StreamTail } from './redis-stream.reader.js';
 import { RedisWakeReader } from './redis-wake.reader.js';
 import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
 
 /** The commands the scripts add to a connection. */
 interface ScriptedRedis extends Redis {
   geoAppend(stream: string, meta: string, dedup: string, ...args: (string | number)[]): Promise<[number, number, string]>;
-  geoEpoch(meta: string, candidate: string): Promise<string>;
-  geoReset(stream: string, meta: string, epoch: string): Promise<number>;
+  geoEpoch(meta: string, candidate: string, ttlMs: number): Promise<string>;
+  geoCheck(meta: string, ttlMs: number): Promise<[string | null, string | null]>;
+  geoReset(stream: string, meta: string, epoch: string, ttlMs: number): Promise<number>;
 }
 
 const HEALTH_INTERVAL_MS = 1000;
 const EPOCH_CHECK_INTERVAL_MS = 2000;
+/** Default life of the epoch of a log without events after its last read or live check. */
+const EMPTY_LOG_TTL_MS = 60 * 60 * 1000;
 
 /**
  * The room log on Redis Streams: one stream per room log on the primary (home region),
@@ -52,7 +55,12 @@ export function redisTransport(options: RedisTransportOptions): GeoTransportFact
  *   down or lagging;
  * - the epoch is the log's random epoch joined to the primary's replication id, so a
  *   flushed log or a failover to another primary (which can lose acknowledged writes:
- *   replication is asynchronous) is a new epoch and resumes say `recovered: false`.
+ *   replication is asynchronous) is a new epoch and resumes say `recovered: false`;
+ * - every entry carries its log's epoch and the live reader checks it, and the replication
+ *   id of the server it reads, before delivering: a tail fails before any event of a new
+ *   incarnation reaches it;
+ * - a log without events (a room only joined) has no permanent key: its meta hash expires
+ *   `emptyLogTtlMs` after its last read or live check, and its first event makes it permanent.
  */
 export class RedisTransport implements GeoTransport {
   readonly name = 'redis';
@@ -75,6 +83,7 @@ export class RedisTransport implements GeoTransport {
   private connecting: Promise<void> | undefined;
   private replicaHealthy = false;
   private replicationId = '';
+  private readonly emptyLogTtlMs: number;
   private closed = false;
 
   constructor(
@@ -88,6 +97,10 @@ export class RedisTransport implements GeoTransport {
       throw new Error('redisTransport: replica does not apply to cluster mode (Redis Cluster has its own replicas)');
     }
     this.keys = new RedisKeys(options.namespace ?? 'geo');
+    this.emptyLogTtlMs = options.emptyLogTtlMs ?? EMPTY_LOG_TTL_MS;
+    if (!Number.isInteger(this.emptyLogTtlMs) || this.emptyLogTtlMs < 1000) {
+      throw new Error(`redisTransport: emptyLogTtlMs must be an integer of at least 1000, got ${options.emptyLogTtlMs}`);
+    }
     this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
     this.reader = new RedisStreamReader(() => this.readSource());
   }
@@ -157,6 +170,7 @@ export class RedisTransport implements GeoTransport {
       key: this.keys.stream(log),
       cursor: afterSeq,
       epoch,
+      ...splitEpoch(epoch),
       onEvent,
       fail: (reason) => {
         if (stopped) return;
@@ -199,7 +213,7 @@ export class RedisTransport implements GeoTransport {
   async deleteLog(log: LogRef): Promise<void> {
     const primary = this.requirePrimary();
     try {
-      await primary.geoReset(this.keys.stream(log), this.keys.meta(log), randomUUID());
+      await primary.geoReset(this.keys.stream(log), this.keys.meta(log), randomUUID(), this.emptyLogTtlMs);
       // Forget the log's event ids too, so its new incarnation accepts them again.
       for (const node of this.masters()) {
         let cursor = '0';
@@ -278,6 +292,8 @@ export class RedisTransport implements GeoTransport {
     this.defineScripts(primary);
     this.primary = primary;
     this.replicationId = await this.fetchReplicationId(primary);
+    // Reconnected: maybe to a restarted or promoted primary, under another replication id.
+    primary.on('ready', () => void this.fetchReplicationId(primary).then((id) => (this.replicationId = id), () => undefined));
     this.primaryBlocking = await connect(this.options.primary!, 'primary reader');
     this.subscriber = await connect(this.options.primary!, 'subscriber');
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
@@ -301,6 +317,7 @@ export class RedisTransport implements GeoTransport {
   private defineScripts(client: Redis): void {
     client.defineCommand('geoAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
     client.defineCommand('geoEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT });
+    client.defineCommand('geoCheck', { numberOfKeys: 1, lua: CHECK_SCRIPT });
     client.defineCommand('geoReset', { numberOfKeys: 2, lua: RESET_SCRIPT });
   }
 
@@ -344,6 +361,9 @@ export class RedisTransport implements GeoTransport {
     return {
       command,
       blocking,
+      replicationId: () => this.fetchReplicationId(command),
+      primary: !useReplica,
+      primaryReplicationId: () => this.replicationId,
       blockingId: async () => {
         let id = this.clientIds.get(blocking);
         if (id === undefined) {
@@ -374,14 +394,14 @@ export class RedisTransport implements GeoTransport {
   private async fetchReplicationId(client: Redis): Promise<string> {
     // In a cluster each master has its own; epochs there change only with their logs.
     if (this.clusterMode) return 'cluster';
-    const info = parseInfo(await client.info('replication'));
-    return (info.master_replid ?? '').slice(0, 12);
+    return replicationIdOf(await client.info('replication'));
   }
 
   /**
    * Tails learn that their log changed incarnation: from the resets channel at once, and
    * by comparing epochs every few seconds (Pub/Sub is at-most-once, and a failover
-   * changes every epoch without a message).
+   * changes every epoch without a message), also when no entry arrived to say so. The
+   * same check keeps the epoch of a tailed log without events from expiring.
    */
   private async checkEpochs(): Promise<void> {
     if (this.closed || this.primary?.status !== 'ready') return;
@@ -389,11 +409,14 @@ export class RedisTransport implements GeoTransport {
       this.replicationId = await this.fetchReplicationId(this.primary);
       const tails = this.reader.all();
       if (tails.length === 0) return;
-      const metaKeys = tails.map((tail) => tail.key.replace(/:log$/, ':meta'));
-      const epochs = await Promise.all(metaKeys.map((key) => this.primary!.hget(key, 'epoch')));
-      tails.forEach((tail, i) => {
-        if (this.fullEpoch(epochs[i] ?? '') !== tail.epoch) tail.fail('the room log was reset or lost; its epoch changed');
-      });
+      const keys = [...new Set(tails.map((tail) => tail.key))];
+      const metas = await Promise.all(keys.map((key) => this.primary!.geoCheck(key.replace(/:log$/, ':meta'), this.emptyLogTtlMs)));
+      const byKey = new Map(keys.map((key, i) => [key, metas[i]]));
+      for (const tail of tails) {
+        const [epoch, seq] = byKey.get(tail.key)!;
+        if (this.fullEpoch(epoch ?? '') !== tail.epoch) tail.fail('the room log was reset or lost; its epoch changed');
+        else if (Number(seq ?? 0) < tail.cursor) tail.fail('the room log went back to an earlier position; it was restored or lost');
+      }
     } catch (error) {
       this.logger.debug(`epoch check: ${(error as Error).message}`);
     }
@@ -421,23 +444,40 @@ export class RedisTransport implements GeoTransport {
    * One consistent view of a log from the read connection: its epoch, bounds and, when
    * asked, events after a position. Meta and stream are replicated together (scripts
    * replicate as one transaction), so a lagging replica is behind, never inconsistent.
+   * Outside Cluster mode the read is one transaction with the server's replication id,
+   * so the epoch names the dataset the events were read from, even right after a
+   * restart or failover. A log without events gets (or keeps) an expiring epoch.
    */
-  private async snapshot(log: LogRef, afterSeq: number | undefined, limit: number) {
-    const connection = this.readConnection();
+  private async snapshot(log: LogRef, afterSeq: number | undefined, limit: number, connection = this.readConnection()): Promise<Snapshot> {
     const stream = this.keys.stream(log);
     const meta = this.keys.meta(log);
     try {
-      const pipeline = connection.pipeline().hmget(meta, 'epoch', 'seq').xrange(stream, '-', '+', 'COUNT', 1);
-      if (afterSeq !== undefined) pipeline.xrange(stream, `${afterSeq + 1}-0`, '+', 'COUNT', limit);
-      const results = (await pipeline.exec()) ?? [];
+      const batch = this.clusterMode ? connection.pipeline() : connection.multi();
+      batch.hmget(meta, 'epoch', 'seq').pttl(meta).xrange(stream, '-', '+', 'COUNT', 1);
+      if (afterSeq !== undefined) batch.xrange(stream, `${afterSeq + 1}-0`, '+', 'COUNT', limit);
+      if (!this.clusterMode) batch.info('replication');
+      const results = (await batch.exec()) ?? [];
       for (const [error] of results) if (error) throw error;
       const [storedEpoch, storedSeq] = results[0][1] as [string | null, string | null];
-      const first = results[1][1] as [string, string[]][];
+      const ttl = results[1][1] as number;
+      const first = results[2][1] as StreamEntries;
       const lastSeq = Number(storedSeq ?? 0);
       const firstSeq = first.length > 0 ? Number(first[0][0].split('-')[0]) : lastSeq + 1;
-      const epoch = this.fullEpoch(storedEpoch ?? (await this.requirePrimary().geoEpoch(meta, randomUUID())));
-      const events = afterSeq === undefined ? [] : parseEntries(results[2][1] as [string, string[]][]);
-      return { epoch, firstSeq, lastSeq, events };
+      const replicationId = this.clusterMode ? 'cluster' : replicationIdOf(results.at(-1)![1] as string);
+      if (!this.clusterMode) {
+        if (connection === this.primary) this.replicationId = replicationId;
+        // A replica that has not caught up with a restarted or new primary serves the
+        // previous dataset: read from the primary instead.
+        else if (replicationId !== this.replicationId) return await this.snapshot(log, afterSeq, limit, this.requirePrimary());
+      }
+      let logEpoch = storedEpoch;
+      if (logEpoch === null) logEpoch = await this.requirePrimary().geoEpoch(meta, randomUUID(), this.emptyLogTtlMs);
+      else if (ttl > 0 && ttl < this.emptyLogTtlMs / 2) {
+        // Read again while it has no events: its epoch lives on (once per half of its life).
+        void this.requirePrimary().geoEpoch(meta, randomUUID(), this.emptyLogTtlMs).catch(() => undefined);
+      }
+      const events = afterSeq === undefined ? [] : parseEntries(results[3][1] as StreamEntries);
+      return { epoch: `${logEpoch}.${replicationId}`, firstSeq, lastSeq, events };
     } catch (error) {
       throw this.unavailable(error);
     }
@@ -454,6 +494,19 @@ export class RedisTransport implements GeoTransport {
     if (/^(ERR|WRONGTYPE|NOSCRIPT)/.test(message)) return error as Error;
     return new GeoTransportUnavailableError(`Redis: ${message}`, { cause: error });
   }
+}
+
+/** One consistent read of a log (see `RedisTransport.snapshot`). */
+interface Snapshot {
+  epoch: string;
+  firstSeq: number;
+  lastSeq: number;
+  events: GeoLoggedEnvelope[];
+}
+
+/** The part of a server's replication id (from `INFO replication`) that goes into epochs. */
+function replicationIdOf(info: string): string {
+  return (parseInfo(info).master_replid ?? '').slice(0, 12);
 }
 
 /** `INFO` text to a map of its fields. */
