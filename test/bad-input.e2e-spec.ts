@@ -64,7 +64,7 @@ describe('bad input: stable error codes, nothing appended, connection still usab
     for (const depth of [33, 900]) { // within this suite's 2 KiB frames; deeper ones: hostile-clients.e2e-spec.ts
       const eventId = randomUUID();
       const deep = '['.repeat(depth) + ']'.repeat(depth);
-      await expectRefused('MALFORMED_FRAME', () => client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${name}","data":{"text":${deep}}}}`));
+      await expectRefused('MALFORMED_FRAME', () => client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${name}","data":{"text":${deep}}}}`), eventId);
     }
   });
 
@@ -106,7 +106,7 @@ describe('bad input: stable error codes, nothing appended, connection still usab
 
   it('PAYLOAD_TOO_LARGE: over maxPayloadBytes is refused and the connection stays open', async () => {
     const eventId = randomUUID();
-    await expectRefused('PAYLOAD_TOO_LARGE', () => client.send('note.add', { event_id: eventId, room_id: name, data: { text: 'x'.repeat(maxPayloadBytes) } }));
+    await expectRefused('PAYLOAD_TOO_LARGE', () => client.send('note.add', { event_id: eventId, room_id: name, data: { text: 'x'.repeat(maxPayloadBytes) } }), eventId);
   });
 
   it('VALIDATION_FAILED: the handler DTO (class-validator) rejects the payload', async () => {
@@ -136,6 +136,9 @@ describe('bad input: stable error codes, nothing appended, connection still usab
     for (const eventId of flood) client.send('note.add', { event_id: eventId, room_id: name, data: { text: 'flood' } });
     const limited = await client.next('geo.error', (data) => data.code === 'RATE_LIMITED');
     expect(flood).toContain(limited.event_id);
+    expect(limited.room).toBe(name);
+    client.send('geo.join', { room: `${name}-limited` }); // a refused join names its room, so the client can retry it
+    expect(await client.next('geo.error', (data) => data.code === 'RATE_LIMITED' && data.room === `${name}-limited`)).toBeDefined();
     await new Promise((resolve) => setTimeout(resolve, 1500)); // the bucket refills
     const ok = await client.publish('note.add', name, { text: 'after the flood' });
     expect(ok.seq).toEqual(expect.any(Number));

@@ -13,7 +13,7 @@ import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
 import type { RoomFeeds } from '../fanout/room-feeds.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import type { RoomPresence } from '../presence/room-presence.js';
-import { parseFrame, parseJoin, parseLeave, type Frame } from '../protocol/frames.js';
+import { eventIdOf, parseFrame, parseJoin, parseLeave, peekFrame, roomOf, type Frame } from '../protocol/frames.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
@@ -50,26 +50,24 @@ export class FrameDispatcher {
   onMessage(connection: ClientConnection, raw: RawData, isBinary: boolean): void {
     connection.lastFrameAt = Date.now();
     const bytes = rawToBuffer(raw);
-    let frame: Frame;
+    const { maxPayloadBytes, maxDepth } = this.options.limits;
+    let frame: Partial<Frame> = {};
     try {
       // Taken before parsing: malformed frames cost the sender as much as valid ones.
       const withinRate = connection.bucket.take();
-      if (bytes.length > this.options.limits.maxPayloadBytes) {
-        throw new GeoProtocolError(
-          GeoErrorCode.PAYLOAD_TOO_LARGE,
-          `frame is ${bytes.length} bytes; the limit is ${this.options.limits.maxPayloadBytes}`,
-        );
-      }
       if (isBinary && !isUtf8(bytes)) throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'binary frames must hold UTF-8 JSON');
-      frame = parseFrame(bytes.toString('utf8'), this.options.limits.maxDepth);
-      if (!withinRate) {
-        throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id', eventIdOf(frame));
+      if (bytes.length > maxPayloadBytes) {
+        frame = peekFrame(bytes.toString('utf8')); // only to name the refused request
+        throw new GeoProtocolError(GeoErrorCode.PAYLOAD_TOO_LARGE, `frame is ${bytes.length} bytes; the limit is ${maxPayloadBytes}`);
       }
+      frame = parseFrame(bytes.toString('utf8'), maxDepth);
+      if (!withinRate) throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
     } catch (error) {
-      this.refuse(connection, toProtocolError(error).error);
+      this.refuse(connection, toProtocolError(error, eventIdOf(frame.data)).error, roomOf(frame.data));
       return;
     }
-    connection.queue = connection.queue.then(() => this.handleFrame(connection, frame));
+    const parsed = frame as Frame;
+    connection.queue = connection.queue.then(() => this.handleFrame(connection, parsed));
   }
 
   private async handleFrame(connection: ClientConnection, frame: Frame): Promise<void> {
@@ -88,9 +86,9 @@ export class FrameDispatcher {
           return await this.publish(connection, frame);
       }
     } catch (error) {
-      const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame));
+      const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame.data));
       if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, (error as Error)?.stack);
-      this.refuse(connection, protocolError, roomOf(frame));
+      this.refuse(connection, protocolError, roomOf(frame.data));
     }
   }
 
@@ -185,7 +183,7 @@ export class FrameDispatcher {
   private async publish(connection: ClientConnection, frame: Frame): Promise<void> {
     const handler = this.handlers.get(frame.event);
     if (!handler) {
-      throw new GeoProtocolError(GeoErrorCode.UNKNOWN_EVENT, `no handler for event "${frame.event}"`, eventIdOf(frame));
+      throw new GeoProtocolError(GeoErrorCode.UNKNOWN_EVENT, `no handler for event "${frame.event}"`, eventIdOf(frame.data));
     }
     const inbound = parseInboundEvent(frame.data);
     if (!connection.rooms.has(inbound.room_id)) {
@@ -279,17 +277,6 @@ function isUtf8(bytes: Buffer): boolean {
   } catch {
     return false;
   }
-}
-
-function eventIdOf(frame: Frame): string | undefined {
-  const id = (frame.data as { event_id?: unknown } | null)?.event_id;
-  return typeof id === 'string' && id.length <= 64 ? id : undefined;
-}
-
-function roomOf(frame: Frame): string | undefined {
-  const data = frame.data as { room_id?: unknown; room?: unknown } | null;
-  const room = data?.room_id ?? data?.room;
-  return typeof room === 'string' && room.length <= 128 ? room : undefined;
 }
 
 function isSealedFor(value: unknown, eventId: string, roomId: string): value is GeoEnvelopeDraft {

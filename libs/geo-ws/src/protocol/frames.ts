@@ -1,4 +1,4 @@
-import { isValidRoomId } from '../envelope/envelope.rules.js';
+import { isValidEventId, isValidRoomId } from '../envelope/envelope.rules.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { JoinPosition } from '../fanout/room-feed.js';
@@ -39,9 +39,35 @@ export function parseFrame(raw: string, maxDepth = DEFAULT_MAX_DEPTH): Frame {
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame.event must be a non-empty string of at most 128 characters');
   }
   if (nestsDeeperThan(data, maxDepth)) {
-    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, `frame.data nests arrays or objects deeper than ${maxDepth} levels`);
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, `frame.data nests arrays or objects deeper than ${maxDepth} levels`, eventIdOf(data));
   }
   return { event, data };
+}
+
+/**
+ * Reads a frame only to name it in a refusal (a frame too large to process): its
+ * `event_id` and room, when it has valid ones, so the client can settle that request.
+ */
+export function peekFrame(raw: string): Partial<Frame> {
+  try {
+    const value: unknown = JSON.parse(raw);
+    return typeof value === 'object' && value !== null ? { data: (value as { data?: unknown }).data } : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The `event_id` a frame's data names, when it is a valid one. */
+export function eventIdOf(data: unknown): string | undefined {
+  const id = (data as { event_id?: unknown } | null | undefined)?.event_id;
+  return isValidEventId(id) ? id : undefined;
+}
+
+/** The room a frame's data names (`room_id` of a publish, `room` of a join or leave), when valid. */
+export function roomOf(data: unknown): string | undefined {
+  const fields = data as { room_id?: unknown; room?: unknown } | null | undefined;
+  const room = fields?.room_id ?? fields?.room;
+  return isValidRoomId(room) ? room : undefined;
 }
 
 /** Iterative (a recursive walk would itself overflow the stack on hostile input). */
