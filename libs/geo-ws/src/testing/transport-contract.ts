@@ -11,6 +11,13 @@ export interface ContractCluster {
   transport: GeoTransportFactory;
   /** Frees what the cluster holds (streams, keys, servers). */
   dispose?(): Promise<void>;
+  /**
+   * Makes the broker lose `log` the way a restart without its data does: nobody is told,
+   * and the next append starts a new incarnation (for instance Redis keys deleted behind
+   * the transport's back, a JetStream stream deleted and created again). Leave it out for
+   * a transport whose broker cannot lose data apart from the process (memory).
+   */
+  loseLog?(log: LogRef): Promise<void>;
 }
 
 export interface TransportContractOptions {
@@ -71,6 +78,15 @@ export function describeTransportContract(name: string, options: TransportContra
     }
 
     const room = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    /** Retries an async check every 50 ms until it holds. */
+    const eventually = async (check: () => Promise<boolean>, what: string, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!(await check().catch(() => false))) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        await sleep(50);
+      }
+    };
     let counter = 0;
     const draft = (log: LogRef, region: string, data: unknown = { n: ++counter }, eventId = randomUUID()): GeoEnvelopeDraft => ({
       event_id: eventId,
@@ -255,6 +271,58 @@ export function describeTransportContract(name: string, options: TransportContra
       await reader.tail(log, seq, () => undefined, (error) => errors.push(error));
       await writer.deleteLog(log);
       await waitFor(() => errors.length === 1, 'the tail to report the deleted log', timeout / 2);
+    }, timeout);
+
+    it('a log lost without notice: its tail fails before delivering any event of the new incarnation, which reads report as another epoch', async () => {
+      const [writer, reader] = await deploy({}, regions.slice(0, 2));
+      const cluster = clusters.at(-1)!;
+      if (!cluster.loseLog) return; // this broker cannot lose a log on its own
+      const log = globalLog(room('lost'));
+      const before = await appendMany(writer, log, 3);
+      const { epoch } = await reader.head(log);
+      const seen: GeoLoggedEnvelope[] = [];
+      const errors: Error[] = [];
+      await reader.tail(log, before.at(-1)!, (event) => seen.push(event), (error) => errors.push(error));
+      await cluster.loseLog(log);
+      // The new incarnation passes the tail's position at once: its events must not reach
+      // the tail as if they followed the lost ones.
+      const after: GeoEnvelopeDraft[] = [];
+      for (let i = 0; i < 8; i++) {
+        const event = draft(log, regions[0]);
+        await eventually(() => writer.append(log, event).then(() => true), 'an append to the new incarnation', timeout / 4);
+        after.push(event);
+      }
+      await waitFor(() => errors.length === 1, 'the tail to fail', timeout / 2);
+      await sleep(300);
+      expect(seen).toEqual([]);
+      // Every acked event of the new incarnation is readable, under an epoch that is not the lost one's.
+      await eventually(
+        async () => {
+          const read = await reader.read(log, 0, 100);
+          return read.epoch !== epoch && read.events.length === after.length;
+        },
+        'a read of the new incarnation',
+        timeout / 2,
+      );
+      const read = await reader.read(log, 0, 100);
+      expect(read.events.map((event) => event.event_id)).toEqual(after.map((event) => event.event_id));
+      expect((await writer.head(log)).epoch).toBe(read.epoch);
+    }, timeout);
+
+    it('a log with no events keeps the epoch it was read with through its first append, for its readers and its tails', async () => {
+      const [writer, reader] = await deploy({}, regions.slice(0, 2));
+      const log = globalLog(room('first'));
+      const read = await reader.read(log, 0, 10);
+      expect(read).toMatchObject({ events: [], truncated: false, lastSeq: 0 });
+      expect((await writer.head(log)).epoch).toBe(read.epoch);
+      const seen: GeoLoggedEnvelope[] = [];
+      const errors: Error[] = [];
+      await reader.tail(log, 0, (event) => seen.push(event), (error) => errors.push(error));
+      const first = await writer.append(log, draft(log, regions[0]));
+      expect(first.epoch).toBe(read.epoch);
+      await waitFor(() => seen.length === 1, 'the first event on the tail', timeout / 2);
+      expect(errors).toEqual([]);
+      expect((await reader.head(log)).epoch).toBe(read.epoch);
     }, timeout);
 
     it('room ids with broker-special characters are separate logs: none can read or write another', async () => {

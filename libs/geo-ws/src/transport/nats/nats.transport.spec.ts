@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { describeTransportContract } from '../../testing/transport-contract.js';
 import { dropNatsNamespace } from '../../../../../test/support/nats-namespace.js';
 import { describe, expect, it } from '@jest/globals';
+import type { LogRef } from '../log-ref.js';
+import { NatsNames } from './nats-names.js';
 import { natsTransport, type NatsTransport } from './nats.transport.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -9,7 +13,24 @@ const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 describeTransportContract(`nats (JetStream at ${servers})`, {
   newCluster: () => {
     const namespace = `t${randomUUID().slice(0, 8)}`;
-    return { transport: natsTransport({ servers, namespace }), dispose: () => dropNatsNamespace(servers, namespace) };
+    return {
+      transport: natsTransport({ servers, namespace }),
+      dispose: () => dropNatsNamespace(servers, namespace),
+      // The log's stream deleted and created again with the same configuration, as after a
+      // server lost its store and an app set the stream up again.
+      loseLog: async (log: LogRef) => {
+        const nc = await connect({ servers });
+        try {
+          const jsm = await jetstreamManager(nc);
+          const name = new NatsNames(namespace).stream(log);
+          const { config } = await jsm.streams.info(name);
+          await jsm.streams.delete(name);
+          await jsm.streams.add(config);
+        } finally {
+          await nc.close();
+        }
+      },
+    };
   },
 });
 

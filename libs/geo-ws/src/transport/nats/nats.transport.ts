@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, StoredMsg, StreamConfig } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, StoredMsg, StreamConfig } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
@@ -21,7 +21,12 @@ import { NatsNames } from './nats-names.js';
 import { NatsStateStore, type NatsStateBuckets } from './nats-state.store.js';
 import type { NatsTransportOptions } from './nats-transport.options.js';
 
+/** The log's own epoch (the KV part); messages of older versions carry the full epoch. */
 const EPOCH_HEADER = 'Geo-Epoch';
+/** The epoch of a log that was never reset: no KV entry, so joining rooms creates no state. */
+const INITIAL_LOG_EPOCH = '0';
+/** In-process caches per log stay below this many entries (rooms come and go). */
+const CACHE_LIMIT = 10_000;
 /** Marks the first event of a log incarnation: if it is still the first retained, nothing was lost. */
 const FIRST_HEADER = 'Geo-First';
 const STREAM_NOT_FOUND = 10059;
@@ -61,7 +66,10 @@ interface TailState {
  *   clustered streams before 2.10 do not serialise: nats-server#4320.)
  * - G1: `Nats-Msg-Id` = log key + `event_id`, within the stream's duplicate window;
  * - G3: reads and tails start at `since + 1` with ordered consumers filtered on the room;
- * - epochs live in a KV bucket, one per log; deleting a log rotates it.
+ * - a log's epoch is its KV entry (`0` until `deleteLog` rotates it, so reading or joining
+ *   a room creates no entry) joined to its stream's creation time; messages carry the KV
+ *   part, and a tail checks the stream's incarnation whenever it gets a new consumer, so
+ *   no event of a stream created again reaches a tail of the old one.
  */
 export class NatsTransport implements GeoTransport {
   readonly name = 'nats';
@@ -109,9 +117,12 @@ export class NatsTransport implements GeoTransport {
   async append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
     const { js, nats } = this.require();
     const key = this.names.logKey(log);
-    const epoch = await this.epochOf(log);
+    const logEpoch = await this.logEpoch(log);
+    const epoch = `${logEpoch}.${await this.incarnationOf(this.names.stream(log))}`;
     const headers = nats.core.headers();
-    headers.set(EPOCH_HEADER, epoch);
+    // Only the KV part: whichever stream the message lands in is its incarnation, even if
+    // this instance has not noticed yet that the stream was created again.
+    headers.set(EPOCH_HEADER, logEpoch);
     if (!this.started.has(key) && !(await this.lastPosition(log))) headers.set(FIRST_HEADER, '1');
     let ack;
     try {
@@ -123,11 +134,11 @@ export class NatsTransport implements GeoTransport {
     } catch (error) {
       throw this.unavailable(error);
     }
-    this.started.add(key);
+    remember(this.started, key);
     if (!ack.duplicate) return { seq: ack.seq, epoch, duplicate: false };
     // The original's epoch is in its headers (it may predate a reset of the log).
     const original = await this.direct(log, { seq: ack.seq });
-    return { seq: ack.seq, epoch: original?.epoch ?? epoch, duplicate: true };
+    return { seq: ack.seq, epoch: original?.epoch ? fullEpoch(original.epoch, epoch) : epoch, duplicate: true };
   }
 
   async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
@@ -156,7 +167,9 @@ export class NatsTransport implements GeoTransport {
     const { js } = this.require();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
-    const epoch = await this.epochOf(log);
+    const logEpoch = await this.logEpoch(log);
+    const incarnation = await this.incarnationOf(stream, true);
+    const epoch = `${logEpoch}.${incarnation}`;
     const first = await this.firstPosition(log);
     if (first && afterSeq + 1 < first.seq && !first.first) {
       throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
@@ -165,6 +178,8 @@ export class NatsTransport implements GeoTransport {
     let next = afterSeq + 1; // the stream sequence to resume from after any failure
     let stopped = false;
     let current: ConsumerMessages | undefined;
+    /** The consumer whose stream was last checked to be this tail's incarnation. */
+    let verified: string | undefined;
     const tail: TailState = {
       epoch,
       onError,
@@ -182,10 +197,10 @@ export class NatsTransport implements GeoTransport {
       onError?.(new Error(reason));
     };
     /** Delivers one message; false when the tail must stop. */
-    const deliver = (message: { seq: number; headers?: { get(name: string): string }; json<T>(): T }): boolean => {
+    const deliver = (message: JsMsg): boolean => {
       next = message.seq + 1;
       if (message.seq <= delivered) return true;
-      if (message.headers?.get(EPOCH_HEADER) !== epoch) {
+      if (!ofEpoch(message.headers?.get(EPOCH_HEADER), logEpoch, epoch)) {
         fail(`log of room "${log.room}" was reset; its epoch changed`);
         return false;
       }
@@ -209,12 +224,18 @@ export class NatsTransport implements GeoTransport {
         try {
           if (!current) {
             // Reopening: a stream deleted and recreated meanwhile restarts its sequences.
-            const incarnation = await this.incarnationOf(stream, true);
-            if (!epoch.endsWith(`.${incarnation}`)) return fail(`the stream of room "${log.room}" was recreated; its epoch changed`);
+            if ((await this.incarnationOf(stream, true)) !== incarnation) return fail(`the stream of room "${log.room}" was recreated; its epoch changed`);
             current = await open();
           }
           for await (const message of current) {
             failures = 0;
+            if (stopped) return;
+            if (message.info.consumer !== verified) {
+              // A new consumer (ours, or the ordered consumer's own reset) may already read
+              // a stream that was deleted and created again: check before delivering from it.
+              if ((await this.incarnationOf(stream, true)) !== incarnation) return fail(`the stream of room "${log.room}" was recreated; its epoch changed`);
+              verified = message.info.consumer;
+            }
             if (stopped || !deliver(message)) return;
           }
         } catch (error) {
@@ -285,7 +306,7 @@ export class NatsTransport implements GeoTransport {
       .catch((error: unknown) => {
         throw this.unavailable(error);
       });
-    this.epochs.set(key, epoch);
+    remember(this.epochs, key, epoch);
     this.started.delete(key);
     await jsm.streams.purge(this.names.stream(log), { filter: this.names.subject(log) }).catch((error: unknown) => {
       throw this.unavailable(error);
@@ -448,7 +469,7 @@ export class NatsTransport implements GeoTransport {
       for await (const entry of watcher) {
         if (entry.operation !== 'PUT') continue;
         const epoch = entry.string();
-        this.epochs.set(entry.key, epoch);
+        remember(this.epochs, entry.key, epoch);
         this.started.delete(entry.key);
         for (const tail of [...(this.tails.get(entry.key) ?? [])]) {
           if (!tail.epoch.startsWith(`${epoch}.`)) {
@@ -476,14 +497,7 @@ export class NatsTransport implements GeoTransport {
 
   // ---- epochs ------------------------------------------------------------------------
 
-  /**
-   * The log's epoch: its KV entry (created once, by whichever region is first, and
-   * rotated by `deleteLog`) joined to its stream's creation time.
-   */
-  private async epochOf(log: LogRef): Promise<string> {
-    return `${await this.logEpoch(log)}.${await this.incarnationOf(this.names.stream(log))}`;
-  }
-
+  /** A stream's creation time: cached for appends; `fresh` asks the server (reads, tails). */
   private async incarnationOf(stream: string, fresh = false): Promise<string> {
     const cached = this.incarnations.get(stream);
     if (cached && !fresh) return cached;
@@ -497,6 +511,12 @@ export class NatsTransport implements GeoTransport {
     }
   }
 
+  /**
+   * The log's own epoch: its KV entry, written only by `deleteLog`, or `0` for a log that
+   * was never reset. Nothing is written for a log that is only read or appended to, so
+   * clients joining rooms cannot grow the bucket, and the epoch a joiner of an empty room
+   * gets is the one its first event is appended under. The watcher keeps the cache current.
+   */
   private async logEpoch(log: LogRef): Promise<string> {
     const key = this.names.logKey(log);
     const cached = this.epochs.get(key);
@@ -504,18 +524,10 @@ export class NatsTransport implements GeoTransport {
     const { epochs } = this.requireBuckets();
     try {
       const entry = await epochs.get(key);
-      let epoch = entry?.operation === 'PUT' ? entry.string() : undefined;
-      if (!epoch) {
-        const candidate = randomUUID();
-        const created = await epochs.create(key, candidate).then(
-          () => true,
-          () => false, // another region created it first: read theirs
-        );
-        epoch = created ? candidate : (await epochs.get(key))?.string();
-      }
-      if (!epoch) throw new Error(`no epoch for room "${log.room}"`);
-      this.epochs.set(key, epoch);
-      return epoch;
+      const epoch = entry?.operation === 'PUT' && entry.length > 0 ? entry.string() : INITIAL_LOG_EPOCH;
+      // A rotation the watcher delivered meanwhile is newer than what we read.
+      if (!this.epochs.has(key)) remember(this.epochs, key, epoch);
+      return this.epochs.get(key) ?? epoch;
     } catch (error) {
       throw this.unavailable(error);
     }
@@ -532,15 +544,24 @@ export class NatsTransport implements GeoTransport {
       throw this.unavailable(error);
     }
     if (!message) return undefined;
-    this.started.add(this.names.logKey(log));
+    remember(this.started, this.names.logKey(log));
     return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER), first: message.header.get(FIRST_HEADER) === '1' };
   }
 
-  /** A log's epoch and its first and last stored events, read together. */
+  /**
+   * A log's epoch and its first and last stored events, read together. The stream's
+   * incarnation is asked afresh (in parallel, so at no cost in latency): positions read
+   * from a stream created again must never be reported under the old one's epoch.
+   */
   private async bounds(log: LogRef): Promise<{ epoch: string; first?: LogPosition; last?: LogPosition }> {
     this.require();
-    const [epoch, first, last] = await Promise.all([this.epochOf(log), this.firstPosition(log), this.lastPosition(log)]);
-    return { epoch, first, last };
+    const [logEpoch, incarnation, first, last] = await Promise.all([
+      this.logEpoch(log),
+      this.incarnationOf(this.names.stream(log), true),
+      this.firstPosition(log),
+      this.lastPosition(log),
+    ]);
+    return { epoch: `${logEpoch}.${incarnation}`, first, last };
   }
 
   private lastPosition(log: LogRef): Promise<LogPosition | undefined> {
@@ -559,9 +580,10 @@ export class NatsTransport implements GeoTransport {
   private async fetch(log: LogRef, from: number, last: number, limit: number, epoch: string): Promise<GeoLoggedEnvelope[]> {
     const { js } = this.require();
     const events: GeoLoggedEnvelope[] = [];
+    const logEpoch = epoch.slice(0, epoch.lastIndexOf('.'));
     const take = (message: { seq: number; headers?: { get(name: string): string }; json<T>(): T }): boolean => {
       // Events left over from before a reset (another epoch) are not part of this log.
-      if (message.headers?.get(EPOCH_HEADER) === epoch) events.push({ ...message.json<GeoEnvelopeDraft>(), seq: message.seq });
+      if (ofEpoch(message.headers?.get(EPOCH_HEADER), logEpoch, epoch)) events.push({ ...message.json<GeoEnvelopeDraft>(), seq: message.seq });
       return events.length < limit && message.seq < last;
     };
     let consumer;
@@ -610,4 +632,22 @@ export class NatsTransport implements GeoTransport {
     if (this.nats && error instanceof this.nats.jetstream.JetStreamApiError) return error;
     return new GeoTransportUnavailableError(`NATS: ${(error as Error)?.message ?? String(error)}`, { cause: error });
   }
+}
+
+/** Whether a message's epoch header is the log's: its own epoch, or the full epoch older versions wrote. */
+function ofEpoch(header: string | undefined, logEpoch: string, epoch: string): boolean {
+  return header === logEpoch || header === epoch;
+}
+
+/** A full epoch from a message's header and the full epoch of the stream it is in. */
+function fullEpoch(header: string, current: string): string {
+  return header.includes('.') ? header : `${header}.${current.slice(current.lastIndexOf('.') + 1)}`;
+}
+
+/** Adds to a bounded cache, dropping its oldest entry past {@link CACHE_LIMIT}. */
+function remember<K, V>(cache: Map<K, V> | Set<K>, key: K, value?: V): void {
+  cache.delete(key);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as K);
+  if (cache instanceof Map) cache.set(key, value as V);
+  else cache.add(key);
 }
