@@ -34,9 +34,14 @@ export class RedisServer {
   }
 
   private async launch(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.args], {
+    // A fresh directory per launch: Redis loads a dump.rdb it finds in its directory (a
+    // replica's full sync writes one), so a restart must not come back with old data, and
+    // tests must not write into the repository.
+    const dir = await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...this.args], {
       stdio: 'ignore',
     });
+    child.on('exit', () => void rm(dir, { recursive: true, force: true }));
     this.child = child;
     children.add(child);
     child.on('exit', () => children.delete(child));

@@ -5,12 +5,16 @@
  *
  * Each entry carries its log's epoch (`g`), so a live reader can tell an entry of a new
  * incarnation (the primary lost its data and the counter started again) from the next
- * entry of the log it follows, and stop before delivering it. The first event makes the
- * meta hash permanent: until then it may carry the expiry a read gave it (EPOCH_SCRIPT).
+ * entry of the log it follows, and stop before delivering it.
+ *
+ * No key lives forever: the stream expires `max age` after its last append (by then every
+ * entry is past retention), and the meta hash (epoch and counter) `meta ttl` after it,
+ * which is longer, so the counter goes on after the events aged out and the meta never
+ * expires before its stream. Reads and live tails extend it while the room is in use.
  *
  * KEYS: stream, meta, dedup key. ARGV: envelope JSON, dedup window ms, max events,
- * epoch to use if the log is new, max age ms, now ms, wake-up channel ('' for none).
- * Returns { seq, duplicate (0|1), epoch }.
+ * epoch to use if the log is new, max age ms, now ms, wake-up channel ('' for none),
+ * meta ttl ms. Returns { seq, duplicate (0|1), epoch }.
  */
 export const APPEND_SCRIPT = `
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -21,8 +25,9 @@ if not epoch then
   redis.call('HSET', KEYS[2], 'epoch', epoch)
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('PERSIST', KEYS[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], seq .. '-0', 'e', ARGV[1], 't', ARGV[6], 'g', epoch)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[8]) then redis.call('PEXPIRE', KEYS[2], ARGV[8]) end
 redis.call('SET', KEYS[3], seq, 'PX', ARGV[2])
 local cutoff = tonumber(ARGV[6]) - tonumber(ARGV[5])
 for _ = 1, 64 do
@@ -46,22 +51,23 @@ return {seq, 0, epoch}
 `;
 
 /**
- * Returns the log's epoch, creating it if the log is new. A log without events keeps its
- * epoch only for `ttl` after the last read or live check (any client can make one by
- * joining a room, so it must not be permanent); its first append makes it permanent.
+ * Returns the log's epoch, creating it if the log is new. Any client can make a log by
+ * joining a room, so its meta lives at least `ttl` after this read and no longer than
+ * needed: an expiry is only ever extended here, never shortened below its stream's, and
+ * a meta without one (written by older versions, beside a stream without one) keeps none.
  * KEYS: meta. ARGV: candidate epoch, ttl ms.
  */
 export const EPOCH_SCRIPT = `
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 or redis.call('PTTL', KEYS[1]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+local created = redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1
+local ttl = redis.call('PTTL', KEYS[1])
+if created or (ttl > 0 and ttl < tonumber(ARGV[2])) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('HGET', KEYS[1], 'epoch')
 `;
 
 /**
  * The live tails' periodic check: the log's epoch and last seq as the primary has them,
- * and, for a log without events, a fresh expiry once half of it has passed, so the epoch
- * a live room's members hold cannot expire under them. KEYS: meta. ARGV: ttl ms.
+ * and a longer life for the meta once less than half of `ttl` is left, so the epoch a
+ * live room's members hold cannot expire under them. KEYS: meta. ARGV: ttl ms.
  * Returns { epoch or nil, seq or nil }.
  */
 export const CHECK_SCRIPT = `

@@ -24,11 +24,12 @@ export interface RedisTransportOptions {
   /** A replica whose link is down, or silent for longer than this, is not read from. Default 5000. */
   maxReplicaLagMs?: number;
   /**
-   * How long the epoch of a log without events (a room only joined, never published to)
-   * is kept after its last read or live check; its first event makes it permanent. Any
-   * client can create such logs by joining rooms, so they must not live forever. A client
-   * that resumes such a room from `since: 0` after it expired is told `recovered: false`
-   * (conservative: nothing was lost). Default 3600000 (one hour); at least 1000.
+   * How long a log's epoch and counter (its meta hash) are kept after the log was last
+   * read or tailed while it has no events (a room only joined), or beyond the retention
+   * (`maxAgeMs`) after its last append. Any client can create logs by joining rooms, so
+   * none may live forever. A client that resumes a room after its meta expired is told
+   * `recovered: false` (conservative: it may have lost nothing). Default 3600000 (one
+   * hour); at least 10000.
    */
   emptyLogTtlMs?: number;
 }

@@ -59,8 +59,9 @@ export function redisTransport(options: RedisTransportOptions): GeoTransportFact
  * - every entry carries its log's epoch and the live reader checks it, and the replication
  *   id of the server it reads, before delivering: a tail fails before any event of a new
  *   incarnation reaches it;
- * - a log without events (a room only joined) has no permanent key: its meta hash expires
- *   `emptyLogTtlMs` after its last read or live check, and its first event makes it permanent.
+ * - no key is permanent, since any client can create logs by joining rooms: a log's meta
+ *   hash lives `emptyLogTtlMs` after its last read or live check, and, once it has events,
+ *   `maxAgeMs + emptyLogTtlMs` after its last append; its stream `maxAgeMs` (retention).
  */
 export class RedisTransport implements GeoTransport {
   readonly name = 'redis';
@@ -98,8 +99,9 @@ export class RedisTransport implements GeoTransport {
     }
     this.keys = new RedisKeys(options.namespace ?? 'geo');
     this.emptyLogTtlMs = options.emptyLogTtlMs ?? EMPTY_LOG_TTL_MS;
-    if (!Number.isInteger(this.emptyLogTtlMs) || this.emptyLogTtlMs < 1000) {
-      throw new Error(`redisTransport: emptyLogTtlMs must be an integer of at least 1000, got ${options.emptyLogTtlMs}`);
+    // Live checks extend a meta once half of this is left: that half must span several checks.
+    if (!Number.isInteger(this.emptyLogTtlMs) || this.emptyLogTtlMs < 5 * EPOCH_CHECK_INTERVAL_MS) {
+      throw new Error(`redisTransport: emptyLogTtlMs must be an integer of at least ${5 * EPOCH_CHECK_INTERVAL_MS}, got ${options.emptyLogTtlMs}`);
     }
     this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
     this.reader = new RedisStreamReader(() => this.readSource());
@@ -138,6 +140,7 @@ export class RedisTransport implements GeoTransport {
         retention.maxAgeMs,
         Date.now(),
         this.clusterMode ? this.keys.wake(this.keys.stream(log)) : '',
+        retention.maxAgeMs + this.emptyLogTtlMs,
       );
       return { seq, duplicate: duplicate === 1, epoch: this.fullEpoch(epoch) };
     } catch (error) {
