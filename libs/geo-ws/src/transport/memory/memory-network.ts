@@ -26,7 +26,6 @@ interface StoredEvent {
 
 /** One log incarnation held by the network. */
 export class MemoryLog {
-  readonly epoch = randomUUID();
   readonly events: StoredEvent[] = [];
   lastSeq = 0;
   private readonly dedup = new Map<string, { seq: number; expiresAt: number }>();
@@ -34,8 +33,11 @@ export class MemoryLog {
   private readonly deletionListeners = new Set<() => void>();
 
   constructor(
+    readonly epoch: string,
     private readonly dedupWindowMs: number,
     private readonly retention: { maxEvents: number; maxAgeMs: number },
+    /** Called when the log holds nothing and nobody listens (the network may drop it). */
+    private readonly onIdle: (log: MemoryLog) => void = () => undefined,
   ) {}
 
   get firstSeq(): number {
@@ -68,13 +70,23 @@ export class MemoryLog {
 
   listen(listener: (event: GeoLoggedEnvelope) => void): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return () => {
+      this.listeners.delete(listener);
+      this.checkIdle();
+    };
   }
 
   /** Called once if this incarnation is deleted (its tails must not wait forever). */
   onDeleted(listener: () => void): () => void {
     this.deletionListeners.add(listener);
-    return () => this.deletionListeners.delete(listener);
+    return () => {
+      this.deletionListeners.delete(listener);
+      this.checkIdle();
+    };
+  }
+
+  private checkIdle(): void {
+    if (this.lastSeq === 0 && this.listeners.size === 0 && this.deletionListeners.size === 0) this.onIdle(this);
   }
 
   /** @internal */
@@ -106,7 +118,12 @@ export class MemoryLog {
  * `memoryTransport({ network })`; each app then sees the others as remote regions.
  */
 export class MemoryNetwork {
+  /** Part of every epoch: logs of another network (another process) are other incarnations. */
+  private readonly id = randomUUID();
+  /** Logs that have events or live tails; a log only read is not kept (any client can read rooms). */
   private readonly logs = new Map<string, MemoryLog>();
+  /** How many times a log was deleted: its next incarnation's epoch. Only `deleteLog` adds here. */
+  private readonly deletions = new Map<string, number>();
   private readonly ephemeralListeners = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
   private readonly isolated = new Set<string>();
   private readonly isolationListeners = new Set<(region: string, isolated: boolean) => void>();
@@ -134,21 +151,27 @@ export class MemoryNetwork {
     return typeof delayMs === 'number' ? delayMs : delayMs(from, to);
   }
 
-  /** The current incarnation of `log`, created on first use. */
-  log(log: LogRef, dedupWindowMs: number, retention: { maxEvents: number; maxAgeMs: number }): MemoryLog {
+  /**
+   * The current incarnation of `log`. Appends and tails keep it (`keep`); a read of a log
+   * that has neither gets an empty one that is not kept, with the same epoch, so reading
+   * rooms cannot grow the process and the epoch a reader saw is the one events get.
+   */
+  log(log: LogRef, dedupWindowMs: number, retention: { maxEvents: number; maxAgeMs: number }, keep = true): MemoryLog {
     const key = logKey(log);
-    let stored = this.logs.get(key);
-    if (!stored) {
-      stored = new MemoryLog(dedupWindowMs, retention);
-      this.logs.set(key, stored);
-    }
-    return stored;
+    const stored = this.logs.get(key);
+    if (stored) return stored;
+    const fresh = new MemoryLog(`${this.id}.${this.deletions.get(key) ?? 0}`, dedupWindowMs, retention, (idle) => {
+      if (this.logs.get(key) === idle) this.logs.delete(key);
+    });
+    if (keep) this.logs.set(key, fresh);
+    return fresh;
   }
 
   deleteLog(log: LogRef): void {
     const key = logKey(log);
     const stored = this.logs.get(key);
     this.logs.delete(key);
+    this.deletions.set(key, (this.deletions.get(key) ?? 0) + 1);
     stored?.markDeleted();
   }
 

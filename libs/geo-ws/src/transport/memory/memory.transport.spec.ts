@@ -1,6 +1,9 @@
+import { describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { describeTransportContract } from '../../testing/transport-contract.js';
+import { globalLog } from '../log-ref.js';
 import { MemoryNetwork } from './memory-network.js';
-import { memoryTransport } from './memory.transport.js';
+import { memoryTransport, type MemoryTransport } from './memory.transport.js';
 
 describeTransportContract('memory', {
   newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork() }) }),
@@ -10,4 +13,31 @@ describeTransportContract('memory', {
 describeTransportContract('memory with 30 ms between regions', {
   newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork({ delayMs: 30 }) }) }),
   gapFreeSeq: true,
+});
+
+describe('memory transport: rooms only read leave nothing behind', () => {
+  const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 100, maxAgeMs: 3_600_000 } };
+  const draft = (room: string) => ({ event_id: randomUUID(), room_id: room, type: 't.e', sender: 's', timestamp: new Date().toISOString(), region: 'eu', data: null });
+  const held = (network: MemoryNetwork) => (network as unknown as { logs: Map<string, unknown> }).logs.size;
+
+  it('1,000 rooms read and tailed, then left, hold no log; a room that got an event keeps it and its epoch', async () => {
+    const network = new MemoryNetwork();
+    const transport = memoryTransport({ network })(context) as MemoryTransport;
+    await transport.connect();
+    const epochs = new Map<string, string>();
+    for (let n = 0; n < 1000; n++) {
+      const log = globalLog(`room-${n}`);
+      epochs.set(log.room, (await transport.head(log)).epoch);
+      const tail = await transport.tail(log, 0, () => undefined);
+      await tail.close();
+    }
+    expect(held(network)).toBe(0);
+    const published = globalLog('room-7');
+    const first = await transport.append(published, draft('room-7'));
+    expect(first).toMatchObject({ seq: 1, epoch: epochs.get('room-7') });
+    expect(held(network)).toBe(1);
+    await transport.deleteLog(globalLog('room-8'));
+    expect((await transport.head(globalLog('room-8'))).epoch).not.toBe(epochs.get('room-8'));
+    await transport.close();
+  });
 });

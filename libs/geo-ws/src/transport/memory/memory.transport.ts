@@ -71,7 +71,7 @@ export class MemoryTransport implements GeoTransport {
   async read(ref: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
     const home = this.network.homeOf(ref);
     await this.travel(this.context.region, home);
-    const log = this.logOf(ref);
+    const log = this.logOf(ref, false);
     const { events, truncated } = log.after(afterSeq, limit);
     const result = { epoch: log.epoch, events, truncated, lastSeq: log.lastSeq };
     await this.travel(home, this.context.region);
@@ -81,7 +81,7 @@ export class MemoryTransport implements GeoTransport {
   async head(ref: LogRef): Promise<LogHead> {
     const home = this.network.homeOf(ref);
     await this.travel(this.context.region, home);
-    const log = this.logOf(ref);
+    const log = this.logOf(ref, false);
     const head = { epoch: log.epoch, firstSeq: log.firstSeq, lastSeq: log.lastSeq };
     await this.travel(home, this.context.region);
     return head;
@@ -162,8 +162,9 @@ export class MemoryTransport implements GeoTransport {
     for (const stop of [...this.subscriptions]) stop();
   }
 
-  private logOf(ref: LogRef): MemoryLog {
-    return this.network.log(ref, this.context.dedupWindowMs, this.context.retention);
+  /** The log's current incarnation; `keep` false for reads, which must not make one stay. */
+  private logOf(ref: LogRef, keep = true): MemoryLog {
+    return this.network.log(ref, this.context.dedupWindowMs, this.context.retention, keep);
   }
 
   private assertUsable(): void {
