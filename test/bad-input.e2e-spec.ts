@@ -134,10 +134,10 @@ describe('bad input: stable error codes, nothing appended, connection still usab
   it('RATE_LIMITED: a burst past the token bucket is refused frame by frame, and the client recovers', async () => {
     const flood = Array.from({ length: 150 }, () => randomUUID());
     for (const eventId of flood) client.send('note.add', { event_id: eventId, room_id: name, data: { text: 'flood' } });
+    client.send('geo.join', { room: `${name}-limited` }); // a refused join names its room, so the client can retry it
     const limited = await client.next('geo.error', (data) => data.code === 'RATE_LIMITED');
     expect(flood).toContain(limited.event_id);
     expect(limited.room).toBe(name);
-    client.send('geo.join', { room: `${name}-limited` }); // a refused join names its room, so the client can retry it
     expect(await client.next('geo.error', (data) => data.code === 'RATE_LIMITED' && data.room === `${name}-limited`)).toBeDefined();
     await new Promise((resolve) => setTimeout(resolve, 1500)); // the bucket refills
     const ok = await client.publish('note.add', name, { text: 'after the flood' });

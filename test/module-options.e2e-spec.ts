@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Injectable, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { GeoConfigError, GeoSubscribe, GeoWsModule, memoryTransport, type GeoWsModuleOptions } from '@geo-ws/nest';
+import { NestFactory, RouterModule } from '@nestjs/core';
+import { GeoConfigError, GeoSubscribe, GeoWsModule, memoryTransport, type GeoTransport, type GeoTransportFactory, type GeoWsModuleOptions } from '@geo-ws/nest';
 
 const regions = { eu: 'http://127.0.0.1:3002', us: 'http://127.0.0.1:3003' };
 
@@ -99,5 +99,39 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     const body = await (await fetch(`http://127.0.0.1:${port}/healthz`)).json();
     expect(body).toEqual({ status: 'ok', region: 'us' });
     await app.close();
+  });
+
+  it('endpoints: false leaves out the HTTP endpoints; RouterModule re-paths them', async () => {
+    const serve = async (module: object) => {
+      const app = await NestFactory.create(module as never, { logger: false });
+      await app.listen(0, '127.0.0.1');
+      const { port } = app.getHttpServer().address();
+      const status = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+      return { app, status };
+    };
+
+    @Module({ imports: [GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport(), endpoints: false })] })
+    class WithoutEndpoints {}
+    const without = await serve(WithoutEndpoints);
+    expect([await without.status('/healthz'), await without.status('/readyz'), await without.status('/geo/regions')]).toEqual([404, 404, 404]);
+    await without.app.close();
+
+    @Module({ imports: [GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport() }), RouterModule.register([{ path: 'ops', module: GeoWsModule }])] })
+    class Repathed {}
+    const repathed = await serve(Repathed);
+    expect([await repathed.status('/ops/healthz'), await repathed.status('/ops/geo/regions'), await repathed.status('/healthz')]).toEqual([200, 200, 404]);
+    await repathed.app.close();
+  });
+
+  it('a transport that cannot connect fails the boot, naming the transport', async () => {
+    const refusing: GeoTransportFactory = (context) => {
+      const transport = memoryTransport()(context) as GeoTransport;
+      transport.connect = async () => {
+        throw new Error('connection refused');
+      };
+      return transport;
+    };
+    const error = await bootError({ transport: refusing });
+    expect(error?.message).toMatch(/GeoWsModule: the memory transport could not connect: connection refused/);
   });
 });

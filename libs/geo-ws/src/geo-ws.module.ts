@@ -1,10 +1,10 @@
-import { Module } from '@nestjs/common';
+import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { GeoHandlerExplorer } from './discovery/geo-handler.explorer.js';
 import { GeoMetadataAccessor } from './discovery/geo-metadata.accessor.js';
 import { GeoWsServer } from './gateway/geo-ws.server.js';
-import { GeoHealthController } from './health/geo-health.controller.js';
-import { GEO_WS_MODULE_OPTIONS, GEO_WS_RESOLVED_OPTIONS, GeoWsConfigurableModule } from './options/geo-ws.module-definition.js';
+import { GEO_WS_MODULE_OPTIONS, GeoWsConfigurableModule } from './options/geo-ws.module-definition.js';
+import { GEO_WS_RESOLVED_OPTIONS } from './options/geo-ws.tokens.js';
 import type { GeoWsModuleOptions, ResolvedGeoWsOptions } from './options/geo-ws-options.interface.js';
 import { resolveOptions } from './options/resolve-options.js';
 import { GeoTransport } from './transport/geo-transport.interface.js';
@@ -30,7 +30,6 @@ import { GeoTransport } from './transport/geo-transport.interface.js';
  */
 @Module({
   imports: [DiscoveryModule],
-  controllers: [GeoHealthController],
   providers: [
     {
       provide: GEO_WS_RESOLVED_OPTIONS,
@@ -38,15 +37,25 @@ import { GeoTransport } from './transport/geo-transport.interface.js';
       useFactory: (options: GeoWsModuleOptions) => resolveOptions(options),
     },
     {
+      // The module owns the transport's connection: connected here, before anything uses
+      // it, and closed by the module itself after every provider has shut down.
       provide: GeoTransport,
       inject: [GEO_WS_RESOLVED_OPTIONS],
-      useFactory: (options: ResolvedGeoWsOptions) =>
-        options.transport({
+      useFactory: async (options: ResolvedGeoWsOptions) => {
+        const transport = await options.transport({
           region: options.region,
           regions: [...options.regions.keys()],
           dedupWindowMs: options.log.dedupWindowMs,
           retention: options.log.retention,
-        }),
+        });
+        try {
+          await transport.connect();
+        } catch (error) {
+          await transport.close().catch(() => undefined);
+          throw new Error(`GeoWsModule: the ${transport.name} transport could not connect: ${(error as Error).message}`, { cause: error });
+        }
+        return transport;
+      },
     },
     GeoMetadataAccessor,
     GeoHandlerExplorer,
@@ -54,4 +63,13 @@ import { GeoTransport } from './transport/geo-transport.interface.js';
   ],
   exports: [GeoTransport, GeoWsServer, GEO_WS_RESOLVED_OPTIONS],
 })
-export class GeoWsModule extends GeoWsConfigurableModule {}
+export class GeoWsModule extends GeoWsConfigurableModule implements OnApplicationShutdown {
+  constructor(@Inject(GeoTransport) private readonly transport: GeoTransport) {
+    super();
+  }
+
+  /** Called after every provider of the module (the server included) has shut down. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.transport.close();
+  }
+}

@@ -1,42 +1,49 @@
 // The public API of @geo-ws/nest. Everything not exported here is internal.
+
+// The module and its options
 export { GeoWsModule } from './geo-ws.module.js';
-export { GEO_WS_MODULE_OPTIONS, GEO_WS_RESOLVED_OPTIONS } from './options/geo-ws.module-definition.js';
-export type {
-  GeoRegionEndpoint,
-  GeoWsLimits,
-  GeoWsLogOptions,
-  GeoWsModuleOptions,
-  ResolvedGeoWsOptions,
-} from './options/geo-ws-options.interface.js';
-export { GeoSubscribe, type GeoSubscribeOptions, type GeoSubscribeMetadata } from './decorators/geo-subscribe.decorator.js';
-export { EventPayload, EventEnvelope, GeoUser, ConnectedClient } from './decorators/geo-params.decorators.js';
+export type { GeoRegionEndpoint, GeoWsLimits, GeoWsLogOptions, GeoWsModuleOptions, GeoWsReplayLimits } from './options/geo-ws-options.interface.js';
+
+// Handlers: the decorator, its options and the parameter decorators
+export { GeoSubscribe } from './decorators/geo-subscribe.decorator.js';
+export type { GeoSubscribeMetadata, GeoSubscribeOptions } from './decorators/geo-subscribe.options.js';
+export { ConnectedClient, EventEnvelope, EventPayload, GeoUser } from './decorators/geo-params.decorators.js';
+export type { GeoConnection } from './gateway/geo-connection.js';
+
+// The envelope and its rules
 export type { GeoEnvelope, GeoEnvelopeDraft, GeoInboundEvent, GeoLoggedEnvelope } from './envelope/geo-envelope.interface.js';
-export { GeoEnvelopeInterceptor } from './envelope/geo-envelope.interceptor.js';
-export { EVENT_ID_PATTERN, ROOM_ID_PATTERN, EVENT_TYPE_PATTERN, parseInboundEvent, utcTimestamp } from './envelope/envelope.rules.js';
+export { EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, ROOM_ID_PATTERN } from './envelope/envelope.rules.js';
+
+// Errors
 export { GeoErrorCode, RETRYABLE_ERROR_CODES } from './errors/geo-error-code.js';
 export { GeoProtocolError } from './errors/geo-protocol.error.js';
 export { GeoConfigError } from './errors/geo-config.error.js';
-export type { GeoConnection } from './gateway/geo-connection.js';
-export { jwtAuthenticator, roomAllowed, type GeoJwtOptions } from './auth/jwt-authenticator.js';
-export type { GeoPrincipal, GeoHandshake, GeoAuthenticator } from './gateway/geo-principal.js';
+
+// Identity
+export { jwtAuthenticator, type GeoJwtOptions } from './auth/jwt-authenticator.js';
+export type { GeoAuthenticator, GeoHandshake, GeoPrincipal } from './auth/geo-principal.js';
+
+// The running server (revocation, presence, readiness) and the wire protocol's names
 export { GeoWsServer } from './gateway/geo-ws.server.js';
-export { GeoFrame, GeoCloseCode, GEO_SUBSCRIBE_METADATA, GEO_SUBPROTOCOL } from './constants.js';
-export type { GeoRegionDirectory } from './health/geo-health.controller.js';
+export { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from './protocol/wire.js';
+export type { GeoRegionDirectory } from './directory/geo-directory.controller.js';
+
+// Transports, and what a transport author implements
+export { memoryTransport, type MemoryTransportOptions } from './transport/memory/memory.transport.js';
+export { MemoryNetwork, type MemoryNetworkOptions } from './transport/memory/memory-network.js';
+export { natsTransport } from './transport/nats/nats.transport.js';
+export type { NatsTransportOptions } from './transport/nats/nats-transport.options.js';
+export { redisTransport } from './transport/redis/redis.transport.js';
+export type { RedisEndpoint, RedisTransportOptions } from './transport/redis/redis-transport.options.js';
 export {
   GeoTransport,
   GeoTransportUnavailableError,
   type AppendResult,
-  type ReadResult,
-  type LogHead,
-  type Subscription,
   type GeoTransportContext,
   type GeoTransportFactory,
+  type LogHead,
+  type ReadResult,
+  type Subscription,
 } from './transport/geo-transport.interface.js';
-export { globalLog, regionalLog, logKey, type LogRef } from './transport/log-ref.js';
-export { memoryTransport, MemoryTransport, type MemoryTransportOptions } from './transport/memory/memory.transport.js';
-export { MemoryNetwork, type MemoryNetworkOptions } from './transport/memory/memory-network.js';
-export type { GeoStateStore, GeoSessionState, GeoPresenceMember } from './transport/geo-state-store.interface.js';
-export { natsTransport, NatsTransport } from './transport/nats/nats.transport.js';
-export type { NatsTransportOptions } from './transport/nats/nats-transport.options.js';
-export { redisTransport, RedisTransport } from './transport/redis/redis.transport.js';
-export type { RedisTransportOptions, RedisEndpoint } from './transport/redis/redis-transport.options.js';
+export type { GeoPresenceMember, GeoSessionState, GeoStateStore } from './transport/geo-state-store.interface.js';
+export { globalLog, regionalLog, type LogRef } from './transport/log-ref.js';

@@ -1,8 +1,8 @@
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
-import type { GeoPrincipal } from '../gateway/geo-principal.js';
+import type { GeoPrincipal } from './geo-principal.js';
 import { STATE_ID_PATTERN, type GeoStateStore } from '../transport/geo-state-store.interface.js';
-import { roomAllowed } from './jwt-authenticator.js';
+import { roomAllowed } from './room-patterns.js';
 
 /**
  * How long a "not revoked" answer from the state store is trusted for joins and publishes

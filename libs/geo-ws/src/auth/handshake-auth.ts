@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { GeoAuthenticator, GeoHandshake, GeoPrincipal } from '../gateway/geo-principal.js';
+import type { GeoAuthenticator, GeoHandshake, GeoPrincipal } from './geo-principal.js';
 import type { AccessPolicy } from './access-policy.js';
 
 /**

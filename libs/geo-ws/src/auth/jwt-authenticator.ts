@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { GeoConfigError } from '../errors/geo-config.error.js';
-import type { GeoAuthenticator, GeoPrincipal } from '../gateway/geo-principal.js';
+import type { GeoAuthenticator, GeoPrincipal } from './geo-principal.js';
 
 /** Options of {@link jwtAuthenticator}: one token authority for every region. */
 export interface GeoJwtOptions {
@@ -108,14 +108,4 @@ export function tokenIdOf(payload: JWTPayload, token: string): string {
 function stringList(value: unknown): string[] | undefined {
   if (value === undefined) return undefined;
   return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
-}
-
-/**
- * Whether `room` matches one of the patterns: exact ids, or a trailing `*` for a prefix
- * (`team.*` matches `team.eu`). Nothing else is special, so a room id can never widen
- * what a pattern grants.
- */
-export function roomAllowed(patterns: readonly string[] | undefined, room: string): boolean {
-  if (patterns === undefined) return true;
-  return patterns.some((pattern) => (pattern.endsWith('*') ? room.startsWith(pattern.slice(0, -1)) : room === pattern));
 }

@@ -1,5 +1,5 @@
 import type { PipeTransform, Type } from '@nestjs/common';
-import { GEO_PARAM_ARGS_METADATA } from '../constants.js';
+import { GEO_PARAM_ARGS_METADATA } from './metadata-keys.js';
 
 /** The values geo-ws can inject into a `@GeoSubscribe` handler. */
 export enum GeoParamType {

@@ -2,8 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { ExternalContextCreator } from '@nestjs/core/helpers/external-context-creator.js';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
-import { GEO_CONTEXT_TYPE, GEO_PARAM_ARGS_METADATA } from '../constants.js';
-import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.decorator.js';
+import { GEO_CONTEXT_TYPE, GEO_PARAM_ARGS_METADATA } from '../decorators/metadata-keys.js';
+import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.options.js';
 import { EVENT_TYPE_PATTERN, RESERVED_EVENT_PREFIX } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
 import { GeoConfigError } from '../errors/geo-config.error.js';
@@ -27,7 +27,7 @@ export interface GeoHandler {
  */
 @Injectable()
 export class GeoHandlerExplorer {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(GeoHandlerExplorer.name);
   private readonly paramsFactory = new GeoParamsFactory();
 
   constructor(

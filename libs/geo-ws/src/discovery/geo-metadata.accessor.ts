@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { GEO_SUBSCRIBE_METADATA } from '../constants.js';
-import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.decorator.js';
+import { GEO_SUBSCRIBE_METADATA } from '../decorators/metadata-keys.js';
+import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.options.js';
 
 /** Reads `@GeoSubscribe` metadata. */
 @Injectable()

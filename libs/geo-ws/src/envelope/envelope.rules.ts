@@ -54,6 +54,18 @@ export function parseInboundEvent(value: unknown): GeoInboundEvent {
   return { event_id: eventId, room_id: frame.room_id, data: frame.data };
 }
 
+/** What was parsed of each frame's data: the server checks it first, the interceptor reuses it. */
+const parsedInbound = new WeakMap<object, GeoInboundEvent>();
+
+/** `parseInboundEvent`, done once per frame however many steps of the pipeline ask. */
+export function inboundEventOf(value: unknown): GeoInboundEvent {
+  const known = typeof value === 'object' && value !== null ? parsedInbound.get(value) : undefined;
+  if (known) return known;
+  const inbound = parseInboundEvent(value);
+  parsedInbound.set(value as object, inbound);
+  return inbound;
+}
+
 /** Milliseconds-precision UTC ISO-8601 with `Z`, as every envelope carries. */
 export function utcTimestamp(date: Date = new Date()): string {
   return date.toISOString();

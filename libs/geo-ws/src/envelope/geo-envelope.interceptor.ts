@@ -1,10 +1,10 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { map, type Observable } from 'rxjs';
-import { GEO_SUBSCRIBE_METADATA } from '../constants.js';
-import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.decorator.js';
+import { GEO_SUBSCRIBE_METADATA } from '../decorators/metadata-keys.js';
+import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.options.js';
 import type { GeoConnection } from '../gateway/geo-connection.js';
 import type { GeoEnvelopeDraft, GeoInboundEvent } from './geo-envelope.interface.js';
-import { assertEnvelope, parseInboundEvent, utcTimestamp } from './envelope.rules.js';
+import { assertEnvelope, inboundEventOf, utcTimestamp } from './envelope.rules.js';
 
 /** The stamped envelope of each in-flight event, keyed by the frame data object. */
 const drafts = new WeakMap<object, GeoEnvelopeDraft>();
@@ -31,7 +31,7 @@ export class GeoEnvelopeInterceptor implements NestInterceptor {
     const connection = ws.getClient<GeoConnection>();
     const frameData = ws.getData<object>();
     const subscription = Reflect.getMetadata(GEO_SUBSCRIBE_METADATA, context.getHandler()) as GeoSubscribeMetadata;
-    const inbound: GeoInboundEvent = parseInboundEvent(frameData);
+    const inbound: GeoInboundEvent = inboundEventOf(frameData);
     const draft: GeoEnvelopeDraft = {
       event_id: inbound.event_id,
       room_id: inbound.room_id,

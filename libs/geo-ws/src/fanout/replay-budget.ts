@@ -1,4 +1,4 @@
-import { TokenBucket } from '../gateway/token-bucket.js';
+import { TokenBucket } from '../limits/token-bucket.js';
 
 /** The budgets a replay runs under (see `GeoWsReplayLimits`). */
 export interface ReplayLimits {

@@ -4,10 +4,11 @@ import { waitFor } from '../testing/wait-for.js';
 import { globalLog } from '../transport/log-ref.js';
 import { MemoryNetwork } from '../transport/memory/memory-network.js';
 import { MemoryTransport } from '../transport/memory/memory.transport.js';
-import { TokenBucket } from '../gateway/token-bucket.js';
+import { TokenBucket } from '../limits/token-bucket.js';
 import { ReplayBudget, type ReplayLimits } from './replay-budget.js';
 import { RoomFeeds } from './room-feeds.js';
-import type { FeedMember, JoinOutcome } from './room-feed.js';
+import type { JoinOutcome } from '../protocol/frames.js';
+import type { FeedMember } from './room-feed.js';
 
 const context = { regions: ['eu', 'us'], dedupWindowMs: 120_000, retention: { maxEvents: 1000, maxAgeMs: 3_600_000 } };
 

@@ -4,6 +4,7 @@ import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { GeoTransport, Subscription } from '../transport/geo-transport.interface.js';
 import type { LogRef } from '../transport/log-ref.js';
+import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
 import type { ReplayBudget, ReplayTarget } from './replay-budget.js';
 
 /** A local receiver of a feed's events (one per connection and log). */
@@ -12,23 +13,6 @@ export interface FeedMember extends ReplayTarget {
   deliverEphemeral(envelope: GeoEnvelopeDraft): void;
   /** The feed broke (e.g. the log was deleted): the member is no longer in it. */
   evicted(log: LogRef, reason: string): void;
-}
-
-/** Where a joining member starts. */
-export interface JoinPosition {
-  /** Last `seq` the client has; omitted for a fresh join (live only). */
-  since?: number;
-  /** The epoch `since` belongs to. */
-  epoch?: string;
-}
-
-/** The answer to a join: what `geo.joined` tells the client. */
-export interface JoinOutcome {
-  /** The position the client will be at once the replay below is delivered; live events follow. */
-  seq: number;
-  epoch: string;
-  /** False when events after `since` could not all be delivered (retention passed or another epoch). */
-  recovered: boolean;
 }
 
 interface MemberState {
@@ -57,7 +41,7 @@ const MAX_PENDING_EVENTS = 1000;
  * replays run beside a separate live reader go wrong.
  */
 export class RoomFeed {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(RoomFeed.name);
   private readonly members = new Map<FeedMember, MemberState>();
   private lastSeq = 0;
   private epoch = '';

@@ -1,7 +1,8 @@
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type LogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
-import { RoomFeed, type FeedMember, type JoinOutcome, type JoinPosition } from './room-feed.js';
+import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
+import { RoomFeed, type FeedMember } from './room-feed.js';
 
 interface FeedEntry {
   feed: Promise<RoomFeed>;

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { GeoCloseCode, GeoFrame } from '../constants.js';
+import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
 import type { Session } from '../sessions/session-keeper.js';
 import type { LogRef } from '../transport/log-ref.js';
 import type { GeoConnection } from './geo-connection.js';
-import type { GeoPrincipal } from './geo-principal.js';
-import { TokenBucket } from './token-bucket.js';
+import type { GeoPrincipal } from '../auth/geo-principal.js';
+import { TokenBucket } from '../limits/token-bucket.js';
 
 /**
  * How long a slow consumer gets to read what is queued before the 1013 close frame: the

@@ -1,19 +1,18 @@
 import { Logger } from '@nestjs/common';
 import type { RawData } from 'ws';
-import { GeoCloseCode, GeoFrame } from '../constants.js';
+import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import type { AccessPolicy } from '../auth/access-policy.js';
 import type { HandshakeAuth } from '../auth/handshake-auth.js';
 import type { GeoHandler } from '../discovery/geo-handler.explorer.js';
-import { parseInboundEvent } from '../envelope/envelope.rules.js';
+import { inboundEventOf } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import { toProtocolError } from '../errors/to-protocol-error.js';
-import type { JoinOutcome, JoinPosition } from '../fanout/room-feed.js';
 import type { RoomFeeds } from '../fanout/room-feeds.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import type { RoomPresence } from '../presence/room-presence.js';
-import { eventIdOf, parseFrame, parseJoin, parseLeave, peekFrame, roomOf, type Frame } from '../protocol/frames.js';
+import { eventIdOf, parseFrame, parseJoin, parseLeave, peekFrame, roomOf, type Frame, type JoinOutcome, type JoinPosition } from '../protocol/frames.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
@@ -26,7 +25,7 @@ import type { LimitLog } from './limit-log.js';
  * of a connection after another. Refusals become `geo.error` frames.
  */
 export class FrameDispatcher {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(FrameDispatcher.name);
   private handlers = new Map<string, GeoHandler>();
   private hasRegionalHandlers = false;
 
@@ -185,7 +184,7 @@ export class FrameDispatcher {
     if (!handler) {
       throw new GeoProtocolError(GeoErrorCode.UNKNOWN_EVENT, `no handler for event "${frame.event}"`, eventIdOf(frame.data));
     }
-    const inbound = parseInboundEvent(frame.data);
+    const inbound = inboundEventOf(frame.data);
     if (!connection.rooms.has(inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
     }

@@ -1,4 +1,4 @@
-import type { GeoPrincipal } from './geo-principal.js';
+import type { GeoPrincipal } from '../auth/geo-principal.js';
 
 /**
  * One client connection, as handlers, guards and interceptors see it

@@ -9,21 +9,21 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../constants.js';
+import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
 import { GeoConfigError } from '../errors/geo-config.error.js';
 import { ReplayBudget } from '../fanout/replay-budget.js';
 import { RoomFeeds } from '../fanout/room-feeds.js';
-import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.module-definition.js';
+import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
 import { ClientConnection } from './client-connection.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
-import type { GeoPrincipal } from './geo-principal.js';
+import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
 import { UpgradeHandler } from './upgrade-handler.js';
 
@@ -35,7 +35,7 @@ import { UpgradeHandler } from './upgrade-handler.js';
  */
 @Injectable()
 export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(GeoWsServer.name);
   private readonly connections = new Set<ClientConnection>();
   private readonly feeds: RoomFeeds;
   private readonly access: AccessPolicy;
@@ -102,11 +102,6 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (handlers.size === 0) {
       this.logger.warn('No @GeoSubscribe handlers found: clients can join rooms but not publish.');
     }
-    try {
-      await this.transport.connect();
-    } catch (error) {
-      throw new Error(`GeoWsModule: the ${this.transport.name} transport could not connect: ${(error as Error).message}`, { cause: error });
-    }
     const server = this.adapterHost.httpAdapter?.getHttpServer() as HttpServer | undefined;
     if (!server) throw new Error('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
     this.httpServer = server;
@@ -155,7 +150,6 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.connections.clear();
     await this.feeds.closeAll();
     await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
-    await this.transport.close();
     this.started = false;
   }
 

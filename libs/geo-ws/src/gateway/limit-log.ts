@@ -3,7 +3,7 @@ import type { ClientConnection } from './client-connection.js';
 
 /** Logs limits that connections hit (rate, size, slow consumer, expiry...). */
 export class LimitLog {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(LimitLog.name);
   /** When each (connection, limit) was last logged. */
   private readonly lastLogged = new Map<string, number>();
 

@@ -7,7 +7,7 @@ import type { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
-import type { GeoPrincipal } from './geo-principal.js';
+import type { GeoPrincipal } from '../auth/geo-principal.js';
 
 /**
  * The HTTP side of a connection (the seam Nest's `WsAdapter` covers): the path, the
@@ -15,7 +15,7 @@ import type { GeoPrincipal } from './geo-principal.js';
  * opens. Accepted upgrades are handed to `onConnection`.
  */
 export class UpgradeHandler {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(UpgradeHandler.name);
 
   constructor(
     private readonly options: ResolvedGeoWsOptions,

@@ -1,3 +1,4 @@
+import { DEFAULT_RETENTION, MIN_DEDUP_WINDOW_MS } from '../options/defaults.js';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import { assertEnvelope, utcTimestamp } from '../envelope/envelope.rules.js';
@@ -37,7 +38,7 @@ export class GeoEventsClient extends ClientProxy {
     super();
     this.transport = new NatsTransport(
       { ...options, setup: 'verify' },
-      { region: options.region, regions: [options.region], dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 } },
+      { region: options.region, regions: [options.region], dedupWindowMs: MIN_DEDUP_WINDOW_MS, retention: DEFAULT_RETENTION },
     );
   }
 

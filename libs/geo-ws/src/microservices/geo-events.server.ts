@@ -40,7 +40,7 @@ export interface GeoEventsServerOptions {
  * });
  */
 export class GeoEventsServer extends Server implements CustomTransportStrategy {
-  protected override readonly logger = new Logger('GeoEventsServer');
+  protected override readonly logger = new Logger(GeoEventsServer.name);
   private nc: NatsConnection | undefined;
   private messages: ConsumerMessages | undefined;
   private readonly names: NatsNames;

@@ -1,5 +1,5 @@
 import type { GeoTransportFactory } from '../transport/geo-transport.interface.js';
-import type { GeoAuthenticator } from '../gateway/geo-principal.js';
+import type { GeoAuthenticator } from '../auth/geo-principal.js';
 
 /** Where clients reach a region: its public base URL (http/https; ws URLs are derived). */
 export interface GeoRegionEndpoint {

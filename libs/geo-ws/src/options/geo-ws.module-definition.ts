@@ -1,4 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { GeoDirectoryController } from '../directory/geo-directory.controller.js';
+import { GeoHealthController } from '../health/geo-health.controller.js';
 import type { GeoWsModuleOptions } from './geo-ws-options.interface.js';
 
 export const {
@@ -8,8 +10,11 @@ export const {
   ASYNC_OPTIONS_TYPE: GEO_WS_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<GeoWsModuleOptions>()
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: true, endpoints: true }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal,
+    // The HTTP endpoints (`/healthz`, `/readyz`, `/geo/regions`, `/geo/presence/:room`);
+    // `endpoints: false` leaves them out (the client SDK probes the first three).
+    controllers: extras.endpoints ? [GeoHealthController, GeoDirectoryController] : [],
+  }))
   .build();
-
-/** Injection token of the validated options with defaults applied. */
-export const GEO_WS_RESOLVED_OPTIONS = Symbol('GEO_WS_RESOLVED_OPTIONS');

@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { GeoConfigError } from '../errors/geo-config.error.js';
-import type { GeoAuthenticator } from '../gateway/geo-principal.js';
+import type { GeoAuthenticator } from '../auth/geo-principal.js';
+import {
+  DEFAULT_DRAIN_GRACE_MS,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_LIMITS,
+  DEFAULT_PRESENCE_TTL_MS,
+  DEFAULT_REPLAY_BATCH_SIZE,
+  DEFAULT_RETENTION,
+  DEFAULT_SESSIONS,
+  MIN_DEDUP_WINDOW_MS,
+} from './defaults.js';
 import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from './geo-ws-options.interface.js';
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
-export const MIN_DEDUP_WINDOW_MS = 120_000;
-
-const MIB = 1024 * 1024;
 
 function bucket(value: { perSecond: number; burst: number } | undefined, fallback: { perSecond: number; burst: number }, option: string): { perSecond: number; burst: number } {
   return {
@@ -81,7 +88,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     throw new GeoConfigError(`log.dedupWindowMs must be at least ${MIN_DEDUP_WINDOW_MS} (2 minutes) so client retries are deduplicated (G1), got ${dedupWindowMs}.`);
   }
 
-  const maxAgeMs = positiveInteger(log.retention?.maxAgeMs, 24 * 60 * 60 * 1000, 'log.retention.maxAgeMs');
+  const maxAgeMs = positiveInteger(log.retention?.maxAgeMs, DEFAULT_RETENTION.maxAgeMs, 'log.retention.maxAgeMs');
   if (maxAgeMs < dedupWindowMs) {
     throw new GeoConfigError(`log.retention.maxAgeMs (${maxAgeMs}) must be at least log.dedupWindowMs (${dedupWindowMs}): an event must outlive the window that deduplicates its retries.`);
   }
@@ -94,40 +101,40 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     authenticate: options.authenticate ?? anonymous,
     allowedOrigins: options.allowedOrigins ? new Set(options.allowedOrigins.map((origin) => origin.replace(/\/$/, ''))) : undefined,
     limits: {
-      maxPayloadBytes: positiveInteger(limits.maxPayloadBytes, 64 * 1024, 'limits.maxPayloadBytes'),
-      maxDepth: positiveInteger(limits.maxDepth, 32, 'limits.maxDepth'),
-      maxRoomsPerConnection: positiveInteger(limits.maxRoomsPerConnection, 100, 'limits.maxRoomsPerConnection'),
-      rate: bucket(limits.rate, { perSecond: 50, burst: 100 }, 'limits.rate'),
-      refusals: bucket(limits.refusals, { perSecond: 10, burst: 500 }, 'limits.refusals'),
-      idleTimeoutMs: limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, 900_000, 'limits.idleTimeoutMs'),
-      maxBufferedBytes: positiveInteger(limits.maxBufferedBytes, 8 * MIB, 'limits.maxBufferedBytes'),
-      maxBufferedBytesTotal: positiveInteger(limits.maxBufferedBytesTotal, 256 * MIB, 'limits.maxBufferedBytesTotal'),
+      maxPayloadBytes: positiveInteger(limits.maxPayloadBytes, DEFAULT_LIMITS.maxPayloadBytes, 'limits.maxPayloadBytes'),
+      maxDepth: positiveInteger(limits.maxDepth, DEFAULT_LIMITS.maxDepth, 'limits.maxDepth'),
+      maxRoomsPerConnection: positiveInteger(limits.maxRoomsPerConnection, DEFAULT_LIMITS.maxRoomsPerConnection, 'limits.maxRoomsPerConnection'),
+      rate: bucket(limits.rate, DEFAULT_LIMITS.rate, 'limits.rate'),
+      refusals: bucket(limits.refusals, DEFAULT_LIMITS.refusals, 'limits.refusals'),
+      idleTimeoutMs: limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, DEFAULT_LIMITS.idleTimeoutMs, 'limits.idleTimeoutMs'),
+      maxBufferedBytes: positiveInteger(limits.maxBufferedBytes, DEFAULT_LIMITS.maxBufferedBytes, 'limits.maxBufferedBytes'),
+      maxBufferedBytesTotal: positiveInteger(limits.maxBufferedBytesTotal, DEFAULT_LIMITS.maxBufferedBytesTotal, 'limits.maxBufferedBytesTotal'),
       replay: {
-        perConnection: bucket(replay.perConnection, { perSecond: 5000, burst: 10_000 }, 'limits.replay.perConnection'),
-        perInstance: bucket(replay.perInstance, { perSecond: 50_000, burst: 100_000 }, 'limits.replay.perInstance'),
-        concurrent: positiveInteger(replay.concurrent, 64, 'limits.replay.concurrent'),
-        highWaterBytes: positiveInteger(replay.highWaterBytes, MIB, 'limits.replay.highWaterBytes'),
+        perConnection: bucket(replay.perConnection, DEFAULT_LIMITS.replay.perConnection, 'limits.replay.perConnection'),
+        perInstance: bucket(replay.perInstance, DEFAULT_LIMITS.replay.perInstance, 'limits.replay.perInstance'),
+        concurrent: positiveInteger(replay.concurrent, DEFAULT_LIMITS.replay.concurrent, 'limits.replay.concurrent'),
+        highWaterBytes: positiveInteger(replay.highWaterBytes, DEFAULT_LIMITS.replay.highWaterBytes, 'limits.replay.highWaterBytes'),
       },
     },
     log: {
       dedupWindowMs,
       retention: {
-        maxEvents: positiveInteger(log.retention?.maxEvents, 10_000, 'log.retention.maxEvents'),
+        maxEvents: positiveInteger(log.retention?.maxEvents, DEFAULT_RETENTION.maxEvents, 'log.retention.maxEvents'),
         maxAgeMs,
       },
-      replayBatchSize: positiveInteger(log.replayBatchSize, 500, 'log.replayBatchSize'),
+      replayBatchSize: positiveInteger(log.replayBatchSize, DEFAULT_REPLAY_BATCH_SIZE, 'log.replayBatchSize'),
     },
-    drainGraceMs: options.drainGraceMs === undefined ? 2000 : Math.max(0, options.drainGraceMs),
-    heartbeatMs: positiveInteger(options.heartbeatMs, 30_000, 'heartbeatMs'),
+    drainGraceMs: options.drainGraceMs === undefined ? DEFAULT_DRAIN_GRACE_MS : Math.max(0, options.drainGraceMs),
+    heartbeatMs: positiveInteger(options.heartbeatMs, DEFAULT_HEARTBEAT_MS, 'heartbeatMs'),
     sessions:
       options.sessions === false
         ? undefined
         : {
-            ttlMs: positiveInteger(options.sessions?.ttlMs, 3_600_000, 'sessions.ttlMs'),
-            saveEveryMs: positiveInteger(options.sessions?.saveEveryMs, 5000, 'sessions.saveEveryMs'),
+            ttlMs: positiveInteger(options.sessions?.ttlMs, DEFAULT_SESSIONS.ttlMs, 'sessions.ttlMs'),
+            saveEveryMs: positiveInteger(options.sessions?.saveEveryMs, DEFAULT_SESSIONS.saveEveryMs, 'sessions.saveEveryMs'),
           },
     presenceTtlMs: !options.presence
       ? undefined
-      : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, 30_000, 'presence.ttlMs'),
+      : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, DEFAULT_PRESENCE_TTL_MS, 'presence.ttlMs'),
   };
 }

@@ -8,7 +8,7 @@ import type { GeoPresenceMember, GeoStateStore } from '../transport/geo-state-st
  * is logged and retried at the next beat, never failing a join.
  */
 export class RoomPresence {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(RoomPresence.name);
   private readonly members = new Map<string, { room: string; member: GeoPresenceMember }>();
   private readonly timer: NodeJS.Timeout;
 

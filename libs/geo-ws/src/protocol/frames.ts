@@ -1,12 +1,29 @@
 import { isValidEventId, isValidRoomId } from '../envelope/envelope.rules.js';
+import { DEFAULT_LIMITS } from '../options/defaults.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
-import type { JoinPosition } from '../fanout/room-feed.js';
 
 /** Every frame, both ways: Nest's `{ event, data }` shape. */
 export interface Frame {
   event: string;
   data: unknown;
+}
+
+/** Where a joining member starts. */
+export interface JoinPosition {
+  /** Last `seq` the client has; omitted for a fresh join (live only). */
+  since?: number;
+  /** The epoch `since` belongs to. */
+  epoch?: string;
+}
+
+/** The answer to a join: what `geo.joined` tells the client. */
+export interface JoinOutcome {
+  /** The position the client will be at once the replay below is delivered; live events follow. */
+  seq: number;
+  epoch: string;
+  /** False when events after `since` could not all be delivered (retention passed or another epoch). */
+  recovered: boolean;
 }
 
 /** `geo.join` payload. */
@@ -16,15 +33,15 @@ export interface JoinRequest extends JoinPosition {
   regional?: JoinPosition;
 }
 
-/** Default for `limits.maxDepth`. */
-export const DEFAULT_MAX_DEPTH = 32;
+/** Default for `limits.maxDepth` (the client SDK checks the same before sending). */
+export const DEFAULT_MAX_DEPTH = DEFAULT_LIMITS.maxDepth;
 
 /**
  * Parses one raw WebSocket message into a frame, or throws `MALFORMED_FRAME`. `data` may
  * nest arrays and objects at most `maxDepth` levels: deeper input is refused here, before
  * pipes, validators or encoders recurse into it.
  */
-export function parseFrame(raw: string, maxDepth = DEFAULT_MAX_DEPTH): Frame {
+export function parseFrame(raw: string, maxDepth: number = DEFAULT_MAX_DEPTH): Frame {
   let value: unknown;
   try {
     value = JSON.parse(raw);

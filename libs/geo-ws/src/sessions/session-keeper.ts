@@ -35,7 +35,7 @@ export class Session {
  * even if it lost its own copy. Saved every `saveEveryMs` while they change, and on close.
  */
 export class SessionKeeper {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(SessionKeeper.name);
   private readonly open = new Set<Session>();
   private readonly timer: NodeJS.Timeout;
 

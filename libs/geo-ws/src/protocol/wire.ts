@@ -1,11 +1,6 @@
-/** Metadata key of `@GeoSubscribe` (method level). */
-export const GEO_SUBSCRIBE_METADATA = 'geo-ws:subscribe';
-/** Metadata key of the geo-ws parameter decorators (a string: Nest builds cache keys from it). */
-export const GEO_PARAM_ARGS_METADATA = '__geoWsRouteArguments__';
+// The names and numbers of wire protocol v1, in one place (docs/PROTOCOL.md describes them).
 /** The subprotocol the server speaks; browsers send the token as a second one, `bearer.<token>`. */
 export const GEO_SUBPROTOCOL = 'geo-ws.v1';
-/** Nest's context type for WebSocket handlers: guards branch on `context.getType() === 'ws'`. */
-export const GEO_CONTEXT_TYPE = 'ws';
 
 /** Control frames of wire protocol v1 (see docs/PROTOCOL.md). */
 export const GeoFrame = {

@@ -1,0 +1,37 @@
+// Every default of geo-ws in one place: the module's options and the microservice client
+// read them from here, and the README's option table states the same values.
+
+/** Shortest dedup window: client retries within it are stored once (G1). */
+export const MIN_DEDUP_WINDOW_MS = 120_000;
+
+/** History kept per room log for resume: whichever limit is hit first. */
+export const DEFAULT_RETENTION = { maxEvents: 10_000, maxAgeMs: 24 * 60 * 60 * 1000 } as const;
+
+/** Events per read while replaying a resume. */
+export const DEFAULT_REPLAY_BATCH_SIZE = 500;
+
+const MIB = 1024 * 1024;
+
+/** `limits` when not set (see `GeoWsLimits` for what each one bounds). */
+export const DEFAULT_LIMITS = {
+  maxPayloadBytes: 64 * 1024,
+  maxDepth: 32,
+  maxRoomsPerConnection: 100,
+  rate: { perSecond: 50, burst: 100 },
+  refusals: { perSecond: 10, burst: 500 },
+  idleTimeoutMs: 15 * 60 * 1000,
+  maxBufferedBytes: 8 * MIB,
+  maxBufferedBytesTotal: 256 * MIB,
+  replay: {
+    perConnection: { perSecond: 5000, burst: 10_000 },
+    perInstance: { perSecond: 50_000, burst: 100_000 },
+    concurrent: 64,
+    highWaterBytes: MIB,
+  },
+} as const;
+
+/** Lifecycle and state-store defaults. */
+export const DEFAULT_DRAIN_GRACE_MS = 2000;
+export const DEFAULT_HEARTBEAT_MS = 30_000;
+export const DEFAULT_SESSIONS = { ttlMs: 60 * 60 * 1000, saveEveryMs: 5000 } as const;
+export const DEFAULT_PRESENCE_TTL_MS = 30_000;
