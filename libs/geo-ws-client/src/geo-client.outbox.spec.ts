@@ -1,152 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { WebSocket, WebSocketServer } from 'ws';
 import { GeoClient, GeoClientError, type GeoClientOptions } from './geo-client.js';
-import type { AckFrame, GeoRegion, WebSocketConstructor } from './protocol.js';
+import type { AckFrame } from './protocol.js';
+import { FakeRegion, NodeWebSocket, until, within } from './testing/fake-region.js';
 
 /**
- * The client's outbox against a fake region: a real `ws` server that speaks the protocol
- * (docs/PROTOCOL.md) and lets each test decide how every publish attempt is answered.
+ * The client's outbox against a fake region (testing/fake-region.ts): a real `ws` server
+ * that speaks the protocol and lets each test decide how every publish attempt is answered.
  */
-
-/** How the fake answers one publish attempt. */
-type Answer = 'store' | 'store-no-ack' | 'silent' | 'drop' | { code: string } | { delayMs: number };
-
-interface Received {
-  eventId: string;
-  room: string;
-  attempt: number;
-  text: unknown;
-}
-
-class FakeRegion {
-  /** Every publish frame, in arrival order. */
-  readonly received: Received[] = [];
-  /** Every geo.join, in arrival order. */
-  readonly joins: string[] = [];
-  /** The room logs: event ids in seq order (seq = index + 1). */
-  readonly logs = new Map<string, string[]>();
-  answer: (frame: Received) => Answer = () => 'store';
-  joinAnswer: (room: string) => 'ok' | { code: string } = () => 'ok';
-  private readonly attempts = new Map<string, number>();
-  private readonly sockets = new Set<WebSocket>();
-  private readonly joined = new Map<WebSocket, Set<string>>();
-
-  private constructor(private readonly server: WebSocketServer) {
-    server.on('connection', (socket) => this.accept(socket));
-  }
-
-  static async start(): Promise<FakeRegion> {
-    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    return new FakeRegion(server);
-  }
-
-  get regions(): GeoRegion[] {
-    const { port } = this.server.address() as { port: number };
-    return [{ name: 'eu', url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` }];
-  }
-
-  stored(room: string): string[] {
-    return this.logs.get(room) ?? [];
-  }
-
-  /** Ids of the publish frames received, optionally from index `from` on. */
-  ids(from = 0): string[] {
-    return this.received.slice(from).map((frame) => frame.eventId);
-  }
-
-  /** The server forgets that the open connections joined `room` (as after a log reset). */
-  forget(room: string): void {
-    for (const rooms of this.joined.values()) rooms.delete(room);
-  }
-
-  /** Cuts every connection without a close handshake. */
-  dropAll(): void {
-    for (const socket of this.sockets) socket.terminate();
-  }
-
-  async close(): Promise<void> {
-    this.dropAll();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private accept(socket: WebSocket): void {
-    this.sockets.add(socket);
-    this.joined.set(socket, new Set());
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      this.joined.delete(socket);
-    });
-    const send = (event: string, data: unknown) => socket.readyState === socket.OPEN && socket.send(JSON.stringify({ event, data }));
-    send('geo.welcome', { connection_id: `c${this.sockets.size}`, region: 'eu', sender: 'tester' });
-    socket.on('message', (raw) => {
-      const frame = JSON.parse(String(raw)) as { event: string; data: any };
-      const rooms = this.joined.get(socket)!;
-      switch (frame.event) {
-        case 'geo.join': {
-          this.joins.push(frame.data.room);
-          const answer = this.joinAnswer(frame.data.room);
-          if (answer !== 'ok') return send('geo.error', { code: answer.code, message: 'join refused', room: frame.data.room });
-          rooms.add(frame.data.room);
-          return send('geo.joined', { room: frame.data.room, seq: this.stored(frame.data.room).length, epoch: 'e1', recovered: true });
-        }
-        case 'geo.leave':
-          rooms.delete(frame.data.room);
-          return send('geo.left', { room: frame.data.room });
-        case 'geo.ping':
-          return send('geo.pong', frame.data);
-      }
-      const { event_id: eventId, room_id: room } = frame.data;
-      if (!rooms.has(room)) return send('geo.error', { code: 'NOT_JOINED', message: 'not joined', event_id: eventId, room });
-      const attempt = (this.attempts.get(eventId) ?? 0) + 1;
-      this.attempts.set(eventId, attempt);
-      const received = { eventId, room, attempt, text: frame.data.data?.text };
-      this.received.push(received);
-      const answer = this.answer(received);
-      if (answer === 'silent') return;
-      if (answer === 'drop') return socket.terminate();
-      if (typeof answer === 'object' && 'delayMs' in answer) {
-        setTimeout(() => this.store(room, eventId, send), answer.delayMs);
-        return;
-      }
-      if (answer !== 'store' && answer !== 'store-no-ack') return send('geo.error', { code: answer.code, message: `refused: ${answer.code}`, event_id: eventId, room });
-      if (answer === 'store') return this.store(room, eventId, send);
-      this.store(room, eventId, () => undefined);
-    });
-  }
-
-  /** G1: an event_id is stored once per room; a retry is acked with the original seq. */
-  private store(room: string, eventId: string, send: (event: string, data: unknown) => unknown): void {
-    const log = this.logs.get(room) ?? [];
-    this.logs.set(room, log);
-    const existing = log.indexOf(eventId);
-    if (existing !== -1) {
-      send('geo.ack', { event_id: eventId, seq: existing + 1, duplicate: true });
-      return;
-    }
-    log.push(eventId);
-    send('geo.ack', { event_id: eventId, seq: log.length });
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Fails fast instead of hanging when a promise never settles. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms))),
-  ]);
-}
-
-async function until(condition: () => boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 describe('GeoClient outbox (fake region over a real WebSocket)', () => {
   let fake: FakeRegion;
@@ -156,7 +16,7 @@ describe('GeoClient outbox (fake region over a real WebSocket)', () => {
     fake = await FakeRegion.start();
     client = await GeoClient.connect({
       regions: fake.regions,
-      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      WebSocket: NodeWebSocket,
       probe: async () => 1,
       backoff: { baseMs: 20, maxMs: 80 },
       heartbeatMs: 60_000,

@@ -1,0 +1,361 @@
+// Test support for the client's specs; not part of the package (excluded from its build).
+import net from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { GeoEnvelope, GeoRegion, WebSocketConstructor } from '../protocol.js';
+
+/** `ws`'s WebSocket as the client's `WebSocket` option. */
+export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
+
+/** How the fake answers one publish attempt. */
+export type Answer = 'store' | 'store-no-ack' | 'silent' | 'drop' | { code: string } | { delayMs: number };
+
+/** A publish frame the fake received. */
+export interface Received {
+  eventId: string;
+  room: string;
+  /** 1 for the first frame with this event_id, 2 for its first resend, … */
+  attempt: number;
+  text: unknown;
+}
+
+/** The data of a `geo.join` the fake received. */
+export interface JoinRequest {
+  room: string;
+  since?: number;
+  epoch?: string;
+  regional?: { since?: number; epoch?: string };
+}
+
+/** One connection the fake accepted. */
+export interface FakeConnection {
+  readonly socket: WebSocket;
+  /** The URL the client connected to (query parameters: `session`, the app's own). */
+  readonly url: URL;
+  /** The token of the `bearer.<token>` subprotocol. */
+  readonly token: string | undefined;
+  /** Rooms this connection joined. */
+  readonly rooms: Set<string>;
+  /** Every frame the client sent on it, in order. */
+  readonly frames: { event: string; data: any }[];
+  /** The close code the fake saw (1006 without a close frame); unset while open. */
+  closeCode?: number;
+  /** Sends a frame to the client, if the connection is open. */
+  send(event: string, data: unknown): void;
+}
+
+/**
+ * The room logs the fake regions of one test share, as regions share their broker: seq is
+ * the index in the log + 1; `epoch` names the log's incarnation.
+ */
+export class FakeLogs {
+  readonly regions = new Set<FakeRegion>();
+  private readonly logs = new Map<string, GeoEnvelope[]>();
+  private readonly epochs = new Map<string, string>();
+  /** Events at or below this seq were removed by retention. */
+  private readonly trimmed = new Map<string, number>();
+
+  log(room: string): GeoEnvelope[] {
+    let log = this.logs.get(room);
+    if (!log) this.logs.set(room, (log = []));
+    return log;
+  }
+
+  epoch(room: string): string {
+    return this.epochs.get(room) ?? 'e1';
+  }
+
+  trimmedTo(room: string): number {
+    return this.trimmed.get(room) ?? 0;
+  }
+
+  /** The room's log is lost and starts over as another incarnation. */
+  reset(room: string, epoch: string): void {
+    this.logs.set(room, []);
+    this.epochs.set(room, epoch);
+    this.trimmed.delete(room);
+  }
+
+  /** Retention removes the events up to `seq`. */
+  trim(room: string, seq: number): void {
+    this.trimmed.set(room, seq);
+  }
+
+  /** Appends an event and delivers it to every connection of every region that joined the room. */
+  append(room: string, envelope: Omit<GeoEnvelope, 'seq' | 'room_id'>): GeoEnvelope {
+    const log = this.log(room);
+    const stored: GeoEnvelope = { ...envelope, room_id: room, seq: log.length + 1 };
+    log.push(stored);
+    for (const region of this.regions) region.deliver(stored);
+    return stored;
+  }
+}
+
+/**
+ * A region that speaks wire protocol v1 (docs/PROTOCOL.md) on a real `ws` server on
+ * 127.0.0.1, with hooks that let each test decide how it answers: publishes, joins,
+ * the welcome, pings, token refreshes.
+ */
+export class FakeRegion {
+  /** Every publish frame, in arrival order. */
+  readonly received: Received[] = [];
+  /** The room of every geo.join, in arrival order. */
+  readonly joins: string[] = [];
+  /** Every geo.join, in arrival order. */
+  readonly joinRequests: JoinRequest[] = [];
+  /** Every connection accepted, in order. */
+  readonly connections: FakeConnection[] = [];
+  /** Every token received with geo.auth. */
+  readonly refreshedTokens: string[] = [];
+  /** How each publish attempt is answered (default: stored and acked). */
+  answer: (frame: Received) => Answer = () => 'store';
+  /** How each join is answered (default: joined; `'silent'`: never). */
+  joinAnswer: (room: string) => 'ok' | 'silent' | { code: string } = () => 'ok';
+  /** The welcome's fields beyond connection_id, region and sender; `'silent'`: no welcome at all. */
+  welcome: (connection: FakeConnection) => Record<string, unknown> | 'silent' = () => ({});
+  /** Answer geo.ping with geo.pong. */
+  answerPings = true;
+  /** The `expires_at` of the answer to geo.auth. */
+  authExpiresAt: (token: string) => string | null = () => null;
+  /** Refuse upgrades (HTTP 503), as a region that is down or draining. */
+  refusing = false;
+  private readonly attempts = new Map<string, number>();
+
+  private constructor(
+    readonly name: string,
+    readonly logs: FakeLogs,
+    private readonly server: WebSocketServer,
+  ) {
+    logs.regions.add(this);
+    server.on('connection', (socket, request) => this.accept(socket, new URL(request.url ?? '/', 'ws://fake'), request.headers['sec-websocket-protocol']));
+  }
+
+  /** Starts a region named `name` (default `eu`); regions started with the same `logs` share their rooms. */
+  static async start(options: { name?: string; logs?: FakeLogs } = {}): Promise<FakeRegion> {
+    let region: FakeRegion | undefined;
+    const server = new WebSocketServer({
+      port: 0,
+      host: '127.0.0.1',
+      handleProtocols: (protocols) => (protocols.has('geo-ws.v1') ? 'geo-ws.v1' : false),
+      verifyClient: (_, callback) => (region?.refusing ? callback(false, 503) : callback(true)),
+    });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    region = new FakeRegion(options.name ?? 'eu', options.logs ?? new FakeLogs(), server);
+    return region;
+  }
+
+  /** Cuts every connection and refuses new ones until `resume()` (the region is away). */
+  async away(client: { state: string }): Promise<void> {
+    this.refusing = true;
+    this.dropAll();
+    while (client.state !== 'reconnecting') await sleep(2);
+  }
+
+  /** Accepts connections again. */
+  resume(): void {
+    this.refusing = false;
+  }
+
+  get port(): number {
+    return (this.server.address() as { port: number }).port;
+  }
+
+  get region(): GeoRegion {
+    return { name: this.name, url: `http://127.0.0.1:${this.port}`, wsUrl: `ws://127.0.0.1:${this.port}/ws` };
+  }
+
+  /** The directory with this region only. */
+  get regions(): GeoRegion[] {
+    return [this.region];
+  }
+
+  /** Connections that are open now. */
+  get open(): FakeConnection[] {
+    return this.connections.filter((connection) => connection.closeCode === undefined);
+  }
+
+  /** Event ids of a room's log, in seq order. */
+  stored(room: string): string[] {
+    return this.logs.log(room).map((event) => event.event_id);
+  }
+
+  /** Ids of the publish frames received, optionally from index `from` on. */
+  ids(from = 0): string[] {
+    return this.received.slice(from).map((frame) => frame.eventId);
+  }
+
+  /** Another member publishes to `room`: stored and delivered to every joined connection. */
+  emit(room: string, data: unknown = {}, type = 'chat.message'): GeoEnvelope {
+    return this.logs.append(room, { event_id: `x${this.logs.log(room).length + 1}`, type, sender: 'someone', timestamp: new Date().toISOString(), region: this.name, data });
+  }
+
+  /** Sends a frame to every open connection. */
+  sendAll(event: string, data: unknown): void {
+    for (const connection of this.open) connection.send(event, data);
+  }
+
+  /** The region drains: every open connection is told to go to `to`. */
+  drain(to: GeoRegion): void {
+    this.sendAll('geo.reconnect', { region: to.name, url: to.wsUrl });
+  }
+
+  /** The server forgets that the open connections joined `room` (as after a log reset). */
+  forget(room: string): void {
+    for (const connection of this.connections) connection.rooms.delete(room);
+  }
+
+  /** Closes every open connection with a close frame. */
+  closeAll(code: number, reason = ''): void {
+    for (const connection of this.open) connection.socket.close(code, reason);
+  }
+
+  /** Cuts every connection without a close handshake. */
+  dropAll(): void {
+    for (const connection of this.open) connection.socket.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.logs.regions.delete(this);
+    this.dropAll();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Delivers a stored event to the connections of this region that joined its room. */
+  deliver(event: GeoEnvelope): void {
+    for (const connection of this.open) if (connection.rooms.has(event.room_id)) connection.send(event.type, event);
+  }
+
+  private accept(socket: WebSocket, url: URL, protocolHeader: string | undefined): void {
+    const bearer = (protocolHeader ?? '')
+      .split(',')
+      .map((protocol) => protocol.trim())
+      .find((protocol) => protocol.startsWith('bearer.'));
+    const connection: FakeConnection = {
+      socket,
+      url,
+      token: bearer?.slice('bearer.'.length),
+      rooms: new Set(),
+      frames: [],
+      send: (event, data) => {
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ event, data }));
+      },
+    };
+    this.connections.push(connection);
+    socket.on('close', (code) => (connection.closeCode = code));
+    const welcome = this.welcome(connection);
+    if (welcome !== 'silent') connection.send('geo.welcome', { connection_id: `c${this.connections.length}`, region: this.name, sender: 'tester', ...welcome });
+    socket.on('message', (raw) => this.onFrame(connection, JSON.parse(String(raw)) as { event: string; data: any }));
+  }
+
+  private onFrame(connection: FakeConnection, frame: { event: string; data: any }): void {
+    connection.frames.push(frame);
+    const { send, rooms } = connection;
+    switch (frame.event) {
+      case 'geo.join':
+        return this.onJoin(connection, frame.data as JoinRequest);
+      case 'geo.leave':
+        rooms.delete(frame.data.room);
+        return send('geo.left', { room: frame.data.room });
+      case 'geo.ping':
+        if (this.answerPings) send('geo.pong', frame.data);
+        return;
+      case 'geo.auth':
+        this.refreshedTokens.push(frame.data.token);
+        return send('geo.authed', { expires_at: this.authExpiresAt(frame.data.token) });
+    }
+    const { event_id: eventId, room_id: room } = frame.data;
+    if (!rooms.has(room)) return send('geo.error', { code: 'NOT_JOINED', message: 'not joined', event_id: eventId, room });
+    const attempt = (this.attempts.get(eventId) ?? 0) + 1;
+    this.attempts.set(eventId, attempt);
+    const received = { eventId, room, attempt, text: frame.data.data?.text };
+    this.received.push(received);
+    const answer = this.answer(received);
+    const store = (ack: boolean) => this.store(connection, frame.event, room, eventId, frame.data.data, ack);
+    if (answer === 'silent') return;
+    if (answer === 'drop') return connection.socket.terminate();
+    if (typeof answer === 'object' && 'delayMs' in answer) {
+      setTimeout(() => store(true), answer.delayMs);
+      return;
+    }
+    if (answer !== 'store' && answer !== 'store-no-ack') return send('geo.error', { code: answer.code, message: `refused: ${answer.code}`, event_id: eventId, room });
+    store(answer === 'store');
+  }
+
+  /** G3: answers `geo.joined`, then the events after `since` (all retained ones after another epoch), then live. */
+  private onJoin(connection: FakeConnection, request: JoinRequest): void {
+    const { room } = request;
+    this.joins.push(room);
+    this.joinRequests.push(request);
+    const answer = this.joinAnswer(room);
+    if (answer === 'silent') return;
+    if (answer !== 'ok') return connection.send('geo.error', { code: answer.code, message: 'join refused', room });
+    connection.rooms.add(room);
+    const log = this.logs.log(room);
+    const epoch = this.logs.epoch(room);
+    const trimmedTo = this.logs.trimmedTo(room);
+    let since = request.since ?? log.length;
+    let recovered = true;
+    if (request.since !== undefined && request.epoch !== undefined && request.epoch !== epoch) {
+      since = 0;
+      recovered = false;
+    }
+    if (since < trimmedTo) recovered = false;
+    connection.send('geo.joined', { room, seq: log.length, epoch, recovered });
+    for (const event of log.slice(Math.max(since, trimmedTo))) connection.send(event.type, event);
+  }
+
+  /** G1: an event_id is stored once per room; a retry is acked with the original seq. */
+  private store(connection: FakeConnection, type: string, room: string, eventId: string, data: unknown, ack: boolean): void {
+    const existing = this.logs.log(room).find((event) => event.event_id === eventId);
+    if (existing) {
+      if (ack) connection.send('geo.ack', { event_id: eventId, seq: existing.seq, duplicate: true });
+      return;
+    }
+    const stored = this.logs.append(room, { event_id: eventId, type, sender: 'tester', timestamp: new Date().toISOString(), region: this.name, data });
+    if (ack) connection.send('geo.ack', { event_id: eventId, seq: stored.seq });
+  }
+}
+
+/**
+ * A host that accepts TCP connections and never answers the WebSocket upgrade (a dead
+ * host behind a load balancer).
+ */
+export async function startMuteHost(name = 'mute'): Promise<{ region: GeoRegion; accepted: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    region: { name, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` },
+    accepted: () => accepted,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Fails fast instead of hanging when a promise never settles. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms))),
+  ]);
+}
+
+/** Waits until `condition` holds, polling every 5 ms; throws after `ms`. */
+export async function until(condition: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
