@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, penaltyDelay } from './backoff.js';
 
 describe('backoffDelay', () => {
   it('is uniform between 0 and an exponentially growing ceiling (full jitter)', () => {
@@ -16,5 +16,19 @@ describe('backoffDelay', () => {
     const buckets = new Set(delays.map((delay) => Math.floor(delay / 500)));
     expect(buckets.size).toBeGreaterThanOrEqual(14); // spread over the whole 0-8 s window
     expect(Math.max(...delays)).toBeLessThan(8000);
+  });
+});
+
+describe('penaltyDelay', () => {
+  it('is at least half of the same growing ceiling (equal jitter): never 0', () => {
+    expect([0, 1, 2, 3].map((attempt) => penaltyDelay(attempt, { baseMs: 100, maxMs: 10_000 }, () => 0))).toEqual([50, 100, 200, 400]);
+    expect([0, 1, 2, 3].map((attempt) => penaltyDelay(attempt, { baseMs: 100, maxMs: 10_000 }, () => 0.999))).toEqual([99, 199, 399, 799]);
+  });
+
+  it('stays within [maxMs / 2, maxMs] once the ceiling reaches the cap', () => {
+    for (const attempt of [5, 50]) {
+      expect(penaltyDelay(attempt, { baseMs: 250, maxMs: 8000 }, () => 0)).toBe(4000);
+      expect(penaltyDelay(attempt, { baseMs: 250, maxMs: 8000 }, () => 0.999999)).toBeLessThan(8000);
+    }
   });
 });

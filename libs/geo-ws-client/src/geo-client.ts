@@ -1,8 +1,13 @@
-import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
 import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, type RankedRegion, type RttProbe } from './nearest-region.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './publish-frame.js';
 import {
+  BEARER_PREFIX,
+  GEO_SUBPROTOCOL,
+  GeoClientCloseCode,
+  GeoCloseCode,
+  GeoFrame,
   type AckFrame,
   type ErrorFrame,
   type Frame,
@@ -38,6 +43,7 @@ export interface GeoClientOptions {
   probe?: RttProbe;
   /** Probes per region when ranking. Default 3. */
   probeSamples?: number;
+  /** Reconnect delays, and publish retry delays. Default `{ baseMs: 250, maxMs: 8000 }`. */
   backoff?: BackoffOptions;
   /** Failed connection attempts to a region before moving to the next. Default 3. */
   failoverAfter?: number;
@@ -65,21 +71,35 @@ export interface GeoClientOptions {
   maxDepth?: number;
 }
 
+/**
+ * Where a {@link GeoClient} is: `connecting` until its first connection is open, `open`
+ * while connected (after `geo.welcome`), `reconnecting` between connections, `closed`
+ * after `close()`.
+ */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
-/** Events of a {@link GeoClient}. */
+/** Events of a {@link GeoClient}, by name, with what their listeners receive. */
 export interface GeoClientEvents {
+  /** The connection state changed. */
   state: ConnectionState;
   /** Connected to a region (first time or after a move). */
   region: { region: string; rttMs: number };
   /** A room could not be resumed without a gap (`recovered: false`): refetch its history. */
   gap: { room: string; epoch: string };
-  /** A `geo.error` not tied to a pending publish or join. */
+  /**
+   * A `geo.error` not tied to a pending publish or join, or a failure of the client's own
+   * (`UNAUTHORIZED`: the `token` function failed).
+   */
   error: ErrorFrame;
-  /** A reconnect is scheduled. */
-  reconnect: { attempt: number; delayMs: number; region: string };
+  /**
+   * A connection ended and the next attempt is scheduled in `delayMs`. `code` is the close
+   * code that ended it: the server's ({@link GeoCloseCode}), the client's own
+   * ({@link GeoClientCloseCode}), or 1006 when it was lost (or never opened) without one.
+   */
+  reconnect: { attempt: number; delayMs: number; region: string; code: number };
 }
 
+/** Receives a joined room's events, in `seq` order, each once. */
 export type RoomHandler = (envelope: GeoEnvelope) => void;
 
 /** Where the client is in one log of a room. */
@@ -97,6 +117,8 @@ interface RoomState {
   waiters: { resolve(frame: JoinedFrame): void; reject(error: Error): void }[];
   /** Join attempts refused with a retryable code since the last `geo.joined`. */
   joinFailures: number;
+  /** Set while the room waits to join again after a retryable refusal. */
+  retryTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** Join refusals after which the client joins again (after a backoff delay). */
@@ -144,7 +166,27 @@ const MAX_NOT_JOINED = 3;
 
 export { GeoClientError };
 
+/** `WebSocket.OPEN`. */
 const OPEN = 1;
+/** The close code a WebSocket reports when the connection ended without a close frame. */
+const ABNORMAL_CLOSURE = 1006;
+/**
+ * Closes the server makes for this client's own conduct: reconnecting at once would only
+ * repeat them. The client reconnects to the same region after {@link penaltyDelay}.
+ */
+const PENALTY_CODES: ReadonlySet<number> = new Set([GeoCloseCode.POLICY_VIOLATION, GeoCloseCode.MESSAGE_TOO_BIG, GeoCloseCode.SLOW_CONSUMER]);
+/** A connection that stayed open this long ends a run of {@link PENALTY_CODES} closes. */
+const SETTLED_MS = 60_000;
+/** Defaults of {@link GeoClientOptions.heartbeatMs} and {@link GeoClientOptions.connectTimeoutMs}. */
+const DEFAULT_HEARTBEAT_MS = 15_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** The longest wait for `geo.welcome` (otherwise twice `heartbeatMs`). */
+const MAX_WELCOME_WAIT_MS = 10_000;
+/** The token is refreshed at this share of its remaining lifetime, but not sooner than {@link MIN_REFRESH_WAIT_MS}. */
+const REFRESH_AT = 0.8;
+const MIN_REFRESH_WAIT_MS = 1000;
+/** The longest delay `setTimeout` takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A fresh `event_id` (UUID v4), for apps that need it before publishing (to track a
@@ -190,6 +232,14 @@ export class GeoClient {
   private drift: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Abandons the current connection if it sends no `geo.welcome` in time. */
+  private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The code the client closed the current connection with, whatever the server echoes. */
+  private closingWith: number | undefined;
+  /** Closes in a row for this client's conduct ({@link PENALTY_CODES}). */
+  private penalties = 0;
+  /** When the current connection got its `geo.welcome`. */
+  private openedAt: number | undefined;
   private redirect: string | undefined;
   private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
   private connectedRegion: string | undefined;
@@ -227,6 +277,7 @@ export class GeoClient {
     return this.regions;
   }
 
+  /** Calls `listener` on every `event` (see {@link GeoClientEvents}); returns a function that removes it. */
   on<K extends keyof GeoClientEvents>(event: K, listener: (value: GeoClientEvents[K]) => void): () => void {
     const set = this.listeners.get(event) ?? new Set();
     set.add(listener as (value: never) => void);
@@ -240,6 +291,7 @@ export class GeoClient {
    * `since`/`epoch` resume from a position stored elsewhere (`since: 0`: all retained history).
    */
   join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string } = {}): Promise<JoinedFrame> {
+    if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     let state = this.rooms.get(room);
     if (!state) {
       const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.restored[room] ?? { seq: -1 });
@@ -254,10 +306,15 @@ export class GeoClient {
     });
   }
 
-  /** Leaves a room; its unacknowledged publishes are rejected. */
+  /** Leaves a room; a join still waiting for its answer and the room's unacknowledged publishes are rejected (`LEFT`). */
   leave(room: string): void {
-    if (!this.rooms.delete(room)) return;
-    if (this.isOpen) this.send('geo.leave', { room });
+    const state = this.rooms.get(room);
+    if (!state) return;
+    this.rooms.delete(room);
+    clearTimeout(state.retryTimer);
+    if (this.isOpen) this.send(GeoFrame.LEAVE, { room });
+    const left = new GeoClientError('LEFT', `left room "${room}" before it was joined`);
+    for (const waiter of state.waiters.splice(0)) waiter.reject(left);
     this.dropQueue(room, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
   }
 
@@ -294,23 +351,47 @@ export class GeoClient {
     return this.outbox.size;
   }
 
-  /** Moves to another region now (resuming every room there). */
+  /** Moves to another region now (resuming every room there): the connection closes with {@link GeoClientCloseCode.MOVING}. */
   moveTo(regionName: string): void {
     const index = this.regions.findIndex((region) => region.name === regionName);
     if (index === -1) throw new Error(`unknown region "${regionName}"`);
+    if (this.closedByUser) return;
     this.regionIndex = index;
     this.failuresHere = 0;
     this.attempts = 0;
-    this.socket?.close(1000, 'moving region');
+    if (this.socket) return this.closeConnection(GeoClientCloseCode.MOVING, 'moving region');
+    // Between connections: go now rather than after the backoff delay.
+    if (this.reconnectTimer !== undefined) this.scheduleOpen(0);
   }
 
-  /** Closes for good: pending publishes are rejected. */
+  /**
+   * Closes for good (close code 1000): every join and publish still waiting is rejected
+   * (`CLOSED`), and no timer of the client is left running.
+   */
   close(): void {
+    if (this.closedByUser) return;
     this.closedByUser = true;
     this.stopTimers();
-    this.socket?.close(1000, 'client closed');
+    const socket = this.socket;
+    this.socket = undefined;
+    this.sender = undefined;
+    if (socket) {
+      // Nothing the server still sends matters now: its frames must not reopen anything.
+      detach(socket);
+      try {
+        socket.close(GeoClientCloseCode.CLOSED, 'client closed');
+      } catch {
+        // already closing
+      }
+    }
     this.setState('closed');
-    for (const room of [...this.queues.keys()]) this.dropQueue(room, new GeoClientError('CLOSED', 'the client was closed'));
+    const closed = new GeoClientError('CLOSED', 'the client was closed');
+    for (const room of this.rooms.values()) {
+      room.joined = false;
+      clearTimeout(room.retryTimer);
+      for (const waiter of room.waiters.splice(0)) waiter.reject(closed);
+    }
+    for (const room of [...this.queues.keys()]) this.dropQueue(room, closed);
   }
 
   // ---- connection --------------------------------------------------------------------
@@ -324,14 +405,15 @@ export class GeoClient {
     });
     const opened = new Promise<void>((resolve, reject) => (this.firstOpen = { resolve, reject }));
     const timeout = setTimeout(() => {
+      const first = this.firstOpen;
       this.close();
-      this.firstOpen?.reject(new Error(`GeoClient: no region accepted a connection within ${this.options.connectTimeoutMs ?? 30_000} ms`));
-    }, this.options.connectTimeoutMs ?? 30_000);
+      first?.reject(new Error(`GeoClient: no region accepted a connection within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`));
+    }, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     void opened.then(() => clearTimeout(timeout), () => clearTimeout(timeout));
-    void this.open();
-    const heartbeatMs = this.options.heartbeatMs ?? 15_000;
+    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
     if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
+    this.openNext();
     await opened;
   }
 
@@ -346,6 +428,31 @@ export class GeoClient {
     return this.socket?.readyState === OPEN && this.sender !== undefined;
   }
 
+  /**
+   * Opens the next connection. If that fails before there is a socket (the `token`
+   * function threw, no WebSocket class): during `connect()` the client closes and
+   * `connect()` rejects; later it reports `error` and counts a failed attempt.
+   */
+  private openNext(): void {
+    this.reconnectTimer = undefined;
+    this.open().catch((error: unknown) => {
+      if (this.closedByUser) return;
+      const first = this.firstOpen;
+      if (first) {
+        this.close();
+        first.reject(error as Error);
+        return;
+      }
+      this.emit('error', { code: error instanceof GeoClientError ? error.code : 'INTERNAL', message: `GeoClient: could not open a connection: ${(error as Error).message}` });
+      this.onClose(ABNORMAL_CLOSURE);
+    });
+  }
+
+  private scheduleOpen(delayMs: number): void {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.openNext(), delayMs);
+  }
+
   private async open(): Promise<void> {
     if (this.closedByUser) return;
     const region = this.regions[this.regionIndex];
@@ -353,29 +460,57 @@ export class GeoClient {
     this.redirect = undefined;
     for (const [key, value] of Object.entries(this.options.query ?? {})) url.searchParams.set(key, value);
     if (this.sessionId) url.searchParams.set('session', this.sessionId);
-    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    let token: string | undefined;
+    try {
+      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    } catch (error) {
+      throw new GeoClientError('UNAUTHORIZED', `the token function failed: ${(error as Error).message}`);
+    }
+    if (this.closedByUser) return;
     const Socket = this.options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!Socket) throw new Error('GeoClient: no WebSocket class; in Node pass { WebSocket } from the ws package');
     this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting');
-    const socket = new Socket(url.toString(), token ? ['geo-ws.v1', `bearer.${token}`] : undefined);
+    const socket = new Socket(url.toString(), token ? [GEO_SUBPROTOCOL, `${BEARER_PREFIX}${token}`] : undefined);
     this.socket = socket;
     this.sender = undefined;
+    this.closingWith = undefined;
+    this.lastFrameAt = Date.now();
     // A region that accepts TCP but never answers (a dead host behind a load balancer)
     // must count as a failed attempt, not hang the client.
-    const heartbeatMs = this.options.heartbeatMs ?? 15_000;
-    setTimeout(() => {
-      if (this.socket === socket && this.sender === undefined) this.abandon(4001);
-    }, Math.min(10_000, 2 * heartbeatMs));
+    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = setTimeout(() => {
+      if (this.socket === socket && this.sender === undefined) this.abandon(GeoClientCloseCode.NO_WELCOME);
+    }, Math.min(MAX_WELCOME_WAIT_MS, 2 * heartbeatMs));
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
       this.lastFrameAt = Date.now();
-      this.onFrame(JSON.parse(String(message.data)) as Frame, region);
+      let frame: Frame;
+      try {
+        frame = JSON.parse(String(message.data)) as Frame;
+      } catch {
+        return; // not a protocol frame: the server sends none such
+      }
+      this.onFrame(frame, region);
     };
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
-      this.onClose(event.code);
+      this.socket = undefined;
+      this.onClose(this.closingWith ?? event.code);
     };
     socket.onerror = () => undefined; // onclose follows and decides
+  }
+
+  /** Closes the current connection on the client's initiative: it is handled as `code`, whatever the server answers. */
+  private closeConnection(code: number, reason: string): void {
+    const socket = this.socket;
+    if (!socket) return;
+    this.closingWith = code;
+    try {
+      socket.close(code, reason);
+    } catch {
+      // already closing
+    }
   }
 
   /**
@@ -386,7 +521,7 @@ export class GeoClient {
     const socket = this.socket;
     if (!socket) return;
     this.socket = undefined;
-    socket.onclose = socket.onmessage = socket.onerror = null;
+    detach(socket);
     const terminate = (socket as { terminate?: () => void }).terminate;
     try {
       if (terminate) terminate.call(socket);
@@ -397,21 +532,48 @@ export class GeoClient {
     this.onClose(code);
   }
 
+  /**
+   * A connection ended with `code` (the server's, the client's own, or 1006). Every room
+   * and every publish sent on it starts again on the next connection. How soon, and where
+   * (docs/CLIENT.md, "Close codes"):
+   * - the client moves ({@link GeoClientCloseCode.MOVING}) or the region restarts
+   *   ({@link GeoCloseCode.SERVICE_RESTART}, then to the next region): at once;
+   * - the server closed it for this client's conduct ({@link PENALTY_CODES}: too many
+   *   refused frames, a frame too big, a slow consumer): to the same region after a
+   *   {@link penaltyDelay} that grows with each such close in a row (a `geo.welcome` does not
+   *   end the run; a connection that stays open {@link SETTLED_MS} does), so a client that
+   *   keeps causing them never loops hot;
+   * - anything else (lost, token expired, idle, no welcome, silent): after a full-jitter
+   *   backoff delay that grows with the failed attempts in a row; after `failoverAfter` of
+   *   them, to the next region.
+   */
   private onClose(code: number): void {
+    clearTimeout(this.welcomeTimer);
+    const openFor = this.openedAt === undefined ? 0 : Date.now() - this.openedAt;
+    this.openedAt = undefined;
     this.sender = undefined;
     for (const room of this.rooms.values()) room.joined = false;
     // Whatever was sent on this connection is unanswered: every queue starts again from
     // its oldest publish once its room is joined on the next connection.
     for (const queue of this.queues.values()) this.unsend(queue, true);
     if (this.closedByUser) return;
-    this.failuresHere++;
-    // 1012: the region is restarting or draining; 1000 from moveTo(): go elsewhere now.
-    const moveOn = code === 1012 || this.failuresHere >= (this.options.failoverAfter ?? 3);
-    if (moveOn && this.regions.length > 1 && code !== 1000) this.nextRegion();
-    const delayMs = code === 1000 || code === 1012 ? 0 : backoffDelay(this.attempts++, this.options.backoff);
+    if (openFor >= SETTLED_MS) this.penalties = 0;
+    let delayMs: number;
+    if (code === GeoClientCloseCode.MOVING) {
+      delayMs = 0;
+    } else if (code === GeoCloseCode.SERVICE_RESTART) {
+      if (this.regions.length > 1) this.nextRegion();
+      delayMs = 0;
+    } else if (PENALTY_CODES.has(code)) {
+      delayMs = penaltyDelay(++this.penalties, this.options.backoff);
+      this.attempts++;
+    } else {
+      if (++this.failuresHere >= (this.options.failoverAfter ?? 3) && this.regions.length > 1) this.nextRegion();
+      delayMs = backoffDelay(this.attempts++, this.options.backoff);
+    }
     this.setState('reconnecting');
-    this.emit('reconnect', { attempt: this.attempts, delayMs, region: this.regions[this.regionIndex].name });
-    this.reconnectTimer = setTimeout(() => void this.open().catch((error: Error) => this.firstOpen?.reject(error)), delayMs);
+    this.emit('reconnect', { attempt: this.attempts, delayMs, region: this.regions[this.regionIndex].name, code });
+    this.scheduleOpen(delayMs);
   }
 
   /**
@@ -434,7 +596,9 @@ export class GeoClient {
 
   private onFrame(frame: Frame, region: RankedRegion): void {
     switch (frame.event) {
-      case 'geo.welcome':
+      case GeoFrame.WELCOME:
+        clearTimeout(this.welcomeTimer);
+        this.openedAt = Date.now();
         this.sender = frame.data.sender;
         this.sessionId = frame.data.session_id ?? this.sessionId;
         this.connectedRegion = frame.data.region;
@@ -448,29 +612,29 @@ export class GeoClient {
         this.firstOpen?.resolve();
         this.firstOpen = undefined;
         return;
-      case 'geo.joined':
+      case GeoFrame.JOINED:
         return this.onJoined(frame.data as JoinedFrame);
-      case 'geo.ack':
+      case GeoFrame.ACK:
         return this.onAck(frame.data as AckFrame);
-      case 'geo.error':
+      case GeoFrame.ERROR:
         return this.onError(frame.data as ErrorFrame);
-      case 'geo.reconnect': {
+      case GeoFrame.RECONNECT: {
         // The region drains: move to our next-nearest region now, before it closes us.
         // The server's suggestion is used only when we know no other region.
         const others = this.regions.filter((candidate) => candidate.name !== this.connectedRegion);
         if (others.length > 0) this.regionIndex = this.regions.indexOf(others[0]);
         else this.redirect = frame.data.url;
         this.failuresHere = 0;
-        this.socket?.close(1000, 'moving on drain');
+        this.closeConnection(GeoClientCloseCode.MOVING, 'moving on drain');
         return;
       }
-      case 'geo.authed':
+      case GeoFrame.AUTHED:
         this.scheduleRefresh(frame.data.expires_at);
         return;
-      case 'geo.pong':
+      case GeoFrame.PONG:
         this.rttMs = Date.now() - this.pingSentAt;
         return;
-      case 'geo.left':
+      case GeoFrame.LEFT:
         return;
       default:
         if (frame.event.startsWith('geo.')) return;
@@ -488,9 +652,11 @@ export class GeoClient {
   }
 
   private sendJoin(room: RoomState): void {
+    clearTimeout(room.retryTimer);
+    room.retryTimer = undefined;
     const { global, regional } = room;
     const sameRegion = regional.region === this.connectedRegion;
-    this.send('geo.join', {
+    this.send(GeoFrame.JOIN, {
       room: room.name,
       ...(global.seq >= 0 ? { since: global.seq, ...(global.epoch ? { epoch: global.epoch } : {}) } : {}),
       // A regional log belongs to one region: resume it only where it was.
@@ -563,7 +729,11 @@ export class GeoClient {
       // The join could not be served yet, or the room's log was reset under us (the
       // server dropped the room): join again.
       room.joined = false;
-      setTimeout(() => this.isOpen && this.rooms.get(room.name) === room && !room.joined && this.sendJoin(room), backoffDelay(room.joinFailures, this.options.backoff));
+      clearTimeout(room.retryTimer);
+      room.retryTimer = setTimeout(() => {
+        room.retryTimer = undefined;
+        if (this.isOpen && this.rooms.get(room.name) === room && !room.joined) this.sendJoin(room);
+      }, backoffDelay(room.joinFailures, this.options.backoff));
       return;
     }
     this.emit('error', error);
@@ -704,16 +874,17 @@ export class GeoClient {
   private checkHeartbeat(heartbeatMs: number): void {
     if (this.socket?.readyState !== OPEN) return;
     if (this.lastFrameAt && Date.now() - this.lastFrameAt > 2 * heartbeatMs) {
-      this.abandon(4000);
+      this.abandon(GeoClientCloseCode.SILENT);
       return;
     }
     this.pingSentAt = Date.now();
-    this.send('geo.ping', { t: this.pingSentAt });
+    this.send(GeoFrame.PING, { t: this.pingSentAt });
   }
 
   private async driftBack(): Promise<void> {
     if (!this.isOpen || this.options.pinRegion || this.options.regionOrder) return;
     const ranked = await rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples });
+    if (this.closedByUser) return;
     const nearest = ranked.find((region) => Number.isFinite(region.rttMs));
     this.regions = ranked;
     this.regionIndex = Math.max(0, ranked.findIndex((region) => region.name === this.connectedRegion));
@@ -725,21 +896,25 @@ export class GeoClient {
     clearTimeout(this.refreshTimer);
     if (!expiresAt || typeof this.options.token !== 'function') return;
     const tokenSource = this.options.token;
-    const wait = Math.max(1000, (Date.parse(expiresAt) - Date.now()) * 0.8);
+    const wait = Math.max(MIN_REFRESH_WAIT_MS, (Date.parse(expiresAt) - Date.now()) * REFRESH_AT);
     this.refreshTimer = setTimeout(async () => {
+      this.refreshTimer = undefined;
       try {
-        this.send('geo.auth', { token: await tokenSource() });
+        const token = await tokenSource();
+        this.send(GeoFrame.AUTH, { token });
       } catch (error) {
-        this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
+        if (!this.closedByUser) this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
       }
-    }, Math.min(wait, 2 ** 31 - 1));
+    }, Math.min(wait, MAX_TIMER_MS));
   }
 
   private stopTimers(): void {
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.welcomeTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
+    this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = undefined;
   }
 
   private setState(state: ConnectionState): void {
@@ -751,4 +926,13 @@ export class GeoClient {
   private emit<K extends keyof GeoClientEvents>(event: K, value: GeoClientEvents[K]): void {
     for (const listener of this.listeners.get(event) ?? []) (listener as (value: GeoClientEvents[K]) => void)(value);
   }
+}
+
+/**
+ * Stops a socket from reaching the client. A no-op error listener stays: `ws` throws an
+ * error event nobody listens to, as when a connection still opening is terminated.
+ */
+function detach(socket: WebSocketLike): void {
+  socket.onopen = socket.onmessage = socket.onclose = null;
+  socket.onerror = () => undefined;
 }

@@ -3,3 +3,4 @@ export { GeoClient, GeoClientError, newEventId, type GeoClientOptions, type GeoC
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { rankRegions, httpProbe, type RttProbe, type RankOptions, type RankedRegion } from './nearest-region.js';
 export type { GeoEnvelope, GeoRegion, JoinedFrame, AckFrame, ErrorFrame, WebSocketLike, WebSocketConstructor } from './protocol.js';
+export { GeoCloseCode, GeoClientCloseCode } from './protocol.js';

@@ -1,49 +1,136 @@
+// The parts of wire protocol v1 the client relies on. The SDK has no dependencies, so it
+// states them itself; they mirror docs/PROTOCOL.md (and the server's libs/geo-ws constants).
+
 /** The envelope of a room event, as every region delivers it (see docs/PROTOCOL.md). */
 export interface GeoEnvelope<TData = unknown> {
+  /** The publisher's idempotency key. */
   event_id: string;
+  /** The room. */
   room_id: string;
+  /** The event name (the server's `@GeoSubscribe`). */
   type: string;
+  /** The authenticated identity of the publisher. */
   sender: string;
+  /** When the accepting server stamped it: UTC, ISO-8601 with milliseconds. */
   timestamp: string;
+  /** The region that accepted it. */
   region: string;
-  /** Position in the room log (strictly increasing); `null` for ephemeral events. */
+  /** Position in the room log (strictly increasing, not necessarily consecutive); `null` for ephemeral events. */
   seq: number | null;
+  /** The payload, as the server's handler returned it. */
   data: TData;
+  /** `'regional'` on events of the room's regional log only. */
   scope?: 'regional';
 }
 
 /** A region as `GET /geo/regions` lists it. */
 export interface GeoRegion {
+  /** The region's name (`eu`, `us`, …). */
   name: string;
+  /** Its HTTP base URL (health probes, directory). */
   url: string;
+  /** Its WebSocket URL. */
   wsUrl: string;
 }
 
+/** The subprotocol of wire protocol v1; the token travels as a second one, {@link BEARER_PREFIX}`<token>`. */
+export const GEO_SUBPROTOCOL = 'geo-ws.v1';
+/** Prefix of the subprotocol that carries the token. */
+export const BEARER_PREFIX = 'bearer.';
+
+/** The protocol's own frame names (docs/PROTOCOL.md, "Frames at a glance"). */
+export const GeoFrame = {
+  JOIN: 'geo.join',
+  LEAVE: 'geo.leave',
+  PING: 'geo.ping',
+  AUTH: 'geo.auth',
+  WELCOME: 'geo.welcome',
+  PONG: 'geo.pong',
+  AUTHED: 'geo.authed',
+  JOINED: 'geo.joined',
+  LEFT: 'geo.left',
+  ACK: 'geo.ack',
+  ERROR: 'geo.error',
+  RECONNECT: 'geo.reconnect',
+} as const;
+
+/** A frame on the wire, both ways: `{ event, data }`. */
 export interface Frame {
   event: string;
   data: any;
 }
 
+/** The server's answer to a join (`geo.joined`). */
 export interface JoinedFrame {
+  /** The room. */
   room: string;
+  /** The room log's position when joined: live events start after it. */
   seq: number;
+  /** The incarnation of the room log; another epoch numbers its events afresh. */
   epoch: string;
+  /** `false`: some events after the position asked for cannot be delivered (see the `gap` event). */
   recovered: boolean;
+  /** `'regional'` for the answer about the room's regional log. */
   scope?: 'regional';
 }
 
+/** The server's acknowledgement of a publish (`geo.ack`): the room log stored it. */
 export interface AckFrame {
+  /** The publish's `event_id`. */
   event_id: string;
+  /** Its position in the room log; `null` for ephemeral events (not stored). */
   seq: number | null;
+  /** `true` when the log already held this `event_id`: `seq` is the original one. */
   duplicate?: boolean;
 }
 
+/** A refusal (`geo.error`), see the codes in docs/PROTOCOL.md. */
 export interface ErrorFrame {
+  /** Stable code to branch on (`UNAVAILABLE`, `FORBIDDEN`, …). */
   code: string;
+  /** For people; may change. */
   message: string;
+  /** The refused publish's `event_id`, when the frame had a valid one. */
   event_id?: string;
+  /** The room the refused frame named, when it named a valid one. */
   room?: string;
 }
+
+/**
+ * Close codes of the server (docs/PROTOCOL.md, "Drain and close codes"), as the server's
+ * `GeoCloseCode` names them. The client reacts to them as docs/CLIENT.md describes
+ * ("Close codes"); the client's `reconnect` event reports them.
+ */
+export const GeoCloseCode = {
+  /** 1008: the connection exhausted its refusal budget (`limits.refusals`). The client reconnects to the same region after a growing delay. */
+  POLICY_VIOLATION: 1008,
+  /** 1009: a frame exceeded the hard size cap. The client reconnects to the same region after a growing delay. */
+  MESSAGE_TOO_BIG: 1009,
+  /** 1012: the region restarts or drains. The client moves to its next region at once and resumes. */
+  SERVICE_RESTART: 1012,
+  /** 1013: slow consumer: the client did not read its events fast enough. The client reconnects to the same region after a growing delay and resumes. */
+  SLOW_CONSUMER: 1013,
+  /** 4001: the token expired and was not refreshed with `geo.auth`. The client reconnects (with backoff), calling `token` again. */
+  TOKEN_EXPIRED: 4001,
+  /** 4002: no frame from the client for `limits.idleTimeoutMs`. The client reconnects with backoff. */
+  IDLE_TIMEOUT: 4002,
+} as const;
+
+/**
+ * Close codes the client sends when it ends a connection itself. Besides 1000 they are
+ * in 4100–4199, a range the server does not use, so a close code always tells who closed
+ * and why.
+ */
+export const GeoClientCloseCode = {
+  /** 1000: `close()`: the app is done with the client. */
+  CLOSED: 1000,
+  /** 4100: the client moves to another region (`moveTo()`, `driftBackMs`, a `geo.reconnect` from a draining region). */
+  MOVING: 4100,
+  /** 4101: the region accepted the connection but did not complete it with `geo.welcome` in time (twice `heartbeatMs`, at most 10 s). */
+  NO_WELCOME: 4101,
+  /** 4102: no frame, not even `geo.pong`, for twice `heartbeatMs`: the connection is dead. */
+  SILENT: 4102,
+} as const;
 
 /** The parts of a WebSocket the client uses: the browser's `WebSocket` and `ws` both fit. */
 export interface WebSocketLike {
@@ -56,4 +143,5 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
+/** A WebSocket class: the browser's `WebSocket`, or `ws`'s in Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;

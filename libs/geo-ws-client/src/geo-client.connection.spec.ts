@@ -1,0 +1,401 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { WebSocket } from 'ws';
+import { GeoClient, type GeoClientEvents, type GeoClientOptions } from './geo-client.js';
+import { GeoClientCloseCode, GeoCloseCode, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from './protocol.js';
+import { FakeLogs, FakeRegion, NodeWebSocket, startMuteHost, until, within } from './testing/fake-region.js';
+
+/**
+ * GeoClient's connection lifecycle against fake regions (testing/fake-region.ts): the
+ * welcome, every close code it reacts to, the drain, liveness, close(), token refresh.
+ */
+
+type Reconnect = GeoClientEvents['reconnect'];
+
+/** `ws` without `terminate()`, as in browsers: an abandoned connection is closed with the client's code. */
+class BrowserLikeWebSocket extends WebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols);
+    (this as { terminate?: unknown }).terminate = undefined;
+  }
+}
+
+const activeTimers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+
+describe('GeoClient connection (fake regions over a real WebSocket)', () => {
+  const fakes: FakeRegion[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  let client: GeoClient | undefined;
+  let reconnects: Reconnect[] = [];
+
+  const region = async (name = 'eu', logs?: FakeLogs): Promise<FakeRegion> => {
+    const fake = await FakeRegion.start({ name, logs });
+    fakes.push(fake);
+    return fake;
+  };
+
+  const connect = async (regions: GeoRegion[], options: Partial<GeoClientOptions> = {}): Promise<GeoClient> => {
+    reconnects = [];
+    const connecting = GeoClient.connect({
+      regions,
+      regionOrder: regions.map((candidate) => candidate.name),
+      WebSocket: NodeWebSocket,
+      probe: async () => 1,
+      backoff: { baseMs: 20, maxMs: 80 },
+      heartbeatMs: 60_000,
+      connectTimeoutMs: 4000,
+      ...options,
+    });
+    client = await within(connecting, 4000, 'connect()');
+    client.on('reconnect', (event) => reconnects.push(event));
+    return client;
+  };
+
+  afterEach(async () => {
+    client?.close();
+    client = undefined;
+    await Promise.all([...fakes.splice(0).map((fake) => fake.close()), ...closers.splice(0).map((close) => close())]);
+  });
+
+  describe('connect and geo.welcome', () => {
+    it('resolves on geo.welcome: open, in its region, with the sender and session it names; token and query on the upgrade', async () => {
+      const eu = await region('eu');
+      eu.welcome = () => ({ sender: 'alice', session_id: 's-1' });
+      const seen: string[] = [];
+      let token = 0;
+      const connecting = GeoClient.connect({
+        regions: eu.regions,
+        WebSocket: NodeWebSocket,
+        probe: async () => 7,
+        token: () => `t${++token}`,
+        query: { name: 'Alice' },
+        heartbeatMs: 60_000,
+        backoff: { baseMs: 20, maxMs: 80 },
+      });
+      client = await within(connecting, 3000, 'connect()');
+      client.on('region', ({ region: name, rttMs }) => seen.push(`${name} ${rttMs}`));
+      expect([client.state, client.region, client.sender, client.sessionId]).toEqual(['open', 'eu', 'alice', 's-1']);
+      expect(client.rankedRegions.map((ranked) => [ranked.name, ranked.rttMs])).toEqual([['eu', 7]]);
+      expect(eu.connections[0].token).toBe('t1');
+      expect(eu.connections[0].url.searchParams.get('name')).toBe('Alice');
+      expect(eu.connections[0].url.searchParams.has('session')).toBe(false);
+      // The next connection asks for the session back, with a fresh token.
+      eu.dropAll();
+      await until(() => eu.connections.length === 2 && client!.state === 'open', 'the reconnect');
+      expect(eu.connections[1].token).toBe('t2');
+      expect(eu.connections[1].url.searchParams.get('session')).toBe('s-1');
+      expect(seen).toEqual(['eu 7']);
+    });
+
+    it('connect() rejects at once, and leaves nothing running, when no socket can be made or the token function fails', async () => {
+      const eu = await region('eu');
+      const before = activeTimers();
+      const Refusing = class {
+        constructor() {
+          throw new SyntaxError('An invalid or duplicated subprotocol was specified');
+        }
+      } as unknown as WebSocketConstructor;
+      const noSocket = GeoClient.connect({ regions: eu.regions, probe: async () => 1, WebSocket: Refusing });
+      await expect(within(noSocket, 1000, 'connect() when the socket cannot be made')).rejects.toThrow(/subprotocol/);
+      const noToken = GeoClient.connect({ regions: eu.regions, probe: async () => 1, WebSocket: NodeWebSocket, token: () => Promise.reject(new Error('auth server down')) });
+      await expect(within(noToken, 1000, 'connect() with a failing token function')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+      expect(activeTimers()).toBeLessThanOrEqual(before);
+      expect(eu.connections).toHaveLength(0);
+    });
+
+    it('a token function that fails on a reconnect: `error`, then another attempt with backoff (the client does not stall)', async () => {
+      const eu = await region('eu');
+      let calls = 0;
+      await connect(eu.regions, { token: () => (++calls === 2 ? Promise.reject(new Error('auth server blip')) : `t${calls}`) });
+      const errors: string[] = [];
+      client!.on('error', (error) => errors.push(error.code));
+      eu.dropAll();
+      await until(() => eu.connections.length === 2 && client!.state === 'open', 'the reconnect after the failed token');
+      expect(errors).toEqual(['UNAUTHORIZED']);
+      expect(eu.connections.map((connection) => connection.token)).toEqual(['t1', 't3']);
+      expect(reconnects.map((reconnect) => reconnect.code)).toEqual([1006, 1006]);
+    });
+  });
+
+  describe('close codes', () => {
+    it("the client's own close codes are not the server's: 1000 or 4100-4199; the server's mirror docs/PROTOCOL.md", () => {
+      const protocol = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+      const table = protocol.slice(protocol.indexOf('| close code | meaning |'));
+      const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| (\d{4}) \|/gm)].map((match) => Number(match[1]));
+      expect(documented.length).toBeGreaterThanOrEqual(6);
+      expect(Object.values(GeoCloseCode).sort()).toEqual([...documented].sort());
+      for (const code of Object.values(GeoClientCloseCode)) {
+        expect(documented).not.toContain(code);
+        expect(code === 1000 || (code >= 4100 && code <= 4199)).toBe(true);
+      }
+    });
+
+    it('1012 (the region restarts): to the next region at once, resuming every room there', async () => {
+      const logs = new FakeLogs();
+      const [eu, us] = [await region('eu', logs), await region('us', logs)];
+      await connect([eu.region, us.region]);
+      const events: number[] = [];
+      await client!.join('r', (event) => events.push(event.seq!));
+      eu.emit('r');
+      await until(() => events.length === 1, 'the first event');
+      eu.closeAll(GeoCloseCode.SERVICE_RESTART, 'restart');
+      await until(() => client!.region === 'us' && us.joinRequests.length === 1, 'the move to us');
+      expect(reconnects).toEqual([{ attempt: 0, delayMs: 0, region: 'us', code: 1012 }]);
+      expect(us.joinRequests).toEqual([{ room: 'r', since: 1, epoch: 'e1' }]);
+      us.emit('r');
+      await until(() => events.length === 2, 'an event on us');
+      expect(events).toEqual([1, 2]);
+    });
+
+    it('1008 (too many refused frames): the same region, after a delay of at least half a ceiling that doubles with each 1008 in a row, though every connection was welcomed', async () => {
+      const eu = await region('eu');
+      const us = await region('us');
+      await connect([eu.region, us.region], { backoff: { baseMs: 20, maxMs: 1000 }, failoverAfter: 1 });
+      await client!.join('r', () => undefined);
+      const gaps: number[] = [];
+      for (let round = 1; round <= 3; round++) {
+        const closedAt = Date.now();
+        eu.closeAll(GeoCloseCode.POLICY_VIOLATION, 'too many refused frames');
+        await until(() => eu.open.length === 1 && eu.joinRequests.length === round + 1, `reconnect ${round}`);
+        gaps.push(Date.now() - closedAt);
+      }
+      expect(reconnects.map(({ code, region: name }) => `${code} ${name}`)).toEqual(['1008 eu', '1008 eu', '1008 eu']);
+      const delays = reconnects.map((reconnect) => reconnect.delayMs);
+      expect(delays[0]).toBeGreaterThanOrEqual(20);
+      expect(delays[0]).toBeLessThanOrEqual(40);
+      expect(delays[1]).toBeGreaterThanOrEqual(40);
+      expect(delays[1]).toBeLessThanOrEqual(80);
+      expect(delays[2]).toBeGreaterThanOrEqual(80);
+      expect(delays[2]).toBeLessThanOrEqual(160);
+      for (const [i, gap] of gaps.entries()) expect(gap).toBeGreaterThanOrEqual(delays[i] - 2);
+      expect(us.connections).toHaveLength(0);
+    });
+
+    it.each([
+      ['1013 (slow consumer)', GeoCloseCode.SLOW_CONSUMER],
+      ['1009 (a frame too big)', GeoCloseCode.MESSAGE_TOO_BIG],
+    ])('%s: the same region after a penalty delay, resuming from the last event', async (_, code) => {
+      const eu = await region('eu');
+      await connect(eu.regions, { backoff: { baseMs: 20, maxMs: 1000 } });
+      const events: number[] = [];
+      await client!.join('r', (event) => events.push(event.seq!));
+      eu.emit('r');
+      eu.emit('r');
+      await until(() => events.length === 2, 'two events');
+      eu.closeAll(code);
+      await until(() => client!.state === 'reconnecting', 'the close');
+      eu.emit('r'); // missed while away
+      await until(() => events.length === 3, 'the missed event, after the resume');
+      expect(reconnects).toEqual([{ attempt: 1, delayMs: expect.any(Number), region: 'eu', code }]);
+      expect(reconnects[0].delayMs).toBeGreaterThanOrEqual(20);
+      expect(eu.joinRequests.at(-1)).toEqual({ room: 'r', since: 2, epoch: 'e1' });
+      expect(events).toEqual([1, 2, 3]);
+    });
+
+    it.each([
+      ['4001 (token expired)', GeoCloseCode.TOKEN_EXPIRED],
+      ['4002 (idle)', GeoCloseCode.IDLE_TIMEOUT],
+      ['1006 (lost)', 1006],
+    ])('%s: reconnects with backoff, calling the token function again', async (_, code) => {
+      const eu = await region('eu');
+      let token = 0;
+      await connect(eu.regions, { token: () => `t${++token}` });
+      await client!.join('r', () => undefined);
+      if (code === 1006) eu.dropAll();
+      else eu.closeAll(code);
+      await until(() => eu.joinRequests.length === 2, 'the rejoin');
+      expect(reconnects).toEqual([{ attempt: 1, delayMs: expect.any(Number), region: 'eu', code }]);
+      expect(reconnects[0].delayMs).toBeLessThanOrEqual(20);
+      expect(eu.connections.map((connection) => connection.token)).toEqual(['t1', 't2']);
+    });
+
+    it('failoverAfter failed attempts in a row on a region: the next region', async () => {
+      const eu = await region('eu');
+      const us = await region('us');
+      await connect([eu.region, us.region], { failoverAfter: 2 });
+      await eu.close(); // refuses connections from now on
+      fakes.splice(fakes.indexOf(eu), 1);
+      await until(() => client!.region === 'us' && client!.state === 'open', 'the failover');
+      expect(reconnects.map(({ code, region: name }) => `${code} ${name}`)).toEqual(['1006 eu', '1006 us']);
+    });
+  });
+
+  describe('geo.reconnect (the region drains)', () => {
+    it('with other regions known: closes with 4100 (MOVING) and moves at once to its next region, where every room resumes and pending publishes are resent', async () => {
+      const logs = new FakeLogs();
+      const [eu, us, asia] = [await region('eu', logs), await region('us', logs), await region('asia', logs)];
+      await connect([eu.region, us.region, asia.region]);
+      const events: GeoEnvelope[] = [];
+      await client!.join('r', (event) => events.push(event));
+      await client!.publish('r', 'chat.message', { text: 'before' }, 'p1');
+      eu.answer = () => 'silent'; // p2 is in flight when the drain starts
+      const pending = client!.publish('r', 'chat.message', { text: 'in flight' }, 'p2');
+      await until(() => eu.ids().includes('p2'), 'p2 sent to eu');
+      // The server suggests a region by its own configuration; the client's ranking knows better.
+      eu.drain(asia.region);
+      const ack = await within(pending, 3000, 'p2 after the move');
+      expect(client!.region).toBe('us');
+      expect(reconnects).toEqual([{ attempt: 0, delayMs: 0, region: 'us', code: GeoClientCloseCode.MOVING }]);
+      await until(() => eu.connections[0].closeCode !== undefined, 'the close seen by eu');
+      expect(eu.connections[0].closeCode).toBe(GeoClientCloseCode.MOVING);
+      expect(us.joinRequests).toEqual([{ room: 'r', since: 1, epoch: 'e1' }]);
+      expect(ack.seq).toBe(2);
+      expect(us.ids()).toEqual(['p2']);
+      await until(() => events.length === 2, 'p2 delivered');
+      expect(events.map((event) => event.event_id)).toEqual(['p1', 'p2']);
+      expect(asia.connections).toHaveLength(0);
+    });
+
+    it("with no other region known: follows the server's suggestion", async () => {
+      const logs = new FakeLogs();
+      const eu = await region('eu', logs);
+      const us = await region('us', logs); // not in the client's directory
+      await connect(eu.regions);
+      await client!.join('r', () => undefined);
+      eu.drain(us.region);
+      await until(() => client!.region === 'us' && us.joinRequests.length === 1, 'the move to the suggested region');
+      expect(reconnects.map((reconnect) => [reconnect.code, reconnect.delayMs])).toEqual([[GeoClientCloseCode.MOVING, 0]]);
+      expect(us.joinRequests).toEqual([{ room: 'r', since: 0, epoch: 'e1' }]);
+    });
+
+    it('moveTo(): closes with 4100 and reconnects there at once', async () => {
+      const [eu, us] = [await region('eu'), await region('us')];
+      await connect([eu.region, us.region]);
+      client!.moveTo('us');
+      await until(() => client!.region === 'us', 'the move');
+      expect(reconnects).toEqual([{ attempt: 0, delayMs: 0, region: 'us', code: GeoClientCloseCode.MOVING }]);
+      expect(() => client!.moveTo('mars')).toThrow(/unknown region/);
+    });
+  });
+
+  describe('liveness: a silent connection is abandoned', () => {
+    it('no geo.welcome within twice heartbeatMs: abandoned with 4101 (NO_WELCOME), counted as a failed attempt', async () => {
+      const eu = await region('eu');
+      eu.welcome = (connection) => (eu.connections.indexOf(connection) === 0 ? 'silent' : {});
+      const started = Date.now();
+      await connect(eu.regions, { heartbeatMs: 50 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+      expect(eu.connections).toHaveLength(2);
+      await until(() => eu.connections[0].closeCode !== undefined, 'the close of the silent connection');
+      expect(eu.connections[0].closeCode).toBe(1006); // Node: ws's terminate(), no close frame
+    });
+
+    it('in a browser (no terminate()): the region sees the close code 4101', async () => {
+      const eu = await region('eu');
+      eu.welcome = (connection) => (eu.connections.indexOf(connection) === 0 ? 'silent' : {});
+      await connect(eu.regions, { heartbeatMs: 50, WebSocket: BrowserLikeWebSocket as unknown as WebSocketConstructor });
+      await until(() => eu.connections[0].closeCode !== undefined, 'the close of the silent connection');
+      expect(eu.connections[0].closeCode).toBe(GeoClientCloseCode.NO_WELCOME);
+    });
+
+    it('a host that accepts TCP but never answers the upgrade: abandoned (no crash), then the next region', async () => {
+      const mute = await startMuteHost('mute');
+      closers.push(mute.close);
+      const eu = await region('eu');
+      await connect([mute.region, eu.region], { heartbeatMs: 50, failoverAfter: 1 });
+      expect(client!.region).toBe('eu');
+      expect(mute.accepted()).toBe(1);
+    });
+
+    it('no frame for twice heartbeatMs after the welcome (pings unanswered): abandoned with 4102 (SILENT); the rooms resume', async () => {
+      const eu = await region('eu');
+      await connect(eu.regions, { heartbeatMs: 40 });
+      await client!.join('r', () => undefined);
+      await until(() => client!.rttMs !== undefined, 'a pong');
+      eu.answerPings = false;
+      await until(() => reconnects.length === 1, 'the abandon', 2000);
+      eu.answerPings = true;
+      expect(reconnects[0]).toMatchObject({ region: 'eu', code: GeoClientCloseCode.SILENT });
+      await until(() => eu.joinRequests.length === 2 && client!.state === 'open', 'the rejoin');
+      expect(eu.open).toHaveLength(1);
+    });
+  });
+
+  describe('close()', () => {
+    it('settles everything: waiting joins and publishes reject CLOSED; later calls too; the region sees 1000', async () => {
+      const eu = await region('eu');
+      await connect(eu.regions);
+      await client!.join('r', () => undefined);
+      eu.answer = () => 'silent';
+      eu.joinAnswer = () => 'silent';
+      const sent = client!.publish('r', 'chat.message', { text: 'sent' }, 'a1');
+      const queued = client!.publish('r', 'chat.message', { text: 'queued' }, 'a2');
+      const joining = client!.join('never-answered', () => undefined);
+      await until(() => eu.joins.length === 2 && eu.ids().length === 1, 'the frames sent');
+      const states: string[] = [];
+      client!.on('state', (state) => states.push(state));
+      client!.close();
+      client!.close(); // idempotent
+      for (const pending of [sent, queued, joining] as Promise<unknown>[]) await expect(within(pending, 1000, 'a pending call')).rejects.toMatchObject({ code: 'CLOSED' });
+      await expect(client!.join('later', () => undefined)).rejects.toMatchObject({ code: 'CLOSED' });
+      await expect(client!.publish('r', 'chat.message', {}, 'a3')).rejects.toMatchObject({ code: 'CLOSED' });
+      expect(states).toEqual(['closed']);
+      expect(client!.unacknowledged).toBe(0);
+      await until(() => eu.connections[0].closeCode !== undefined, 'the close seen by the region');
+      expect(eu.connections[0].closeCode).toBe(GeoClientCloseCode.CLOSED);
+    });
+
+    it('leaves no timer running (the process can exit): heartbeat, drift, token refresh, join and publish retries, welcome deadline', async () => {
+      const eu = await region('eu');
+      eu.welcome = () => ({ expires_at: new Date(Date.now() + 3_600_000).toISOString() }); // a token refresh is scheduled
+      const before = activeTimers();
+      await connect(eu.regions, {
+        heartbeatMs: 30_000,
+        driftBackMs: 60_000,
+        token: () => 'fresh',
+        backoff: { baseMs: 5000, maxMs: 5000 },
+      });
+      await client!.join('r', () => undefined);
+      eu.joinAnswer = () => ({ code: 'UNAVAILABLE' });
+      eu.answer = () => ({ code: 'RATE_LIMITED' });
+      void client!.join('retried', () => undefined).catch(() => undefined);
+      void client!.publish('r', 'chat.message', {}, 'retried').catch(() => undefined);
+      await until(() => eu.joins.includes('retried') && eu.ids().length >= 1, 'the refusals');
+      expect(activeTimers()).toBeGreaterThan(before);
+      client!.close();
+      await until(() => activeTimers() <= before, 'every timer of the client to be gone', 1000);
+    });
+
+    it('while waiting to reconnect: no further attempt, no timer left', async () => {
+      const eu = await region('eu');
+      await connect(eu.regions, { backoff: { baseMs: 5000, maxMs: 5000 } });
+      const random = jest.spyOn(Math, 'random').mockReturnValue(0.5); // the reconnect waits 2.5 s
+      try {
+        const before = activeTimers();
+        eu.dropAll();
+        await until(() => reconnects.length === 1, 'the scheduled reconnect');
+        expect(reconnects[0].delayMs).toBe(2500);
+        client!.close();
+        expect(client!.state).toBe('closed');
+        await until(() => activeTimers() < before, 'the heartbeat and the reconnect timer to be gone', 1000);
+        expect(eu.connections).toHaveLength(1);
+      } finally {
+        random.mockRestore();
+      }
+    });
+  });
+
+  describe('token refresh (geo.auth)', () => {
+    it('a token function is called at 80% of the lifetime in geo.welcome and the new token sent with geo.auth; a failure is reported as error', async () => {
+      const [good, bad] = [await region('good'), await region('bad')];
+      for (const fake of [good, bad]) fake.welcome = () => ({ expires_at: new Date(Date.now() + 1250).toISOString() });
+      let issued = 0;
+      const [refreshing, failing] = await Promise.all([
+        GeoClient.connect({ regions: good.regions, WebSocket: NodeWebSocket, probe: async () => 1, heartbeatMs: 60_000, token: () => `t${++issued}` }),
+        GeoClient.connect({ regions: bad.regions, WebSocket: NodeWebSocket, probe: async () => 1, heartbeatMs: 60_000, token: () => (bad.connections.length === 0 ? 'first' : Promise.reject(new Error('revoked'))) }),
+      ]);
+      try {
+        const errors: string[] = [];
+        failing.on('error', (error) => errors.push(`${error.code}: ${error.message}`));
+        await until(() => good.refreshedTokens.length === 1 && errors.length === 1, 'the refreshes', 2500);
+        expect(good.refreshedTokens).toEqual(['t2']);
+        expect(good.connections).toHaveLength(1); // in-band: no reconnect
+        expect(errors).toEqual(['UNAUTHORIZED: token refresh failed: revoked']);
+        expect(bad.refreshedTokens).toEqual([]);
+      } finally {
+        refreshing.close();
+        failing.close();
+      }
+    });
+  });
+});

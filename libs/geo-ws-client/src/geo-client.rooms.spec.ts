@@ -1,0 +1,255 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { GeoClient, type GeoClientOptions } from './geo-client.js';
+import type { GeoEnvelope, GeoRegion } from './protocol.js';
+import { FakeLogs, FakeRegion, NodeWebSocket, until, within } from './testing/fake-region.js';
+
+/**
+ * GeoClient's rooms against fake regions (testing/fake-region.ts): join, resume with
+ * since/epoch on every new connection, gaps, and what it does with events the server
+ * sends twice or out of order.
+ */
+
+const envelope = (room: string, seq: number | null, extra: Partial<GeoEnvelope> = {}): GeoEnvelope => ({
+  event_id: `e${seq}`,
+  room_id: room,
+  type: 'chat.message',
+  sender: 'someone',
+  timestamp: new Date().toISOString(),
+  region: 'eu',
+  seq,
+  data: {},
+  ...extra,
+});
+
+describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
+  const fakes: FakeRegion[] = [];
+  let client: GeoClient | undefined;
+
+  const region = async (name = 'eu', logs?: FakeLogs): Promise<FakeRegion> => {
+    const fake = await FakeRegion.start({ name, logs });
+    fakes.push(fake);
+    return fake;
+  };
+
+  const connect = async (regions: GeoRegion[], options: Partial<GeoClientOptions> = {}): Promise<GeoClient> => {
+    client = await within(
+      GeoClient.connect({
+        regions,
+        regionOrder: regions.map((candidate) => candidate.name),
+        WebSocket: NodeWebSocket,
+        probe: async () => 1,
+        backoff: { baseMs: 20, maxMs: 80 },
+        heartbeatMs: 60_000,
+        ...options,
+      }),
+      3000,
+      'connect()',
+    );
+    return client;
+  };
+
+  /** Joins `room` and collects what its handler receives. */
+  const joinCollecting = async (room: string, position?: { since?: number; epoch?: string }) => {
+    const received: GeoEnvelope[] = [];
+    const joined = await within(client!.join(room, (event) => received.push(event), position), 2000, `join ${room}`);
+    return { joined, received, seqs: () => received.map((event) => event.seq) };
+  };
+
+  /** Cuts the connection and waits until the client is joined again. */
+  const reconnect = async (fake: FakeRegion): Promise<void> => {
+    const joins = fake.joinRequests.length;
+    fake.dropAll();
+    await until(() => fake.joinRequests.length > joins && client!.state === 'open', 'the rejoin');
+  };
+
+  afterEach(async () => {
+    client?.close();
+    client = undefined;
+    await Promise.all(fakes.splice(0).map((fake) => fake.close()));
+  });
+
+  it('a first join asks for live events only; geo.joined resolves it; events arrive in order, the own publishes too', async () => {
+    const eu = await region();
+    eu.emit('r'); // before the join: not delivered
+    await connect(eu.regions);
+    const { joined, seqs, received } = await joinCollecting('r');
+    expect(joined).toEqual({ room: 'r', seq: 1, epoch: 'e1', recovered: true });
+    expect(eu.joinRequests).toEqual([{ room: 'r' }]);
+    eu.emit('r', { text: 'hello' });
+    await client!.publish('r', 'chat.message', { text: 'mine' }, 'own1');
+    await until(() => received.length === 2, 'two events');
+    expect(seqs()).toEqual([2, 3]);
+    expect(received.map((event) => [event.event_id, event.data])).toEqual([['x2', { text: 'hello' }], ['own1', { text: 'mine' }]]);
+  });
+
+  it('after a reconnect every room is joined again with since (the last seq delivered) and epoch; what was missed arrives once, in order', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const lobby = await joinCollecting('lobby');
+    const other = await joinCollecting('other');
+    eu.emit('lobby');
+    eu.emit('lobby');
+    await until(() => lobby.received.length === 2, 'two lobby events');
+    await eu.away(client!);
+    eu.emit('lobby'); // missed while away
+    eu.emit('other');
+    eu.resume();
+    await until(() => eu.joinRequests.length === 4 && lobby.received.length === 3 && other.received.length === 1, 'the resume');
+    expect(eu.joinRequests.slice(2).sort((a, b) => a.room.localeCompare(b.room))).toEqual([
+      { room: 'lobby', since: 2, epoch: 'e1' },
+      { room: 'other', since: 0, epoch: 'e1' },
+    ]);
+    expect(lobby.seqs()).toEqual([1, 2, 3]);
+    expect(other.seqs()).toEqual([1]);
+  });
+
+  it('recovered: false with another epoch (the log was recreated): `gap` with the new epoch, then its events from the start', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const gaps: { room: string; epoch: string }[] = [];
+    client!.on('gap', (gap) => gaps.push(gap));
+    const lobby = await joinCollecting('lobby');
+    eu.emit('lobby');
+    eu.emit('lobby');
+    eu.emit('lobby');
+    await until(() => lobby.received.length === 3, 'three events');
+    await eu.away(client!);
+    eu.logs.reset('lobby', 'e2');
+    eu.emit('lobby', { text: 'new log' });
+    eu.resume();
+    await until(() => lobby.received.length === 4, 'the first event of the new log');
+    expect(eu.joinRequests.at(-1)).toEqual({ room: 'lobby', since: 3, epoch: 'e1' });
+    expect(gaps).toEqual([{ room: 'lobby', epoch: 'e2' }]);
+    expect(lobby.seqs()).toEqual([1, 2, 3, 1]);
+    expect(lobby.received[3].data).toEqual({ text: 'new log' });
+    // From now on the new epoch's numbering: the next rejoin resumes it.
+    await reconnect(eu);
+    expect(eu.joinRequests.at(-1)).toEqual({ room: 'lobby', since: 1, epoch: 'e2' });
+    expect(gaps).toHaveLength(1);
+  });
+
+  it('recovered: false in the same epoch (retention removed events): `gap`, then what is still retained', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const gaps: string[] = [];
+    client!.on('gap', ({ room }) => gaps.push(room));
+    const lobby = await joinCollecting('lobby');
+    eu.emit('lobby');
+    await until(() => lobby.received.length === 1, 'the first event');
+    await eu.away(client!);
+    for (let i = 0; i < 4; i++) eu.emit('lobby');
+    eu.logs.trim('lobby', 3); // seqs 2 and 3 are gone
+    eu.resume();
+    await until(() => lobby.received.length === 3, 'the retained events');
+    expect(gaps).toEqual(['lobby']);
+    expect(lobby.seqs()).toEqual([1, 4, 5]);
+  });
+
+  it('events the server sends twice or out of order are not delivered again; ephemeral events always are; regional seqs are their own', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const lobby = await joinCollecting('lobby');
+    const frames = [
+      envelope('lobby', 1),
+      envelope('lobby', 2),
+      envelope('lobby', 2), // duplicate
+      envelope('lobby', 1), // regression
+      envelope('lobby', null, { event_id: 'typing', type: 'chat.typing' }),
+      envelope('lobby', 1, { event_id: 'g1', scope: 'regional' }), // another log
+      envelope('lobby', 1, { event_id: 'g1-again', scope: 'regional' }),
+      envelope('lobby', 4), // not consecutive: fine (NATS seqs may skip)
+      envelope('lobby', 3), // behind
+      envelope('nowhere', 9), // a room the client is not in
+    ];
+    for (const frame of frames) eu.sendAll(frame.type, frame);
+    eu.sendAll('geo.unknown-control-frame', envelope('lobby', 10)); // the protocol's own names are never events
+    const barrier = envelope('lobby', null, { event_id: 'barrier' }); // one socket keeps its order
+    eu.sendAll(barrier.type, barrier);
+    await until(() => lobby.received.some((event) => event.event_id === 'barrier'), 'the barrier');
+    expect(lobby.received.map((event) => `${event.scope ?? 'global'}:${event.seq}:${event.event_id}`)).toEqual([
+      'global:1:e1',
+      'global:2:e2',
+      'global:null:typing',
+      'regional:1:g1',
+      'global:4:e4',
+      'global:null:barrier',
+    ]);
+  });
+
+  it('the regional log is resumed only in its region: a move starts it afresh', async () => {
+    const logs = new FakeLogs();
+    const [eu, us] = [await region('eu', logs), await region('us', logs)];
+    await connect([eu.region, us.region]);
+    const lobby = await joinCollecting('lobby');
+    eu.sendAll('geo.joined', { room: 'lobby', scope: 'regional', seq: 6, epoch: 'g', recovered: true });
+    eu.sendAll('chat.note', envelope('lobby', 7, { scope: 'regional' }));
+    await until(() => lobby.received.length === 1, 'the regional event');
+    await reconnect(eu);
+    expect(eu.joinRequests.at(-1)).toEqual({ room: 'lobby', since: 0, epoch: 'e1', regional: { since: 7, epoch: 'g' } });
+    client!.moveTo('us');
+    await until(() => us.joinRequests.length === 1, 'the join in us');
+    expect(us.joinRequests[0]).toEqual({ room: 'lobby', since: 0, epoch: 'e1' });
+  });
+
+  it('join with a position: since/epoch resume from it (since: 0: the whole retained history)', async () => {
+    const eu = await region();
+    for (let i = 0; i < 3; i++) eu.emit('lobby');
+    for (let i = 0; i < 2; i++) eu.emit('news');
+    await connect(eu.regions);
+    const lobby = await joinCollecting('lobby', { since: 1, epoch: 'e1' });
+    const news = await joinCollecting('news', { since: 0 });
+    await until(() => lobby.received.length === 2 && news.received.length === 2, 'the replays');
+    expect(eu.joinRequests).toEqual([
+      { room: 'lobby', since: 1, epoch: 'e1' },
+      { room: 'news', since: 0 },
+    ]);
+    expect(lobby.seqs()).toEqual([2, 3]);
+    expect(news.seqs()).toEqual([1, 2]);
+  });
+
+  it("a session's positions from geo.welcome (restored) are used for rooms joined without one", async () => {
+    const eu = await region();
+    for (let i = 0; i < 4; i++) eu.emit('lobby');
+    eu.welcome = () => ({ session_id: 's-9', restored: { lobby: { seq: 2, epoch: 'e1' } } });
+    await connect(eu.regions, { sessionId: 's-9' });
+    expect(eu.connections[0].url.searchParams.get('session')).toBe('s-9');
+    const lobby = await joinCollecting('lobby');
+    const fresh = await joinCollecting('fresh');
+    await until(() => lobby.received.length === 2, 'the replay from the restored position');
+    expect(eu.joinRequests).toEqual([{ room: 'lobby', since: 2, epoch: 'e1' }, { room: 'fresh' }]);
+    expect(lobby.seqs()).toEqual([3, 4]);
+    expect(fresh.received).toEqual([]);
+  });
+
+  it('join refused with a retryable code: joined again after a backoff delay; refused for good: rejected, not retried', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    let refusals = 2;
+    eu.joinAnswer = (room) => (room === 'forbidden' ? { code: 'FORBIDDEN' } : refusals-- > 0 ? { code: 'UNAVAILABLE' } : 'ok');
+    const { joined } = await joinCollecting('busy');
+    expect(joined.room).toBe('busy');
+    await expect(within(client!.join('forbidden', () => undefined), 2000, 'the refused join')).rejects.toMatchObject({ name: 'GeoClientError', code: 'FORBIDDEN' });
+    expect(eu.joins).toEqual(['busy', 'busy', 'busy', 'forbidden']);
+    await reconnect(eu);
+    expect(eu.joins.slice(4)).toEqual(['busy']); // the refused room is not joined again
+  });
+
+  it('leave(): geo.leave sent, a join still waiting rejects with LEFT, and the room is not joined again after a reconnect', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const kept = await joinCollecting('kept');
+    eu.joinAnswer = (room) => (room === 'slow' ? 'silent' : 'ok');
+    const slow = client!.join('slow', () => undefined);
+    await until(() => eu.joins.includes('slow'), 'the slow join sent');
+    client!.leave('slow');
+    client!.leave('never-joined'); // nothing to do
+    await expect(within(slow, 1000, 'the left join')).rejects.toMatchObject({ code: 'LEFT' });
+    const leaves = () => eu.connections[0].frames.filter((frame) => frame.event === 'geo.leave');
+    await until(() => leaves().length === 1, 'geo.leave');
+    expect(leaves()).toEqual([{ event: 'geo.leave', data: { room: 'slow' } }]);
+    await reconnect(eu);
+    expect(eu.joinRequests.slice(2).map((request) => request.room)).toEqual(['kept']);
+    eu.emit('kept');
+    await until(() => kept.received.length === 1, 'an event of the kept room');
+  });
+});
