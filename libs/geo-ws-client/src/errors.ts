@@ -6,6 +6,7 @@
  */
 export class GeoClientError extends Error {
   constructor(
+    /** The code to branch on; `message` is for people. */
     readonly code: string,
     message: string,
   ) {

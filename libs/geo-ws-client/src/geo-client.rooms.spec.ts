@@ -145,7 +145,7 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     expect(lobby.seqs()).toEqual([1, 4, 5]);
   });
 
-  it('events the server sends twice or out of order are not delivered again; ephemeral events always are; regional seqs are their own', async () => {
+  it('events the server sends twice or out of order are not delivered again; ephemeral events always are; regional seqs are their own; non-JSON is ignored', async () => {
     const eu = await region();
     await connect(eu.regions);
     const lobby = await joinCollecting('lobby');
@@ -163,6 +163,7 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     ];
     for (const frame of frames) eu.sendAll(frame.type, frame);
     eu.sendAll('geo.unknown-control-frame', envelope('lobby', 10)); // the protocol's own names are never events
+    for (const connection of eu.open) connection.socket.send('not a frame'); // ignored, not thrown
     const barrier = envelope('lobby', null, { event_id: 'barrier' }); // one socket keeps its order
     eu.sendAll(barrier.type, barrier);
     await until(() => lobby.received.some((event) => event.event_id === 'barrier'), 'the barrier');

@@ -3,6 +3,7 @@ import type { GeoRegion } from './protocol.js';
 /** Measures one round trip to a region, in ms; rejects if it does not answer. */
 export type RttProbe = (region: GeoRegion) => Promise<number>;
 
+/** How {@link rankRegions} orders regions. */
 export interface RankOptions {
   /** Probes per region; the median counts. Default 3. */
   samples?: number;
@@ -14,10 +15,14 @@ export interface RankOptions {
 
 /** A region with its measured median RTT (`Infinity` when it did not answer). */
 export interface RankedRegion extends GeoRegion {
+  /** Median RTT of the probes that answered, in ms; `Infinity` for a region that failed most of them. */
   rttMs: number;
 }
 
-/** Times `GET /healthz` with `fetch`. */
+/**
+ * The default probe: times `GET /healthz` with `fetch`, giving up after `timeoutMs`
+ * (default 2000). Pass `probe: httpProbe(5000)` for a longer timeout.
+ */
 export function httpProbe(timeoutMs = 2000): RttProbe {
   return async (region) => {
     const started = performance.now();
