@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { WebSocket } from 'ws';
 import { GeoClient, type GeoClientEvents, type GeoClientOptions } from './geo-client.js';
@@ -118,18 +117,6 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
   });
 
   describe('close codes', () => {
-    it("the client's own close codes are not the server's: 1000 or 4100-4199; the server's mirror docs/PROTOCOL.md", () => {
-      const protocol = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8');
-      const table = protocol.slice(protocol.indexOf('| close code | meaning |'));
-      const documented = [...table.slice(0, table.indexOf('\n\n')).matchAll(/^\| (\d{4}) \|/gm)].map((match) => Number(match[1]));
-      expect(documented.length).toBeGreaterThanOrEqual(6);
-      expect(Object.values(GeoCloseCode).sort()).toEqual([...documented].sort());
-      for (const code of Object.values(GeoClientCloseCode)) {
-        expect(documented).not.toContain(code);
-        expect(code === 1000 || (code >= 4100 && code <= 4199)).toBe(true);
-      }
-    });
-
     it('1012 (the region restarts): to the next region at once, resuming every room there', async () => {
       const logs = new FakeLogs();
       const [eu, us] = [await region('eu', logs), await region('us', logs)];
