@@ -20,7 +20,7 @@ function postToken(baseUrl: string, name: unknown, from = '127.0.0.1'): Promise<
       (response) => {
         let text = '';
         response.on('data', (chunk: Buffer) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, retryAfter: response.headers['retry-after'] as string | undefined }));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, retryAfter: response.headers['retry-after'] }));
       },
     );
     request.on('error', reject);
@@ -67,7 +67,7 @@ describe('sample chat app: secure by default (demo authority, /demo/token, origi
 
   beforeAll(async () => {
     ports.push(await freePort(), await freePort());
-    const env = { GEO_REGIONS: `eu=${`http://127.0.0.1:${ports[0]}`},us=http://127.0.0.1:${ports[1]}`, GEO_QUIET: '1', GEO_DRAIN_GRACE_MS: '0' };
+    const env = { GEO_REGIONS: `eu=http://127.0.0.1:${ports[0]},us=http://127.0.0.1:${ports[1]}`, GEO_QUIET: '1', GEO_DRAIN_GRACE_MS: '0' };
     const network = new MemoryNetwork({ delayMs: 0 });
     for (const region of ['eu', 'us']) apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
     const minted = await postToken(http(), 'bystander', '127.0.0.9');
@@ -149,7 +149,7 @@ describe('sample chat app: NODE_ENV=production refuses the demo authority on its
 
   it('exits 1 with a message naming the variables to set', async () => {
     const child = await region({ NODE_ENV: 'production' });
-    const error = await child.start().then(() => undefined, (failure: Error) => failure);
+    const error = await child.start().then(() => undefined, (failure: unknown) => failure as Error);
     expect(error?.message).toMatch(/exited with 1/);
     for (const variable of ['GEO_AUTH=jwt', 'GEO_JWKS_URL', 'GEO_JWT_SECRET', 'GEO_DEMO_SECRET']) expect(child.log).toContain(variable);
     expect(child.log).not.toMatch(/listening/);

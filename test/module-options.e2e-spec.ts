@@ -7,7 +7,7 @@ const regions = { eu: 'http://127.0.0.1:3002', us: 'http://127.0.0.1:3003' };
 
 /** Boots an app with these options (and providers) and returns the boot error, if any. */
 async function bootError(options: Partial<GeoWsModuleOptions>, providers: any[] = []): Promise<Error | undefined> {
-  @Module({ imports: [GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport(), ...options } as GeoWsModuleOptions)], providers })
+  @Module({ imports: [GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport(), ...options })], providers })
   class AppModule {}
   try {
     const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
@@ -32,7 +32,7 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     ['a zero payload limit', { limits: { maxPayloadBytes: 0 } }, /limits\.maxPayloadBytes must be a positive integer/],
     ['a path without a slash', { path: 'ws' }, /path must start with "\/"/],
   ])('%s', async (_label, options, message) => {
-    const error = await bootError(options as Partial<GeoWsModuleOptions>);
+    const error = await bootError(options);
     expect(error).toBeInstanceOf(GeoConfigError);
     expect(error?.message).toMatch(message);
   });
@@ -87,7 +87,7 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     class AsyncModule {}
     const failing = await NestFactory.create(AsyncModule, { logger: false, abortOnError: false }).then(
       () => undefined,
-      (error: Error) => error,
+      (error: unknown) => error as Error,
     );
     expect(failing?.message).toMatch(/unknown region "nowhere"/);
 

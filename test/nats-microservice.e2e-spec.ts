@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { lastValueFrom } from 'rxjs';
 import { Controller, Module, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
@@ -19,13 +20,15 @@ let flakyFailures = 0;
 
 @Controller()
 class HistoryWorker {
-  @EventPattern<string>('chat.message') // <string>: the untyped overload, so @Ctx() can be typed
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-arguments -- <string> picks the untyped overload, so @Ctx() can be typed (TS1241 without)
+  @EventPattern<string>('chat.message')
   persist(@Payload() envelope: GeoLoggedEnvelope, @Ctx() context: GeoEventContext) {
     deliveries.push({ event_id: envelope.event_id, type: envelope.type, count: context.getDeliveryCount() });
     persisted.push(envelope);
   }
 
   /** Fails on the first delivery of each event: the event must come back. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-arguments -- as above
   @EventPattern<string>('chat.flaky')
   flaky(@Payload() envelope: GeoLoggedEnvelope, @Ctx() context: GeoEventContext) {
     deliveries.push({ event_id: envelope.event_id, type: envelope.type, count: context.getDeliveryCount() });
@@ -100,7 +103,7 @@ describe('@nestjs/microservices over the geo event log (JetStream)', () => {
   });
 
   it('a handler that throws sees the event again, and it is acked after it succeeds', async () => {
-    const result = (await client.emit('chat.flaky', { room_id: room, data: { n: 'flaky' } }).toPromise()) as { seq: number };
+    const result = await lastValueFrom(client.emit<{ seq: number }>('chat.flaky', { room_id: room, data: { n: 'flaky' } }));
     expect(result.seq).toBe(21);
     await waitFor(() => deliveries.some((delivery) => delivery.type === 'chat.flaky' && delivery.count === 2), 'the redelivery', 10_000);
     expect(flakyFailures).toBe(1);
@@ -109,8 +112,8 @@ describe('@nestjs/microservices over the geo event log (JetStream)', () => {
 
   it('GeoEventsClient.emit appends like a client publish: gap-free seq, stamped envelope, idempotent by event_id', async () => {
     const eventId = randomUUID();
-    const first = (await client.emit('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }).toPromise()) as { seq: number; duplicate: boolean };
-    const again = (await client.emit('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }).toPromise()) as { seq: number; duplicate: boolean };
+    const first = await lastValueFrom(client.emit<{ seq: number; duplicate: boolean }>('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }));
+    const again = await lastValueFrom(client.emit<{ seq: number; duplicate: boolean }>('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }));
     expect(again).toMatchObject({ seq: first.seq, duplicate: true });
     const { events } = await transport.read(globalLog(room), first.seq - 1, 10);
     expect(events).toHaveLength(1);

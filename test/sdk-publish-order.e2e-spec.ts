@@ -17,7 +17,7 @@ class SniffingWebSocket extends WebSocket {
   constructor(url: string, protocols?: string | string[]) {
     super(url, protocols);
     this.addEventListener('message', (message) => {
-      const frame = JSON.parse(String(message.data)) as { event: string; data: { code?: string } };
+      const frame = JSON.parse(message.data as string) as { event: string; data: { code?: string } };
       if (frame.event === 'geo.error') errorCodes.set(frame.data.code!, (errorCodes.get(frame.data.code!) ?? 0) + 1);
     });
   }

@@ -41,15 +41,15 @@ export class RegionProcess {
     });
     this.child = child;
     running.add(child);
-    child.stdout!.on('data', (chunk) => (this.output += chunk));
-    child.stderr!.on('data', (chunk) => (this.output += chunk));
+    child.stdout.on('data', (chunk) => (this.output += chunk));
+    child.stderr.on('data', (chunk) => (this.output += chunk));
     child.on('exit', (code) => {
       this.exitCode = code;
       running.delete(child);
     });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.exitCode !== undefined) throw new Error(`region ${this.region} exited with ${this.exitCode}:\n${this.output}`);
+      if (this.exitCode !== undefined) throw new Error(`region ${this.region} exited with ${String(this.exitCode)}:\n${this.output}`);
       const ready = await fetch(`${this.url}/readyz`).then((response) => response.ok, () => false);
       if (ready) return this;
       await new Promise((resolve) => setTimeout(resolve, 100));

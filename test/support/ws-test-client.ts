@@ -16,7 +16,7 @@ export class WsTestClient {
   readonly frames: ReceivedFrame[] = [];
   closeCode: number | undefined;
   private constructor(private readonly socket: WebSocket) {
-    socket.on('message', (raw) => this.frames.push(JSON.parse(raw.toString())));
+    socket.on('message', (raw: Buffer) => this.frames.push(JSON.parse(raw.toString())));
     socket.on('close', (code) => (this.closeCode = code));
   }
 
@@ -53,9 +53,9 @@ export class WsTestClient {
   async next(event: string, where: (data: any) => boolean = () => true, timeoutMs = 5000): Promise<any> {
     let found: ReceivedFrame | undefined;
     await waitFor(() => (found = this.frames.find((frame) => frame.event === event && !consumed.has(frame) && where(frame.data))) !== undefined, `frame ${event}`, timeoutMs).catch(
-      (error: Error) => {
+      (error: unknown) => {
         const recent = this.frames.filter((frame) => frame.event.startsWith('geo.')).slice(-8);
-        throw new Error(`${error.message}; last protocol frames: ${JSON.stringify(recent)}`);
+        throw new Error(`${(error as Error).message}; last protocol frames: ${JSON.stringify(recent)}`);
       },
     );
     consumed.add(found!);

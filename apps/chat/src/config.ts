@@ -93,7 +93,7 @@ export function natsUrlFor(value: string, region: string): string {
 /** One URL for every region, or this region's entry of `region=url` pairs. */
 function urlFor(value: string, region: string, variable: string, optional: boolean): string | undefined {
   if (!value.includes('=')) return value;
-  const url = parseRegions(value)[region]?.url;
+  const url = (parseRegions(value) as Partial<Record<string, GeoRegionEndpoint>>)[region]?.url;
   if (!url && !optional) throw new ConfigError(`${variable} has no entry for region "${region}"`);
   return url;
 }
@@ -102,7 +102,7 @@ function urlFor(value: string, region: string, variable: string, optional: boole
 export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionConfig {
   const regions = parseRegions(env.GEO_REGIONS ?? DEFAULT_REGIONS);
   const region = env.REGION ?? Object.keys(regions)[0];
-  if (!regions[region]) throw new ConfigError(`REGION "${region}" is not in GEO_REGIONS (${Object.keys(regions).join(', ')})`);
+  if (!Object.hasOwn(regions, region)) throw new ConfigError(`REGION "${region}" is not in GEO_REGIONS (${Object.keys(regions).join(', ')})`);
   const transport = env.GEO_TRANSPORT ?? 'memory';
   if (transport !== 'memory' && transport !== 'nats' && transport !== 'redis') {
     throw new ConfigError(`GEO_TRANSPORT must be memory, nats or redis, got "${transport}"`);

@@ -3,7 +3,7 @@ import { IsString, Length } from 'class-validator';
 
 /** A chat message as clients send it. */
 export class ChatMessageDto {
-  @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value))
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value))
   @IsString()
   @Length(1, 500)
   text!: string;

@@ -24,7 +24,7 @@ export class DemoTokenController {
 
   @Post('token')
   @Header('Cache-Control', 'no-store')
-  async issue(@Body() body: { name?: unknown; regions?: unknown }): Promise<{ token: string; expires_at: string }> {
+  async issue(@Body() body: { name?: unknown; regions?: unknown } | undefined): Promise<{ token: string; expires_at: string }> {
     const name = typeof body?.name === 'string' ? body.name.trim() : '';
     if (!/^[\w.-]{1,32}$/.test(name)) {
       throw new BadRequestException({ statusCode: 400, code: 'INVALID_NAME', message: 'name: 1-32 letters, digits, "_", "." or "-"' });
@@ -32,7 +32,7 @@ export class DemoTokenController {
     if (isReservedName(name)) {
       throw new ForbiddenException({ statusCode: 403, code: 'RESERVED_NAME', message: `"${name}" is reserved: the demo does not hand out administrator, system or geo-ws names` });
     }
-    const regions = Array.isArray(body.regions) ? body.regions.filter((region): region is string => this.auth.regions.includes(region as string)) : this.auth.regions;
+    const regions = Array.isArray(body?.regions) ? body.regions.filter((region): region is string => this.auth.regions.includes(region as string)) : this.auth.regions;
     const expiresAt = Math.floor(Date.now() / 1000) + DEMO_TOKEN_LIFETIME_S;
     const token = await new SignJWT({ regions, rooms: ['*'] })
       .setProtectedHeader({ alg: 'HS256' })

@@ -19,6 +19,7 @@ export class HistoryWorker {
 
   constructor(@Inject(HISTORY_FILE) private readonly file: string) {}
 
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-arguments -- without it TS cannot resolve the decorator's signature (TS1241)
   @EventPattern<string>('chat.message')
   async persist(@Payload() envelope: GeoLoggedEnvelope, @Ctx() context: GeoEventContext): Promise<void> {
     const written = await this.load();

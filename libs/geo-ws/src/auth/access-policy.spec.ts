@@ -10,10 +10,9 @@ function revocationList() {
     failing: false,
     revoked,
     state: {
-      isRevoked: async (tokenId: string) => {
+      isRevoked: (tokenId: string) => {
         list.reads++;
-        if (list.failing) throw new Error('broker down');
-        return revoked.has(tokenId);
+        return list.failing ? Promise.reject(new Error('broker down')) : Promise.resolve(revoked.has(tokenId));
       },
     } as unknown as GeoStateStore,
   };

@@ -82,7 +82,7 @@ export function jwtAuthenticator(options: GeoJwtOptions): GeoAuthenticator {
     if (maxTokenLifetimeSec !== undefined && !withinLifetime(payload, maxTokenLifetimeSec, clockTolerance)) return null;
     const principal: GeoPrincipal = {
       id: payload.sub!,
-      claims: payload as Record<string, unknown>,
+      claims: payload,
       expiresAt: payload.exp! * 1000,
       tokenId: tokenIdOf(payload, token),
       regions: stringList(payload[regionsClaim]),

@@ -2,18 +2,19 @@ import type { PipeTransform, Type } from '@nestjs/common';
 import { GEO_PARAM_ARGS_METADATA } from './metadata-keys.js';
 
 /** The values geo-ws can inject into a `@GeoSubscribe` handler. */
-export enum GeoParamType {
+export const GeoParamType = {
   /** The payload: the client's `data` (what pipes validate). Same number as Nest's body/payload so `ValidationPipe` treats it as such. */
-  PAYLOAD = 3,
-  ENVELOPE = 20,
-  USER = 21,
-  CONNECTION = 22,
-}
+  PAYLOAD: 3,
+  ENVELOPE: 20,
+  USER: 21,
+  CONNECTION: 22,
+} as const;
+export type GeoParamType = (typeof GeoParamType)[keyof typeof GeoParamType];
 
 function geoParam(type: GeoParamType, pipes: (PipeTransform | Type<PipeTransform>)[] = []): ParameterDecorator {
   return (target, key, index) => {
     if (key === undefined) throw new Error('geo-ws parameter decorators work on methods only');
-    const existing = Reflect.getMetadata(GEO_PARAM_ARGS_METADATA, target.constructor, key) ?? {};
+    const existing = (Reflect.getMetadata(GEO_PARAM_ARGS_METADATA, target.constructor, key) ?? {}) as Record<string, unknown>;
     Reflect.defineMetadata(
       GEO_PARAM_ARGS_METADATA,
       { ...existing, [`${type}:${index}`]: { index, data: undefined, pipes } },

@@ -41,12 +41,13 @@ export class GeoHandlerExplorer {
   explore(): Map<string, GeoHandler> {
     const handlers = new Map<string, GeoHandler>();
     for (const wrapper of this.discovery.getProviders()) {
-      const { instance } = wrapper;
+      const instance: unknown = wrapper.instance;
       if (!instance || typeof instance !== 'object') continue;
       // Resolve from the instance, not the token, so useValue/useFactory providers are found too.
-      const prototype = Object.getPrototypeOf(instance);
+      const prototype = Object.getPrototypeOf(instance) as Record<string, unknown> | null;
+      if (!prototype) continue;
       for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const subscription = this.accessor.getSubscription(prototype[methodName]);
+        const subscription = this.accessor.getSubscription(prototype[methodName] as (...args: unknown[]) => unknown);
         if (!subscription) continue;
         const name = `${instance.constructor.name}.${methodName}`;
         this.assertUsable(wrapper, name, subscription, handlers);

@@ -7,7 +7,7 @@ import type { GeoConnection } from '../gateway/geo-connection.js';
 export class GeoParamsFactory implements ParamsFactory {
   exchangeKeyForValue(type: number, _data: unknown, args: unknown[]): unknown {
     const [connection, frameData] = args as [GeoConnection, { data?: unknown } | undefined];
-    switch (type as GeoParamType) {
+    switch (type) {
       case GeoParamType.PAYLOAD:
         return frameData?.data;
       case GeoParamType.ENVELOPE:

@@ -9,7 +9,7 @@ const KNOWN_CODES = new Set<string>(Object.values(GeoErrorCode));
 function messageOf(response: unknown, fallback: string): string {
   if (typeof response === 'string') return response;
   if (response && typeof response === 'object' && 'message' in response) {
-    const { message } = response as { message: unknown };
+    const { message } = response;
     if (Array.isArray(message)) return message.join('; ');
     if (typeof message === 'string') return message;
   }

@@ -196,4 +196,17 @@ describe('RoomFeeds', () => {
     expect(most).toBe(1);
     feeds.leave(log, stalled);
   });
+
+  it('a tail that fails while the feed opens refuses the join with UNAVAILABLE (join again), never a silent dead feed', async () => {
+    const { reader, feeds } = await setup();
+    const tail = reader.tail.bind(reader);
+    reader.tail = async (log, after, onEvent, onError) => {
+      const subscription = await tail(log, after, onEvent, onError);
+      onError?.(new Error('stream recreated'));
+      return subscription;
+    };
+    const member = new Member();
+    await expect(feeds.join(log, member, {}, () => undefined)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(feeds.count).toBe(0);
+  });
 });

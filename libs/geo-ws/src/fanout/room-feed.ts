@@ -68,6 +68,8 @@ export class RoomFeed {
       await feed.close();
       throw error;
     }
+    // The tail may fail while the feed is still opening: nobody may join a broken feed.
+    if (feed.closed) throw feed.unavailable();
     return feed;
   }
 
@@ -86,6 +88,7 @@ export class RoomFeed {
    * to replay: every step checks that its state is still the member's current one.
    */
   async join(member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
+    if (this.closed) throw this.unavailable();
     const state: MemberState = { cursor: this.lastSeq, pending: [], overflowed: false };
     this.members.set(member, state);
     const live = this.lastSeq;
@@ -137,7 +140,7 @@ export class RoomFeed {
       if (!(await this.budget.ready(member, current))) return;
       const page = await this.budget.read(() => this.transport.read(this.log, after, this.budget.limits.batchSize));
       if (!current()) return;
-      if (page.epoch !== this.epoch) throw new Error(`log of room "${this.log.room}" changed epoch during the replay`);
+      if (page.epoch !== this.epoch) throw this.unavailable('its log was reset during the replay');
       if (!announced) {
         announced = true;
         state.cursor = from;
@@ -191,6 +194,11 @@ export class RoomFeed {
   private onEphemeral(envelope: GeoEnvelopeDraft): void {
     if (this.closed) return;
     for (const [member, state] of this.members) if (!state.pending) member.deliverEphemeral(envelope);
+  }
+
+  /** The refusal for a join that cannot be served by this feed: the client joins again. */
+  private unavailable(reason = 'its live tail stopped'): GeoProtocolError {
+    return new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${this.log.room}": ${reason}; join it again`);
   }
 
   private break(reason: string): void {

@@ -86,7 +86,7 @@ export class FrameDispatcher {
       }
     } catch (error) {
       const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame.data));
-      if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, (error as Error)?.stack);
+      if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, stackOf(error));
       this.refuse(connection, protocolError, roomOf(frame.data));
     }
   }
@@ -148,7 +148,7 @@ export class FrameDispatcher {
         resolve();
       };
       this.feeds.join(log, connection, position, announce).catch((error: unknown) => {
-        if (!announced) return reject(error);
+        if (!announced) return reject(error instanceof Error ? error : new Error(String(error)));
         // Failed after geo.joined was sent (the replay broke): the client must rejoin.
         if (connection.rooms.delete(log.room)) {
           this.leaveLogs(connection, log.room);
@@ -213,7 +213,7 @@ export class FrameDispatcher {
         }),
       (error: unknown) => {
         const { error: protocolError, unexpected } = toProtocolError(error, envelope.event_id);
-        if (unexpected) this.logger.error(`append of ${envelope.event_id} failed`, (error as Error)?.stack);
+        if (unexpected) this.logger.error(`append of ${envelope.event_id} failed`, stackOf(error));
         connection.sendError(protocolError, envelope.room_id);
       },
     );
@@ -276,6 +276,11 @@ function isUtf8(bytes: Buffer): boolean {
   } catch {
     return false;
   }
+}
+
+/** A stack for the log, whatever was thrown. */
+function stackOf(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
 
 function isSealedFor(value: unknown, eventId: string, roomId: string): value is GeoEnvelopeDraft {

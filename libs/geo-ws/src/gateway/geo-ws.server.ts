@@ -91,7 +91,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return this.feeds.count;
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): void {
     const handlers = this.explorer.explore();
     for (const handler of handlers.values()) {
       const unknown = handler.subscription.regions?.filter((region) => !this.options.regions.has(region)) ?? [];
@@ -102,7 +102,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (handlers.size === 0) {
       this.logger.warn('No @GeoSubscribe handlers found: clients can join rooms but not publish.');
     }
-    const server = this.adapterHost.httpAdapter?.getHttpServer() as HttpServer | undefined;
+    // No HTTP adapter in an application context (NestFactory.createApplicationContext).
+    const adapter = this.adapterHost.httpAdapter as typeof this.adapterHost.httpAdapter | undefined;
+    const server = adapter?.getHttpServer() as HttpServer | undefined;
     if (!server) throw new Error('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
     this.httpServer = server;
     // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize

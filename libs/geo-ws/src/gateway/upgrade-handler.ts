@@ -52,12 +52,12 @@ export class UpgradeHandler {
         if (!this.access.mayConnect(principal)) {
           return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
         }
-        this.wss.handleUpgrade(request, socket, head, (ws) =>
+        this.wss.handleUpgrade(request, socket, head, (ws) => {
           this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
             this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
             ws.terminate();
-          }),
-        );
+          });
+        });
       },
       (error: unknown) =>
         // The shared state (e.g. the revocation list) unreadable: this region cannot vouch

@@ -50,6 +50,7 @@ export class GeoEventsClient extends ClientProxy {
     await this.transport.close();
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- ClientProxy's signature
   unwrap<T>(): T {
     return this.transport as T;
   }
@@ -60,6 +61,7 @@ export class GeoEventsClient extends ClientProxy {
   }
 
   protected async dispatchEvent<T = AppendResult>(packet: ReadPacket<GeoEmitData>): Promise<T> {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- emit() from plain JavaScript may pass nothing
     const { room_id, data, event_id, sender } = packet.data ?? ({} as GeoEmitData);
     const draft: GeoEnvelopeDraft = {
       event_id: event_id ?? randomUUID(),

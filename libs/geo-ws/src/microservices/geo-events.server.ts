@@ -69,6 +69,7 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
     throw new Error('GeoEventsServer does not emit server events');
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- Server's signature
   unwrap<T>(): T {
     if (!this.nc) throw new Error('GeoEventsServer is not listening yet');
     return this.nc as T;
@@ -117,12 +118,12 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
       return;
     }
     try {
-      const result = await handler(envelope, new GeoEventContext([envelope, message]));
+      const result: unknown = await handler(envelope, new GeoEventContext([envelope, message]));
       if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
       message.ack();
     } catch (error) {
       const deliveries = message.info.deliveryCount;
-      this.logger.warn(`handler of ${envelope.type} failed for ${envelope.event_id} (delivery ${deliveries}): ${(error as Error)?.message}`);
+      this.logger.warn(`handler of ${envelope.type} failed for ${envelope.event_id} (delivery ${deliveries}): ${(error as Error).message}`);
       message.nak(this.options.retryDelayMs ?? 1000);
     }
   }

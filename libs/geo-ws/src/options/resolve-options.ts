@@ -33,11 +33,12 @@ function positiveInteger(value: number | undefined, fallback: number, option: st
   return value;
 }
 
-function endpoint(name: string, value: string | GeoRegionEndpoint, path: string): Required<GeoRegionEndpoint> {
-  const raw = typeof value === 'string' ? { url: value } : value;
+function endpoint(name: string, value: string | GeoRegionEndpoint | undefined, path: string): Required<GeoRegionEndpoint> {
+  // Options come from plain JavaScript too: anything may be missing.
+  const raw: Partial<GeoRegionEndpoint> | undefined = typeof value === 'string' ? { url: value } : value;
   let url: URL;
   try {
-    url = new URL(raw?.url);
+    url = new URL(raw?.url ?? '');
   } catch {
     throw new GeoConfigError(`regions.${name} must be an absolute http(s) URL such as "https://${name}.example.com", got ${JSON.stringify(raw?.url)}.`);
   }
@@ -45,7 +46,7 @@ function endpoint(name: string, value: string | GeoRegionEndpoint, path: string)
     throw new GeoConfigError(`regions.${name} must use http or https (the WebSocket URL is derived), got "${url.protocol}".`);
   }
   const base = url.toString().replace(/\/$/, '');
-  const wsUrl = raw.wsUrl ?? `${url.protocol === 'https:' ? 'wss' : 'ws'}://${url.host}${url.pathname.replace(/\/$/, '')}${path}`;
+  const wsUrl = raw?.wsUrl ?? `${url.protocol === 'https:' ? 'wss' : 'ws'}://${url.host}${url.pathname.replace(/\/$/, '')}${path}`;
   return { url: base, wsUrl };
 }
 
@@ -60,7 +61,8 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
   const path = options.path ?? '/ws';
   if (!/^\/[\w\-./]*$/.test(path)) throw new GeoConfigError(`path must start with "/" (e.g. "/ws"), got ${JSON.stringify(path)}.`);
 
-  const names = Object.keys(options.regions ?? {});
+  const given: Partial<GeoWsModuleOptions> = options; // plain JavaScript may leave anything out
+  const names = Object.keys(given.regions ?? {});
   if (names.length === 0) {
     throw new GeoConfigError('regions is empty: list every region, e.g. regions: { eu: "https://eu.example.com", us: "https://us.example.com" }.');
   }

@@ -45,6 +45,6 @@ export class RoomPresence {
   }
 
   private warn(error: unknown): void {
-    this.logger.warn(`presence not updated: ${(error as Error)?.message}`);
+    this.logger.warn(`presence not updated: ${error instanceof Error ? error.message : String(error)}`);
   }
 }

@@ -94,7 +94,7 @@ function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
     if (depth > maxDepth) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+    for (const child of (Array.isArray(node) ? node : Object.values(node)) as unknown[]) {
       if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
     }
   }
@@ -111,7 +111,7 @@ function position(value: unknown, where: string): JoinPosition {
   if (epoch !== undefined && (typeof epoch !== 'string' || epoch.length === 0 || epoch.length > 128)) {
     throw invalidJoin(`${where}epoch must be the epoch string from geo.joined`);
   }
-  return { since: since as number | undefined, epoch: epoch as string | undefined };
+  return { since: since as number | undefined, epoch: epoch };
 }
 
 function invalidJoin(message: string): GeoProtocolError {
