@@ -1,5 +1,6 @@
 // The parts of wire protocol v1 the client relies on. The SDK has no dependencies, so it
-// states them itself; they mirror docs/PROTOCOL.md (and the server's libs/geo-ws constants).
+// states them itself; they mirror docs/PROTOCOL.md and the server's
+// libs/geo-ws/src/protocol/wire.ts (protocol.spec.ts keeps them in step).
 
 /** The envelope of a room event, as every region delivers it (see docs/PROTOCOL.md). */
 export interface GeoEnvelope<TData = unknown> {
