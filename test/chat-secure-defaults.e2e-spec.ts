@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { request as httpRequest } from 'node:http';
 import { SignJWT } from 'jose';
-import WebSocket from 'ws';
 import { MemoryNetwork, memoryTransport } from '@geo-ws/nest';
 import { startRegion } from '../apps/chat/src/bootstrap.js';
 import { DEMO_SECRET, readRegionConfig } from '../apps/chat/src/config.js';
 import { freePort } from './support/free-port.js';
 import { RegionProcess } from './support/region-process.js';
+import { handshakeOutcome } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
 /** A POST to `/demo/token` from the local address `from` (127.0.0.0/8 all reach the loopback). */
@@ -28,22 +28,7 @@ function postToken(baseUrl: string, name: unknown, from = '127.0.0.1'): Promise<
   });
 }
 
-/** The upgrade's outcome: 101, or the HTTP status and `code` of the refusal. */
-function handshake(url: string, options: { token?: string; origin?: string } = {}): Promise<{ status: number; code?: string }> {
-  return new Promise((resolve) => {
-    const socket = new WebSocket(url, ['geo-ws.v1', ...(options.token ? [`bearer.${options.token}`] : [])], options.origin ? { origin: options.origin } : {});
-    socket.once('open', () => {
-      resolve({ status: 101 });
-      socket.close();
-    });
-    socket.once('unexpected-response', (_request, response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, code: text ? JSON.parse(text).code : undefined }));
-    });
-    socket.once('error', () => undefined);
-  });
-}
+const handshake = handshakeOutcome;
 
 /** A token signed with the demo's public secret, as anyone who read the source could make. */
 function selfSigned(sub: string, lifetimeSec: number): Promise<string> {

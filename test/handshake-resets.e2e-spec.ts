@@ -1,27 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { SignJWT } from 'jose';
 import { freePort } from './support/free-port.js';
 import { testNamespace } from './support/nats-namespace.js';
 import { dropRedisNamespace } from './support/redis-servers.js';
 import { RegionProcess } from './support/region-process.js';
+import { signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
 const SECRET = 'handshake-resets-secret-long-enough-for-hs256';
-const ISSUER = 'https://auth.geo-ws.test';
-const AUDIENCE = 'geo-chat';
 
-async function token(sub: string, regions: string[]): Promise<string> {
-  return new SignJWT({ regions })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .sign(new TextEncoder().encode(SECRET));
-}
+const token = (sub: string, regions: string[]) => signTestToken(SECRET, sub, { regions });
 
 function upgradeRequest(path: string, bearer: string | undefined): string {
   return [
@@ -103,8 +92,8 @@ describe.each(transports)('handshake resets on %s: a region process survives cli
       GEO_REGIONS: `eu=http://127.0.0.1:${port},us=http://127.0.0.1:1`,
       GEO_AUTH: 'jwt',
       GEO_JWT_SECRET: SECRET,
-      GEO_JWT_ISSUER: ISSUER,
-      GEO_JWT_AUDIENCE: AUDIENCE,
+      GEO_JWT_ISSUER: TEST_ISSUER,
+      GEO_JWT_AUDIENCE: TEST_AUDIENCE,
     }).start();
     bystander = await WsTestClient.connect(region.wsUrl, { token: await token('bystander', ['eu']) });
     await bystander.join(room);

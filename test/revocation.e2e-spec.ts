@@ -1,51 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
-import WebSocket from 'ws';
 import { jwtAuthenticator, memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { dropRedisNamespace, RedisServer } from './support/redis-servers.js';
 import { deployRegions, type Deployment } from './support/regions.js';
+import { handshakeOutcome, signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
 const SECRET = 'revocation-e2e-secret-long-enough-for-hs256';
-const ISSUER = 'https://auth.geo-ws.test';
-const AUDIENCE = 'geo-chat';
+const ISSUER = TEST_ISSUER;
+const AUDIENCE = TEST_AUDIENCE;
 const natsUrl = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 const redisUrl = process.env.GEO_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** How long after revoke() an open connection may still join or publish (AccessPolicy's recheck), plus slack for one state-store read. */
 const RECHECK_BOUND_MS = 5000 + 1500;
 
 async function token(sub: string, jti = `jti-${randomUUID()}`): Promise<{ token: string; jti: string }> {
-  const signed = await new SignJWT({ regions: ['eu', 'us'] })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .setJti(jti)
-    .sign(new TextEncoder().encode(SECRET));
-  return { token: signed, jti };
+  return { token: await signTestToken(SECRET, sub, { regions: ['eu', 'us'], jti }), jti };
 }
 
-/** The upgrade's outcome: 101, or the HTTP status and `code` of the refusal. */
-function handshake(url: string, bearer: string): Promise<{ status: number; code?: string }> {
-  return new Promise((resolve) => {
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${bearer}` } });
-    socket.once('open', () => {
-      resolve({ status: 101 });
-      socket.close();
-    });
-    socket.once('unexpected-response', (_request, response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, code: text ? JSON.parse(text).code : undefined }));
-    });
-    socket.once('error', () => undefined);
-  });
-}
+const handshake = (url: string, bearer: string) => handshakeOutcome(url, { token: bearer });
 
 const namespace = testNamespace('revoke');
 const transports: [string, (region: string, network: MemoryNetwork) => GeoTransportFactory, () => Promise<void>][] = [
