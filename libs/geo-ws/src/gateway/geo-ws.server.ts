@@ -107,9 +107,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const server = adapter?.getHttpServer() as HttpServer | undefined;
     if (!server) throw new Error('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
     this.httpServer = server;
+    this.dispatcher.useHandlers(handlers);
     // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
     // frames get PAYLOAD_TOO_LARGE and the connection stays open.
-    this.dispatcher.useHandlers(handlers);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
