@@ -89,10 +89,8 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
     it('connect() rejects at once, and leaves nothing running, when no socket can be made or the token function fails', async () => {
       const eu = await region('eu');
       const before = activeTimers();
-      const Refusing = class {
-        constructor() {
-          throw new SyntaxError('An invalid or duplicated subprotocol was specified');
-        }
+      const Refusing = function Refusing() {
+        throw new SyntaxError('An invalid or duplicated subprotocol was specified');
       } as unknown as WebSocketConstructor;
       const noSocket = GeoClient.connect({ regions: eu.regions, probe: async () => 1, WebSocket: Refusing });
       await expect(within(noSocket, 1000, 'connect() when the socket cannot be made')).rejects.toThrow(/subprotocol/);

@@ -9,11 +9,14 @@ import {
   GeoCloseCode,
   GeoFrame,
   type AckFrame,
+  type AuthedFrame,
   type ErrorFrame,
   type Frame,
   type GeoEnvelope,
   type GeoRegion,
   type JoinedFrame,
+  type ReconnectFrame,
+  type WelcomeFrame,
   type WebSocketConstructor,
   type WebSocketLike,
 } from './protocol.js';
@@ -280,9 +283,9 @@ export class GeoClient {
   /** Calls `listener` on every `event` (see {@link GeoClientEvents}); returns a function that removes it. */
   on<K extends keyof GeoClientEvents>(event: K, listener: (value: GeoClientEvents[K]) => void): () => void {
     const set = this.listeners.get(event) ?? new Set();
-    set.add(listener as (value: never) => void);
+    set.add(listener);
     this.listeners.set(event, set);
-    return () => set.delete(listener as (value: never) => void);
+    return () => set.delete(listener);
   }
 
   /**
@@ -327,6 +330,7 @@ export class GeoClient {
    * deep, too large); rejects when the server refuses it for good, after
    * `maxInternalRetries` `INTERNAL` answers, or on `leave()`/`close()`.
    */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- public API: `publish<Message>(…)` checks the payload against the app's type; dropping T would break callers that pass it
   publish<T = unknown>(room: string, event: string, data: T, eventId: string = newEventId()): Promise<AckFrame> {
     if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
@@ -466,6 +470,7 @@ export class GeoClient {
     } catch (error) {
       throw new GeoClientError('UNAUTHORIZED', `the token function failed: ${(error as Error).message}`);
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above; the compiler keeps the narrowing from the check at the top
     if (this.closedByUser) return;
     const Socket = this.options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!Socket) throw new Error('GeoClient: no WebSocket class; in Node pass { WebSocket } from the ws package');
@@ -596,22 +601,24 @@ export class GeoClient {
 
   private onFrame(frame: Frame, region: RankedRegion): void {
     switch (frame.event) {
-      case GeoFrame.WELCOME:
+      case GeoFrame.WELCOME: {
+        const welcome = frame.data as WelcomeFrame;
         clearTimeout(this.welcomeTimer);
         this.openedAt = Date.now();
-        this.sender = frame.data.sender;
-        this.sessionId = frame.data.session_id ?? this.sessionId;
-        this.connectedRegion = frame.data.region;
+        this.sender = welcome.sender;
+        this.sessionId = welcome.session_id ?? this.sessionId;
+        this.connectedRegion = welcome.region;
         this.failuresHere = 0;
         this.attempts = 0;
         this.setState('open');
-        this.emit('region', { region: frame.data.region, rttMs: region.rttMs });
-        this.restore(frame.data.restored);
-        this.scheduleRefresh(frame.data.expires_at);
+        this.emit('region', { region: welcome.region, rttMs: region.rttMs });
+        this.restore(welcome.restored);
+        this.scheduleRefresh(welcome.expires_at);
         for (const room of this.rooms.values()) this.sendJoin(room);
         this.firstOpen?.resolve();
         this.firstOpen = undefined;
         return;
+      }
       case GeoFrame.JOINED:
         return this.onJoined(frame.data as JoinedFrame);
       case GeoFrame.ACK:
@@ -623,13 +630,13 @@ export class GeoClient {
         // The server's suggestion is used only when we know no other region.
         const others = this.regions.filter((candidate) => candidate.name !== this.connectedRegion);
         if (others.length > 0) this.regionIndex = this.regions.indexOf(others[0]);
-        else this.redirect = frame.data.url;
+        else this.redirect = (frame.data as ReconnectFrame).url;
         this.failuresHere = 0;
         this.closeConnection(GeoClientCloseCode.MOVING, 'moving on drain');
         return;
       }
       case GeoFrame.AUTHED:
-        this.scheduleRefresh(frame.data.expires_at);
+        this.scheduleRefresh((frame.data as AuthedFrame).expires_at);
         return;
       case GeoFrame.PONG:
         this.rttMs = Date.now() - this.pingSentAt;
@@ -897,15 +904,20 @@ export class GeoClient {
     if (!expiresAt || typeof this.options.token !== 'function') return;
     const tokenSource = this.options.token;
     const wait = Math.max(MIN_REFRESH_WAIT_MS, (Date.parse(expiresAt) - Date.now()) * REFRESH_AT);
-    this.refreshTimer = setTimeout(async () => {
+    this.refreshTimer = setTimeout(() => {
       this.refreshTimer = undefined;
-      try {
-        const token = await tokenSource();
-        this.send(GeoFrame.AUTH, { token });
-      } catch (error) {
-        if (!this.closedByUser) this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
-      }
+      void this.refreshToken(tokenSource);
     }, Math.min(wait, MAX_TIMER_MS));
+  }
+
+  /** Sends a fresh token in-band (`geo.auth`); a failing `token` function is reported as `error`. */
+  private async refreshToken(tokenSource: () => string | Promise<string>): Promise<void> {
+    try {
+      const token = await tokenSource();
+      this.send(GeoFrame.AUTH, { token });
+    } catch (error) {
+      if (!this.closedByUser) this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
+    }
   }
 
   private stopTimers(): void {

@@ -55,10 +55,43 @@ export const GeoFrame = {
   RECONNECT: 'geo.reconnect',
 } as const;
 
-/** A frame on the wire, both ways: `{ event, data }`. */
+/**
+ * A frame on the wire, both ways: `{ event, data }`. `data` is what the peer sent: the
+ * client reads it as the frame type its `event` names (below).
+ */
 export interface Frame {
   event: string;
-  data: any;
+  data: unknown;
+}
+
+/** The server's greeting once a connection is open (`geo.welcome`). */
+export interface WelcomeFrame {
+  /** The connection's id on the server. */
+  connection_id: string;
+  /** The region that accepted the connection. */
+  region: string;
+  /** The authenticated identity the server stamps as `sender`. */
+  sender: string;
+  /** When the connection's token expires (UTC, ISO-8601); absent for a token without expiry. */
+  expires_at?: string;
+  /** The session to resume with `?session=`; absent when the server runs without sessions. */
+  session_id?: string;
+  /** Positions the server kept for the resumed session, by room. */
+  restored?: Record<string, { seq: number; epoch: string }>;
+}
+
+/** The server's answer to `geo.auth` (`geo.authed`). */
+export interface AuthedFrame {
+  /** When the new token expires; `null` for a token without expiry. */
+  expires_at: string | null;
+}
+
+/** A draining region's suggestion of where to go (`geo.reconnect`). */
+export interface ReconnectFrame {
+  /** The suggested region. */
+  region: string;
+  /** Its WebSocket URL. */
+  url: string;
 }
 
 /** The server's answer to a join (`geo.joined`). */

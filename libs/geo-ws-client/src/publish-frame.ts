@@ -21,8 +21,10 @@ const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
  * - `MALFORMED_FRAME`: `data` the JSON encoder cannot encode (a cycle, a `BigInt`, nesting
  *   so deep that the encoder runs out of stack), or nested deeper than `maxDepth`;
  * - `PAYLOAD_TOO_LARGE`: a frame larger than `maxFrameBytes`.
+ *
+ * `event` is `unknown` because `publish()` is called from JavaScript too: it is checked here.
  */
-export function encodePublish(event: string, eventId: string, room: string, data: unknown, limits: PublishLimits): string {
+export function encodePublish(event: unknown, eventId: string, room: string, data: unknown, limits: PublishLimits): string {
   if (typeof event !== 'string' || event.length === 0 || event.length > 128 || event.startsWith('geo.')) {
     throw new GeoClientError('INVALID_ENVELOPE', `"${String(event).slice(0, 140)}" is not an application event name (1-128 characters, not geo.*); nothing was sent`);
   }
@@ -31,9 +33,9 @@ export function encodePublish(event: string, eventId: string, room: string, data
   }
   let payload: string | undefined;
   try {
-    payload = JSON.stringify(data);
+    payload = stringify(data);
   } catch (error) {
-    throw new GeoClientError('MALFORMED_FRAME', `the payload cannot be encoded as JSON (${(error as Error)?.message ?? String(error)}); nothing was sent`);
+    throw new GeoClientError('MALFORMED_FRAME', `the payload cannot be encoded as JSON (${describeThrown(error)}); nothing was sent`);
   }
   if (payload === undefined) throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
   // The server measures the depth of the frame's `data`: { event_id, room_id, data } is level 1.
@@ -47,6 +49,17 @@ export function encodePublish(event: string, eventId: string, room: string, data
     throw new GeoClientError('PAYLOAD_TOO_LARGE', `the frame is ${bytes} bytes; the limit is ${limits.maxFrameBytes}; nothing was sent`);
   }
   return frame;
+}
+
+/** `JSON.stringify`, typed as it behaves: `undefined` for undefined, a function or a symbol (the lib says `string`). */
+function stringify(value: unknown): string | undefined {
+  return JSON.stringify(value);
+}
+
+/** What was thrown, for a message: its `message` if it has one (a `toJSON` may throw anything), else the value itself. */
+function describeThrown(thrown: unknown): string {
+  const message = (thrown as { message?: unknown } | null | undefined)?.message;
+  return String(message ?? thrown);
 }
 
 /** Deepest nesting of arrays and objects in JSON text (a scalar is 0, `{}` is 1). Iterative. */

@@ -39,8 +39,8 @@ export interface FakeConnection {
   readonly frames: { event: string; data: any }[];
   /** The close code the fake saw (1006 without a close frame); unset while open. */
   closeCode?: number;
-  /** Sends a frame to the client, if the connection is open. */
-  send(event: string, data: unknown): void;
+  /** Sends a frame to the client, if the connection is open (a function property: it may be passed around unbound). */
+  readonly send: (event: string, data: unknown) => void;
 }
 
 /**
@@ -131,15 +131,15 @@ export class FakeRegion {
 
   /** Starts a region named `name` (default `eu`); regions started with the same `logs` share their rooms. */
   static async start(options: { name?: string; logs?: FakeLogs } = {}): Promise<FakeRegion> {
-    let region: FakeRegion | undefined;
     const server = new WebSocketServer({
       port: 0,
       host: '127.0.0.1',
       handleProtocols: (protocols) => (protocols.has('geo-ws.v1') ? 'geo-ws.v1' : false),
-      verifyClient: (_, callback) => (region?.refusing ? callback(false, 503) : callback(true)),
+      // Clients learn the port only once `region` below is set.
+      verifyClient: (_, callback) => (region.refusing ? callback(false, 503) : callback(true)),
     });
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    region = new FakeRegion(options.name ?? 'eu', options.logs ?? new FakeLogs(), server);
+    const region = new FakeRegion(options.name ?? 'eu', options.logs ?? new FakeLogs(), server);
     return region;
   }
 
@@ -243,7 +243,8 @@ export class FakeRegion {
     socket.on('close', (code) => (connection.closeCode = code));
     const welcome = this.welcome(connection);
     if (welcome !== 'silent') connection.send('geo.welcome', { connection_id: `c${this.connections.length}`, region: this.name, sender: 'tester', ...welcome });
-    socket.on('message', (raw) => this.onFrame(connection, JSON.parse(String(raw)) as { event: string; data: any }));
+    // With ws's default binaryType ('nodebuffer') a message arrives as one Buffer.
+    socket.on('message', (raw) => this.onFrame(connection, JSON.parse((raw as Buffer).toString()) as { event: string; data: any }));
   }
 
   private onFrame(connection: FakeConnection, frame: { event: string; data: any }): void {
