@@ -18,6 +18,7 @@ export { EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, ROOM_ID_PATTERN } from './envelop
 export { GeoErrorCode, RETRYABLE_ERROR_CODES } from './errors/geo-error-code.js';
 export { GeoProtocolError } from './errors/geo-protocol.error.js';
 export { GeoConfigError } from './errors/geo-config.error.js';
+export { GeoTransportUnavailableError } from './errors/geo-transport-unavailable.error.js';
 
 // Identity
 export { jwtAuthenticator, type GeoJwtOptions } from './auth/jwt-authenticator.js';
@@ -37,7 +38,6 @@ export { redisTransport } from './transport/redis/redis.transport.js';
 export type { RedisEndpoint, RedisTransportOptions } from './transport/redis/redis-transport.options.js';
 export {
   GeoTransport,
-  GeoTransportUnavailableError,
   type AppendResult,
   type GeoTransportContext,
   type GeoTransportFactory,

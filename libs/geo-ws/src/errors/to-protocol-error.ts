@@ -1,6 +1,6 @@
 import { BadRequestException, ForbiddenException, HttpException, UnauthorizedException } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
-import { GeoTransportUnavailableError } from '../transport/geo-transport.interface.js';
+import { GeoTransportUnavailableError } from './geo-transport-unavailable.error.js';
 import { GeoErrorCode } from './geo-error-code.js';
 import { GeoProtocolError } from './geo-protocol.error.js';
 

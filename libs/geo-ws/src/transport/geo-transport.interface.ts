@@ -114,11 +114,3 @@ export interface GeoTransportContext {
  * @example transport: memoryTransport({ network })
  */
 export type GeoTransportFactory = (context: GeoTransportContext) => GeoTransport | Promise<GeoTransport>;
-
-/** Rejection of `append`/`read` when the broker cannot be reached. Retryable. */
-export class GeoTransportUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'GeoTransportUnavailableError';
-  }
-}

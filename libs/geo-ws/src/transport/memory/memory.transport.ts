@@ -1,14 +1,14 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
-import {
-  GeoTransportUnavailableError,
-  type AppendResult,
-  type GeoTransport,
-  type GeoTransportContext,
-  type GeoTransportFactory,
-  type LogHead,
-  type ReadResult,
-  type Subscription,
+import type {
+  AppendResult,
+  GeoTransport,
+  GeoTransportContext,
+  GeoTransportFactory,
+  LogHead,
+  ReadResult,
+  Subscription,
 } from '../geo-transport.interface.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { LogRef } from '../log-ref.js';
 import { DelayedQueue } from './delayed-queue.js';
 import { MemoryNetwork, type MemoryLog } from './memory-network.js';

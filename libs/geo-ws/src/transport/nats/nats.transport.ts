@@ -4,16 +4,16 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
-import {
-  GeoTransportUnavailableError,
-  type AppendResult,
-  type GeoTransport,
-  type GeoTransportContext,
-  type GeoTransportFactory,
-  type LogHead,
-  type ReadResult,
-  type Subscription,
+import type {
+  AppendResult,
+  GeoTransport,
+  GeoTransportContext,
+  GeoTransportFactory,
+  LogHead,
+  ReadResult,
+  Subscription,
 } from '../geo-transport.interface.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
 import { loadNats, type NatsModules } from './load-nats.js';

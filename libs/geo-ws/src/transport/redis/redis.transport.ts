@@ -2,16 +2,16 @@ import { Logger } from '@nestjs/common';
 import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
-import {
-  GeoTransportUnavailableError,
-  type AppendResult,
-  type GeoTransport,
-  type GeoTransportContext,
-  type GeoTransportFactory,
-  type LogHead,
-  type ReadResult,
-  type Subscription,
+import type {
+  AppendResult,
+  GeoTransport,
+  GeoTransportContext,
+  GeoTransportFactory,
+  LogHead,
+  ReadResult,
+  Subscription,
 } from '../geo-transport.interface.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
 import { loadRedis } from './load-redis.js';
