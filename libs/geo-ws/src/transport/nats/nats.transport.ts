@@ -74,7 +74,7 @@ interface TailState {
 export class NatsTransport implements GeoTransport {
   readonly name = 'nats';
   readonly state: GeoStateStore;
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(NatsTransport.name);
   private readonly names: NatsNames;
   private readonly epochs = new Map<string, string>();
   /** Stream creation times: part of every epoch, so a recreated stream never resumes old positions. */

@@ -103,7 +103,7 @@ export function deliverToTails(tails: StreamTail[], entries: StampedEvent[]): vo
  * interrupts the blocked call (`CLIENT UNBLOCK`) so it is read at once.
  */
 export class RedisStreamReader implements LiveReader {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(RedisStreamReader.name);
   private readonly tails = new Map<string, Set<StreamTail>>();
   private running = false;
   private closed = false;

@@ -13,7 +13,7 @@ const SWEEP_MS = 1000;
  * are checked against each tail's epoch as in the blocking reader (`deliverToTails`).
  */
 export class RedisWakeReader implements LiveReader {
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(RedisWakeReader.name);
   private readonly tails = new Map<string, Set<StreamTail>>();
   private readonly reading = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();

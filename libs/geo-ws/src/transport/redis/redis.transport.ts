@@ -66,7 +66,7 @@ export function redisTransport(options: RedisTransportOptions): GeoTransportFact
 export class RedisTransport implements GeoTransport {
   readonly name = 'redis';
   readonly state: GeoStateStore;
-  private readonly logger = new Logger('GeoWs');
+  private readonly logger = new Logger(RedisTransport.name);
   private readonly keys: RedisKeys;
   private reader: LiveReader;
   private readonly ephemeralHandlers = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
