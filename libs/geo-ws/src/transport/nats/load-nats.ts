@@ -1,12 +1,22 @@
 import type * as Jetstream from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type * as Kv from '@nats-io/kv';
 import type * as TransportNode from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 /** The NATS client modules, loaded on first use so apps on other transports need not install them. */
 export interface NatsModules {
   core: typeof TransportNode;
   jetstream: typeof Jetstream;
   kv: typeof Kv;
+}
+
+/** What a connected transport's parts work with: the modules and the clients of one connection. */
+export interface NatsClients {
+  nats: NatsModules;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
 }
 
 export async function loadNats(): Promise<NatsModules> {

@@ -1,0 +1,141 @@
+import type { KV } from '@nats-io/kv';
+import { randomUUID } from 'node:crypto';
+import type { LogRef } from '../log-ref.js';
+import type { NatsClients } from './load-nats.js';
+import { unavailable } from './nats-errors.js';
+import type { NatsNames } from './nats-names.js';
+
+/** Message header with the log's own epoch (the KV part); messages of older versions carry the full epoch. */
+export const EPOCH_HEADER = 'Geo-Epoch';
+/** Marks the first event of a log incarnation: while it is still the first retained, nothing was lost. */
+export const FIRST_HEADER = 'Geo-First';
+/** The epoch of a log that was never reset: no KV entry, so joining rooms creates no state. */
+const INITIAL_LOG_EPOCH = '0';
+/** In-process caches per log stay below this many entries (rooms come and go). */
+const CACHE_LIMIT = 10_000;
+
+/**
+ * Epochs of room logs. A log's full epoch is `<log epoch>.<stream incarnation>`:
+ * - the log epoch is its KV entry, written only by {@link rotate} (`deleteLog`), `0` for a
+ *   log that was never reset. Nothing is written for a log that is only read or appended
+ *   to, so clients joining rooms cannot grow the bucket, and the epoch a joiner of an empty
+ *   room gets is the one its first event is appended under;
+ * - the incarnation is the stream's creation time, so a stream created again (a server
+ *   that lost its store) is a new epoch and no client resumes old positions against it.
+ *
+ * Also remembers which logs this instance has seen non-empty: their next event cannot be
+ * the first of the log (the `Geo-First` marker).
+ */
+export class NatsEpochs {
+  private readonly logEpochs = new Map<string, string>();
+  private readonly incarnations = new Map<string, string>();
+  private readonly started = new Set<string>();
+
+  constructor(
+    private readonly names: NatsNames,
+    private readonly clients: () => NatsClients,
+    private readonly bucket: () => KV,
+  ) {}
+
+  /** A stream's creation time: cached for appends; `fresh` asks the server (reads, tails). */
+  async incarnationOf(stream: string, fresh = false): Promise<string> {
+    const cached = this.incarnations.get(stream);
+    if (cached && !fresh) return cached;
+    const { jsm, nats } = this.clients();
+    try {
+      const info = await jsm.streams.info(stream);
+      const incarnation = Date.parse(info.created).toString(36);
+      this.incarnations.set(stream, incarnation);
+      return incarnation;
+    } catch (error) {
+      throw unavailable(nats, error);
+    }
+  }
+
+  /** The log's own epoch: its KV entry, or `0`. The watcher keeps the cache current. */
+  async logEpoch(log: LogRef): Promise<string> {
+    const key = this.names.logKey(log);
+    const cached = this.logEpochs.get(key);
+    if (cached) return cached;
+    const bucket = this.bucket();
+    const { nats } = this.clients();
+    try {
+      const entry = await bucket.get(key);
+      const epoch = entry?.operation === 'PUT' && entry.length > 0 ? entry.string() : INITIAL_LOG_EPOCH;
+      // A rotation the watcher delivered meanwhile is newer than what we read.
+      if (!this.logEpochs.has(key)) remember(this.logEpochs, key, epoch);
+      return this.logEpochs.get(key) ?? epoch;
+    } catch (error) {
+      throw unavailable(nats, error);
+    }
+  }
+
+  /** Gives a log a new epoch (`deleteLog`), before its events are purged. */
+  async rotate(log: LogRef): Promise<void> {
+    const key = this.names.logKey(log);
+    const bucket = this.bucket();
+    const { nats } = this.clients();
+    const epoch = randomUUID();
+    await bucket.put(key, epoch).catch((error: unknown) => {
+      throw unavailable(nats, error);
+    });
+    remember(this.logEpochs, key, epoch);
+    this.started.delete(key);
+  }
+
+  hasStarted(log: LogRef): boolean {
+    return this.started.has(this.names.logKey(log));
+  }
+
+  /** The log has events: the next one appended by this instance is not its first. */
+  markStarted(log: LogRef): void {
+    remember(this.started, this.names.logKey(log));
+  }
+
+  /**
+   * Follows rotations made anywhere (another region's `deleteLog`): keeps the cache
+   * current and calls `onRotated` with the log key and its new epoch. Returns the stop.
+   */
+  async watch(bucket: KV, onRotated: (key: string, epoch: string) => void): Promise<() => void> {
+    const { nats } = this.clients();
+    const watcher = await bucket.watch({ include: nats.kv.KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const entry of watcher) {
+        if (entry.operation !== 'PUT') continue;
+        const epoch = entry.string();
+        remember(this.logEpochs, entry.key, epoch);
+        this.started.delete(entry.key);
+        onRotated(entry.key, epoch);
+      }
+    })().catch(() => undefined);
+    return () => watcher.stop();
+  }
+}
+
+/** A full epoch from a log epoch and a stream incarnation. */
+export function joinEpoch(logEpoch: string, incarnation: string): string {
+  return `${logEpoch}.${incarnation}`;
+}
+
+/** The log epoch part of a full epoch. */
+export function logEpochOf(epoch: string): string {
+  return epoch.slice(0, epoch.lastIndexOf('.'));
+}
+
+/** Whether a message's epoch header is the log's: its own epoch, or the full epoch older versions wrote. */
+export function ofEpoch(header: string | undefined, epoch: string): boolean {
+  return header === logEpochOf(epoch) || header === epoch;
+}
+
+/** A full epoch from a message's header and the full epoch of the stream it is in. */
+export function fullEpoch(header: string, current: string): string {
+  return header.includes('.') ? header : joinEpoch(header, current.slice(current.lastIndexOf('.') + 1));
+}
+
+/** Adds to a bounded cache, dropping its oldest entry past {@link CACHE_LIMIT}. */
+function remember<K, V>(cache: Map<K, V> | Set<K>, key: K, value?: V): void {
+  cache.delete(key);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as K);
+  if (cache instanceof Map) cache.set(key, value as V);
+  else cache.add(key);
+}

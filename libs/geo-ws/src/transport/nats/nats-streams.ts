@@ -1,0 +1,140 @@
+import { Logger } from '@nestjs/common';
+import type { StreamConfig } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { GeoTransportContext } from '../geo-transport.interface.js';
+import type { NatsClients } from './load-nats.js';
+import { isApiError } from './nats-errors.js';
+import type { NatsNames } from './nats-names.js';
+import type { NatsStateBuckets } from './nats-state.store.js';
+import type { NatsTransportOptions } from './nats-transport.options.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+/** JetStream's "stream name already in use" (not in the client's `JetStreamApiCodes`). */
+const STREAM_NAME_IN_USE = 10058;
+const STREAM_NOT_FOUND = 10059;
+
+/** Every KV bucket of a namespace: the state store's and the log epochs'. */
+export interface NatsBuckets extends NatsStateBuckets {
+  epochs: KV;
+}
+
+/**
+ * The streams and KV buckets of a namespace: created, or brought to the configured
+ * limits, at boot (idempotent; regions booting together are fine), or only checked with
+ * `setup: 'verify'` (side services must not change the apps' settings).
+ */
+export class NatsStreams {
+  private readonly logger = new Logger(NatsStreams.name);
+
+  constructor(
+    private readonly names: NatsNames,
+    private readonly options: NatsTransportOptions,
+    private readonly context: GeoTransportContext,
+    private readonly timeoutMs: number,
+    /** Set-up stops retrying once the transport is closed. */
+    private readonly closed: () => boolean,
+  ) {}
+
+  /** The global stream and this region's regional stream. */
+  async setUp(clients: NatsClients): Promise<void> {
+    const { jsm } = clients;
+    if (this.options.setup === 'verify') {
+      await jsm.streams.info(this.names.globalStream).catch((error: unknown) => {
+        throw new Error(`JetStream stream ${this.names.globalStream} does not exist (namespace "${this.names.namespace}"): start a geo-ws app first`, {
+          cause: error,
+        });
+      });
+      return;
+    }
+    const { region } = this.context;
+    const regionalCluster = this.options.regionalCluster?.(region) ?? (this.options.homeCluster ? region : undefined);
+    // A cluster that is still forming answers "no suitable peers for placement" for a
+    // few seconds: retry set-up for a while before failing the boot.
+    await this.retrying(async () => {
+      await this.ensureStream(clients, this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
+      await this.ensureStream(clients, this.names.regionalStream(region), this.names.regionalSubjects(region), regionalCluster);
+    });
+  }
+
+  /** The KV buckets (sessions, revocations and presence with their age limits; log epochs). */
+  async openBuckets({ js, nats }: NatsClients): Promise<NatsBuckets> {
+    const kvm = new nats.kv.Kvm(js);
+    const ttl = this.options.stateTtlMs ?? {};
+    const common = {
+      history: 1,
+      replicas: this.options.replicas ?? 1,
+      storage: this.options.storage ?? 'file',
+      timeout: this.timeoutMs,
+      ...(this.options.homeCluster ? { placement: { cluster: this.options.homeCluster, tags: [] } } : {}),
+    };
+    const open = (name: string, bucketTtl?: number) =>
+      (this.options.setup === 'verify'
+        ? kvm.open(name, { timeout: this.timeoutMs })
+        : kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) })
+      ).catch((error: unknown) => {
+        throw new Error(`cannot set up NATS KV bucket ${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      });
+    const [epochs, sessions, revocations, presence] = await Promise.all([
+      open(this.names.kv.epochs),
+      open(this.names.kv.sessions, ttl.sessions ?? DAY),
+      open(this.names.kv.revocations, ttl.revocations ?? 7 * DAY),
+      open(this.names.kv.presence, ttl.presence ?? 5 * 60 * 1000),
+    ]);
+    return { epochs, sessions, revocations, presence };
+  }
+
+  private async retrying(setUp: () => Promise<void>, forMs = 20_000): Promise<void> {
+    const deadline = Date.now() + forMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await setUp();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline || this.closed()) throw error;
+        this.logger.warn(`JetStream set-up failed, retrying: ${error instanceof Error ? error.message : String(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 200 * 2 ** attempt)));
+      }
+    }
+  }
+
+  /** Creates the stream, or brings an existing one to the configured limits. Idempotent. */
+  private async ensureStream({ jsm, nats }: NatsClients, name: string, subjects: string, cluster: string | undefined): Promise<void> {
+    const config: Partial<StreamConfig> & { name: string } = {
+      name,
+      subjects: [subjects],
+      // Retention per room by count, and by age for the whole stream.
+      max_msgs_per_subject: this.context.retention.maxEvents,
+      max_age: this.context.retention.maxAgeMs * 1_000_000,
+      duplicate_window: this.context.dedupWindowMs * 1_000_000,
+      allow_direct: true,
+      num_replicas: this.options.replicas ?? 1,
+      storage: this.options.storage ?? 'file',
+      discard: 'old',
+      ...(cluster ? { placement: { cluster, tags: [] } } : {}),
+    };
+    try {
+      const info = await jsm.streams.info(name).catch((error: unknown) => {
+        if (isApiError(nats, error, STREAM_NOT_FOUND)) return undefined;
+        throw error;
+      });
+      if (!info) {
+        await jsm.streams.add(config).catch((error: unknown) => {
+          // Another region created it at the same moment.
+          if (!isApiError(nats, error, STREAM_NAME_IN_USE)) throw error;
+        });
+        return;
+      }
+      const current = info.config;
+      if (
+        current.max_msgs_per_subject !== config.max_msgs_per_subject ||
+        current.max_age !== config.max_age ||
+        current.duplicate_window !== config.duplicate_window ||
+        !current.subjects.includes(subjects)
+      ) {
+        await jsm.streams.update(name, { ...current, ...config, subjects: [...new Set([...current.subjects, subjects])] });
+      }
+    } catch (error) {
+      throw new Error(`cannot set up JetStream stream ${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+}
