@@ -1,5 +1,6 @@
 import type { PipeTransform, Type } from '@nestjs/common';
 import { GEO_PARAM_ARGS_METADATA } from './metadata-keys.js';
+import { GeoConfigError } from '../errors/geo-config.error.js';
 
 /** The values geo-ws can inject into a `@GeoSubscribe` handler. */
 export const GeoParamType = {
@@ -13,7 +14,7 @@ export type GeoParamType = (typeof GeoParamType)[keyof typeof GeoParamType];
 
 function geoParam(type: GeoParamType, pipes: (PipeTransform | Type<PipeTransform>)[] = []): ParameterDecorator {
   return (target, key, index) => {
-    if (key === undefined) throw new Error('geo-ws parameter decorators work on methods only');
+    if (key === undefined) throw new GeoConfigError('geo-ws parameter decorators work on method parameters only: put them on a @GeoSubscribe handler.');
     const existing = (Reflect.getMetadata(GEO_PARAM_ARGS_METADATA, target.constructor, key) ?? {}) as Record<string, unknown>;
     Reflect.defineMetadata(
       GEO_PARAM_ARGS_METADATA,

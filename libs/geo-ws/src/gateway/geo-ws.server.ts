@@ -105,7 +105,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     // No HTTP adapter in an application context (NestFactory.createApplicationContext).
     const adapter = this.adapterHost.httpAdapter as typeof this.adapterHost.httpAdapter | undefined;
     const server = adapter?.getHttpServer() as HttpServer | undefined;
-    if (!server) throw new Error('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
+    if (!server) throw new GeoConfigError('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
     this.httpServer = server;
     this.dispatcher.useHandlers(handlers);
     // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
