@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
+import { GeoTransportUnavailableError } from '../errors/geo-transport-unavailable.error.js';
 import type { GeoTransport, GeoTransportContext, GeoTransportFactory } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import { waitFor } from './wait-for.js';
@@ -233,6 +234,17 @@ export function describeTransportContract(name: string, options: TransportContra
       expect(await transport.read(log, written[2], 100)).toMatchObject({ truncated: true, lastSeq: written[11] });
       expect(await transport.read(log, written[8], 100)).toMatchObject({ truncated: false, lastSeq: written[11] });
       expect(await transport.head(log)).toMatchObject({ firstSeq: written[7], lastSeq: written[11] });
+    }, timeout);
+
+    it('retention: a tail from before the first retained event is refused as retryable (UNAVAILABLE, not INTERNAL)', async () => {
+      const [transport] = await deploy({ retention: { maxEvents: 3, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
+      const log = globalLog(room('tail-trimmed'));
+      const written = await appendMany(transport, log, 8);
+      await expect(transport.tail(log, 0, () => undefined)).rejects.toBeInstanceOf(GeoTransportUnavailableError);
+      const seen: GeoLoggedEnvelope[] = [];
+      await transport.tail(log, written[5], (event) => seen.push(event));
+      await waitFor(() => seen.length === 2, 'the retained events after the position', timeout / 2);
+      expect(seqs(seen)).toEqual(written.slice(6));
     }, timeout);
 
     it('retention by age: expired events are gone and a read from before them is truncated', async () => {

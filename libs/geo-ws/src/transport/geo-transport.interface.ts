@@ -43,6 +43,9 @@ export interface GeoTransport {
    * repeat, first the stored ones then live ones, until the handle is closed. The
    * server opens one tail per (node, log), never one per client. `onError` is called if
    * the tail cannot continue (for instance the log was deleted and recreated).
+   * Rejects with `GeoTransportUnavailableError` when the tail cannot start: the log is
+   * unreachable, or retention removed events after `afterSeq` (read from the first
+   * retained event, then tail from there).
    */
   tail(log: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription>;
 

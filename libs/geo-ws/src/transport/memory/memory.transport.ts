@@ -50,7 +50,7 @@ export class MemoryTransport implements GeoTransport {
   ) {}
 
   async connect(): Promise<void> {
-    if (this.closed) throw new Error('MemoryTransport: connect() after close()');
+    if (this.closed) throw new GeoTransportUnavailableError('the memory transport was closed; connect a new one');
     this.network.attach(this.context.region);
     this.connected = true;
   }
@@ -105,13 +105,14 @@ export class MemoryTransport implements GeoTransport {
     // Backlog and live listener are taken in the same tick, so nothing falls between them.
     const backlog = log.after(afterSeq);
     if (backlog.truncated) {
-      throw new Error(`cannot tail room "${ref.room}" after seq ${afterSeq}: retention removed events after it`);
+      // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
+      throw new GeoTransportUnavailableError(`cannot tail room "${ref.room}" after seq ${afterSeq}: retention removed events after it`);
     }
     for (const event of backlog.events) queue.push(event, delay);
     const unlisten = log.listen((event) => queue.push(event, delay));
     const unwatchDeletion = log.onDeleted(() => {
       stop();
-      onError?.(new Error(`log of room "${ref.room}" was deleted; its epoch changed`));
+      onError?.(new GeoTransportUnavailableError(`log of room "${ref.room}" was deleted; its epoch changed`));
     });
     const unwatchIsolation = this.network.onIsolationChange((region, isolated) => {
       if (region === this.context.region) (isolated ? queue.hold() : queue.release());

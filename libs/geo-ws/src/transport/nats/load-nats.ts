@@ -3,6 +3,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type * as Kv from '@nats-io/kv';
 import type * as TransportNode from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { GeoConfigError } from '../../errors/geo-config.error.js';
 
 /** The NATS client modules, loaded on first use so apps on other transports need not install them. */
 export interface NatsModules {
@@ -28,9 +29,6 @@ export async function loadNats(): Promise<NatsModules> {
     ]);
     return { core, jetstream, kv };
   } catch (error) {
-    throw new Error(
-      'The NATS transport needs the NATS client: npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv',
-      { cause: error },
-    );
+    throw new GeoConfigError(`natsTransport needs the NATS client: npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv (${error instanceof Error ? error.message : String(error)})`);
   }
 }

@@ -1,3 +1,4 @@
+import { GeoConfigError } from '../../errors/geo-config.error.js';
 import type { LogRef } from '../log-ref.js';
 
 /**
@@ -16,7 +17,7 @@ export class NatsNames {
 
   constructor(readonly namespace: string) {
     if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(namespace)) {
-      throw new Error(`NATS namespace must be lower-case letters, digits, "_" or "-" (at most 32), got ${JSON.stringify(namespace)}`);
+      throw new GeoConfigError(`natsTransport: namespace must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit; got ${JSON.stringify(namespace)}`);
     }
     this.prefix = `geows.${namespace}`;
     this.globalStream = `GEOWS_${namespace.toUpperCase()}`;

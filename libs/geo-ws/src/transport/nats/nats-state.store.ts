@@ -20,49 +20,63 @@ interface Expiring<T> {
  * bucket age only collects garbage.
  */
 export class NatsStateStore implements GeoStateStore {
-  constructor(private readonly buckets: () => NatsStateBuckets) {}
+  constructor(
+    private readonly buckets: () => NatsStateBuckets,
+    /** Maps a failed KV request to the error to reject with (unavailable when retryable). */
+    private readonly toError: (error: unknown) => Error,
+  ) {}
 
   async putSession(sessionId: string, session: GeoSessionState, ttlMs: number): Promise<void> {
     assertStateId('sessionId', sessionId);
-    await this.buckets().sessions.put(sessionId, encode({ value: session, expiresAt: Date.now() + ttlMs }));
+    await this.run(({ sessions }) => sessions.put(sessionId, encode({ value: session, expiresAt: Date.now() + ttlMs })));
   }
 
   async getSession(sessionId: string): Promise<GeoSessionState | null> {
     assertStateId('sessionId', sessionId);
-    return (await read<GeoSessionState>(this.buckets().sessions, sessionId)) ?? null;
+    return (await this.run(({ sessions }) => read<GeoSessionState>(sessions, sessionId))) ?? null;
   }
 
   async deleteSession(sessionId: string): Promise<void> {
     assertStateId('sessionId', sessionId);
-    await this.buckets().sessions.delete(sessionId);
+    await this.run(({ sessions }) => sessions.delete(sessionId));
   }
 
   async revoke(tokenId: string, expiresAt: number): Promise<void> {
     assertStateId('tokenId', tokenId);
-    await this.buckets().revocations.put(tokenId, encode({ value: true, expiresAt }));
+    await this.run(({ revocations }) => revocations.put(tokenId, encode({ value: true, expiresAt })));
   }
 
   async isRevoked(tokenId: string): Promise<boolean> {
     assertStateId('tokenId', tokenId);
-    return (await read<boolean>(this.buckets().revocations, tokenId)) === true;
+    return (await this.run(({ revocations }) => read<boolean>(revocations, tokenId))) === true;
   }
 
   async touchPresence(room: string, member: GeoPresenceMember, ttlMs: number): Promise<void> {
     assertStateId('member id', member.id);
-    await this.buckets().presence.put(`${roomToken(room)}.${member.id}`, encode({ value: member, expiresAt: Date.now() + ttlMs }));
+    await this.run(({ presence }) => presence.put(`${roomToken(room)}.${member.id}`, encode({ value: member, expiresAt: Date.now() + ttlMs })));
   }
 
   async removePresence(room: string, memberId: string): Promise<void> {
     assertStateId('member id', memberId);
-    await this.buckets().presence.delete(`${roomToken(room)}.${memberId}`);
+    await this.run(({ presence }) => presence.delete(`${roomToken(room)}.${memberId}`));
   }
 
-  async presence(room: string): Promise<GeoPresenceMember[]> {
-    const bucket = this.buckets().presence;
-    const keys: string[] = [];
-    for await (const key of await bucket.keys(`${roomToken(room)}.*`)) keys.push(key);
-    const members = await Promise.all(keys.map((key) => read<GeoPresenceMember>(bucket, key)));
-    return members.filter((member): member is GeoPresenceMember => member !== undefined);
+  presence(room: string): Promise<GeoPresenceMember[]> {
+    return this.run(async ({ presence: bucket }) => {
+      const keys: string[] = [];
+      for await (const key of await bucket.keys(`${roomToken(room)}.*`)) keys.push(key);
+      const members = await Promise.all(keys.map((key) => read<GeoPresenceMember>(bucket, key)));
+      return members.filter((member): member is GeoPresenceMember => member !== undefined);
+    });
+  }
+
+  /** Runs KV requests on the buckets; a failure rejects with the transport's error for it. */
+  private async run<T>(requests: (buckets: NatsStateBuckets) => Promise<T>): Promise<T> {
+    try {
+      return await requests(this.buckets());
+    } catch (error) {
+      throw this.toError(error);
+    }
   }
 }
 

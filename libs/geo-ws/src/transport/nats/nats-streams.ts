@@ -3,15 +3,14 @@ import type { StreamConfig } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { GeoTransportContext } from '../geo-transport.interface.js';
 import type { NatsClients } from './load-nats.js';
-import { isApiError } from './nats-errors.js';
+import { GeoConfigError } from '../../errors/geo-config.error.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
+import { isApiError, setUpError, STREAM_NAME_IN_USE } from './nats-errors.js';
 import type { NatsNames } from './nats-names.js';
 import type { NatsStateBuckets } from './nats-state.store.js';
 import type { NatsTransportOptions } from './nats-transport.options.js';
 
 const DAY = 24 * 60 * 60 * 1000;
-/** JetStream's "stream name already in use" (not in the client's `JetStreamApiCodes`). */
-const STREAM_NAME_IN_USE = 10058;
-const STREAM_NOT_FOUND = 10059;
 
 /** Every KV bucket of a namespace: the state store's and the log epochs'. */
 export interface NatsBuckets extends NatsStateBuckets {
@@ -35,14 +34,22 @@ export class NatsStreams {
     private readonly closed: () => boolean,
   ) {}
 
-  /** The global stream and this region's regional stream. */
+  /**
+   * The global stream and this region's regional stream. Fails with
+   * `GeoTransportUnavailableError` when JetStream cannot be reached in time, with
+   * `GeoConfigError` when it refuses the configuration.
+   */
   async setUp(clients: NatsClients): Promise<void> {
-    const { jsm } = clients;
+    const { jsm, nats } = clients;
     if (this.options.setup === 'verify') {
-      await jsm.streams.info(this.names.globalStream).catch((error: unknown) => {
-        throw new Error(`JetStream stream ${this.names.globalStream} does not exist (namespace "${this.names.namespace}"): start a geo-ws app first`, {
-          cause: error,
-        });
+      const stream = this.names.globalStream;
+      await jsm.streams.info(stream).catch((error: unknown) => {
+        if (isApiError(nats, error, nats.jetstream.JetStreamApiCodes.StreamNotFound)) {
+          throw new GeoConfigError(
+            `natsTransport: JetStream stream ${stream} does not exist (namespace "${this.names.namespace}"): start a geo-ws app with this namespace first, or set the namespace its apps use`,
+          );
+        }
+        throw setUpError(nats, `JetStream stream ${stream}`, error);
       });
       return;
     }
@@ -72,7 +79,7 @@ export class NatsStreams {
         ? kvm.open(name, { timeout: this.timeoutMs })
         : kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) })
       ).catch((error: unknown) => {
-        throw new Error(`cannot set up NATS KV bucket ${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        throw setUpError(nats, `NATS KV bucket ${name}`, error);
       });
     const [epochs, sessions, revocations, presence] = await Promise.all([
       open(this.names.kv.epochs),
@@ -83,6 +90,7 @@ export class NatsStreams {
     return { epochs, sessions, revocations, presence };
   }
 
+  /** Retries what may go away by itself (unavailable); a refused configuration fails at once. */
   private async retrying(setUp: () => Promise<void>, forMs = 20_000): Promise<void> {
     const deadline = Date.now() + forMs;
     for (let attempt = 0; ; attempt++) {
@@ -90,7 +98,7 @@ export class NatsStreams {
         await setUp();
         return;
       } catch (error) {
-        if (Date.now() > deadline || this.closed()) throw error;
+        if (!(error instanceof GeoTransportUnavailableError) || Date.now() > deadline || this.closed()) throw error;
         this.logger.warn(`JetStream set-up failed, retrying: ${error instanceof Error ? error.message : String(error)}`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 200 * 2 ** attempt)));
       }
@@ -114,7 +122,7 @@ export class NatsStreams {
     };
     try {
       const info = await jsm.streams.info(name).catch((error: unknown) => {
-        if (isApiError(nats, error, STREAM_NOT_FOUND)) return undefined;
+        if (isApiError(nats, error, nats.jetstream.JetStreamApiCodes.StreamNotFound)) return undefined;
         throw error;
       });
       if (!info) {
@@ -134,7 +142,7 @@ export class NatsStreams {
         await jsm.streams.update(name, { ...current, ...config, subjects: [...new Set([...current.subjects, subjects])] });
       }
     } catch (error) {
-      throw new Error(`cannot set up JetStream stream ${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw setUpError(nats, `JetStream stream ${name}`, error);
     }
   }
 }

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { Subscription } from '../geo-transport.interface.js';
 import type { LogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
@@ -43,7 +44,8 @@ export class NatsTails {
     const incarnation = await this.epochs.incarnationOf(stream, true);
     const first = await this.reads.firstPosition(log);
     if (first && afterSeq + 1 < first.seq && !first.first) {
-      throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
+      // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
+      throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
     const tail = new NatsTail(
       {
@@ -156,11 +158,11 @@ class NatsTail {
     void this.current?.close().catch(() => undefined);
   }
 
-  /** Ends the tail and tells its owner why (once; not after it was closed). */
+  /** Ends the tail and tells its owner why (once; not after it was closed). Its members join again. */
   fail(reason: string): void {
     if (this.stopped) return;
     this.stop();
-    this.spec.onError?.(new Error(reason));
+    this.spec.onError?.(new GeoTransportUnavailableError(reason));
   }
 
   private async open(): Promise<ConsumerMessages> {

@@ -4,6 +4,8 @@ import { connect } from '@nats-io/transport-node';
 import { describeTransportContract } from '../../testing/transport-contract.js';
 import { dropNatsNamespace } from '../../../../../test/support/nats-namespace.js';
 import { describe, expect, it } from '@jest/globals';
+import { GeoConfigError } from '../../errors/geo-config.error.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { LogRef } from '../log-ref.js';
 import { NatsNames } from './nats-names.js';
 import { natsTransport, type NatsTransport } from './nats.transport.js';
@@ -58,9 +60,25 @@ describe('NATS transport specifics', () => {
     }
   });
 
+  it('a configuration the server refuses fails the boot at once with a GeoConfigError that names the fix', async () => {
+    const namespace = `t${randomUUID().slice(0, 8)}`;
+    const transport = natsTransport({ servers, namespace, replicas: 3 })(context) as NatsTransport;
+    try {
+      const started = Date.now();
+      const error = await transport.connect().catch((reason: unknown) => reason);
+      expect(error).toBeInstanceOf(GeoConfigError);
+      expect((error as Error).message).toMatch(/set replicas to 1 or cluster the servers/);
+      expect(Date.now() - started).toBeLessThan(5000); // not retried as if the cluster were still forming
+    } finally {
+      await transport.close();
+      await dropNatsNamespace(servers, namespace);
+    }
+  });
+
   it('fails with a clear message when the server is unreachable', async () => {
     const transport = (await natsTransport({ servers: 'nats://127.0.0.1:1', namespace: 'unreachable', connection: { maxReconnectAttempts: 0, timeout: 500 } })(context));
     await expect(transport.connect()).rejects.toThrow(/cannot reach NATS/);
+    await expect(transport.connect()).rejects.toBeInstanceOf(GeoTransportUnavailableError);
     expect(transport.isReady()).toBe(false);
   });
 });

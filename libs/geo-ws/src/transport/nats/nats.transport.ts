@@ -15,7 +15,7 @@ import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
 import { loadNats, type NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, FIRST_HEADER, fullEpoch, joinEpoch, NatsEpochs } from './nats-epochs.js';
-import { unavailable } from './nats-errors.js';
+import { setUpError, unavailable } from './nats-errors.js';
 import { NatsLogReader } from './nats-log.reader.js';
 import { NatsNames } from './nats-names.js';
 import { NatsStateStore } from './nats-state.store.js';
@@ -85,11 +85,14 @@ export class NatsTransport implements GeoTransport {
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
     this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
     this.tails = new NatsTails(this.names, this.epochs, this.reads, clients);
-    this.state = new NatsStateStore(() => this.requireBuckets());
+    this.state = new NatsStateStore(
+      () => this.requireBuckets(),
+      (error) => unavailable(this.clients?.nats, error),
+    );
   }
 
   connect(): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('NatsTransport: connect() after close()'));
+    if (this.closed) return Promise.reject(new GeoTransportUnavailableError('the NATS transport was closed; connect a new one'));
     this.connecting ??= this.open().catch(async (error: unknown) => {
       this.connecting = undefined;
       await this.nc?.close().catch(() => undefined);
@@ -217,11 +220,16 @@ export class NatsTransport implements GeoTransport {
     this.connected = true;
     void this.watchStatus(nc);
     const js = nats.jetstream.jetstream(nc, { timeout: this.timeoutMs });
-    const jsm = await nats.jetstream.jetstreamManager(nc, { timeout: this.timeoutMs });
+    const jsm = await nats.jetstream.jetstreamManager(nc, { timeout: this.timeoutMs }).catch((error: unknown) => {
+      throw setUpError(nats, 'the JetStream context', error);
+    });
     this.clients = { nats, nc, js, jsm };
     await this.streams.setUp(this.clients);
     this.buckets = await this.streams.openBuckets(this.clients);
-    this.subscriptions.add(await this.epochs.watch(this.buckets.epochs, (key, epoch) => this.tails.rotated(key, epoch)));
+    const stopWatching = await this.epochs
+      .watch(this.buckets.epochs, (key, epoch) => this.tails.rotated(key, epoch))
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    this.subscriptions.add(stopWatching);
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {

@@ -1,3 +1,4 @@
+import { GeoConfigError } from '../../errors/geo-config.error.js';
 import type { LogRef } from '../log-ref.js';
 
 /** Room ids in keys: base64url, so `:`, `{`, `}`, `*` or anything else cannot reach another key. */
@@ -12,7 +13,7 @@ function encode(value: string): string {
 export class RedisKeys {
   constructor(readonly namespace: string) {
     if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(namespace)) {
-      throw new Error(`Redis namespace must be lower-case letters, digits, "_" or "-" (at most 32), got ${JSON.stringify(namespace)}`);
+      throw new GeoConfigError(`redisTransport: namespace must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit; got ${JSON.stringify(namespace)}`);
     }
   }
 

@@ -11,10 +11,12 @@ import type {
   ReadResult,
   Subscription,
 } from '../geo-transport.interface.js';
+import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
 import { loadRedis } from './load-redis.js';
+import { unavailable } from './redis-errors.js';
 import { RedisKeys } from './redis-keys.js';
 import { APPEND_SCRIPT, CHECK_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
 import { RedisStateStore } from './redis-state.store.js';
@@ -92,16 +94,16 @@ export class RedisTransport implements GeoTransport {
     private readonly context: GeoTransportContext,
   ) {
     if (!options.primary === !options.cluster) {
-      throw new Error('redisTransport: set either primary (a URL, ioredis options or Sentinel) or cluster (startup nodes)');
+      throw new GeoConfigError('redisTransport: set exactly one of primary (a URL, ioredis options or Sentinel) and cluster (startup nodes)');
     }
     if (options.cluster && options.replica) {
-      throw new Error('redisTransport: replica does not apply to cluster mode (Redis Cluster has its own replicas)');
+      throw new GeoConfigError('redisTransport: remove replica, which does not apply to cluster mode (Redis Cluster reads from its own replicas)');
     }
     this.keys = new RedisKeys(options.namespace ?? 'geo');
     this.emptyLogTtlMs = options.emptyLogTtlMs ?? EMPTY_LOG_TTL_MS;
     // Live checks extend a meta once half of this is left: that half must span several checks.
     if (!Number.isInteger(this.emptyLogTtlMs) || this.emptyLogTtlMs < 5 * EPOCH_CHECK_INTERVAL_MS) {
-      throw new Error(`redisTransport: emptyLogTtlMs must be an integer of at least ${5 * EPOCH_CHECK_INTERVAL_MS}, got ${options.emptyLogTtlMs}`);
+      throw new GeoConfigError(`redisTransport: emptyLogTtlMs must be an integer of at least ${5 * EPOCH_CHECK_INTERVAL_MS}, got ${String(options.emptyLogTtlMs)}`);
     }
     this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
     this.reader = new RedisStreamReader(() => this.readSource());
@@ -112,11 +114,12 @@ export class RedisTransport implements GeoTransport {
   }
 
   connect(): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('RedisTransport: connect() after close()'));
-    this.connecting ??= this.open().catch(async (error: unknown) => {
+    if (this.closed) return Promise.reject(new GeoTransportUnavailableError('the Redis transport was closed; connect a new one'));
+    this.connecting ??= this.open().catch((error: unknown) => {
       this.connecting = undefined;
       this.disconnectAll();
-      throw error;
+      // Options the transport cannot work with stay configuration errors; the rest is about reaching Redis.
+      throw error instanceof GeoConfigError ? error : unavailable(error);
     });
     return this.connecting;
   }
@@ -144,7 +147,7 @@ export class RedisTransport implements GeoTransport {
       );
       return { seq, duplicate: duplicate === 1, epoch: this.fullEpoch(epoch) };
     } catch (error) {
-      throw this.unavailable(error);
+      throw unavailable(error);
     }
   }
 
@@ -166,7 +169,8 @@ export class RedisTransport implements GeoTransport {
   ): Promise<Subscription> {
     const { epoch, firstSeq } = await this.snapshot(log, undefined, 0);
     if (afterSeq + 1 < firstSeq) {
-      throw new Error(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
+      // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
+      throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
     let stopped = false;
     const tail: StreamTail = {
@@ -178,7 +182,7 @@ export class RedisTransport implements GeoTransport {
       fail: (reason) => {
         if (stopped) return;
         stop();
-        onError?.(new Error(reason));
+        onError?.(new GeoTransportUnavailableError(reason));
       },
     };
     const stop = () => {
@@ -192,7 +196,7 @@ export class RedisTransport implements GeoTransport {
   async publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
     await this.requirePrimary()
       .publish(this.keys.ephemeral(log), JSON.stringify(envelope))
-      .catch((error: unknown) => Promise.reject(this.unavailable(error)));
+      .catch((error: unknown) => Promise.reject(unavailable(error)));
   }
 
   async subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
@@ -201,7 +205,7 @@ export class RedisTransport implements GeoTransport {
     const handlers = this.ephemeralHandlers.get(channel) ?? new Set();
     handlers.add(onEvent);
     this.ephemeralHandlers.set(channel, handlers);
-    if (handlers.size === 1) await subscriber.subscribe(channel).catch((error: unknown) => Promise.reject(this.unavailable(error)));
+    if (handlers.size === 1) await subscriber.subscribe(channel).catch((error: unknown) => Promise.reject(unavailable(error)));
     return {
       close: async () => {
         handlers.delete(onEvent);
@@ -228,7 +232,7 @@ export class RedisTransport implements GeoTransport {
       }
       await primary.publish(this.keys.resets(), this.keys.stream(log));
     } catch (error) {
-      throw this.unavailable(error);
+      throw unavailable(error);
     }
   }
 
@@ -254,7 +258,7 @@ export class RedisTransport implements GeoTransport {
       client.on('ready', () => this.clientIds.delete(client));
       await client.connect().catch((error: unknown) => {
         client.disconnect();
-        if (this.closed) throw new Error('RedisTransport closed while connecting');
+        if (this.closed) throw new GeoTransportUnavailableError('the Redis transport was closed while connecting');
         throw new GeoTransportUnavailableError(`cannot reach the Redis ${role}: ${(error as Error).message}`, { cause: error });
       });
       return client;
@@ -482,7 +486,7 @@ export class RedisTransport implements GeoTransport {
       const events = afterSeq === undefined ? [] : parseEntries(results[3][1] as StreamEntries);
       return { epoch: `${logEpoch}.${replicationId}`, firstSeq, lastSeq, events };
     } catch (error) {
-      throw this.unavailable(error);
+      throw unavailable(error);
     }
   }
 
@@ -490,13 +494,6 @@ export class RedisTransport implements GeoTransport {
     return `${epoch}.${this.replicationId}`;
   }
 
-  private unavailable(error: unknown): Error {
-    if (error instanceof GeoTransportUnavailableError) return error;
-    const message = (error as Error)?.message ?? String(error);
-    // Script and command errors are bugs; anything about reaching Redis is retryable.
-    if (/^(ERR|WRONGTYPE|NOSCRIPT)/.test(message)) return error as Error;
-    return new GeoTransportUnavailableError(`Redis: ${message}`, { cause: error });
-  }
 }
 
 /** One consistent read of a log (see `RedisTransport.snapshot`). */
