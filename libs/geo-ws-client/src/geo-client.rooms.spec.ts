@@ -253,4 +253,23 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     eu.emit('kept');
     await until(() => kept.received.length === 1, 'an event of the kept room');
   });
+
+  it('a handler that throws does not stop the other handlers or later events: the client reports CALLBACK_FAILED and goes on', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const errors: { code: string; message: string }[] = [];
+    client!.on('error', (error) => errors.push(error));
+    const after: (number | null)[] = [];
+    await client!.join('r', (event) => {
+      if (event.seq === 1) throw new Error('application bug');
+    });
+    const { seqs } = await joinCollecting('r');
+    eu.emit('r');
+    eu.emit('r');
+    await until(() => seqs().length === 2, 'both events to the second handler');
+    after.push(...seqs());
+    expect(after).toEqual([1, 2]);
+    expect(errors).toEqual([{ code: 'CALLBACK_FAILED', message: 'a handler of room "r" threw: application bug' }]);
+    expect(client!.state).toBe('open');
+  });
 });

@@ -700,7 +700,20 @@ export class GeoClient {
       if (envelope.seq <= position.seq) return; // already delivered before a reconnect
       position.seq = envelope.seq;
     }
-    for (const handler of room.handlers) handler(envelope);
+    for (const handler of room.handlers) this.runCallback(() => handler(envelope), `a handler of room "${room.name}"`);
+  }
+
+  /**
+   * Runs the application's code: an exception there must not skip the other handlers,
+   * break the client's state or (in Node) crash the process from inside a socket
+   * callback. It is reported as an `error` event with code `CALLBACK_FAILED`.
+   */
+  private runCallback(run: () => void, what: string): void {
+    try {
+      run();
+    } catch (error) {
+      this.emit('error', { code: 'CALLBACK_FAILED', message: `${what} threw: ${error instanceof Error ? error.message : String(error)}` });
+    }
   }
 
   private onAck(ack: AckFrame): void {
@@ -936,7 +949,17 @@ export class GeoClient {
   }
 
   private emit<K extends keyof GeoClientEvents>(event: K, value: GeoClientEvents[K]): void {
-    for (const listener of this.listeners.get(event) ?? []) (listener as (value: GeoClientEvents[K]) => void)(value);
+    for (const listener of this.listeners.get(event) ?? []) {
+      const call = () => (listener as (value: GeoClientEvents[K]) => void)(value);
+      // A failing `error` listener has nowhere left to report to.
+      if (event === 'error') {
+        try {
+          call();
+        } catch (error) {
+          console.error('GeoClient: an error listener threw', error);
+        }
+      } else this.runCallback(call, `a "${event}" listener`);
+    }
   }
 }
 
