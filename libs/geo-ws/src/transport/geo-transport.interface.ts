@@ -7,13 +7,25 @@ import type { LogRef } from './log-ref.js';
  *
  * Every implementation must pass the shared contract suite
  * (`describeTransportContract` from `@geo-ws/nest/testing`) unchanged.
- * Positions (`seq`) start at 1 in each log incarnation and have no gaps.
+ *
+ * Positions (`seq`) are positive and strictly increasing within a log incarnation (its
+ * `epoch`), and a log's events are stored and delivered in `seq` order (G2). They need
+ * not be consecutive: memory and Redis number each log 1, 2, 3…, NATS uses stream
+ * sequences, which skip the numbers of other rooms' events (the contract's `gapFreeSeq`
+ * option says which). Callers compare positions and never count them: "no gap" below
+ * means no event missing, not consecutive numbers.
  */
 export interface GeoTransport {
   /** Short name used in logs and `/readyz`, e.g. `memory`, `nats`, `redis`. */
   readonly name: string;
 
-  /** Connects to the broker. Idempotent: concurrent and repeated calls share one attempt. */
+  /**
+   * Connects to the broker. Idempotent: concurrent and repeated calls share one attempt;
+   * after a failed attempt the next call tries again. Rejects with `GeoConfigError` when
+   * the broker refuses the configuration (options the transport cannot work with fail
+   * earlier, in its factory), with `GeoTransportUnavailableError` when the broker cannot
+   * be reached, and after `close()`.
+   */
   connect(): Promise<void>;
 
   /** True while appends and reads can be served (drives `/readyz`). */
@@ -30,8 +42,8 @@ export interface GeoTransport {
 
   /**
    * Reads up to `limit` events with `seq > afterSeq`, in `seq` order. When retention
-   * removed events the caller asked for, `truncated` is true and the answer starts at
-   * the first retained event.
+   * may have removed events the caller asked for, `truncated` is true and the answer
+   * starts at the first retained event (see {@link ReadResult.truncated}).
    */
   read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult>;
 
@@ -39,10 +51,11 @@ export interface GeoTransport {
   head(log: LogRef): Promise<LogHead>;
 
   /**
-   * Delivers every event with `seq > afterSeq` to `onEvent`, in order, with no gap or
-   * repeat, first the stored ones then live ones, until the handle is closed. The
+   * Delivers every event with `seq > afterSeq` to `onEvent`, in order, none missing and
+   * none repeated, first the stored ones then live ones, until the handle is closed. The
    * server opens one tail per (node, log), never one per client. `onError` is called if
-   * the tail cannot continue (for instance the log was deleted and recreated).
+   * the tail cannot continue (the log was deleted or lost and started again, retention
+   * removed events it had not delivered yet), after which it delivers nothing more.
    * Rejects with `GeoTransportUnavailableError` when the tail cannot start: the log is
    * unreachable, or retention removed events after `afterSeq` (read from the first
    * retained event, then tail from there).
@@ -58,7 +71,11 @@ export interface GeoTransport {
   /** Sessions, revocations and presence, on the same broker (G6). */
   readonly state: GeoStateStore;
 
-  /** Deletes a log and its history. The next append starts a new incarnation (new `epoch`, `seq` from 1). */
+  /**
+   * Deletes a log and its history and tells its tails (`onError`). The next append
+   * starts a new incarnation: a new `epoch`; gap-free transports number it from 1 again,
+   * NATS goes on with the stream's sequence.
+   */
   deleteLog(log: LogRef): Promise<void>;
 
   /** Stops every tail and subscription and disconnects. Idempotent. */
@@ -82,9 +99,13 @@ export interface AppendResult {
 export interface ReadResult {
   epoch: string;
   events: GeoLoggedEnvelope[];
-  /** True when events after `afterSeq` were removed by retention. */
+  /**
+   * True when retention may have removed events after `afterSeq`; never false when it
+   * did. A transport whose seqs skip numbers (NATS) cannot always tell whether the
+   * numbers before its first retained event were this log's, and says true then.
+   */
   truncated: boolean;
-  /** The last `seq` in the log when the read happened (0 when empty). */
+  /** The last assigned `seq` when the read happened, 0 for a log without events. */
   lastSeq: number;
 }
 

@@ -39,6 +39,13 @@ export class NatsLogReader {
     private readonly timeoutMs: number,
   ) {}
 
+  /**
+   * Known gap: once every event of a room aged out (`max_age`), nothing is left to tell
+   * which stream sequences were the room's, so the log reads as never published
+   * (`lastSeq` 0, `truncated` false) and a resume from an earlier position is not told
+   * that it lost events; the contract's retention-by-age check appends a fresh event
+   * first and does not catch it.
+   */
   async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
     const { epoch, first, last } = await this.bounds(log);
     if (!first || !last) return { epoch, events: [], truncated: false, lastSeq: 0 };
