@@ -12,11 +12,29 @@ const esm = {
   },
 };
 
+/**
+ * Specs beside the code that need a running broker (NATS on 127.0.0.1:4222, Redis on
+ * 127.0.0.1:6379, or GEO_NATS_URL / GEO_REDIS_URL): `*.int.spec.ts`. Still `*.spec.ts`,
+ * so the library build leaves them out and the lint rules for specs apply to them.
+ */
+const INTEGRATION_SPEC = '\\.int\\.spec\\.ts$';
+
 export default {
   // Per-test limit for the e2e suites, which start servers and wait on real networks.
   testTimeout: 30_000,
+  // `jest` with no --selectProjects (npm test) runs all three.
   projects: [
-    { ...esm, displayName: 'unit', rootDir: '.', testMatch: ['<rootDir>/libs/**/src/**/*.spec.ts', '<rootDir>/apps/**/src/**/*.spec.ts'] },
+    // No broker, no server: pure logic, fakes and the in-memory transport.
+    {
+      ...esm,
+      displayName: 'unit',
+      rootDir: '.',
+      testMatch: ['<rootDir>/libs/**/src/**/*.spec.ts', '<rootDir>/apps/**/src/**/*.spec.ts'],
+      testPathIgnorePatterns: ['/node_modules/', INTEGRATION_SPEC],
+    },
+    // Library specs against the real brokers (the transport contract on NATS and Redis).
+    { ...esm, displayName: 'integration', rootDir: '.', testMatch: ['<rootDir>/libs/**/src/**/*.int.spec.ts', '<rootDir>/apps/**/src/**/*.int.spec.ts'] },
+    // Apps, region processes and broker topologies started by the tests themselves.
     { ...esm, displayName: 'e2e', rootDir: '.', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
   ],
 };

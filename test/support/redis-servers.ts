@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 
+// One clean-up for the e2e suites and the library's integration specs.
+export { dropRedisNamespace } from '../../libs/geo-ws/src/testing/broker-namespaces.js';
+
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
@@ -140,21 +143,6 @@ async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs 
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Deletes every key of a namespace on the Redis at `url`. */
-export async function dropRedisNamespace(url: string, namespace: string): Promise<void> {
-  const client = new Redis(url);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `geows:*${namespace}*`, 'COUNT', 1000);
-      if (keys.length > 0) await client.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describeTransportContract } from '../../testing/transport-contract.js';
-import { dropRedisNamespace } from '../../../../../test/support/redis-servers.js';
+import { dropRedisNamespace } from '../../testing/broker-namespaces.js';
 import type { LogRef } from '../log-ref.js';
 import { RedisKeys } from './redis-keys.js';
 import { redisTransport } from './redis.transport.js';

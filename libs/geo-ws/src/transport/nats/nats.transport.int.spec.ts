@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describeTransportContract } from '../../testing/transport-contract.js';
-import { dropNatsNamespace } from '../../../../../test/support/nats-namespace.js';
+import { dropNatsNamespace } from '../../testing/broker-namespaces.js';
 import { describe, expect, it } from '@jest/globals';
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
