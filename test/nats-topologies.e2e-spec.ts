@@ -79,7 +79,7 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
       for (const client of clients) await client.waitForEvents(room, total, 30_000);
     } catch (error) {
       // What the checker needs to tell a lost event from a slow tail.
-      const stored = (await deployment!.region('eu').transport.read(globalLog(room), 0, 1000)).events;
+      const stored = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
       const storedIds = new Set(stored.map((event) => event.event_id));
       console.log(`events per client: ${clients.map((client) => client.events(room).length).join(', ')} of ${total}; stored ${stored.length}; acked but not stored: ${JSON.stringify(acked.filter((ack) => !storedIds.has(ack.eventId)))}`);
       throw error;

@@ -75,7 +75,13 @@ export async function startReplicated(replicas: number): Promise<{ primary: Redi
   const started: RedisServer[] = [];
   for (let i = 0; i < replicas; i++) started.push(await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port)]));
   await Promise.all(started.map((replica) => waitForLink(replica.port)));
-  return { primary, replicas: started, stop: async () => void (await Promise.all([primary, ...started].map((server) => server.stop()))) };
+  return {
+    primary,
+    replicas: started,
+    stop: async () => {
+      await Promise.all([primary, ...started].map((server) => server.stop()));
+    },
+  };
 }
 
 /** Sentinels watching `primary` as `mymaster` (quorum 2), with fast failure detection. */

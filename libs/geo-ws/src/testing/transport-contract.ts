@@ -57,7 +57,7 @@ export function describeTransportContract(name: string, options: TransportContra
 
     afterEach(async () => {
       await Promise.allSettled(open.splice(0).map((transport) => transport.close()));
-      await Promise.allSettled(clusters.splice(0).map((cluster) => cluster.dispose?.()));
+      await Promise.allSettled(clusters.splice(0).map(async (cluster) => cluster.dispose?.()));
     });
 
     /** Connected transports, one per region (or the regions asked for), of one fresh cluster. */

@@ -12,6 +12,7 @@ import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavail
 import type { LogRef } from '../log-ref.js';
 import { DelayedQueue } from './delayed-queue.js';
 import { MemoryNetwork, type MemoryLog } from './memory-network.js';
+import { settle } from './settle.js';
 
 /** Options of {@link memoryTransport}. */
 export interface MemoryTransportOptions {
@@ -49,10 +50,12 @@ export class MemoryTransport implements GeoTransport {
     private readonly context: GeoTransportContext,
   ) {}
 
-  async connect(): Promise<void> {
-    if (this.closed) throw new GeoTransportUnavailableError('the memory transport was closed; connect a new one');
-    this.network.attach(this.context.region);
-    this.connected = true;
+  connect(): Promise<void> {
+    return settle(() => {
+      if (this.closed) throw new GeoTransportUnavailableError('the memory transport was closed; connect a new one');
+      this.network.attach(this.context.region);
+      this.connected = true;
+    });
   }
 
   isReady(): boolean {
@@ -87,12 +90,37 @@ export class MemoryTransport implements GeoTransport {
     return head;
   }
 
-  async tail(
-    ref: LogRef,
-    afterSeq: number,
-    onEvent: (event: GeoLoggedEnvelope) => void,
-    onError?: (error: Error) => void,
-  ): Promise<Subscription> {
+  tail(ref: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription> {
+    return settle(() => this.openTail(ref, afterSeq, onEvent, onError));
+  }
+
+  publishEphemeral(ref: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
+    return settle(() => {
+      this.assertUsable();
+      const from = this.context.region;
+      // Fire and forget: at-most-once, like the real brokers' pub/sub path.
+      setTimeout(() => this.network.publishEphemeral(ref, envelope), this.network.delay(from, this.network.homeOf(ref)));
+    });
+  }
+
+  subscribeEphemeral(ref: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+    return settle(() => this.openEphemeral(ref, onEvent));
+  }
+
+  async deleteLog(ref: LogRef): Promise<void> {
+    await this.travel(this.context.region, this.network.homeOf(ref));
+    this.network.deleteLog(ref);
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      this.closed = true;
+      this.connected = false;
+      for (const stop of [...this.subscriptions]) stop();
+    });
+  }
+
+  private openTail(ref: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Subscription {
     this.assertUsable();
     const log = this.logOf(ref);
     const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
@@ -115,7 +143,9 @@ export class MemoryTransport implements GeoTransport {
       onError?.(new GeoTransportUnavailableError(`log of room "${ref.room}" was deleted; its epoch changed`));
     });
     const unwatchIsolation = this.network.onIsolationChange((region, isolated) => {
-      if (region === this.context.region) (isolated ? queue.hold() : queue.release());
+      if (region !== this.context.region) return;
+      if (isolated) queue.hold();
+      else queue.release();
     });
     if (this.network.isIsolated(this.context.region)) queue.hold();
     const stop = (): void => {
@@ -126,17 +156,10 @@ export class MemoryTransport implements GeoTransport {
       this.subscriptions.delete(stop);
     };
     this.subscriptions.add(stop);
-    return { close: async () => stop() };
+    return { close: () => settle(stop) };
   }
 
-  async publishEphemeral(ref: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
-    this.assertUsable();
-    const from = this.context.region;
-    // Fire and forget: at-most-once, like the real brokers' pub/sub path.
-    setTimeout(() => this.network.publishEphemeral(ref, envelope), this.network.delay(from, this.network.homeOf(ref)));
-  }
-
-  async subscribeEphemeral(ref: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+  private openEphemeral(ref: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Subscription {
     this.assertUsable();
     const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
     const queue = new DelayedQueue<GeoEnvelopeDraft>(onEvent);
@@ -149,18 +172,7 @@ export class MemoryTransport implements GeoTransport {
       this.subscriptions.delete(stop);
     };
     this.subscriptions.add(stop);
-    return { close: async () => stop() };
-  }
-
-  async deleteLog(ref: LogRef): Promise<void> {
-    await this.travel(this.context.region, this.network.homeOf(ref));
-    this.network.deleteLog(ref);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.connected = false;
-    for (const stop of [...this.subscriptions]) stop();
+    return { close: () => settle(stop) };
   }
 
   /** The log's current incarnation; `keep` false for reads, which must not make one stay. */

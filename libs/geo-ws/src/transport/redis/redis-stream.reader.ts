@@ -109,12 +109,10 @@ export class RedisStreamReader implements LiveReader {
   private closed = false;
   private wake: (() => void) | undefined;
   private blockedOn: { source: ReadSource; id: number } | undefined;
-  /** Set when the tail set changed since the current XREAD was built. */
-  private dirty = false;
 
   constructor(
     /** Where to read now: the replica while it is healthy, else the primary. */
-    private readonly source: () => Promise<ReadSource>,
+    private readonly source: () => ReadSource,
   ) {}
 
   add(tail: StreamTail): void {
@@ -147,7 +145,6 @@ export class RedisStreamReader implements LiveReader {
   }
 
   private interrupt(): void {
-    this.dirty = true;
     this.wake?.();
     const blocked = this.blockedOn;
     if (blocked) void blocked.source.command.client('UNBLOCK', blocked.id).catch(() => undefined);
@@ -165,17 +162,17 @@ export class RedisStreamReader implements LiveReader {
         continue;
       }
       try {
-        const source = await this.source();
+        const source = this.source();
         const id = await source.blockingId();
         // A server serves its data under one replication id; a new one (a restarted primary,
         // a failover) means another dataset, whose entries belong to another epoch.
         const before = last?.command === source.command ? last.replicationId : await source.replicationId();
-        this.dirty = false;
         const keys = [...this.tails.keys()];
         const ids = keys.map((key) => `${Math.min(...[...this.tails.get(key)!].map((tail) => tail.cursor))}-0`);
+        // From here on a tail added or removed unblocks the call (`interrupt`) and the next
+        // turn builds it again.
         this.blockedOn = { source, id };
-        if (this.dirty) continue; // changed while we built the call: build it again
-        const reply = (await source.blocking.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', ...keys, ...ids)) as [string, StreamEntries][] | null;
+        const reply = await source.blocking.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', ...keys, ...ids);
         this.blockedOn = undefined;
         const after = await source.replicationId();
         last = { command: source.command, replicationId: after };
@@ -202,6 +199,7 @@ export class RedisStreamReader implements LiveReader {
         if (skipped) await new Promise((resolve) => setTimeout(resolve, 100));
       } catch (error) {
         this.blockedOn = undefined;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the awaits above; the compiler keeps the narrowing from the loop's condition
         if (this.closed) break;
         // The source died or lags: the next turn picks a source again, from the same cursors.
         this.logger.debug(`live reader: ${(error as Error).message}`);

@@ -190,7 +190,12 @@ export class RedisTransport implements GeoTransport {
       this.reader.remove(tail);
     };
     this.reader.add(tail);
-    return { close: async () => stop() };
+    return {
+      close: () => {
+        stop();
+        return Promise.resolve();
+      },
+    };
   }
 
   async publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
@@ -361,7 +366,7 @@ export class RedisTransport implements GeoTransport {
     return this.readsFromReplica() ? this.replica! : this.requirePrimary();
   }
 
-  private async readSource(): Promise<ReadSource> {
+  private readSource(): ReadSource {
     const useReplica = this.readsFromReplica();
     const command = useReplica ? this.replica! : this.requirePrimary();
     const blocking = useReplica ? this.replicaBlocking! : this.primaryBlocking!;
@@ -374,7 +379,7 @@ export class RedisTransport implements GeoTransport {
       blockingId: async () => {
         let id = this.clientIds.get(blocking);
         if (id === undefined) {
-          id = (await blocking.client('ID')) as number;
+          id = await blocking.client('ID');
           this.clientIds.set(blocking, id);
         }
         return id;
@@ -510,8 +515,8 @@ function replicationIdOf(info: string): string {
 }
 
 /** `INFO` text to a map of its fields. */
-function parseInfo(text: string): Record<string, string> {
-  const fields: Record<string, string> = {};
+function parseInfo(text: string): Record<string, string | undefined> {
+  const fields: Record<string, string | undefined> = {};
   for (const line of text.split(/\r?\n/)) {
     const at = line.indexOf(':');
     if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1).trim();
