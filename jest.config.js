@@ -33,7 +33,12 @@ export default {
       testPathIgnorePatterns: ['/node_modules/', INTEGRATION_SPEC],
     },
     // Library specs against the real brokers (the transport contract on NATS and Redis).
-    { ...esm, displayName: 'integration', rootDir: '.', testMatch: ['<rootDir>/libs/**/src/**/*.int.spec.ts', '<rootDir>/apps/**/src/**/*.int.spec.ts'] },
+    {
+      ...esm,
+      displayName: 'integration',
+      rootDir: '.',
+      testMatch: ['<rootDir>/libs/**/src/**/*.int.spec.ts', '<rootDir>/apps/**/src/**/*.int.spec.ts'],
+    },
     // Apps, region processes and broker topologies started by the tests themselves.
     { ...esm, displayName: 'e2e', rootDir: '.', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
   ],

@@ -61,16 +61,24 @@ describe('bad input: stable error codes, nothing appended, connection still usab
   });
 
   it('MALFORMED_FRAME: data nested deeper than limits.maxDepth (32), refused before any pipe or encoder recurses into it', async () => {
-    for (const depth of [33, 900]) { // within this suite's 2 KiB frames; deeper ones: hostile-clients.e2e-spec.ts
+    for (const depth of [33, 900]) {
+      // within this suite's 2 KiB frames; deeper ones: hostile-clients.e2e-spec.ts
       const eventId = randomUUID();
       const deep = '['.repeat(depth) + ']'.repeat(depth);
-      await expectRefused('MALFORMED_FRAME', () => client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${name}","data":{"text":${deep}}}}`), eventId);
+      await expectRefused(
+        'MALFORMED_FRAME',
+        () => client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${name}","data":{"text":${deep}}}}`),
+        eventId,
+      );
     }
   });
 
   it('binary frames holding UTF-8 JSON are accepted like text frames', async () => {
     const eventId = randomUUID();
-    client.sendRaw(Buffer.from(JSON.stringify({ event: 'note.add', data: { event_id: eventId, room_id: name, data: { text: 'binary' } } })), true);
+    client.sendRaw(
+      Buffer.from(JSON.stringify({ event: 'note.add', data: { event_id: eventId, room_id: name, data: { text: 'binary' } } })),
+      true,
+    );
     expect((await client.next('geo.ack', (data) => data.event_id === eventId)).seq).toEqual(expect.any(Number));
   });
 
@@ -82,7 +90,9 @@ describe('bad input: stable error codes, nothing appended, connection still usab
   it('INVALID_ENVELOPE: missing or malformed fields, forged server-owned fields', async () => {
     const id = () => randomUUID();
     await expectRefused('INVALID_ENVELOPE', () => client.send('note.add', { room_id: name, data: { text: 'x' } }));
-    await expectRefused('INVALID_ENVELOPE', () => client.send('note.add', { event_id: 'not a valid id!', room_id: name, data: { text: 'x' } }));
+    await expectRefused('INVALID_ENVELOPE', () =>
+      client.send('note.add', { event_id: 'not a valid id!', room_id: name, data: { text: 'x' } }),
+    );
     await expectRefused('INVALID_ENVELOPE', () => client.send('note.add', { event_id: id(), data: { text: 'x' } }));
     await expectRefused('INVALID_ENVELOPE', () => client.send('note.add', { event_id: id(), room_id: 'has space', data: { text: 'x' } }));
     await expectRefused('INVALID_ENVELOPE', () => client.send('note.add', { event_id: id(), room_id: name }));
@@ -100,19 +110,33 @@ describe('bad input: stable error codes, nothing appended, connection still usab
 
   it('NOT_JOINED: publishing to or leaving a room the connection is not in', async () => {
     const eventId = randomUUID();
-    await expectRefused('NOT_JOINED', () => client.send('note.add', { event_id: eventId, room_id: 'elsewhere', data: { text: 'x' } }), eventId);
+    await expectRefused(
+      'NOT_JOINED',
+      () => client.send('note.add', { event_id: eventId, room_id: 'elsewhere', data: { text: 'x' } }),
+      eventId,
+    );
     await expectRefused('NOT_JOINED', () => client.send('geo.leave', { room: 'elsewhere' }));
   });
 
   it('PAYLOAD_TOO_LARGE: over maxPayloadBytes is refused and the connection stays open', async () => {
     const eventId = randomUUID();
-    await expectRefused('PAYLOAD_TOO_LARGE', () => client.send('note.add', { event_id: eventId, room_id: name, data: { text: 'x'.repeat(maxPayloadBytes) } }), eventId);
+    await expectRefused(
+      'PAYLOAD_TOO_LARGE',
+      () => client.send('note.add', { event_id: eventId, room_id: name, data: { text: 'x'.repeat(maxPayloadBytes) } }),
+      eventId,
+    );
   });
 
   it('VALIDATION_FAILED: the handler DTO (class-validator) rejects the payload', async () => {
     const eventId = randomUUID();
-    await expectRefused('VALIDATION_FAILED', () => client.send('note.add', { event_id: eventId, room_id: name, data: { text: '' } }), eventId);
-    await expectRefused('VALIDATION_FAILED', () => client.send('note.add', { event_id: randomUUID(), room_id: name, data: { text: 'x', extra: 1 } }));
+    await expectRefused(
+      'VALIDATION_FAILED',
+      () => client.send('note.add', { event_id: eventId, room_id: name, data: { text: '' } }),
+      eventId,
+    );
+    await expectRefused('VALIDATION_FAILED', () =>
+      client.send('note.add', { event_id: randomUUID(), room_id: name, data: { text: 'x', extra: 1 } }),
+    );
   });
 
   it('FORBIDDEN: a user guard refuses', async () => {
@@ -122,7 +146,9 @@ describe('bad input: stable error codes, nothing appended, connection still usab
 
   it('REJECTED and chosen codes: a handler throws WsException', async () => {
     await expectRefused('REJECTED', () => client.send('note.reject', { event_id: randomUUID(), room_id: name, data: {} }));
-    await expectRefused('UNAUTHORIZED', () => client.send('note.reject', { event_id: randomUUID(), room_id: name, data: { code: 'UNAUTHORIZED' } }));
+    await expectRefused('UNAUTHORIZED', () =>
+      client.send('note.reject', { event_id: randomUUID(), room_id: name, data: { code: 'UNAUTHORIZED' } }),
+    );
   });
 
   it('TOO_MANY_ROOMS: past maxRoomsPerConnection', async () => {

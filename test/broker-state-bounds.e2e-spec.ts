@@ -11,7 +11,10 @@ import { WsTestClient } from './support/ws-test-client.js';
 const ROOMS = 300;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Joins need their own budget here: one connection joins hundreds of rooms. */
-const geo: Partial<GeoWsModuleOptions> = { limits: { rate: { perSecond: 5000, burst: 5000 }, maxRoomsPerConnection: ROOMS + 10 }, presence: { ttlMs: 30_000 } };
+const geo: Partial<GeoWsModuleOptions> = {
+  limits: { rate: { perSecond: 5000, burst: 5000 }, maxRoomsPerConnection: ROOMS + 10 },
+  presence: { ttlMs: 30_000 },
+};
 
 /** Joins `count` rooms named `<prefix>-<n>` that nobody publishes to. */
 async function joinEmptyRooms(client: WsTestClient, prefix: string, count: number): Promise<void> {
@@ -67,7 +70,9 @@ describe('joining never-published rooms leaves no permanent broker state', () =>
 
       const live = await keysWithTtl();
       const permanent = live.filter(({ ttl }) => ttl === -1);
-      console.log(`redis: ${live.length} keys after ${ROOMS} joins (global and regional logs, sessions, presence); without an expiry: ${permanent.length}`);
+      console.log(
+        `redis: ${live.length} keys after ${ROOMS} joins (global and regional logs, sessions, presence); without an expiry: ${permanent.length}`,
+      );
       expect(permanent).toEqual([]);
       const metas = live.filter(({ key }) => key.endsWith(':meta'));
       expect(metas.length).toBeGreaterThanOrEqual(2 * ROOMS);
@@ -80,7 +85,9 @@ describe('joining never-published rooms leaves no permanent broker state', () =>
       const emptyTag = (n: number) => `{${namespace}:g:${Buffer.from(`empty-${n}`).toString('base64url')}}`;
       expect(left.filter(({ key }) => Array.from({ length: ROOMS }, (_, n) => emptyTag(n)).some((tag) => key.includes(tag)))).toEqual([]);
       expect(left.filter(({ ttl }) => ttl === -1)).toEqual([]);
-      console.log(`redis: ${left.length} keys ${emptyLogTtlMs + 2000} ms after everyone left: ${[...new Set(left.map(({ key }) => key.replace(/\{[^}]*\}/, '{…}').replace(/:[A-Za-z0-9_-]{20,}$/, ':…')))].join(', ')}`);
+      console.log(
+        `redis: ${left.length} keys ${emptyLogTtlMs + 2000} ms after everyone left: ${[...new Set(left.map(({ key }) => key.replace(/\{[^}]*\}/, '{…}').replace(/:[A-Za-z0-9_-]{20,}$/, ':…')))].join(', ')}`,
+      );
 
       // The published room kept its epoch: a client that joined it empty resumes from 0 without loss.
       const back = await WsTestClient.connect(eu.wsUrl, { name: 'member' });

@@ -11,7 +11,14 @@ const namespace = testNamespace('browser');
 const REGIONS = ['asia', 'eu', 'us'];
 /** Debian's Chromium, driven by playwright-core (no browser download). */
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const SCREENSHOT = '/tmp/browser-chat.png';
 
 /** One message row of a pane, as the page shows it. */
@@ -30,7 +37,14 @@ function rows(pane: Locator): Promise<Row[]> {
       const text = (selector: string) => element.querySelector(selector)?.textContent ?? '';
       const seq = element.getAttribute('data-seq');
       const status = (['pending', 'acked', 'failed'] as const).find((name) => element.classList.contains(name)) ?? 'shown';
-      return { seq: seq === null ? null : Number(seq), sender: text('.sender'), origin: text('.origin'), text: text('.text'), latency: text('.latency'), status };
+      return {
+        seq: seq === null ? null : Number(seq),
+        sender: text('.sender'),
+        origin: text('.origin'),
+        text: text('.text'),
+        latency: text('.latency'),
+        status,
+      };
     }),
   );
 }
@@ -59,11 +73,19 @@ describe('chat page in a browser (three region processes, NATS)', () => {
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/services.sh\`, which installs Debian's chromium`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: run \`bash scripts/services.sh\`, which installs Debian's chromium`);
     const ports = await Promise.all(REGIONS.map(() => freePort()));
     const directory = REGIONS.map((name, i) => `${name}=http://127.0.0.1:${ports[i]}`).join(',');
     for (const [i, name] of REGIONS.entries()) {
-      regions.push(new RegionProcess(name, ports[i], { GEO_TRANSPORT: 'nats', GEO_NATS_URL: servers, GEO_NAMESPACE: namespace, GEO_REGIONS: directory }));
+      regions.push(
+        new RegionProcess(name, ports[i], {
+          GEO_TRANSPORT: 'nats',
+          GEO_NATS_URL: servers,
+          GEO_NAMESPACE: namespace,
+          GEO_REGIONS: directory,
+        }),
+      );
     }
     await Promise.all(regions.map((region) => region.start()));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -84,7 +106,10 @@ describe('chat page in a browser (three region processes, NATS)', () => {
     await page.getByTestId('room').fill(room);
     await page.getByTestId(`open-${served.region}`).click();
     const pane = page.locator(`.pane[data-region="${served.region}"]`);
-    await pane.getByTestId('state').filter({ hasText: /^open$/ }).waitFor({ timeout: 20_000 });
+    await pane
+      .getByTestId('state')
+      .filter({ hasText: /^open$/ })
+      .waitFor({ timeout: 20_000 });
     return { page, pane };
   }
 
@@ -111,7 +136,10 @@ describe('chat page in a browser (three region processes, NATS)', () => {
     const stoppedAt = Date.now();
     const stopping = asia.stop('SIGTERM');
     await send(a.pane, texts[1]);
-    await a.pane.getByTestId('via').filter({ hasText: /^(eu|us)$/ }).waitFor({ timeout: 15_000 });
+    await a.pane
+      .getByTestId('via')
+      .filter({ hasText: /^(eu|us)$/ })
+      .waitFor({ timeout: 15_000 });
     const movedAfterMs = Date.now() - stoppedAt;
     const viaWhileDown = await textOf(a.pane, 'via');
     await stopping;
@@ -121,7 +149,10 @@ describe('chat page in a browser (three region processes, NATS)', () => {
 
     for (const text of texts.slice(1)) await shownMessage(b.pane, text);
     for (const text of texts.slice(1)) await shownMessage(a.pane, text);
-    await a.pane.getByTestId('state').filter({ hasText: /^open$/ }).waitFor({ timeout: 10_000 });
+    await a.pane
+      .getByTestId('state')
+      .filter({ hasText: /^open$/ })
+      .waitFor({ timeout: 10_000 });
 
     // The SDK moves to the next region of regionOrder (eu) and, with a fixed order, stays
     // there after asia is back: it does not drift home.
@@ -137,7 +168,9 @@ describe('chat page in a browser (three region processes, NATS)', () => {
     expect(seen.map((row) => row.status)).toEqual(['shown', 'shown', 'shown']);
     expect(seen.map((row) => row.seq)).toEqual([1, 2, 3]);
     // The other page shows the same log: same seqs, senders, origins.
-    expect(shown.map(({ seq, text, sender, origin }) => ({ seq, text, sender, origin }))).toEqual(seen.map(({ seq, text, sender, origin }) => ({ seq, text, sender, origin })));
+    expect(shown.map(({ seq, text, sender, origin }) => ({ seq, text, sender, origin }))).toEqual(
+      seen.map(({ seq, text, sender, origin }) => ({ seq, text, sender, origin })),
+    );
     // Sent while asia was down: accepted by the region the pane moved to.
     expect(seen[2].origin).toBe('eu');
 

@@ -17,7 +17,8 @@ describe('sample chat app across regions', () => {
     const ports = [await freePort(), await freePort()];
     const env = { GEO_REGIONS: `eu=http://127.0.0.1:${ports[0]},us=http://127.0.0.1:${ports[1]}`, GEO_QUIET: '1', GEO_DRAIN_GRACE_MS: '0' };
     const network = new MemoryNetwork({ delayMs: 20 });
-    for (const region of ['eu', 'us']) apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
+    for (const region of ['eu', 'us'])
+      apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
     urls = { eu: `ws://127.0.0.1:${ports[0]}/ws`, us: `ws://127.0.0.1:${ports[1]}/ws`, euHttp: `http://127.0.0.1:${ports[0]}` };
   });
 

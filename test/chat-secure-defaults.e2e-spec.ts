@@ -16,11 +16,22 @@ function postToken(baseUrl: string, name: unknown, from = '127.0.0.1'): Promise<
   return new Promise((resolve, reject) => {
     const request = httpRequest(
       `${baseUrl}/demo/token`,
-      { method: 'POST', localAddress: from, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        method: 'POST',
+        localAddress: from,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (response) => {
         let text = '';
         response.on('data', (chunk: Buffer) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, retryAfter: response.headers['retry-after'] }));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            body: text ? JSON.parse(text) : undefined,
+            retryAfter: response.headers['retry-after'],
+          }),
+        );
       },
     );
     request.on('error', reject);
@@ -54,7 +65,8 @@ describe('sample chat app: secure by default (demo authority, /demo/token, origi
     ports.push(await freePort(), await freePort());
     const env = { GEO_REGIONS: `eu=http://127.0.0.1:${ports[0]},us=http://127.0.0.1:${ports[1]}`, GEO_QUIET: '1', GEO_DRAIN_GRACE_MS: '0' };
     const network = new MemoryNetwork({ delayMs: 0 });
-    for (const region of ['eu', 'us']) apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
+    for (const region of ['eu', 'us'])
+      apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
     const minted = await postToken(http(), 'bystander', '127.0.0.9');
     bystander = await WsTestClient.connect(ws(), { token: minted.body.token });
     await bystander.join('lobby');
@@ -65,12 +77,25 @@ describe('sample chat app: secure by default (demo authority, /demo/token, origi
     await Promise.allSettled(apps.map((app) => app.close()));
   });
 
-  it.each(['admin', 'Admin', 'ROOT', 'root_', 'r.o.o.t', 'system', 'administrator', 'moderator', 'geo-ws', 'GeoWS_bot', 'geows.system', 'admin-2'])(
-    '/demo/token refuses the reserved name %s with 403 RESERVED_NAME',
-    async (name) => {
-      expect(await postToken(http(), name, '127.0.0.2')).toMatchObject({ status: 403, body: { code: 'RESERVED_NAME', message: expect.any(String) } });
-    },
-  );
+  it.each([
+    'admin',
+    'Admin',
+    'ROOT',
+    'root_',
+    'r.o.o.t',
+    'system',
+    'administrator',
+    'moderator',
+    'geo-ws',
+    'GeoWS_bot',
+    'geows.system',
+    'admin-2',
+  ])('/demo/token refuses the reserved name %s with 403 RESERVED_NAME', async (name) => {
+    expect(await postToken(http(), name, '127.0.0.2')).toMatchObject({
+      status: 403,
+      body: { code: 'RESERVED_NAME', message: expect.any(String) },
+    });
+  });
 
   it('/demo/token refuses malformed names with 400 INVALID_NAME and serves ordinary ones', async () => {
     expect(await postToken(http(), 'not a valid name!', '127.0.0.3')).toMatchObject({ status: 400, body: { code: 'INVALID_NAME' } });
@@ -134,7 +159,10 @@ describe('sample chat app: NODE_ENV=production refuses the demo authority on its
 
   it('exits 1 with a message naming the variables to set', async () => {
     const child = await region({ NODE_ENV: 'production' });
-    const error = await child.start().then(() => undefined, (failure: unknown) => failure as Error);
+    const error = await child.start().then(
+      () => undefined,
+      (failure: unknown) => failure as Error,
+    );
     expect(error?.message).toMatch(/exited with 1/);
     for (const variable of ['GEO_AUTH=jwt', 'GEO_JWKS_URL', 'GEO_JWT_SECRET', 'GEO_DEMO_SECRET']) expect(child.log).toContain(variable);
     expect(child.log).not.toMatch(/listening/);

@@ -215,7 +215,10 @@ describe('cross-region delivery over the memory transport (three apps in one pro
     const asia2 = await connect('asia', 'asia-2');
     const eu = await connect('eu', 'eu-1');
     for (const client of [asia1, asia2, eu]) await client.join(name);
-    expect(await asia1.next('geo.joined', (data) => data.room === name && data.scope === 'regional')).toMatchObject({ seq: 0, recovered: true });
+    expect(await asia1.next('geo.joined', (data) => data.room === name && data.scope === 'regional')).toMatchObject({
+      seq: 0,
+      recovered: true,
+    });
 
     const ack = await asia1.publish('note.local', name, { text: 'asia only' });
     expect(ack.seq).toBe(1);

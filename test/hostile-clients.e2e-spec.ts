@@ -98,7 +98,9 @@ describe('hostile clients: replay floods, re-joins, slow readers, garbage', () =
     const replayed = attacker.events(room).length;
     // The allowance: a burst of 2,000 plus 2,000 a second, and one page (500) in flight.
     const allowance = 2000 + 2000 * elapsedS + 500;
-    console.log(`replay flood: ${replayed} events replayed in ${elapsedS.toFixed(1)} s (allowance ${Math.round(allowance)}; unbounded it would be ~${Math.round(45 * elapsedS * 10_000)})`);
+    console.log(
+      `replay flood: ${replayed} events replayed in ${elapsedS.toFixed(1)} s (allowance ${Math.round(allowance)}; unbounded it would be ~${Math.round(45 * elapsedS * 10_000)})`,
+    );
     expect(replayed).toBeLessThanOrEqual(allowance);
     const answers = (await Promise.all(acks)) as { seq?: number }[];
     expect(answers.every((answer) => typeof answer.seq === 'number')).toBe(true);
@@ -163,7 +165,9 @@ describe('hostile clients: replay floods, re-joins, slow readers, garbage', () =
     await client.join(room);
     for (const depth of [2000, 5000]) {
       const eventId = randomUUID();
-      client.sendRaw(`{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${room}","data":{"text":${'['.repeat(depth)}${']'.repeat(depth)}}}}`);
+      client.sendRaw(
+        `{"event":"note.add","data":{"event_id":"${eventId}","room_id":"${room}","data":{"text":${'['.repeat(depth)}${']'.repeat(depth)}}}}`,
+      );
       expect((await client.next('geo.error')).code).toBe('MALFORMED_FRAME');
     }
     expect((await client.publish('note.add', room, { text: 'still fine' })).seq).toEqual(expect.any(Number));

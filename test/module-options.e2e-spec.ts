@@ -1,7 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory, RouterModule } from '@nestjs/core';
-import { GeoConfigError, GeoSubscribe, GeoWsModule, memoryTransport, type GeoTransport, type GeoTransportFactory, type GeoWsModuleOptions } from '@geo-ws/nest';
+import {
+  GeoConfigError,
+  GeoSubscribe,
+  GeoWsModule,
+  memoryTransport,
+  type GeoTransport,
+  type GeoTransportFactory,
+  type GeoWsModuleOptions,
+} from '@geo-ws/nest';
 
 const regions = { eu: 'http://127.0.0.1:3002', us: 'http://127.0.0.1:3003' };
 
@@ -25,7 +33,11 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     ['no region at all', { region: undefined }, /unknown region undefined/],
     ['no transport', { transport: undefined }, /no transport: set transport, e\.g\. transport: memoryTransport\(\)/],
     ['an empty directory', { regions: {} }, /regions is empty/],
-    ['a region URL that is not a URL', { regions: { eu: 'eu.example.com', us: regions.us } }, /regions\.eu must be an absolute http\(s\) URL/],
+    [
+      'a region URL that is not a URL',
+      { regions: { eu: 'eu.example.com', us: regions.us } },
+      /regions\.eu must be an absolute http\(s\) URL/,
+    ],
     ['a region URL with another scheme', { regions: { eu: 'ftp://eu.example.com', us: regions.us } }, /regions\.eu must use http or https/],
     ['a bad region name', { region: 'EU', regions: { EU: 'http://a' } }, /region name "EU" must be lower-case/],
     ['a dedup window under two minutes', { log: { dedupWindowMs: 1000 } }, /log\.dedupWindowMs must be at least 120000/],
@@ -75,7 +87,10 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     class ValueGateway {
       @GeoSubscribe('from.value') handle() {}
     }
-    const error = await bootError({}, [{ provide: 'VALUE_GATEWAY', useValue: new ValueGateway() }, { provide: 'FACTORY_GATEWAY', useFactory: () => new ValueGateway() }]);
+    const error = await bootError({}, [
+      { provide: 'VALUE_GATEWAY', useValue: new ValueGateway() },
+      { provide: 'FACTORY_GATEWAY', useFactory: () => new ValueGateway() },
+    ]);
     // Two instances of one class both register 'from.value': proof both were found.
     expect(error?.message).toMatch(/event "from\.value" has two handlers/);
   });
@@ -113,13 +128,22 @@ describe('GeoWsModule options: misconfiguration fails at boot with a message tha
     @Module({ imports: [GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport(), endpoints: false })] })
     class WithoutEndpoints {}
     const without = await serve(WithoutEndpoints);
-    expect([await without.status('/healthz'), await without.status('/readyz'), await without.status('/geo/regions')]).toEqual([404, 404, 404]);
+    expect([await without.status('/healthz'), await without.status('/readyz'), await without.status('/geo/regions')]).toEqual([
+      404, 404, 404,
+    ]);
     await without.app.close();
 
-    @Module({ imports: [GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport() }), RouterModule.register([{ path: 'ops', module: GeoWsModule }])] })
+    @Module({
+      imports: [
+        GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport() }),
+        RouterModule.register([{ path: 'ops', module: GeoWsModule }]),
+      ],
+    })
     class Repathed {}
     const repathed = await serve(Repathed);
-    expect([await repathed.status('/ops/healthz'), await repathed.status('/ops/geo/regions'), await repathed.status('/healthz')]).toEqual([200, 200, 404]);
+    expect([await repathed.status('/ops/healthz'), await repathed.status('/ops/geo/regions'), await repathed.status('/healthz')]).toEqual([
+      200, 200, 404,
+    ]);
     await repathed.app.close();
   });
 

@@ -71,7 +71,8 @@ describe('@nestjs/microservices over the geo event log (JetStream)', () => {
     await transport?.close();
     const nc = await connect({ servers });
     const jsm = await jetstreamManager(nc);
-    for await (const name of jsm.streams.names()) if (name.includes(namespace.toUpperCase()) || name.includes(`_${namespace}_`)) await jsm.streams.delete(name);
+    for await (const name of jsm.streams.names())
+      if (name.includes(namespace.toUpperCase()) || name.includes(`_${namespace}_`)) await jsm.streams.delete(name);
     await nc.close();
   });
 
@@ -112,12 +113,23 @@ describe('@nestjs/microservices over the geo event log (JetStream)', () => {
 
   it('GeoEventsClient.emit appends like a client publish: gap-free seq, stamped envelope, idempotent by event_id', async () => {
     const eventId = randomUUID();
-    const first = await lastValueFrom(client.emit<{ seq: number; duplicate: boolean }>('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }));
-    const again = await lastValueFrom(client.emit<{ seq: number; duplicate: boolean }>('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }));
+    const first = await lastValueFrom(
+      client.emit<{ seq: number; duplicate: boolean }>('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }),
+    );
+    const again = await lastValueFrom(
+      client.emit<{ seq: number; duplicate: boolean }>('chat.message', { room_id: room, data: { text: 'imported' }, event_id: eventId }),
+    );
     expect(again).toMatchObject({ seq: first.seq, duplicate: true });
     const { events } = await transport.read(globalLog(room), first.seq - 1, 10);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ event_id: eventId, type: 'chat.message', sender: 'importer', region: 'us', seq: first.seq, data: { text: 'imported' } });
+    expect(events[0]).toMatchObject({
+      event_id: eventId,
+      type: 'chat.message',
+      sender: 'importer',
+      region: 'us',
+      seq: first.seq,
+      data: { text: 'imported' },
+    });
     await waitFor(() => persisted.some((event) => event.event_id === eventId), 'the worker to see the imported event');
   });
 });

@@ -11,7 +11,8 @@ const REGIONS = ['asia', 'eu', 'us'];
 /** Every region publishes concurrently; returns the clients (two per region) and what was acked. */
 async function runTraffic(deployment: Deployment, room: string, perPublisher: number, during?: () => Promise<void>) {
   const clients: WsTestClient[] = [];
-  for (const region of REGIONS) for (const n of [1, 2]) clients.push(await WsTestClient.connect(deployment.region(region).wsUrl, { name: `${region}-${n}` }));
+  for (const region of REGIONS)
+    for (const n of [1, 2]) clients.push(await WsTestClient.connect(deployment.region(region).wsUrl, { name: `${region}-${n}` }));
   for (const client of clients) await client.join(room);
   const publishers = clients.filter((_, i) => i % 2 === 0);
   const acked: { eventId: string; seq: number }[] = [];
@@ -47,7 +48,10 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
     const total = acked.length;
     for (const client of clients) await client.waitForEvents(room, total, 20_000);
     const log = (await deployment.region('us').transport.read(globalLog(room), 0, 1000)).events;
-    const report = checkLogs(log, clients.map((client) => client.events(room)));
+    const report = checkLogs(
+      log,
+      clients.map((client) => client.events(room)),
+    );
     console.log(`supercluster: ${JSON.stringify(report)}`);
     expect(report).toEqual({ clients: 6, events: 60, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
     expect(new Set(acked.map((ack) => ack.eventId))).toEqual(new Set(log.map((event) => event.event_id)));
@@ -62,9 +66,19 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
     topology = await startStretchedCluster(REGIONS);
     const cluster = topology;
     // Each region prefers its own node and fails over to the others.
-    const serversFor = (region: string) => [cluster.node(region).clientUrl, ...cluster.nodes.filter((node) => node.region !== region).map((node) => node.clientUrl)];
+    const serversFor = (region: string) => [
+      cluster.node(region).clientUrl,
+      ...cluster.nodes.filter((node) => node.region !== region).map((node) => node.clientUrl),
+    ];
     deployment = await deployRegions(REGIONS, {
-      transport: (region) => natsTransport({ servers: serversFor(region), namespace: 'st', replicas: 3, requestTimeoutMs: 2000, connection: { noRandomize: true } }),
+      transport: (region) =>
+        natsTransport({
+          servers: serversFor(region),
+          namespace: 'st',
+          replicas: 3,
+          requestTimeoutMs: 2000,
+          connection: { noRandomize: true },
+        }),
       geo: { limits: { rate: { perSecond: 1000, burst: 1000 } } },
     });
     const room = `st-${randomUUID().slice(0, 6)}`;
@@ -81,11 +95,16 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
       // What the checker needs to tell a lost event from a slow tail.
       const stored = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
       const storedIds = new Set(stored.map((event) => event.event_id));
-      console.log(`events per client: ${clients.map((client) => client.events(room).length).join(', ')} of ${total}; stored ${stored.length}; acked but not stored: ${JSON.stringify(acked.filter((ack) => !storedIds.has(ack.eventId)))}`);
+      console.log(
+        `events per client: ${clients.map((client) => client.events(room).length).join(', ')} of ${total}; stored ${stored.length}; acked but not stored: ${JSON.stringify(acked.filter((ack) => !storedIds.has(ack.eventId)))}`,
+      );
       throw error;
     }
     const log = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
-    const report = checkLogs(log, clients.map((client) => client.events(room)));
+    const report = checkLogs(
+      log,
+      clients.map((client) => client.events(room)),
+    );
     expect(log).toHaveLength(total);
     console.log(`stretched, us node killed ${Date.now() - killedAt} ms before the end: ${JSON.stringify(report)}`);
     expect(report).toEqual({ clients: 6, events: 75, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });

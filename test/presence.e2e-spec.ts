@@ -27,7 +27,9 @@ describe.each(transports)('presence across regions (%s)', (_name, transport) => 
 
   const presence = async (region: string, room: string) => {
     const response = await fetch(`${deployment.region(region).url}/geo/presence/${encodeURIComponent(room)}`);
-    return ((await response.json()) as { members: { sender: string; region: string }[] }).members.map((member) => `${member.sender}@${member.region}`).sort();
+    return ((await response.json()) as { members: { sender: string; region: string }[] }).members
+      .map((member) => `${member.sender}@${member.region}`)
+      .sort();
   };
 
   it('lists members of every region, drops them on leave and close', async () => {

@@ -145,7 +145,11 @@ describe('Redis primary restarted without its data while SDK clients publish in 
         const eventId = randomUUID();
         const record: { at: number; ackedAt?: number } = { at: Date.now() };
         sent.set(eventId, record);
-        pending.push(publisher.client.publish(room, 'chat.message', { text: `${publisher.name} ${n}` }, eventId).then(() => (record.ackedAt = Date.now())));
+        pending.push(
+          publisher.client
+            .publish(room, 'chat.message', { text: `${publisher.name} ${n}` }, eventId)
+            .then(() => (record.ackedAt = Date.now())),
+        );
         await sleep(25);
       }
       await Promise.all(pending);
@@ -159,7 +163,11 @@ describe('Redis primary restarted without its data while SDK clients publish in 
     await Promise.all(servers.replicas.map((replica) => waitForLink(replica.port)));
 
     // Published before the crash and not acked by then: may be in both logs (resent with the same id).
-    const inDoubt = new Set([...sent].filter(([, record]) => record.at <= killedAt && !(record.ackedAt !== undefined && record.ackedAt <= killedAt)).map(([id]) => id));
+    const inDoubt = new Set(
+      [...sent]
+        .filter(([, record]) => record.at <= killedAt && !(record.ackedAt !== undefined && record.ackedAt <= killedAt))
+        .map(([id]) => id),
+    );
     const log = await logOf(room);
     expect(log.length).toBeGreaterThan(0);
     const deadline = Date.now() + 30_000;
@@ -177,8 +185,20 @@ describe('Redis primary restarted without its data while SDK clients publish in 
       // An event of the new log received before the gap notice was delivered under the old epoch.
       const wrongEpoch = before.filter((event) => newIds.has(event.event_id) && !inDoubt.has(event.event_id));
       // Received more than once in one epoch (a notice means start over: what follows it may repeat).
-      const duplicates = [before, ...between, after].reduce((sum, part) => sum + part.length - new Set(part.map((event) => event.event_id)).size, 0);
-      return { name: m.name, before: before.length, after: after.length, between, gaps: gaps.length, wrongEpoch: wrongEpoch.length, wrongSeqs: wrongEpoch.map((event) => event.seq), duplicates };
+      const duplicates = [before, ...between, after].reduce(
+        (sum, part) => sum + part.length - new Set(part.map((event) => event.event_id)).size,
+        0,
+      );
+      return {
+        name: m.name,
+        before: before.length,
+        after: after.length,
+        between,
+        gaps: gaps.length,
+        wrongEpoch: wrongEpoch.length,
+        wrongSeqs: wrongEpoch.map((event) => event.seq),
+        duplicates,
+      };
     });
     const report = checkLogs(
       log,
@@ -206,7 +226,8 @@ describe('Redis primary restarted without its data while SDK clients publish in 
       expect(before.map((event) => event.seq)).toEqual(before.map((_, i) => i + 1));
       // Between notices (a restarted primary takes another replication id when its first
       // replica attaches: a second epoch): a start of the new log, then the next notice.
-      for (const part of segments(m.seen).between) expect(part.map((event) => event.event_id)).toEqual(log.slice(0, part.length).map((event) => event.event_id));
+      for (const part of segments(m.seen).between)
+        expect(part.map((event) => event.event_id)).toEqual(log.slice(0, part.length).map((event) => event.event_id));
     }
     expect(figures.map((f) => [f.name, f.wrongEpoch, f.duplicates])).toEqual(members.map((m) => [m.name, 0, 0]));
     const longest = members.map((m) => segments(m.seen).before).reduce((a, b) => (b.length > a.length ? b : a));

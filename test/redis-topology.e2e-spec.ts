@@ -40,7 +40,8 @@ describe('Redis: primary in eu, a replica in asia and in us (servers started by 
 
   async function traffic(room: string, perPublisher: number, during?: () => Promise<void>) {
     const clients: WsTestClient[] = [];
-    for (const region of REGIONS) for (const n of [1, 2]) clients.push(await WsTestClient.connect(deployment.region(region).wsUrl, { name: `${region}-${n}` }));
+    for (const region of REGIONS)
+      for (const n of [1, 2]) clients.push(await WsTestClient.connect(deployment.region(region).wsUrl, { name: `${region}-${n}` }));
     for (const client of clients) await client.join(room);
     const acked: { eventId: string; seq: number }[] = [];
     const publishing = clients
@@ -55,7 +56,10 @@ describe('Redis: primary in eu, a replica in asia and in us (servers started by 
     await Promise.all(publishing);
     for (const client of clients) await client.waitForEvents(room, acked.length, 20_000);
     const log = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
-    const report = checkLogs(log, clients.map((client) => client.events(room)));
+    const report = checkLogs(
+      log,
+      clients.map((client) => client.events(room)),
+    );
     for (const client of clients) client.close();
     return { acked, log, report };
   }
@@ -104,7 +108,16 @@ describe('Redis: primary in eu, a replica in asia and in us (servers started by 
   it('room ids with ":", "{", "}", "*" get keys of their own, in their own hash tag', async () => {
     const transport = deployment.region('eu').transport;
     const rooms = ['a:b', '{a}', 'a}{b', '*', 'a*', 'geows:{topo:g:x}:log'];
-    for (const room of rooms) await transport.append(globalLog(room), { event_id: randomUUID(), room_id: room, type: 'note.add', sender: 's', timestamp: new Date().toISOString(), region: 'eu', data: room });
+    for (const room of rooms)
+      await transport.append(globalLog(room), {
+        event_id: randomUUID(),
+        room_id: room,
+        type: 'note.add',
+        sender: 's',
+        timestamp: new Date().toISOString(),
+        region: 'eu',
+        data: room,
+      });
     const client = new Redis(servers.primary.url);
     try {
       for (const room of rooms) {
@@ -113,7 +126,8 @@ describe('Redis: primary in eu, a replica in asia and in us (servers started by 
         const [[, fields]] = await client.xrange(`geows:${tag}:log`, '-', '+');
         expect(JSON.parse(fields[1]).data).toBe(room);
       }
-      for (const key of await client.keys('geows:*')) expect(key).toMatch(/^geows:(\{topo:[grp]:[A-Za-z0-9_:-]+\}:[a-z]+(:[A-Za-z0-9_-]+)?|topo:[a-z]+(:[A-Za-z0-9_-]+)?)$/);
+      for (const key of await client.keys('geows:*'))
+        expect(key).toMatch(/^geows:(\{topo:[grp]:[A-Za-z0-9_:-]+\}:[a-z]+(:[A-Za-z0-9_-]+)?|topo:[a-z]+(:[A-Za-z0-9_-]+)?)$/);
     } finally {
       client.disconnect();
     }

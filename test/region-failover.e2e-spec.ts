@@ -31,7 +31,14 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
     const ports = await Promise.all(REGIONS.map(() => freePort()));
     const directory = REGIONS.map((name, i) => `${name}=http://127.0.0.1:${ports[i]}`).join(',');
     for (const [i, name] of REGIONS.entries()) {
-      regions.push(new RegionProcess(name, ports[i], { GEO_TRANSPORT: 'nats', GEO_NATS_URL: servers, GEO_NAMESPACE: namespace, GEO_REGIONS: directory }));
+      regions.push(
+        new RegionProcess(name, ports[i], {
+          GEO_TRANSPORT: 'nats',
+          GEO_NATS_URL: servers,
+          GEO_NAMESPACE: namespace,
+          GEO_REGIONS: directory,
+        }),
+      );
     }
     await Promise.all(regions.map((region) => region.start()));
   }, 60_000);
@@ -88,9 +95,15 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
 
     const total = clients.length * perClient;
     const deadline = Date.now() + 20_000;
-    while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
 
-    const transport = await natsTransport({ servers, namespace })({ region: 'eu', regions: REGIONS, dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 } });
+    const transport = await natsTransport({ servers, namespace })({
+      region: 'eu',
+      regions: REGIONS,
+      dedupWindowMs: 120_000,
+      retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 },
+    });
     await transport.connect();
     const log = (await transport.read(globalLog(room), 0, 10_000)).events;
     await transport.close();
@@ -131,7 +144,8 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
     await Promise.all(publishing);
     const total = clients.length * perClient;
     const deadline = Date.now() + 20_000;
-    while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     console.log(`drain: ${onEu.length} clients moved ${[...movedAt.values()].map((at) => exitedAt - at).join(', ')} ms before eu exited`);
     expect(movedAt.size).toBe(onEu.length);
     for (const at of movedAt.values()) expect(at).toBeLessThanOrEqual(exitedAt);

@@ -37,11 +37,16 @@ describe.each(brokers)('sample chat app: one process per region on %s', (broker,
 
   it('messages published in each region reach every region in one order', async () => {
     const room = `lobby-${randomUUID().slice(0, 6)}`;
-    const clients = await Promise.all(regions.map(async (region) => WsTestClient.connect(region.wsUrl, { token: await demoToken(region.url, `${region.region}-user`) })));
+    const clients = await Promise.all(
+      regions.map(async (region) => WsTestClient.connect(region.wsUrl, { token: await demoToken(region.url, `${region.region}-user`) })),
+    );
     for (const client of clients) await client.join(room);
-    await Promise.all(clients.map(async (client, i) => {
-      for (let n = 0; n < 10; n++) expect((await client.publish('chat.message', room, { text: `${regions[i].region} ${n}` })).seq).toEqual(expect.any(Number));
-    }));
+    await Promise.all(
+      clients.map(async (client, i) => {
+        for (let n = 0; n < 10; n++)
+          expect((await client.publish('chat.message', room, { text: `${regions[i].region} ${n}` })).seq).toEqual(expect.any(Number));
+      }),
+    );
     for (const client of clients) await client.waitForEvents(room, 30);
     const reference = clients[0].events(room);
     for (const client of clients) expect(client.events(room)).toEqual(reference);

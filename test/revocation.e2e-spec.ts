@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { jwtAuthenticator, memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
+import {
+  jwtAuthenticator,
+  memoryTransport,
+  natsTransport,
+  redisTransport,
+  type GeoTransportFactory,
+  type MemoryNetwork,
+} from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { dropRedisNamespace, RedisServer } from './support/redis-servers.js';

@@ -99,7 +99,11 @@ describe('SDK publish order across a broker outage (nats-server kill -9 and rest
     const settled = await Promise.allSettled(acks);
     const drainedMs = Date.now() - killedAt;
     const refused = settled.flatMap((result, n) => (result.status === 'rejected' ? [`m${n}: ${(result.reason as Error).message}`] : []));
-    await waitFor(() => seen.filter((event) => event.sender === 'writer').length >= total, `all ${total} messages at the bystander`, 30_000).catch(() => undefined);
+    await waitFor(
+      () => seen.filter((event) => event.sender === 'writer').length >= total,
+      `all ${total} messages at the bystander`,
+      30_000,
+    ).catch(() => undefined);
     await sleep(300); // anything extra (a duplicate) would arrive now
 
     const order = seen.filter((event) => event.sender === 'writer').map(textOf);
@@ -118,7 +122,10 @@ describe('SDK publish order across a broker outage (nats-server kill -9 and rest
     const firstOff = order.findIndex((text, i) => text !== expected[i]);
     /** For each message, how many published after it were stored before it (the worst). */
     const index = (text: string) => Number(text.slice(1));
-    const overtaken = Math.max(0, ...stored.map((text, position) => stored.slice(0, position).filter((other) => index(other) > index(text)).length));
+    const overtaken = Math.max(
+      0,
+      ...stored.map((text, position) => stored.slice(0, position).filter((other) => index(other) > index(text)).length),
+    );
     const ackSeqs = settled.map((result) => (result.status === 'fulfilled' ? result.value.seq : null));
     const ackInversions = ackSeqs.filter((seq, n) => n > 0 && seq !== null && ackSeqs[n - 1] !== null && seq <= ackSeqs[n - 1]!).length;
     console.log(
@@ -129,7 +136,16 @@ describe('SDK publish order across a broker outage (nats-server kill -9 and rest
         `geo.error seen ${JSON.stringify(Object.fromEntries(errorCodes))}`,
     );
     const seqs = seen.map((event) => event.seq!);
-    return { expected, order, stored, refused, overtaken, ackInversions, writer, seqsIncrease: seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]) };
+    return {
+      expected,
+      order,
+      stored,
+      refused,
+      overtaken,
+      ackInversions,
+      writer,
+      seqsIncrease: seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]),
+    };
   }
 
   it("one client's publishes are appended in exactly the order it published them, none lost or duplicated, across a 5 s broker outage", async () => {

@@ -13,7 +13,10 @@ const ISSUER = 'https://auth.geo-ws.test';
 const AUDIENCE = 'geo-chat';
 
 /** Signs an HS256 token; `claims` override the defaults (an hour of validity, both regions, all rooms). */
-async function hsToken(claims: Record<string, unknown> = {}, options: { secret?: string; alg?: string; expiresIn?: string | number } = {}): Promise<string> {
+async function hsToken(
+  claims: Record<string, unknown> = {},
+  options: { secret?: string; alg?: string; expiresIn?: string | number } = {},
+): Promise<string> {
   return new SignJWT({ regions: ['eu', 'us'], ...claims })
     .setProtectedHeader({ alg: options.alg ?? 'HS256' })
     .setSubject((claims.sub as string) ?? 'alice')
@@ -26,7 +29,10 @@ async function hsToken(claims: Record<string, unknown> = {}, options: { secret?:
 }
 
 /** The upgrade's outcome: 'open', or the HTTP status and JSON body of the refusal. */
-async function handshake(url: string, options: { token?: string; headers?: Record<string, string>; protocols?: string[] } = {}): Promise<{ status: number; body?: { code: string } ; protocol?: string }> {
+async function handshake(
+  url: string,
+  options: { token?: string; headers?: Record<string, string>; protocols?: string[] } = {},
+): Promise<{ status: number; body?: { code: string }; protocol?: string }> {
   return new Promise((resolve) => {
     const headers = { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...options.headers };
     const socket = new WebSocket(url, options.protocols ?? [], { headers });
@@ -70,7 +76,8 @@ describe('security: one token authority (HS256), region and room claims, revocat
   });
 
   const wsUrl = (region: string) => deployment.region(region).wsUrl;
-  const connect = async (region: string, token: string) => WsTestClient.connect(wsUrl(region), { headers: { authorization: `Bearer ${token}` } });
+  const connect = async (region: string, token: string) =>
+    WsTestClient.connect(wsUrl(region), { headers: { authorization: `Bearer ${token}` } });
 
   it('accepts a valid token in every region it names; sub becomes the sender', async () => {
     const token = await hsToken({ sub: 'alice' });
@@ -87,8 +94,23 @@ describe('security: one token authority (HS256), region and room claims, revocat
     ['a forged signature', async () => hsToken({}, { secret: 'another-secret-that-is-also-long-enough!!' })],
     ['another audience', async () => hsToken({ aud: 'billing' })],
     ['another issuer', async () => hsToken({ iss: 'https://evil.test' })],
-    ['a token not valid yet', async () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setIssuer(ISSUER).setAudience(AUDIENCE).setNotBefore('1h').setExpirationTime('2h').sign(new TextEncoder().encode(SECRET))],
-    ['alg: none', async () => `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url')}.`],
+    [
+      'a token not valid yet',
+      async () =>
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject('x')
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .setNotBefore('1h')
+          .setExpirationTime('2h')
+          .sign(new TextEncoder().encode(SECRET)),
+    ],
+    [
+      'alg: none',
+      async () =>
+        `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url')}.`,
+    ],
     ['an HS384 token (algorithm not pinned)', async () => hsToken({}, { alg: 'HS384' })],
     ['garbage', async () => 'not.a.jwt'],
   ])('refuses %s with HTTP 401 UNAUTHORIZED before the socket opens', async (_label, makeToken) => {
@@ -133,7 +155,10 @@ describe('security: one token authority (HS256), region and room claims, revocat
 
   it('Origin allowlist: another site cannot open a socket; the allowed origin and non-browser clients can', async () => {
     const token = await hsToken();
-    expect(await handshake(wsUrl('eu'), { token, headers: { origin: 'https://evil.test' } })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect(await handshake(wsUrl('eu'), { token, headers: { origin: 'https://evil.test' } })).toMatchObject({
+      status: 403,
+      body: { code: 'FORBIDDEN' },
+    });
     expect((await handshake(wsUrl('eu'), { token, headers: { origin: 'https://chat.geo-ws.test' } })).status).toBe(101);
     expect((await handshake(wsUrl('eu'), { token })).status).toBe(101);
   });
@@ -145,9 +170,15 @@ describe('security: one token authority (HS256), region and room claims, revocat
     await inUs.join('vault');
     expect((await inUs.publish('vault.transfer', 'vault', { amount: 1 })).seq).toEqual(expect.any(Number));
     await deployment.region('eu').server.revoke(jti, Date.now() + 3_600_000); // revoked in eu, used in us
-    expect(await inUs.publish('vault.transfer', 'vault', { amount: 2 })).toMatchObject({ code: 'UNAUTHORIZED', message: 'the token was revoked' });
+    expect(await inUs.publish('vault.transfer', 'vault', { amount: 2 })).toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: 'the token was revoked',
+    });
     // us read the list for the critical action and remembers the answer: non-critical actions are refused too.
-    expect(await inUs.publish('note.add', 'vault', { text: 'not critical' })).toMatchObject({ code: 'UNAUTHORIZED', message: 'the token was revoked' });
+    expect(await inUs.publish('note.add', 'vault', { text: 'not critical' })).toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: 'the token was revoked',
+    });
     inUs.close();
   });
 
@@ -171,7 +202,9 @@ describe('security: one token authority (HS256), region and room claims, revocat
     expect(bystander.errors()).toEqual([]);
     const events = bystander.events('vault');
     expect(events.length).toBeGreaterThanOrEqual(1); // the accepted vault event
-    expect(events.map((event) => (event.data as { amount?: number; text?: string }).amount ?? (event.data as { text: string }).text)).toEqual([1]); // nothing from the revoked token was appended
+    expect(
+      events.map((event) => (event.data as { amount?: number; text?: string }).amount ?? (event.data as { text: string }).text),
+    ).toEqual([1]); // nothing from the revoked token was appended
   });
 
   it('the SDK refreshes a short-lived token in-band before it expires, so the connection stays open', async () => {
@@ -213,7 +246,13 @@ describe('security: RS256/ES256 through a JWKS, with key rotation', () => {
   const pairs: Record<string, Awaited<ReturnType<typeof generateKeyPair>>> = {};
 
   const sign = (kid: string, alg = 'RS256', claims: Record<string, unknown> = {}) =>
-    new SignJWT({ ...claims }).setProtectedHeader({ alg, kid }).setSubject('rita').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(pairs[kid].privateKey);
+    new SignJWT({ ...claims })
+      .setProtectedHeader({ alg, kid })
+      .setSubject('rita')
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime('1h')
+      .sign(pairs[kid].privateKey);
 
   beforeAll(async () => {
     pairs.k1 = await generateKeyPair('RS256', { extractable: true });
@@ -226,7 +265,15 @@ describe('security: RS256/ES256 through a JWKS, with key rotation', () => {
     const port = await freePort();
     await new Promise<void>((resolve) => jwks.listen(port, '127.0.0.1', () => resolve()));
     deployment = await deployRegions(['eu'], {
-      geo: { authenticate: jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, jwksUrl: `http://127.0.0.1:${port}/jwks.json`, jwksCooldownMs: 100, jwksCacheMaxAgeMs: 500 }) },
+      geo: {
+        authenticate: jwtAuthenticator({
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          jwksUrl: `http://127.0.0.1:${port}/jwks.json`,
+          jwksCooldownMs: 100,
+          jwksCacheMaxAgeMs: 500,
+        }),
+      },
     });
   });
 
@@ -254,7 +301,13 @@ describe('security: RS256/ES256 through a JWKS, with key rotation', () => {
 
   it('RS→HS confusion: an HS256 token keyed with the public key is refused', async () => {
     const publicPem = Buffer.from(JSON.stringify(await exportJWK(pairs.k2.publicKey)));
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', kid: 'k2' }).setSubject('admin').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(publicPem);
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', kid: 'k2' })
+      .setSubject('admin')
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime('1h')
+      .sign(publicPem);
     expect((await handshake(url(), { token: forged })).status).toBe(401);
   });
 });

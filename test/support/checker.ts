@@ -17,7 +17,14 @@ export interface CheckReport {
  * (reordered), and clients whose sequence differs from the log's (divergent).
  */
 export function checkLogs(authoritative: GeoEnvelope[], received: GeoEnvelope[][]): CheckReport {
-  const report: CheckReport = { clients: received.length, events: authoritative.length, lost: 0, duplicated: 0, reordered: 0, divergent: 0 };
+  const report: CheckReport = {
+    clients: received.length,
+    events: authoritative.length,
+    lost: 0,
+    duplicated: 0,
+    reordered: 0,
+    divergent: 0,
+  };
   const expected = authoritative.map((event) => event.event_id);
   for (const log of received) {
     const ids = log.map((event) => event.event_id);

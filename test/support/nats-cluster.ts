@@ -263,16 +263,15 @@ async function waitReady(node: NodeState, checks: ReadyChecks, timeoutMs = READY
     }
     await sleep(POLL_MS);
   }
-  throw new Error(
-    `nats-server ${node.name} not ready after ${timeoutMs} ms (last: ${reason}).\n${diagnostics(node)}`,
-  );
+  throw new Error(`nats-server ${node.name} not ready after ${timeoutMs} ms (last: ${reason}).\n${diagnostics(node)}`);
 }
 
 async function killNode(node: NodeState): Promise<void> {
   const child = node.child;
   if (child && isAlive(child)) {
     process.kill(child.pid!, 'SIGKILL');
-    if (!(await waitForExit(child, KILL_TIMEOUT_MS))) throw new Error(`nats-server ${node.name} (pid ${child.pid}) did not exit after SIGKILL`);
+    if (!(await waitForExit(child, KILL_TIMEOUT_MS)))
+      throw new Error(`nats-server ${node.name} (pid ${child.pid}) did not exit after SIGKILL`);
   }
   node.running = false;
   // The exit event can precede the kernel releasing the socket; wait until it really refuses.

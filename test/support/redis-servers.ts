@@ -41,9 +41,13 @@ export class RedisServer {
     // replica's full sync writes one), so a restart must not come back with old data, and
     // tests must not write into the repository.
     const dir = await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...this.args], {
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...this.args],
+      {
+        stdio: 'ignore',
+      },
+    );
     child.on('exit', () => void rm(dir, { recursive: true, force: true }));
     this.child = child;
     children.add(child);
@@ -141,7 +145,10 @@ function ping(port: number): Promise<string | undefined> {
 
 /** Waits until a replica's replication link is up. */
 export async function waitForLink(port: number): Promise<void> {
-  await waitUntil(async () => (await probe(port, async (client) => (await client.info('replication')).includes('master_link_status:up'))) === true, `the replica on ${port} to sync`);
+  await waitUntil(
+    async () => (await probe(port, async (client) => (await client.info('replication')).includes('master_link_status:up'))) === true,
+    `the replica on ${port} to sync`,
+  );
 }
 
 async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
@@ -157,14 +164,30 @@ export async function startCluster(masters = 3): Promise<{ nodes: { host: string
   const dir = await mkdtemp(join(tmpdir(), 'geo-ws-cluster-'));
   const servers: RedisServer[] = [];
   for (let i = 0; i < masters; i++) {
-    servers.push(await RedisServer.start(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${i}.conf`), '--cluster-node-timeout', '2000', '--dir', dir]));
+    servers.push(
+      await RedisServer.start([
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, `nodes-${i}.conf`),
+        '--cluster-node-timeout',
+        '2000',
+        '--dir',
+        dir,
+      ]),
+    );
   }
-  const create = spawn('redis-cli', ['--cluster', 'create', ...servers.map((server) => `127.0.0.1:${server.port}`), '--cluster-yes'], { stdio: 'ignore' });
+  const create = spawn('redis-cli', ['--cluster', 'create', ...servers.map((server) => `127.0.0.1:${server.port}`), '--cluster-yes'], {
+    stdio: 'ignore',
+  });
   const code = await new Promise<number | null>((resolve) => create.once('exit', resolve));
   if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
   // Every node must agree the cluster is ok (slots assigned and known), not just the first.
   for (const server of servers) {
-    await waitUntil(async () => (await probe(server.port, async (client) => (await client.cluster('INFO')).includes('cluster_state:ok'))) === true, `cluster node ${server.port} to be ok`);
+    await waitUntil(
+      async () => (await probe(server.port, async (client) => (await client.cluster('INFO')).includes('cluster_state:ok'))) === true,
+      `cluster node ${server.port} to be ok`,
+    );
   }
   return {
     nodes: servers.map((server) => ({ host: '127.0.0.1', port: server.port })),

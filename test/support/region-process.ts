@@ -50,7 +50,10 @@ export class RegionProcess {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.exitCode !== undefined) throw new Error(`region ${this.region} exited with ${String(this.exitCode)}:\n${this.output}`);
-      const ready = await fetch(`${this.url}/readyz`).then((response) => response.ok, () => false);
+      const ready = await fetch(`${this.url}/readyz`).then(
+        (response) => response.ok,
+        () => false,
+      );
       if (ready) return this;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

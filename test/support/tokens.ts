@@ -18,7 +18,10 @@ export function signTestToken(secret: string, sub: string, claims: { regions?: s
 }
 
 /** The upgrade's outcome: 101, or the HTTP status and `code` of the refusal. */
-export function handshakeOutcome(url: string, options: { token?: string; origin?: string } = {}): Promise<{ status: number; code?: string }> {
+export function handshakeOutcome(
+  url: string,
+  options: { token?: string; origin?: string } = {},
+): Promise<{ status: number; code?: string }> {
   return new Promise((resolve) => {
     const protocols = ['geo-ws.v1', ...(options.token ? [`bearer.${options.token}`] : [])];
     const socket = new WebSocket(url, protocols, options.origin ? { origin: options.origin } : {});
@@ -29,7 +32,9 @@ export function handshakeOutcome(url: string, options: { token?: string; origin?
     socket.once('unexpected-response', (_request, response) => {
       let text = '';
       response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, code: text ? (JSON.parse(text) as { code?: string }).code : undefined }));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, code: text ? (JSON.parse(text) as { code?: string }).code : undefined }),
+      );
     });
     socket.once('error', () => undefined);
   });

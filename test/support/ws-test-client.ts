@@ -52,27 +52,40 @@ export class WsTestClient {
   /** The first frame with this event (and matching `where`) not already consumed by `next`. */
   async next(event: string, where: (data: any) => boolean = () => true, timeoutMs = 5000): Promise<any> {
     let found: ReceivedFrame | undefined;
-    await waitFor(() => (found = this.frames.find((frame) => frame.event === event && !consumed.has(frame) && where(frame.data))) !== undefined, `frame ${event}`, timeoutMs).catch(
-      (error: unknown) => {
-        const recent = this.frames.filter((frame) => frame.event.startsWith('geo.')).slice(-8);
-        throw new Error(`${(error as Error).message}; last protocol frames: ${JSON.stringify(recent)}`);
-      },
-    );
+    await waitFor(
+      () => (found = this.frames.find((frame) => frame.event === event && !consumed.has(frame) && where(frame.data))) !== undefined,
+      `frame ${event}`,
+      timeoutMs,
+    ).catch((error: unknown) => {
+      const recent = this.frames.filter((frame) => frame.event.startsWith('geo.')).slice(-8);
+      throw new Error(`${(error as Error).message}; last protocol frames: ${JSON.stringify(recent)}`);
+    });
     consumed.add(found!);
     return found!.data;
   }
 
-  async join(room: string, position: { since?: number; epoch?: string } = {}): Promise<{ room: string; seq: number; epoch: string; recovered: boolean }> {
+  async join(
+    room: string,
+    position: { since?: number; epoch?: string } = {},
+  ): Promise<{ room: string; seq: number; epoch: string; recovered: boolean }> {
     this.send('geo.join', { room, ...position });
     return this.next('geo.joined', (data) => data.room === room && !data.scope);
   }
 
   /** Publishes and resolves with the `geo.ack` or `geo.error` for this event_id. */
-  async publish(event: string, room: string, data: unknown, eventId: string = randomUUID()): Promise<{ event_id: string; seq?: number | null; duplicate?: boolean; code?: string; message?: string }> {
+  async publish(
+    event: string,
+    room: string,
+    data: unknown,
+    eventId: string = randomUUID(),
+  ): Promise<{ event_id: string; seq?: number | null; duplicate?: boolean; code?: string; message?: string }> {
     this.send(event, { event_id: eventId, room_id: room, data });
     let answer: ReceivedFrame | undefined;
     await waitFor(
-      () => (answer = this.frames.find((frame) => (frame.event === 'geo.ack' || frame.event === 'geo.error') && frame.data.event_id === eventId && !consumed.has(frame))) !== undefined,
+      () =>
+        (answer = this.frames.find(
+          (frame) => (frame.event === 'geo.ack' || frame.event === 'geo.error') && frame.data.event_id === eventId && !consumed.has(frame),
+        )) !== undefined,
       `ack or error for ${eventId}`,
     );
     consumed.add(answer!);
@@ -88,7 +101,8 @@ export class WsTestClient {
     for (let attempt = 0; attempt < 150; attempt++) {
       const answer = await this.publish(event, room, data, eventId).catch(() => undefined);
       if (answer && typeof answer.seq === 'number') return { eventId, seq: answer.seq };
-      if (answer?.code && !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(answer.code)) throw new Error(`refused: ${answer.code} ${answer.message}`);
+      if (answer?.code && !['UNAVAILABLE', 'INTERNAL', 'RATE_LIMITED'].includes(answer.code))
+        throw new Error(`refused: ${answer.code} ${answer.message}`);
       await new Promise((resolve) => setTimeout(resolve, retryEveryMs));
     }
     throw new Error(`no ack for ${eventId}`);

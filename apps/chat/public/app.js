@@ -345,7 +345,13 @@ class Pane {
   }
 
   pendingRow(text) {
-    const draft = { seq: null, sender: this.client?.sender ?? this.name, region: this.client?.region ?? null, timestamp: new Date().toISOString(), data: { text } };
+    const draft = {
+      seq: null,
+      sender: this.client?.sender ?? this.name,
+      region: this.client?.region ?? null,
+      timestamp: new Date().toISOString(),
+      data: { text },
+    };
     const row = messageRow(draft, 'pending');
     row.classList.add('pending');
     return row;
@@ -405,7 +411,10 @@ class Pane {
 
   showTyper(sender) {
     clearTimeout(this.typers.get(sender));
-    this.typers.set(sender, setTimeout(() => this.hideTyper(sender), TYPING_SHOW_MS));
+    this.typers.set(
+      sender,
+      setTimeout(() => this.hideTyper(sender), TYPING_SHOW_MS),
+    );
     this.renderTyping();
   }
 

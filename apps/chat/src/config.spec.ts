@@ -14,7 +14,12 @@ describe('chat config from the environment', () => {
   });
 
   it('reads REGION, PORT, GEO_REGIONS and GEO_TRANSPORT', () => {
-    const config = readRegionConfig({ REGION: 'eu', PORT: '4000', GEO_REGIONS: 'eu=http://10.0.0.1:80,us=http://10.0.0.2:80', GEO_TRANSPORT: 'memory' });
+    const config = readRegionConfig({
+      REGION: 'eu',
+      PORT: '4000',
+      GEO_REGIONS: 'eu=http://10.0.0.1:80,us=http://10.0.0.2:80',
+      GEO_TRANSPORT: 'memory',
+    });
     expect(config).toMatchObject({ region: 'eu', port: 4000, regions: { eu: { url: 'http://10.0.0.1:80' } } });
   });
 
@@ -29,8 +34,16 @@ describe('chat config from the environment', () => {
   });
 
   it('reads per-region broker URLs', () => {
-    const env = { REGION: 'eu', GEO_TRANSPORT: 'redis', GEO_REDIS_REPLICA_URL: 'eu=redis://r-eu:6379,us=redis://r-us:6379', GEO_NATS_URL: 'eu=nats://n-eu:4222,us=nats://n-us:4222' };
-    expect(readRegionConfig(env)).toMatchObject({ redis: { url: 'redis://127.0.0.1:6379', replicaUrl: 'redis://r-eu:6379' }, nats: { url: 'nats://n-eu:4222' } });
+    const env = {
+      REGION: 'eu',
+      GEO_TRANSPORT: 'redis',
+      GEO_REDIS_REPLICA_URL: 'eu=redis://r-eu:6379,us=redis://r-us:6379',
+      GEO_NATS_URL: 'eu=nats://n-eu:4222,us=nats://n-us:4222',
+    };
+    expect(readRegionConfig(env)).toMatchObject({
+      redis: { url: 'redis://127.0.0.1:6379', replicaUrl: 'redis://r-eu:6379' },
+      nats: { url: 'nats://n-eu:4222' },
+    });
     expect(readRegionConfig({ ...env, REGION: 'asia', GEO_NATS_URL: 'nats://one:4222' }).redis.replicaUrl).toBeUndefined();
     expect(() => readRegionConfig({ ...env, REGION: 'asia' })).toThrow('GEO_NATS_URL has no entry for region "asia"');
   });
@@ -43,26 +56,48 @@ describe('chat config from the environment', () => {
     const PRIVATE = 'a-private-demo-secret-of-at-least-32-bytes';
 
     it('refuses NODE_ENV=production on the demo authority with its public secret, naming what to set', () => {
-      for (const env of [{ NODE_ENV: 'production' }, { NODE_ENV: 'production', GEO_AUTH: 'demo' }, { NODE_ENV: 'production', GEO_AUTH: '', GEO_DEMO_SECRET: '' }, { NODE_ENV: 'production', GEO_DEMO_SECRET: DEMO_SECRET }]) {
+      for (const env of [
+        { NODE_ENV: 'production' },
+        { NODE_ENV: 'production', GEO_AUTH: 'demo' },
+        { NODE_ENV: 'production', GEO_AUTH: '', GEO_DEMO_SECRET: '' },
+        { NODE_ENV: 'production', GEO_DEMO_SECRET: DEMO_SECRET },
+      ]) {
         expect(() => readRegionConfig(env)).toThrow(ConfigError);
-        for (const variable of ['NODE_ENV=production', 'GEO_AUTH=jwt', 'GEO_JWKS_URL', 'GEO_JWT_SECRET', 'GEO_DEMO_SECRET']) expect(() => readRegionConfig(env)).toThrow(variable);
+        for (const variable of ['NODE_ENV=production', 'GEO_AUTH=jwt', 'GEO_JWKS_URL', 'GEO_JWT_SECRET', 'GEO_DEMO_SECRET'])
+          expect(() => readRegionConfig(env)).toThrow(variable);
       }
     });
 
     it('production runs with a real authority, or the demo on a private secret', () => {
-      const jwt = { NODE_ENV: 'production', GEO_AUTH: 'jwt', GEO_JWT_ISSUER: 'https://auth.example', GEO_JWT_AUDIENCE: 'chat', GEO_JWKS_URL: 'https://auth.example/jwks.json' };
+      const jwt = {
+        NODE_ENV: 'production',
+        GEO_AUTH: 'jwt',
+        GEO_JWT_ISSUER: 'https://auth.example',
+        GEO_JWT_AUDIENCE: 'chat',
+        GEO_JWKS_URL: 'https://auth.example/jwks.json',
+      };
       expect(readRegionConfig(jwt)).toMatchObject({ production: true, auth: { mode: 'jwt', jwksUrl: 'https://auth.example/jwks.json' } });
-      expect(readRegionConfig({ NODE_ENV: 'production', GEO_DEMO_SECRET: PRIVATE })).toMatchObject({ production: true, auth: { mode: 'demo', secret: PRIVATE, publicSecret: false } });
-      expect(() => readRegionConfig({ ...jwt, GEO_JWKS_URL: undefined, GEO_JWT_SECRET: DEMO_SECRET })).toThrow("GEO_JWT_SECRET is the demo's public secret");
+      expect(readRegionConfig({ NODE_ENV: 'production', GEO_DEMO_SECRET: PRIVATE })).toMatchObject({
+        production: true,
+        auth: { mode: 'demo', secret: PRIVATE, publicSecret: false },
+      });
+      expect(() => readRegionConfig({ ...jwt, GEO_JWKS_URL: undefined, GEO_JWT_SECRET: DEMO_SECRET })).toThrow(
+        "GEO_JWT_SECRET is the demo's public secret",
+      );
       expect(() => readRegionConfig({ GEO_DEMO_SECRET: 'short' })).toThrow('GEO_DEMO_SECRET must be at least 32 bytes');
     });
 
     it('outside production the demo runs on the public secret, with a loud warning', () => {
       const config = readRegionConfig({ REGION: 'eu' });
-      expect(config).toMatchObject({ production: false, auth: { mode: 'demo', secret: DEMO_SECRET, publicSecret: true, tokensPerMinute: 30 } });
+      expect(config).toMatchObject({
+        production: false,
+        auth: { mode: 'demo', secret: DEMO_SECRET, publicSecret: true, tokensPerMinute: 30 },
+      });
       expect(demoAuthorityWarning(config)).toMatch(/^WARNING: region eu runs the demo token authority.*PUBLIC demo secret.*GEO_AUTH=jwt/);
       expect(demoAuthorityWarning(readRegionConfig({ GEO_DEMO_SECRET: PRIVATE }))).toMatch(/^WARNING: .*GEO_DEMO_SECRET/);
-      expect(demoAuthorityWarning(readRegionConfig({ GEO_AUTH: 'jwt', GEO_JWT_ISSUER: 'i', GEO_JWT_AUDIENCE: 'a', GEO_JWT_SECRET: PRIVATE }))).toBeUndefined();
+      expect(
+        demoAuthorityWarning(readRegionConfig({ GEO_AUTH: 'jwt', GEO_JWT_ISSUER: 'i', GEO_JWT_AUDIENCE: 'a', GEO_JWT_SECRET: PRIVATE })),
+      ).toBeUndefined();
       expect(readRegionConfig({ GEO_DEMO_TOKENS_PER_MINUTE: '5' }).auth).toMatchObject({ tokensPerMinute: 5 });
       expect(() => readRegionConfig({ GEO_DEMO_TOKENS_PER_MINUTE: '0' })).toThrow('GEO_DEMO_TOKENS_PER_MINUTE must be at least 1');
     });
@@ -72,11 +107,18 @@ describe('chat config from the environment', () => {
         'https://eu.chat.example',
         'https://us.chat.example:8443',
       ]);
-      expect(readRegionConfig({ GEO_REGIONS: 'eu=http://127.0.0.1:3002' }).allowedOrigins).toEqual(['http://127.0.0.1:3002', 'http://localhost:3002', 'http://[::1]:3002']);
+      expect(readRegionConfig({ GEO_REGIONS: 'eu=http://127.0.0.1:3002' }).allowedOrigins).toEqual([
+        'http://127.0.0.1:3002',
+        'http://localhost:3002',
+        'http://[::1]:3002',
+      ]);
     });
 
     it('GEO_ALLOWED_ORIGINS overrides them; * allows any origin', () => {
-      expect(readRegionConfig({ GEO_ALLOWED_ORIGINS: 'https://chat.example, https://www.chat.example/' }).allowedOrigins).toEqual(['https://chat.example', 'https://www.chat.example']);
+      expect(readRegionConfig({ GEO_ALLOWED_ORIGINS: 'https://chat.example, https://www.chat.example/' }).allowedOrigins).toEqual([
+        'https://chat.example',
+        'https://www.chat.example',
+      ]);
       expect(readRegionConfig({ GEO_ALLOWED_ORIGINS: '*' }).allowedOrigins).toBeUndefined();
       expect(() => readRegionConfig({ GEO_ALLOWED_ORIGINS: 'chat.example' })).toThrow('GEO_ALLOWED_ORIGINS: "chat.example" is not a URL');
     });

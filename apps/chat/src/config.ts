@@ -58,7 +58,10 @@ export class ConfigError extends Error {}
 /** Parses `asia=http://127.0.0.1:3001,eu=...` into a directory. */
 export function parseRegions(value: string): Record<string, GeoRegionEndpoint> {
   const regions: Record<string, GeoRegionEndpoint> = {};
-  for (const entry of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const [name, url] = entry.split(/=(.*)/s, 2);
     if (!name || !url) throw new ConfigError(`GEO_REGIONS: "${entry}" is not name=url (e.g. eu=http://127.0.0.1:3002)`);
     regions[name.trim()] = { url: url.trim() };
@@ -102,7 +105,8 @@ function urlFor(value: string, region: string, variable: string, optional: boole
 export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionConfig {
   const regions = parseRegions(env.GEO_REGIONS ?? DEFAULT_REGIONS);
   const region = env.REGION ?? Object.keys(regions)[0];
-  if (!Object.hasOwn(regions, region)) throw new ConfigError(`REGION "${region}" is not in GEO_REGIONS (${Object.keys(regions).join(', ')})`);
+  if (!Object.hasOwn(regions, region))
+    throw new ConfigError(`REGION "${region}" is not in GEO_REGIONS (${Object.keys(regions).join(', ')})`);
   const transport = env.GEO_TRANSPORT ?? 'memory';
   if (transport !== 'memory' && transport !== 'nats' && transport !== 'redis') {
     throw new ConfigError(`GEO_TRANSPORT must be memory, nats or redis, got "${transport}"`);
@@ -155,7 +159,9 @@ function readAuth(env: NodeJS.ProcessEnv, production: boolean): AuthConfig {
     return { mode, secret, publicSecret, issuer: 'geo-ws-demo', audience: 'geo-ws-chat', tokensPerMinute };
   }
   if (mode !== 'jwt') throw new ConfigError(`GEO_AUTH must be demo or jwt, got "${mode}"`);
-  const [issuer, audience, jwksUrl, secret] = ['GEO_JWT_ISSUER', 'GEO_JWT_AUDIENCE', 'GEO_JWKS_URL', 'GEO_JWT_SECRET'].map((name) => variable(env, name));
+  const [issuer, audience, jwksUrl, secret] = ['GEO_JWT_ISSUER', 'GEO_JWT_AUDIENCE', 'GEO_JWKS_URL', 'GEO_JWT_SECRET'].map((name) =>
+    variable(env, name),
+  );
   if (!issuer || !audience) throw new ConfigError('GEO_AUTH=jwt needs GEO_JWT_ISSUER and GEO_JWT_AUDIENCE');
   if (!jwksUrl === !secret) throw new ConfigError('GEO_AUTH=jwt needs exactly one of GEO_JWKS_URL or GEO_JWT_SECRET');
   if (production && secret === DEMO_SECRET) throw new ConfigError(`GEO_JWT_SECRET is the demo's public secret. ${REAL_AUTHORITY}`);
@@ -190,7 +196,11 @@ export function readAllowedOrigins(env: NodeJS.ProcessEnv, regions: Record<strin
   const configured = variable(env, 'GEO_ALLOWED_ORIGINS');
   if (configured?.trim() === '*') return undefined;
   if (configured !== undefined) {
-    return configured.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => originOf(entry, 'GEO_ALLOWED_ORIGINS'));
+    return configured
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean)
+      .map((entry) => originOf(entry, 'GEO_ALLOWED_ORIGINS'));
   }
   const origins = new Set<string>();
   for (const { url } of Object.values(regions)) {

@@ -19,7 +19,10 @@ async function main(): Promise<void> {
   }
   const first = base.regions[names[0]].url;
   console.log('');
-  const over = base.transport === 'memory' ? `the memory transport, ${base.interRegionDelayMs} ms between regions` : `${base.transport} (${base.nats.url})`;
+  const over =
+    base.transport === 'memory'
+      ? `the memory transport, ${base.interRegionDelayMs} ms between regions`
+      : `${base.transport} (${base.nats.url})`;
   console.log(`geo-ws demo: ${names.length} regions in one process over ${over}`);
   for (const region of names) console.log(`  ${region.padEnd(6)} ${base.regions[region].url}`);
   console.log('');

@@ -94,7 +94,12 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       } as unknown as WebSocketConstructor;
       const noSocket = GeoClient.connect({ regions: eu.regions, probe: async () => 1, WebSocket: Refusing });
       await expect(within(noSocket, 1000, 'connect() when the socket cannot be made')).rejects.toThrow(/subprotocol/);
-      const noToken = GeoClient.connect({ regions: eu.regions, probe: async () => 1, WebSocket: NodeWebSocket, token: () => Promise.reject(new Error('auth server down')) });
+      const noToken = GeoClient.connect({
+        regions: eu.regions,
+        probe: async () => 1,
+        WebSocket: NodeWebSocket,
+        token: () => Promise.reject(new Error('auth server down')),
+      });
       await expect(within(noToken, 1000, 'connect() with a failing token function')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
       expect(activeTimers()).toBeLessThanOrEqual(before);
       expect(eu.connections).toHaveLength(0);
@@ -311,7 +316,8 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       client!.on('state', (state) => states.push(state));
       client!.close();
       client!.close(); // idempotent
-      for (const pending of [sent, queued, joining] as Promise<unknown>[]) await expect(within(pending, 1000, 'a pending call')).rejects.toMatchObject({ code: 'CLOSED' });
+      for (const pending of [sent, queued, joining] as Promise<unknown>[])
+        await expect(within(pending, 1000, 'a pending call')).rejects.toMatchObject({ code: 'CLOSED' });
       await expect(client!.join('later', () => undefined)).rejects.toMatchObject({ code: 'CLOSED' });
       await expect(client!.publish('r', 'chat.message', {}, 'a3')).rejects.toMatchObject({ code: 'CLOSED' });
       expect(states).toEqual(['closed']);
@@ -366,8 +372,20 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       for (const fake of [good, bad]) fake.welcome = () => ({ expires_at: new Date(Date.now() + 1250).toISOString() });
       let issued = 0;
       const [refreshing, failing] = await Promise.all([
-        GeoClient.connect({ regions: good.regions, WebSocket: NodeWebSocket, probe: async () => 1, heartbeatMs: 60_000, token: () => `t${++issued}` }),
-        GeoClient.connect({ regions: bad.regions, WebSocket: NodeWebSocket, probe: async () => 1, heartbeatMs: 60_000, token: () => (bad.connections.length === 0 ? 'first' : Promise.reject(new Error('revoked'))) }),
+        GeoClient.connect({
+          regions: good.regions,
+          WebSocket: NodeWebSocket,
+          probe: async () => 1,
+          heartbeatMs: 60_000,
+          token: () => `t${++issued}`,
+        }),
+        GeoClient.connect({
+          regions: bad.regions,
+          WebSocket: NodeWebSocket,
+          probe: async () => 1,
+          heartbeatMs: 60_000,
+          token: () => (bad.connections.length === 0 ? 'first' : Promise.reject(new Error('revoked'))),
+        }),
       ]);
       try {
         const errors: string[] = [];

@@ -94,7 +94,12 @@ describe('GeoClient outbox (fake region over a real WebSocket)', () => {
       // queue then started again from m1, one at a time until m1 was stored, then m2 again.
       expect(fake.ids()).toEqual(['m0', 'm1', 'm2', 'm3', 'm1', 'm2']);
       expect(fake.stored('r')).toEqual(['m0', 'm2', 'm3', 'm1']);
-      expect(acks.map((ack) => [ack.seq, ack.duplicate ?? false])).toEqual([[1, false], [4, false], [2, true], [3, false]]);
+      expect(acks.map((ack) => [ack.seq, ack.duplicate ?? false])).toEqual([
+        [1, false],
+        [4, false],
+        [2, true],
+        [3, false],
+      ]);
     });
 
     it('with maxInFlight > 1, a slow publish holds the window: only the maxInFlight - 1 after it can be stored before it', async () => {
@@ -154,7 +159,9 @@ describe('GeoClient outbox (fake region over a real WebSocket)', () => {
     it('INTERNAL retries are configurable (maxInternalRetries: 0 rejects on the first)', async () => {
       await connect({ maxInternalRetries: 0 });
       fake.answer = () => ({ code: 'INTERNAL' });
-      await expect(within(client!.publish('r', 'chat.message', { text: 'x' }, 'x1'), 3000, 'the publish')).rejects.toMatchObject({ code: 'INTERNAL' });
+      await expect(within(client!.publish('r', 'chat.message', { text: 'x' }, 'x1'), 3000, 'the publish')).rejects.toMatchObject({
+        code: 'INTERNAL',
+      });
       expect(fake.ids()).toEqual(['x1']);
     });
 
@@ -178,18 +185,24 @@ describe('GeoClient outbox (fake region over a real WebSocket)', () => {
     };
 
     it.each([
-      ['a cycle', () => {
-        const cyclic: Record<string, unknown> = { text: 'loop' };
-        cyclic.self = cyclic;
-        return cyclic;
-      }],
+      [
+        'a cycle',
+        () => {
+          const cyclic: Record<string, unknown> = { text: 'loop' };
+          cyclic.self = cyclic;
+          return cyclic;
+        },
+      ],
       ['a BigInt', () => ({ text: 'big', n: 10n })],
       ['nesting that overflows the encoder (depth 5,000)', () => nested(5000)],
       ['nesting past the server limit (payload depth 32)', () => nested(32)],
     ])('%s: MALFORMED_FRAME, nothing sent, nothing pending, and the client keeps working across a reconnect', async (_, payload) => {
       await connect();
       const refused = client!.publish('r', 'chat.message', payload(), 'bad1');
-      await expect(within(refused, 1000, 'the unencodable publish')).rejects.toMatchObject({ name: 'GeoClientError', code: 'MALFORMED_FRAME' });
+      await expect(within(refused, 1000, 'the unencodable publish')).rejects.toMatchObject({
+        name: 'GeoClientError',
+        code: 'MALFORMED_FRAME',
+      });
       expect(client!.unacknowledged).toBe(0);
       await client!.publish('r', 'chat.message', { text: 'after' }, 'ok1');
       fake.dropAll(); // the rejoin resends the outbox: nothing of the refused publish may be in it
@@ -208,16 +221,22 @@ describe('GeoClient outbox (fake region over a real WebSocket)', () => {
 
     it('a frame larger than maxFrameBytes (default 64 KiB): PAYLOAD_TOO_LARGE at once', async () => {
       await connect();
-      await expect(client!.publish('r', 'chat.message', { text: 'x'.repeat(70_000) }, 'big1')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+      await expect(client!.publish('r', 'chat.message', { text: 'x'.repeat(70_000) }, 'big1')).rejects.toMatchObject({
+        code: 'PAYLOAD_TOO_LARGE',
+      });
       await within(client!.publish('r', 'chat.message', { text: 'é'.repeat(30_000) }, 'fits'), 3000, 'a 60 KB frame');
-      await expect(client!.publish('r', 'chat.message', { text: 'é'.repeat(33_000) }, 'big2')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+      await expect(client!.publish('r', 'chat.message', { text: 'é'.repeat(33_000) }, 'big2')).rejects.toMatchObject({
+        code: 'PAYLOAD_TOO_LARGE',
+      });
       expect(fake.ids()).toEqual(['fits']);
       expect(client!.unacknowledged).toBe(0);
     });
 
     it('maxFrameBytes is configurable', async () => {
       await connect({ maxFrameBytes: 1000 });
-      await expect(client!.publish('r', 'chat.message', { text: 'x'.repeat(1000) }, 'big')).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+      await expect(client!.publish('r', 'chat.message', { text: 'x'.repeat(1000) }, 'big')).rejects.toMatchObject({
+        code: 'PAYLOAD_TOO_LARGE',
+      });
       await within(client!.publish('r', 'chat.message', { text: 'x'.repeat(800) }, 'small'), 3000, 'a small publish');
     });
 

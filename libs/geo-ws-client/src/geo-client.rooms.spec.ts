@@ -51,7 +51,11 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
   /** Joins `room` and collects what its handler receives. */
   const joinCollecting = async (room: string, position?: { since?: number; epoch?: string }) => {
     const received: GeoEnvelope[] = [];
-    const joined = await within(client!.join(room, (event) => received.push(event), position), 2000, `join ${room}`);
+    const joined = await within(
+      client!.join(room, (event) => received.push(event), position),
+      2000,
+      `join ${room}`,
+    );
     return { joined, received, seqs: () => received.map((event) => event.seq) };
   };
 
@@ -79,7 +83,10 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     await client!.publish('r', 'chat.message', { text: 'mine' }, 'own1');
     await until(() => received.length === 2, 'two events');
     expect(seqs()).toEqual([2, 3]);
-    expect(received.map((event) => [event.event_id, event.data])).toEqual([['x2', { text: 'hello' }], ['own1', { text: 'mine' }]]);
+    expect(received.map((event) => [event.event_id, event.data])).toEqual([
+      ['x2', { text: 'hello' }],
+      ['own1', { text: 'mine' }],
+    ]);
   });
 
   it('after a reconnect every room is joined again with since (the last seq delivered) and epoch; what was missed arrives once, in order', async () => {
@@ -229,7 +236,13 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     eu.joinAnswer = (room) => (room === 'forbidden' ? { code: 'FORBIDDEN' } : refusals-- > 0 ? { code: 'UNAVAILABLE' } : 'ok');
     const { joined } = await joinCollecting('busy');
     expect(joined.room).toBe('busy');
-    await expect(within(client!.join('forbidden', () => undefined), 2000, 'the refused join')).rejects.toMatchObject({ name: 'GeoClientError', code: 'FORBIDDEN' });
+    await expect(
+      within(
+        client!.join('forbidden', () => undefined),
+        2000,
+        'the refused join',
+      ),
+    ).rejects.toMatchObject({ name: 'GeoClientError', code: 'FORBIDDEN' });
     expect(eu.joins).toEqual(['busy', 'busy', 'busy', 'forbidden']);
     await reconnect(eu);
     expect(eu.joins.slice(4)).toEqual(['busy']); // the refused room is not joined again

@@ -177,7 +177,11 @@ const ABNORMAL_CLOSURE = 1006;
  * Closes the server makes for this client's own conduct: reconnecting at once would only
  * repeat them. The client reconnects to the same region after {@link penaltyDelay}.
  */
-const PENALTY_CODES: ReadonlySet<number> = new Set([GeoCloseCode.POLICY_VIOLATION, GeoCloseCode.MESSAGE_TOO_BIG, GeoCloseCode.SLOW_CONSUMER]);
+const PENALTY_CODES: ReadonlySet<number> = new Set([
+  GeoCloseCode.POLICY_VIOLATION,
+  GeoCloseCode.MESSAGE_TOO_BIG,
+  GeoCloseCode.SLOW_CONSUMER,
+]);
 /** A connection that stayed open this long ends a run of {@link PENALTY_CODES} closes. */
 const SETTLED_MS = 60_000;
 /** Defaults of {@link GeoClientOptions.heartbeatMs} and {@link GeoClientOptions.connectTimeoutMs}. */
@@ -334,7 +338,8 @@ export class GeoClient {
   publish<T = unknown>(room: string, event: string, data: T, eventId: string = newEventId()): Promise<AckFrame> {
     if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
-    if (this.outbox.has(eventId)) return Promise.reject(new GeoClientError('INVALID_ENVELOPE', `event_id ${eventId} is already waiting for its ack; nothing was sent`));
+    if (this.outbox.has(eventId))
+      return Promise.reject(new GeoClientError('INVALID_ENVELOPE', `event_id ${eventId} is already waiting for its ack; nothing was sent`));
     let wire: string;
     try {
       wire = encodePublish(event, eventId, room, data, this.limits);
@@ -343,7 +348,18 @@ export class GeoClient {
     }
     return new Promise<AckFrame>((resolve, reject) => {
       const queue = this.queueOf(room);
-      const pending: PendingPublish = { ordinal: queue.next++, eventId, room, wire, resolve, reject, sent: false, failed: false, internalFailures: 0, notJoinedFailures: 0 };
+      const pending: PendingPublish = {
+        ordinal: queue.next++,
+        eventId,
+        room,
+        wire,
+        resolve,
+        reject,
+        sent: false,
+        failed: false,
+        internalFailures: 0,
+        notJoinedFailures: 0,
+      };
       this.outbox.set(eventId, pending);
       queue.items.push(pending);
       this.pump(room);
@@ -411,9 +427,14 @@ export class GeoClient {
     const timeout = setTimeout(() => {
       const first = this.firstOpen;
       this.close();
-      first?.reject(new Error(`GeoClient: no region accepted a connection within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`));
+      first?.reject(
+        new Error(`GeoClient: no region accepted a connection within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`),
+      );
     }, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    void opened.then(() => clearTimeout(timeout), () => clearTimeout(timeout));
+    void opened.then(
+      () => clearTimeout(timeout),
+      () => clearTimeout(timeout),
+    );
     const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
     if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
@@ -447,7 +468,10 @@ export class GeoClient {
         first.reject(error as Error);
         return;
       }
-      this.emit('error', { code: error instanceof GeoClientError ? error.code : 'INTERNAL', message: `GeoClient: could not open a connection: ${(error as Error).message}` });
+      this.emit('error', {
+        code: error instanceof GeoClientError ? error.code : 'INTERNAL',
+        message: `GeoClient: could not open a connection: ${(error as Error).message}`,
+      });
       this.onClose(ABNORMAL_CLOSURE);
     });
   }
@@ -484,9 +508,12 @@ export class GeoClient {
     // must count as a failed attempt, not hang the client.
     const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     clearTimeout(this.welcomeTimer);
-    this.welcomeTimer = setTimeout(() => {
-      if (this.socket === socket && this.sender === undefined) this.abandon(GeoClientCloseCode.NO_WELCOME);
-    }, Math.min(MAX_WELCOME_WAIT_MS, 2 * heartbeatMs));
+    this.welcomeTimer = setTimeout(
+      () => {
+        if (this.socket === socket && this.sender === undefined) this.abandon(GeoClientCloseCode.NO_WELCOME);
+      },
+      Math.min(MAX_WELCOME_WAIT_MS, 2 * heartbeatMs),
+    );
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
       this.lastFrameAt = Date.now();
@@ -591,12 +618,18 @@ export class GeoClient {
     this.failuresHere = 0;
     this.attempts = 0;
     if (this.options.pinRegion || this.options.regionOrder) return;
-    void rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples }).then((ranked) => {
-      const current = this.regions[this.regionIndex].name;
-      // The failed region goes last whatever it measured; the current one keeps its place.
-      this.regions = [...ranked.filter((region) => region.name !== failed), ...ranked.filter((region) => region.name === failed)];
-      this.regionIndex = Math.max(0, this.regions.findIndex((region) => region.name === current));
-    }, () => undefined);
+    void rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples }).then(
+      (ranked) => {
+        const current = this.regions[this.regionIndex].name;
+        // The failed region goes last whatever it measured; the current one keeps its place.
+        this.regions = [...ranked.filter((region) => region.name !== failed), ...ranked.filter((region) => region.name === failed)];
+        this.regionIndex = Math.max(
+          0,
+          this.regions.findIndex((region) => region.name === current),
+        );
+      },
+      () => undefined,
+    );
   }
 
   private onFrame(frame: Frame, region: RankedRegion): void {
@@ -750,10 +783,13 @@ export class GeoClient {
       // server dropped the room): join again.
       room.joined = false;
       clearTimeout(room.retryTimer);
-      room.retryTimer = setTimeout(() => {
-        room.retryTimer = undefined;
-        if (this.isOpen && this.rooms.get(room.name) === room && !room.joined) this.sendJoin(room);
-      }, backoffDelay(room.joinFailures, this.options.backoff));
+      room.retryTimer = setTimeout(
+        () => {
+          room.retryTimer = undefined;
+          if (this.isOpen && this.rooms.get(room.name) === room && !room.joined) this.sendJoin(room);
+        },
+        backoffDelay(room.joinFailures, this.options.backoff),
+      );
       return;
     }
     this.emit('error', error);
@@ -810,10 +846,13 @@ export class GeoClient {
   private retryLater(queue: PublishQueue, room: string): void {
     this.unsend(queue);
     if (queue.retryTimer !== undefined) return;
-    queue.retryTimer = setTimeout(() => {
-      queue.retryTimer = undefined;
-      this.pump(room);
-    }, backoffDelay(queue.failures++, this.options.backoff));
+    queue.retryTimer = setTimeout(
+      () => {
+        queue.retryTimer = undefined;
+        this.pump(room);
+      },
+      backoffDelay(queue.failures++, this.options.backoff),
+    );
   }
 
   /**
@@ -907,7 +946,10 @@ export class GeoClient {
     if (this.closedByUser) return;
     const nearest = ranked.find((region) => Number.isFinite(region.rttMs));
     this.regions = ranked;
-    this.regionIndex = Math.max(0, ranked.findIndex((region) => region.name === this.connectedRegion));
+    this.regionIndex = Math.max(
+      0,
+      ranked.findIndex((region) => region.name === this.connectedRegion),
+    );
     if (nearest && nearest.name !== this.connectedRegion) this.moveTo(nearest.name);
   }
 
@@ -917,10 +959,13 @@ export class GeoClient {
     if (!expiresAt || typeof this.options.token !== 'function') return;
     const tokenSource = this.options.token;
     const wait = Math.max(MIN_REFRESH_WAIT_MS, (Date.parse(expiresAt) - Date.now()) * REFRESH_AT);
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = undefined;
-      void this.refreshToken(tokenSource);
-    }, Math.min(wait, MAX_TIMER_MS));
+    this.refreshTimer = setTimeout(
+      () => {
+        this.refreshTimer = undefined;
+        void this.refreshToken(tokenSource);
+      },
+      Math.min(wait, MAX_TIMER_MS),
+    );
   }
 
   /** Sends a fresh token in-band (`geo.auth`); a failing `token` function is reported as `error`. */

@@ -3,6 +3,13 @@ import { describe, expect, it } from '@jest/globals';
 describe('@geo-ws/client public surface', () => {
   it('exports what apps use, no internals (frame encoding, backoff, ranking, wire names)', async () => {
     const api = await import('./index.js');
-    expect(Object.keys(api).sort()).toEqual(['GeoClient', 'GeoClientCloseCode', 'GeoClientError', 'GeoCloseCode', 'httpProbe', 'newEventId']);
+    expect(Object.keys(api).sort()).toEqual([
+      'GeoClient',
+      'GeoClientCloseCode',
+      'GeoClientError',
+      'GeoCloseCode',
+      'httpProbe',
+      'newEventId',
+    ]);
   });
 });

@@ -1,5 +1,12 @@
 // @geo-ws/client: the public API. Everything else in src/ is internal.
-export { GeoClient, newEventId, type GeoClientOptions, type GeoClientEvents, type ConnectionState, type RoomHandler } from './geo-client.js';
+export {
+  GeoClient,
+  newEventId,
+  type GeoClientOptions,
+  type GeoClientEvents,
+  type ConnectionState,
+  type RoomHandler,
+} from './geo-client.js';
 export { GeoClientError } from './errors.js';
 export type { BackoffOptions } from './backoff.js';
 export { httpProbe, type RttProbe, type RankedRegion } from './nearest-region.js';

@@ -48,7 +48,8 @@ function median(values: number[]): number {
 export async function rankRegions(regions: GeoRegion[], probe: RttProbe, options: RankOptions = {}): Promise<RankedRegion[]> {
   const samples = options.samples ?? 3;
   const candidates = options.pin ? regions.filter((region) => region.name === options.pin) : regions;
-  if (options.pin && candidates.length === 0) throw new Error(`pinned region "${options.pin}" is not in the directory (${regions.map((region) => region.name).join(', ')})`);
+  if (options.pin && candidates.length === 0)
+    throw new Error(`pinned region "${options.pin}" is not in the directory (${regions.map((region) => region.name).join(', ')})`);
   const ranked = await Promise.all(
     candidates.map(async (region) => {
       const rtts: number[] = [];

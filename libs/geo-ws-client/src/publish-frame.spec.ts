@@ -67,10 +67,15 @@ describe('publish frames: checked like the server checks them', () => {
   });
 
   it('the frame limit is inclusive, as on the server (bytes > limit are refused)', () => {
-    const frameBytes = (text: string) => utf8Length(encodePublish('chat.message', 'e1', 'r', { text }, { maxFrameBytes: 1e9, maxDepth: 32 }));
+    const frameBytes = (text: string) =>
+      utf8Length(encodePublish('chat.message', 'e1', 'r', { text }, { maxFrameBytes: 1e9, maxDepth: 32 }));
     const exact = frameBytes('x'.repeat(100));
-    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact, maxDepth: 32 }))).toBeUndefined();
-    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact - 1, maxDepth: 32 }))).toBe('PAYLOAD_TOO_LARGE');
+    expect(
+      refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact, maxDepth: 32 })),
+    ).toBeUndefined();
+    expect(
+      refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact - 1, maxDepth: 32 })),
+    ).toBe('PAYLOAD_TOO_LARGE');
   });
 
   it('errors are GeoClientErrors with the code the server would answer', () => {

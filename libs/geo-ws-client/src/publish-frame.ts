@@ -26,7 +26,10 @@ const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
  */
 export function encodePublish(event: unknown, eventId: string, room: string, data: unknown, limits: PublishLimits): string {
   if (typeof event !== 'string' || event.length === 0 || event.length > 128 || event.startsWith('geo.')) {
-    throw new GeoClientError('INVALID_ENVELOPE', `"${String(event).slice(0, 140)}" is not an application event name (1-128 characters, not geo.*); nothing was sent`);
+    throw new GeoClientError(
+      'INVALID_ENVELOPE',
+      `"${String(event).slice(0, 140)}" is not an application event name (1-128 characters, not geo.*); nothing was sent`,
+    );
   }
   if (typeof eventId !== 'string' || !EVENT_ID.test(eventId)) {
     throw new GeoClientError('INVALID_ENVELOPE', 'event_id must be 1-64 characters of [A-Za-z0-9_-]; nothing was sent');
@@ -37,11 +40,15 @@ export function encodePublish(event: unknown, eventId: string, room: string, dat
   } catch (error) {
     throw new GeoClientError('MALFORMED_FRAME', `the payload cannot be encoded as JSON (${describeThrown(error)}); nothing was sent`);
   }
-  if (payload === undefined) throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
+  if (payload === undefined)
+    throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
   // The server measures the depth of the frame's `data`: { event_id, room_id, data } is level 1.
   const depth = 1 + jsonDepth(payload);
   if (depth > limits.maxDepth) {
-    throw new GeoClientError('MALFORMED_FRAME', `the payload nests arrays or objects ${depth - 1} levels deep; at most ${limits.maxDepth - 1} are allowed; nothing was sent`);
+    throw new GeoClientError(
+      'MALFORMED_FRAME',
+      `the payload nests arrays or objects ${depth - 1} levels deep; at most ${limits.maxDepth - 1} are allowed; nothing was sent`,
+    );
   }
   const frame = `{"event":${JSON.stringify(event)},"data":{"event_id":${JSON.stringify(eventId)},"room_id":${JSON.stringify(room)},"data":${payload}}}`;
   const bytes = utf8Length(frame);
@@ -70,7 +77,8 @@ export function jsonDepth(json: string): number {
   for (let i = 0; i < json.length; i++) {
     const char = json.charCodeAt(i);
     if (inString) {
-      if (char === 0x5c) i++; // backslash: skip the escaped character
+      if (char === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (char === 0x22) inString = false;
     } else if (char === 0x22) inString = true;
     else if (char === 0x7b || char === 0x5b) deepest = Math.max(deepest, ++depth);

@@ -2,7 +2,13 @@
 
 // The module and its options
 export { GeoWsModule } from './geo-ws.module.js';
-export type { GeoRegionEndpoint, GeoWsLimits, GeoWsLogOptions, GeoWsModuleOptions, GeoWsReplayLimits } from './options/geo-ws-options.interface.js';
+export type {
+  GeoRegionEndpoint,
+  GeoWsLimits,
+  GeoWsLogOptions,
+  GeoWsModuleOptions,
+  GeoWsReplayLimits,
+} from './options/geo-ws-options.interface.js';
 
 // Handlers: the decorator, its options and the parameter decorators
 export { GeoSubscribe } from './decorators/geo-subscribe.decorator.js';

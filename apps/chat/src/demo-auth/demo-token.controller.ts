@@ -30,9 +30,15 @@ export class DemoTokenController {
       throw new BadRequestException({ statusCode: 400, code: 'INVALID_NAME', message: 'name: 1-32 letters, digits, "_", "." or "-"' });
     }
     if (isReservedName(name)) {
-      throw new ForbiddenException({ statusCode: 403, code: 'RESERVED_NAME', message: `"${name}" is reserved: the demo does not hand out administrator, system or geo-ws names` });
+      throw new ForbiddenException({
+        statusCode: 403,
+        code: 'RESERVED_NAME',
+        message: `"${name}" is reserved: the demo does not hand out administrator, system or geo-ws names`,
+      });
     }
-    const regions = Array.isArray(body?.regions) ? body.regions.filter((region): region is string => this.auth.regions.includes(region as string)) : this.auth.regions;
+    const regions = Array.isArray(body?.regions)
+      ? body.regions.filter((region): region is string => this.auth.regions.includes(region as string))
+      : this.auth.regions;
     const expiresAt = Math.floor(Date.now() / 1000) + DEMO_TOKEN_LIFETIME_S;
     const token = await new SignJWT({ regions, rooms: ['*'] })
       .setProtectedHeader({ alg: 'HS256' })

@@ -30,7 +30,11 @@ export class DemoTokenRateLimit implements CanActivate {
     if (retryAfter === 0) return true;
     http.getResponse<Response>().setHeader('Retry-After', String(retryAfter));
     throw new HttpException(
-      { statusCode: HttpStatus.TOO_MANY_REQUESTS, code: 'RATE_LIMITED', message: `too many demo tokens from this address; try again in ${retryAfter} s` },
+      {
+        statusCode: HttpStatus.TOO_MANY_REQUESTS,
+        code: 'RATE_LIMITED',
+        message: `too many demo tokens from this address; try again in ${retryAfter} s`,
+      },
       HttpStatus.TOO_MANY_REQUESTS,
     );
   }

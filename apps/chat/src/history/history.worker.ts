@@ -33,7 +33,12 @@ export class HistoryWorker {
     if (this.written) return this.written;
     await mkdir(dirname(this.file), { recursive: true });
     const text = await readFile(this.file, 'utf8').catch(() => '');
-    this.written = new Set(text.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as GeoLoggedEnvelope).event_id));
+    this.written = new Set(
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as GeoLoggedEnvelope).event_id),
+    );
     return this.written;
   }
 }

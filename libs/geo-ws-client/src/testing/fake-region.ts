@@ -126,7 +126,9 @@ export class FakeRegion {
     private readonly server: WebSocketServer,
   ) {
     logs.regions.add(this);
-    server.on('connection', (socket, request) => this.accept(socket, new URL(request.url ?? '/', 'ws://fake'), request.headers['sec-websocket-protocol']));
+    server.on('connection', (socket, request) =>
+      this.accept(socket, new URL(request.url ?? '/', 'ws://fake'), request.headers['sec-websocket-protocol']),
+    );
   }
 
   /** Starts a region named `name` (default `eu`); regions started with the same `logs` share their rooms. */
@@ -185,7 +187,14 @@ export class FakeRegion {
 
   /** Another member publishes to `room`: stored and delivered to every joined connection. */
   emit(room: string, data: unknown = {}, type = 'chat.message'): GeoEnvelope {
-    return this.logs.append(room, { event_id: `x${this.logs.log(room).length + 1}`, type, sender: 'someone', timestamp: new Date().toISOString(), region: this.name, data });
+    return this.logs.append(room, {
+      event_id: `x${this.logs.log(room).length + 1}`,
+      type,
+      sender: 'someone',
+      timestamp: new Date().toISOString(),
+      region: this.name,
+      data,
+    });
   }
 
   /** Sends a frame to every open connection. */
@@ -242,7 +251,8 @@ export class FakeRegion {
     this.connections.push(connection);
     socket.on('close', (code) => (connection.closeCode = code));
     const welcome = this.welcome(connection);
-    if (welcome !== 'silent') connection.send('geo.welcome', { connection_id: `c${this.connections.length}`, region: this.name, sender: 'tester', ...welcome });
+    if (welcome !== 'silent')
+      connection.send('geo.welcome', { connection_id: `c${this.connections.length}`, region: this.name, sender: 'tester', ...welcome });
     // With ws's default binaryType ('nodebuffer') a message arrives as one Buffer.
     socket.on('message', (raw) => this.onFrame(connection, JSON.parse((raw as Buffer).toString()) as { event: string; data: any }));
   }
@@ -277,7 +287,8 @@ export class FakeRegion {
       setTimeout(() => store(true), answer.delayMs);
       return;
     }
-    if (answer !== 'store' && answer !== 'store-no-ack') return send('geo.error', { code: answer.code, message: `refused: ${answer.code}`, event_id: eventId, room });
+    if (answer !== 'store' && answer !== 'store-no-ack')
+      return send('geo.error', { code: answer.code, message: `refused: ${answer.code}`, event_id: eventId, room });
     store(answer === 'store');
   }
 
@@ -311,7 +322,14 @@ export class FakeRegion {
       if (ack) connection.send('geo.ack', { event_id: eventId, seq: existing.seq, duplicate: true });
       return;
     }
-    const stored = this.logs.append(room, { event_id: eventId, type, sender: 'tester', timestamp: new Date().toISOString(), region: this.name, data });
+    const stored = this.logs.append(room, {
+      event_id: eventId,
+      type,
+      sender: 'tester',
+      timestamp: new Date().toISOString(),
+      region: this.name,
+      data,
+    });
     if (ack) connection.send('geo.ack', { event_id: eventId, seq: stored.seq });
   }
 }

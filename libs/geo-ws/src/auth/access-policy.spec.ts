@@ -55,7 +55,9 @@ describe('AccessPolicy: revocation at the handshake, on geo.auth, and for joins 
     for (let i = 0; i < 100; i++) policy.assertMayUse(alice, 'lobby');
     expect(list.reads).toBe(2);
     await settle();
-    expect(() => policy.assertMayUse(alice, 'lobby', 'e1')).toThrow(expect.objectContaining({ code: 'UNAUTHORIZED', message: 'the token was revoked', eventId: 'e1' }));
+    expect(() => policy.assertMayUse(alice, 'lobby', 'e1')).toThrow(
+      expect.objectContaining({ code: 'UNAUTHORIZED', message: 'the token was revoked', eventId: 'e1' }),
+    );
   });
 
   it('a critical revalidation or a refused geo.auth is remembered at once', async () => {

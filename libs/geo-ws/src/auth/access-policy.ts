@@ -69,7 +69,8 @@ export class AccessPolicy {
     if (!this.mayConnect(principal)) {
       throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not act in region "${this.region}"`, eventId);
     }
-    if (!roomAllowed(principal.rooms, room)) throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not use room "${room}"`, eventId);
+    if (!roomAllowed(principal.rooms, room))
+      throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not use room "${room}"`, eventId);
     if (this.knownRevoked(principal)) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked', eventId);
   }
 

@@ -18,7 +18,9 @@ export class HandshakeAuth {
     const header = request.headers.authorization;
     const protocols = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
     const fromProtocol = protocols.find((protocol) => protocol.startsWith('bearer.'))?.slice('bearer.'.length);
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : (fromProtocol ?? url.searchParams.get('access_token') ?? undefined);
+    const token = header?.startsWith('Bearer ')
+      ? header.slice(7).trim()
+      : (fromProtocol ?? url.searchParams.get('access_token') ?? undefined);
     return this.verify({ request, url, token });
   }
 

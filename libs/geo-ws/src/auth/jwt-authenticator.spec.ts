@@ -30,6 +30,8 @@ describe('jwtAuthenticator: maxTokenLifetimeSec', () => {
 
   it('without the option only exp counts, as before', async () => {
     expect(await uncapped({ url, token: await sign(10 * 365 * 24 * 3600) })).toMatchObject({ id: 'ana' });
-    expect(() => jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET, maxTokenLifetimeSec: 0 })).toThrow('maxTokenLifetimeSec');
+    expect(() => jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET, maxTokenLifetimeSec: 0 })).toThrow(
+      'maxTokenLifetimeSec',
+    );
   });
 });

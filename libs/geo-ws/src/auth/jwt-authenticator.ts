@@ -45,21 +45,29 @@ const ASYMMETRIC = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'
  */
 export function jwtAuthenticator(options: GeoJwtOptions): GeoAuthenticator {
   const { issuer, audience } = options;
-  if (!issuer || !audience) throw new GeoConfigError('jwtAuthenticator: issuer and audience are required, so tokens for other services are refused.');
-  if (!options.secret === !options.jwksUrl) throw new GeoConfigError('jwtAuthenticator: give exactly one of secret (HS256) or jwksUrl (RS256/ES256).');
+  if (!issuer || !audience)
+    throw new GeoConfigError('jwtAuthenticator: issuer and audience are required, so tokens for other services are refused.');
+  if (!options.secret === !options.jwksUrl)
+    throw new GeoConfigError('jwtAuthenticator: give exactly one of secret (HS256) or jwksUrl (RS256/ES256).');
   const algorithms = options.algorithms ?? (options.secret ? ['HS256'] : ['RS256', 'ES256']);
-  if (algorithms.some((algorithm) => algorithm.toLowerCase() === 'none')) throw new GeoConfigError('jwtAuthenticator: the "none" algorithm is never accepted.');
+  if (algorithms.some((algorithm) => algorithm.toLowerCase() === 'none'))
+    throw new GeoConfigError('jwtAuthenticator: the "none" algorithm is never accepted.');
   if (options.secret) {
-    if (algorithms.some((algorithm) => !algorithm.startsWith('HS'))) throw new GeoConfigError('jwtAuthenticator: a secret verifies HS* algorithms only.');
+    if (algorithms.some((algorithm) => !algorithm.startsWith('HS')))
+      throw new GeoConfigError('jwtAuthenticator: a secret verifies HS* algorithms only.');
     if (Buffer.byteLength(options.secret) < 32) throw new GeoConfigError('jwtAuthenticator: the HS256 secret must be at least 32 bytes.');
   } else if (algorithms.some((algorithm) => !ASYMMETRIC.has(algorithm))) {
     throw new GeoConfigError('jwtAuthenticator: a JWKS verifies asymmetric algorithms only (RS256, ES256, ...).');
   }
   const key: Uint8Array | JWTVerifyGetKey = options.secret
     ? new TextEncoder().encode(options.secret)
-    : createRemoteJWKSet(new URL(options.jwksUrl!), { cooldownDuration: options.jwksCooldownMs ?? 30_000, cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000 });
+    : createRemoteJWKSet(new URL(options.jwksUrl!), {
+        cooldownDuration: options.jwksCooldownMs ?? 30_000,
+        cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
+      });
   const { maxTokenLifetimeSec } = options;
-  if (maxTokenLifetimeSec !== undefined && !(maxTokenLifetimeSec > 0)) throw new GeoConfigError('jwtAuthenticator: maxTokenLifetimeSec must be a positive number of seconds.');
+  if (maxTokenLifetimeSec !== undefined && !(maxTokenLifetimeSec > 0))
+    throw new GeoConfigError('jwtAuthenticator: maxTokenLifetimeSec must be a positive number of seconds.');
   const clockTolerance = options.clockToleranceSec ?? 30;
   const regionsClaim = options.claims?.regions ?? 'regions';
   const roomsClaim = options.claims?.rooms ?? 'rooms';

@@ -14,7 +14,8 @@ export type GeoParamType = (typeof GeoParamType)[keyof typeof GeoParamType];
 
 function geoParam(type: GeoParamType, pipes: (PipeTransform | Type<PipeTransform>)[] = []): ParameterDecorator {
   return (target, key, index) => {
-    if (key === undefined) throw new GeoConfigError('geo-ws parameter decorators work on method parameters only: put them on a @GeoSubscribe handler.');
+    if (key === undefined)
+      throw new GeoConfigError('geo-ws parameter decorators work on method parameters only: put them on a @GeoSubscribe handler.');
     const existing = (Reflect.getMetadata(GEO_PARAM_ARGS_METADATA, target.constructor, key) ?? {}) as Record<string, unknown>;
     Reflect.defineMetadata(
       GEO_PARAM_ARGS_METADATA,

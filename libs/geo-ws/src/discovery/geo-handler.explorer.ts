@@ -58,16 +58,27 @@ export class GeoHandlerExplorer {
     return handlers;
   }
 
-  private assertUsable(wrapper: InstanceWrapper, name: string, subscription: GeoSubscribeMetadata, handlers: Map<string, GeoHandler>): void {
+  private assertUsable(
+    wrapper: InstanceWrapper,
+    name: string,
+    subscription: GeoSubscribeMetadata,
+    handlers: Map<string, GeoHandler>,
+  ): void {
     const { event } = subscription;
     if (!wrapper.isDependencyTreeStatic()) {
-      throw new GeoConfigError(`${name} is request-scoped or depends on a request-scoped provider; @GeoSubscribe handlers must live on singleton providers.`);
+      throw new GeoConfigError(
+        `${name} is request-scoped or depends on a request-scoped provider; @GeoSubscribe handlers must live on singleton providers.`,
+      );
     }
     if (event.startsWith(RESERVED_EVENT_PREFIX)) {
-      throw new GeoConfigError(`@GeoSubscribe('${event}') on ${name}: names starting with "geo." are reserved for the protocol; rename the event.`);
+      throw new GeoConfigError(
+        `@GeoSubscribe('${event}') on ${name}: names starting with "geo." are reserved for the protocol; rename the event.`,
+      );
     }
     if (!EVENT_TYPE_PATTERN.test(event)) {
-      throw new GeoConfigError(`@GeoSubscribe('${event}') on ${name}: event names start with a lower-case letter and use letters, digits, ".", "_", "-" (at most 64).`);
+      throw new GeoConfigError(
+        `@GeoSubscribe('${event}') on ${name}: event names start with a lower-case letter and use letters, digits, ".", "_", "-" (at most 64).`,
+      );
     }
     const existing = handlers.get(event);
     if (existing) throw new GeoConfigError(`event "${event}" has two handlers (${existing.name} and ${name}); keep one.`);

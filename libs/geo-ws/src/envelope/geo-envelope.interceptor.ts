@@ -53,7 +53,9 @@ export function sealEnvelope(draft: GeoEnvelopeDraft, result: unknown): GeoEnvel
   try {
     JSON.stringify(data);
   } catch (error) {
-    throw new Error(`geo-ws: handler of "${draft.type}" returned data that is not JSON-serialisable: ${(error as Error).message}`, { cause: error });
+    throw new Error(`geo-ws: handler of "${draft.type}" returned data that is not JSON-serialisable: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const sealed = { ...draft, data };
   assertEnvelope({ ...sealed, seq: null }, { logged: false });

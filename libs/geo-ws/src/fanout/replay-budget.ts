@@ -49,7 +49,8 @@ export class ReplayBudget {
       return await fetch();
     } finally {
       const next = this.queue.shift();
-      if (next) next(); // the slot passes straight to the next read
+      if (next)
+        next(); // the slot passes straight to the next read
       else this.running--;
     }
   }
@@ -61,7 +62,11 @@ export class ReplayBudget {
   async ready(target: ReplayTarget, wanted: () => boolean): Promise<boolean> {
     for (;;) {
       if (!wanted()) return false;
-      const wait = Math.max(this.instance.msUntilAvailable(), target.replayAllowance.msUntilAvailable(), this.isFull(target) ? MAX_SLEEP_MS : 0);
+      const wait = Math.max(
+        this.instance.msUntilAvailable(),
+        target.replayAllowance.msUntilAvailable(),
+        this.isFull(target) ? MAX_SLEEP_MS : 0,
+      );
       if (wait === 0) return true;
       await sleep(Math.min(wait, MAX_SLEEP_MS));
     }

@@ -29,7 +29,12 @@ describe('RoomFeeds', () => {
     await Promise.all(transports.splice(0).map((transport) => transport.close()));
   });
 
-  const unlimited: ReplayLimits = { batchSize: 7, perInstance: { perSecond: 1_000_000, burst: 1_000_000 }, concurrent: 64, highWaterBytes: 1 << 20 };
+  const unlimited: ReplayLimits = {
+    batchSize: 7,
+    perInstance: { perSecond: 1_000_000, burst: 1_000_000 },
+    concurrent: 64,
+    highWaterBytes: 1 << 20,
+  };
 
   async function setup(delayMs = 0, retention = context.retention, limits: Partial<ReplayLimits> = {}) {
     const network = new MemoryNetwork({ delayMs });
@@ -43,7 +48,15 @@ describe('RoomFeeds', () => {
   const log = globalLog('room');
   let n = 0;
   const append = (transport: MemoryTransport) =>
-    transport.append(log, { event_id: `e${++n}`, room_id: 'room', type: 't', sender: 's', timestamp: new Date().toISOString(), region: 'eu', data: n });
+    transport.append(log, {
+      event_id: `e${++n}`,
+      room_id: 'room',
+      type: 't',
+      sender: 's',
+      timestamp: new Date().toISOString(),
+      region: 'eu',
+      data: n,
+    });
 
   it('replays (since, live] in pages while holding live events, then delivers live ones: no gap, no duplicate', async () => {
     const { writer, feeds } = await setup(5);
@@ -120,7 +133,7 @@ describe('RoomFeeds', () => {
     expect(member.events.slice(atSecondJoin).map((event) => event.seq)).toEqual([201]);
   });
 
-  it('paces a replay by the connection\'s allowance', async () => {
+  it("paces a replay by the connection's allowance", async () => {
     const { writer, feeds } = await setup(0, context.retention, { batchSize: 50 });
     for (let i = 0; i < 300; i++) await append(writer);
     const member = new Member();
@@ -132,7 +145,7 @@ describe('RoomFeeds', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
   });
 
-  it('stops reading history while the member\'s socket is full, and goes on once it drains', async () => {
+  it("stops reading history while the member's socket is full, and goes on once it drains", async () => {
     const { writer, feeds } = await setup(0, context.retention, { batchSize: 10, highWaterBytes: 100 });
     for (let i = 0; i < 50; i++) await append(writer);
     const member = new Member();

@@ -62,7 +62,12 @@ export class RoomFeed {
     feed.epoch = head.epoch;
     feed.lastSeq = head.lastSeq;
     try {
-      feed.tail = await transport.tail(log, head.lastSeq, (event) => feed.onEvent(event), (error) => feed.break(error.message));
+      feed.tail = await transport.tail(
+        log,
+        head.lastSeq,
+        (event) => feed.onEvent(event),
+        (error) => feed.break(error.message),
+      );
       feed.ephemeral = await transport.subscribeEphemeral(log, (envelope) => feed.onEphemeral(envelope));
     } catch (error) {
       await feed.close();
@@ -147,7 +152,10 @@ export class RoomFeed {
         announce({ seq: Math.max(live, from), epoch: this.epoch, recovered: sameEpoch && !page.truncated });
       } else if (page.truncated) {
         // Retention passed this member while its replay was paced: it has to rejoin.
-        throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `history of room "${this.log.room}" was trimmed past this connection's replay; join again`);
+        throw new GeoProtocolError(
+          GeoErrorCode.UNAVAILABLE,
+          `history of room "${this.log.room}" was trimmed past this connection's replay; join again`,
+        );
       }
       this.budget.spend(member, page.events.length);
       for (const event of page.events) {
@@ -156,7 +164,10 @@ export class RoomFeed {
       }
       if (page.events.length === 0) {
         if (state.overflowed && state.cursor < this.lastSeq) {
-          throw new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `replay of room "${this.log.room}" could not catch up with the live tail; join again`);
+          throw new GeoProtocolError(
+            GeoErrorCode.UNAVAILABLE,
+            `replay of room "${this.log.room}" could not catch up with the live tail; join again`,
+          );
         }
         break;
       }

@@ -51,10 +51,13 @@ export class RoomFeeds {
     const key = logKey(log);
     const entry = this.feeds.get(key);
     if (!entry) return;
-    void entry.feed.then((feed) => {
-      feed.leave(member);
-      this.closeIfUnused(key);
-    }, () => undefined);
+    void entry.feed.then(
+      (feed) => {
+        feed.leave(member);
+        this.closeIfUnused(key);
+      },
+      () => undefined,
+    );
   }
 
   async closeAll(): Promise<void> {
@@ -66,12 +69,15 @@ export class RoomFeeds {
   private closeIfUnused(key: string): void {
     const entry = this.feeds.get(key);
     if (!entry || entry.opening > 0) return;
-    void entry.feed.then((feed) => {
-      if (feed.size === 0 && entry.opening === 0 && this.feeds.get(key) === entry) {
-        this.feeds.delete(key);
-        void feed.close();
-      }
-    }, () => undefined);
+    void entry.feed.then(
+      (feed) => {
+        if (feed.size === 0 && entry.opening === 0 && this.feeds.get(key) === entry) {
+          this.feeds.delete(key);
+          void feed.close();
+        }
+      },
+      () => undefined,
+    );
   }
 
   private forget(key: string, feed: Promise<RoomFeed>): void {

@@ -12,7 +12,17 @@ import { toProtocolError } from '../errors/to-protocol-error.js';
 import type { RoomFeeds } from '../fanout/room-feeds.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import type { RoomPresence } from '../presence/room-presence.js';
-import { eventIdOf, parseFrame, parseJoin, parseLeave, peekFrame, roomOf, type Frame, type JoinOutcome, type JoinPosition } from '../protocol/frames.js';
+import {
+  eventIdOf,
+  parseFrame,
+  parseJoin,
+  parseLeave,
+  peekFrame,
+  roomOf,
+  type Frame,
+  type JoinOutcome,
+  type JoinPosition,
+} from '../protocol/frames.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
@@ -60,7 +70,8 @@ export class FrameDispatcher {
         throw new GeoProtocolError(GeoErrorCode.PAYLOAD_TOO_LARGE, `frame is ${bytes.length} bytes; the limit is ${maxPayloadBytes}`);
       }
       frame = parseFrame(bytes.toString('utf8'), maxDepth);
-      if (!withinRate) throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
+      if (!withinRate)
+        throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
     } catch (error) {
       this.refuse(connection, toProtocolError(error, eventIdOf(frame.data)).error, roomOf(frame.data));
       return;
@@ -98,7 +109,8 @@ export class FrameDispatcher {
    */
   private refuse(connection: ClientConnection, error: GeoProtocolError, room?: string): void {
     if (CLIENT_FAULTS.has(error.code)) {
-      if (error.code === GeoErrorCode.RATE_LIMITED || error.code === GeoErrorCode.PAYLOAD_TOO_LARGE) this.limitLog.hit(connection, error.code);
+      if (error.code === GeoErrorCode.RATE_LIMITED || error.code === GeoErrorCode.PAYLOAD_TOO_LARGE)
+        this.limitLog.hit(connection, error.code);
       if (!connection.refusals.take()) {
         this.limitLog.hit(connection, 'TOO_MANY_REFUSALS');
         connection.close(GeoCloseCode.POLICY_VIOLATION, 'too many refused frames');
@@ -193,7 +205,11 @@ export class FrameDispatcher {
     if (handler.subscription.critical) await this.access.revalidate(connection.principal, inbound.event_id);
     const envelope = await handler.invoke(connection, frame.data as object);
     if (!isSealedFor(envelope, inbound.event_id, inbound.room_id)) {
-      throw new GeoProtocolError(GeoErrorCode.REJECTED, 'the handler pipeline did not produce an envelope; nothing was appended', inbound.event_id);
+      throw new GeoProtocolError(
+        GeoErrorCode.REJECTED,
+        'the handler pipeline did not produce an envelope; nothing was appended',
+        inbound.event_id,
+      );
     }
     const { scope, ephemeral } = handler.subscription;
     const log = scope === 'regional' ? regionalLog(envelope.room_id, this.options.region) : globalLog(envelope.room_id);
@@ -231,10 +247,13 @@ export class FrameDispatcher {
       return null;
     });
     if (!principal) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is not valid');
-    if (principal.id !== connection.principal.id) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
+    if (principal.id !== connection.principal.id)
+      throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
     connection.principal = principal;
     connection.expireAt(principal.expiresAt, () => this.expire(connection));
-    connection.send(GeoFrame.AUTHED, { expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString() });
+    connection.send(GeoFrame.AUTHED, {
+      expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString(),
+    });
   }
 
   /** The connection's token expired without a `geo.auth` refresh. */
@@ -248,10 +267,7 @@ export class FrameDispatcher {
   evicted(connection: ClientConnection, log: LogRef): void {
     if (!connection.rooms.delete(log.room)) return;
     this.leaveLogs(connection, log.room);
-    connection.sendError(
-      new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}" log was reset; join it again`),
-      log.room,
-    );
+    connection.sendError(new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}" log was reset; join it again`), log.room);
   }
 }
 
@@ -260,7 +276,9 @@ export class FrameDispatcher {
  * the server's own troubles, nor NOT_JOINED, which a resuming client meets in passing.
  */
 const CLIENT_FAULTS: ReadonlySet<string> = new Set<string>(
-  Object.values(GeoErrorCode).filter((code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED),
+  Object.values(GeoErrorCode).filter(
+    (code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED,
+  ),
 );
 
 function rawToBuffer(raw: RawData): Buffer {

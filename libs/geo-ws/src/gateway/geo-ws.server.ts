@@ -62,7 +62,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const { replay } = options.limits;
     this.feeds = new RoomFeeds(
       transport,
-      new ReplayBudget({ batchSize: options.log.replayBatchSize, perInstance: replay.perInstance, concurrent: replay.concurrent, highWaterBytes: replay.highWaterBytes }),
+      new ReplayBudget({
+        batchSize: options.log.replayBatchSize,
+        perInstance: replay.perInstance,
+        concurrent: replay.concurrent,
+        highWaterBytes: replay.highWaterBytes,
+      }),
     );
     this.access = new AccessPolicy(options.region, transport.state);
     this.auth = new HandshakeAuth(options.authenticate, this.access);
@@ -96,7 +101,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     for (const handler of handlers.values()) {
       const unknown = handler.subscription.regions?.filter((region) => !this.options.regions.has(region)) ?? [];
       if (unknown.length > 0) {
-        throw new GeoConfigError(`${handler.name}: @GeoSubscribe regions ${unknown.join(', ')} are not in the region directory (${[...this.options.regions.keys()].join(', ')}).`);
+        throw new GeoConfigError(
+          `${handler.name}: @GeoSubscribe regions ${unknown.join(', ')} are not in the region directory (${[...this.options.regions.keys()].join(', ')}).`,
+        );
       }
     }
     if (handlers.size === 0) {
@@ -105,7 +112,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     // No HTTP adapter in an application context (NestFactory.createApplicationContext).
     const adapter = this.adapterHost.httpAdapter as typeof this.adapterHost.httpAdapter | undefined;
     const server = adapter?.getHttpServer() as HttpServer | undefined;
-    if (!server) throw new GeoConfigError('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
+    if (!server)
+      throw new GeoConfigError('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
     this.httpServer = server;
     this.dispatcher.useHandlers(handlers);
     // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
@@ -116,8 +124,14 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       // Browsers offer ['geo-ws.v1', 'bearer.<token>']: answer with ours, never echo the token.
       handleProtocols: (protocols) => (protocols.has(GEO_SUBPROTOCOL) ? GEO_SUBPROTOCOL : false),
     });
-    this.upgrades = new UpgradeHandler(this.options, server, this.wss, this.auth, this.access, () => this.isAccepting(), (ws, principal, sessionId) =>
-      this.onConnection(ws, principal, sessionId),
+    this.upgrades = new UpgradeHandler(
+      this.options,
+      server,
+      this.wss,
+      this.auth,
+      this.access,
+      () => this.isAccepting(),
+      (ws, principal, sessionId) => this.onConnection(ws, principal, sessionId),
     );
     server.on('upgrade', this.upgrades.handle);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs);
@@ -166,7 +180,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       principal,
       this.options.region,
       { rate, refusals, replay: replay.perConnection, maxBufferedBytes },
-      { evicted: (client, log) => this.dispatcher.evicted(client, log), slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER') },
+      {
+        evicted: (client, log) => this.dispatcher.evicted(client, log),
+        slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
+      },
     );
     this.connections.add(connection);
     ws.on('pong', () => (connection.alive = true));

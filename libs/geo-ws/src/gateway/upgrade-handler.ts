@@ -40,36 +40,40 @@ export class UpgradeHandler {
       if (this.httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found');
       return;
     }
-    if (!this.accepting()) return refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', 'this region is draining or starting; try another');
+    if (!this.accepting())
+      return refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', 'this region is draining or starting; try another');
     const origin = request.headers.origin;
     if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
       this.logger.warn(`refused a WebSocket from origin ${origin}`);
       return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', 'this origin may not open a WebSocket here');
     }
-    void this.auth.fromUpgrade(request, url).then(
-      (principal) => {
-        if (!principal) return refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required');
-        if (!this.access.mayConnect(principal)) {
-          return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
-        }
-        this.wss.handleUpgrade(request, socket, head, (ws) => {
-          this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
-            this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
-            ws.terminate();
+    void this.auth
+      .fromUpgrade(request, url)
+      .then(
+        (principal) => {
+          if (!principal) return refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required');
+          if (!this.access.mayConnect(principal)) {
+            return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
+          }
+          this.wss.handleUpgrade(request, socket, head, (ws) => {
+            this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
+              this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
+              ws.terminate();
+            });
           });
-        });
-      },
-      (error: unknown) =>
-        // The shared state (e.g. the revocation list) unreadable: this region cannot vouch
-        // for the token right now, which is no reason to tell the client its token is bad.
-        error instanceof GeoProtocolError && error.code === GeoErrorCode.UNAVAILABLE
-          ? refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', error.message)
-          : refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
-    ).catch((error: unknown) => {
-      // Nothing on this path may become an unhandled rejection: it would end the process.
-      this.logger.error(`an upgrade failed: ${(error as Error).message}`, (error as Error).stack);
-      socket.destroy();
-    });
+        },
+        (error: unknown) =>
+          // The shared state (e.g. the revocation list) unreadable: this region cannot vouch
+          // for the token right now, which is no reason to tell the client its token is bad.
+          error instanceof GeoProtocolError && error.code === GeoErrorCode.UNAVAILABLE
+            ? refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', error.message)
+            : refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
+      )
+      .catch((error: unknown) => {
+        // Nothing on this path may become an unhandled rejection: it would end the process.
+        this.logger.error(`an upgrade failed: ${(error as Error).message}`, (error as Error).stack);
+        socket.destroy();
+      });
   };
 
   private readonly onHandshakeError = (error: Error): void => {

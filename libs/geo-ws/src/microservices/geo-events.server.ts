@@ -77,7 +77,11 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
 
   private async start(): Promise<void> {
     const nats = await loadNats();
-    this.nc = await nats.core.connect({ servers: this.options.servers, name: `geo-ws events ${this.options.durable}`, ...this.options.connection });
+    this.nc = await nats.core.connect({
+      servers: this.options.servers,
+      name: `geo-ws events ${this.options.durable}`,
+      ...this.options.connection,
+    });
     const jsm = await nats.jetstream.jetstreamManager(this.nc);
     const js = nats.jetstream.jetstream(this.nc);
     const stream = this.names.globalStream;
@@ -91,7 +95,9 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
         max_deliver: this.options.maxDeliver ?? 10,
       })
       .catch((error: unknown) => {
-        throw new Error(`cannot create the durable consumer "${this.options.durable}" on ${stream}: ${(error as Error).message}`, { cause: error });
+        throw new Error(`cannot create the durable consumer "${this.options.durable}" on ${stream}: ${(error as Error).message}`, {
+          cause: error,
+        });
       });
     const consumer = await js.consumers.get(stream, this.options.durable);
     this.messages = await consumer.consume({ max_messages: 64 });

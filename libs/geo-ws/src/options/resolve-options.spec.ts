@@ -4,7 +4,11 @@ import { memoryTransport } from '../transport/memory/memory.transport.js';
 import { resolveOptions } from './resolve-options.js';
 
 describe('resolveOptions', () => {
-  const base = { region: 'eu', regions: { eu: 'https://eu.example.com/', us: { url: 'http://us.example.com:8080' } }, transport: memoryTransport() };
+  const base = {
+    region: 'eu',
+    regions: { eu: 'https://eu.example.com/', us: { url: 'http://us.example.com:8080' } },
+    transport: memoryTransport(),
+  };
 
   it('applies documented defaults', () => {
     const resolved = resolveOptions(base);
@@ -40,7 +44,13 @@ describe('resolveOptions', () => {
   });
 
   it('turns the idle timeout and sessions off, presence on, and normalises origins', () => {
-    const resolved = resolveOptions({ ...base, limits: { idleTimeoutMs: 0 }, sessions: false, presence: true, allowedOrigins: ['https://chat.example/'] });
+    const resolved = resolveOptions({
+      ...base,
+      limits: { idleTimeoutMs: 0 },
+      sessions: false,
+      presence: true,
+      allowedOrigins: ['https://chat.example/'],
+    });
     expect(resolved.limits.idleTimeoutMs).toBe(0);
     expect(resolved.sessions).toBeUndefined();
     expect(resolved.presenceTtlMs).toBe(30_000);
@@ -59,7 +69,9 @@ describe('resolveOptions', () => {
   });
 
   it('refuses missing options with the call to write', () => {
-    expect(() => resolveOptions(undefined)).toThrow(new GeoConfigError('options are required: GeoWsModule.forRoot({ region, regions, transport }).'));
+    expect(() => resolveOptions(undefined)).toThrow(
+      new GeoConfigError('options are required: GeoWsModule.forRoot({ region, regions, transport }).'),
+    );
   });
 
   it('refuses a non-function authenticate', () => {

@@ -15,7 +15,11 @@ import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
-function bucket(value: { perSecond: number; burst: number } | undefined, fallback: { perSecond: number; burst: number }, option: string): { perSecond: number; burst: number } {
+function bucket(
+  value: { perSecond: number; burst: number } | undefined,
+  fallback: { perSecond: number; burst: number },
+  option: string,
+): { perSecond: number; burst: number } {
   return {
     perSecond: positiveInteger(value?.perSecond, fallback.perSecond, `${option}.perSecond`),
     burst: positiveInteger(value?.burst, fallback.burst, `${option}.burst`),
@@ -40,7 +44,9 @@ function endpoint(name: string, value: string | GeoRegionEndpoint | undefined, p
   try {
     url = new URL(raw?.url ?? '');
   } catch {
-    throw new GeoConfigError(`regions.${name} must be an absolute http(s) URL such as "https://${name}.example.com", got ${JSON.stringify(raw?.url)}.`);
+    throw new GeoConfigError(
+      `regions.${name} must be an absolute http(s) URL such as "https://${name}.example.com", got ${JSON.stringify(raw?.url)}.`,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new GeoConfigError(`regions.${name} must use http or https (the WebSocket URL is derived), got "${url.protocol}".`);
@@ -64,7 +70,9 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
   const given: Partial<GeoWsModuleOptions> = options; // plain JavaScript may leave anything out
   const names = Object.keys(given.regions ?? {});
   if (names.length === 0) {
-    throw new GeoConfigError('regions is empty: list every region, e.g. regions: { eu: "https://eu.example.com", us: "https://us.example.com" }.');
+    throw new GeoConfigError(
+      'regions is empty: list every region, e.g. regions: { eu: "https://eu.example.com", us: "https://us.example.com" }.',
+    );
   }
   for (const name of names) {
     if (!REGION_NAME.test(name)) {
@@ -72,10 +80,14 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     }
   }
   if (typeof options.region !== 'string' || !names.includes(options.region)) {
-    throw new GeoConfigError(`unknown region ${JSON.stringify(options.region)}: set region to one of ${names.join(', ')} (the keys of regions).`);
+    throw new GeoConfigError(
+      `unknown region ${JSON.stringify(options.region)}: set region to one of ${names.join(', ')} (the keys of regions).`,
+    );
   }
   if (typeof options.transport !== 'function') {
-    throw new GeoConfigError('no transport: set transport, e.g. transport: memoryTransport() for one process, or the NATS or Redis transport.');
+    throw new GeoConfigError(
+      'no transport: set transport, e.g. transport: memoryTransport() for one process, or the NATS or Redis transport.',
+    );
   }
   if (options.authenticate !== undefined && typeof options.authenticate !== 'function') {
     throw new GeoConfigError('authenticate must be a function (handshake) => principal | null.');
@@ -87,12 +99,16 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
   const log = options.log ?? {};
   const dedupWindowMs = positiveInteger(log.dedupWindowMs, MIN_DEDUP_WINDOW_MS, 'log.dedupWindowMs');
   if (dedupWindowMs < MIN_DEDUP_WINDOW_MS) {
-    throw new GeoConfigError(`log.dedupWindowMs must be at least ${MIN_DEDUP_WINDOW_MS} (2 minutes) so client retries are deduplicated (G1), got ${dedupWindowMs}.`);
+    throw new GeoConfigError(
+      `log.dedupWindowMs must be at least ${MIN_DEDUP_WINDOW_MS} (2 minutes) so client retries are deduplicated (G1), got ${dedupWindowMs}.`,
+    );
   }
 
   const maxAgeMs = positiveInteger(log.retention?.maxAgeMs, DEFAULT_RETENTION.maxAgeMs, 'log.retention.maxAgeMs');
   if (maxAgeMs < dedupWindowMs) {
-    throw new GeoConfigError(`log.retention.maxAgeMs (${maxAgeMs}) must be at least log.dedupWindowMs (${dedupWindowMs}): an event must outlive the window that deduplicates its retries.`);
+    throw new GeoConfigError(
+      `log.retention.maxAgeMs (${maxAgeMs}) must be at least log.dedupWindowMs (${dedupWindowMs}): an event must outlive the window that deduplicates its retries.`,
+    );
   }
 
   return {
@@ -105,12 +121,21 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     limits: {
       maxPayloadBytes: positiveInteger(limits.maxPayloadBytes, DEFAULT_LIMITS.maxPayloadBytes, 'limits.maxPayloadBytes'),
       maxDepth: positiveInteger(limits.maxDepth, DEFAULT_LIMITS.maxDepth, 'limits.maxDepth'),
-      maxRoomsPerConnection: positiveInteger(limits.maxRoomsPerConnection, DEFAULT_LIMITS.maxRoomsPerConnection, 'limits.maxRoomsPerConnection'),
+      maxRoomsPerConnection: positiveInteger(
+        limits.maxRoomsPerConnection,
+        DEFAULT_LIMITS.maxRoomsPerConnection,
+        'limits.maxRoomsPerConnection',
+      ),
       rate: bucket(limits.rate, DEFAULT_LIMITS.rate, 'limits.rate'),
       refusals: bucket(limits.refusals, DEFAULT_LIMITS.refusals, 'limits.refusals'),
-      idleTimeoutMs: limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, DEFAULT_LIMITS.idleTimeoutMs, 'limits.idleTimeoutMs'),
+      idleTimeoutMs:
+        limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, DEFAULT_LIMITS.idleTimeoutMs, 'limits.idleTimeoutMs'),
       maxBufferedBytes: positiveInteger(limits.maxBufferedBytes, DEFAULT_LIMITS.maxBufferedBytes, 'limits.maxBufferedBytes'),
-      maxBufferedBytesTotal: positiveInteger(limits.maxBufferedBytesTotal, DEFAULT_LIMITS.maxBufferedBytesTotal, 'limits.maxBufferedBytesTotal'),
+      maxBufferedBytesTotal: positiveInteger(
+        limits.maxBufferedBytesTotal,
+        DEFAULT_LIMITS.maxBufferedBytesTotal,
+        'limits.maxBufferedBytesTotal',
+      ),
       replay: {
         perConnection: bucket(replay.perConnection, DEFAULT_LIMITS.replay.perConnection, 'limits.replay.perConnection'),
         perInstance: bucket(replay.perInstance, DEFAULT_LIMITS.replay.perInstance, 'limits.replay.perInstance'),

@@ -20,10 +20,17 @@ const anyJson = fc.jsonValue({ maxDepth: 6 });
 describe('frame parser and envelope validator under random input (fast-check)', () => {
   it('any string: a frame or MALFORMED_FRAME, never a crash', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), anyJson.map((value) => JSON.stringify(value))), (raw) => {
-        const result = outcome(() => parseFrame(raw));
-        if (result === 'refused') expect(() => parseFrame(raw)).toThrow(expect.objectContaining({ code: 'MALFORMED_FRAME' }));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          anyJson.map((value) => JSON.stringify(value)),
+        ),
+        (raw) => {
+          const result = outcome(() => parseFrame(raw));
+          if (result === 'refused') expect(() => parseFrame(raw)).toThrow(expect.objectContaining({ code: 'MALFORMED_FRAME' }));
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -56,7 +56,11 @@ export function parseFrame(raw: string, maxDepth: number = DEFAULT_MAX_DEPTH): F
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame.event must be a non-empty string of at most 128 characters');
   }
   if (nestsDeeperThan(data, maxDepth)) {
-    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, `frame.data nests arrays or objects deeper than ${maxDepth} levels`, eventIdOf(data));
+    throw new GeoProtocolError(
+      GeoErrorCode.MALFORMED_FRAME,
+      `frame.data nests arrays or objects deeper than ${maxDepth} levels`,
+      eventIdOf(data),
+    );
   }
   return { event, data };
 }

@@ -61,7 +61,10 @@ export function describeTransportContract(name: string, options: TransportContra
     });
 
     /** Connected transports, one per region (or the regions asked for), of one fresh cluster. */
-    async function deploy(overrides: Partial<Omit<GeoTransportContext, 'region' | 'regions'>> = {}, only = regions): Promise<GeoTransport[]> {
+    async function deploy(
+      overrides: Partial<Omit<GeoTransportContext, 'region' | 'regions'>> = {},
+      only = regions,
+    ): Promise<GeoTransport[]> {
       const cluster = await options.newCluster();
       clusters.push(cluster);
       const transports: GeoTransport[] = [];
@@ -115,332 +118,441 @@ export function describeTransportContract(name: string, options: TransportContra
       return result;
     };
 
-    it('connects idempotently and reports ready', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      await Promise.all([transport.connect(), transport.connect()]);
-      expect(transport.isReady()).toBe(true);
-    }, timeout);
+    it(
+      'connects idempotently and reports ready',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        await Promise.all([transport.connect(), transport.connect()]);
+        expect(transport.isReady()).toBe(true);
+      },
+      timeout,
+    );
 
-    it('assigns strictly increasing seqs per log (1, 2, 3… where gap-free), each room on its own', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      const a = globalLog(room('a'));
-      const b = globalLog(room('b'));
-      const results: { seq: number; duplicate: boolean; epoch: string }[] = [];
-      for (let i = 0; i < 2; i++) results.push(await transport.append(a, draft(a, regions[0])));
-      const other = await transport.append(b, draft(b, regions[0]));
-      results.push(await transport.append(a, draft(a, regions[0])));
-      expectLogOrder(results.map((result) => result.seq));
-      if (options.gapFreeSeq) expect(results.map((result) => result.seq)).toEqual([1, 2, 3]);
-      expect(results.every((result) => !result.duplicate && result.epoch === results[0].epoch)).toBe(true);
-      if (options.gapFreeSeq) expect(other.seq).toBe(1);
-      expect(seqs((await transport.read(a, 0, 10)).events)).toEqual(results.map((result) => result.seq));
-    }, timeout);
+    it(
+      'assigns strictly increasing seqs per log (1, 2, 3… where gap-free), each room on its own',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        const a = globalLog(room('a'));
+        const b = globalLog(room('b'));
+        const results: { seq: number; duplicate: boolean; epoch: string }[] = [];
+        for (let i = 0; i < 2; i++) results.push(await transport.append(a, draft(a, regions[0])));
+        const other = await transport.append(b, draft(b, regions[0]));
+        results.push(await transport.append(a, draft(a, regions[0])));
+        expectLogOrder(results.map((result) => result.seq));
+        if (options.gapFreeSeq) expect(results.map((result) => result.seq)).toEqual([1, 2, 3]);
+        expect(results.every((result) => !result.duplicate && result.epoch === results[0].epoch)).toBe(true);
+        if (options.gapFreeSeq) expect(other.seq).toBe(1);
+        expect(seqs((await transport.read(a, 0, 10)).events)).toEqual(results.map((result) => result.seq));
+      },
+      timeout,
+    );
 
-    it('G1: a retried event_id is stored once and acked with the original seq, from any region', async () => {
-      const transports = await deploy();
-      const log = globalLog(room('dedup'));
-      const first = draft(log, regions[0]);
-      const original = await transports[0].append(log, first);
-      const second = await transports[0].append(log, draft(log, regions[0]));
-      const retries = await Promise.all(transports.map((transport, i) => transport.append(log, { ...first, region: regions[i] })));
-      expect(retries.map((retry) => [retry.seq, retry.duplicate])).toEqual(transports.map(() => [original.seq, true]));
-      const stored = await transports[0].read(log, 0, 100);
-      expect(stored.events.filter((event) => event.event_id === first.event_id)).toHaveLength(1);
-      expect(stored.lastSeq).toBe(second.seq);
-    }, timeout);
+    it(
+      'G1: a retried event_id is stored once and acked with the original seq, from any region',
+      async () => {
+        const transports = await deploy();
+        const log = globalLog(room('dedup'));
+        const first = draft(log, regions[0]);
+        const original = await transports[0].append(log, first);
+        const second = await transports[0].append(log, draft(log, regions[0]));
+        const retries = await Promise.all(transports.map((transport, i) => transport.append(log, { ...first, region: regions[i] })));
+        expect(retries.map((retry) => [retry.seq, retry.duplicate])).toEqual(transports.map(() => [original.seq, true]));
+        const stored = await transports[0].read(log, 0, 100);
+        expect(stored.events.filter((event) => event.event_id === first.event_id)).toHaveLength(1);
+        expect(stored.lastSeq).toBe(second.seq);
+      },
+      timeout,
+    );
 
-    it('G1: the same event_id in another room is another event', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      const a = globalLog(room('a'));
-      const b = globalLog(room('b'));
-      const id = randomUUID();
-      await transport.append(a, draft(a, regions[0], 1, id));
-      const inB = await transport.append(b, draft(b, regions[0], 2, id));
-      expect(inB.duplicate).toBe(false);
-      expect((await transport.read(b, 0, 10)).events.map((event) => event.event_id)).toEqual([id]);
-    }, timeout);
+    it(
+      'G1: the same event_id in another room is another event',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        const a = globalLog(room('a'));
+        const b = globalLog(room('b'));
+        const id = randomUUID();
+        await transport.append(a, draft(a, regions[0], 1, id));
+        const inB = await transport.append(b, draft(b, regions[0], 2, id));
+        expect(inB.duplicate).toBe(false);
+        expect((await transport.read(b, 0, 10)).events.map((event) => event.event_id)).toEqual([id]);
+      },
+      timeout,
+    );
 
-    it('stores envelopes unchanged (unicode, nested data, null)', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      const log = globalLog(room('round-trip'));
-      const values = [{ text: 'héllo 世界 👋', nested: { list: [1, 'two', { three: null }] } }, null, 'plain', 42];
-      const drafts = values.map((value) => draft(log, regions[0], value));
-      const written: number[] = [];
-      for (const item of drafts) written.push((await transport.append(log, item)).seq);
-      const { events } = await transport.read(log, 0, 10);
-      expect(events).toEqual(drafts.map((item, i) => ({ ...item, seq: written[i] })));
-    }, timeout);
+    it(
+      'stores envelopes unchanged (unicode, nested data, null)',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        const log = globalLog(room('round-trip'));
+        const values = [{ text: 'héllo 世界 👋', nested: { list: [1, 'two', { three: null }] } }, null, 'plain', 42];
+        const drafts = values.map((value) => draft(log, regions[0], value));
+        const written: number[] = [];
+        for (const item of drafts) written.push((await transport.append(log, item)).seq);
+        const { events } = await transport.read(log, 0, 10);
+        expect(events).toEqual(drafts.map((item, i) => ({ ...item, seq: written[i] })));
+      },
+      timeout,
+    );
 
-    it('reads after a position, in order, in pages, and reports the head', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      const log = globalLog(room('read'));
-      const empty = await transport.read(log, 0, 10);
-      expect(empty).toMatchObject({ events: [], truncated: false, lastSeq: 0 });
-      const written = await appendMany(transport, log, 7);
-      const page1 = await transport.read(log, written[1], 3);
-      const page2 = await transport.read(log, written[4], 3);
-      expect(seqs(page1.events)).toEqual(written.slice(2, 5));
-      expect(seqs(page2.events)).toEqual(written.slice(5));
-      expect(page1).toMatchObject({ truncated: false, lastSeq: written[6], epoch: empty.epoch });
-      expect(await transport.head(log)).toEqual({ epoch: empty.epoch, firstSeq: written[0], lastSeq: written[6] });
-      expect((await transport.read(log, written[6], 10)).events).toEqual([]);
-      expect(await transport.read(log, 0, 10)).toMatchObject({ truncated: false }); // nothing was removed
-    }, timeout);
+    it(
+      'reads after a position, in order, in pages, and reports the head',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        const log = globalLog(room('read'));
+        const empty = await transport.read(log, 0, 10);
+        expect(empty).toMatchObject({ events: [], truncated: false, lastSeq: 0 });
+        const written = await appendMany(transport, log, 7);
+        const page1 = await transport.read(log, written[1], 3);
+        const page2 = await transport.read(log, written[4], 3);
+        expect(seqs(page1.events)).toEqual(written.slice(2, 5));
+        expect(seqs(page2.events)).toEqual(written.slice(5));
+        expect(page1).toMatchObject({ truncated: false, lastSeq: written[6], epoch: empty.epoch });
+        expect(await transport.head(log)).toEqual({ epoch: empty.epoch, firstSeq: written[0], lastSeq: written[6] });
+        expect((await transport.read(log, written[6], 10)).events).toEqual([]);
+        expect(await transport.read(log, 0, 10)).toMatchObject({ truncated: false }); // nothing was removed
+      },
+      timeout,
+    );
 
-    it('G2: concurrent appends from every region form one order that every region reads', async () => {
-      const transports = await deploy();
-      const log = globalLog(room('order'));
-      const perRegion = 15;
-      const tails = transports.map(() => [] as GeoLoggedEnvelope[]);
-      await Promise.all(transports.map((transport, i) => transport.tail(log, 0, (event) => tails[i].push(event))));
-      await Promise.all(
-        transports.map(async (transport, i) => {
-          for (let n = 0; n < perRegion; n++) await transport.append(log, draft(log, regions[i], { region: regions[i], n }));
-        }),
-      );
-      const total = perRegion * transports.length;
-      await waitFor(() => tails.every((tail) => tail.length >= total), `${total} events on every tail`, timeout / 2);
-      const reads = await Promise.all(transports.map((transport) => transport.read(log, 0, 1000)));
-      const reference = reads[0].events;
-      expect(reference).toHaveLength(total);
-      expectLogOrder(seqs(reference));
-      for (const read of reads) expect(read.events).toEqual(reference);
-      for (const tail of tails) expect(tail).toEqual(reference);
-      for (const region of regions) {
-        const own = reference.filter((event) => event.region === region).map((event) => (event.data as { n: number }).n);
-        expect(own).toEqual(range(0, perRegion - 1)); // one region's sequential appends keep their order
-      }
-    }, timeout);
+    it(
+      'G2: concurrent appends from every region form one order that every region reads',
+      async () => {
+        const transports = await deploy();
+        const log = globalLog(room('order'));
+        const perRegion = 15;
+        const tails = transports.map(() => [] as GeoLoggedEnvelope[]);
+        await Promise.all(transports.map((transport, i) => transport.tail(log, 0, (event) => tails[i].push(event))));
+        await Promise.all(
+          transports.map(async (transport, i) => {
+            for (let n = 0; n < perRegion; n++) await transport.append(log, draft(log, regions[i], { region: regions[i], n }));
+          }),
+        );
+        const total = perRegion * transports.length;
+        await waitFor(() => tails.every((tail) => tail.length >= total), `${total} events on every tail`, timeout / 2);
+        const reads = await Promise.all(transports.map((transport) => transport.read(log, 0, 1000)));
+        const reference = reads[0].events;
+        expect(reference).toHaveLength(total);
+        expectLogOrder(seqs(reference));
+        for (const read of reads) expect(read.events).toEqual(reference);
+        for (const tail of tails) expect(tail).toEqual(reference);
+        for (const region of regions) {
+          const own = reference.filter((event) => event.region === region).map((event) => (event.data as { n: number }).n);
+          expect(own).toEqual(range(0, perRegion - 1)); // one region's sequential appends keep their order
+        }
+      },
+      timeout,
+    );
 
-    it('G3: a tail delivers stored events after its position, then live ones, none missing or repeated', async () => {
-      const [writer, reader] = await deploy({}, regions.slice(0, 2));
-      const log = globalLog(room('tail'));
-      const before = await appendMany(writer, log, 5);
-      const seen: GeoLoggedEnvelope[] = [];
-      const subscription = await reader.tail(log, before[1], (event) => seen.push(event));
-      const after = await appendMany(writer, log, 5);
-      await waitFor(() => seen.length >= 8, '8 events on the tail', timeout / 2);
-      expect(seqs(seen)).toEqual([...before.slice(2), ...after]);
-      await subscription.close();
-      await writer.append(log, draft(log, regions[0]));
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(seen).toHaveLength(8); // closed: nothing more arrives
-    }, timeout);
+    it(
+      'G3: a tail delivers stored events after its position, then live ones, none missing or repeated',
+      async () => {
+        const [writer, reader] = await deploy({}, regions.slice(0, 2));
+        const log = globalLog(room('tail'));
+        const before = await appendMany(writer, log, 5);
+        const seen: GeoLoggedEnvelope[] = [];
+        const subscription = await reader.tail(log, before[1], (event) => seen.push(event));
+        const after = await appendMany(writer, log, 5);
+        await waitFor(() => seen.length >= 8, '8 events on the tail', timeout / 2);
+        expect(seqs(seen)).toEqual([...before.slice(2), ...after]);
+        await subscription.close();
+        await writer.append(log, draft(log, regions[0]));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(seen).toHaveLength(8); // closed: nothing more arrives
+      },
+      timeout,
+    );
 
-    it('retention: past maxEvents a read is truncated and starts at the first retained event', async () => {
-      const [transport] = await deploy({ retention: { maxEvents: 5, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
-      const log = globalLog(room('retention'));
-      const written = await appendMany(transport, log, 12);
-      const fromStart = await transport.read(log, 0, 100);
-      expect(fromStart.truncated).toBe(true);
-      expect(seqs(fromStart.events)).toEqual(written.slice(7));
-      expect(await transport.read(log, written[2], 100)).toMatchObject({ truncated: true, lastSeq: written[11] });
-      expect(await transport.read(log, written[8], 100)).toMatchObject({ truncated: false, lastSeq: written[11] });
-      expect(await transport.head(log)).toMatchObject({ firstSeq: written[7], lastSeq: written[11] });
-    }, timeout);
+    it(
+      'retention: past maxEvents a read is truncated and starts at the first retained event',
+      async () => {
+        const [transport] = await deploy({ retention: { maxEvents: 5, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
+        const log = globalLog(room('retention'));
+        const written = await appendMany(transport, log, 12);
+        const fromStart = await transport.read(log, 0, 100);
+        expect(fromStart.truncated).toBe(true);
+        expect(seqs(fromStart.events)).toEqual(written.slice(7));
+        expect(await transport.read(log, written[2], 100)).toMatchObject({ truncated: true, lastSeq: written[11] });
+        expect(await transport.read(log, written[8], 100)).toMatchObject({ truncated: false, lastSeq: written[11] });
+        expect(await transport.head(log)).toMatchObject({ firstSeq: written[7], lastSeq: written[11] });
+      },
+      timeout,
+    );
 
-    it('retention: a tail from before the first retained event is refused as retryable (UNAVAILABLE, not INTERNAL)', async () => {
-      const [transport] = await deploy({ retention: { maxEvents: 3, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
-      const log = globalLog(room('tail-trimmed'));
-      const written = await appendMany(transport, log, 8);
-      await expect(transport.tail(log, 0, () => undefined)).rejects.toBeInstanceOf(GeoTransportUnavailableError);
-      const seen: GeoLoggedEnvelope[] = [];
-      await transport.tail(log, written[5], (event) => seen.push(event));
-      await waitFor(() => seen.length === 2, 'the retained events after the position', timeout / 2);
-      expect(seqs(seen)).toEqual(written.slice(6));
-    }, timeout);
+    it(
+      'retention: a tail from before the first retained event is refused as retryable (UNAVAILABLE, not INTERNAL)',
+      async () => {
+        const [transport] = await deploy({ retention: { maxEvents: 3, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
+        const log = globalLog(room('tail-trimmed'));
+        const written = await appendMany(transport, log, 8);
+        await expect(transport.tail(log, 0, () => undefined)).rejects.toBeInstanceOf(GeoTransportUnavailableError);
+        const seen: GeoLoggedEnvelope[] = [];
+        await transport.tail(log, written[5], (event) => seen.push(event));
+        await waitFor(() => seen.length === 2, 'the retained events after the position', timeout / 2);
+        expect(seqs(seen)).toEqual(written.slice(6));
+      },
+      timeout,
+    );
 
-    it('retention by age: expired events are gone and a read from before them is truncated', async () => {
-      const [transport] = await deploy({ dedupWindowMs: 500, retention: { maxEvents: 1000, maxAgeMs: 1000 } }, regions.slice(0, 1));
-      const log = globalLog(room('age'));
-      const old = await appendMany(transport, log, 3);
-      await new Promise((resolve) => setTimeout(resolve, 2500));
-      const [fresh] = await appendMany(transport, log, 1);
-      const fromStart = await transport.read(log, 0, 100);
-      expect(seqs(fromStart.events)).toEqual([fresh]);
-      expect(fromStart.truncated).toBe(true);
-      expect((await transport.read(log, old[0], 100)).truncated).toBe(true);
-      // Gap-free numbering proves nothing after the last expired event is missing.
-      if (options.gapFreeSeq) expect((await transport.read(log, old[2], 100)).truncated).toBe(false);
-    }, timeout);
+    it(
+      'retention by age: expired events are gone and a read from before them is truncated',
+      async () => {
+        const [transport] = await deploy({ dedupWindowMs: 500, retention: { maxEvents: 1000, maxAgeMs: 1000 } }, regions.slice(0, 1));
+        const log = globalLog(room('age'));
+        const old = await appendMany(transport, log, 3);
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        const [fresh] = await appendMany(transport, log, 1);
+        const fromStart = await transport.read(log, 0, 100);
+        expect(seqs(fromStart.events)).toEqual([fresh]);
+        expect(fromStart.truncated).toBe(true);
+        expect((await transport.read(log, old[0], 100)).truncated).toBe(true);
+        // Gap-free numbering proves nothing after the last expired event is missing.
+        if (options.gapFreeSeq) expect((await transport.read(log, old[2], 100)).truncated).toBe(false);
+      },
+      timeout,
+    );
 
-    it('deleteLog starts a new incarnation: another epoch (seq from 1 where gap-free)', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      const log = globalLog(room('epoch'));
-      const before = await transport.append(log, draft(log, regions[0]));
-      await transport.append(log, draft(log, regions[0]));
-      await transport.deleteLog(log);
-      const after = await transport.append(log, draft(log, regions[0]));
-      if (options.gapFreeSeq) expect(after.seq).toBe(1);
-      expect(after.epoch).not.toBe(before.epoch);
-      const reread = await transport.read(log, 0, 10);
-      expect(reread.epoch).toBe(after.epoch);
-      expect(seqs(reread.events)).toEqual([after.seq]);
-    }, timeout);
+    it(
+      'deleteLog starts a new incarnation: another epoch (seq from 1 where gap-free)',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        const log = globalLog(room('epoch'));
+        const before = await transport.append(log, draft(log, regions[0]));
+        await transport.append(log, draft(log, regions[0]));
+        await transport.deleteLog(log);
+        const after = await transport.append(log, draft(log, regions[0]));
+        if (options.gapFreeSeq) expect(after.seq).toBe(1);
+        expect(after.epoch).not.toBe(before.epoch);
+        const reread = await transport.read(log, 0, 10);
+        expect(reread.epoch).toBe(after.epoch);
+        expect(seqs(reread.events)).toEqual([after.seq]);
+      },
+      timeout,
+    );
 
-    it('a tail is told when its log is deleted, so no member waits on a dead incarnation', async () => {
-      const [writer, reader] = await deploy({}, regions.slice(0, 2));
-      const log = globalLog(room('deleted'));
-      const { seq } = await writer.append(log, draft(log, regions[0]));
-      const errors: Error[] = [];
-      await reader.tail(log, seq, () => undefined, (error) => errors.push(error));
-      await writer.deleteLog(log);
-      await waitFor(() => errors.length === 1, 'the tail to report the deleted log', timeout / 2);
-    }, timeout);
+    it(
+      'a tail is told when its log is deleted, so no member waits on a dead incarnation',
+      async () => {
+        const [writer, reader] = await deploy({}, regions.slice(0, 2));
+        const log = globalLog(room('deleted'));
+        const { seq } = await writer.append(log, draft(log, regions[0]));
+        const errors: Error[] = [];
+        await reader.tail(
+          log,
+          seq,
+          () => undefined,
+          (error) => errors.push(error),
+        );
+        await writer.deleteLog(log);
+        await waitFor(() => errors.length === 1, 'the tail to report the deleted log', timeout / 2);
+      },
+      timeout,
+    );
 
-    it('a log lost without notice: its tail fails before delivering any event of the new incarnation, which reads report as another epoch', async () => {
-      const [writer, reader] = await deploy({}, regions.slice(0, 2));
-      const cluster = clusters.at(-1)!;
-      if (!cluster.loseLog) return; // this broker cannot lose a log on its own
-      const log = globalLog(room('lost'));
-      const before = await appendMany(writer, log, 3);
-      const { epoch } = await reader.head(log);
-      const seen: GeoLoggedEnvelope[] = [];
-      const errors: Error[] = [];
-      await reader.tail(log, before.at(-1)!, (event) => seen.push(event), (error) => errors.push(error));
-      await cluster.loseLog(log);
-      // The new incarnation passes the tail's position at once: its events must not reach
-      // the tail as if they followed the lost ones.
-      const after: GeoEnvelopeDraft[] = [];
-      for (let i = 0; i < 8; i++) {
-        const event = draft(log, regions[0]);
-        await eventually(() => writer.append(log, event).then(() => true), 'an append to the new incarnation', timeout / 4);
-        after.push(event);
-      }
-      await waitFor(() => errors.length === 1, 'the tail to fail', timeout / 2);
-      await sleep(300);
-      expect(seen).toEqual([]);
-      // Every acked event of the new incarnation is readable, under an epoch that is not the lost one's.
-      await eventually(
-        async () => {
-          const read = await reader.read(log, 0, 100);
-          return read.epoch !== epoch && read.events.length === after.length;
-        },
-        'a read of the new incarnation',
-        timeout / 2,
-      );
-      const read = await reader.read(log, 0, 100);
-      expect(read.events.map((event) => event.event_id)).toEqual(after.map((event) => event.event_id));
-      expect((await writer.head(log)).epoch).toBe(read.epoch);
-    }, timeout);
+    it(
+      'a log lost without notice: its tail fails before delivering any event of the new incarnation, which reads report as another epoch',
+      async () => {
+        const [writer, reader] = await deploy({}, regions.slice(0, 2));
+        const cluster = clusters.at(-1)!;
+        if (!cluster.loseLog) return; // this broker cannot lose a log on its own
+        const log = globalLog(room('lost'));
+        const before = await appendMany(writer, log, 3);
+        const { epoch } = await reader.head(log);
+        const seen: GeoLoggedEnvelope[] = [];
+        const errors: Error[] = [];
+        await reader.tail(
+          log,
+          before.at(-1)!,
+          (event) => seen.push(event),
+          (error) => errors.push(error),
+        );
+        await cluster.loseLog(log);
+        // The new incarnation passes the tail's position at once: its events must not reach
+        // the tail as if they followed the lost ones.
+        const after: GeoEnvelopeDraft[] = [];
+        for (let i = 0; i < 8; i++) {
+          const event = draft(log, regions[0]);
+          await eventually(() => writer.append(log, event).then(() => true), 'an append to the new incarnation', timeout / 4);
+          after.push(event);
+        }
+        await waitFor(() => errors.length === 1, 'the tail to fail', timeout / 2);
+        await sleep(300);
+        expect(seen).toEqual([]);
+        // Every acked event of the new incarnation is readable, under an epoch that is not the lost one's.
+        await eventually(
+          async () => {
+            const read = await reader.read(log, 0, 100);
+            return read.epoch !== epoch && read.events.length === after.length;
+          },
+          'a read of the new incarnation',
+          timeout / 2,
+        );
+        const read = await reader.read(log, 0, 100);
+        expect(read.events.map((event) => event.event_id)).toEqual(after.map((event) => event.event_id));
+        expect((await writer.head(log)).epoch).toBe(read.epoch);
+      },
+      timeout,
+    );
 
-    it('a log with no events keeps the epoch it was read with through its first append, for its readers and its tails', async () => {
-      const [writer, reader] = await deploy({}, regions.slice(0, 2));
-      const log = globalLog(room('first'));
-      const read = await reader.read(log, 0, 10);
-      expect(read).toMatchObject({ events: [], truncated: false, lastSeq: 0 });
-      expect((await writer.head(log)).epoch).toBe(read.epoch);
-      const seen: GeoLoggedEnvelope[] = [];
-      const errors: Error[] = [];
-      await reader.tail(log, 0, (event) => seen.push(event), (error) => errors.push(error));
-      const first = await writer.append(log, draft(log, regions[0]));
-      expect(first.epoch).toBe(read.epoch);
-      await waitFor(() => seen.length === 1, 'the first event on the tail', timeout / 2);
-      expect(errors).toEqual([]);
-      expect((await reader.head(log)).epoch).toBe(read.epoch);
-    }, timeout);
+    it(
+      'a log with no events keeps the epoch it was read with through its first append, for its readers and its tails',
+      async () => {
+        const [writer, reader] = await deploy({}, regions.slice(0, 2));
+        const log = globalLog(room('first'));
+        const read = await reader.read(log, 0, 10);
+        expect(read).toMatchObject({ events: [], truncated: false, lastSeq: 0 });
+        expect((await writer.head(log)).epoch).toBe(read.epoch);
+        const seen: GeoLoggedEnvelope[] = [];
+        const errors: Error[] = [];
+        await reader.tail(
+          log,
+          0,
+          (event) => seen.push(event),
+          (error) => errors.push(error),
+        );
+        const first = await writer.append(log, draft(log, regions[0]));
+        expect(first.epoch).toBe(read.epoch);
+        await waitFor(() => seen.length === 1, 'the first event on the tail', timeout / 2);
+        expect(errors).toEqual([]);
+        expect((await reader.head(log)).epoch).toBe(read.epoch);
+      },
+      timeout,
+    );
 
-    it('room ids with broker-special characters are separate logs: none can read or write another', async () => {
-      const [writer, reader] = await deploy({}, regions.slice(0, 2));
-      const base = room('hostile');
-      const names = ['', '.b', '.*', '.>', '>', '*', ':b', '{x}', '{x}:b', '|b', '%7Cb', '\\', '/b', '..', '.'].map((suffix) => `${base}${suffix}`);
-      const wildcards = [`${base}.>`, `${base}.*`, `${base}*`, `${base}>`];
-      const seen = new Map<string, GeoLoggedEnvelope[]>();
-      for (const name of wildcards) {
-        const events: GeoLoggedEnvelope[] = [];
-        seen.set(name, events);
-        await reader.tail(globalLog(name), 0, (event) => events.push(event));
-      }
-      for (const name of new Set(names)) await writer.append(globalLog(name), draft(globalLog(name), regions[0], { name }));
-      for (const name of new Set(names)) {
-        const { events } = await reader.read(globalLog(name), 0, 100);
-        expect(events.map((event) => (event.data as { name: string }).name)).toEqual([name]);
-      }
-      await waitFor(() => wildcards.every((name) => seen.get(name)!.length >= 1), 'each wildcard-looking room to get its own event', timeout / 2);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      for (const name of wildcards) expect(seen.get(name)!.map((event) => event.room_id)).toEqual([name]);
-    }, timeout);
+    it(
+      'room ids with broker-special characters are separate logs: none can read or write another',
+      async () => {
+        const [writer, reader] = await deploy({}, regions.slice(0, 2));
+        const base = room('hostile');
+        const names = ['', '.b', '.*', '.>', '>', '*', ':b', '{x}', '{x}:b', '|b', '%7Cb', '\\', '/b', '..', '.'].map(
+          (suffix) => `${base}${suffix}`,
+        );
+        const wildcards = [`${base}.>`, `${base}.*`, `${base}*`, `${base}>`];
+        const seen = new Map<string, GeoLoggedEnvelope[]>();
+        for (const name of wildcards) {
+          const events: GeoLoggedEnvelope[] = [];
+          seen.set(name, events);
+          await reader.tail(globalLog(name), 0, (event) => events.push(event));
+        }
+        for (const name of new Set(names)) await writer.append(globalLog(name), draft(globalLog(name), regions[0], { name }));
+        for (const name of new Set(names)) {
+          const { events } = await reader.read(globalLog(name), 0, 100);
+          expect(events.map((event) => (event.data as { name: string }).name)).toEqual([name]);
+        }
+        await waitFor(
+          () => wildcards.every((name) => seen.get(name)!.length >= 1),
+          'each wildcard-looking room to get its own event',
+          timeout / 2,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        for (const name of wildcards) expect(seen.get(name)!.map((event) => event.room_id)).toEqual([name]);
+      },
+      timeout,
+    );
 
-    it('G5: global and regional logs of one room are separate logs', async () => {
-      const [transport] = await deploy({}, regions.slice(0, 1));
-      const name = room('scoped');
-      const global = globalLog(name);
-      const regional = regionalLog(name, regions[0]);
-      await transport.append(global, draft(global, regions[0]));
-      await transport.append(global, draft(global, regions[0]));
-      const local = await transport.append(regional, draft(regional, regions[0]));
-      if (options.gapFreeSeq) expect(local.seq).toBe(1);
-      expect(seqs((await transport.read(regional, 0, 10)).events)).toEqual([local.seq]);
-      expect((await transport.read(global, 0, 10)).events).toHaveLength(2);
-    }, timeout);
+    it(
+      'G5: global and regional logs of one room are separate logs',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        const name = room('scoped');
+        const global = globalLog(name);
+        const regional = regionalLog(name, regions[0]);
+        await transport.append(global, draft(global, regions[0]));
+        await transport.append(global, draft(global, regions[0]));
+        const local = await transport.append(regional, draft(regional, regions[0]));
+        if (options.gapFreeSeq) expect(local.seq).toBe(1);
+        expect(seqs((await transport.read(regional, 0, 10)).events)).toEqual([local.seq]);
+        expect((await transport.read(global, 0, 10)).events).toHaveLength(2);
+      },
+      timeout,
+    );
 
-    it('G5: ephemeral events reach every region and are not stored', async () => {
-      const transports = await deploy();
-      const log = globalLog(room('ephemeral'));
-      const received = transports.map(() => [] as GeoEnvelopeDraft[]);
-      await Promise.all(transports.map((transport, i) => transport.subscribeEphemeral(log, (event) => received[i].push(event))));
-      const typing = draft(log, regions[0], { typing: true });
-      await transports[0].publishEphemeral(log, typing);
-      await waitFor(() => received.every((list) => list.length === 1), 'the ephemeral event in every region', timeout / 2);
-      for (const list of received) expect(list[0]).toEqual(typing);
-      expect((await transports[1].read(log, 0, 10)).events).toEqual([]);
-    }, timeout);
+    it(
+      'G5: ephemeral events reach every region and are not stored',
+      async () => {
+        const transports = await deploy();
+        const log = globalLog(room('ephemeral'));
+        const received = transports.map(() => [] as GeoEnvelopeDraft[]);
+        await Promise.all(transports.map((transport, i) => transport.subscribeEphemeral(log, (event) => received[i].push(event))));
+        const typing = draft(log, regions[0], { typing: true });
+        await transports[0].publishEphemeral(log, typing);
+        await waitFor(() => received.every((list) => list.length === 1), 'the ephemeral event in every region', timeout / 2);
+        for (const list of received) expect(list[0]).toEqual(typing);
+        expect((await transports[1].read(log, 0, 10)).events).toEqual([]);
+      },
+      timeout,
+    );
 
-    it('G6 state: a session saved in one region is read in another, and expires', async () => {
-      const [eu, us] = await deploy({}, regions.slice(0, 2));
-      const id = `s-${randomUUID()}`;
-      const session = { sender: 'alice', rooms: { lobby: { seq: 7, epoch: 'e1' }, 'team.a:b': { seq: 2, epoch: 'e2' } }, updatedAt: 1 };
-      await eu.state.putSession(id, session, 60_000);
-      expect(await us.state.getSession(id)).toEqual(session);
-      await us.state.deleteSession(id);
-      expect(await eu.state.getSession(id)).toBeNull();
-      await eu.state.putSession(id, session, 300);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(await us.state.getSession(id)).toBeNull();
-    }, timeout);
+    it(
+      'G6 state: a session saved in one region is read in another, and expires',
+      async () => {
+        const [eu, us] = await deploy({}, regions.slice(0, 2));
+        const id = `s-${randomUUID()}`;
+        const session = { sender: 'alice', rooms: { lobby: { seq: 7, epoch: 'e1' }, 'team.a:b': { seq: 2, epoch: 'e2' } }, updatedAt: 1 };
+        await eu.state.putSession(id, session, 60_000);
+        expect(await us.state.getSession(id)).toEqual(session);
+        await us.state.deleteSession(id);
+        expect(await eu.state.getSession(id)).toBeNull();
+        await eu.state.putSession(id, session, 300);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await us.state.getSession(id)).toBeNull();
+      },
+      timeout,
+    );
 
-    it('G6 state: a token revoked in one region is revoked in every region until it expires', async () => {
-      const transports = await deploy();
-      const id = `jti-${randomUUID()}`;
-      const short = `jti-${randomUUID()}`;
-      expect(await transports[1].state.isRevoked(id)).toBe(false);
-      await transports[0].state.revoke(id, Date.now() + 60_000);
-      await transports[0].state.revoke(short, Date.now() + 300);
-      for (const transport of transports) expect(await transport.state.isRevoked(id)).toBe(true);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(await transports[2].state.isRevoked(short)).toBe(false);
-    }, timeout);
+    it(
+      'G6 state: a token revoked in one region is revoked in every region until it expires',
+      async () => {
+        const transports = await deploy();
+        const id = `jti-${randomUUID()}`;
+        const short = `jti-${randomUUID()}`;
+        expect(await transports[1].state.isRevoked(id)).toBe(false);
+        await transports[0].state.revoke(id, Date.now() + 60_000);
+        await transports[0].state.revoke(short, Date.now() + 300);
+        for (const transport of transports) expect(await transport.state.isRevoked(id)).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await transports[2].state.isRevoked(short)).toBe(false);
+      },
+      timeout,
+    );
 
-    it('G6 state: presence spans regions, expires without heartbeats and can be removed', async () => {
-      const transports = await deploy();
-      const name = room('presence');
-      await transports[0].state.touchPresence(name, { id: 'c1', sender: 'alice', region: regions[0] }, 60_000);
-      await transports[1].state.touchPresence(name, { id: 'c2', sender: 'bob', region: regions[1] }, 300);
-      await transports[2].state.touchPresence(room('other'), { id: 'c3', sender: 'carol', region: regions[2] }, 60_000);
-      const byId = (members: { id: string }[]) => [...members].sort((a, b) => a.id.localeCompare(b.id));
-      expect(byId(await transports[2].state.presence(name))).toEqual([
-        { id: 'c1', sender: 'alice', region: regions[0] },
-        { id: 'c2', sender: 'bob', region: regions[1] },
-      ]);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(await transports[0].state.presence(name)).toEqual([{ id: 'c1', sender: 'alice', region: regions[0] }]);
-      await transports[1].state.removePresence(name, 'c1');
-      expect(await transports[2].state.presence(name)).toEqual([]);
-    }, timeout);
+    it(
+      'G6 state: presence spans regions, expires without heartbeats and can be removed',
+      async () => {
+        const transports = await deploy();
+        const name = room('presence');
+        await transports[0].state.touchPresence(name, { id: 'c1', sender: 'alice', region: regions[0] }, 60_000);
+        await transports[1].state.touchPresence(name, { id: 'c2', sender: 'bob', region: regions[1] }, 300);
+        await transports[2].state.touchPresence(room('other'), { id: 'c3', sender: 'carol', region: regions[2] }, 60_000);
+        const byId = (members: { id: string }[]) => [...members].sort((a, b) => a.id.localeCompare(b.id));
+        expect(byId(await transports[2].state.presence(name))).toEqual([
+          { id: 'c1', sender: 'alice', region: regions[0] },
+          { id: 'c2', sender: 'bob', region: regions[1] },
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await transports[0].state.presence(name)).toEqual([{ id: 'c1', sender: 'alice', region: regions[0] }]);
+        await transports[1].state.removePresence(name, 'c1');
+        expect(await transports[2].state.presence(name)).toEqual([]);
+      },
+      timeout,
+    );
 
-    it('close() stops tails and is idempotent', async () => {
-      const [writer, reader] = await deploy({}, regions.slice(0, 2));
-      const log = globalLog(room('close'));
-      const seen: GeoLoggedEnvelope[] = [];
-      await reader.tail(log, 0, (event) => seen.push(event));
-      await writer.append(log, draft(log, regions[0]));
-      await waitFor(() => seen.length === 1, 'the first event', timeout / 2);
-      await reader.close();
-      await reader.close();
-      expect(reader.isReady()).toBe(false);
-      await writer.append(log, draft(log, regions[0]));
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(seen).toHaveLength(1);
-    }, timeout);
+    it(
+      'close() stops tails and is idempotent',
+      async () => {
+        const [writer, reader] = await deploy({}, regions.slice(0, 2));
+        const log = globalLog(room('close'));
+        const seen: GeoLoggedEnvelope[] = [];
+        await reader.tail(log, 0, (event) => seen.push(event));
+        await writer.append(log, draft(log, regions[0]));
+        await waitFor(() => seen.length === 1, 'the first event', timeout / 2);
+        await reader.close();
+        await reader.close();
+        expect(reader.isReady()).toBe(false);
+        await writer.append(log, draft(log, regions[0]));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(seen).toHaveLength(1);
+      },
+      timeout,
+    );
   });
 }

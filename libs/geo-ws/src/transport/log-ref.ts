@@ -3,8 +3,7 @@
  * events of `scope: 'regional'` handlers, one log per region that never leaves it (G5).
  */
 export type LogRef =
-  | { readonly room: string; readonly scope: 'global' }
-  | { readonly room: string; readonly scope: 'regional'; readonly region: string };
+  { readonly room: string; readonly scope: 'global' } | { readonly room: string; readonly scope: 'regional'; readonly region: string };
 
 export function globalLog(room: string): LogRef {
   return { room, scope: 'global' };

@@ -17,7 +17,15 @@ describeTransportContract('memory with 30 ms between regions', {
 
 describe('memory transport: rooms only read leave nothing behind', () => {
   const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 100, maxAgeMs: 3_600_000 } };
-  const draft = (room: string) => ({ event_id: randomUUID(), room_id: room, type: 't.e', sender: 's', timestamp: new Date().toISOString(), region: 'eu', data: null });
+  const draft = (room: string) => ({
+    event_id: randomUUID(),
+    room_id: room,
+    type: 't.e',
+    sender: 's',
+    timestamp: new Date().toISOString(),
+    region: 'eu',
+    data: null,
+  });
   const held = (network: MemoryNetwork) => (network as unknown as { logs: Map<string, unknown> }).logs.size;
 
   it('1,000 rooms read and tailed, then left, hold no log; a room that got an event keeps it and its epoch', async () => {

@@ -90,7 +90,12 @@ export class MemoryTransport implements GeoTransport {
     return head;
   }
 
-  tail(ref: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription> {
+  tail(
+    ref: LogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<Subscription> {
     return settle(() => this.openTail(ref, afterSeq, onEvent, onError));
   }
 
@@ -120,7 +125,12 @@ export class MemoryTransport implements GeoTransport {
     });
   }
 
-  private openTail(ref: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Subscription {
+  private openTail(
+    ref: LogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Subscription {
     this.assertUsable();
     const log = this.logOf(ref);
     const delay = this.network.delay(this.network.homeOf(ref), this.context.region);

@@ -29,6 +29,8 @@ export async function loadNats(): Promise<NatsModules> {
     ]);
     return { core, jetstream, kv };
   } catch (error) {
-    throw new GeoConfigError(`natsTransport needs the NATS client: npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv (${error instanceof Error ? error.message : String(error)})`);
+    throw new GeoConfigError(
+      `natsTransport needs the NATS client: npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
 }

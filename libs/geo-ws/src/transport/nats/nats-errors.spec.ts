@@ -54,9 +54,12 @@ describe('NATS errors: what reaches clients as UNAVAILABLE (retryable) and what 
     const notAnswering = Object.assign(new Error('jetstream is not enabled'), { name: 'JetStreamNotEnabled' });
     expect(setUpError(nats, 'the JetStream context', notAnswering).message).toMatch(/nats-server -js/);
     expect(setUpError(nats, 'the JetStream context', notAnswering)).toBeInstanceOf(GeoTransportUnavailableError);
-    const disabled = Object.assign(new Error('jetstream not enabled for account', { cause: apiError(JetStreamApiCodes.JetStreamNotEnabledForAccount, 503) }), {
-      name: 'JetStreamNotEnabled',
-    });
+    const disabled = Object.assign(
+      new Error('jetstream not enabled for account', { cause: apiError(JetStreamApiCodes.JetStreamNotEnabledForAccount, 503) }),
+      {
+        name: 'JetStreamNotEnabled',
+      },
+    );
     expect(setUpError(nats, 'the JetStream context', disabled)).toBeInstanceOf(GeoConfigError);
   });
 

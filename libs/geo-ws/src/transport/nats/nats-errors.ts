@@ -74,14 +74,20 @@ export function setUpError(nats: NatsModules, what: string, error: unknown): Err
   // account without JetStream, a refusal, and for no responders: a server without
   // JetStream, or one not ready yet.
   if (error instanceof Error && error.name === 'JetStreamNotEnabled') {
-    if (error.cause instanceof nats.jetstream.JetStreamApiError) return new GeoConfigError(`natsTransport: ${detail}; enable JetStream for the account the app connects with`);
-    return new GeoTransportUnavailableError(`${detail} (JetStream does not answer: is it enabled on the servers, e.g. nats-server -js?)`, { cause: error });
+    if (error.cause instanceof nats.jetstream.JetStreamApiError)
+      return new GeoConfigError(`natsTransport: ${detail}; enable JetStream for the account the app connects with`);
+    return new GeoTransportUnavailableError(`${detail} (JetStream does not answer: is it enabled on the servers, e.g. nats-server -js?)`, {
+      cause: error,
+    });
   }
   if (!(error instanceof nats.jetstream.JetStreamApiError)) return new GeoTransportUnavailableError(detail, { cause: error });
   if (error.code === NO_PEERS) {
-    return new GeoTransportUnavailableError(`${detail} (a cluster still forming, a server down, or more replicas or another cluster than the servers have: check the replicas, homeCluster and regionalCluster options)`, {
-      cause: error,
-    });
+    return new GeoTransportUnavailableError(
+      `${detail} (a cluster still forming, a server down, or more replicas or another cluster than the servers have: check the replicas, homeCluster and regionalCluster options)`,
+      {
+        cause: error,
+      },
+    );
   }
   if (isTransientApiError(nats, error)) return new GeoTransportUnavailableError(detail, { cause: error });
   return new GeoConfigError(`natsTransport: ${detail}; ${fixOf(error.code)}`);

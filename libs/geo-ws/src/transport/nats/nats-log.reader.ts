@@ -141,7 +141,7 @@ export class NatsLogReader {
   /** Direct gets of a log's next message from `from` on, until `take` has what it needs or the log ends. */
   private async fetchDirect(log: LogRef, from: number, take: (message: LogMessage) => boolean): Promise<void> {
     const { jsm, nats } = this.clients();
-    for (let next = from; ; ) {
+    for (let next = from; ;) {
       const message = await jsm.direct
         .getMessage(this.names.stream(log), { seq: next, next_by_subj: this.names.subject(log) })
         .catch((error: unknown) => Promise.reject(unavailable(nats, error)));

@@ -17,7 +17,9 @@ export class NatsNames {
 
   constructor(readonly namespace: string) {
     if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(namespace)) {
-      throw new GeoConfigError(`natsTransport: namespace must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit; got ${JSON.stringify(namespace)}`);
+      throw new GeoConfigError(
+        `natsTransport: namespace must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit; got ${JSON.stringify(namespace)}`,
+      );
     }
     this.prefix = `geows.${namespace}`;
     this.globalStream = `GEOWS_${namespace.toUpperCase()}`;

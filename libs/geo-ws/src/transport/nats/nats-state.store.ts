@@ -53,7 +53,9 @@ export class NatsStateStore implements GeoStateStore {
 
   async touchPresence(room: string, member: GeoPresenceMember, ttlMs: number): Promise<void> {
     assertStateId('member id', member.id);
-    await this.run(({ presence }) => presence.put(`${roomToken(room)}.${member.id}`, encode({ value: member, expiresAt: Date.now() + ttlMs })));
+    await this.run(({ presence }) =>
+      presence.put(`${roomToken(room)}.${member.id}`, encode({ value: member, expiresAt: Date.now() + ttlMs })),
+    );
   }
 
   async removePresence(room: string, memberId: string): Promise<void> {

@@ -36,7 +36,12 @@ export class NatsTails {
    * cannot start fails its caller; later failures (broker restarts, a lost consumer host,
    * leader elections) are healed by the tail itself.
    */
-  async open(log: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription> {
+  async open(
+    log: LogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<Subscription> {
     const { js, nats } = this.clients();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);

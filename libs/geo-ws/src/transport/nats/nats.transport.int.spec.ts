@@ -42,7 +42,15 @@ describe('NATS transport specifics', () => {
   it('a recreated stream is a new epoch, so no client resumes old positions against new history', async () => {
     const namespace = `t${randomUUID().slice(0, 8)}`;
     const log = { room: 'lobby', scope: 'global' } as const;
-    const draft = () => ({ event_id: randomUUID(), room_id: 'lobby', type: 't.e', sender: 's', timestamp: new Date().toISOString(), region: 'eu', data: null });
+    const draft = () => ({
+      event_id: randomUUID(),
+      room_id: 'lobby',
+      type: 't.e',
+      sender: 's',
+      timestamp: new Date().toISOString(),
+      region: 'eu',
+      data: null,
+    });
     const before = natsTransport({ servers, namespace })(context) as NatsTransport;
     await before.connect();
     const old = await before.append(log, draft());
@@ -76,7 +84,11 @@ describe('NATS transport specifics', () => {
   });
 
   it('fails with a clear message when the server is unreachable', async () => {
-    const transport = (await natsTransport({ servers: 'nats://127.0.0.1:1', namespace: 'unreachable', connection: { maxReconnectAttempts: 0, timeout: 500 } })(context));
+    const transport = await natsTransport({
+      servers: 'nats://127.0.0.1:1',
+      namespace: 'unreachable',
+      connection: { maxReconnectAttempts: 0, timeout: 500 },
+    })(context);
     await expect(transport.connect()).rejects.toThrow(/cannot reach NATS/);
     await expect(transport.connect()).rejects.toBeInstanceOf(GeoTransportUnavailableError);
     expect(transport.isReady()).toBe(false);

@@ -139,7 +139,12 @@ export class NatsTransport implements GeoTransport {
     return this.reads.head(log);
   }
 
-  tail(log: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription> {
+  tail(
+    log: LogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<Subscription> {
     return this.tails.open(log, afterSeq, onEvent, onError);
   }
 
@@ -214,7 +219,9 @@ export class NatsTransport implements GeoTransport {
         ...this.options.connection,
       })
       .catch((error: unknown) => {
-        throw new GeoTransportUnavailableError(`cannot reach NATS: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        throw new GeoTransportUnavailableError(`cannot reach NATS: ${error instanceof Error ? error.message : String(error)}`, {
+          cause: error,
+        });
       });
     this.nc = nc;
     this.connected = true;

@@ -6,6 +6,8 @@ export async function loadRedis(): Promise<typeof IoRedis> {
   try {
     return await import('ioredis');
   } catch (error) {
-    throw new GeoConfigError(`redisTransport needs ioredis: npm install ioredis (${error instanceof Error ? error.message : String(error)})`);
+    throw new GeoConfigError(
+      `redisTransport needs ioredis: npm install ioredis (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
 }

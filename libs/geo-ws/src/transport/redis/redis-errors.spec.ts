@@ -37,6 +37,8 @@ describe('Redis errors: what reaches clients as UNAVAILABLE (retryable) and what
     expect(() => new RedisKeys('Not Valid')).toThrow(GeoConfigError);
     expect(() => redisTransport({})(context)).toThrow(/exactly one of primary .* and cluster/);
     expect(() => redisTransport({ cluster: { nodes: [] }, replica: 'redis://r:6379' })(context)).toThrow(GeoConfigError);
-    expect(() => redisTransport({ primary: 'redis://p:6379', emptyLogTtlMs: 10 })(context)).toThrow(/emptyLogTtlMs must be an integer of at least 10000/);
+    expect(() => redisTransport({ primary: 'redis://p:6379', emptyLogTtlMs: 10 })(context)).toThrow(
+      /emptyLogTtlMs must be an integer of at least 10000/,
+    );
   });
 });

@@ -13,7 +13,9 @@ function encode(value: string): string {
 export class RedisKeys {
   constructor(readonly namespace: string) {
     if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(namespace)) {
-      throw new GeoConfigError(`redisTransport: namespace must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit; got ${JSON.stringify(namespace)}`);
+      throw new GeoConfigError(
+        `redisTransport: namespace must be 1-32 lower-case letters, digits, "_" or "-", starting with a letter or digit; got ${JSON.stringify(namespace)}`,
+      );
     }
   }
 

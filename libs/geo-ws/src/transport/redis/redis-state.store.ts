@@ -67,7 +67,12 @@ export class RedisStateStore implements GeoStateStore {
     return this.run(async (redis) => {
       const now = Date.now();
       const stale = await redis.zrangebyscore(expiries, '-inf', now);
-      if (stale.length > 0) await redis.multi().zrem(expiries, ...stale).hdel(members, ...stale).exec();
+      if (stale.length > 0)
+        await redis
+          .multi()
+          .zrem(expiries, ...stale)
+          .hdel(members, ...stale)
+          .exec();
       const ids = await redis.zrangebyscore(expiries, now, '+inf');
       if (ids.length === 0) return [];
       const values = await redis.hmget(members, ...ids);

@@ -20,7 +20,15 @@ import { unavailable } from './redis-errors.js';
 import { RedisKeys } from './redis-keys.js';
 import { APPEND_SCRIPT, CHECK_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
 import { RedisStateStore } from './redis-state.store.js';
-import { parseEntries, RedisStreamReader, splitEpoch, type LiveReader, type ReadSource, type StreamEntries, type StreamTail } from './redis-stream.reader.js';
+import {
+  parseEntries,
+  RedisStreamReader,
+  splitEpoch,
+  type LiveReader,
+  type ReadSource,
+  type StreamEntries,
+  type StreamTail,
+} from './redis-stream.reader.js';
 import { RedisWakeReader } from './redis-wake.reader.js';
 import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
 
@@ -94,16 +102,22 @@ export class RedisTransport implements GeoTransport {
     private readonly context: GeoTransportContext,
   ) {
     if (!options.primary === !options.cluster) {
-      throw new GeoConfigError('redisTransport: set exactly one of primary (a URL, ioredis options or Sentinel) and cluster (startup nodes)');
+      throw new GeoConfigError(
+        'redisTransport: set exactly one of primary (a URL, ioredis options or Sentinel) and cluster (startup nodes)',
+      );
     }
     if (options.cluster && options.replica) {
-      throw new GeoConfigError('redisTransport: remove replica, which does not apply to cluster mode (Redis Cluster reads from its own replicas)');
+      throw new GeoConfigError(
+        'redisTransport: remove replica, which does not apply to cluster mode (Redis Cluster reads from its own replicas)',
+      );
     }
     this.keys = new RedisKeys(options.namespace ?? 'geo');
     this.emptyLogTtlMs = options.emptyLogTtlMs ?? EMPTY_LOG_TTL_MS;
     // Live checks extend a meta once half of this is left: that half must span several checks.
     if (!Number.isInteger(this.emptyLogTtlMs) || this.emptyLogTtlMs < 5 * EPOCH_CHECK_INTERVAL_MS) {
-      throw new GeoConfigError(`redisTransport: emptyLogTtlMs must be an integer of at least ${5 * EPOCH_CHECK_INTERVAL_MS}, got ${String(options.emptyLogTtlMs)}`);
+      throw new GeoConfigError(
+        `redisTransport: emptyLogTtlMs must be an integer of at least ${5 * EPOCH_CHECK_INTERVAL_MS}, got ${String(options.emptyLogTtlMs)}`,
+      );
     }
     this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
     this.reader = new RedisStreamReader(() => this.readSource());
@@ -257,7 +271,8 @@ export class RedisTransport implements GeoTransport {
       // Fail fast while disconnected (no offline queue): an append during an outage must
       // answer UNAVAILABLE now, not after a reconnect.
       const base: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000 };
-      const client = typeof endpoint === 'string' ? new RedisClient(endpoint, base) : new RedisClient({ ...base, ...(endpoint as RedisOptions) });
+      const client =
+        typeof endpoint === 'string' ? new RedisClient(endpoint, base) : new RedisClient({ ...base, ...(endpoint as RedisOptions) });
       this.clients.add(client);
       client.on('error', (error: Error) => this.logger.debug(`redis ${role}: ${error.message}`));
       client.on('ready', () => this.clientIds.delete(client));
@@ -279,10 +294,13 @@ export class RedisTransport implements GeoTransport {
       this.clients.add(client as unknown as Redis);
       client.on('error', (error: Error) => this.logger.debug(`redis ${role}: ${error.message}`));
       const timeout = setTimeout(() => client.disconnect(), 10_000); // a cluster that never forms
-      await client.connect().finally(() => clearTimeout(timeout)).catch((error: unknown) => {
-        client.disconnect();
-        throw new GeoTransportUnavailableError(`cannot reach the Redis cluster: ${(error as Error).message}`, { cause: error });
-      });
+      await client
+        .connect()
+        .finally(() => clearTimeout(timeout))
+        .catch((error: unknown) => {
+          client.disconnect();
+          throw new GeoTransportUnavailableError(`cannot reach the Redis cluster: ${(error as Error).message}`, { cause: error });
+        });
       // The same commands as a single connection for everything geo-ws sends (one slot each).
       return client as unknown as Redis;
     };
@@ -295,7 +313,11 @@ export class RedisTransport implements GeoTransport {
       this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
       await this.subscriber.subscribe(this.keys.resets());
       this.wakeSubscriber = await connectCluster('live reader');
-      this.reader = new RedisWakeReader(() => this.requirePrimary(), this.wakeSubscriber, (key) => this.keys.wake(key));
+      this.reader = new RedisWakeReader(
+        () => this.requirePrimary(),
+        this.wakeSubscriber,
+        (key) => this.keys.wake(key),
+      );
       this.timers.push(setInterval(() => void this.checkEpochs(), EPOCH_CHECK_INTERVAL_MS));
       for (const timer of this.timers) timer.unref();
       return;
@@ -305,7 +327,14 @@ export class RedisTransport implements GeoTransport {
     this.primary = primary;
     this.replicationId = await this.fetchReplicationId(primary);
     // Reconnected: maybe to a restarted or promoted primary, under another replication id.
-    primary.on('ready', () => void this.fetchReplicationId(primary).then((id) => (this.replicationId = id), () => undefined));
+    primary.on(
+      'ready',
+      () =>
+        void this.fetchReplicationId(primary).then(
+          (id) => (this.replicationId = id),
+          () => undefined,
+        ),
+    );
     this.primaryBlocking = await connect(this.options.primary!, 'primary reader');
     this.subscriber = await connect(this.options.primary!, 'subscriber');
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
@@ -399,7 +428,9 @@ export class RedisTransport implements GeoTransport {
       this.replicaHealthy = false;
     }
     if (wasHealthy !== this.replicaHealthy) {
-      this.logger.warn(`region "${this.context.region}" now reads from its ${this.replicaHealthy ? 'replica' : 'primary (replica down or lagging)'}`);
+      this.logger.warn(
+        `region "${this.context.region}" now reads from its ${this.replicaHealthy ? 'replica' : 'primary (replica down or lagging)'}`,
+      );
     }
   }
 
@@ -486,7 +517,9 @@ export class RedisTransport implements GeoTransport {
       if (logEpoch === null) logEpoch = await this.requirePrimary().geoEpoch(meta, randomUUID(), this.emptyLogTtlMs);
       else if (ttl > 0 && ttl < this.emptyLogTtlMs / 2) {
         // Read again while it has no events: its epoch lives on (once per half of its life).
-        void this.requirePrimary().geoEpoch(meta, randomUUID(), this.emptyLogTtlMs).catch(() => undefined);
+        void this.requirePrimary()
+          .geoEpoch(meta, randomUUID(), this.emptyLogTtlMs)
+          .catch(() => undefined);
       }
       const events = afterSeq === undefined ? [] : parseEntries(results[3][1] as StreamEntries);
       return { epoch: `${logEpoch}.${replicationId}`, firstSeq, lastSeq, events };
@@ -498,7 +531,6 @@ export class RedisTransport implements GeoTransport {
   private fullEpoch(epoch: string): string {
     return `${epoch}.${this.replicationId}`;
   }
-
 }
 
 /** One consistent read of a log (see `RedisTransport.snapshot`). */
