@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { SignJWT } from 'jose';
 import { GeoClient, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
 import { globalLog, redisTransport, type GeoTransport } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
@@ -9,23 +8,15 @@ import { freePort } from './support/free-port.js';
 import { testNamespace } from './support/nats-namespace.js';
 import { startReplicated, waitForLink } from './support/redis-servers.js';
 import { RegionProcess } from './support/region-process.js';
+import { signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
 
 const REGIONS = ['asia', 'eu', 'us'];
 const SECRET = 'redis-data-loss-secret-long-enough-for-hs256';
-const ISSUER = 'https://auth.geo-ws.test';
-const AUDIENCE = 'geo-chat';
+const ISSUER = TEST_ISSUER;
+const AUDIENCE = TEST_AUDIENCE;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function token(sub: string): Promise<string> {
-  return new SignJWT({ regions: REGIONS })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .sign(new TextEncoder().encode(SECRET));
-}
+const token = (sub: string) => signTestToken(SECRET, sub, { regions: REGIONS });
 
 /** What one client saw of one room, in order: events, and the gap notices (`recovered: false`) between them. */
 type Seen = { kind: 'event'; event: GeoEnvelope } | { kind: 'gap'; epoch: string };

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TokenBucket } from '../limits/token-bucket.js';
 
 /** The budgets a replay runs under (see `GeoWsReplayLimits`). */
@@ -19,8 +20,6 @@ export interface ReplayTarget {
 
 /** Longest single sleep while waiting, so a replay notices promptly that it was cancelled. */
 const MAX_SLEEP_MS = 50;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One instance's replay budget: at most `concurrent` history reads at once, events per second

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { isUtf8 } from 'node:buffer';
 import type { RawData } from 'ws';
 import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import type { AccessPolicy } from '../auth/access-policy.js';
@@ -285,15 +286,6 @@ function rawToBuffer(raw: RawData): Buffer {
   if (Buffer.isBuffer(raw)) return raw;
   if (Array.isArray(raw)) return Buffer.concat(raw);
   return Buffer.from(raw);
-}
-
-function isUtf8(bytes: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A stack for the log, whatever was thrown. */

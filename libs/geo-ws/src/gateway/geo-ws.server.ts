@@ -21,7 +21,7 @@ import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.j
 import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
-import { ClientConnection } from './client-connection.js';
+import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
@@ -42,6 +42,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly auth: HandshakeAuth;
   private readonly limitLog: LimitLog;
   private readonly dispatcher: FrameDispatcher;
+  /** What every connection enforces itself, the same for all. */
+  private readonly connectionLimits: ConnectionLimits;
   private readonly sessions: SessionKeeper | undefined;
   /** Cross-region presence, when `presence` is on. */
   readonly presence: RoomPresence | undefined;
@@ -59,7 +61,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly explorer: GeoHandlerExplorer,
     private readonly adapterHost: HttpAdapterHost,
   ) {
-    const { replay } = options.limits;
+    const { rate, refusals, replay, maxBufferedBytes } = options.limits;
     this.feeds = new RoomFeeds(
       transport,
       new ReplayBudget({
@@ -74,12 +76,13 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.limitLog = new LimitLog(options.region);
     this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
     this.sessions = options.sessions ? new SessionKeeper(transport.state, options.sessions.ttlMs, options.sessions.saveEveryMs) : undefined;
+    this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes };
     this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence);
   }
 
   /** Accepting clients and the transport is connected. Drives `/readyz`. */
   isReady(): boolean {
-    return this.started && !this.draining && this.transport.isReady();
+    return this.isAccepting() && this.transport.isReady();
   }
 
   get isDraining(): boolean {
@@ -174,17 +177,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
-    const { rate, refusals, replay, maxBufferedBytes } = this.options.limits;
-    const connection = new ClientConnection(
-      ws,
-      principal,
-      this.options.region,
-      { rate, refusals, replay: replay.perConnection, maxBufferedBytes },
-      {
-        evicted: (client, log) => this.dispatcher.evicted(client, log),
-        slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
-      },
-    );
+    const connection = new ClientConnection(ws, principal, this.options.region, this.connectionLimits, {
+      evicted: (client, log) => this.dispatcher.evicted(client, log),
+      slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
+    });
     this.connections.add(connection);
     ws.on('pong', () => (connection.alive = true));
     ws.on('error', (error) => this.logger.debug(`connection ${connection.id}: ${error.message}`));
