@@ -1,0 +1,52 @@
+import type { CheckResult } from '../check/check.types.js';
+import type { Impl } from '../load/load.types.js';
+
+/** A fault or recovery on the run's timeline. */
+export interface FaultEvent {
+  /** ms since the run started. */
+  at: number;
+  label: string;
+}
+
+/** Server processes (not brokers) over the measured window. */
+export interface ServerStats {
+  /** CPU seconds (user + system) of every server process during the publish window. */
+  cpuSeconds: number;
+  brokerCpuSeconds: number;
+  /** Summed RSS before any client connected, and with every client connected. */
+  rssBaselineBytes: number;
+  rssLoadedBytes: number;
+  /** (loaded - baseline) / connections. */
+  bytesPerConnection: number;
+  /** Once a second: summed server RSS and CPU use (100 = one core). */
+  samples: { t: number; rssBytes: number; cpuPercent: number }[];
+}
+
+/** One implementation's run within a lab invocation. */
+export interface ImplRun {
+  impl: Impl;
+  /** The broker it ran on. */
+  broker: string;
+  check: CheckResult;
+  server: ServerStats;
+  connect: { clients: number; failed: number; totalMs: number; p50: number; p99: number };
+  /** Deliveries per second over the publish window. */
+  throughput: number;
+  /** Server CPU-seconds per 1,000 deliveries. */
+  cpuPer1kDeliveries: number;
+  faults: FaultEvent[];
+  /** Set when something stopped the run short (e.g. clients that could not connect), in words. */
+  limitedBy?: string;
+  durationMs: number;
+}
+
+export interface LabReport {
+  scenario: string;
+  startedAt: string;
+  machine: { cpus: number; node: string; platform: string };
+  /** Every option the run used, exactly. */
+  parameters: Record<string, unknown>;
+  /** What was and was not simulated (namespaces, loss), and other notes for the reader. */
+  notes: string[];
+  runs: ImplRun[];
+}
