@@ -1,0 +1,421 @@
+import type { ClientLog, PublishLog, RoomLog } from '../load/load.types.js';
+import type { Anomalies, CheckInput, CheckResult, Histogram, LatencyStats, TimelinePoint } from './check.types.js';
+
+/** Concrete examples kept per anomaly kind: enough to start looking, few enough to read. */
+const EXAMPLES_PER_KIND = 5;
+/** Latency histogram: log-spaced bounds from 0.5 ms to 60 s. */
+const HISTOGRAM_MIN_MS = 0.5;
+const HISTOGRAM_MAX_MS = 60_000;
+const HISTOGRAM_BUCKETS = 40;
+/** A timeline longer than this (10 h) means a clock is wrong, not that the run was that long. */
+const MAX_TIMELINE_SECONDS = 36_000;
+
+/** The log-spaced bounds every histogram uses (rounded to 3 significant digits for reading). */
+export const LATENCY_BOUNDS_MS: readonly number[] = Array.from({ length: HISTOGRAM_BUCKETS + 1 }, (_, i) =>
+  Number((HISTOGRAM_MIN_MS * Math.pow(HISTOGRAM_MAX_MS / HISTOGRAM_MIN_MS, i / HISTOGRAM_BUCKETS)).toPrecision(3)),
+);
+
+type AnomalyKind = keyof Anomalies;
+
+/** One room: a dense index per event number, so per-member state is a typed array instead of a Set. */
+interface RoomState {
+  index: Map<number, number>;
+  /** Dense index → event number. */
+  numbers: number[];
+  /** Dense indexes of the acked publishes to this room. */
+  acked: number[];
+  /** Per dense index: members that received it at least once. */
+  receivers: number[];
+  /** Every client log of this room, in the order of `CheckInput.clients`. */
+  logs: { client: ClientLog; log: RoomLog }[];
+}
+
+/**
+ * Checks one run: every client's log against every publish (see `Anomalies` for what each
+ * count means), plus latency, failover and a per-second timeline. Linear in the number of
+ * deliveries apart from two numeric sorts, so ~2 million deliveries take about a second.
+ */
+export function check(input: CheckInput): CheckResult {
+  const examples = new Examples();
+  const anomalies: Anomalies = {
+    lost: 0,
+    duplicated: 0,
+    divergentMembers: 0,
+    orderViolations: 0,
+    seqGaps: 0,
+    appliedTwice: 0,
+    ackedMissing: 0,
+  };
+
+  // Publishes: first log of each number wins for latency; every log counts in the totals.
+  const publishByNumber = new Map<number, PublishLog>();
+  const publishes = { total: input.publishes.length, acked: 0, failed: 0, unacked: 0, duplicateAcks: 0 };
+  const errors: Record<string, number> = {};
+  const rooms = new Map<string, RoomState>();
+  const room = (name: string): RoomState => {
+    let state = rooms.get(name);
+    if (!state) rooms.set(name, (state = { index: new Map(), numbers: [], acked: [], receivers: [], logs: [] }));
+    return state;
+  };
+  const indexOf = (state: RoomState, number: number): number => {
+    let i = state.index.get(number);
+    if (i === undefined) {
+      i = state.numbers.length;
+      state.index.set(number, i);
+      state.numbers.push(number);
+      state.receivers.push(0);
+    }
+    return i;
+  };
+  // Every seq a number was acked or delivered under: more than one means it was applied twice.
+  const seqsOf = new Map<number, number[]>();
+  const noteSeq = (number: number, seq: number | undefined): void => {
+    if (seq === undefined || seq < 0) return;
+    const seen = seqsOf.get(number);
+    if (!seen) seqsOf.set(number, [seq]);
+    else if (!seen.includes(seq)) seen.push(seq);
+  };
+
+  for (const p of input.publishes) {
+    if (!publishByNumber.has(p.number)) publishByNumber.set(p.number, p);
+    if (p.duplicate) publishes.duplicateAcks++;
+    if (p.ackedAt !== undefined) {
+      publishes.acked++;
+      noteSeq(p.number, p.ackSeq);
+    } else if (p.error !== undefined) publishes.failed++;
+    else publishes.unacked++;
+    if (p.error !== undefined) errors[`publish:${p.error}`] = (errors[`publish:${p.error}`] ?? 0) + 1;
+    const state = room(p.room);
+    const i = indexOf(state, p.number);
+    if (p.ackedAt !== undefined) state.acked.push(i);
+  }
+  // A number logged twice (a retry) is still one event of the room.
+  for (const state of rooms.values()) state.acked = [...new Set(state.acked)];
+
+  let deliveries = 0;
+  let gaps = 0;
+  for (const client of input.clients) {
+    gaps += client.gaps;
+    for (const [code, n] of Object.entries(client.errors)) errors[code] = (errors[code] ?? 0) + n;
+    for (const log of client.rooms) {
+      room(log.room).logs.push({ client, log });
+      deliveries += log.numbers.length;
+    }
+  }
+
+  // Latency and timeline buffers, sized once: same-region from the front, cross-region from the back.
+  const latencies = new Float64Array(deliveries);
+  let sameCount = 0;
+  let crossCount = 0;
+  const sameHistogram = new Uint32Array(LATENCY_BOUNDS_MS.length + 1);
+  const crossHistogram = new Uint32Array(LATENCY_BOUNDS_MS.length + 1);
+  // Per delivery (first receipts of known publishes only): second of arrival and latency, for the timeline.
+  const deliverySecond = new Int32Array(deliveries);
+  const deliveryLatency = new Float64Array(deliveries);
+  let timed = 0;
+  const deliveredPerSecond: number[] = [];
+
+  const membersOf = (name: string): Set<string> => new Set(input.members[name] ?? []);
+
+  for (const [name, state] of rooms) {
+    const members = membersOf(name);
+    const logs = state.logs;
+    // Deliveries of numbers nobody logged publishing still get an index (they can be duplicated or misordered).
+    for (const { log } of logs) for (const number of log.numbers) indexOf(state, number);
+    // Order reference for peers without seqs: the member (or, failing that, client) with the most deliveries.
+    let reference: Int32Array | undefined;
+    if (!input.contiguousSeqs) {
+      let best: RoomLog | undefined;
+      for (const { client, log } of logs) {
+        if (members.size > 0 && !members.has(client.id)) continue;
+        if (!best || log.numbers.length > best.numbers.length) best = log;
+      }
+      if (best) {
+        reference = new Int32Array(state.numbers.length).fill(-1);
+        let rank = 0;
+        for (const number of best.numbers) {
+          const i = indexOf(state, number);
+          if (reference[i] === -1) reference[i] = rank++;
+        }
+      }
+    }
+
+    const seenByMember = new Map<string, Uint8Array>();
+    for (const { client, log } of logs) {
+      const isMember = members.has(client.id);
+      const seen = new Uint8Array(state.numbers.length);
+      let lastRank = -1;
+      let maxSeq = -1;
+      let divergent = false;
+      for (let k = 0; k < log.numbers.length; k++) {
+        const number = log.numbers[k];
+        const seq = log.seqs[k] ?? -1;
+        const at = log.receivedAt[k];
+        const i = indexOf(state, number);
+        noteSeq(number, seq);
+        if (seen[i]) {
+          anomalies.duplicated++;
+          examples.add('duplicated', `client ${client.id} ${name}: number ${number} delivered twice`);
+          continue;
+        }
+        seen[i] = 1;
+        if (isMember) state.receivers[i]++;
+
+        // Order: by seq when the transport has one, else by the reference member's arrival order.
+        const rank = input.contiguousSeqs ? seq : reference ? reference[i] : -1;
+        if (rank >= 0) {
+          if (lastRank >= 0 && rank <= lastRank) {
+            anomalies.orderViolations++;
+            divergent = true;
+            examples.add(
+              'orderViolations',
+              `client ${client.id} ${name}: number ${number}${seq >= 0 ? ` (seq ${seq})` : ''} arrived after a later event`,
+            );
+          }
+          lastRank = rank;
+        }
+        // A gap: a seq beyond everything seen so far + 1 (a late earlier seq is an order problem, not a gap).
+        if (input.contiguousSeqs && seq >= 0) {
+          if (maxSeq >= 0 && seq > maxSeq + 1) {
+            anomalies.seqGaps++;
+            examples.add(
+              'seqGaps',
+              `client ${client.id} ${name}: seq ${maxSeq} then ${seq}${client.gaps > 0 ? ' (client announced a gap)' : ' (no gap announced)'}`,
+            );
+          }
+          if (seq > maxSeq) maxSeq = seq;
+        }
+
+        const publish = publishByNumber.get(number);
+        if (publish) {
+          const latency = at - publish.sentAt;
+          const region = log.regions[k];
+          if (region === publish.region) {
+            latencies[sameCount++] = latency;
+            sameHistogram[bucketOf(latency)]++;
+          } else {
+            latencies[deliveries - 1 - crossCount++] = latency;
+            crossHistogram[bucketOf(latency)]++;
+          }
+          deliverySecond[timed] = secondOf(at, input.startedAt);
+          deliveryLatency[timed++] = latency;
+        }
+      }
+      // Every delivery counts in the rate, duplicates included.
+      for (const at of log.receivedAt) {
+        const s = secondOf(at, input.startedAt);
+        deliveredPerSecond[s] = (deliveredPerSecond[s] ?? 0) + 1;
+      }
+      if (divergent) {
+        anomalies.divergentMembers++;
+        examples.add('divergentMembers', `client ${client.id} ${name}: order differs from the room's reference order`);
+      }
+      if (isMember) seenByMember.set(client.id, seen);
+    }
+
+    // Lost: every member × every acked publish of the room it never received.
+    for (const member of members) {
+      const seen = seenByMember.get(member);
+      for (const i of state.acked) {
+        if (seen && i < seen.length && seen[i]) continue;
+        anomalies.lost++;
+        examples.add('lost', `client ${member} ${name}: acked number ${state.numbers[i]} never delivered`);
+      }
+    }
+    for (const i of state.acked) {
+      if (members.size > 0 && state.receivers[i] === 0) {
+        anomalies.ackedMissing++;
+        examples.add('ackedMissing', `${name}: acked number ${state.numbers[i]} reached no member`);
+      }
+    }
+  }
+
+  for (const [number, seqs] of seqsOf) {
+    if (seqs.length < 2) continue;
+    anomalies.appliedTwice++;
+    examples.add('appliedTwice', `number ${number} appears under seqs ${seqs.join(', ')}`);
+  }
+
+  const same = latencies.subarray(0, sameCount).sort();
+  const cross = latencies.subarray(deliveries - crossCount).sort();
+  const failover = failoverOf(input.clients);
+  return {
+    anomalies,
+    publishes,
+    deliveries,
+    latency: { all: mergedStats(same, cross), same: stats(same), cross: stats(cross) },
+    histograms: { same: histogram(sameHistogram), cross: histogram(crossHistogram) },
+    failover,
+    gaps,
+    errors,
+    timeline: timeline(
+      deliverySecond.subarray(0, timed),
+      deliveryLatency.subarray(0, timed),
+      deliveredPerSecond,
+      input.clients,
+      input.startedAt,
+    ),
+    examples: examples.list(),
+  };
+}
+
+/** Up to EXAMPLES_PER_KIND strings per anomaly, in the order found, and how many more there were. */
+class Examples {
+  private readonly byKind = new Map<AnomalyKind, string[]>();
+  private readonly more = new Map<AnomalyKind, number>();
+
+  add(kind: AnomalyKind, text: string): void {
+    const list = this.byKind.get(kind) ?? [];
+    this.byKind.set(kind, list);
+    if (list.length < EXAMPLES_PER_KIND) list.push(`${kind}: ${text}`);
+    else this.more.set(kind, (this.more.get(kind) ?? 0) + 1);
+  }
+
+  list(): string[] {
+    const out: string[] = [];
+    for (const [kind, list] of this.byKind) {
+      out.push(...list);
+      const more = this.more.get(kind);
+      if (more) out.push(`${kind}: … and ${more} more`);
+    }
+    return out;
+  }
+}
+
+function secondOf(at: number, startedAt: number): number {
+  return Math.min(MAX_TIMELINE_SECONDS, Math.max(0, Math.floor((at - startedAt) / 1000)));
+}
+
+/** Index into a histogram's counts: 0 below the first bound, bounds.length at or above the last. */
+function bucketOf(ms: number): number {
+  let lo = 0;
+  let hi = LATENCY_BOUNDS_MS.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (LATENCY_BOUNDS_MS[mid] <= ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function histogram(counts: Uint32Array): Histogram {
+  return { bounds: [...LATENCY_BOUNDS_MS], counts: Array.from(counts) };
+}
+
+/** Nearest-rank percentile of a sorted array (0 when empty). */
+function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function stats(sorted: Float64Array): LatencyStats {
+  return {
+    count: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.length ? sorted[sorted.length - 1] : 0),
+  };
+}
+
+/** Percentiles over two sorted arrays without building a third: one merge walk to the highest rank needed. */
+function mergedStats(a: Float64Array, b: Float64Array): LatencyStats {
+  const n = a.length + b.length;
+  if (n === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+  const rank = (p: number): number => Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
+  const wanted = [rank(50), rank(95), rank(99)];
+  const found: number[] = [];
+  let i = 0;
+  let j = 0;
+  for (let k = 0; k <= wanted[2]; k++) {
+    const value = j >= b.length || (i < a.length && a[i] <= b[j]) ? a[i++] : b[j++];
+    for (let w = 0; w < wanted.length; w++) if (wanted[w] === k) found[w] = value;
+  }
+  const max = Math.max(a.length ? a[a.length - 1] : -Infinity, b.length ? b[b.length - 1] : -Infinity);
+  return { count: n, p50: round(found[0]), p95: round(found[1]), p99: round(found[2]), max: round(max) };
+}
+
+/** Outages per client: a `down` then the next `up`; an outage that never ended is not a failover time. */
+function failoverOf(clients: ClientLog[]): CheckResult['failover'] {
+  const durations: number[] = [];
+  for (const client of clients) {
+    let downAt: number | undefined;
+    for (const change of client.connectivity) {
+      if (change.kind === 'down') downAt ??= change.at;
+      else if (downAt !== undefined) {
+        durations.push(change.at - downAt);
+        downAt = undefined;
+      }
+    }
+  }
+  const sorted = Float64Array.from(durations).sort();
+  return {
+    count: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.length ? sorted[sorted.length - 1] : 0),
+  };
+}
+
+/**
+ * Per second since the start: deliveries (all), p50/p99 latency of first deliveries arriving that
+ * second (a counting sort by second, then one numeric sort per second), and clients disconnected
+ * at the end of the second.
+ */
+function timeline(
+  seconds: Int32Array,
+  latencies: Float64Array,
+  delivered: number[],
+  clients: ClientLog[],
+  startedAt: number,
+): TimelinePoint[] {
+  // Outages as +1/-1 at the seconds whose end they cover.
+  const change: number[] = [];
+  let length = delivered.length;
+  const endSecond = (at: number): number => Math.min(MAX_TIMELINE_SECONDS, Math.max(0, Math.ceil((at - startedAt) / 1000 - 1)));
+  for (const client of clients) {
+    let downAt: number | undefined;
+    const close = (upAt: number | undefined): void => {
+      if (downAt === undefined) return;
+      const from = endSecond(downAt);
+      const to = upAt === undefined ? MAX_TIMELINE_SECONDS + 1 : endSecond(upAt);
+      if (to > from) {
+        change[from] = (change[from] ?? 0) + 1;
+        change[to] = (change[to] ?? 0) - 1;
+      }
+      downAt = undefined;
+    };
+    for (const c of client.connectivity) {
+      length = Math.max(length, secondOf(c.at, startedAt) + 1);
+      if (c.kind === 'down') downAt ??= c.at;
+      else close(c.at);
+    }
+    close(undefined);
+  }
+
+  const offsets = new Int32Array(length + 1);
+  for (const s of seconds) offsets[s + 1]++;
+  for (let t = 0; t < length; t++) offsets[t + 1] += offsets[t];
+  const bySecond = new Float64Array(seconds.length);
+  const cursor = offsets.slice(0, length);
+  for (let k = 0; k < seconds.length; k++) bySecond[cursor[seconds[k]]++] = latencies[k];
+
+  const points: TimelinePoint[] = [];
+  let reconnecting = 0;
+  for (let t = 0; t < length; t++) {
+    reconnecting += change[t] ?? 0;
+    const slice = bySecond.subarray(offsets[t], offsets[t + 1]).sort();
+    points.push({
+      t,
+      delivered: delivered[t] ?? 0,
+      p50: round(percentile(slice, 50)),
+      p99: round(percentile(slice, 99)),
+      reconnecting,
+    });
+  }
+  return points;
+}
