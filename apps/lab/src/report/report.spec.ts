@@ -1,0 +1,192 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from '@jest/globals';
+
+import type { CheckResult } from '../check/check.types.js';
+import { LATENCY_BOUNDS_MS } from '../check/checker.js';
+import type { Impl } from '../load/load.types.js';
+import { esc, renderHtml, writeHtmlReport } from './html.js';
+import { writeJsonReport } from './json.js';
+import type { ImplRun, LabReport } from './report.types.js';
+import { ratioText } from './summary.js';
+import { formatSummary, progressLine } from './terminal.js';
+
+function result(over: { lost?: number; duplicated?: number; sameP99: number; crossP99: number }): CheckResult {
+  const counts = LATENCY_BOUNDS_MS.map(() => 0).concat(0);
+  counts[10] = 900;
+  counts[20] = 100;
+  return {
+    anomalies: {
+      lost: over.lost ?? 0,
+      duplicated: over.duplicated ?? 0,
+      divergentMembers: 0,
+      orderViolations: 0,
+      seqGaps: 0,
+      appliedTwice: 0,
+      ackedMissing: 0,
+    },
+    publishes: { total: 100, acked: 100, failed: 0, unacked: 0, duplicateAcks: 0 },
+    deliveries: 2000,
+    latency: {
+      all: { count: 2000, p50: 20, p95: 80, p99: over.crossP99, max: 400 },
+      same: { count: 1000, p50: 4, p95: 9, p99: over.sameP99, max: 40 },
+      cross: { count: 1000, p50: 80, p95: 95, p99: over.crossP99, max: 400 },
+    },
+    histograms: { same: { bounds: [...LATENCY_BOUNDS_MS], counts }, cross: { bounds: [...LATENCY_BOUNDS_MS], counts: [...counts] } },
+    failover: { count: 10, p50: 800, p99: 1500, max: 1600 },
+    gaps: 0,
+    errors: {},
+    timeline: Array.from({ length: 20 }, (_, t) => ({
+      t,
+      delivered: 100,
+      p50: 20,
+      p99: t === 10 ? 900 : 90,
+      reconnecting: t === 10 ? 10 : 0,
+    })),
+    examples: over.lost ? ['lost: client c3 room-1: acked number 17 never delivered <b>'] : [],
+  };
+}
+
+function run(impl: Impl, check: CheckResult, throughput: number): ImplRun {
+  return {
+    impl,
+    broker: impl === 'geo' ? 'nats' : 'redis',
+    check,
+    server: { cpuSeconds: 3, brokerCpuSeconds: 1, rssBaselineBytes: 100e6, rssLoadedBytes: 150e6, bytesPerConnection: 5000, samples: [] },
+    connect: { clients: 300, failed: 0, totalMs: 1500, p50: 10, p99: 40 },
+    throughput,
+    cpuPer1kDeliveries: 1.5,
+    faults: [
+      { at: 10_000, label: 'SIGKILL us <region-down> & co' },
+      { at: 15_000, label: 'us back' },
+    ],
+    durationMs: 20_000,
+  };
+}
+
+const sample: LabReport = {
+  scenario: 'region-down',
+  startedAt: '2025-01-01T00:00:00.000Z',
+  machine: { cpus: 2, node: 'v20.20.2', platform: 'linux x64' },
+  parameters: { clients: 300, regions: ['asia', 'eu', 'us'], impls: ['geo', 'socketio'], loss: 0 },
+  notes: ['Packet loss was NOT simulated (no namespaces) <note>'],
+  runs: [
+    run('geo', result({ sameP99: 10, crossP99: 100 }), 100),
+    run('socketio', result({ lost: 3, duplicated: 2, sameP99: 13, crossP99: 130 }), 90),
+  ],
+};
+
+describe('formatSummary', () => {
+  const text = formatSummary(sample);
+
+  it('puts the impls side by side with a ratio column against geo', () => {
+    const header = text.split('\n').find((line) => line.includes('socketio/geo'));
+    expect(header).toMatch(/geo\s+socketio\s+socketio\/geo/);
+    // Cross-region p99: 100 vs 130 ms.
+    const section = text.slice(text.indexOf('Latency, cross region'));
+    expect(section).toMatch(/p99\s+100\s+130\s+1\.3x/);
+    expect(text).toMatch(/throughput \(deliveries\/s\)\s+100\s+90\s+0\.90x/);
+  });
+
+  it('has every anomaly row, with the counts per impl', () => {
+    expect(text).toMatch(/lost \(member × acked event\)\s+0\s+3/);
+    expect(text).toMatch(/duplicated deliveries\s+0\s+2/);
+    for (const label of ['divergent members', 'order violations', 'seq gaps', 'applied twice', 'acked, reached no member'])
+      expect(text).toContain(label);
+  });
+
+  it('ends with the notes, faults and examples', () => {
+    expect(text).toContain('Packet loss was NOT simulated');
+    expect(text).toContain('10.0 s  SIGKILL us <region-down> & co');
+    expect(text).toContain('lost: client c3 room-1: acked number 17 never delivered');
+  });
+
+  it('has no ratio column for a single impl', () => {
+    expect(formatSummary({ ...sample, runs: [sample.runs[0]] })).not.toContain('/geo');
+  });
+});
+
+describe('ratioText', () => {
+  it('reads as a multiple of the base', () => {
+    expect(ratioText(130, 100)).toBe('1.3x');
+    expect(ratioText(2500, 100)).toBe('25x');
+    expect(ratioText(5, 0)).toBe('');
+    expect(ratioText(undefined, 3)).toBe('');
+  });
+});
+
+describe('progressLine', () => {
+  it('is one line with every counter', () => {
+    const line = progressLine({
+      impl: 'geo',
+      phase: 'publishing',
+      elapsedMs: 12_400,
+      connected: 10_000,
+      reconnecting: 3,
+      published: 1200,
+      acked: 1190,
+      delivered: 50_000,
+      deliveredPerSec: 4100.4,
+    });
+    expect(line).toBe(
+      '[geo] publishing 12 s · connected 10,000 · reconnecting 3 · published 1,200 · acked 1,190 · delivered 50,000 (4,100/s)',
+    );
+    expect(line).not.toContain('\n');
+  });
+});
+
+describe('renderHtml', () => {
+  const html = renderHtml(sample);
+
+  it('is one self-contained document: no script, no external reference', () => {
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    expect(html).not.toMatch(/<script|<link|src=|href=/i);
+  });
+
+  it('draws histograms and timelines per impl, with fault markers', () => {
+    // Two histograms and two timelines.
+    expect(html.match(/<svg /g)).toHaveLength(4);
+    expect(html).toContain('same region: 1,000 deliveries');
+    expect(html).toContain('cross region: 1,000 deliveries');
+    expect(html).toContain('stroke-dasharray');
+    expect(html.match(/us back/g)?.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('escapes every text that came from the run', () => {
+    expect(html).toContain('SIGKILL us &lt;region-down&gt; &amp; co');
+    expect(html).toContain('&lt;note&gt;');
+    expect(html).toContain('never delivered &lt;b&gt;');
+    expect(html).not.toContain('<region-down>');
+    expect(html).not.toContain('<b>');
+    expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+  });
+
+  it('colours the anomaly counts: zero green, non-zero red', () => {
+    const table = html.slice(html.indexOf('<table class="anomalies">'), html.indexOf('</table>'));
+    expect(table).toMatch(/<td>lost \(member × acked event\)<\/td><td class="ok">0<\/td><td class="bad">3<\/td>/);
+    expect(table.match(/class="bad"/g)).toHaveLength(2);
+    expect(table.match(/class="ok"/g)).toHaveLength(12);
+  });
+
+  it('shows the summary figures side by side with the ratio, and the parameters', () => {
+    expect(html).toContain('<th>socketio/geo</th>');
+    expect(html).toContain('<td class="ratio">1.3x</td>');
+    expect(html).toContain('<dt>regions</dt><dd>[&quot;asia&quot;,&quot;eu&quot;,&quot;us&quot;]</dd>');
+  });
+});
+
+describe('writing the reports', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-report-'));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the JSON report round-trips, the HTML file is renderHtml', async () => {
+    await writeJsonReport(sample, join(dir, 'r.json'));
+    await writeHtmlReport(sample, join(dir, 'r.html'));
+    expect(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'))).toEqual(sample);
+    expect(readFileSync(join(dir, 'r.html'), 'utf8')).toBe(renderHtml(sample));
+  });
+});

@@ -1,0 +1,164 @@
+import type { Anomalies } from '../check/check.types.js';
+import type { ImplRun, LabReport } from './report.types.js';
+
+/** How a figure reads: a count, milliseconds, bytes, a rate, or text. */
+export type Unit = 'count' | 'ms' | 'bytes' | 'rate' | 'cpu' | 'text';
+
+/** One line of the side-by-side summary: a value per run, and whether a ratio to the base run means something. */
+export interface SummaryRow {
+  label: string;
+  unit: Unit;
+  values: (number | string | undefined)[];
+  /** Show `<impl>/<base>` ratios (not for anomalies or counts where a ratio says nothing). */
+  ratio: boolean;
+  /** Anomaly rows: zero is good, anything else is flagged. */
+  anomaly?: boolean;
+}
+
+export interface SummarySection {
+  title: string;
+  rows: SummaryRow[];
+}
+
+/** The anomaly counts in reading order, with the words the reports use. */
+export const ANOMALY_LABELS: readonly (readonly [keyof Anomalies, string])[] = [
+  ['lost', 'lost (member × acked event)'],
+  ['duplicated', 'duplicated deliveries'],
+  ['divergentMembers', 'divergent members'],
+  ['orderViolations', 'order violations'],
+  ['seqGaps', 'seq gaps'],
+  ['appliedTwice', 'applied twice'],
+  ['ackedMissing', 'acked, reached no member'],
+];
+
+/** Column heading of a run: the impl, with the broker when one impl ran on several. */
+export function runLabel(report: LabReport, run: ImplRun): string {
+  const sameImpl = report.runs.filter((r) => r.impl === run.impl).length > 1;
+  return sameImpl ? `${run.impl}@${run.broker}` : run.impl;
+}
+
+/** The run every ratio is measured against: geo-ws when it ran, else none. */
+export function baseRun(report: LabReport): ImplRun | undefined {
+  return report.runs.length > 1 ? report.runs.find((run) => run.impl === 'geo') : undefined;
+}
+
+/** `a / b` as "1.3x" (two significant digits), or '' when it means nothing. */
+export function ratioText(value: number | string | undefined, base: number | string | undefined): string {
+  if (typeof value !== 'number' || typeof base !== 'number' || !Number.isFinite(value) || !Number.isFinite(base)) return '';
+  if (base === 0) return value === 0 ? '1x' : '';
+  const r = value / base;
+  return `${r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toPrecision(2)}x`;
+}
+
+/** The same figures the terminal table, the HTML summary and the docs quote. */
+export function summarySections(report: LabReport): SummarySection[] {
+  const runs = report.runs;
+  const row = (label: string, unit: Unit, get: (run: ImplRun) => number | string | undefined, ratio = true): SummaryRow => ({
+    label,
+    unit,
+    values: runs.map(get),
+    ratio,
+  });
+  return [
+    {
+      title: 'Anomalies (geo-ws promises zero)',
+      rows: ANOMALY_LABELS.map(([key, label]) => ({ ...row(label, 'count', (run) => run.check.anomalies[key], false), anomaly: true })),
+    },
+    {
+      title: 'Traffic',
+      rows: [
+        row('broker', 'text', (run) => run.broker, false),
+        row('clients (connect failed)', 'text', (run) => `${fmtCount(run.connect.clients)} (${fmtCount(run.connect.failed)})`, false),
+        row(
+          'publishes acked / total',
+          'text',
+          (run) => `${fmtCount(run.check.publishes.acked)} / ${fmtCount(run.check.publishes.total)}`,
+          false,
+        ),
+        row(
+          'publishes failed / unacked',
+          'text',
+          (run) => `${fmtCount(run.check.publishes.failed)} / ${fmtCount(run.check.publishes.unacked)}`,
+          false,
+        ),
+        row('deliveries', 'count', (run) => run.check.deliveries),
+        row('throughput (deliveries/s)', 'rate', (run) => run.throughput),
+        row('gaps announced to clients', 'count', (run) => run.check.gaps, false),
+      ],
+    },
+    {
+      title: 'Latency, same region (ms)',
+      rows: (['p50', 'p95', 'p99', 'max'] as const).map((p) =>
+        row(p, 'ms', (run) => statOrNone(run.check.latency.same.count, run.check.latency.same[p])),
+      ),
+    },
+    {
+      title: 'Latency, cross region (ms)',
+      rows: (['p50', 'p95', 'p99', 'max'] as const).map((p) =>
+        row(p, 'ms', (run) => statOrNone(run.check.latency.cross.count, run.check.latency.cross[p])),
+      ),
+    },
+    {
+      title: 'Failover (disconnect → back in every room)',
+      rows: [
+        row('outages', 'count', (run) => run.check.failover.count, false),
+        row('p50 (ms)', 'ms', (run) => statOrNone(run.check.failover.count, run.check.failover.p50)),
+        row('p99 (ms)', 'ms', (run) => statOrNone(run.check.failover.count, run.check.failover.p99)),
+      ],
+    },
+    {
+      title: 'Connect',
+      rows: [
+        row('p50 (ms)', 'ms', (run) => run.connect.p50),
+        row('p99 (ms)', 'ms', (run) => run.connect.p99),
+        row('all clients (s)', 'ms', (run) => run.connect.totalMs / 1000),
+      ],
+    },
+    {
+      title: 'Server cost',
+      rows: [
+        row('CPU-s per 1k deliveries', 'cpu', (run) => run.cpuPer1kDeliveries),
+        row('server CPU-s', 'cpu', (run) => run.server.cpuSeconds),
+        row('broker CPU-s', 'cpu', (run) => run.server.brokerCpuSeconds),
+        row('server RSS loaded', 'bytes', (run) => run.server.rssLoadedBytes),
+        row('bytes per connection', 'bytes', (run) => run.server.bytesPerConnection),
+      ],
+    },
+  ];
+}
+
+function statOrNone(count: number, value: number): number | undefined {
+  return count > 0 ? value : undefined;
+}
+
+export function fmtCount(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** A value for a table cell: '–' when there is none. */
+export function formatValue(value: number | string | undefined, unit: Unit): string {
+  if (value === undefined) return '–';
+  if (typeof value === 'string') return value;
+  if (!Number.isFinite(value)) return '–';
+  switch (unit) {
+    case 'count':
+    case 'rate':
+      return fmtCount(value);
+    case 'ms':
+      return value < 10 ? value.toFixed(1) : fmtCount(value);
+    case 'cpu':
+      return value < 1 ? value.toFixed(3) : value < 100 ? value.toFixed(1) : fmtCount(value);
+    case 'bytes':
+      return formatBytes(value);
+    case 'text':
+      return String(value);
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  const abs = Math.abs(bytes);
+  if (abs < 1024) return `${Math.round(bytes)} B`;
+  if (abs < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (abs < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GiB`;
+}

@@ -1,0 +1,132 @@
+import type { LabReport } from './report.types.js';
+import { baseRun, fmtCount, formatValue, ratioText, runLabel, summarySections } from './summary.js';
+
+const LABEL_WIDTH = 34;
+const MIN_COLUMN = 12;
+const LINE_WIDTH = 110;
+/** Examples printed per run: the JSON and HTML reports have them all. */
+const EXAMPLES_SHOWN = 8;
+
+/**
+ * The end-of-run summary: one column per implementation, then `<impl>/geo` ratio columns
+ * when several ran, then notes, limits and a few anomaly examples. Plain text.
+ */
+export function formatSummary(report: LabReport): string {
+  const out: string[] = [];
+  out.push(
+    `geo lab · ${report.scenario} · started ${report.startedAt} · ${report.machine.cpus} CPUs, node ${report.machine.node}, ${report.machine.platform}`,
+  );
+  out.push(...wrap(`parameters: ${formatParameters(report.parameters)}`, LINE_WIDTH, '  '));
+  if (report.runs.length === 0) {
+    out.push('', 'No run completed.');
+    return [...out, ...notes(report)].join('\n');
+  }
+
+  const base = baseRun(report);
+  const others = base ? report.runs.filter((run) => run !== base) : [];
+  const baseIndex = base ? report.runs.indexOf(base) : -1;
+  const headings = [
+    ...report.runs.map((run) => runLabel(report, run)),
+    ...others.map((run) => `${runLabel(report, run)}/${base?.impl ?? ''}`),
+  ];
+  const sections = summarySections(report);
+  const cells = sections.map((section) =>
+    section.rows.map((row) => {
+      const values = row.values.map((value) => formatValue(value, row.unit));
+      const ratios = others.map((run) => (row.ratio ? ratioText(row.values[report.runs.indexOf(run)], row.values[baseIndex]) : ''));
+      return [row.label, ...values, ...ratios];
+    }),
+  );
+  const widths = headings.map((heading, c) =>
+    Math.max(MIN_COLUMN, heading.length + 2, ...cells.flat().map((line) => (line[c + 1] ?? '').length + 2)),
+  );
+  const line = (label: string, values: string[]): string =>
+    (label.padEnd(LABEL_WIDTH) + values.map((value, c) => value.padStart(widths[c])).join('')).trimEnd();
+
+  out.push('', line('', headings));
+  sections.forEach((section, s) => {
+    out.push(section.title);
+    for (const [label, ...values] of cells[s]) out.push(line(`  ${label}`, values));
+  });
+  out.push(...notes(report));
+  return out.join('\n');
+}
+
+function notes(report: LabReport): string[] {
+  const out: string[] = [];
+  const limits = report.runs.filter((run) => run.limitedBy).map((run) => `${run.impl}: limited by ${run.limitedBy ?? ''}`);
+  if (report.notes.length + limits.length > 0) {
+    out.push('', 'Notes');
+    for (const note of [...report.notes, ...limits]) out.push(...wrap(`- ${note}`, LINE_WIDTH, '  '));
+  }
+  for (const run of report.runs) {
+    if (run.faults.length > 0) {
+      out.push('', `Faults (${run.impl})`);
+      for (const fault of run.faults) out.push(`  ${(fault.at / 1000).toFixed(1).padStart(7)} s  ${fault.label}`);
+    }
+    if (run.check.examples.length > 0) {
+      out.push('', `Examples (${run.impl})`);
+      for (const example of run.check.examples.slice(0, EXAMPLES_SHOWN)) out.push(`  ${example}`);
+      if (run.check.examples.length > EXAMPLES_SHOWN) out.push(`  … ${run.check.examples.length - EXAMPLES_SHOWN} more in the JSON report`);
+    }
+  }
+  return out;
+}
+
+/** `key=value` pairs; arrays joined with commas, objects as JSON. */
+export function formatParameters(parameters: Record<string, unknown>): string {
+  return Object.entries(parameters)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${parameterText(value)}`)
+    .join(' ');
+}
+
+function parameterText(value: unknown): string {
+  if (Array.isArray(value)) return value.map(parameterText).join(',');
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return value.toString();
+  // undefined for functions and symbols, despite the lib's return type.
+  return (JSON.stringify(value) as string | undefined) ?? '';
+}
+
+function wrap(text: string, width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let current = '';
+  for (const word of text.split(' ')) {
+    if (current && current.length + word.length + 1 > width) {
+      lines.push(current);
+      current = indent + word;
+    } else current = current ? `${current} ${word}` : word;
+  }
+  if (current) lines.push(current);
+  return lines;
+}
+
+/** What the live status shows. */
+export interface ProgressStatus {
+  impl?: string;
+  phase?: string;
+  elapsedMs: number;
+  connected: number;
+  reconnecting: number;
+  published: number;
+  acked: number;
+  delivered: number;
+  deliveredPerSec: number;
+  errors?: number;
+}
+
+/** One line of live status, meant to be rewritten in place with `\r` (no newline, no colors). */
+export function progressLine(status: ProgressStatus): string {
+  const head = [status.impl && `[${status.impl}]`, status.phase].filter(Boolean).join(' ');
+  const parts = [
+    `${(status.elapsedMs / 1000).toFixed(0)} s`,
+    `connected ${fmtCount(status.connected)}`,
+    `reconnecting ${fmtCount(status.reconnecting)}`,
+    `published ${fmtCount(status.published)}`,
+    `acked ${fmtCount(status.acked)}`,
+    `delivered ${fmtCount(status.delivered)} (${fmtCount(status.deliveredPerSec)}/s)`,
+  ];
+  if (status.errors) parts.push(`errors ${fmtCount(status.errors)}`);
+  return `${head ? `${head} ` : ''}${parts.join(' · ')}`;
+}
