@@ -85,8 +85,9 @@ function parameterText(value: unknown): string {
   if (Array.isArray(value)) return value.map(parameterText).join(',');
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return value.toString();
-  // undefined for functions and symbols, despite the lib's return type.
-  return (JSON.stringify(value) as string | undefined) ?? '';
+  // JSON.stringify would give undefined for these.
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return '';
+  return JSON.stringify(value);
 }
 
 function wrap(text: string, width: number, indent: string): string[] {
