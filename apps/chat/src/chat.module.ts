@@ -27,6 +27,7 @@ export class ChatModule {
           // By default the regions' own origins (where the page is served): GEO_ALLOWED_ORIGINS.
           allowedOrigins: config.allowedOrigins,
           drainGraceMs: config.drainGraceMs,
+          ...(config.maxBufferedBytes === undefined ? {} : { limits: { maxBufferedBytes: config.maxBufferedBytes } }),
         }),
       ],
       controllers: demo ? [DemoTokenController] : [],

@@ -23,6 +23,12 @@ describe('chat config from the environment', () => {
     expect(config).toMatchObject({ region: 'eu', port: 4000, regions: { eu: { url: 'http://10.0.0.1:80' } } });
   });
 
+  it('leaves the buffered-bytes limit to the library unless GEO_MAX_BUFFERED_BYTES is set', () => {
+    expect(readRegionConfig({}).maxBufferedBytes).toBeUndefined();
+    expect(readRegionConfig({ GEO_MAX_BUFFERED_BYTES: '262144' }).maxBufferedBytes).toBe(262_144);
+    expect(() => readRegionConfig({ GEO_MAX_BUFFERED_BYTES: 'lots' })).toThrow('GEO_MAX_BUFFERED_BYTES must be a non-negative integer');
+  });
+
   it.each([
     [{ REGION: 'mars' }, /REGION "mars" is not in GEO_REGIONS/],
     [{ GEO_TRANSPORT: 'kafka' }, /GEO_TRANSPORT must be memory, nats or redis/],

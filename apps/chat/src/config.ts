@@ -10,6 +10,8 @@ export interface RegionConfig {
   /** Simulated one-way delay between regions for the memory transport, in ms. */
   interRegionDelayMs: number;
   drainGraceMs: number;
+  /** A client whose unsent bytes pass this is closed (1013) and resumes; `undefined`: the library's default (8 MiB). */
+  maxBufferedBytes: number | undefined;
   /** Only warnings and errors in the log (the three-region demo sets it to keep output readable). */
   quiet: boolean;
   /** Separates deployments sharing one broker. */
@@ -121,6 +123,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
     transport,
     interRegionDelayMs: integer(env, 'GEO_INTER_REGION_DELAY_MS', 40),
     drainGraceMs: integer(env, 'GEO_DRAIN_GRACE_MS', 2000),
+    maxBufferedBytes: variable(env, 'GEO_MAX_BUFFERED_BYTES') === undefined ? undefined : integer(env, 'GEO_MAX_BUFFERED_BYTES', 0),
     quiet: env.GEO_QUIET === '1',
     namespace: env.GEO_NAMESPACE ?? 'chat',
     nats: {
