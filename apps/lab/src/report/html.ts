@@ -10,6 +10,7 @@ import { ANOMALY_LABELS, baseRun, fmtCount, formatValue, ratioText, runLabel, su
  */
 export function renderHtml(report: LabReport): string {
   const title = `geo lab · ${report.scenario}`;
+  const scale = timelineScale(report);
   const body = [
     `<header><h1>${esc(title)}</h1><p class="sub">started ${esc(report.startedAt)} · ${report.machine.cpus} CPUs · node ${esc(report.machine.node)} · ${esc(report.machine.platform)} · ${report.runs.map((run) => esc(`${run.impl} on ${run.broker}`)).join(', ')}</p></header>`,
     report.notes.length || report.runs.some((run) => run.limitedBy) ? notesHtml(report) : '',
@@ -26,10 +27,10 @@ export function renderHtml(report: LabReport): string {
     ),
     section(
       'Timeline',
-      `<p class="hint">Deliveries per second and the p50/p99 latency of deliveries arriving in that second; red lines are faults and recoveries; below, clients disconnected at the end of each second.</p>${report.runs
+      `<p class="hint">Deliveries per second and the p50/p99 latency of deliveries arriving in that second; red lines are faults and recoveries; below, clients disconnected at the end of each second. Every impl is drawn on the same scales.</p>${report.runs
         .map(
           (run) =>
-            `<figure class="wide"><figcaption>${esc(runLabel(report, run))}</figcaption>${timelineSvg(run.check.timeline, run.faults, run.durationMs)}</figure>`,
+            `<figure class="wide"><figcaption>${esc(runLabel(report, run))}</figcaption>${timelineSvg(run.check.timeline, run.faults, scale)}</figure>`,
         )
         .join('')}`,
     ),
@@ -84,7 +85,7 @@ figcaption { font-weight: 600; margin-bottom: 4px; }
 svg { display: block; width: 100%; height: auto; font: 11px system-ui, sans-serif; }
 svg .axis { stroke: #98a2b3; stroke-width: 1; }
 svg .grid { stroke: #eef0f3; stroke-width: 1; }
-svg text { fill: #475467; }
+svg text:not([fill]) { fill: #475467; }
 ul.examples { margin: 4px 0 12px; padding-left: 18px; font: 12px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; }
 dl.params { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; font: 12px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; }
 dt { color: var(--muted); }
@@ -231,7 +232,28 @@ function histogramSvg(same: Histogram, cross: Histogram, sameStats: LatencyStats
 }
 
 /** Delivery rate (area, left axis), p50/p99 latency (lines, right axis), fault markers; a reconnecting strip below. */
-function timelineSvg(timeline: TimelinePoint[], faults: FaultEvent[], durationMs: number): string {
+interface TimelineScale {
+  tMax: number;
+  rateMax: number;
+  latMax: number;
+  downMax: number;
+}
+
+/** One scale for every run's timeline, so the impls compare at a glance. */
+function timelineScale(report: LabReport): TimelineScale {
+  const points = report.runs.flatMap((run) => run.check.timeline);
+  const most = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 1);
+  return {
+    tMax: most(
+      report.runs.flatMap((run) => [run.check.timeline.length, run.durationMs / 1000, ...run.faults.map((fault) => fault.at / 1000 + 1)]),
+    ),
+    rateMax: niceCeil(most(points.map((p) => p.delivered))),
+    latMax: niceCeil(most(points.map((p) => p.p99))),
+    downMax: niceCeil(most(points.map((p) => p.reconnecting))),
+  };
+}
+
+function timelineSvg(timeline: TimelinePoint[], faults: FaultEvent[], { tMax, rateMax, latMax, downMax }: TimelineScale): string {
   const W = 1120;
   const H = 330;
   const m = { l: 60, r: 62, t: 30, b: 34 };
@@ -240,11 +262,7 @@ function timelineSvg(timeline: TimelinePoint[], faults: FaultEvent[], durationMs
   const plotH = H - m.t - m.b - stripH - gap;
   const plotW = W - m.l - m.r;
   if (timeline.length === 0 && faults.length === 0) return emptySvg(W, 120, 'no timeline');
-  const tMax = Math.max(1, timeline.length, ...faults.map((fault) => fault.at / 1000 + 1), durationMs / 1000);
   const x = (t: number): number => m.l + (t / tMax) * plotW;
-  const rateMax = niceCeil(Math.max(1, ...timeline.map((p) => p.delivered)));
-  const latMax = niceCeil(Math.max(1, ...timeline.map((p) => p.p99)));
-  const downMax = niceCeil(Math.max(1, ...timeline.map((p) => p.reconnecting)));
   const yRate = (v: number): number => m.t + plotH - (v / rateMax) * plotH;
   const yLat = (v: number): number => m.t + plotH - (v / latMax) * plotH;
   const stripTop = m.t + plotH + gap;
@@ -310,7 +328,7 @@ function timelineSvg(timeline: TimelinePoint[], faults: FaultEvent[], durationMs
     );
     const anchor = fx > W - m.r - 160 ? 'end' : 'start';
     parts.push(
-      `<text x="${f(fx + (anchor === 'end' ? -4 : 4))}" y="${m.t + 10 + row * 13}" text-anchor="${anchor}" fill="${COLORS.fault}" font-weight="600">${esc(fault.label)}</text>`,
+      `<text x="${f(fx + (anchor === 'end' ? -4 : 4))}" y="${m.t + 10 + row * 13}" text-anchor="${anchor}" fill="${COLORS.fault}" font-weight="600" stroke="#fff" stroke-width="3" paint-order="stroke">${esc(fault.label)}</text>`,
     );
   });
 
