@@ -4,7 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { globalLog, natsTransport, redisTransport, type GeoWsModuleOptions } from '@geo-ws/nest';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
-import { RedisServer } from './support/redis-servers.js';
+import { RedisServer } from '../apps/lab/src/topology/redis-servers.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

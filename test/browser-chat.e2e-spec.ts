@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
-import { RegionProcess } from './support/region-process.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 const namespace = testNamespace('browser');

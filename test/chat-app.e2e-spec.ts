@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import { MemoryNetwork, memoryTransport } from '@geo-ws/nest';
 import { startRegion } from '../apps/chat/src/bootstrap.js';
 import { readRegionConfig } from '../apps/chat/src/config.js';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { demoToken } from './support/demo-token.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

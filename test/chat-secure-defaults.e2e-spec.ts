@@ -5,8 +5,8 @@ import { SignJWT } from 'jose';
 import { MemoryNetwork, memoryTransport } from '@geo-ws/nest';
 import { startRegion } from '../apps/chat/src/bootstrap.js';
 import { DEMO_SECRET, readRegionConfig } from '../apps/chat/src/config.js';
-import { freePort } from './support/free-port.js';
-import { RegionProcess } from './support/region-process.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 import { handshakeOutcome } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

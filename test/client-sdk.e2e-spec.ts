@@ -5,7 +5,7 @@ import { GeoClient, type GeoEnvelope, type GeoRegion, type WebSocketConstructor 
 import { globalLog } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { deployRegions, type Deployment } from './support/regions.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { LinkProxy as TcpProxy } from '../apps/lab/src/topology/link-proxy.js';
 
 const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
 /** Region RTTs for the tests: eu nearest, then us, then asia. */

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { testNamespace } from './support/nats-namespace.js';
-import { dropRedisNamespace } from './support/redis-servers.js';
-import { RegionProcess } from './support/region-process.js';
+import { dropRedisNamespace } from './support/redis-namespace.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 import { signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

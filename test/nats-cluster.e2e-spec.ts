@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { existsSync } from 'node:fs';
-import { startSingleNode, startStretchedCluster, startSupercluster, type NatsTopology } from './support/nats-cluster.js';
+import { startSingleNode, startStretchedCluster, startSupercluster, type NatsTopology } from '../apps/lab/src/topology/nats-cluster.js';
 
 /** Proves the nats-server test harness: real JetStream on throwaway supercluster / stretched / single topologies. */
 

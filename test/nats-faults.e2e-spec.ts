@@ -4,7 +4,7 @@ import { globalLog, natsTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { LinkProxy as TcpProxy } from '../apps/lab/src/topology/link-proxy.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { globalLog, natsTransport } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
-import { startStretchedCluster, startSupercluster, type NatsTopology } from './support/nats-cluster.js';
+import { startStretchedCluster, startSupercluster, type NatsTopology } from '../apps/lab/src/topology/nats-cluster.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

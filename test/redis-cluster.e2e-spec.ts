@@ -2,7 +2,7 @@ import { afterAll, beforeAll } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { redisTransport } from '@geo-ws/nest';
 import { describeTransportContract } from '@geo-ws/nest/testing';
-import { startCluster } from './support/redis-servers.js';
+import { startCluster } from '../apps/lab/src/topology/redis-servers.js';
 
 /** The shared transport contract on a three-master Redis Cluster started by the test. */
 let cluster: Awaited<ReturnType<typeof startCluster>>;

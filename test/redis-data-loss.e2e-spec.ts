@@ -4,10 +4,10 @@ import WebSocket from 'ws';
 import { GeoClient, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
 import { globalLog, redisTransport, type GeoTransport } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { testNamespace } from './support/nats-namespace.js';
-import { startReplicated, waitForLink } from './support/redis-servers.js';
-import { RegionProcess } from './support/region-process.js';
+import { startReplicated, waitForLink } from '../apps/lab/src/topology/redis-servers.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 import { signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
 
 const REGIONS = ['asia', 'eu', 'us'];

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { globalLog, redisTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
-import { startReplicated, startSentinels } from './support/redis-servers.js';
+import { startReplicated, startSentinels } from '../apps/lab/src/topology/redis-servers.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { globalLog, redisTransport } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
-import { startReplicated, type RedisServer } from './support/redis-servers.js';
+import { startReplicated, type RedisServer } from '../apps/lab/src/topology/redis-servers.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

@@ -4,10 +4,10 @@ import WebSocket from 'ws';
 import { GeoClient, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
 import { natsTransport, globalLog } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { demoToken } from './support/demo-token.js';
-import { RegionProcess } from './support/region-process.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 const namespace = testNamespace('failover');

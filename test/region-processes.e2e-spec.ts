@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
-import { dropRedisNamespace } from './support/redis-servers.js';
-import { RegionProcess } from './support/region-process.js';
+import { dropRedisNamespace } from './support/redis-namespace.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 import { demoToken } from './support/demo-token.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

@@ -10,7 +10,8 @@ import {
 } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
-import { dropRedisNamespace, RedisServer } from './support/redis-servers.js';
+import { RedisServer } from '../apps/lab/src/topology/redis-servers.js';
+import { dropRedisNamespace } from './support/redis-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { handshakeOutcome, signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';

@@ -5,9 +5,9 @@ import { GeoClient, type AckFrame, type GeoClientOptions, type GeoEnvelope, type
 import { globalLog, natsTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { demoToken } from './support/demo-token.js';
-import { freePort } from './support/free-port.js';
-import { startSingleNode, type NatsTopology } from './support/nats-cluster.js';
-import { RegionProcess } from './support/region-process.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
+import { startSingleNode, type NatsTopology } from '../apps/lab/src/topology/nats-cluster.js';
+import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

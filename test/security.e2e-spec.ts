@@ -4,7 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import WebSocket from 'ws';
 import { GeoClient, type WebSocketConstructor } from '@geo-ws/client';
 import { jwtAuthenticator } from '@geo-ws/nest';
-import { freePort } from './support/free-port.js';
+import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 

@@ -11,7 +11,7 @@ import {
   type GeoWsModuleOptions,
 } from '@geo-ws/nest';
 import { FixtureGateway } from '../fixtures/fixture.gateway.js';
-import { freePort } from './free-port.js';
+import { freePort } from '../../apps/lab/src/topology/free-port.js';
 
 export interface RegionApp {
   name: string;

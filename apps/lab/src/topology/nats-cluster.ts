@@ -2,19 +2,36 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { freePorts } from './free-port.js';
+
 /**
- * Throwaway nats-server topologies for e2e tests (Debian's nats-server 2.9.10 on PATH).
- * Every port is chosen at runtime and bound to 127.0.0.1, so these never collide with the
- * shared broker on :4222. "Ready" means JetStream answers, not merely that a port is open.
+ * Throwaway nats-server topologies for the lab and the e2e tests (Debian's nats-server
+ * 2.9.10 on PATH). Every port is chosen at runtime and bound to 127.0.0.1 (or the node's
+ * `host`, e.g. a region's namespace address), so these never collide with the shared
+ * broker on :4222. "Ready" means JetStream answers, not merely that a port is open.
  */
+
+/** How the lab places nodes: per-region host, a spawn prefix (netns) and a hook that routes inter-region links through proxies. */
+export interface NatsTopologyOptions {
+  /** Address each region's node listens on (default 127.0.0.1). */
+  host?: (region: string) => string;
+  /** Command prefix per region, e.g. `['ip', 'netns', 'exec', ns]`. */
+  prefix?: (region: string) => string[];
+  /**
+   * Called once per directed inter-region link (gateway or route) with the target's address;
+   * returns the address the `fromRegion` node dials instead (a link proxy).
+   */
+  link?: (fromRegion: string, toRegion: string, host: string, port: number) => Promise<{ host: string; port: number }>;
+}
 
 export interface NatsNode {
   name: string;
   region: string;
+  host: string;
   port: number;
   clientUrl: string;
   pid: number | undefined;
@@ -48,6 +65,7 @@ interface NodeState extends NatsNode {
   logPath: string;
   /** Config parse errors and panics happen before/outside the -l log, on stderr. */
   stderrPath: string;
+  prefix: string[];
   child: ChildProcess | undefined;
   /** Set when the child fails to spawn (e.g. ENOENT), so readiness fails fast. */
   spawnError: Error | undefined;
@@ -93,29 +111,6 @@ function installExitHook(): void {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/**
- * `count` distinct free ports on 127.0.0.1. All listeners stay open until every port is
- * known, so the OS cannot hand out the same port twice within one topology.
- */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-      ports.push((server.address() as { port: number }).port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  }
-}
-
 /** Last `lines` lines of a log file, for error messages. */
 function logTail(path: string, lines = 25): string {
   try {
@@ -135,16 +130,23 @@ function diagnostics(node: NodeState): string {
 }
 
 /** GET a monitor endpoint; resolves with status and parsed JSON (or undefined). Never hangs. */
-function getJson(url: string, timeoutMs = 1_000): Promise<{ status: number; body: any }> {
+/** The monitor fields the readiness probe reads (all optional: a server that is starting may leave any out). */
+interface MonitorJson {
+  disabled?: boolean;
+  config?: unknown;
+  meta_cluster?: { leader?: string };
+  outbound_gateways?: Record<string, unknown>;
+}
+function getJson(url: string, timeoutMs = 1_000): Promise<{ status: number; body: MonitorJson | undefined }> {
   return new Promise((resolve, reject) => {
     const request = get(url, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (text += chunk));
       response.on('end', () => {
-        let body: unknown;
+        let body: MonitorJson | undefined;
         try {
-          body = JSON.parse(text);
+          body = JSON.parse(text) as MonitorJson;
         } catch {
           body = undefined;
         }
@@ -157,10 +159,10 @@ function getJson(url: string, timeoutMs = 1_000): Promise<{ status: number; body
   });
 }
 
-/** True when something accepts TCP connections on 127.0.0.1:port. */
-function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
+/** True when something accepts TCP connections on host:port. */
+function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
+    const socket = createConnection({ host, port });
     const done = (open: boolean) => {
       socket.destroy();
       resolve(open);
@@ -202,7 +204,8 @@ function spawnNode(node: NodeState): void {
   const stderr = openSync(node.stderrPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(NATS_SERVER, ['-c', node.configPath, '-l', node.logPath], { stdio: ['ignore', 'ignore', stderr] });
+    const command = [...node.prefix, NATS_SERVER, '-c', node.configPath, '-l', node.logPath];
+    child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', stderr] });
   } finally {
     closeSync(stderr); // the child has its own copy of the descriptor
   }
@@ -224,7 +227,7 @@ function spawnNode(node: NodeState): void {
 
 /** One readiness probe; returns undefined when ready, or the reason it is not (yet). */
 async function probe(node: NodeState, checks: ReadyChecks): Promise<string | undefined> {
-  const base = `http://127.0.0.1:${node.httpPort}`;
+  const base = `http://${node.host}:${node.httpPort}`;
   // 2.9.10 supports js-enabled-only: 200 once JetStream is enabled on this server.
   const health = await getJson(`${base}/healthz?js-enabled-only=true`);
   if (health.status !== 200) return `healthz ${health.status} ${JSON.stringify(health.body)}`;
@@ -276,7 +279,7 @@ async function killNode(node: NodeState): Promise<void> {
   node.running = false;
   // The exit event can precede the kernel releasing the socket; wait until it really refuses.
   const deadline = Date.now() + KILL_TIMEOUT_MS;
-  while (await portOpen(node.port)) {
+  while (await portOpen(node.host, node.port)) {
     if (Date.now() > deadline) throw new Error(`port ${node.port} of ${node.name} still open after kill`);
     await sleep(POLL_MS);
   }
@@ -305,21 +308,31 @@ async function terminateNode(node: NodeState): Promise<void> {
 
 interface NodeSpec {
   region: string;
+  host: string;
+  prefix: string[];
   port: number;
   httpPort: number;
   config: (storeDir: string) => string;
 }
 
-const url = (port: number) => `nats://127.0.0.1:${port}`;
+const url = (host: string, port: number) => `nats://${host}:${port}`;
 const list = (items: string[]) => `[${items.map((item) => JSON.stringify(item)).join(', ')}]`;
 
 function jetstreamBlock(storeDir: string): string {
   return `jetstream { store_dir: ${JSON.stringify(storeDir)}, max_mem: 64MB, max_file: 256MB }`;
 }
 
-function commonHeader(region: string, port: number, httpPort: number): string {
-  return [`server_name: n-${region}`, `listen: 127.0.0.1:${port}`, `http: 127.0.0.1:${httpPort}`].join('\n');
+function commonHeader(region: string, host: string, port: number, httpPort: number): string {
+  return [`server_name: n-${region}`, `listen: ${host}:${port}`, `http: ${host}:${httpPort}`].join('\n');
 }
+
+/**
+ * With links through proxies, the nodes must not gossip their direct addresses: a peer would
+ * dial them (bypassing the proxy on loopback; unreachable inside a namespace) and clients
+ * would learn other regions' URLs. Nothing listens on port 1, so such a dial fails at once
+ * and the configured (proxy) URLs are used.
+ */
+const UNREACHABLE = '127.0.0.1:1';
 
 async function launch(
   kind: NatsTopology['kind'],
@@ -337,8 +350,10 @@ async function launch(
     nodes.push({
       name: `n-${spec.region}`,
       region: spec.region,
+      host: spec.host,
       port: spec.port,
-      clientUrl: url(spec.port),
+      clientUrl: url(spec.host, spec.port),
+      prefix: spec.prefix,
       pid: undefined,
       running: false,
       httpPort: spec.httpPort,
@@ -405,31 +420,59 @@ function checkRegions(regions: string[]): void {
   }
 }
 
+/** Each region's host and prefix, and its dialled address of (toRegion, port) through `link` when given. */
+function placement(regions: string[], options: NatsTopologyOptions) {
+  const hostOf = (region: string) => options.host?.(region) ?? '127.0.0.1';
+  const prefixOf = (region: string) => options.prefix?.(region) ?? [];
+  /** The URL `from`'s node dials for `to`'s listener on `port` (itself: direct). */
+  const dial = async (from: string, to: string, port: number): Promise<string> => {
+    if (from === to || !options.link) return url(hostOf(to), port);
+    const via = await options.link(from, to, hostOf(to), port);
+    return url(via.host, via.port);
+  };
+  /** Every (from, to) pair's URL, links set up in parallel. */
+  const dialAll = async (portOf: (region: string) => number): Promise<Map<string, string>> => {
+    const pairs = regions.flatMap((from) => regions.map((to) => [from, to] as const));
+    const urls = await Promise.all(pairs.map(([from, to]) => dial(from, to, portOf(to))));
+    return new Map(pairs.map(([from, to], i) => [`${from}>${to}`, urls[i]]));
+  };
+  return { hostOf, prefixOf, dialAll };
+}
+
 /**
  * One one-server JetStream cluster per region (cluster name = region), joined by gateways
  * into a supercluster. Streams can be placed per region with `placement: { cluster }`.
  */
-export async function startSupercluster(regions: string[] = ['asia', 'eu', 'us']): Promise<NatsTopology> {
+export async function startSupercluster(
+  regions: string[] = ['asia', 'eu', 'us'],
+  options: NatsTopologyOptions = {},
+): Promise<NatsTopology> {
   checkRegions(regions);
+  const { hostOf, prefixOf, dialAll } = placement(regions, options);
   const ports = await freePorts(regions.length * 4);
   const at = (i: number) => ({ client: ports[i * 4], http: ports[i * 4 + 1], cluster: ports[i * 4 + 2], gateway: ports[i * 4 + 3] });
-  // Comma-separated: 2.9.10's parser rejects array elements separated only by spaces ("} {").
-  const gatewayList = regions.map((region, i) => `{ name: ${region}, urls: ${list([url(at(i).gateway)])} }`).join(', ');
+  const gatewayUrls = await dialAll((region) => at(regions.indexOf(region)).gateway);
   const specs = regions.map((region, i): NodeSpec => {
     const p = at(i);
+    const host = hostOf(region);
+    // Comma-separated: 2.9.10's parser rejects array elements separated only by spaces ("} {").
+    const gatewayList = regions.map((other) => `{ name: ${other}, urls: ${list([gatewayUrls.get(`${region}>${other}`)!])} }`).join(', ');
+    const advertise = options.link ? `, advertise: ${JSON.stringify(UNREACHABLE)}` : '';
     return {
       region,
+      host,
+      prefix: prefixOf(region),
       port: p.client,
       httpPort: p.http,
       config: (storeDir) =>
         [
-          commonHeader(region, p.client, p.http),
+          commonHeader(region, host, p.client, p.http),
           jetstreamBlock(storeDir),
           // 2.9.10: a one-server cluster needs a route (to itself) or JetStream refuses to start
           // ("JetStream cluster requires configured routes or solicited leafnode for the system account").
-          `cluster { name: ${region}, listen: 127.0.0.1:${p.cluster}, routes: ${list([url(p.cluster)])} }`,
+          `cluster { name: ${region}, listen: ${host}:${p.cluster}, routes: ${list([url(host, p.cluster)])}, no_advertise: true }`,
           // Every gateway block lists all regions, itself included.
-          `gateway { name: ${region}, listen: 127.0.0.1:${p.gateway}, gateways: [ ${gatewayList} ] }`,
+          `gateway { name: ${region}, listen: ${host}:${p.gateway}, gateways: [ ${gatewayList} ]${advertise} }`,
         ].join('\n'),
     };
   });
@@ -443,24 +486,34 @@ export async function startSupercluster(regions: string[] = ['asia', 'eu', 'us']
  * One JetStream cluster `geo` stretched over the regions (one server each, full-mesh routes,
  * tagged `region:<region>`), so R3 streams span all regions.
  */
-export async function startStretchedCluster(regions: string[] = ['asia', 'eu', 'us']): Promise<NatsTopology> {
+export async function startStretchedCluster(
+  regions: string[] = ['asia', 'eu', 'us'],
+  options: NatsTopologyOptions = {},
+): Promise<NatsTopology> {
   checkRegions(regions);
+  const { hostOf, prefixOf, dialAll } = placement(regions, options);
   const ports = await freePorts(regions.length * 3);
   const at = (i: number) => ({ client: ports[i * 3], http: ports[i * 3 + 1], cluster: ports[i * 3 + 2] });
-  const routes = list(regions.map((_, i) => url(at(i).cluster)));
+  const routeUrls = await dialAll((region) => at(regions.indexOf(region)).cluster);
   const specs = regions.map((region, i): NodeSpec => {
     const p = at(i);
+    const host = hostOf(region);
+    const routes = list(regions.map((other) => routeUrls.get(`${region}>${other}`)!));
+    const advertise = options.link ? `, advertise: ${JSON.stringify(UNREACHABLE)}` : '';
     return {
       region,
+      host,
+      prefix: prefixOf(region),
       port: p.client,
       httpPort: p.http,
       config: (storeDir) =>
         [
-          commonHeader(region, p.client, p.http),
+          commonHeader(region, host, p.client, p.http),
           `server_tags: ${list([`region:${region}`])}`,
           jetstreamBlock(storeDir),
           // Full mesh; the route to itself is ignored by the server (and needed when there is only one).
-          `cluster { name: geo, listen: 127.0.0.1:${p.cluster}, routes: ${routes} }`,
+          // no_advertise: clients must not learn other regions' direct URLs.
+          `cluster { name: geo, listen: ${host}:${p.cluster}, routes: ${routes}, no_advertise: true${advertise} }`,
         ].join('\n'),
     };
   });
@@ -476,9 +529,11 @@ export async function startSingleNode(region = 'local'): Promise<NatsTopology> {
   const [port, httpPort] = await freePorts(2);
   const spec: NodeSpec = {
     region,
+    host: '127.0.0.1',
+    prefix: [],
     port,
     httpPort,
-    config: (storeDir) => [commonHeader(region, port, httpPort), jetstreamBlock(storeDir)].join('\n'),
+    config: (storeDir) => [commonHeader(region, '127.0.0.1', port, httpPort), jetstreamBlock(storeDir)].join('\n'),
   };
   return launch('single', 'nats-single-', [spec], () => ({ clustered: false, gateways: [] }));
 }

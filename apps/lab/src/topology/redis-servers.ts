@@ -5,33 +5,52 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 
-// One clean-up for the e2e suites and the library's integration specs.
-export { dropRedisNamespace } from '../../libs/geo-ws/src/testing/broker-namespaces.js';
-
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
 });
 
-/** One redis-server process started by a test on a free loopback port. */
+/** Where a server runs: its listen address and a command prefix (e.g. `ip netns exec <ns>`). */
+export interface RedisPlacement {
+  host?: string;
+  prefix?: string[];
+}
+
+/** One redis-server process on a free port (127.0.0.1 unless placed elsewhere). */
 export class RedisServer {
   private child: ChildProcess | undefined;
+  readonly host: string;
+  private readonly prefix: string[];
 
   private constructor(
     readonly port: number,
     private readonly args: string[],
-  ) {}
+    placement: RedisPlacement = {},
+  ) {
+    this.host = placement.host ?? '127.0.0.1';
+    this.prefix = placement.prefix ?? [];
+  }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.host}:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
   }
 
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  static async start(args: string[] = []): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), args);
+  static async start(args: string[] = [], placement: RedisPlacement = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), args, placement);
     await server.launch();
     return server;
   }
@@ -41,18 +60,21 @@ export class RedisServer {
     // replica's full sync writes one), so a restart must not come back with old data, and
     // tests must not write into the repository.
     const dir = await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
-    const child = spawn(
+    const command = [
+      ...this.prefix,
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...this.args],
-      {
-        stdio: 'ignore',
-      },
-    );
+      ...['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--dir', dir, ...this.args],
+    ];
+    const child = spawn(command[0], command.slice(1), { stdio: 'ignore' });
+    child.on('error', () => undefined);
     child.on('exit', () => void rm(dir, { recursive: true, force: true }));
     this.child = child;
     children.add(child);
     child.on('exit', () => children.delete(child));
-    await waitUntil(async () => (await ping(this.port)) === 'PONG', `redis on ${this.port}`);
+    await waitUntil(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server on ${this.host}:${this.port} exited`);
+      return (await ping(this.host, this.port)) === 'PONG';
+    }, `redis on ${this.host}:${this.port}`);
   }
 
   /** SIGKILL: no goodbye to clients or replicas. */
@@ -60,7 +82,11 @@ export class RedisServer {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
     await exited;
   }
 
@@ -78,7 +104,7 @@ export async function startReplicated(replicas: number): Promise<{ primary: Redi
   const primary = await RedisServer.start();
   const started: RedisServer[] = [];
   for (let i = 0; i < replicas; i++) started.push(await RedisServer.start(['--replicaof', '127.0.0.1', String(primary.port)]));
-  await Promise.all(started.map((replica) => waitForLink(replica.port)));
+  await Promise.all(started.map((replica) => waitForLink(replica.port, replica.host)));
   return {
     primary,
     replicas: started,
@@ -114,7 +140,7 @@ export async function startSentinels(primary: RedisServer, count = 3): Promise<{
     sentinels.push(child);
     ports.push(port);
   }
-  await Promise.all(ports.map((port) => waitUntil(async () => (await ping(port)) === 'PONG', `sentinel on ${port}`)));
+  await Promise.all(ports.map((port) => waitUntil(async () => (await ping('127.0.0.1', port)) === 'PONG', `sentinel on ${port}`)));
   return {
     ports,
     dir,
@@ -126,8 +152,8 @@ export async function startSentinels(primary: RedisServer, count = 3): Promise<{
 }
 
 /** Runs one check on a short-lived connection; undefined when the server does not answer. */
-async function probe<T>(port: number, check: (client: Redis) => Promise<T>): Promise<T | undefined> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+async function probe<T>(host: string, port: number, check: (client: Redis) => Promise<T>): Promise<T | undefined> {
+  const client = new Redis({ port, host, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -139,15 +165,16 @@ async function probe<T>(port: number, check: (client: Redis) => Promise<T>): Pro
   }
 }
 
-function ping(port: number): Promise<string | undefined> {
-  return probe(port, (client) => client.ping());
+function ping(host: string, port: number): Promise<string | undefined> {
+  return probe(host, port, (client) => client.ping());
 }
 
 /** Waits until a replica's replication link is up. */
-export async function waitForLink(port: number): Promise<void> {
+export async function waitForLink(port: number, host = '127.0.0.1', timeoutMs = 15_000): Promise<void> {
   await waitUntil(
-    async () => (await probe(port, async (client) => (await client.info('replication')).includes('master_link_status:up'))) === true,
-    `the replica on ${port} to sync`,
+    async () => (await probe(host, port, async (client) => (await client.info('replication')).includes('master_link_status:up'))) === true,
+    `the replica on ${host}:${port} to sync`,
+    timeoutMs,
   );
 }
 
@@ -185,7 +212,8 @@ export async function startCluster(masters = 3): Promise<{ nodes: { host: string
   // Every node must agree the cluster is ok (slots assigned and known), not just the first.
   for (const server of servers) {
     await waitUntil(
-      async () => (await probe(server.port, async (client) => (await client.cluster('INFO')).includes('cluster_state:ok'))) === true,
+      async () =>
+        (await probe(server.host, server.port, async (client) => (await client.cluster('INFO')).includes('cluster_state:ok'))) === true,
       `cluster node ${server.port} to be ok`,
     );
   }
@@ -194,6 +222,51 @@ export async function startCluster(masters = 3): Promise<{ nodes: { host: string
     stop: async () => {
       await Promise.all(servers.map((server) => server.stop()));
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RegionalRedis {
+  /** The primary, in the first region. */
+  primary: RedisServer;
+  /** One replica per other region, by region. */
+  replicas: Map<string, RedisServer>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A primary in `regions[0]` and one replica in every other region. Each replica follows the
+ * primary through `link(replicaRegion, primaryRegion, host, port)` when given (a link proxy),
+ * so replication crosses the simulated inter-region link.
+ */
+export async function startRegionalRedis(
+  regions: string[],
+  options: {
+    placement?: (region: string) => RedisPlacement;
+    link?: (fromRegion: string, toRegion: string, host: string, port: number) => Promise<{ host: string; port: number }>;
+  } = {},
+): Promise<RegionalRedis> {
+  const [home, ...others] = regions;
+  const primary = await RedisServer.start([], options.placement?.(home));
+  const replicas = new Map<string, RedisServer>();
+  try {
+    await Promise.all(
+      others.map(async (region) => {
+        const via = options.link ? await options.link(region, home, primary.host, primary.port) : primary;
+        const replica = await RedisServer.start(['--replicaof', via.host, String(via.port)], options.placement?.(region));
+        replicas.set(region, replica);
+        await waitForLink(replica.port, replica.host, 30_000);
+      }),
+    );
+  } catch (error) {
+    await Promise.all([primary, ...replicas.values()].map((server) => server.stop()));
+    throw error;
+  }
+  return {
+    primary,
+    replicas,
+    stop: async () => {
+      await Promise.all([primary, ...replicas.values()].map((server) => server.stop()));
     },
   };
 }
