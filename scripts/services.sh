@@ -17,6 +17,7 @@ install_missing() {
   local missing=()
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v nft >/dev/null || missing+=(nftables) # the lab's packet loss (nft in network namespaces)
   # Debian's build: playwright-core drives it, so no browser download is needed.
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
