@@ -1,0 +1,195 @@
+/**
+ * The geo lab: `npm run lab -- <scenario> [options]`; `npm run lab -- <scenario> --help`.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { formatSummary } from './report/terminal.js';
+import { DEFAULT_OPTIONS, type LabOptions } from './run/lab-options.js';
+import { runLab } from './run/lab-run.js';
+import { SCENARIOS } from './scenarios/scenarios.js';
+import type { Scenario } from './scenarios/scenario.js';
+import type { Impl } from './load/load.types.js';
+
+const IMPLS: Impl[] = ['geo', 'socketio', 'ceiling'];
+const BROKERS = ['nats-supercluster', 'nats-stretched', 'redis'] as const;
+
+function positiveInteger(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return number;
+}
+
+function nonNegative(value: string): number {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0) throw new InvalidArgumentError('expected a number ≥ 0');
+  return number;
+}
+
+function list(value: string): string[] {
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
+  return items;
+}
+
+function impls(value: string): Impl[] {
+  const items = list(value);
+  for (const item of items)
+    if (!IMPLS.includes(item as Impl)) throw new InvalidArgumentError(`"${item}" is not one of ${IMPLS.join(', ')}`);
+  return items as Impl[];
+}
+
+/** `asia-eu=80,eu-us=40` → { 'asia-eu': 80, 'eu-us': 40 }. */
+function delays(value: string): Record<string, number> {
+  const result: Record<string, number> = {};
+  for (const entry of list(value)) {
+    const match = /^([^=\s]+-[^=\s]+)=(\d+(?:\.\d+)?)$/.exec(entry);
+    if (!match) throw new InvalidArgumentError(`"${entry}" is not a-b=ms (e.g. asia-eu=80)`);
+    result[match[1]] = Number(match[2]);
+  }
+  return result;
+}
+
+function percent(value: string): number {
+  const number = nonNegative(value);
+  if (number > 100) throw new InvalidArgumentError('expected a percentage 0..100');
+  return number;
+}
+
+/** The options every scenario shares, with this scenario's defaults shown in --help. */
+function addCommonOptions(command: Command, defaults: LabOptions): Command {
+  const delaysText = Object.entries(defaults.delays)
+    .map(([pair, ms]) => `${pair}=${ms}`)
+    .join(',');
+  return command
+    .addOption(
+      new Option('--impl <list>', 'implementations to run one after the other: geo, socketio, ceiling')
+        .argParser(impls)
+        .default(defaults.impls, defaults.impls.join(',')),
+    )
+    .addOption(new Option('--broker <kind>', "geo's broker (the peers always use Redis)").choices(BROKERS).default(defaults.broker))
+    .option('--regions <list>', 'region names', list, defaults.regions)
+    .option('--instances <n>', 'server processes per region', positiveInteger, defaults.instances)
+    .option('--clients <n>', 'concurrent clients, spread over the regions', positiveInteger, defaults.clients)
+    .option('--room-size <n>', 'members per room (rooms span every region)', positiveInteger, defaults.roomSize)
+    .option('--publishers <n>', 'publishing members per room', positiveInteger, defaults.publishersPerRoom)
+    .option('--rate <n>', 'messages per second per publisher', nonNegative, defaults.rate)
+    .option('--duration <s>', 'seconds of publishing', nonNegative, defaults.duration)
+    .option('--payload <bytes>', 'message text size (≤ 500)', positiveInteger, defaults.payloadBytes)
+    .addOption(new Option('--delays <list>', 'one-way delay between regions in ms').argParser(delays).default(defaults.delays, delaysText))
+    .option('--default-delay <ms>', 'delay for region pairs not in --delays', nonNegative, defaults.defaultDelayMs)
+    .option('--jitter <ms>', 'jitter added to each inter-region delay (order kept)', nonNegative, defaults.jitterMs)
+    .option('--loss <percent>', 'packets dropped on inter-region links (needs network namespaces)', percent, defaults.lossPercent)
+    .addOption(
+      new Option('--netns <mode>', 'a network namespace per region (auto: when root with ip and nft)')
+        .choices(['auto', 'on', 'off'])
+        .default(defaults.netns),
+    )
+    .option('--workers <n>', 'load worker processes', positiveInteger, defaults.workers)
+    .option('--connect-concurrency <n>', 'connections opened at once', positiveInteger, defaults.connectConcurrency)
+    .option('--settle <s>', 'longest wait for the last deliveries after publishing stops', nonNegative, defaults.settle)
+    .option('--json <file>', 'write the JSON report here')
+    .option('--html <file>', 'write the HTML report here')
+    .option('--quiet', 'no live progress line', false);
+}
+
+interface CommonFlags {
+  impl: Impl[];
+  broker: LabOptions['broker'];
+  regions: string[];
+  instances: number;
+  clients: number;
+  roomSize: number;
+  publishers: number;
+  rate: number;
+  duration: number;
+  payload: number;
+  delays: Record<string, number>;
+  defaultDelay: number;
+  jitter: number;
+  loss: number;
+  netns: LabOptions['netns'];
+  workers: number;
+  connectConcurrency: number;
+  settle: number;
+  json?: string;
+  html?: string;
+  quiet: boolean;
+  [knob: string]: unknown;
+}
+
+function toOptions(scenario: Scenario, flags: CommonFlags): LabOptions {
+  if (flags.payload > 500) throw new InvalidArgumentError('--payload: the sample app accepts texts up to 500 characters');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const knobs: LabOptions['scenario'] = {};
+  for (const knob of scenario.knobs) {
+    const value = flags[camel(knob.flag)];
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') knobs[knob.flag] = value;
+  }
+  return {
+    ...DEFAULT_OPTIONS,
+    impls: flags.impl,
+    broker: flags.broker,
+    regions: flags.regions,
+    instances: flags.instances,
+    clients: flags.clients,
+    roomSize: flags.roomSize,
+    publishersPerRoom: Math.min(flags.publishers, flags.roomSize),
+    rate: flags.rate,
+    duration: flags.duration,
+    payloadBytes: flags.payload,
+    delays: flags.delays,
+    defaultDelayMs: flags.defaultDelay,
+    jitterMs: flags.jitter,
+    lossPercent: flags.loss,
+    netns: flags.netns,
+    workers: flags.workers,
+    connectConcurrency: flags.connectConcurrency,
+    settle: flags.settle,
+    scenario: knobs,
+    json: flags.json ?? `lab-reports/${scenario.name}-${stamp}.json`,
+    html: flags.html ?? `lab-reports/${scenario.name}-${stamp}.html`,
+    quiet: flags.quiet,
+  };
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+const program = new Command('lab')
+  .description(
+    'The geo lab: regions as separate processes with their own broker nodes, latency, jitter and loss between them, faults, ' +
+      'thousands of SDK clients, and a report that counts lost, duplicated and reordered messages beside Socket.IO and a bare-ws floor.',
+  )
+  .showHelpAfterError();
+
+for (const scenario of SCENARIOS) {
+  const defaults = { ...DEFAULT_OPTIONS, ...scenario.defaults };
+  const command = addCommonOptions(program.command(scenario.name).description(scenario.summary), defaults);
+  for (const knob of scenario.knobs) command.option(`--${knob.flag} <value>`, `${knob.description} (default: ${String(knob.default)})`);
+  command.action(async (flags: CommonFlags) => {
+    const options = toOptions(scenario, flags);
+    const report = await runLab(scenario, options);
+    process.stdout.write(`${formatSummary(report)}\n`);
+    process.stdout.write(`reports: ${options.json ?? ''} ${options.html ?? ''}\n`);
+    const geo = report.runs.find((run) => run.impl === 'geo');
+    const anomalies = geo ? Object.values<number>({ ...geo.check.anomalies }).reduce((sum, count) => sum + count, 0) : 0;
+    // A geo run with anomalies is a failed run: say so with the exit code, for scripts and CI.
+    process.exitCode = anomalies > 0 ? 2 : 0;
+  });
+}
+
+// Ctrl-C mid-run: exit through 'exit', where the deployment's safety net kills every process it started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\nlab: ${signal}, stopping every process and namespace of this run\n`);
+    process.exit(130);
+  });
+}
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`lab: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,49 @@
+import type { Deployment } from '../deployment/deployment.types.js';
+import type { LabOptions } from '../run/lab-options.js';
+
+/** What a fault step may act on. */
+export interface FaultContext {
+  deployment: Deployment;
+  options: LabOptions;
+  /** Every client's id, home region and the rooms it publishes to, in plan order. */
+  clients: { id: string; home: string; publishTo: string[] }[];
+  /** Makes these clients stop reading their sockets for `ms`. */
+  pauseReading: (ids: string[], ms: number) => void;
+}
+
+/** One fault or recovery, `atS` seconds after publishing starts. */
+export interface FaultStep {
+  atS: number;
+  label: string;
+  run: (context: FaultContext) => Promise<void> | void;
+}
+
+/** A scenario-specific option (`--<flag> <value>`), shown by `--help`. */
+export interface ScenarioKnob {
+  flag: string;
+  description: string;
+  default: string | number;
+}
+
+export interface Scenario {
+  name: string;
+  /** One line for the scenario list. */
+  summary: string;
+  /** Options that differ from the lab's defaults for this scenario. */
+  defaults: Partial<LabOptions>;
+  knobs: ScenarioKnob[];
+  /** Extra environment for geo's server processes (e.g. a lower slow-consumer limit). */
+  env?: Record<string, string>;
+  steps(options: LabOptions): FaultStep[];
+}
+
+/** A knob's value as a number (the CLI stores knobs as given). */
+export function numberKnob(options: LabOptions, flag: string, fallback: number): number {
+  const value = options.scenario[flag];
+  return value === undefined ? fallback : Number(value);
+}
+
+export function stringKnob(options: LabOptions, flag: string, fallback: string): string {
+  const value = options.scenario[flag];
+  return value === undefined ? fallback : String(value);
+}

@@ -1,0 +1,170 @@
+import type { LabOptions } from '../run/lab-options.js';
+import { numberKnob, stringKnob, type FaultStep, type Scenario } from './scenario.js';
+
+const lastRegion = (options: LabOptions): string => options.regions[options.regions.length - 1];
+
+/** `a-b` → [a, b], checked against the deployment's regions. */
+function linkOf(options: LabOptions): [string, string] {
+  const link = stringKnob(options, 'link', `${options.regions[1] ?? options.regions[0]}-${lastRegion(options)}`);
+  const [a, b] = link.split('-');
+  for (const region of [a, b]) {
+    if (!options.regions.includes(region)) throw new Error(`--link ${link}: "${region}" is not one of ${options.regions.join(', ')}`);
+  }
+  return [a, b];
+}
+
+function regionOf(options: LabOptions): string {
+  const region = stringKnob(options, 'region', lastRegion(options));
+  if (!options.regions.includes(region)) throw new Error(`--region ${region} is not one of ${options.regions.join(', ')}`);
+  return region;
+}
+
+const steady: Scenario = {
+  name: 'steady',
+  summary: 'every region up, every link at its distance: the baseline',
+  defaults: {},
+  knobs: [],
+  steps: () => [],
+};
+
+const regionDown: Scenario = {
+  name: 'region-down',
+  summary: 'SIGKILL every process of one region mid-run; its clients fail over and resume; optionally bring it back',
+  defaults: {},
+  knobs: [
+    { flag: 'region', description: 'the region to kill', default: 'the last region' },
+    { flag: 'kill-at', description: 'seconds after publishing starts', default: 6 },
+    { flag: 'restart-after', description: 'seconds until the region starts again (0: it stays down)', default: 8 },
+  ],
+  steps(options) {
+    const region = regionOf(options);
+    const killAt = numberKnob(options, 'kill-at', 6);
+    const restartAfter = numberKnob(options, 'restart-after', 8);
+    const steps: FaultStep[] = [{ atS: killAt, label: `SIGKILL region ${region}`, run: ({ deployment }) => deployment.killRegion(region) }];
+    if (restartAfter > 0) {
+      steps.push({ atS: killAt + restartAfter, label: `region ${region} back`, run: ({ deployment }) => deployment.startRegion(region) });
+    }
+    return steps;
+  },
+};
+
+const drain: Scenario = {
+  name: 'drain',
+  summary: 'rolling SIGTERM restart of every instance of one region (a deploy): clients are told where to go and resume',
+  defaults: { instances: 2 },
+  knobs: [
+    { flag: 'region', description: 'the region to restart', default: 'the last region' },
+    { flag: 'at', description: 'seconds after publishing starts', default: 5 },
+  ],
+  steps(options) {
+    const region = regionOf(options);
+    return [
+      { atS: numberKnob(options, 'at', 5), label: `rolling restart of ${region}`, run: ({ deployment }) => deployment.drainRegion(region) },
+    ];
+  },
+};
+
+const brokerDown: Scenario = {
+  name: 'broker-down',
+  summary: 'SIGKILL a broker node (NATS: one node of a stretched R3 cluster; Redis: the primary or a replica), then restart it',
+  defaults: { broker: 'nats-stretched' },
+  knobs: [
+    {
+      flag: 'target',
+      description: 'NATS: a region whose node dies; Redis: primary or a region whose replica dies',
+      default: 'eu / primary',
+    },
+    { flag: 'kill-at', description: 'seconds after publishing starts', default: 5 },
+    { flag: 'restart-after', description: 'seconds until the node starts again (0: it stays down)', default: 8 },
+  ],
+  steps(options) {
+    const target = stringKnob(options, 'target', options.broker === 'redis' ? 'primary' : (options.regions[1] ?? options.regions[0]));
+    const killAt = numberKnob(options, 'kill-at', 5);
+    const restartAfter = numberKnob(options, 'restart-after', 8);
+    const steps: FaultStep[] = [
+      {
+        atS: killAt,
+        label: `SIGKILL broker ${target}`,
+        run: async ({ deployment }) => {
+          await deployment.killBroker(target);
+        },
+      },
+    ];
+    if (restartAfter > 0) {
+      steps.push({ atS: killAt + restartAfter, label: `broker ${target} back`, run: ({ deployment }) => deployment.restartBroker(target) });
+    }
+    return steps;
+  },
+};
+
+const partition: Scenario = {
+  name: 'partition',
+  summary: 'cut every link between two regions (brokers and clients), then heal it',
+  defaults: {},
+  knobs: [
+    { flag: 'link', description: 'the two regions to separate, a-b', default: 'second-last region' },
+    { flag: 'cut-at', description: 'seconds after publishing starts', default: 5 },
+    { flag: 'heal-after', description: 'seconds until the link heals (0: never)', default: 8 },
+    { flag: 'mode', description: 'cut (reset connections) or stall (black hole)', default: 'cut' },
+  ],
+  steps(options) {
+    const [a, b] = linkOf(options);
+    const cutAt = numberKnob(options, 'cut-at', 5);
+    const healAfter = numberKnob(options, 'heal-after', 8);
+    const stall = stringKnob(options, 'mode', 'cut') === 'stall';
+    const steps: FaultStep[] = [
+      {
+        atS: cutAt,
+        label: `${stall ? 'stall' : 'cut'} ${a}–${b}`,
+        run: ({ deployment }) => (stall ? deployment.stallLink(a, b) : deployment.cutLink(a, b)),
+      },
+    ];
+    if (healAfter > 0) steps.push({ atS: cutAt + healAfter, label: `heal ${a}–${b}`, run: ({ deployment }) => deployment.healLink(a, b) });
+    return steps;
+  },
+};
+
+const lossy: Scenario = {
+  name: 'lossy',
+  summary: 'every inter-region link delayed, jittered and losing packets for the whole run',
+  defaults: { lossPercent: 1, jitterMs: 10 },
+  knobs: [],
+  steps: () => [],
+};
+
+const slowConsumer: Scenario = {
+  name: 'slow-consumer',
+  summary: 'some clients stop reading their sockets under heavy traffic; they are cut off and resume without loss',
+  // Heavy rooms (150 msg/s of 480 bytes) and a 256 KiB limit instead of 8 MiB, so a paused
+  // reader passes it within the pause despite the kernel's socket buffers.
+  defaults: { clients: 200, roomSize: 50, publishersPerRoom: 10, rate: 15, payloadBytes: 480, duration: 45 },
+  env: { GEO_MAX_BUFFERED_BYTES: String(256 * 1024) },
+  knobs: [
+    { flag: 'share', description: 'share of the non-publishing clients that stop reading (0..1)', default: 0.05 },
+    { flag: 'at', description: 'seconds after publishing starts', default: 3 },
+    { flag: 'pause', description: 'seconds they do not read', default: 30 },
+  ],
+  steps(options) {
+    const share = numberKnob(options, 'share', 0.05);
+    const pause = numberKnob(options, 'pause', 30);
+    return [
+      {
+        atS: numberKnob(options, 'at', 3),
+        label: `${Math.round(share * 100)}% of clients stop reading for ${pause} s`,
+        run: ({ clients, pauseReading }) => {
+          // Every n-th reader, so slow consumers sit in every room and region. Publishers keep
+          // reading: a publisher that reads no acks stops its room's traffic (one publish in flight).
+          const every = Math.max(1, Math.round(1 / share));
+          const readers = clients.filter((client) => client.publishTo.length === 0);
+          pauseReading(
+            readers.filter((_, i) => i % every === every - 1).map((client) => client.id),
+            pause * 1000,
+          );
+        },
+      },
+    ];
+  },
+};
+
+/** Every scenario, in the order `--help` lists them. */
+export const SCENARIOS: Scenario[] = [steady, regionDown, drain, brokerDown, partition, lossy, slowConsumer];
