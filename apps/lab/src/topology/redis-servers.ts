@@ -63,7 +63,21 @@ export class RedisServer {
     const command = [
       ...this.prefix,
       'redis-server',
-      ...['--port', String(this.port), '--bind', this.host, '--save', '', '--appendonly', 'no', '--dir', dir, ...this.args],
+      ...[
+        '--port',
+        String(this.port),
+        '--bind',
+        this.host,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        // Callers from outside a namespace come from a non-loopback address, which protected mode refuses.
+        ...(this.host === '127.0.0.1' ? [] : ['--protected-mode', 'no']),
+        ...this.args,
+      ],
     ];
     const child = spawn(command[0], command.slice(1), { stdio: 'ignore' });
     child.on('error', () => undefined);
@@ -247,7 +261,8 @@ export async function startRegionalRedis(
   } = {},
 ): Promise<RegionalRedis> {
   const [home, ...others] = regions;
-  const primary = await RedisServer.start([], options.placement?.(home));
+  // No 5 s wait for more replicas before a full sync (Redis 7's default): boot time matters.
+  const primary = await RedisServer.start(['--repl-diskless-sync-delay', '0'], options.placement?.(home));
   const replicas = new Map<string, RedisServer>();
   try {
     await Promise.all(
