@@ -69,7 +69,7 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
         .default(defaults.impls, defaults.impls.join(',')),
     )
     .addOption(new Option('--broker <kind>', "geo's broker (the peers always use Redis)").choices(BROKERS).default(defaults.broker))
-    .option('--regions <list>', 'region names', list, defaults.regions)
+    .addOption(new Option('--regions <list>', 'region names').argParser(list).default(defaults.regions, defaults.regions.join(',')))
     .option('--instances <n>', 'server processes per region', positiveInteger, defaults.instances)
     .option('--clients <n>', 'concurrent clients, spread over the regions', positiveInteger, defaults.clients)
     .option('--room-size <n>', 'members per room (rooms span every region)', positiveInteger, defaults.roomSize)
@@ -91,6 +91,7 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
     .option('--settle <s>', 'longest wait for the last deliveries after publishing stops', nonNegative, defaults.settle)
     .option('--json <file>', 'write the JSON report here')
     .option('--html <file>', 'write the HTML report here')
+    .option('--logs <file>', 'also write every publish and client log to <file>.<impl>.json')
     .option('--quiet', 'no live progress line', false);
 }
 
@@ -115,6 +116,7 @@ interface CommonFlags {
   settle: number;
   json?: string;
   html?: string;
+  logs?: string;
   quiet: boolean;
   [knob: string]: unknown;
 }
@@ -150,6 +152,7 @@ function toOptions(scenario: Scenario, flags: CommonFlags): LabOptions {
     scenario: knobs,
     json: flags.json ?? `lab-reports/${scenario.name}-${stamp}.json`,
     html: flags.html ?? `lab-reports/${scenario.name}-${stamp}.html`,
+    logs: flags.logs,
     quiet: flags.quiet,
   };
 }

@@ -31,6 +31,8 @@ export interface LabOptions {
   scenario: Partial<Record<string, string | number | boolean>>;
   json?: string;
   html?: string;
+  /** Also write every publish and every client's log here (`<file>.<impl>.json`), for analysis. */
+  logs?: string;
   /** No live progress line (tests, CI logs). */
   quiet: boolean;
 }
