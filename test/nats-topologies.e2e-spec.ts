@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { globalLog, natsTransport } from '@geo-ws/nest';
+import { globalLog, natsTransport, type GeoTransport } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
 import { startStretchedCluster, startSupercluster, type NatsTopology } from '../apps/lab/src/topology/nats-cluster.js';
 import { deployRegions, type Deployment } from './support/regions.js';
@@ -111,4 +111,43 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
     expect(new Set(acked.map((ack) => ack.eventId))).toEqual(new Set(log.map((event) => event.event_id)));
     for (const client of clients) client.close();
   }, 180_000);
+
+  it('supercluster: two instances per region, each homed in its own cluster, boot at once on a fresh namespace', async () => {
+    // Found by the lab's drain scenario: instances raced to create the same KV bucket and the
+    // loser failed its boot with "stream name already in use" (a GeoConfigError).
+    topology = await startSupercluster(REGIONS);
+    const clusters = topology;
+    const namespace = `race${randomUUID().slice(0, 6)}`;
+    const transports = REGIONS.flatMap((region) =>
+      [1, 2].map(
+        () =>
+          natsTransport({ servers: clusters.node(region).clientUrl, namespace, homeCluster: region })({
+            region,
+            regions: REGIONS,
+            dedupWindowMs: 120_000,
+            retention: { maxEvents: 100, maxAgeMs: 3_600_000 },
+          }) as GeoTransport & { connect(): Promise<void> },
+      ),
+    );
+    try {
+      const booted = await Promise.allSettled(transports.map((transport) => transport.connect()));
+      expect(booted.filter((outcome) => outcome.status === 'rejected')).toEqual([]);
+      const room = globalLog(`race-${randomUUID().slice(0, 6)}`);
+      const draft = {
+        event_id: randomUUID(),
+        room_id: room.room,
+        type: 't.e',
+        sender: 's',
+        timestamp: new Date().toISOString(),
+        region: 'eu',
+        data: null,
+      };
+      const appended = await transports[0].append(room, draft);
+      expect((await transports[5].read(room, 0, 10)).events.map((event) => event.seq)).toEqual([appended.seq]);
+    } finally {
+      await Promise.allSettled(transports.map((transport) => transport.close()));
+      await topology.stop();
+      topology = undefined;
+    }
+  }, 120_000);
 });

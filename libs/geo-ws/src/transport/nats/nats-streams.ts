@@ -74,13 +74,20 @@ export class NatsStreams {
       timeout: this.timeoutMs,
       ...(this.options.homeCluster ? { placement: { cluster: this.options.homeCluster, tags: [] } } : {}),
     };
+    // Retried like the streams: a cluster still forming times out, and instances booting
+    // together race to create a bucket (the loser's next attempt finds it and opens it).
     const open = (name: string, bucketTtl?: number) =>
-      (this.options.setup === 'verify'
-        ? kvm.open(name, { timeout: this.timeoutMs })
-        : kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) })
-      ).catch((error: unknown) => {
-        throw setUpError(nats, `NATS KV bucket ${name}`, error);
-      });
+      this.retrying(() =>
+        (this.options.setup === 'verify'
+          ? kvm.open(name, { timeout: this.timeoutMs })
+          : kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) })
+        ).catch((error: unknown) => {
+          if (isApiError(nats, error, STREAM_NAME_IN_USE)) {
+            throw new GeoTransportUnavailableError(`NATS KV bucket ${name} was created by another instance at the same moment`, { cause: error });
+          }
+          throw setUpError(nats, `NATS KV bucket ${name}`, error);
+        }),
+      );
     const [epochs, sessions, revocations, presence] = await Promise.all([
       open(this.names.kv.epochs),
       open(this.names.kv.sessions, ttl.sessions ?? DAY),
@@ -91,12 +98,11 @@ export class NatsStreams {
   }
 
   /** Retries what may go away by itself (unavailable); a refused configuration fails at once. */
-  private async retrying(setUp: () => Promise<void>, forMs = 20_000): Promise<void> {
+  private async retrying<T>(setUp: () => Promise<T>, forMs = 20_000): Promise<T> {
     const deadline = Date.now() + forMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await setUp();
-        return;
+        return await setUp();
       } catch (error) {
         if (!(error instanceof GeoTransportUnavailableError) || Date.now() > deadline || this.closed()) throw error;
         this.logger.warn(`JetStream set-up failed, retrying: ${error instanceof Error ? error.message : String(error)}`);
