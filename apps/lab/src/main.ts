@@ -192,7 +192,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`lab: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
-});
+// Every process, proxy and namespace of the run is stopped by now. Exit explicitly: Node's
+// exit-time handle clean-up was seen to spin on a pipe of an already-killed broker child.
+program.parseAsync().then(
+  () => process.exit(),
+  (error: unknown) => {
+    process.stderr.write(`lab: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

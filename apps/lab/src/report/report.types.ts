@@ -13,6 +13,8 @@ export interface ServerStats {
   /** CPU seconds (user + system) of every server process during the publish window. */
   cpuSeconds: number;
   brokerCpuSeconds: number;
+  /** The load workers' CPU seconds in the same window: near one core each means the load, not the server, was the limit. */
+  loadCpuSeconds?: number;
   /** Summed RSS before any client connected, and with every client connected. */
   rssBaselineBytes: number;
   rssLoadedBytes: number;

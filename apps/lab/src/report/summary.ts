@@ -120,6 +120,7 @@ export function summarySections(report: LabReport): SummarySection[] {
         row('CPU-s per 1k deliveries', 'cpu', (run) => run.cpuPer1kDeliveries),
         row('server CPU-s', 'cpu', (run) => run.server.cpuSeconds),
         row('broker CPU-s', 'cpu', (run) => run.server.brokerCpuSeconds),
+        row('load workers CPU-s', 'cpu', (run) => run.server.loadCpuSeconds),
         row('server RSS loaded', 'bytes', (run) => run.server.rssLoadedBytes),
         row('bytes per connection', 'bytes', (run) => run.server.bytesPerConnection),
       ],

@@ -54,6 +54,7 @@ export async function runImpl(
   try {
     const meter = new CpuMeter();
     const brokerMeter = new CpuMeter();
+    const loadMeter = new CpuMeter();
     const rssBaselineBytes = meter.sample(deployment.serverPids());
     const plan = planClients(options, deployment);
     fleet = await LoadFleet.start({
@@ -84,13 +85,16 @@ export async function runImpl(
     const sampler = setInterval(() => {
       const rssBytes = meter.sample(deployment.serverPids());
       brokerMeter.sample(deployment.brokerPids());
+      loadMeter.sample(activeFleet.pids());
       samples.push({ t: (Date.now() - startedAt) / 1000, rssBytes, cpuPercent: (meter.cpuSeconds - lastCpu) * 100 });
       lastCpu = meter.cpuSeconds;
     }, 1000);
     meter.sample(deployment.serverPids());
     brokerMeter.sample(deployment.brokerPids());
+    loadMeter.sample(fleet.pids());
     const cpuAtStart = meter.cpuSeconds;
     const brokerCpuAtStart = brokerMeter.cpuSeconds;
+    const loadCpuAtStart = loadMeter.cpuSeconds;
 
     progress.phase(impl, `publishing for ${options.duration} s`);
     fleet.startPublishing();
@@ -105,6 +109,7 @@ export async function runImpl(
     clearInterval(sampler);
     meter.sample(deployment.serverPids());
     brokerMeter.sample(deployment.brokerPids());
+    loadMeter.sample(fleet.pids());
     clearInterval(ticker);
 
     progress.phase(impl, 'collecting logs');
@@ -132,6 +137,7 @@ export async function runImpl(
       server: {
         cpuSeconds,
         brokerCpuSeconds: brokerMeter.cpuSeconds - brokerCpuAtStart,
+        loadCpuSeconds: loadMeter.cpuSeconds - loadCpuAtStart,
         rssBaselineBytes,
         rssLoadedBytes,
         bytesPerConnection: connections > 0 ? (rssLoadedBytes - rssBaselineBytes) / connections : 0,

@@ -5,7 +5,8 @@ const lastRegion = (options: LabOptions): string => options.regions[options.regi
 
 /** `a-b` → [a, b], checked against the deployment's regions. */
 function linkOf(options: LabOptions): [string, string] {
-  const link = stringKnob(options, 'link', `${options.regions[1] ?? options.regions[0]}-${lastRegion(options)}`);
+  // The first and the last region: a link every topology uses (NATS gateways, Redis replication from the first region's primary).
+  const link = stringKnob(options, 'link', `${options.regions[0]}-${lastRegion(options)}`);
   const [a, b] = link.split('-');
   for (const region of [a, b]) {
     if (!options.regions.includes(region)) throw new Error(`--link ${link}: "${region}" is not one of ${options.regions.join(', ')}`);
@@ -71,14 +72,19 @@ const brokerDown: Scenario = {
   knobs: [
     {
       flag: 'target',
-      description: 'NATS: a region whose node dies; Redis: primary or a region whose replica dies',
-      default: 'eu / primary',
+      description:
+        'NATS: the region whose node dies; Redis: a region whose replica dies, or primary (no Sentinel: writes stop until it is back, and it comes back empty, so the logs restart and clients are told recovered: false)',
+      default: 'the second region / the last region',
     },
     { flag: 'kill-at', description: 'seconds after publishing starts', default: 5 },
     { flag: 'restart-after', description: 'seconds until the node starts again (0: it stays down)', default: 8 },
   ],
   steps(options) {
-    const target = stringKnob(options, 'target', options.broker === 'redis' ? 'primary' : (options.regions[1] ?? options.regions[0]));
+    const target = stringKnob(
+      options,
+      'target',
+      options.broker === 'redis' ? lastRegion(options) : (options.regions[1] ?? options.regions[0]),
+    );
     const killAt = numberKnob(options, 'kill-at', 5);
     const restartAfter = numberKnob(options, 'restart-after', 8);
     const steps: FaultStep[] = [
@@ -102,7 +108,7 @@ const partition: Scenario = {
   summary: 'cut every link between two regions (brokers and clients), then heal it',
   defaults: {},
   knobs: [
-    { flag: 'link', description: 'the two regions to separate, a-b', default: 'second-last region' },
+    { flag: 'link', description: 'the two regions to separate, a-b', default: 'first-last region' },
     { flag: 'cut-at', description: 'seconds after publishing starts', default: 5 },
     { flag: 'heal-after', description: 'seconds until the link heals (0: never)', default: 8 },
     { flag: 'mode', description: 'cut (reset connections) or stall (black hole)', default: 'cut' },
