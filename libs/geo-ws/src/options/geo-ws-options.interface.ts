@@ -99,7 +99,10 @@ export interface GeoWsReplayLimits {
   perInstance?: { perSecond: number; burst: number };
   /** History reads (one page of `log.replayBatchSize` each) in flight at once on this instance; more wait their turn. Default 64. */
   concurrent?: number;
-  /** A replay pauses while its connection has more than this many bytes unsent. Default 1 MiB. */
+  /**
+   * A replay pauses while its connection has more than this many bytes unsent. Default 1 MiB,
+   * or half of `limits.maxBufferedBytes` when that is lower; must be below it.
+   */
   highWaterBytes?: number;
 }
 

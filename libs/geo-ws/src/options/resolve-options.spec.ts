@@ -43,6 +43,13 @@ describe('resolveOptions', () => {
     );
   });
 
+  it('keeps a replay below the slow-consumer limit: half of a low maxBufferedBytes, and refuses a high water at or above it', () => {
+    expect(resolveOptions({ ...base, limits: { maxBufferedBytes: 64 * 1024 } }).limits.replay.highWaterBytes).toBe(32 * 1024);
+    expect(() => resolveOptions({ ...base, limits: { maxBufferedBytes: 64 * 1024, replay: { highWaterBytes: 64 * 1024 } } })).toThrow(
+      /limits.replay.highWaterBytes \(65536\) must be below limits.maxBufferedBytes \(65536\)/,
+    );
+  });
+
   it('turns the idle timeout and sessions off, presence on, and normalises origins', () => {
     const resolved = resolveOptions({
       ...base,

@@ -111,6 +111,20 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     );
   }
 
+  // A replay pauses above its high water; the slow-consumer close fires above maxBufferedBytes.
+  // The first must stay below the second, or a client resuming a long backlog is closed as a
+  // slow consumer by its own replay, again at every resume (found by the lab's slow-consumer run).
+  const maxBufferedBytes = positiveInteger(limits.maxBufferedBytes, DEFAULT_LIMITS.maxBufferedBytes, 'limits.maxBufferedBytes');
+  const highWaterBytes =
+    replay.highWaterBytes === undefined
+      ? Math.min(DEFAULT_LIMITS.replay.highWaterBytes, Math.floor(maxBufferedBytes / 2))
+      : positiveInteger(replay.highWaterBytes, DEFAULT_LIMITS.replay.highWaterBytes, 'limits.replay.highWaterBytes');
+  if (highWaterBytes >= maxBufferedBytes) {
+    throw new GeoConfigError(
+      `limits.replay.highWaterBytes (${highWaterBytes}) must be below limits.maxBufferedBytes (${maxBufferedBytes}): a replay would fill the buffer past the slow-consumer limit and close the client it is resuming.`,
+    );
+  }
+
   return {
     region: options.region,
     regions,
@@ -130,7 +144,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
       refusals: bucket(limits.refusals, DEFAULT_LIMITS.refusals, 'limits.refusals'),
       idleTimeoutMs:
         limits.idleTimeoutMs === 0 ? 0 : positiveInteger(limits.idleTimeoutMs, DEFAULT_LIMITS.idleTimeoutMs, 'limits.idleTimeoutMs'),
-      maxBufferedBytes: positiveInteger(limits.maxBufferedBytes, DEFAULT_LIMITS.maxBufferedBytes, 'limits.maxBufferedBytes'),
+      maxBufferedBytes,
       maxBufferedBytesTotal: positiveInteger(
         limits.maxBufferedBytesTotal,
         DEFAULT_LIMITS.maxBufferedBytesTotal,
@@ -140,7 +154,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
         perConnection: bucket(replay.perConnection, DEFAULT_LIMITS.replay.perConnection, 'limits.replay.perConnection'),
         perInstance: bucket(replay.perInstance, DEFAULT_LIMITS.replay.perInstance, 'limits.replay.perInstance'),
         concurrent: positiveInteger(replay.concurrent, DEFAULT_LIMITS.replay.concurrent, 'limits.replay.concurrent'),
-        highWaterBytes: positiveInteger(replay.highWaterBytes, DEFAULT_LIMITS.replay.highWaterBytes, 'limits.replay.highWaterBytes'),
+        highWaterBytes,
       },
     },
     log: {
