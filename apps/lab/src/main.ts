@@ -2,6 +2,10 @@
  * The geo lab: `npm run lab -- <scenario> [options]`; `npm run lab -- <scenario> --help`.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { writeHtmlReport } from './report/html.js';
+import { formatMarkdown } from './report/markdown.js';
+import type { LabReport } from './report/report.types.js';
 import { formatSummary } from './report/terminal.js';
 import { DEFAULT_OPTIONS, type LabOptions } from './run/lab-options.js';
 import { runLab } from './run/lab-run.js';
@@ -183,6 +187,18 @@ for (const scenario of SCENARIOS) {
     process.exitCode = anomalies > 0 ? 2 : 0;
   });
 }
+
+program
+  .command('render')
+  .description('print a saved JSON report again: the terminal summary, or a Markdown table (--markdown); --html writes its HTML report')
+  .argument('<json>', 'a report written with --json')
+  .option('--markdown', 'a Markdown table instead of the terminal summary', false)
+  .option('--html <file>', 'also write the HTML report here')
+  .action(async (file: string, flags: { markdown: boolean; html?: string }) => {
+    const report = JSON.parse(await readFile(file, 'utf8')) as LabReport;
+    process.stdout.write(`${flags.markdown ? formatMarkdown(report) : formatSummary(report)}\n`);
+    if (flags.html) await writeHtmlReport(report, flags.html);
+  });
 
 // Ctrl-C mid-run: exit through 'exit', where the deployment's safety net kills every process it started.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
