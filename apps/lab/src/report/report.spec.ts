@@ -11,6 +11,7 @@ import { esc, renderHtml, writeHtmlReport } from './html.js';
 import { writeJsonReport } from './json.js';
 import type { ImplRun, LabReport } from './report.types.js';
 import { ratioText } from './summary.js';
+import { formatMarkdown } from './markdown.js';
 import { formatSummary, progressLine } from './terminal.js';
 
 function result(over: { lost?: number; duplicated?: number; sameP99: number; crossP99: number }): CheckResult {
@@ -105,6 +106,17 @@ describe('formatSummary', () => {
 
   it('has no ratio column for a single impl', () => {
     expect(formatSummary({ ...sample, runs: [sample.runs[0]] })).not.toContain('/geo');
+  });
+});
+
+describe('formatMarkdown', () => {
+  it('is one Markdown table with a column per impl, ratio columns, and the anomaly rows', () => {
+    const markdown = formatMarkdown(sample);
+    const rows = markdown.split('\n').filter((line) => line.startsWith('|'));
+    const pipes = (line: string) => line.replace(/\\\|/g, '').split('|').length;
+    expect(new Set(rows.map(pipes))).toEqual(new Set([pipes(rows[0])]));
+    expect(rows[0]).toBe('|  | geo | socketio | socketio/geo |');
+    expect(markdown).toMatch(/\| lost \(member × acked event\) \| 0 \| 3 \|/);
   });
 });
 
