@@ -104,7 +104,7 @@ export async function runImpl(
     await faultsDone;
 
     progress.phase(impl, 'waiting for the last deliveries');
-    await settle(fleet, options.settle * 1000);
+    const settled = await settle(fleet, options.settle * 1000);
     const windowMs = Date.now() - startedAt;
     clearInterval(sampler);
     meter.sample(deployment.serverPids());
@@ -153,7 +153,15 @@ export async function runImpl(
       throughput: result.deliveries / (windowMs / 1000),
       cpuPer1kDeliveries: result.deliveries > 0 ? (cpuSeconds * 1000) / result.deliveries : 0,
       faults,
-      limitedBy: connected.failed.length > 0 ? connectFailures(connected.failed, options.clients) : undefined,
+      limitedBy:
+        [
+          connected.failed.length > 0 ? connectFailures(connected.failed, options.clients) : '',
+          settled
+            ? ''
+            : `deliveries were still arriving ${options.settle} s after publishing stopped (overloaded?): "lost" counts events not delivered by then`,
+        ]
+          .filter(Boolean)
+          .join('; ') || undefined,
       durationMs: windowMs,
     };
     return { run, network: deployment.network };
@@ -185,8 +193,8 @@ async function runFaults(
   }
 }
 
-/** Waits until deliveries stop changing and nobody is reconnecting, or `maxMs`. */
-async function settle(fleet: LoadFleet, maxMs: number): Promise<void> {
+/** Waits until deliveries stop changing and nobody is reconnecting, or `maxMs`; false when it never got quiet. */
+async function settle(fleet: LoadFleet, maxMs: number): Promise<boolean> {
   const deadline = Date.now() + maxMs;
   let last: ProgressSample = fleet.progress();
   let quietSince = Date.now();
@@ -195,8 +203,9 @@ async function settle(fleet: LoadFleet, maxMs: number): Promise<void> {
     const now = fleet.progress();
     if (now.delivered !== last.delivered || now.reconnecting > 0 || now.acked !== last.acked) quietSince = Date.now();
     last = now;
-    if (Date.now() - quietSince >= QUIET_MS) return;
+    if (Date.now() - quietSince >= QUIET_MS) return true;
   }
+  return false;
 }
 
 function quantile(sorted: number[], q: number): number {
