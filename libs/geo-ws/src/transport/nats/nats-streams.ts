@@ -83,7 +83,9 @@ export class NatsStreams {
           : kvm.create(name, { ...common, ...(bucketTtl ? { ttl: bucketTtl } : {}) })
         ).catch((error: unknown) => {
           if (isApiError(nats, error, STREAM_NAME_IN_USE)) {
-            throw new GeoTransportUnavailableError(`NATS KV bucket ${name} was created by another instance at the same moment`, { cause: error });
+            throw new GeoTransportUnavailableError(`NATS KV bucket ${name} was created by another instance at the same moment`, {
+              cause: error,
+            });
           }
           throw setUpError(nats, `NATS KV bucket ${name}`, error);
         }),
