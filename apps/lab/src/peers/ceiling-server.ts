@@ -10,9 +10,8 @@
  * rooms it has members of and forwards each message's bytes as they are: one JSON encode
  * per message, at the publisher.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { boundedString, healthHandler, onShutdown, quitRedis, readPeerEnv, redisClient } from './peer-env.js';
+import { boundedString, onShutdown, quitRedis, startPeer } from './peer-env.js';
 
 const MAX_ROOM = 128;
 const MAX_ID = 128;
@@ -21,16 +20,8 @@ const MAX_ROOMS_PER_SOCKET = 100;
 /** A member that does not read is dropped past this much unsent data (1013), not buffered without bound. */
 const MAX_BUFFERED = 8 * 1024 * 1024;
 
-const env = readPeerEnv();
-const name = `ceiling-server ${env.region}:${env.port}`;
+const { env, name, pub, sub, http } = startPeer('ceiling-server');
 const prefix = `${env.namespace}:ceiling:`;
-const pub = redisClient(env.redisUrl, name);
-const sub = redisClient(env.replicaUrl ?? env.redisUrl, name);
-const http: HttpServer = createServer(healthHandler(() => http.listening && pub.status === 'ready' && sub.status === 'ready'));
-http.on('error', (error) => {
-  console.error(`${name}: ${error.message}`);
-  process.exit(1);
-});
 const wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: 2 * MAX_TEXT, perMessageDeflate: false });
 wss.on('error', () => undefined);
 

@@ -1,7 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';
 
-/** The environment both peers take (docs: /tmp lab brief, "The system under test"). */
+/** The environment both peers take (the lab's deployment sets it; docs/LAB.md). */
 export interface PeerEnv {
   region: string;
   port: number;
@@ -97,4 +97,22 @@ export async function quitRedis(client: Redis): Promise<void> {
 /** A string of 1..max characters, or undefined. */
 export function boundedString(value: unknown, max: number): string | undefined {
   return typeof value === 'string' && value.length > 0 && value.length <= max ? value : undefined;
+}
+
+/**
+ * What both peers start with: their environment, a publishing Redis client (the primary),
+ * a subscribing one (this region's replica when there is one), and the HTTP server with
+ * `/healthz` and `/readyz` (ready once both clients are).
+ */
+export function startPeer(kind: string): { env: PeerEnv; name: string; pub: Redis; sub: Redis; http: HttpServer } {
+  const env = readPeerEnv();
+  const name = `${kind} ${env.region}:${env.port}`;
+  const pub = redisClient(env.redisUrl, name);
+  const sub = redisClient(env.replicaUrl ?? env.redisUrl, name);
+  const http: HttpServer = createServer(healthHandler(() => http.listening && pub.status === 'ready' && sub.status === 'ready'));
+  http.on('error', (error) => {
+    console.error(`${name}: ${error.message}`);
+    process.exit(1);
+  });
+  return { env, name, pub, sub, http };
 }

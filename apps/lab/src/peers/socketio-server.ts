@@ -7,25 +7,16 @@
  * Client → server: `join` (room, ack) and `publish` ({ room, id, text }, ack `{ ok: true }`);
  * server → clients: `message` ({ id, room, sender, text }) to the room.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Server, type Socket } from 'socket.io';
-import { boundedString, healthHandler, onShutdown, quitRedis, readPeerEnv, redisClient } from './peer-env.js';
+import { boundedString, onShutdown, quitRedis, startPeer } from './peer-env.js';
 
 const MAX_ROOM = 128;
 const MAX_ID = 128;
 const MAX_TEXT = 64 * 1024;
 const MAX_ROOMS_PER_SOCKET = 100;
 
-const env = readPeerEnv();
-const name = `socketio-server ${env.region}:${env.port}`;
-const pub = redisClient(env.redisUrl, name);
-const sub = redisClient(env.replicaUrl ?? env.redisUrl, name);
-const http: HttpServer = createServer(healthHandler(() => http.listening && pub.status === 'ready' && sub.status === 'ready'));
-http.on('error', (error) => {
-  console.error(`${name}: ${error.message}`);
-  process.exit(1);
-});
+const { env, name, pub, sub, http } = startPeer('socketio-server');
 
 const io = new Server(http, {
   transports: ['websocket'],

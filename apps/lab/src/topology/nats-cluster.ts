@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { createConnection } from 'node:net';
@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { freePorts } from './free-port.js';
+import { reapOnExit, removeOnExit } from './reaper.js';
 
 /**
  * Throwaway nats-server topologies for the lab and the e2e tests (Debian's nats-server
@@ -76,34 +77,6 @@ interface ReadyChecks {
   clustered: boolean;
   /** Gateway names this node must have outbound connections to (supercluster). */
   gateways: string[];
-}
-
-// ---------------------------------------------------------------------------------------
-// Safety net: a crashed test run must not leave nats-servers behind.
-const liveChildren = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // 'exit' handlers must be synchronous: just SIGKILL whatever is still ours.
-  process.on('exit', () => {
-    for (const child of liveChildren) {
-      try {
-        if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    // Best effort: don't leave stores behind in os.tmpdir() either.
-    for (const dir of liveDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-      } catch {
-        /* a just-killed server may still be releasing files */
-      }
-    }
-  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,7 +170,6 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
 // Process management
 
 function spawnNode(node: NodeState): void {
-  installExitHook();
   node.spawnError = undefined;
   // Logging goes to a file (-l) so a failed start can be diagnosed from the error message;
   // stderr goes to a file too, since config errors are reported there, not in the log.
@@ -212,9 +184,8 @@ function spawnNode(node: NodeState): void {
   node.child = child;
   node.pid = child.pid;
   node.running = child.pid !== undefined;
-  liveChildren.add(child);
+  reapOnExit(child);
   const markGone = () => {
-    liveChildren.delete(child);
     // A restart replaces node.child; only the current process may mark the node down.
     if (node.child === child) node.running = false;
   };
@@ -340,9 +311,8 @@ async function launch(
   specs: NodeSpec[],
   checksFor: (region: string) => ReadyChecks,
 ): Promise<NatsTopology> {
-  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  liveDirs.add(dir);
+  const forgetDir = removeOnExit(dir);
   const nodes: NodeState[] = [];
   for (const spec of specs) {
     const configPath = join(dir, `${spec.region}.conf`);
@@ -371,7 +341,7 @@ async function launch(
       await Promise.all(nodes.map((node) => terminateNode(node)));
       for (const node of nodes) node.running = false;
       await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-      liveDirs.delete(dir);
+      forgetDir();
     })());
 
   const find = (region: string): NodeState => {

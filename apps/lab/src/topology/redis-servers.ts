@@ -4,17 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
-
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
+import { reapOnExit } from './reaper.js';
 
 /** Where a server runs: its listen address and a command prefix (e.g. `ip netns exec <ns>`). */
 export interface RedisPlacement {
@@ -83,8 +73,7 @@ export class RedisServer {
     child.on('error', () => undefined);
     child.on('exit', () => void rm(dir, { recursive: true, force: true }));
     this.child = child;
-    children.add(child);
-    child.on('exit', () => children.delete(child));
+    reapOnExit(child);
     await waitUntil(async () => {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server on ${this.host}:${this.port} exited`);
       return (await ping(this.host, this.port)) === 'PONG';
@@ -149,8 +138,7 @@ export async function startSentinels(primary: RedisServer, count = 3): Promise<{
       ].join('\n'),
     );
     const child = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
-    children.add(child);
-    child.on('exit', () => children.delete(child));
+    reapOnExit(child);
     sentinels.push(child);
     ports.push(port);
   }

@@ -1,23 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { reapOnExit } from './reaper.js';
 
 /** The sample chat app's one-region entry (`npm run start:region`); same path from src/ and dist/. */
 export const REGION_ENTRY = fileURLToPath(new URL('../../../chat/dist/region.js', import.meta.url));
 
 /** Output kept per process for error messages (the tail). */
 const MAX_OUTPUT_CHARS = 64_000;
-
-// Safety net: a crashed run must not leave server processes behind ('exit' handlers are synchronous).
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
 
 export interface ServerProcessOptions {
   /** For messages, e.g. `eu-0`. */
@@ -90,7 +79,7 @@ export class ServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    running.add(child);
+    reapOnExit(child);
     const keep = (chunk: Buffer): void => {
       this.output += chunk.toString();
       if (this.output.length > MAX_OUTPUT_CHARS) this.output = this.output.slice(-MAX_OUTPUT_CHARS / 2);
@@ -100,10 +89,8 @@ export class ServerProcess {
     child.on('error', (error) => {
       this.output += `\nspawn error: ${error.message}`;
       if (this.child === child && this.exitCode === undefined) this.exitCode = null;
-      running.delete(child);
     });
     child.on('exit', (code, signal) => {
-      running.delete(child);
       if (this.child !== child) return;
       this.exitCode = code;
       this.signal = signal;
