@@ -12,6 +12,14 @@ import type { NatsNames } from './nats-names.js';
 
 /** Longest pause between two attempts to open a tail's consumer again. */
 const MAX_BACKOFF_MS = 2000;
+/** A pull expires after this long; a healthy idle consumer then pulls again (a `next` status). */
+const PULL_EXPIRES_MS = 4000;
+/**
+ * A consumer that has shown no message and no status for this long is stuck: after a
+ * gateway cut it may wait forever for a pull answer lost in the cut (seen in the lab's
+ * partition runs), with no heartbeat to miss. It is replaced from the next sequence.
+ */
+const SILENT_MS = 4 * PULL_EXPIRES_MS;
 
 /**
  * Live tails: one ordered consumer per (instance, log), filtered on the log's subject,
@@ -23,6 +31,8 @@ export class NatsTails {
   private readonly logger = new Logger(NatsTails.name);
   /** Open tails by log key (a log reset elsewhere fails the tails of its key). */
   private readonly tails = new Map<string, Set<NatsTail>>();
+  /** One check for every tail of this transport, not a timer per tail. */
+  private readonly watchdog = setInterval(() => this.renewSilent(), PULL_EXPIRES_MS).unref();
 
   constructor(
     private readonly names: NatsNames,
@@ -94,8 +104,20 @@ export class NatsTails {
   }
 
   closeAll(): void {
+    clearInterval(this.watchdog);
     for (const tails of [...this.tails.values()]) for (const tail of [...tails]) tail.stop();
     this.tails.clear();
+  }
+
+  private renewSilent(): void {
+    const now = Date.now();
+    for (const tails of this.tails.values()) {
+      for (const tail of tails) {
+        if (now - tail.lastSign < SILENT_MS) continue;
+        this.logger.debug(`tail of room "${tail.room}": no message and no status for ${SILENT_MS} ms; a new consumer`);
+        tail.renew();
+      }
+    }
   }
 
   private forget(tail: NatsTail): void {
@@ -127,6 +149,8 @@ interface TailSpec {
 class NatsTail {
   readonly key: string;
   readonly epoch: string;
+  /** When the current consumer last showed life (a message or a status); see {@link SILENT_MS}. */
+  lastSign = Date.now();
   private delivered: number;
   /** The stream sequence to resume from after any failure. */
   private next: number;
@@ -158,8 +182,13 @@ class NatsTail {
     this.onStop();
   }
 
+  get room(): string {
+    return this.spec.log.room;
+  }
+
   /** Drops the current consumer; the loop opens a new one where the tail left off. */
   renew(): void {
+    this.lastSign = Date.now();
     void this.current?.close().catch(() => undefined);
   }
 
@@ -173,8 +202,9 @@ class NatsTail {
   private async open(): Promise<ConsumerMessages> {
     const consumer = await this.spec.js.consumers.get(this.spec.stream, { filter_subjects: this.spec.subject, opt_start_seq: this.next });
     // Short pulls: missed heartbeats are noticed within seconds.
-    const messages = await consumer.consume({ max_messages: 256, expires: 4000 });
-    void abandonWhenSilent(messages);
+    const messages = await consumer.consume({ max_messages: 256, expires: PULL_EXPIRES_MS });
+    this.lastSign = Date.now();
+    void followStatus(messages, () => (this.lastSign = Date.now()));
     return messages;
   }
 
@@ -217,6 +247,7 @@ class NatsTail {
 
   private deliver(message: JsMsg): boolean {
     if (this.stopped) return false; // closed while the incarnation was checked
+    this.lastSign = Date.now();
     this.next = message.seq + 1;
     if (message.seq <= this.delivered) return true;
     if (!ofEpoch(message.headers?.get(EPOCH_HEADER), this.epoch)) {
@@ -245,11 +276,13 @@ class NatsTail {
 /**
  * An ordered consumer lives on one server. When that server dies the client keeps
  * asking the dead consumer for its state; after two missed heartbeats the tail drops it
- * and its loop creates a new consumer from the next undelivered sequence.
+ * and its loop creates a new consumer from the next undelivered sequence. Every status
+ * (a new pull, a reset, ...) counts as a sign of life for the watchdog.
  */
-async function abandonWhenSilent(messages: ConsumerMessages): Promise<void> {
+async function followStatus(messages: ConsumerMessages, alive: () => void): Promise<void> {
   for await (const status of messages.status()) {
-    if (status.type === 'heartbeats_missed' && status.count >= 2) {
+    if (status.type !== 'heartbeats_missed') alive();
+    else if (status.count >= 2) {
       await messages.close().catch(() => undefined);
       return;
     }
