@@ -15,9 +15,9 @@ const MAX_BACKOFF_MS = 2000;
 /** A pull expires after this long; a healthy idle consumer then pulls again (a `next` status). */
 const PULL_EXPIRES_MS = 4000;
 /**
- * A consumer that has shown no message and no status for this long is stuck: after a
- * gateway cut it may wait forever for a pull answer lost in the cut (seen in the lab's
- * partition runs), with no heartbeat to miss. It is replaced from the next sequence.
+ * A consumer that has shown no message and no heartbeat for this long is stuck: after a
+ * gateway cut it may wait forever for a pull answer lost in the cut, or keep failing to
+ * recreate itself (seen in the lab's partition runs). It is replaced from the next sequence.
  */
 const SILENT_MS = 4 * PULL_EXPIRES_MS;
 
@@ -114,7 +114,7 @@ export class NatsTails {
     for (const tails of this.tails.values()) {
       for (const tail of tails) {
         if (now - tail.lastSign < SILENT_MS) continue;
-        this.logger.debug(`tail of room "${tail.room}": no message and no status for ${SILENT_MS} ms; a new consumer`);
+        this.logger.debug(`tail of room "${tail.room}": no message and no heartbeat for ${SILENT_MS} ms; a new consumer`);
         tail.renew();
       }
     }
@@ -149,7 +149,7 @@ interface TailSpec {
 class NatsTail {
   readonly key: string;
   readonly epoch: string;
-  /** When the current consumer last showed life (a message or a status); see {@link SILENT_MS}. */
+  /** When the current consumer last showed life (a message or a heartbeat); see {@link SILENT_MS}. */
   lastSign = Date.now();
   private delivered: number;
   /** The stream sequence to resume from after any failure. */
@@ -276,13 +276,15 @@ class NatsTail {
 /**
  * An ordered consumer lives on one server. When that server dies the client keeps
  * asking the dead consumer for its state; after two missed heartbeats the tail drops it
- * and its loop creates a new consumer from the next undelivered sequence. Every status
- * (a new pull, a reset, ...) counts as a sign of life for the watchdog.
+ * and its loop creates a new consumer from the next undelivered sequence. A heartbeat
+ * from the server is the watchdog's sign of life.
  */
 async function followStatus(messages: ConsumerMessages, alive: () => void): Promise<void> {
   for await (const status of messages.status()) {
-    if (status.type !== 'heartbeats_missed') alive();
-    else if (status.count >= 2) {
+    // Only the server sends heartbeats (an idle pull gets one every 2 s). Pulls, resets and
+    // debug notes are the client's own, and a stuck consumer keeps making them.
+    if (status.type === 'heartbeat') alive();
+    else if (status.type === 'heartbeats_missed' && status.count >= 2) {
       await messages.close().catch(() => undefined);
       return;
     }
