@@ -82,16 +82,18 @@ export async function runImpl(
     const faults: FaultEvent[] = [];
     const samples: ServerStats['samples'] = [];
     let lastCpu = meter.cpuSeconds;
-    const sampler = setInterval(() => {
-      const rssBytes = meter.sample(deployment.serverPids());
+    // Servers, brokers and load workers read together, so their CPU covers the same window.
+    const sampleAll = (): number => {
       brokerMeter.sample(deployment.brokerPids());
       loadMeter.sample(activeFleet.pids());
+      return meter.sample(deployment.serverPids());
+    };
+    const sampler = setInterval(() => {
+      const rssBytes = sampleAll();
       samples.push({ t: (Date.now() - startedAt) / 1000, rssBytes, cpuPercent: (meter.cpuSeconds - lastCpu) * 100 });
       lastCpu = meter.cpuSeconds;
     }, 1000);
-    meter.sample(deployment.serverPids());
-    brokerMeter.sample(deployment.brokerPids());
-    loadMeter.sample(fleet.pids());
+    sampleAll();
     const cpuAtStart = meter.cpuSeconds;
     const brokerCpuAtStart = brokerMeter.cpuSeconds;
     const loadCpuAtStart = loadMeter.cpuSeconds;
@@ -107,9 +109,7 @@ export async function runImpl(
     const settled = await settle(fleet, options.settle * 1000);
     const windowMs = Date.now() - startedAt;
     clearInterval(sampler);
-    meter.sample(deployment.serverPids());
-    brokerMeter.sample(deployment.brokerPids());
-    loadMeter.sample(fleet.pids());
+    sampleAll();
     clearInterval(ticker);
 
     progress.phase(impl, 'collecting logs');
