@@ -37,10 +37,13 @@ export interface Scenario {
   steps(options: LabOptions): FaultStep[];
 }
 
-/** A knob's value as a number (the CLI stores knobs as given). */
-export function numberKnob(options: LabOptions, flag: string, fallback: number): number {
+/** A knob's value as a number (the CLI stores knobs as given), else the default its scenario declares for `--help`. */
+export function numberKnob(options: LabOptions, knobs: ScenarioKnob[], flag: string): number {
   const value = options.scenario[flag];
-  return value === undefined ? fallback : Number(value);
+  if (value !== undefined) return Number(value);
+  const fallback = knobs.find((knob) => knob.flag === flag)?.default;
+  if (typeof fallback !== 'number') throw new Error(`scenario knob --${flag} has no numeric default`);
+  return fallback;
 }
 
 export function stringKnob(options: LabOptions, flag: string, fallback: string): string {

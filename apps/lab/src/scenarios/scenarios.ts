@@ -39,8 +39,8 @@ const regionDown: Scenario = {
   ],
   steps(options) {
     const region = regionOf(options);
-    const killAt = numberKnob(options, 'kill-at', 6);
-    const restartAfter = numberKnob(options, 'restart-after', 8);
+    const killAt = numberKnob(options, this.knobs, 'kill-at');
+    const restartAfter = numberKnob(options, this.knobs, 'restart-after');
     const steps: FaultStep[] = [{ atS: killAt, label: `SIGKILL region ${region}`, run: ({ deployment }) => deployment.killRegion(region) }];
     if (restartAfter > 0) {
       steps.push({ atS: killAt + restartAfter, label: `region ${region} back`, run: ({ deployment }) => deployment.startRegion(region) });
@@ -60,7 +60,11 @@ const drain: Scenario = {
   steps(options) {
     const region = regionOf(options);
     return [
-      { atS: numberKnob(options, 'at', 5), label: `rolling restart of ${region}`, run: ({ deployment }) => deployment.drainRegion(region) },
+      {
+        atS: numberKnob(options, this.knobs, 'at'),
+        label: `rolling restart of ${region}`,
+        run: ({ deployment }) => deployment.drainRegion(region),
+      },
     ];
   },
 };
@@ -85,8 +89,8 @@ const brokerDown: Scenario = {
       'target',
       options.broker === 'redis' ? lastRegion(options) : (options.regions[1] ?? options.regions[0]),
     );
-    const killAt = numberKnob(options, 'kill-at', 5);
-    const restartAfter = numberKnob(options, 'restart-after', 8);
+    const killAt = numberKnob(options, this.knobs, 'kill-at');
+    const restartAfter = numberKnob(options, this.knobs, 'restart-after');
     const steps: FaultStep[] = [
       {
         atS: killAt,
@@ -115,8 +119,8 @@ const partition: Scenario = {
   ],
   steps(options) {
     const [a, b] = linkOf(options);
-    const cutAt = numberKnob(options, 'cut-at', 5);
-    const healAfter = numberKnob(options, 'heal-after', 8);
+    const cutAt = numberKnob(options, this.knobs, 'cut-at');
+    const healAfter = numberKnob(options, this.knobs, 'heal-after');
     const stall = stringKnob(options, 'mode', 'cut') === 'stall';
     const steps: FaultStep[] = [
       {
@@ -154,11 +158,11 @@ const slowConsumer: Scenario = {
     { flag: 'pause', description: 'seconds they do not read', default: 35 },
   ],
   steps(options) {
-    const share = numberKnob(options, 'share', 0.1);
-    const pause = numberKnob(options, 'pause', 35);
+    const share = numberKnob(options, this.knobs, 'share');
+    const pause = numberKnob(options, this.knobs, 'pause');
     return [
       {
-        atS: numberKnob(options, 'at', 3),
+        atS: numberKnob(options, this.knobs, 'at'),
         label: `${Math.round(share * 100)}% of clients stop reading for ${pause} s`,
         run: ({ clients, pauseReading }) => {
           // Every n-th reader, so slow consumers sit in every room and region. Publishers keep
