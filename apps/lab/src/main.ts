@@ -96,7 +96,8 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
     .option('--json <file>', 'write the JSON report here')
     .option('--html <file>', 'write the HTML report here')
     .option('--logs <file>', 'also write every publish and client log to <file>.<impl>.json')
-    .option('--quiet', 'no live progress line', false);
+    .option('--quiet', 'no live progress line', false)
+    .option('--cpu-prof <dir>', 'write a V8 CPU profile of each server process to <dir>/<impl>/ (open in Chrome DevTools)');
 }
 
 interface CommonFlags {
@@ -122,6 +123,7 @@ interface CommonFlags {
   html?: string;
   logs?: string;
   quiet: boolean;
+  cpuProf?: string;
   [knob: string]: unknown;
 }
 
@@ -158,6 +160,7 @@ function toOptions(scenario: Scenario, flags: CommonFlags): LabOptions {
     html: flags.html ?? `lab-reports/${scenario.name}-${stamp}.html`,
     logs: flags.logs,
     quiet: flags.quiet,
+    cpuProf: flags.cpuProf,
   };
 }
 

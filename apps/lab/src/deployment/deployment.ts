@@ -194,6 +194,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
             new ServerProcess({
               name: `${options.impl} ${region}-${k}`,
               entry,
+              nodeArgs: options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [],
               env: envFor(region),
               host: netOf(region).host,
               port: portOf(region, k),

@@ -28,6 +28,8 @@ export interface DeploymentOptions {
   namespace: string;
   /** Extra environment for every server process. */
   env?: Record<string, string>;
+  /** Write a V8 CPU profile of every server process into this folder when it exits (`--cpu-prof`). */
+  cpuProfileDir?: string;
   /** Progress and fault lines. */
   log?: (line: string) => void;
 }

@@ -35,6 +35,8 @@ export interface LabOptions {
   logs?: string;
   /** No live progress line (tests, CI logs). */
   quiet: boolean;
+  /** Write CPU profiles of the server processes to `<dir>/<impl>/` (they are written when a server exits). */
+  cpuProf?: string;
 }
 
 export const DEFAULT_DELAYS: Record<string, number> = { 'asia-eu': 80, 'eu-us': 40, 'asia-us': 70 };

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { check } from '../check/checker.js';
 import { startDeployment } from '../deployment/deployment.js';
@@ -48,6 +48,7 @@ export async function runImpl(
     demoSecret,
     namespace: `lab${runId}`,
     env: scenario.env,
+    cpuProfileDir: options.cpuProf && join(options.cpuProf, impl),
     log: (line) => progress.note(line),
   });
   let fleet: LoadFleet | undefined;

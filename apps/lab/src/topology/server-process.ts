@@ -14,6 +14,8 @@ export interface ServerProcessOptions {
   /** Script run with this Node (`process.execPath`). */
   entry: string;
   args?: string[];
+  /** Options for Node itself, before the entry (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
   /** Extra environment (on top of this process's). */
   env?: Record<string, string>;
   /** Where it listens; readiness is probed at http://host:port. */
@@ -72,8 +74,8 @@ export class ServerProcess {
     this.exitCode = undefined;
     this.signal = undefined;
     this.output = '';
-    const { entry, args = [], env = {}, prefix = [] } = this.options;
-    const command = [...prefix, process.execPath, entry, ...args];
+    const { entry, args = [], nodeArgs = [], env = {}, prefix = [] } = this.options;
+    const command = [...prefix, process.execPath, ...nodeArgs, entry, ...args];
     const child = spawn(command[0], command.slice(1), {
       env: { ...process.env, ...env, PORT: String(this.port), HOST: this.host },
       stdio: ['ignore', 'pipe', 'pipe'],
