@@ -100,6 +100,31 @@ describe('RoomFeeds', () => {
     expect(member.events.map((event) => event.seq)).toEqual([8, 9, 10, 11, 12, 13]);
   });
 
+  it("positionOf: a live member's last delivered seq; nothing while it replays, before the feed opens, or after it left", async () => {
+    const { writer, feeds } = await setup(0, context.retention, { batchSize: 10, highWaterBytes: 100 });
+    for (let i = 0; i < 30; i++) await append(writer);
+    const member = new Member();
+    expect(feeds.positionOf(log, member)).toBeUndefined();
+    await feeds.join(log, member, {}, () => undefined);
+    expect(feeds.positionOf(log, member)).toBe(30); // live from the head: it is at 30
+    await append(writer);
+    await waitFor(() => member.events.length === 1, 'a live event');
+    expect(feeds.positionOf(log, member)).toBe(31);
+    // A replay that stalls on a full socket: the member is not live, its position not known here.
+    const replaying = new Member();
+    replaying.deliver = function (event) {
+      this.events.push(event);
+      this.backlogBytes += 1000;
+    };
+    void feeds.join(log, replaying, { since: 0 }, () => undefined);
+    await waitFor(() => replaying.events.length === 1, 'the first replayed event');
+    expect(feeds.positionOf(log, replaying)).toBeUndefined();
+    feeds.leave(log, replaying);
+    feeds.leave(log, member);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(feeds.positionOf(log, member)).toBeUndefined();
+  });
+
   it('closes the tail when the last member leaves', async () => {
     const { feeds } = await setup();
     const a = new Member();

@@ -87,6 +87,16 @@ export class RoomFeed {
   }
 
   /**
+   * The last `seq` this feed handed to a member that is live in it (what a session saves);
+   * `undefined` for a member still replaying (before `geo.joined` its cursor is not yet
+   * where the member is) or not in this feed.
+   */
+  cursorOf(member: FeedMember): number | undefined {
+    const state = this.members.get(member);
+    return state && !state.pending ? state.cursor : undefined;
+  }
+
+  /**
    * Adds a member. `announce` is called once the outcome is known and before any event
    * reaches the member (it sends `geo.joined`); replayed events follow, then live ones.
    * Joining again (or leaving) cancels what an earlier join of the same member still had

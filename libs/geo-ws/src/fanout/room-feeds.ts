@@ -6,6 +6,8 @@ import { RoomFeed, type FeedMember } from './room-feed.js';
 
 interface FeedEntry {
   feed: Promise<RoomFeed>;
+  /** The feed once it is open: read synchronously by {@link RoomFeeds.positionOf}. */
+  open?: RoomFeed;
   /** Joins waiting for the feed to open: it must not be closed under them. */
   opening: number;
 }
@@ -29,9 +31,13 @@ export class RoomFeeds {
     let entry = this.feeds.get(key);
     if (!entry) {
       const opened = RoomFeed.open(this.transport, log, this.budget, () => this.forget(key, opened));
-      entry = { feed: opened, opening: 0 };
+      const created: FeedEntry = { feed: opened, opening: 0 };
+      entry = created;
       this.feeds.set(key, entry);
-      opened.catch(() => this.forget(key, opened));
+      opened.then(
+        (feed) => (created.open = feed),
+        () => this.forget(key, opened),
+      );
     }
     entry.opening++;
     let feed: RoomFeed;
@@ -45,6 +51,15 @@ export class RoomFeeds {
     } finally {
       this.closeIfUnused(key);
     }
+  }
+
+  /**
+   * Where a member is in a log now: the last `seq` its feed handed to it, or `undefined`
+   * if it is not live there (not a member, or still replaying). Read when a session is
+   * saved, never on delivery.
+   */
+  positionOf(log: LogRef, member: FeedMember): number | undefined {
+    return this.feeds.get(logKey(log))?.open?.cursorOf(member);
   }
 
   leave(log: LogRef, member: FeedMember): void {
