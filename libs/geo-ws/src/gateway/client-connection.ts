@@ -9,6 +9,7 @@ import type { LogRef } from '../transport/log-ref.js';
 import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
+import { encodeTextFrame, FrameWriter, type WireFrame } from './wire-frame.js';
 
 /**
  * How long a slow consumer gets to read what is queued before the 1013 close frame: the
@@ -17,15 +18,15 @@ import { TokenBucket } from '../limits/token-bucket.js';
 const SLOW_CONSUMER_GRACE_MS = 2000;
 
 /**
- * One room event goes to every local member of its feed: its frame is serialised once
- * (keyed by the event object the feed hands to each member), not once per member.
+ * One room event goes to every local member of its feed: its frame is built once (keyed by
+ * the event object the feed hands to each member), not once per member.
  */
-const frames = new WeakMap<object, string>();
+const frames = new WeakMap<object, WireFrame>();
 
-function frameOf(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean): string {
+function frameOf(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean): WireFrame {
   let frame = frames.get(event);
   if (frame === undefined) {
-    frame = JSON.stringify({ event: event.type, data: ephemeral ? { ...event, seq: null } : event });
+    frame = encodeTextFrame(JSON.stringify({ event: event.type, data: ephemeral ? { ...event, seq: null } : event }));
     frames.set(event, frame);
   }
   return frame;
@@ -67,6 +68,7 @@ export class ClientConnection implements GeoConnection, FeedMember {
   /** When the client last sent a frame (for the idle timeout). */
   lastFrameAt = Date.now();
   private expiry: NodeJS.Timeout | undefined;
+  private readonly writer: FrameWriter;
 
   constructor(
     private readonly socket: WebSocket,
@@ -78,6 +80,7 @@ export class ClientConnection implements GeoConnection, FeedMember {
     this.bucket = new TokenBucket(limits.rate);
     this.refusals = new TokenBucket(limits.refusals);
     this.replayAllowance = new TokenBucket(limits.replay);
+    this.writer = new FrameWriter(socket);
   }
 
   get isOpen(): boolean {
@@ -90,13 +93,20 @@ export class ClientConnection implements GeoConnection, FeedMember {
   }
 
   send(event: string, data: unknown): void {
-    this.sendFrame(JSON.stringify({ event, data }));
+    if (!this.hasRoom()) return;
+    this.socket.send(JSON.stringify({ event, data }));
   }
 
-  private sendFrame(frame: string): void {
-    if (!this.isOpen) return;
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) return this.closeSlowConsumer();
-    this.socket.send(frame);
+  private sendFrame(frame: WireFrame): void {
+    if (this.hasRoom()) this.writer.write(frame);
+  }
+
+  /** Open, and not past its buffer limit (else it is closed as a slow consumer). */
+  private hasRoom(): boolean {
+    if (!this.isOpen) return false;
+    if (this.socket.bufferedAmount <= this.limits.maxBufferedBytes) return true;
+    this.closeSlowConsumer();
+    return false;
   }
 
   /**
@@ -122,7 +132,6 @@ export class ClientConnection implements GeoConnection, FeedMember {
 
   deliver(event: GeoLoggedEnvelope): void {
     this.sendFrame(frameOf(event, false));
-    if (!event.scope) this.session?.delivered(event.room_id, event.seq);
   }
 
   deliverEphemeral(envelope: GeoEnvelopeDraft): void {
