@@ -25,6 +25,11 @@ export interface ReadSource {
   blockingId(): Promise<number>;
   /** The replication id the server serves its data under now (its primary's, on a replica). */
   replicationId(): Promise<string>;
+  /**
+   * A blocking `XREAD` of these streams, and the replication id the server serves its data
+   * under right after it (pipelined on the blocking connection: one write, one round trip).
+   */
+  readLive(keys: string[], ids: string[]): Promise<{ reply: StreamReply; replicationId: string }>;
   /** True for the primary, whose replication id says which epoch is current. */
   primary: boolean;
   /** The primary's replication id as last seen (refreshed on reconnect and every few seconds). */
@@ -32,6 +37,9 @@ export interface ReadSource {
 }
 
 export type StreamEntries = [id: string, fields: string[]][];
+
+/** An `XREAD` reply: entries by stream key, or null when the call timed out or was unblocked. */
+export type StreamReply = [key: string, entries: StreamEntries][] | null;
 
 /** One stream entry: its event and the epoch of the log it was appended to (absent on entries of older versions). */
 export interface StampedEvent {
@@ -172,9 +180,8 @@ export class RedisStreamReader implements LiveReader {
         // From here on a tail added or removed unblocks the call (`interrupt`) and the next
         // turn builds it again.
         this.blockedOn = { source, id };
-        const reply = await source.blocking.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', ...keys, ...ids);
+        const { reply, replicationId: after } = await source.readLive(keys, ids);
         this.blockedOn = undefined;
-        const after = await source.replicationId();
         last = { command: source.command, replicationId: after };
         failures = 0;
         // The primary says which epoch is current: tails of another one are over. A replica

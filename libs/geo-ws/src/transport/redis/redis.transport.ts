@@ -27,6 +27,7 @@ import {
   type LiveReader,
   type ReadSource,
   type StreamEntries,
+  type StreamReply,
   type StreamTail,
 } from './redis-stream.reader.js';
 import { RedisWakeReader } from './redis-wake.reader.js';
@@ -42,6 +43,9 @@ interface ScriptedRedis extends Redis {
 
 const HEALTH_INTERVAL_MS = 1000;
 const EPOCH_CHECK_INTERVAL_MS = 2000;
+/** The live reader's `XREAD`: entries per stream per call, and how long it blocks when nothing comes. */
+const LIVE_READ_COUNT = '500';
+const LIVE_READ_BLOCK_MS = '2000';
 /** Default life of the epoch of a log without events after its last read or live check. */
 const EMPTY_LOG_TTL_MS = 60 * 60 * 1000;
 
@@ -403,6 +407,15 @@ export class RedisTransport implements GeoTransport {
       command,
       blocking,
       replicationId: () => this.fetchReplicationId(command),
+      readLive: async (keys, ids) => {
+        const read = ['xread', 'COUNT', LIVE_READ_COUNT, 'BLOCK', LIVE_READ_BLOCK_MS, 'STREAMS', ...keys, ...ids];
+        if (this.clusterMode)
+          return { reply: (await blocking.call(...(read as [string, ...string[]]))) as StreamReply, replicationId: 'cluster' };
+        const results = (await blocking.pipeline([read, ['info', 'replication']]).exec())!;
+        const failed = results.find(([error]) => error);
+        if (failed) throw failed[0]!;
+        return { reply: results[0][1] as StreamReply, replicationId: replicationIdOf(results[1][1] as string) };
+      },
       primary: !useReplica,
       primaryReplicationId: () => this.replicationId,
       blockingId: async () => {
