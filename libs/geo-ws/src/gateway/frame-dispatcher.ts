@@ -155,7 +155,8 @@ export class FrameDispatcher {
       const announce = (outcome: JoinOutcome): void => {
         announced = true;
         connection.send(GeoFrame.JOINED, { room: log.room, ...(scope ? { scope } : {}), ...outcome });
-        // The session starts where the client is before the replay: deliveries move it on.
+        // The session starts where the client is before the replay; later saves read where the
+        // feed has taken it since (deliveries never touch the session).
         const before = !outcome.recovered ? 0 : (position.since ?? outcome.seq);
         if (!scope) connection.session?.joined(log.room, Math.min(before, outcome.seq), outcome.epoch);
         resolve();

@@ -21,6 +21,7 @@ import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.j
 import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
+import { globalLog } from '../transport/log-ref.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
@@ -75,7 +76,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.auth = new HandshakeAuth(options.authenticate, this.access);
     this.limitLog = new LimitLog(options.region);
     this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
-    this.sessions = options.sessions ? new SessionKeeper(transport.state, options.sessions.ttlMs, options.sessions.saveEveryMs) : undefined;
+    // Positions are read from the feeds when a session is saved, never written on delivery.
+    this.sessions = options.sessions
+      ? new SessionKeeper(transport.state, options.sessions, (member, room) => this.feeds.positionOf(globalLog(room), member))
+      : undefined;
     this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes };
     this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence);
   }
@@ -163,10 +167,14 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     clearInterval(this.heartbeat);
     clearInterval(this.bufferSweep);
     this.presence?.stop();
-    this.sessions?.stop();
     if (this.upgrades) this.httpServer?.off('upgrade', this.upgrades.handle);
-    for (const connection of this.connections) connection.terminate();
-    this.connections.clear();
+    // Connections still open close here: their sessions are saved like any close, and
+    // written before the transport (closed after this hook) goes away.
+    for (const connection of [...this.connections]) {
+      this.onClose(connection);
+      connection.terminate();
+    }
+    await this.sessions?.close();
     await this.feeds.closeAll();
     await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
     this.started = false;
@@ -190,7 +198,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.queue = new Promise<void>((resolve) => (loaded = resolve));
     ws.on('message', (raw, isBinary) => this.dispatcher.onMessage(connection, raw, isBinary));
     connection.expireAt(principal.expiresAt, () => this.dispatcher.expire(connection));
-    const started = await this.sessions?.start(sessionId, principal.id);
+    // Bounded by sessions.loadTimeoutMs: a slow state store must not hold back geo.welcome.
+    const started = await this.sessions?.start(sessionId, principal.id, connection);
     connection.session = started?.session;
     // Gone while its session loaded: onClose found no session to end, so end it here.
     if (connection.closed && started) void this.sessions?.end(started.session);
@@ -211,8 +220,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private onClose(connection: ClientConnection): void {
+    if (connection.closed) return;
     connection.closed = true;
     this.connections.delete(connection);
+    // Before it leaves its feeds: the session saves the positions they last handed to it.
     if (connection.session) void this.sessions?.end(connection.session);
     this.dispatcher.disconnected(connection);
   }

@@ -33,5 +33,5 @@ export const DEFAULT_LIMITS = {
 /** Lifecycle and state-store defaults. */
 export const DEFAULT_DRAIN_GRACE_MS = 2000;
 export const DEFAULT_HEARTBEAT_MS = 30_000;
-export const DEFAULT_SESSIONS = { ttlMs: 60 * 60 * 1000, saveEveryMs: 5000 } as const;
+export const DEFAULT_SESSIONS = { ttlMs: 60 * 60 * 1000, loadTimeoutMs: 2000 } as const;
 export const DEFAULT_PRESENCE_TTL_MS = 30_000;

@@ -49,10 +49,20 @@ export interface GeoWsModuleOptions {
   presence?: boolean | { ttlMs?: number };
   /**
    * Sessions: each connection's rooms and positions, kept in the transport's state store
-   * so a client reconnecting anywhere with `?session=<id>` gets them back. On by default
-   * (kept 1 h, saved every 5 s while they change); `false` turns them off.
+   * so a client reconnecting anywhere with `?session=<id>` gets them back. Saved on
+   * membership changes only (join, leave, close or drain), never per event or on a timer;
+   * kept `ttlMs` after the last save (default 1 h). A new connection waits at most
+   * `loadTimeoutMs` (default 2000) for the session it names, then gets a new one.
+   * On by default; `false` turns them off.
    */
-  sessions?: false | { ttlMs?: number; saveEveryMs?: number };
+  sessions?:
+    | false
+    | {
+        ttlMs?: number;
+        loadTimeoutMs?: number;
+        /** @deprecated Ignored: sessions are saved on membership changes, not periodically (a warning is logged). */
+        saveEveryMs?: number;
+      };
 }
 
 export interface GeoWsLimits {
@@ -142,5 +152,5 @@ export interface ResolvedGeoWsOptions {
   heartbeatMs: number;
   /** Presence TTL in ms, or `undefined` when presence is off. */
   presenceTtlMs: number | undefined;
-  sessions: { ttlMs: number; saveEveryMs: number } | undefined;
+  sessions: { ttlMs: number; loadTimeoutMs: number } | undefined;
 }

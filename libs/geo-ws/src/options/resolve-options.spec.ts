@@ -32,7 +32,7 @@ describe('resolveOptions', () => {
     expect(resolved.log).toEqual({ dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 }, replayBatchSize: 500 });
     expect(resolved.drainGraceMs).toBe(2000);
     expect(resolved.heartbeatMs).toBe(30_000);
-    expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, saveEveryMs: 5000 });
+    expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, loadTimeoutMs: 2000 });
     expect(resolved.presenceTtlMs).toBeUndefined();
     expect(resolved.allowedOrigins).toBeUndefined();
   });
@@ -62,6 +62,13 @@ describe('resolveOptions', () => {
     expect(resolved.sessions).toBeUndefined();
     expect(resolved.presenceTtlMs).toBe(30_000);
     expect([...resolved.allowedOrigins!]).toEqual(['https://chat.example']);
+  });
+
+  it('sessions: loadTimeoutMs is read; the deprecated saveEveryMs is accepted and ignored (saves follow membership changes)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- an old configuration must still start
+    const resolved = resolveOptions({ ...base, sessions: { saveEveryMs: 5000, loadTimeoutMs: 500 } });
+    expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, loadTimeoutMs: 500 });
+    expect(() => resolveOptions({ ...base, sessions: { loadTimeoutMs: 0 } })).toThrow(/sessions.loadTimeoutMs must be a positive integer/);
   });
 
   it('derives WebSocket URLs from the region URLs and the path', () => {

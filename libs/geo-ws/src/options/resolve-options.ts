@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { GeoConfigError } from '../errors/geo-config.error.js';
 import type { GeoAuthenticator } from '../auth/geo-principal.js';
@@ -125,6 +126,11 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     );
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-deprecated -- read only to tell whoever still sets it that it does nothing now
+  if (options.sessions && options.sessions.saveEveryMs !== undefined) {
+    new Logger('GeoWsModule').warn('sessions.saveEveryMs is deprecated and ignored: sessions are saved on joins, leaves and closes only.');
+  }
+
   return {
     region: options.region,
     regions,
@@ -172,7 +178,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
         ? undefined
         : {
             ttlMs: positiveInteger(options.sessions?.ttlMs, DEFAULT_SESSIONS.ttlMs, 'sessions.ttlMs'),
-            saveEveryMs: positiveInteger(options.sessions?.saveEveryMs, DEFAULT_SESSIONS.saveEveryMs, 'sessions.saveEveryMs'),
+            loadTimeoutMs: positiveInteger(options.sessions?.loadTimeoutMs, DEFAULT_SESSIONS.loadTimeoutMs, 'sessions.loadTimeoutMs'),
           },
     presenceTtlMs: !options.presence
       ? undefined
