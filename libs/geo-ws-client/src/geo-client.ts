@@ -1,6 +1,7 @@
 import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
 import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, type RankedRegion, type RttProbe } from './nearest-region.js';
+import { PositionStore, type PositionStorage, type SavedPositions } from './position-store.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './publish-frame.js';
 import {
   BEARER_PREFIX,
@@ -54,8 +55,18 @@ export interface GeoClientOptions {
   heartbeatMs?: number;
   /** Check every this many ms whether a nearer region is healthy again and move back. Off by default. */
   driftBackMs?: number;
-  /** Session id to resume (e.g. kept in sessionStorage); the server returns one otherwise. */
+  /** Session id to resume; the server returns one otherwise (kept for you with `storage`). */
   sessionId?: string;
+  /**
+   * Keeps the session id and every room's position across page reloads: pass
+   * `sessionStorage` (per tab) or `localStorage` (per origin), or anything with
+   * `getItem`/`setItem`. A reloaded page then resumes each room it joins from where the
+   * last one was (written at most every 250 ms and on `close()` or `pagehide`; see
+   * docs/CLIENT.md, "Sessions"). Positions saved for another sender are not used.
+   */
+  storage?: PositionStorage;
+  /** The key in `storage`. Default `'geo-ws'`; give each client of a page its own. */
+  storageKey?: string;
   /** `connect()` rejects if no region accepted a connection within this time. Default 30000. */
   connectTimeoutMs?: number;
   /**
@@ -102,13 +113,29 @@ export interface GeoClientEvents {
   reconnect: { attempt: number; delayMs: number; region: string; code: number };
 }
 
+/** How an event reached a {@link RoomHandler}. */
+export interface EventDelivery {
+  /**
+   * Read from the room's history while (re)joining (`seq` at or below the `geo.joined`
+   * seq), not received live. After a restore (server session or `storage`), such events
+   * may include ones this app showed before it lost its state: show them as history.
+   */
+  readonly replayed: boolean;
+}
+
 /** Receives a joined room's events, in `seq` order, each once. */
-export type RoomHandler = (envelope: GeoEnvelope) => void;
+export type RoomHandler = (envelope: GeoEnvelope, delivery: EventDelivery) => void;
+
+/** Shared, so a delivery allocates nothing. */
+const LIVE: EventDelivery = Object.freeze({ replayed: false });
+const REPLAYED: EventDelivery = Object.freeze({ replayed: true });
 
 /** Where the client is in one log of a room. */
 interface Position {
   seq: number;
   epoch?: string;
+  /** The last `geo.joined` seq: events up to it come from history. */
+  joinedAt?: number;
 }
 
 interface RoomState {
@@ -168,6 +195,12 @@ interface PublishQueue {
 const MAX_NOT_JOINED = 3;
 
 export { GeoClientError };
+
+/** The browser's window, for `pagehide`; Node has none. */
+const page = globalThis as unknown as {
+  addEventListener?(type: 'pagehide', listener: () => void): void;
+  removeEventListener?(type: 'pagehide', listener: () => void): void;
+};
 
 /** `WebSocket.OPEN`. */
 const OPEN = 1;
@@ -253,6 +286,13 @@ export class GeoClient {
   private pingSentAt = 0;
   /** Positions the server kept for this session, for rooms joined without one. */
   private restored: Record<string, { seq: number; epoch: string }> = {};
+  /** Positions from `storage` (this client's own, from an earlier page load), for rooms joined without one. */
+  private savedRooms = new Map<string, { seq: number; epoch: string }>();
+  private savedSender: string | undefined;
+  /** `saved` is known to be this sender's (checked at the first `geo.welcome`). */
+  private savedChecked = false;
+  private readonly positions: PositionStore | undefined;
+  private readonly onPageHide = (): void => this.positions?.flush();
   /** The state of the connection. */
   state: ConnectionState = 'connecting';
   /** Round trip of the last `geo.ping` on the live connection, in ms. */
@@ -263,7 +303,14 @@ export class GeoClient {
   sender: string | undefined;
 
   private constructor(private readonly options: GeoClientOptions) {
-    this.sessionId = options.sessionId;
+    if (options.storage) {
+      this.positions = new PositionStore(options.storage, options.storageKey ?? 'geo-ws', () => this.positionsToSave());
+      const saved = this.positions.load();
+      this.savedRooms = new Map(Object.entries(saved.rooms));
+      this.savedSender = saved.sender;
+      this.sessionId = saved.sessionId;
+    }
+    this.sessionId = options.sessionId ?? this.sessionId;
     this.limits = { maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH };
   }
 
@@ -301,7 +348,7 @@ export class GeoClient {
     if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     let state = this.rooms.get(room);
     if (!state) {
-      const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.restored[room] ?? { seq: -1 });
+      const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.resumePoint(room) ?? { seq: -1 });
       state = { name: room, handlers: new Set(), global: { ...start }, regional: { seq: -1 }, joined: false, waiters: [], joinFailures: 0 };
       this.rooms.set(room, state);
     }
@@ -319,6 +366,10 @@ export class GeoClient {
     if (!state) return;
     this.rooms.delete(room);
     clearTimeout(state.retryTimer);
+    if (this.positions) {
+      this.savedRooms.delete(room);
+      this.positions.changed();
+    }
     if (this.isOpen) this.send(GeoFrame.LEAVE, { room });
     const left = new GeoClientError('LEFT', `left room "${room}" before it was joined`);
     for (const waiter of state.waiters.splice(0)) waiter.reject(left);
@@ -392,6 +443,8 @@ export class GeoClient {
     if (this.closedByUser) return;
     this.closedByUser = true;
     this.stopTimers();
+    this.positions?.flush();
+    page.removeEventListener?.('pagehide', this.onPageHide);
     const socket = this.socket;
     this.socket = undefined;
     this.sender = undefined;
@@ -438,6 +491,8 @@ export class GeoClient {
     const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
     if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
+    // A reload or a closed tab: write the positions now (the coalescing timer would not fire).
+    if (this.positions) page.addEventListener?.('pagehide', this.onPageHide);
     this.openNext();
     await opened;
   }
@@ -645,7 +700,7 @@ export class GeoClient {
         this.attempts = 0;
         this.setState('open');
         this.emit('region', { region: welcome.region, rttMs: region.rttMs });
-        this.restore(welcome.restored);
+        this.restore(welcome);
         this.scheduleRefresh(welcome.expires_at);
         for (const room of this.rooms.values()) this.sendJoin(room);
         this.firstOpen?.resolve();
@@ -682,13 +737,37 @@ export class GeoClient {
     }
   }
 
-  /** Positions the server kept for this session, used for rooms this client has no position in. */
-  private restore(restored: Record<string, { seq: number; epoch: string }> | undefined): void {
-    this.restored = restored ?? {};
-    for (const [name, position] of Object.entries(this.restored)) {
-      const room = this.rooms.get(name);
-      if (room && room.global.seq < 0) room.global = { seq: position.seq, epoch: position.epoch };
+  /**
+   * At `geo.welcome`: rooms this client has no position in resume from its own saved
+   * positions (`storage`, if they are this sender's), else from the session the server
+   * kept (`restored`).
+   */
+  private restore(welcome: WelcomeFrame): void {
+    this.restored = welcome.restored ?? {};
+    if (!this.savedChecked) {
+      this.savedChecked = true;
+      if (this.savedSender !== undefined && this.savedSender !== welcome.sender) this.savedRooms.clear();
     }
+    for (const room of this.rooms.values()) {
+      const start = room.global.seq < 0 ? this.resumePoint(room.name) : undefined;
+      if (start) room.global = { seq: start.seq, epoch: start.epoch };
+    }
+    this.positions?.changed();
+  }
+
+  /** Where a room joined without a position resumes: the own saved position, else the server's. */
+  private resumePoint(room: string): { seq: number; epoch: string } | undefined {
+    return (this.savedChecked ? this.savedRooms.get(room) : undefined) ?? this.restored[room];
+  }
+
+  /** What `storage` keeps: every room's global position (and saved rooms not joined in this page). */
+  private positionsToSave(): SavedPositions {
+    const rooms = Object.fromEntries(this.savedRooms);
+    for (const room of this.rooms.values()) {
+      const { seq, epoch } = room.global;
+      if (seq >= 0 && epoch !== undefined) rooms[room.name] = { seq, epoch };
+    }
+    return { sessionId: this.sessionId, sender: this.sender ?? this.savedSender, rooms };
   }
 
   private sendJoin(room: RoomState): void {
@@ -712,6 +791,8 @@ export class GeoClient {
     if (position.epoch !== undefined && position.epoch !== joined.epoch) position.seq = -1;
     if (position.seq < 0) position.seq = joined.recovered ? joined.seq : 0;
     position.epoch = joined.epoch;
+    position.joinedAt = joined.seq;
+    this.positions?.changed();
     if (joined.scope === 'regional') {
       room.regional.region = this.connectedRegion;
       return;
@@ -728,12 +809,15 @@ export class GeoClient {
   private onEvent(envelope: GeoEnvelope): void {
     const room = this.rooms.get(envelope.room_id);
     if (!room) return;
+    let delivery = LIVE;
     if (envelope.seq !== null) {
       const position = envelope.scope === 'regional' ? room.regional : room.global;
-      if (envelope.seq <= position.seq) return; // already delivered before a reconnect
+      if (envelope.seq <= position.seq) return; // already delivered (before a reconnect, or before a reload with `storage`)
       position.seq = envelope.seq;
+      if (envelope.seq <= (position.joinedAt ?? -1)) delivery = REPLAYED;
+      this.positions?.changed();
     }
-    for (const handler of room.handlers) this.runCallback(() => handler(envelope), `a handler of room "${room.name}"`);
+    for (const handler of room.handlers) this.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
   }
 
   /**

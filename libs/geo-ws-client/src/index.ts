@@ -6,7 +6,9 @@ export {
   type GeoClientEvents,
   type ConnectionState,
   type RoomHandler,
+  type EventDelivery,
 } from './geo-client.js';
+export type { PositionStorage } from './position-store.js';
 export { GeoClientError } from './errors.js';
 export type { BackoffOptions } from './backoff.js';
 export { httpProbe, type RttProbe, type RankedRegion } from './nearest-region.js';
