@@ -10,6 +10,7 @@ import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { encodeTextFrame, FrameWriter, type WireFrame } from './wire-frame.js';
+import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
 
 /**
  * How long a slow consumer gets to read what is queued before the 1013 close frame: the
@@ -32,6 +33,9 @@ function frameOf(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean
   return frame;
 }
 
+/** Every connection's credential expiry, in this process: one timer, not one per connection. */
+let expiries: ExpiryWheel | undefined;
+
 /** The per-connection limits a connection enforces itself. */
 export interface ConnectionLimits {
   rate: { perSecond: number; burst: number };
@@ -49,7 +53,7 @@ export interface ConnectionHooks {
 }
 
 /** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
-export class ClientConnection implements GeoConnection, FeedMember {
+export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   readonly id = randomUUID();
   readonly rooms = new Set<string>();
   /** Every frame the client sends takes a token. */
@@ -67,7 +71,8 @@ export class ClientConnection implements GeoConnection, FeedMember {
   session: Session | undefined;
   /** When the client last sent a frame (for the idle timeout). */
   lastFrameAt = Date.now();
-  private expiry: NodeJS.Timeout | undefined;
+  expirySlot: number | undefined;
+  private onExpired: (() => void) | undefined;
   private readonly writer: FrameWriter;
 
   constructor(
@@ -81,6 +86,7 @@ export class ClientConnection implements GeoConnection, FeedMember {
     this.refusals = new TokenBucket(limits.refusals);
     this.replayAllowance = new TokenBucket(limits.replay);
     this.writer = new FrameWriter(socket);
+    socket.once('close', () => expiries?.cancel(this));
   }
 
   get isOpen(): boolean {
@@ -143,7 +149,7 @@ export class ClientConnection implements GeoConnection, FeedMember {
   }
 
   close(code: number, reason: string): void {
-    clearTimeout(this.expiry);
+    expiries?.cancel(this);
     this.socket.close(code, reason);
   }
 
@@ -152,16 +158,16 @@ export class ClientConnection implements GeoConnection, FeedMember {
    * one first (which calls this again).
    */
   expireAt(expiresAt: number | undefined, onExpired: () => void): void {
-    clearTimeout(this.expiry);
-    if (expiresAt === undefined) return;
-    // setTimeout holds at most ~24.8 days; a longer credential is re-armed when that fires.
-    const wait = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
-    this.expiry = setTimeout(() => (Date.now() >= expiresAt ? onExpired() : this.expireAt(expiresAt, onExpired)), wait);
-    this.expiry.unref();
+    this.onExpired = onExpired;
+    (expiries ??= new ExpiryWheel()).schedule(this, expiresAt);
+  }
+
+  expired(): void {
+    this.onExpired?.();
   }
 
   terminate(): void {
-    clearTimeout(this.expiry);
+    expiries?.cancel(this);
     this.socket.terminate();
   }
 
