@@ -4,6 +4,7 @@ import type * as Kv from '@nats-io/kv';
 import type * as TransportNode from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GeoConfigError } from '../../errors/geo-config.error.js';
+import type { NatsPublisher } from './nats-publisher.js';
 
 /** The NATS client modules, loaded on first use so apps on other transports need not install them. */
 export interface NatsModules {
@@ -18,6 +19,8 @@ export interface NatsClients {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** Stream publishes with acks matched on one inbox (appends). */
+  publisher: NatsPublisher;
 }
 
 export async function loadNats(): Promise<NatsModules> {

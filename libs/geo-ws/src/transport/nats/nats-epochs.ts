@@ -52,6 +52,16 @@ export class NatsEpochs {
     }
   }
 
+  /** The stream's creation time if this instance knows it, without asking. */
+  cachedIncarnation(stream: string): string | undefined {
+    return this.incarnations.get(stream);
+  }
+
+  /** The log's own epoch if cached (see {@link logEpoch}), without asking. */
+  cachedLogEpoch(log: LogRef): string | undefined {
+    return this.logEpochs.get(this.names.logKey(log));
+  }
+
   /** The log's own epoch: its KV entry, or `0`. The watcher keeps the cache current. */
   async logEpoch(log: LogRef): Promise<string> {
     const key = this.names.logKey(log);

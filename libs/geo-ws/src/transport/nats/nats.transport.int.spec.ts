@@ -7,7 +7,9 @@ import { describe, expect, it } from '@jest/globals';
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { LogRef } from '../log-ref.js';
+import { loadNats } from './load-nats.js';
 import { NatsNames } from './nats-names.js';
+import { NatsPublisher } from './nats-publisher.js';
 import { natsTransport, type NatsTransport } from './nats.transport.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -38,6 +40,15 @@ describeTransportContract(`nats (JetStream at ${servers})`, {
 
 describe('NATS transport specifics', () => {
   const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 100, maxAgeMs: 3_600_000 } };
+  const draftIn = (room: string) => ({
+    event_id: randomUUID(),
+    room_id: room,
+    type: 't.e',
+    sender: 's',
+    timestamp: new Date().toISOString(),
+    region: 'eu',
+    data: null,
+  });
 
   it('a recreated stream is a new epoch, so no client resumes old positions against new history', async () => {
     const namespace = `t${randomUUID().slice(0, 8)}`;
@@ -65,6 +76,60 @@ describe('NATS transport specifics', () => {
     } finally {
       await after.close();
       await dropNatsNamespace(servers, namespace);
+    }
+  });
+
+  it("appends made back to back, none waiting for an ack, are stored in the order they were made (a log's first ones too)", async () => {
+    const namespace = `t${randomUUID().slice(0, 8)}`;
+    const transport = natsTransport({ servers, namespace })(context) as NatsTransport;
+    try {
+      await transport.connect();
+      for (const room of ['fresh', 'fresh']) {
+        // The first round opens the log (its epoch and incarnation are looked up while
+        // later appends queue); the second goes out at once, pipelined.
+        const log = { room, scope: 'global' } as const;
+        const ids = Array.from({ length: 40 }, () => randomUUID());
+        const results = await Promise.all(ids.map((event_id) => transport.append(log, { ...draftIn(room), event_id })));
+        const seqs = results.map((result) => result.seq);
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+        expect(new Set(seqs).size).toBe(ids.length);
+        const stored = await transport.read(log, seqs[0] - 1, 100);
+        expect(stored.events.map((event) => event.event_id)).toEqual(ids);
+      }
+      // Another instance, caches cold: its first append looks the log up; a read meanwhile
+      // fills the caches, and an append made after it must still not overtake the first.
+      const other = natsTransport({ servers, namespace })(context) as NatsTransport;
+      try {
+        await other.connect();
+        const log = { room: 'fresh', scope: 'global' } as const;
+        const first = other.append(log, draftIn('fresh'));
+        await other.head(log);
+        const second = other.append(log, draftIn('fresh'));
+        expect((await first).seq).toBeLessThan((await second).seq);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await transport.close();
+      await dropNatsNamespace(servers, namespace);
+    }
+  });
+
+  it('a publish no stream takes, or one never answered, fails as unavailable (retryable), not as a bug', async () => {
+    const nats = await loadNats();
+    const nc = await nats.core.connect({ servers });
+    const silent = nc.subscribe(`silent.${randomUUID()}`); // takes the message, never answers
+    const publisher = new NatsPublisher(nats, nc, 300);
+    try {
+      const started = Date.now();
+      await expect(publisher.publish(`nowhere.${randomUUID()}`, '{}', nats.core.headers())).rejects.toThrow(/no responders/);
+      await expect(publisher.publish(silent.getSubject(), '{}', nats.core.headers())).rejects.toBeInstanceOf(GeoTransportUnavailableError);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      publisher.close();
+      await expect(publisher.publish(silent.getSubject(), '{}', nats.core.headers())).rejects.toBeInstanceOf(GeoTransportUnavailableError);
+    } finally {
+      publisher.close();
+      await nc.close();
     }
   });
 

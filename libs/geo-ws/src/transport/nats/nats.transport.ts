@@ -14,10 +14,12 @@ import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavail
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
 import { loadNats, type NatsClients } from './load-nats.js';
-import { EPOCH_HEADER, FIRST_HEADER, fullEpoch, joinEpoch, NatsEpochs } from './nats-epochs.js';
+import { NatsAppends } from './nats-appends.js';
+import { NatsEpochs } from './nats-epochs.js';
 import { setUpError, unavailable } from './nats-errors.js';
 import { NatsLogReader } from './nats-log.reader.js';
 import { NatsNames } from './nats-names.js';
+import { NatsPublisher } from './nats-publisher.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
 import { NatsTails } from './nats-tails.js';
@@ -51,8 +53,11 @@ export function natsTransport(options: NatsTransportOptions): GeoTransportFactor
  *   messages carry the KV part, and a tail checks the stream's incarnation whenever it
  *   gets a new consumer, so no event of a stream created again reaches a tail of the old one.
  *
- * This class owns the connection (connect, status, close) and the append and ephemeral
- * paths, and composes the parts above.
+ * - appends ({@link NatsAppends}) are pipelined per log, their acks matched on one inbox
+ *   ({@link NatsPublisher}) rather than one request (timer, Error objects) per publish.
+ *
+ * This class owns the connection (connect, status, close) and the ephemeral path, and
+ * composes the parts above.
  */
 export class NatsTransport implements GeoTransport {
   readonly name = 'nats';
@@ -64,6 +69,7 @@ export class NatsTransport implements GeoTransport {
   private readonly epochs: NatsEpochs;
   private readonly reads: NatsLogReader;
   private readonly tails: NatsTails;
+  private readonly appends: NatsAppends;
   /** Ephemeral subscriptions and the epoch watcher, ended by close(). */
   private readonly subscriptions = new Set<() => void>();
   /** The connection as soon as it exists, so close() can end it even in the middle of connect(). */
@@ -85,6 +91,7 @@ export class NatsTransport implements GeoTransport {
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
     this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
     this.tails = new NatsTails(this.names, this.epochs, this.reads, clients);
+    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients);
     this.state = new NatsStateStore(
       () => this.requireBuckets(),
       (error) => unavailable(this.clients?.nats, error),
@@ -105,30 +112,8 @@ export class NatsTransport implements GeoTransport {
     return this.connected && !this.closed;
   }
 
-  async append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
-    const { js, nats } = this.require();
-    const logEpoch = await this.epochs.logEpoch(log);
-    const epoch = joinEpoch(logEpoch, await this.epochs.incarnationOf(this.names.stream(log)));
-    const headers = nats.core.headers();
-    // Only the KV part: whichever stream the message lands in is its incarnation, even if
-    // this instance has not noticed yet that the stream was created again.
-    headers.set(EPOCH_HEADER, logEpoch);
-    if (!this.epochs.hasStarted(log) && !(await this.reads.lastPosition(log))) headers.set(FIRST_HEADER, '1');
-    let ack;
-    try {
-      ack = await js.publish(this.names.subject(log), JSON.stringify(draft), {
-        msgID: `${this.names.logKey(log)}:${draft.event_id}`,
-        headers,
-        timeout: this.timeoutMs,
-      });
-    } catch (error) {
-      throw unavailable(nats, error);
-    }
-    this.epochs.markStarted(log);
-    if (!ack.duplicate) return { seq: ack.seq, epoch, duplicate: false };
-    // The original's epoch is in its headers (it may predate a reset of the log).
-    const original = await this.reads.direct(log, { seq: ack.seq });
-    return { seq: ack.seq, epoch: original?.epoch ? fullEpoch(original.epoch, epoch) : epoch, duplicate: true };
+  append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+    return this.appends.append(log, draft);
   }
 
   read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
@@ -198,6 +183,7 @@ export class NatsTransport implements GeoTransport {
     this.closed = true;
     this.connected = false;
     this.tails.closeAll();
+    this.clients?.publisher.close();
     for (const stop of [...this.subscriptions]) stop();
     this.subscriptions.clear();
     await this.connecting?.catch(() => undefined);
@@ -230,7 +216,7 @@ export class NatsTransport implements GeoTransport {
     const jsm = await nats.jetstream.jetstreamManager(nc, { timeout: this.timeoutMs }).catch((error: unknown) => {
       throw setUpError(nats, 'the JetStream context', error);
     });
-    this.clients = { nats, nc, js, jsm };
+    this.clients = { nats, nc, js, jsm, publisher: new NatsPublisher(nats, nc, this.timeoutMs) };
     await this.streams.setUp(this.clients);
     this.buckets = await this.streams.openBuckets(this.clients);
     const stopWatching = await this.epochs
