@@ -289,7 +289,7 @@ export class GeoClient {
   /** Positions from `storage` (this client's own, from an earlier page load), for rooms joined without one. */
   private savedRooms = new Map<string, { seq: number; epoch: string }>();
   private savedSender: string | undefined;
-  /** `saved` is known to be this sender's (checked at the first `geo.welcome`). */
+  /** `savedRooms` are known to be this sender's (checked at the first `geo.welcome`). */
   private savedChecked = false;
   private readonly positions: PositionStore | undefined;
   private readonly onPageHide = (): void => this.positions?.flush();
