@@ -1,8 +1,18 @@
 import { writeFile } from 'node:fs/promises';
 
 import type { Histogram, LatencyStats, TimelinePoint } from '../check/check.types.js';
-import type { FaultEvent, LabReport } from './report.types.js';
-import { ANOMALY_LABELS, baseRun, fmtCount, formatValue, ratioText, runLabel, summarySections } from './summary.js';
+import type { FaultEvent, ImplRun, LabReport } from './report.types.js';
+import {
+  ANOMALY_LABELS,
+  baseRun,
+  fmtCount,
+  formatBytes,
+  formatValue,
+  ratioText,
+  runLabel,
+  serverRssPeak,
+  summarySections,
+} from './summary.js';
 
 /**
  * The HTML report: one self-contained file (inline CSS and SVG drawn here, no script, no
@@ -34,6 +44,10 @@ export function renderHtml(report: LabReport): string {
         )
         .join('')}`,
     ),
+    section(
+      'Server memory and CPU',
+      `<p class="hint">Once a second, summed over the server processes (brokers apart): resident memory (RSS) and the CPU they used in the second before (100% = one core); one line per impl, on the timeline's time scale; red lines are faults and recoveries.</p><figure class="wide">${serverSvg(report, scale.tMax)}</figure>`,
+    ),
     report.runs.some((run) => run.check.examples.length) ? section('Anomaly examples', examplesHtml(report)) : '',
     section('Parameters', parametersHtml(report)),
   ].join('\n');
@@ -59,6 +73,8 @@ export async function writeHtmlReport(report: LabReport, file: string): Promise<
 }
 
 const COLORS = { same: '#2f6fdf', cross: '#e8833a', rate: '#2f6fdf', p99: '#d9480f', p50: '#2b8a3e', fault: '#c92a2a', down: '#7048e8' };
+/** One colour per run on charts that overlay the runs (none of them the fault red). */
+const RUN_COLORS = ['#2f6fdf', '#e8833a', '#2b8a3e', '#7048e8', '#0c8599', '#a61e4d'];
 
 const CSS = `
 :root { color-scheme: light; --fg: #1d2330; --muted: #667085; --line: #e4e7ec; --card: #fff; --bg: #f5f6f8; }
@@ -79,7 +95,8 @@ tr.group td { font-weight: 600; padding-top: 12px; text-align: left; border-bott
 td.ratio { color: var(--muted); }
 td.ok { background: #ebfbee; color: #2b8a3e; font-weight: 600; }
 td.bad { background: #fff5f5; color: #c92a2a; font-weight: 700; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+/* auto-fill: a lone histogram keeps its column's width instead of doubling its text. */
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
 figure { margin: 0 0 12px; }
 figcaption { font-weight: 600; margin-bottom: 4px; }
 svg { display: block; width: 100%; height: auto; font: 11px system-ui, sans-serif; }
@@ -245,7 +262,12 @@ function timelineScale(report: LabReport): TimelineScale {
   const most = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 1);
   return {
     tMax: most(
-      report.runs.flatMap((run) => [run.check.timeline.length, run.durationMs / 1000, ...run.faults.map((fault) => fault.at / 1000 + 1)]),
+      report.runs.flatMap((run) => [
+        run.check.timeline.length,
+        run.durationMs / 1000,
+        ...run.faults.map((fault) => fault.at / 1000 + 1),
+        ...run.server.samples.map((sample) => sample.t),
+      ]),
     ),
     rateMax: niceCeil(most(points.map((p) => p.delivered))),
     latMax: niceCeil(most(points.map((p) => p.p99))),
@@ -319,18 +341,7 @@ function timelineSvg(timeline: TimelinePoint[], faults: FaultEvent[], { tMax, ra
     parts.push(`<text x="${f(x(tick))}" y="${stripTop + stripH + 16}" text-anchor="middle">${tick} s</text>`);
   }
 
-  // Faults: a dashed line through both plots; labels staggered on three rows so neighbours do not overlap.
-  faults.forEach((fault, i) => {
-    const fx = x(fault.at / 1000);
-    const row = i % 3;
-    parts.push(
-      `<line x1="${f(fx)}" x2="${f(fx)}" y1="${m.t - 2}" y2="${stripTop + stripH}" stroke="${COLORS.fault}" stroke-width="1.2" stroke-dasharray="4 3"><title>${esc(`${(fault.at / 1000).toFixed(1)} s: ${fault.label}`)}</title></line>`,
-    );
-    const anchor = fx > W - m.r - 160 ? 'end' : 'start';
-    parts.push(
-      `<text x="${f(fx + (anchor === 'end' ? -4 : 4))}" y="${m.t + 10 + row * 13}" text-anchor="${anchor}" fill="${COLORS.fault}" font-weight="600" stroke="#fff" stroke-width="3" paint-order="stroke">${esc(fault.label)}</text>`,
-    );
-  });
+  parts.push(...faultMarkers(faults, x, m.t, stripTop + stripH, W - m.r));
 
   parts.push(
     legend(m.l, 14, [
@@ -340,6 +351,123 @@ function timelineSvg(timeline: TimelinePoint[], faults: FaultEvent[], { tMax, ra
       [COLORS.fault, 'fault'],
     ]),
   );
+  return svg(W, H, parts);
+}
+
+/** Faults: a dashed line from `top` to `bottom`; labels staggered on three rows so neighbours do not overlap. */
+function faultMarkers(faults: FaultEvent[], x: (t: number) => number, top: number, bottom: number, right: number): string[] {
+  const parts: string[] = [];
+  faults.forEach((fault, i) => {
+    const fx = x(fault.at / 1000);
+    const row = i % 3;
+    parts.push(
+      `<line x1="${f(fx)}" x2="${f(fx)}" y1="${top - 2}" y2="${bottom}" stroke="${COLORS.fault}" stroke-width="1.2" stroke-dasharray="4 3"><title>${esc(`${(fault.at / 1000).toFixed(1)} s: ${fault.label}`)}</title></line>`,
+    );
+    const anchor = fx > right - 160 ? 'end' : 'start';
+    parts.push(
+      `<text x="${f(fx + (anchor === 'end' ? -4 : 4))}" y="${top + 10 + row * 13}" text-anchor="${anchor}" fill="${COLORS.fault}" font-weight="600" stroke="#fff" stroke-width="3" paint-order="stroke">${esc(fault.label)}</text>`,
+    );
+  });
+  return parts;
+}
+
+/**
+ * Every run's faults once: the runs of one scenario fire the same faults at nearly the same
+ * time, and one marker per run would stack their labels.
+ */
+function sharedFaults(runs: ImplRun[]): FaultEvent[] {
+  const shared: FaultEvent[] = [];
+  for (const fault of runs.flatMap((run) => run.faults)) {
+    if (!shared.some((seen) => seen.label === fault.label && Math.abs(seen.at - fault.at) < 1000)) shared.push(fault);
+  }
+  return shared.sort((a, b) => a.at - b.at);
+}
+
+/**
+ * Server RSS (MiB, summed over the server processes; top) and server CPU % (below) from the
+ * once-a-second samples: one line per run on shared axes, the faults across both.
+ */
+function serverSvg(report: LabReport, tMax: number): string {
+  const runs = report.runs.filter((run) => run.server.samples.length > 0);
+  const W = 1120;
+  if (runs.length === 0) return emptySvg(W, 120, 'no server samples');
+  const MiB = 1024 * 1024;
+  const most = (values: number[]): number => values.reduce((a, b) => Math.max(a, b), 1);
+  // Axes from zero, topped at the next tick: a doubling shows as one.
+  const rssMax = tickCeil(most(runs.flatMap((run) => run.server.samples.map((sample) => sample.rssBytes / MiB))));
+  const cpuMax = tickCeil(most(runs.flatMap((run) => run.server.samples.map((sample) => sample.cpuPercent))), 3);
+  // A legend line per run (each carries its own figures), then room for the first panel's caption.
+  const legendTop = 14;
+  const m = { l: 60, r: 62, t: legendTop + runs.length * 16 + 20, b: 34 };
+  const rssH = 150;
+  const gap = 34;
+  const cpuH = 100;
+  const H = m.t + rssH + gap + cpuH + m.b;
+  const plotW = W - m.l - m.r;
+  const cpuTop = m.t + rssH + gap;
+  const x = (t: number): number => m.l + (t / tMax) * plotW;
+  const yRss = (mib: number): number => m.t + rssH - (mib / rssMax) * rssH;
+  const yCpu = (pct: number): number => cpuTop + cpuH - (pct / cpuMax) * cpuH;
+  const parts: string[] = [];
+
+  for (const tick of ticks(rssMax)) {
+    parts.push(`<line class="grid" x1="${m.l}" x2="${W - m.r}" y1="${f(yRss(tick))}" y2="${f(yRss(tick))}"/>`);
+    parts.push(`<text x="${m.l - 6}" y="${f(yRss(tick) + 3.5)}" text-anchor="end">${fmtCount(tick)}</text>`);
+  }
+  for (const tick of ticks(cpuMax, 3)) {
+    parts.push(`<line class="grid" x1="${m.l}" x2="${W - m.r}" y1="${f(yCpu(tick))}" y2="${f(yCpu(tick))}"/>`);
+    parts.push(`<text x="${m.l - 6}" y="${f(yCpu(tick) + 3.5)}" text-anchor="end">${tick}%</text>`);
+  }
+  parts.push(`<text x="${m.l + 4}" y="${m.t - 6}" font-weight="600">server RSS (MiB)</text>`);
+  parts.push(`<text x="${m.l + 4}" y="${cpuTop - 6}" font-weight="600">server CPU (100% = one core)</text>`);
+
+  runs.forEach((run, i) => {
+    const color = RUN_COLORS[i % RUN_COLORS.length];
+    const label = runLabel(report, run);
+    const samples = run.server.samples;
+    // RSS is read at the sample's time; CPU is what was used since the sample before (the first since the window opened).
+    const rss = samples.map((sample) => `${f(x(sample.t))},${f(yRss(sample.rssBytes / MiB))}`).join(' ');
+    const cpu = samples
+      .map(
+        (sample, k) =>
+          `${f(x(k > 0 ? samples[k - 1].t : 0))},${f(yCpu(sample.cpuPercent))} ${f(x(sample.t))},${f(yCpu(sample.cpuPercent))}`,
+      )
+      .join(' ');
+    parts.push(
+      `<polyline data-run="${esc(label)}" data-series="rss" points="${rss}" fill="none" stroke="${color}" stroke-width="1.8" stroke-linejoin="round"><title>${esc(`${label}: server RSS`)}</title></polyline>`,
+    );
+    parts.push(
+      `<polyline data-run="${esc(label)}" data-series="cpu" points="${cpu}" fill="none" stroke="${color}" stroke-width="1.4" stroke-linejoin="round"><title>${esc(`${label}: server CPU`)}</title></polyline>`,
+    );
+    // Hover targets: each sample's figures.
+    for (const sample of samples) {
+      parts.push(
+        `<circle cx="${f(x(sample.t))}" cy="${f(yRss(sample.rssBytes / MiB))}" r="3" fill="${color}" fill-opacity="0"><title>${esc(`${label} at ${sample.t.toFixed(1)} s: RSS ${formatBytes(sample.rssBytes)}, CPU ${Math.round(sample.cpuPercent)}%`)}</title></circle>`,
+      );
+    }
+  });
+
+  parts.push(`<line class="axis" x1="${m.l}" x2="${W - m.r}" y1="${m.t + rssH}" y2="${m.t + rssH}"/>`);
+  parts.push(`<line class="axis" x1="${m.l}" x2="${W - m.r}" y1="${cpuTop + cpuH}" y2="${cpuTop + cpuH}"/>`);
+  for (const tick of ticks(tMax, 10)) {
+    parts.push(`<line class="axis" x1="${f(x(tick))}" x2="${f(x(tick))}" y1="${cpuTop + cpuH}" y2="${cpuTop + cpuH + 4}"/>`);
+    parts.push(`<text x="${f(x(tick))}" y="${cpuTop + cpuH + 16}" text-anchor="middle">${tick} s</text>`);
+  }
+  const faults = sharedFaults(runs);
+  parts.push(...faultMarkers(faults, x, m.t, cpuTop + cpuH, W - m.r));
+
+  runs.forEach((run, i) => {
+    const samples = run.server.samples;
+    const cpu = samples.map((sample) => sample.cpuPercent);
+    const items: [string, string][] = [
+      [
+        RUN_COLORS[i % RUN_COLORS.length],
+        `${runLabel(report, run)}: RSS ${formatBytes(samples[0].rssBytes)} first, ${formatBytes(serverRssPeak(run.server) ?? 0)} peak, ${formatBytes(samples[samples.length - 1].rssBytes)} last · CPU ${Math.round(cpu.reduce((a, b) => a + b, 0) / cpu.length)}% mean, ${Math.round(cpu.reduce((a, b) => Math.max(a, b), 0))}% max`,
+      ],
+    ];
+    if (i === 0 && faults.length > 0) items.push([COLORS.fault, 'fault']);
+    parts.push(legend(m.l, legendTop + i * 16, items));
+  });
   return svg(W, H, parts);
 }
 
@@ -390,6 +518,12 @@ function niceCeil(v: number): number {
   const p = Math.pow(10, Math.floor(Math.log10(v)));
   for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= v) return k * p;
   return 10 * p;
+}
+
+/** The first of `ticks(v, count)`'s steps at or above `v`: a tighter top than `niceCeil`. */
+function tickCeil(v: number, count = 4): number {
+  const step = niceCeil(v / count);
+  return Math.ceil(v / step) * step;
 }
 
 /** About `count` round ticks from 0 to max. */

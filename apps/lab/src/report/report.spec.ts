@@ -9,7 +9,7 @@ import { LATENCY_BOUNDS_MS } from '../check/checker.js';
 import type { Impl } from '../load/load.types.js';
 import { esc, renderHtml, writeHtmlReport } from './html.js';
 import { writeJsonReport } from './json.js';
-import type { ImplRun, LabReport } from './report.types.js';
+import type { ImplRun, LabReport, ServerStats } from './report.types.js';
 import { ratioText } from './summary.js';
 import { formatMarkdown } from './markdown.js';
 import { formatSummary, progressLine } from './terminal.js';
@@ -50,12 +50,26 @@ function result(over: { lost?: number; duplicated?: number; sameP99: number; cro
   };
 }
 
-function run(impl: Impl, check: CheckResult, throughput: number): ImplRun {
+const MiB = 1024 * 1024;
+
+/** Server samples a second apart: RSS in MiB, CPU in percent. */
+function samples(rssMiB: number[], cpuPercent: number[]): ServerStats['samples'] {
+  return rssMiB.map((rss, i) => ({ t: i + 1, rssBytes: rss * MiB, cpuPercent: cpuPercent[i] }));
+}
+
+function run(impl: Impl, check: CheckResult, throughput: number, serverSamples: ServerStats['samples'] = []): ImplRun {
   return {
     impl,
     broker: impl === 'geo' ? 'nats' : 'redis',
     check,
-    server: { cpuSeconds: 3, brokerCpuSeconds: 1, rssBaselineBytes: 100e6, rssLoadedBytes: 150e6, bytesPerConnection: 5000, samples: [] },
+    server: {
+      cpuSeconds: 3,
+      brokerCpuSeconds: 1,
+      rssBaselineBytes: 100e6,
+      rssLoadedBytes: 150e6,
+      bytesPerConnection: 5000,
+      samples: serverSamples,
+    },
     connect: { clients: 300, failed: 0, totalMs: 1500, p50: 10, p99: 40 },
     throughput,
     cpuPer1kDeliveries: 1.5,
@@ -74,8 +88,9 @@ const sample: LabReport = {
   parameters: { clients: 300, regions: ['asia', 'eu', 'us'], impls: ['geo', 'socketio'], loss: 0 },
   notes: ['Packet loss was NOT simulated (no namespaces) <note>'],
   runs: [
-    run('geo', result({ sameP99: 10, crossP99: 100 }), 100),
-    run('socketio', result({ lost: 3, duplicated: 2, sameP99: 13, crossP99: 130 }), 90),
+    // RSS peaks mid-run (180 and 260 MiB), not at the first or last sample.
+    run('geo', result({ sameP99: 10, crossP99: 100 }), 100, samples([100, 120, 180, 140], [50, 150, 90, 30])),
+    run('socketio', result({ lost: 3, duplicated: 2, sameP99: 13, crossP99: 130 }), 90, samples([200, 260, 250, 240], [80, 120, 110, 60])),
   ],
 };
 
@@ -104,6 +119,14 @@ describe('formatSummary', () => {
     expect(text).toContain('lost: client c3 room-1: acked number 17 never delivered');
   });
 
+  it('puts the peak of the server RSS samples beside the RSS loaded, with the ratio', () => {
+    expect(text).toMatch(/server RSS loaded\s+143\.1 MiB\s+143\.1 MiB\s+1\.0x/);
+    // 260 / 180 MiB.
+    expect(text).toMatch(/server RSS peak\s+180\.0 MiB\s+260\.0 MiB\s+1\.4x/);
+    const noSamples = run('geo', result({ sameP99: 10, crossP99: 100 }), 100);
+    expect(formatSummary({ ...sample, runs: [noSamples] })).toMatch(/server RSS peak\s+–/);
+  });
+
   it('has no ratio column for a single impl', () => {
     expect(formatSummary({ ...sample, runs: [sample.runs[0]] })).not.toContain('/geo');
   });
@@ -117,6 +140,7 @@ describe('formatMarkdown', () => {
     expect(new Set(rows.map(pipes))).toEqual(new Set([pipes(rows[0])]));
     expect(rows[0]).toBe('|  | geo | socketio | socketio/geo |');
     expect(markdown).toMatch(/\| lost \(member × acked event\) \| 0 \| 3 \|/);
+    expect(markdown).toContain('| server RSS peak | 180.0 MiB | 260.0 MiB | 1.4x |');
   });
 });
 
@@ -158,12 +182,55 @@ describe('renderHtml', () => {
   });
 
   it('draws histograms and timelines per impl, with fault markers', () => {
-    // Two histograms and two timelines.
-    expect(html.match(/<svg /g)).toHaveLength(4);
+    // Two histograms, two timelines and the server chart.
+    expect(html.match(/<svg /g)).toHaveLength(5);
     expect(html).toContain('same region: 1,000 deliveries');
     expect(html).toContain('cross region: 1,000 deliveries');
     expect(html).toContain('stroke-dasharray');
     expect(html.match(/us back/g)?.length).toBeGreaterThanOrEqual(2);
+  });
+
+  describe('the server chart', () => {
+    const chart = html.slice(html.indexOf('<h2>Server memory and CPU</h2>'));
+    const svg = chart.slice(0, chart.indexOf('</svg>'));
+    /** The [x, y] points of one run's series. */
+    const points = (impl: string, series: 'rss' | 'cpu'): number[][] => {
+      const match = new RegExp(`<polyline data-run="${impl}" data-series="${series}" points="([^"]*)"`).exec(svg);
+      expect(match).not.toBeNull();
+      return (match?.[1] ?? '').split(' ').map((point) => point.split(',').map(Number));
+    };
+
+    it('draws one RSS and one CPU line per impl, a point per sample, on shared axes', () => {
+      for (const impl of ['geo', 'socketio']) {
+        const rss = points(impl, 'rss');
+        expect(rss).toHaveLength(4);
+        // Later samples further right; the highest point (smallest y) is the peak sample, the third.
+        for (let i = 1; i < rss.length; i++) expect(rss[i][0]).toBeGreaterThan(rss[i - 1][0]);
+        expect(rss.map(([, y]) => y).indexOf(Math.min(...rss.map(([, y]) => y)))).toBe(impl === 'geo' ? 2 : 1);
+        // CPU: a step per sample (the second before it).
+        expect(points(impl, 'cpu')).toHaveLength(8);
+      }
+      // One y scale for both: pixels per MiB agree (geo 100 → 180 MiB, socketio 200 → 260 MiB).
+      const [geo, socketio] = [points('geo', 'rss'), points('socketio', 'rss')];
+      const perMiB = [(geo[0][1] - geo[2][1]) / 80, (socketio[0][1] - socketio[1][1]) / 60];
+      expect(perMiB[0]).toBeGreaterThan(0);
+      expect(perMiB[1]).toBeCloseTo(perMiB[0], 1);
+      // CPU: geo's 150% second sits higher than socketio's 120% one.
+      expect(points('geo', 'cpu')[2][1]).toBeLessThan(points('socketio', 'cpu')[2][1]);
+    });
+
+    it("states each impl's figures and marks the faults once for all impls", () => {
+      expect(svg).toContain('geo: RSS 100.0 MiB first, 180.0 MiB peak, 140.0 MiB last · CPU 80% mean, 150% max');
+      expect(svg).toContain('socketio: RSS 200.0 MiB first, 260.0 MiB peak, 240.0 MiB last · CPU 93% mean, 120% max');
+      // Both runs had the same two faults: one dashed line each, not one per run.
+      expect(svg.match(/stroke-dasharray/g)).toHaveLength(2);
+      expect(svg).toContain('SIGKILL us &lt;region-down&gt; &amp; co');
+    });
+
+    it('says so when no run has samples', () => {
+      const bare = renderHtml({ ...sample, runs: [run('geo', result({ sameP99: 10, crossP99: 100 }), 100)] });
+      expect(bare).toContain('no server samples');
+    });
   });
 
   it('escapes every text that came from the run', () => {

@@ -1,5 +1,5 @@
 import type { Anomalies } from '../check/check.types.js';
-import type { ImplRun, LabReport } from './report.types.js';
+import type { ImplRun, LabReport, ServerStats } from './report.types.js';
 
 /** How a figure reads: a count, milliseconds, bytes, a rate, or text. */
 export type Unit = 'count' | 'ms' | 'bytes' | 'rate' | 'cpu' | 'text';
@@ -122,10 +122,16 @@ export function summarySections(report: LabReport): SummarySection[] {
         row('broker CPU-s', 'cpu', (run) => run.server.brokerCpuSeconds),
         row('load workers CPU-s', 'cpu', (run) => run.server.loadCpuSeconds),
         row('server RSS loaded', 'bytes', (run) => run.server.rssLoadedBytes),
+        row('server RSS peak', 'bytes', (run) => serverRssPeak(run.server)),
         row('bytes per connection', 'bytes', (run) => run.server.bytesPerConnection),
       ],
     },
   ];
+}
+
+/** The highest summed server RSS of the once-a-second samples (what a client that stops reading can drive up), or none without samples. */
+export function serverRssPeak(server: ServerStats): number | undefined {
+  return server.samples.length > 0 ? server.samples.reduce((peak, sample) => Math.max(peak, sample.rssBytes), 0) : undefined;
 }
 
 function statOrNone(count: number, value: number): number | undefined {
