@@ -107,10 +107,14 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
     if (this.hasRoom()) this.writer.write(frame);
   }
 
-  /** Open, and not past its buffer limit (else it is closed as a slow consumer). */
+  /**
+   * Open, and not past its buffer limit (else it is closed as a slow consumer). The limit is
+   * checked at a tick's first write, against what the kernel did not take: a burst handed
+   * over in one tick (a tail's batch) is bounded by the batch, and judged at the next tick.
+   */
   private hasRoom(): boolean {
     if (!this.isOpen) return false;
-    if (this.socket.bufferedAmount <= this.limits.maxBufferedBytes) return true;
+    if (this.writer.batching || this.socket.bufferedAmount <= this.limits.maxBufferedBytes) return true;
     this.closeSlowConsumer();
     return false;
   }

@@ -61,6 +61,14 @@ export class FrameWriter {
     }
   }
 
+  /**
+   * True while this tick's writes are held for one flush: bytes written since are not
+   * backlog (the kernel has not been offered them yet), so a buffer limit must not count them.
+   */
+  get batching(): boolean {
+    return this.raw !== undefined && this.raw.socket.writableCorked > 0;
+  }
+
   write(frame: WireFrame): void {
     if (!this.raw) return this.socket.send(frame.payload, { binary: false });
     if (this.raw.socket.writableCorked === 0) corkUntilNextTick(this.raw.socket);
