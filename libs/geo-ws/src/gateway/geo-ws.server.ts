@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
@@ -22,7 +22,7 @@ import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
-import { ClientConnection, type ConnectionLimits } from './client-connection.js';
+import { ClientConnection, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
@@ -37,7 +37,8 @@ import { UpgradeHandler } from './upgrade-handler.js';
 @Injectable()
 export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(GeoWsServer.name);
-  private readonly connections = new Set<ClientConnection>();
+  /** Open connections by socket: the shared socket listeners find theirs here. */
+  private readonly connections = new Map<WebSocket, ClientConnection>();
   private readonly feeds: RoomFeeds;
   private readonly access: AccessPolicy;
   private readonly auth: HandshakeAuth;
@@ -45,6 +46,18 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly dispatcher: FrameDispatcher;
   /** What every connection enforces itself, the same for all. */
   private readonly connectionLimits: ConnectionLimits;
+  /** What connections tell the server, one object for all (each call names its connection). */
+  private readonly connectionHooks: ConnectionHooks;
+  /**
+   * The listeners of every socket, shared: `this` is the socket, whose connection is looked
+   * up, instead of four closures (and their context) per connection.
+   */
+  private readonly socketListeners: {
+    pong: (this: WebSocket) => void;
+    error: (this: WebSocket, error: Error) => void;
+    close: (this: WebSocket) => void;
+    message: (this: WebSocket, raw: RawData, isBinary: boolean) => void;
+  };
   private readonly sessions: SessionKeeper | undefined;
   /** Cross-region presence, when `presence` is on. */
   readonly presence: RoomPresence | undefined;
@@ -82,6 +95,30 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       : undefined;
     this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes };
     this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence);
+    const { connections, dispatcher, logger } = this;
+    this.connectionHooks = {
+      evicted: (client, log) => dispatcher.evicted(client, log),
+      slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
+    };
+    const closed = (ws: WebSocket, connection: ClientConnection): void => this.onClose(ws, connection);
+    this.socketListeners = {
+      pong() {
+        const connection = connections.get(this);
+        if (connection) connection.alive = true;
+      },
+      error(error) {
+        logger.debug(`connection ${connections.get(this)?.id ?? '(closed)'}: ${error.message}`);
+      },
+      close() {
+        const connection = connections.get(this);
+        if (connection) closed(this, connection);
+      },
+      message(raw, isBinary) {
+        // Not found once onClose ran (shutdown closes before it terminates): the frame would be dropped anyway.
+        const connection = connections.get(this);
+        if (connection) dispatcher.onMessage(connection, raw, isBinary);
+      },
+    };
   }
 
   /** Accepting clients and the transport is connected. Drives `/readyz`. */
@@ -127,6 +164,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     // frames get PAYLOAD_TOO_LARGE and the connection stays open.
     this.wss = new WebSocketServer({
       noServer: true,
+      // The server keeps its own map of connections: ws's Set would add an entry and a
+      // 'close' listener per connection (and grow the listener array past two).
+      clientTracking: false,
       maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
       // Browsers offer ['geo-ws.v1', 'bearer.<token>']: answer with ours, never echo the token.
       handleProtocols: (protocols) => (protocols.has(GEO_SUBPROTOCOL) ? GEO_SUBPROTOCOL : false),
@@ -157,10 +197,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (!this.started || this.draining) return;
     this.draining = true;
     const target = this.suggestRegion();
-    for (const connection of this.connections) connection.send(GeoFrame.RECONNECT, target);
+    for (const connection of this.connections.values()) connection.send(GeoFrame.RECONNECT, target);
     const deadline = Date.now() + this.options.drainGraceMs;
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    for (const connection of this.connections) connection.close(GeoCloseCode.SERVICE_RESTART, 'server draining; reconnect');
+    for (const connection of this.connections.values()) connection.close(GeoCloseCode.SERVICE_RESTART, 'server draining; reconnect');
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -170,8 +210,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (this.upgrades) this.httpServer?.off('upgrade', this.upgrades.handle);
     // Connections still open close here: their sessions are saved like any close, and
     // written before the transport (closed after this hook) goes away.
-    for (const connection of [...this.connections]) {
-      this.onClose(connection);
+    for (const [ws, connection] of [...this.connections]) {
+      this.onClose(ws, connection);
       connection.terminate();
     }
     await this.sessions?.close();
@@ -185,18 +225,14 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
-    const connection = new ClientConnection(ws, principal, this.options.region, this.connectionLimits, {
-      evicted: (client, log) => this.dispatcher.evicted(client, log),
-      slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
-    });
-    this.connections.add(connection);
-    ws.on('pong', () => (connection.alive = true));
-    ws.on('error', (error) => this.logger.debug(`connection ${connection.id}: ${error.message}`));
-    ws.on('close', () => this.onClose(connection));
-    // Frames that arrive while the session loads wait in the connection's queue.
-    let loaded!: () => void;
-    connection.queue = new Promise<void>((resolve) => (loaded = resolve));
-    ws.on('message', (raw, isBinary) => this.dispatcher.onMessage(connection, raw, isBinary));
+    const connection = new ClientConnection(ws, principal, this.options.region, this.connectionLimits, this.connectionHooks);
+    this.connections.set(ws, connection);
+    const { pong, error, close, message } = this.socketListeners;
+    ws.on('pong', pong).on('error', error).on('close', close).on('message', message);
+    // Frames that arrive while the session loads wait in the connection's queue. (The gate's
+    // opener is not captured by the closure below: it would keep the first promise alive.)
+    const loading = gate();
+    connection.queue = loading.promise;
     connection.expireAt(principal.expiresAt, () => this.dispatcher.expire(connection));
     // Bounded by sessions.loadTimeoutMs: a slow state store must not hold back geo.welcome.
     const started = await this.sessions?.start(sessionId, principal.id, connection);
@@ -211,7 +247,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       ...(started ? { session_id: started.session.id } : {}),
       ...(started?.restored ? { restored: started.restored } : {}),
     });
-    loaded();
+    loading.open();
   }
 
   /** Revokes a token everywhere until it would have expired (e.g. on logout or compromise). */
@@ -219,10 +255,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     await this.transport.state.revoke(tokenId, expiresAt);
   }
 
-  private onClose(connection: ClientConnection): void {
+  private onClose(ws: WebSocket, connection: ClientConnection): void {
     if (connection.closed) return;
     connection.closed = true;
-    this.connections.delete(connection);
+    this.connections.delete(ws);
     // Before it leaves its feeds: the session saves the positions they last handed to it.
     if (connection.session) void this.sessions?.end(connection.session);
     this.dispatcher.disconnected(connection);
@@ -237,7 +273,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const { maxBufferedBytes, maxBufferedBytesTotal } = this.options.limits;
     let total = 0;
     const holding: ClientConnection[] = [];
-    for (const connection of this.connections) {
+    for (const connection of this.connections.values()) {
       const backlog = connection.backlogBytes;
       if (backlog === 0 || !connection.isOpen) continue;
       if (backlog > maxBufferedBytes) {
@@ -258,7 +294,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private checkHeartbeats(): void {
     const { idleTimeoutMs } = this.options.limits;
-    for (const connection of this.connections) {
+    for (const connection of this.connections.values()) {
       if (idleTimeoutMs > 0 && Date.now() - connection.lastFrameAt > idleTimeoutMs) {
         this.limitLog.hit(connection, 'IDLE_TIMEOUT');
         connection.close(GeoCloseCode.IDLE_TIMEOUT, 'idle');
@@ -283,3 +319,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
 /** How often the memory held for slow readers is checked. */
 const BUFFER_SWEEP_MS = 1000;
+
+/** A promise and the function that resolves it, apart (`Promise.withResolvers` is Node 22+). */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}

@@ -56,6 +56,8 @@ export class UpgradeHandler {
             return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
           }
           this.wss.handleUpgrade(request, socket, head, (ws) => {
+            // ws watches the socket for errors from here on: one listener array less per connection.
+            socket.off('error', this.onHandshakeError);
             this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
               this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
               ws.terminate();
