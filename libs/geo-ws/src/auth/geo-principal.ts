@@ -5,7 +5,11 @@ export interface GeoPrincipal {
   id: string;
   /** Claims or profile data for guards. */
   claims?: Record<string, unknown>;
-  /** Regions where the identity may connect and act; `undefined`: all. Enforced by the server. */
+  /**
+   * Regions where the identity may connect and act; `undefined`: all. Enforced by the server.
+   * From `jwtAuthenticator`, this list (and `rooms`) is shared by every principal with the same
+   * list, and frozen: read it, never modify it.
+   */
   regions?: string[];
   /** Room patterns it may join and publish to (`team.*`); `undefined`: all. Enforced by the server. */
   rooms?: string[];

@@ -35,3 +35,36 @@ describe('jwtAuthenticator: maxTokenLifetimeSec', () => {
     );
   });
 });
+
+describe('jwtAuthenticator: what a principal holds for its connection', () => {
+  const authenticate = jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET });
+  const signWith = (subject: string, claims: Record<string, unknown>): Promise<string> =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(subject)
+      .setIssuer('iss')
+      .setAudience('aud')
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(SECRET));
+
+  it('equal regions and rooms lists are one frozen array, shared by principals and their claims', async () => {
+    const ana = await authenticate({ url, token: await signWith('ana', { regions: ['eu', 'us'], rooms: ['*'] }) });
+    const bob = await authenticate({ url, token: await signWith('bob', { regions: ['eu', 'us'], rooms: ['*'] }) });
+    expect(ana?.regions).toEqual(['eu', 'us']);
+    expect(bob?.regions).toBe(ana?.regions);
+    expect(bob?.rooms).toBe(ana?.rooms);
+    expect(ana?.claims?.regions).toBe(ana?.regions);
+    expect(Object.isFrozen(ana?.regions)).toBe(true);
+    expect(() => ana?.rooms?.push('team.*')).toThrow(TypeError); // no connection can widen another's rooms
+    expect(bob?.rooms).toEqual(['*']);
+  });
+
+  it('a list with non-strings: the principal gets its strings, the claims keep what the token said', async () => {
+    const ana = await authenticate({ url, token: await signWith('ana', { regions: ['eu', 7], rooms: 'lobby' }) });
+    expect(ana?.regions).toEqual(['eu']);
+    expect(ana?.claims?.regions).toEqual(['eu', 7]);
+    expect(ana?.rooms).toEqual([]);
+    expect(ana?.claims?.rooms).toBe('lobby');
+    expect(ana?.claims).toMatchObject({ iss: 'iss', aud: 'aud', sub: 'ana' });
+  });
+});
