@@ -311,6 +311,8 @@ export function diff(before: HeapSummary, after: HeapSummary): ClassDelta[] {
 export function formatDiff(deltas: ClassDelta[], connections: number, top = 40): string {
   const totalSelf = deltas.reduce((sum, delta) => sum + delta.selfSize, 0);
   const rows = deltas
+    // Classes whose objects only moved (the root's retained size, say) are not a cost.
+    .filter((delta) => delta.count !== 0 || delta.selfSize !== 0)
     .slice(0, top)
     .map((delta) => [
       delta.label.length > 60 ? `${delta.label.slice(0, 57)}...` : delta.label,
