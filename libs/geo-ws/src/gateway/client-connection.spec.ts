@@ -38,6 +38,7 @@ describe('ClientConnection deliveries', () => {
     const connection = new ClientConnection(await accepted, { id: 'bob' }, 'eu', limits(maxBufferedBytes), {
       evicted: () => undefined,
       slowConsumer: (which) => slow.push(which.id),
+      expired: () => undefined,
     });
     cleanup.push(async () => {
       client.terminate();

@@ -50,6 +50,8 @@ export interface ConnectionHooks {
   evicted(connection: ClientConnection, log: LogRef): void;
   /** The connection is being closed for not reading fast enough. */
   slowConsumer(connection: ClientConnection): void;
+  /** The connection's credential expired (and no `geo.auth` refreshed it). */
+  expired(connection: ClientConnection): void;
 }
 
 /** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
@@ -65,14 +67,13 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   /** Frames of this connection run one after another, so one client's publishes keep their order. */
   queue: Promise<void> = Promise.resolve();
   alive = true;
-  /** Set once the socket closed: frames still queued must not join anything. */
+  /** Set once the socket closed ({@link markClosed}): frames still queued must not join anything. */
   closed = false;
   /** Rooms and positions kept for a resume elsewhere (when sessions are on). */
   session: Session | undefined;
   /** When the client last sent a frame (for the idle timeout). */
   lastFrameAt = Date.now();
   expirySlot: number | undefined;
-  private onExpired: (() => void) | undefined;
   private readonly writer: FrameWriter;
 
   constructor(
@@ -86,7 +87,6 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
     this.refusals = new TokenBucket(limits.refusals);
     this.replayAllowance = new TokenBucket(limits.replay);
     this.writer = new FrameWriter(socket);
-    socket.once('close', () => expiries?.cancel(this));
   }
 
   get isOpen(): boolean {
@@ -161,13 +161,18 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
    * Closes the connection when its credential expires, unless `geo.auth` brings a new
    * one first (which calls this again).
    */
-  expireAt(expiresAt: number | undefined, onExpired: () => void): void {
-    this.onExpired = onExpired;
+  expireAt(expiresAt: number | undefined): void {
     (expiries ??= new ExpiryWheel()).schedule(this, expiresAt);
   }
 
   expired(): void {
-    this.onExpired?.();
+    this.hooks.expired(this);
+  }
+
+  /** The socket closed: nothing more happens to this connection, and the wheel lets go of it. */
+  markClosed(): void {
+    this.closed = true;
+    expiries?.cancel(this);
   }
 
   terminate(): void {

@@ -252,7 +252,7 @@ export class FrameDispatcher {
     if (principal.id !== connection.principal.id)
       throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
     connection.principal = principal;
-    connection.expireAt(principal.expiresAt, () => this.expire(connection));
+    connection.expireAt(principal.expiresAt);
     connection.send(GeoFrame.AUTHED, {
       expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString(),
     });

@@ -99,6 +99,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.connectionHooks = {
       evicted: (client, log) => dispatcher.evicted(client, log),
       slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
+      expired: (client) => dispatcher.expire(client),
     };
     const closed = (ws: WebSocket, connection: ClientConnection): void => this.onClose(ws, connection);
     this.socketListeners = {
@@ -233,7 +234,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     // opener is not captured by the closure below: it would keep the first promise alive.)
     const loading = gate();
     connection.queue = loading.promise;
-    connection.expireAt(principal.expiresAt, () => this.dispatcher.expire(connection));
+    connection.expireAt(principal.expiresAt);
     // Bounded by sessions.loadTimeoutMs: a slow state store must not hold back geo.welcome.
     const started = await this.sessions?.start(sessionId, principal.id, connection);
     connection.session = started?.session;
@@ -257,7 +258,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private onClose(ws: WebSocket, connection: ClientConnection): void {
     if (connection.closed) return;
-    connection.closed = true;
+    connection.markClosed();
     this.connections.delete(ws);
     // Before it leaves its feeds: the session saves the positions they last handed to it.
     if (connection.session) void this.sessions?.end(connection.session);

@@ -35,8 +35,11 @@ export function encodeTextFrame(text: string): WireFrame {
 }
 
 /** The parts of a `ws` socket a pre-built frame is written through (untyped in `@types/ws`). */
+interface FrameSender {
+  sendFrame(list: Buffer[]): void;
+}
 interface SocketInternals {
-  _sender?: { sendFrame?: (list: Buffer[]) => void };
+  _sender?: Partial<FrameSender>;
   _socket?: Socket;
 }
 
@@ -51,13 +54,15 @@ interface SocketInternals {
  * negotiated extension (permessage-deflate) always goes through `ws.send`.
  */
 export class FrameWriter {
-  private readonly raw: { sendFrame: (list: Buffer[]) => void; socket: Socket } | undefined;
+  /** Set when frames may bypass `ws.send`: its sender, and the TCP socket under it. */
+  private readonly sender: FrameSender | undefined;
+  private readonly tcp: Socket | undefined;
 
   constructor(private readonly socket: WebSocket) {
-    const internals = socket as unknown as SocketInternals;
-    const sender = internals._sender;
-    if (socket.extensions === '' && typeof sender?.sendFrame === 'function' && internals._socket) {
-      this.raw = { sendFrame: sender.sendFrame.bind(sender), socket: internals._socket };
+    const { _sender: sender, _socket: tcp } = socket as unknown as SocketInternals;
+    if (socket.extensions === '' && typeof sender?.sendFrame === 'function' && tcp) {
+      this.sender = sender as FrameSender;
+      this.tcp = tcp;
     }
   }
 
@@ -66,13 +71,13 @@ export class FrameWriter {
    * backlog (the kernel has not been offered them yet), so a buffer limit must not count them.
    */
   get batching(): boolean {
-    return this.raw !== undefined && this.raw.socket.writableCorked > 0;
+    return this.tcp !== undefined && this.tcp.writableCorked > 0;
   }
 
   write(frame: WireFrame): void {
-    if (!this.raw) return this.socket.send(frame.payload, { binary: false });
-    if (this.raw.socket.writableCorked === 0) corkUntilNextTick(this.raw.socket);
-    this.raw.sendFrame([frame.bytes]);
+    if (!this.sender || !this.tcp) return this.socket.send(frame.payload, { binary: false });
+    if (this.tcp.writableCorked === 0) corkUntilNextTick(this.tcp);
+    this.sender.sendFrame([frame.bytes]);
   }
 }
 
