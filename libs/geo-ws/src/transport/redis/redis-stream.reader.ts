@@ -142,8 +142,11 @@ export class RedisStreamReader implements LiveReader {
     return [...(this.tails.get(key) ?? [])];
   }
 
-  all(): StreamTail[] {
-    return [...this.tails.values()].flatMap((tails) => [...tails]);
+  /** Every tail (or those that `match`), in a new array: failing a tail removes it from the sets. */
+  all(match: (tail: StreamTail) => boolean = () => true): StreamTail[] {
+    const found: StreamTail[] = [];
+    for (const tails of this.tails.values()) for (const tail of tails) if (match(tail)) found.push(tail);
+    return found;
   }
 
   close(): void {
@@ -175,8 +178,14 @@ export class RedisStreamReader implements LiveReader {
         // A server serves its data under one replication id; a new one (a restarted primary,
         // a failover) means another dataset, whose entries belong to another epoch.
         const before = last?.command === source.command ? last.replicationId : await source.replicationId();
-        const keys = [...this.tails.keys()];
-        const ids = keys.map((key) => `${Math.min(...[...this.tails.get(key)!].map((tail) => tail.cursor))}-0`);
+        const keys: string[] = [];
+        const ids: string[] = [];
+        for (const [key, tails] of this.tails) {
+          let from = Infinity;
+          for (const tail of tails) from = Math.min(from, tail.cursor);
+          keys.push(key);
+          ids.push(`${from}-0`);
+        }
         // From here on a tail added or removed unblocks the call (`interrupt`) and the next
         // turn builds it again.
         this.blockedOn = { source, id };
@@ -189,8 +198,8 @@ export class RedisStreamReader implements LiveReader {
         // with the primary, its entries go only to tails of its own id, and the primary's
         // checks end the others.
         if (source.primary || after === source.primaryReplicationId()) {
-          for (const tail of this.all()) {
-            if (tail.replicationId !== after) tail.fail('the Redis primary restarted or failed over: the room log is in another epoch');
+          for (const tail of this.all((tail) => tail.replicationId !== after)) {
+            tail.fail('the Redis primary restarted or failed over: the room log is in another epoch');
           }
         }
         // Read while the id changed: the entries may be of either dataset, so read again.
