@@ -41,12 +41,17 @@ export class NatsEpochs {
   async incarnationOf(stream: string, fresh = false): Promise<string> {
     const cached = this.incarnations.get(stream);
     if (cached && !fresh) return cached;
+    return (await this.streamHead(stream)).incarnation;
+  }
+
+  /** A stream's creation time and its last sequence, asked afresh. */
+  async streamHead(stream: string): Promise<{ incarnation: string; lastSeq: number }> {
     const { jsm, nats } = this.clients();
     try {
       const info = await jsm.streams.info(stream);
       const incarnation = Date.parse(info.created).toString(36);
       this.incarnations.set(stream, incarnation);
-      return incarnation;
+      return { incarnation, lastSeq: info.state.last_seq };
     } catch (error) {
       throw unavailable(nats, error);
     }

@@ -138,13 +138,18 @@ export class NatsLogReader {
     return events;
   }
 
+  /** The log's first stored message at or after stream sequence `from`, by a direct get (any replica answers). */
+  async next(log: LogRef, from: number): Promise<StoredMsg | null> {
+    const { jsm, nats } = this.clients();
+    return jsm.direct
+      .getMessage(this.names.stream(log), { seq: from, next_by_subj: this.names.subject(log) })
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+  }
+
   /** Direct gets of a log's next message from `from` on, until `take` has what it needs or the log ends. */
   private async fetchDirect(log: LogRef, from: number, take: (message: LogMessage) => boolean): Promise<void> {
-    const { jsm, nats } = this.clients();
     for (let next = from; ;) {
-      const message = await jsm.direct
-        .getMessage(this.names.stream(log), { seq: next, next_by_subj: this.names.subject(log) })
-        .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+      const message = await this.next(log, next);
       if (!message) return;
       if (!take({ seq: message.seq, epoch: message.header.get(EPOCH_HEADER), draft: () => message.json<GeoEnvelopeDraft>() })) return;
       next = message.seq + 1;

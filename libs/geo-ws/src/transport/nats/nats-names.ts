@@ -45,6 +45,11 @@ export class NatsNames {
     return `${this.prefix}.r.${region}.*`;
   }
 
+  /** Every room subject of the stream holding `log`. */
+  streamSubjects(log: LogRef): string {
+    return log.scope === 'global' ? this.globalSubjects() : this.regionalSubjects(log.region);
+  }
+
   /** The subject of one room log. */
   subject(log: LogRef): string {
     const token = roomToken(log.room);

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Msg } from '@nats-io/transport-node';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { Subscription } from '../geo-transport.interface.js';
@@ -9,42 +9,50 @@ import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs } from './nats-epochs
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsNames } from './nats-names.js';
+import { NatsPushConsumer, SILENT_MS } from './nats-push-consumer.js';
 
-/** Longest pause between two attempts to open a tail's consumer again. */
-const MAX_BACKOFF_MS = 2000;
-/** A pull expires after this long; a healthy idle consumer then pulls again (a `next` status). */
-const PULL_EXPIRES_MS = 4000;
-/**
- * A consumer that has shown no message and no heartbeat for this long is stuck: after a
- * gateway cut it may wait forever for a pull answer lost in the cut, or keep failing to
- * recreate itself (seen in the lab's partition runs). It is replaced from the next sequence.
- */
-const SILENT_MS = 4 * PULL_EXPIRES_MS;
+/** How often every consumer of the transport is checked for silence (one timer, not one per consumer). */
+const WATCHDOG_EVERY_MS = 1000;
+/** Default of `sharedTailFrom` (see {@link NatsTails}). */
+export const DEFAULT_SHARED_TAIL_FROM = 64;
 
 /**
- * Live tails: one ordered consumer per (instance, log), filtered on the log's subject,
- * started after the position the caller gave. Each tail heals itself (a new consumer
- * from the next undelivered sequence) and fails, rather than deliver, when its log was
- * reset or its stream created again.
+ * Live tails. A tail delivers one room log's events after a position, in order, none
+ * missing or repeated, and fails (rather than deliver) when its log was reset or its
+ * stream created again. Its events come from one of two readers:
+ * - its own push consumer filtered on the room's subject, while this node tails fewer
+ *   than `sharedFrom` rooms of the stream;
+ * - from then on, one push consumer for the whole stream (`geows.<ns>.g.*`), whose
+ *   messages this node sorts by subject to the rooms it tails and drops for the others
+ *   (nats-server 2.9 has no consumers with several filters). It lasts while any room of
+ *   the stream is tailed here. A room that joins it after the position the reader has
+ *   reached catches up from the log by direct gets first, live messages held meanwhile.
+ * See "Many rooms on NATS" in docs/TRANSPORTS.md for the costs that set the threshold.
  */
 export class NatsTails {
   private readonly logger = new Logger(NatsTails.name);
   /** Open tails by log key (a log reset elsewhere fails the tails of its key). */
-  private readonly tails = new Map<string, Set<NatsTail>>();
-  /** One check for every tail of this transport, not a timer per tail. */
-  private readonly watchdog = setInterval(() => this.renewSilent(), PULL_EXPIRES_MS).unref();
+  private readonly tails = new Map<string, Set<RoomTail>>();
+  /** Per stream: the tails that read through their own consumer. */
+  private readonly own = new Map<string, Set<RoomTail>>();
+  /** Per stream: the one reader of the whole stream, once this node tails enough of its rooms. */
+  private readonly shared = new Map<string, SharedStreamTail>();
+  /** One check of every consumer of this transport for silence. */
+  private readonly watchdog = setInterval(() => this.renewSilent(), WATCHDOG_EVERY_MS).unref();
 
   constructor(
     private readonly names: NatsNames,
     private readonly epochs: NatsEpochs,
     private readonly reads: NatsLogReader,
     private readonly clients: () => NatsClients,
+    /** Rooms of one stream tailed at once from which the stream is read through one consumer. */
+    private readonly sharedFrom: number,
   ) {}
 
   /**
-   * Opens a tail. The first consumer is created before this resolves, so a tail that
+   * Opens a tail. Its reader is started (or joined) before this resolves, so a tail that
    * cannot start fails its caller; later failures (broker restarts, a lost consumer host,
-   * leader elections) are healed by the tail itself.
+   * leader elections) are healed by the reader.
    */
   async open(
     log: LogRef,
@@ -52,37 +60,39 @@ export class NatsTails {
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
   ): Promise<Subscription> {
-    const { js, nats } = this.clients();
+    const { nats } = this.clients();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
     const logEpoch = await this.epochs.logEpoch(log);
-    const incarnation = await this.epochs.incarnationOf(stream, true);
+    const head = await this.epochs.streamHead(stream);
     const first = await this.reads.firstPosition(log);
     if (first && afterSeq + 1 < first.seq && !first.first) {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
-    const tail = new NatsTail(
+    const tail = new RoomTail(
       {
         log,
         key,
         stream,
         subject: this.names.subject(log),
-        epoch: joinEpoch(logEpoch, incarnation),
-        incarnation,
+        epoch: joinEpoch(logEpoch, head.incarnation),
+        incarnation: head.incarnation,
         afterSeq,
-        js,
-        epochs: this.epochs,
-        logger: this.logger,
         onEvent,
         onError,
       },
       () => this.forget(tail),
     );
-    await tail.start().catch((error: unknown) => Promise.reject(unavailable(nats, error)));
-    const forKey = this.tails.get(key) ?? new Set<NatsTail>();
+    const forKey = this.tails.get(key) ?? new Set<RoomTail>();
     forKey.add(tail);
     this.tails.set(key, forKey);
+    try {
+      await this.start(tail, head.lastSeq);
+    } catch (error) {
+      tail.stop();
+      throw unavailable(nats, error);
+    }
     return {
       close: () => {
         tail.stop();
@@ -91,9 +101,9 @@ export class NatsTails {
     };
   }
 
-  /** After a reconnect: the server may not host the old consumers, so every tail starts a fresh one. */
+  /** After a reconnect: the server may not host the old consumers, so every reader starts a fresh one. */
   renewAll(): void {
-    for (const tails of this.tails.values()) for (const tail of tails) tail.renew();
+    for (const consumer of this.consumers()) consumer.renew();
   }
 
   /** A log got a new epoch (its `deleteLog` ran somewhere): tails of another epoch fail. */
@@ -109,21 +119,103 @@ export class NatsTails {
     this.tails.clear();
   }
 
+  /** Reads the tail through the stream's shared reader, or its own consumer while the node tails few of the stream's rooms. */
+  private async start(tail: RoomTail, streamLastSeq: number): Promise<void> {
+    const shared = this.shared.get(tail.stream);
+    if (shared) return shared.attach(tail);
+    const own = this.own.get(tail.stream) ?? new Set<RoomTail>();
+    if (own.size + 1 >= this.sharedFrom) return this.share(tail, own, streamLastSeq);
+    const consumer = new NatsPushConsumer(
+      this.consumerSpec(tail.stream, tail.subject, tail.incarnation, `room "${tail.room}"`, tail),
+      tail.delivered + 1,
+    );
+    tail.readFrom(consumer);
+    own.add(tail);
+    this.own.set(tail.stream, own);
+    await consumer.start();
+  }
+
+  /**
+   * Starts the stream's shared reader at the stream's end and moves every tail of the
+   * stream onto it: each catches up from the log to where the reader started.
+   */
+  private async share(tail: RoomTail, own: Set<RoomTail>, streamLastSeq: number): Promise<void> {
+    const shared = new SharedStreamTail(
+      (onMessage, onStreamRecreated) =>
+        new NatsPushConsumer(
+          this.consumerSpec(tail.stream, this.names.streamSubjects(tail.log), tail.incarnation, `stream ${tail.stream}`, {
+            onMessage,
+            onStreamRecreated,
+          }),
+          streamLastSeq + 1,
+        ),
+      tail.incarnation,
+      this.reads,
+      () => {
+        if (this.shared.get(tail.stream) === shared) this.shared.delete(tail.stream);
+      },
+    );
+    this.shared.set(tail.stream, shared);
+    this.own.delete(tail.stream);
+    const moving = [...own];
+    try {
+      await shared.start();
+    } catch (error) {
+      shared.stop();
+      // They keep their own consumers (they never stopped reading).
+      const back = this.own.get(tail.stream) ?? new Set<RoomTail>();
+      for (const other of moving) if (!other.closed) back.add(other);
+      if (back.size > 0) this.own.set(tail.stream, back);
+      throw error;
+    }
+    for (const other of moving) {
+      other.readFrom(undefined); // its own consumer stops; the shared reader covers what it had not delivered yet
+      void shared.attach(other).catch((error: unknown) => other.fail(`room "${other.room}": ${(error as Error).message}`));
+    }
+    await shared.attach(tail);
+  }
+
+  private consumerSpec(
+    stream: string,
+    filter: string,
+    incarnation: string,
+    what: string,
+    reader: { onMessage(message: Msg, seq: number): boolean; onStreamRecreated(): void },
+  ) {
+    return {
+      stream,
+      filter,
+      incarnation,
+      what,
+      clients: this.clients,
+      epochs: this.epochs,
+      logger: this.logger,
+      onMessage: (message: Msg, seq: number) => reader.onMessage(message, seq),
+      onStreamRecreated: () => reader.onStreamRecreated(),
+    };
+  }
+
+  private *consumers(): Iterable<NatsPushConsumer> {
+    for (const tails of this.own.values()) for (const tail of tails) if (tail.consumer) yield tail.consumer;
+    for (const shared of this.shared.values()) yield shared.consumer;
+  }
+
   private renewSilent(): void {
     const now = Date.now();
-    for (const tails of this.tails.values()) {
-      for (const tail of tails) {
-        if (now - tail.lastSign < SILENT_MS) continue;
-        this.logger.debug(`tail of room "${tail.room}": no message and no heartbeat for ${SILENT_MS} ms; a new consumer`);
-        tail.renew();
-      }
+    for (const consumer of this.consumers()) {
+      if (now - consumer.lastSign < SILENT_MS) continue;
+      this.logger.debug(`a tail consumer showed no message and no heartbeat for ${SILENT_MS} ms; a new one`);
+      consumer.renew();
     }
   }
 
-  private forget(tail: NatsTail): void {
+  private forget(tail: RoomTail): void {
     const tails = this.tails.get(tail.key);
     tails?.delete(tail);
     if (tails?.size === 0) this.tails.delete(tail.key);
+    const own = this.own.get(tail.stream);
+    own?.delete(tail);
+    if (own?.size === 0) this.own.delete(tail.stream);
   }
 }
 
@@ -138,26 +230,31 @@ interface TailSpec {
   /** The stream's creation time when the tail started. */
   incarnation: string;
   afterSeq: number;
-  js: JetStreamClient;
-  epochs: NatsEpochs;
-  logger: Logger;
   onEvent(event: GeoLoggedEnvelope): void;
   onError?(error: Error): void;
 }
 
-/** One live tail: an ordered consumer from the next undelivered sequence, opened again after any failure. */
-class NatsTail {
+/** A stored message as a tail takes it: from a consumer (a core message) or a direct get. */
+interface TailMessage {
+  json(): GeoEnvelopeDraft;
+}
+
+/** One live tail: delivers its room's events once each, in order, whichever reader brings them. */
+class RoomTail {
   readonly key: string;
   readonly epoch: string;
-  /** When the current consumer last showed life (a message or a heartbeat); see {@link SILENT_MS}. */
-  lastSign = Date.now();
-  private delivered: number;
-  /** The stream sequence to resume from after any failure. */
-  private next: number;
+  readonly stream: string;
+  readonly subject: string;
+  readonly incarnation: string;
+  /** The last stream sequence delivered: nothing at or below it is delivered again. */
+  delivered: number;
+  /** The tail's own consumer, while it reads through one. */
+  consumer: NatsPushConsumer | undefined;
+  /** The shared reader it is attached to, if any. */
+  shared: SharedStreamTail | undefined;
+  /** Live messages held while the tail catches up from the log. */
+  private held: { message: Msg; seq: number }[] | undefined;
   private stopped = false;
-  private current: ConsumerMessages | undefined;
-  /** The consumer whose stream was last checked to be this tail's incarnation. */
-  private verified: string | undefined;
 
   constructor(
     private readonly spec: TailSpec,
@@ -165,31 +262,71 @@ class NatsTail {
   ) {
     this.key = spec.key;
     this.epoch = spec.epoch;
+    this.stream = spec.stream;
+    this.subject = spec.subject;
+    this.incarnation = spec.incarnation;
     this.delivered = spec.afterSeq;
-    this.next = spec.afterSeq + 1;
   }
 
-  /** Creates the first consumer (its failure is the caller's), then follows the log. */
-  async start(): Promise<void> {
-    this.current = await this.open();
-    void this.run();
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    void this.current?.close().catch(() => undefined);
-    this.onStop();
+  get log(): LogRef {
+    return this.spec.log;
   }
 
   get room(): string {
     return this.spec.log.room;
   }
 
-  /** Drops the current consumer; the loop opens a new one where the tail left off. */
-  renew(): void {
-    this.lastSign = Date.now();
-    void this.current?.close().catch(() => undefined);
+  /** Reads through this consumer from now on (undefined: none of its own), stopping the one before. */
+  readFrom(consumer: NatsPushConsumer | undefined): void {
+    this.consumer?.stop();
+    this.consumer = consumer;
+  }
+
+  onMessage(message: Msg, seq: number): boolean {
+    if (this.stopped) return false;
+    if (this.held) {
+      this.held.push({ message, seq });
+      return true;
+    }
+    return this.deliver(seq, message.headers?.get(EPOCH_HEADER), message);
+  }
+
+  onStreamRecreated(): void {
+    this.fail(`the stream of room "${this.room}" was recreated; its epoch changed`);
+  }
+
+  get closed(): boolean {
+    return this.stopped;
+  }
+
+  /** Holds live messages from now on, until {@link catchUp} delivered the stored ones before them. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /**
+   * Delivers the log's stored events after `delivered` up to `upTo` by direct gets, then
+   * the live messages held since {@link hold} (all after `upTo`). Rejects (and delivers
+   * nothing more) when the log cannot be read now.
+   */
+  async catchUp(upTo: number, reads: NatsLogReader): Promise<void> {
+    for (let from = this.delivered + 1; from <= upTo && !this.stopped;) {
+      const stored = await reads.next(this.spec.log, from);
+      if (!stored || stored.seq > upTo) break;
+      if (!this.deliver(stored.seq, stored.header.get(EPOCH_HEADER), stored)) return;
+      from = stored.seq + 1;
+    }
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const { message, seq } of held) if (!this.onMessage(message, seq)) return;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.readFrom(undefined);
+    this.shared?.detach(this);
+    this.onStop();
   }
 
   /** Ends the tail and tells its owner why (once; not after it was closed). Its members join again. */
@@ -199,94 +336,94 @@ class NatsTail {
     this.spec.onError?.(new GeoTransportUnavailableError(reason));
   }
 
-  private async open(): Promise<ConsumerMessages> {
-    const consumer = await this.spec.js.consumers.get(this.spec.stream, { filter_subjects: this.spec.subject, opt_start_seq: this.next });
-    // Short pulls: missed heartbeats are noticed within seconds.
-    const messages = await consumer.consume({ max_messages: 256, expires: PULL_EXPIRES_MS });
-    this.lastSign = Date.now();
-    void followStatus(messages, () => (this.lastSign = Date.now()));
-    return messages;
-  }
-
-  private async run(): Promise<void> {
-    for (let failures = 0; !this.stopped; failures++) {
-      try {
-        const messages = this.current ?? (await this.reopen());
-        if (!messages) return; // the stream was created again: the tail failed
-        for await (const message of messages) {
-          failures = 0;
-          if (!(await this.take(message))) return;
-        }
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        this.spec.logger.debug(`tail of room "${this.spec.log.room}": ${reason}; resuming after stream seq ${this.next - 1}`);
-      }
-      this.current = undefined;
-      await this.pause(failures);
-    }
-  }
-
-  /** A new consumer, unless the stream was deleted and created again meanwhile (it restarts its sequences). */
-  private async reopen(): Promise<ConsumerMessages | undefined> {
-    if (!(await this.sameIncarnation())) return undefined;
-    this.current = await this.open();
-    return this.current;
-  }
-
-  /** Delivers one message unless the tail is over; false when it is. */
-  private async take(message: JsMsg): Promise<boolean> {
+  private deliver(seq: number, epochHeader: string | undefined, message: TailMessage): boolean {
     if (this.stopped) return false;
-    if (message.info.consumer !== this.verified) {
-      // A new consumer (ours, or the ordered consumer's own reset) may already read a
-      // stream that was deleted and created again: check before delivering from it.
-      if (!(await this.sameIncarnation())) return false;
-      this.verified = message.info.consumer;
-    }
-    return this.deliver(message);
-  }
-
-  private deliver(message: JsMsg): boolean {
-    if (this.stopped) return false; // closed while the incarnation was checked
-    this.lastSign = Date.now();
-    this.next = message.seq + 1;
-    if (message.seq <= this.delivered) return true;
-    if (!ofEpoch(message.headers?.get(EPOCH_HEADER), this.epoch)) {
-      this.fail(`log of room "${this.spec.log.room}" was reset; its epoch changed`);
+    if (seq <= this.delivered) return true;
+    if (!ofEpoch(epochHeader, this.epoch)) {
+      this.fail(`log of room "${this.room}" was reset; its epoch changed`);
       return false;
     }
-    this.delivered = message.seq;
-    this.spec.onEvent({ ...message.json<GeoEnvelopeDraft>(), seq: message.seq });
+    this.delivered = seq;
+    this.spec.onEvent({ ...message.json(), seq });
     return true;
-  }
-
-  /** Whether the stream is still the one the tail started on; fails the tail when not. */
-  private async sameIncarnation(): Promise<boolean> {
-    if ((await this.spec.epochs.incarnationOf(this.spec.stream, true)) === this.spec.incarnation) return true;
-    this.fail(`the stream of room "${this.spec.log.room}" was recreated; its epoch changed`);
-    return false;
-  }
-
-  /** Backs off before the next consumer: 100 ms, doubling up to {@link MAX_BACKOFF_MS}. */
-  private async pause(failures: number): Promise<void> {
-    if (this.stopped) return;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures)));
   }
 }
 
 /**
- * An ordered consumer lives on one server. When that server dies the client keeps
- * asking the dead consumer for its state; after two missed heartbeats the tail drops it
- * and its loop creates a new consumer from the next undelivered sequence. A heartbeat
- * from the server is the watchdog's sign of life.
+ * One reader of a whole stream for every room of it this node tails: messages go to the
+ * tails of their subject, others are dropped unparsed. A tail attached behind the
+ * reader's position catches up from the log first (see {@link RoomTail.catchUp}).
  */
-async function followStatus(messages: ConsumerMessages, alive: () => void): Promise<void> {
-  for await (const status of messages.status()) {
-    // Only the server sends heartbeats (an idle pull gets one every 2 s). Pulls, resets and
-    // debug notes are the client's own, and a stuck consumer keeps making them.
-    if (status.type === 'heartbeat') alive();
-    else if (status.type === 'heartbeats_missed' && status.count >= 2) {
-      await messages.close().catch(() => undefined);
-      return;
+class SharedStreamTail {
+  readonly consumer: NatsPushConsumer;
+  private readonly bySubject = new Map<string, Set<RoomTail>>();
+  private started: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    consumer: (onMessage: (message: Msg, seq: number) => boolean, onStreamRecreated: () => void) => NatsPushConsumer,
+    private readonly incarnation: string,
+    private readonly reads: NatsLogReader,
+    private readonly onStop: () => void,
+  ) {
+    this.consumer = consumer(
+      (message, seq) => this.dispatch(message, seq),
+      () => this.failAll('its stream was recreated; its epoch changed'),
+    );
+  }
+
+  start(): Promise<void> {
+    this.started ??= this.consumer.start();
+    return this.started;
+  }
+
+  /**
+   * Adds a tail; resolves once it delivers live (after catching up from the log, if it
+   * was behind the reader's position). Registered at once, so the reader lives on.
+   */
+  attach(tail: RoomTail): Promise<void> {
+    if (this.stopped) return Promise.reject(new GeoTransportUnavailableError(`the reader of stream ${tail.stream} stopped; tail again`));
+    if (tail.incarnation !== this.incarnation) {
+      // The stream was created again since this reader started (or since the tail read it):
+      // the reader's next consumer finds out which, and fails the tails of the old one.
+      this.consumer.renew();
+      return Promise.reject(new GeoTransportUnavailableError(`the stream of room "${tail.room}" was recreated; tail it again`));
     }
+    if (tail.closed) return Promise.resolve();
+    tail.shared = this;
+    const tails = this.bySubject.get(tail.subject) ?? new Set<RoomTail>();
+    tails.add(tail);
+    this.bySubject.set(tail.subject, tails);
+    // Everything after the reader's position reaches the tail live; what it has not
+    // delivered up to there comes from the log first, live messages held meanwhile.
+    const upTo = this.consumer.position;
+    const behind = tail.delivered < upTo;
+    if (behind) tail.hold();
+    return this.start().then(() => (behind ? tail.catchUp(upTo, this.reads) : undefined));
+  }
+
+  detach(tail: RoomTail): void {
+    const tails = this.bySubject.get(tail.subject);
+    tails?.delete(tail);
+    if (tails?.size === 0) this.bySubject.delete(tail.subject);
+    if (this.bySubject.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.consumer.stop();
+    this.onStop();
+  }
+
+  private dispatch(message: Msg, seq: number): boolean {
+    const tails = this.bySubject.get(message.subject);
+    if (tails) for (const tail of tails) tail.onMessage(message, seq);
+    return true;
+  }
+
+  private failAll(reason: string): void {
+    for (const tails of [...this.bySubject.values()]) for (const tail of [...tails]) tail.fail(`room "${tail.room}": ${reason}`);
+    this.stop();
   }
 }

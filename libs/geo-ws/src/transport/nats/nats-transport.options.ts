@@ -30,6 +30,13 @@ export interface NatsTransportOptions {
    * that must not change the apps' stream settings).
    */
   setup?: 'create' | 'verify';
+  /**
+   * Live tails of one stream on this instance from which the stream is read through one
+   * consumer (sorted to the rooms here) instead of one consumer per room. Default 64
+   * (docs/TRANSPORTS.md, "Many rooms on NATS", has the measurements); `1` reads every
+   * stream through one consumer, `Infinity` never.
+   */
+  sharedTailFrom?: number;
   /** Time limit of each JetStream request; past it the operation fails as unavailable. Default 5000. */
   requestTimeoutMs?: number;
   /**

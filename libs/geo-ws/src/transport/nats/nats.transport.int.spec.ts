@@ -14,29 +14,38 @@ import { natsTransport, type NatsTransport } from './nats.transport.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 
-describeTransportContract(`nats (JetStream at ${servers})`, {
-  newCluster: () => {
-    const namespace = `t${randomUUID().slice(0, 8)}`;
-    return {
-      transport: natsTransport({ servers, namespace }),
-      dispose: () => dropNatsNamespace(servers, namespace),
-      // The log's stream deleted and created again with the same configuration, as after a
-      // server lost its store and an app set the stream up again.
-      loseLog: async (log: LogRef) => {
-        const nc = await connect({ servers });
-        try {
-          const jsm = await jetstreamManager(nc);
-          const name = new NatsNames(namespace).stream(log);
-          const { config } = await jsm.streams.info(name);
-          await jsm.streams.delete(name);
-          await jsm.streams.add(config);
-        } finally {
-          await nc.close();
-        }
-      },
-    };
-  },
-});
+// Twice: rooms tailed through a consumer each, and every stream read through one consumer.
+for (const [mode, sharedTailFrom] of [
+  ['a consumer per room', Number.POSITIVE_INFINITY],
+  ['one consumer per stream', 1],
+] as const)
+  describeTransportContract(`nats (JetStream at ${servers}), ${mode}`, {
+    newCluster: () => {
+      const namespace = `t${randomUUID().slice(0, 8)}`;
+      return {
+        transport: natsTransport({ servers, namespace, sharedTailFrom }),
+        dispose: () => dropNatsNamespace(servers, namespace),
+        // The log's stream deleted and created again with the same configuration, as after a
+        // server lost its store and an app set the stream up again.
+        loseLog: async (log: LogRef) => {
+          const nc = await connect({ servers });
+          try {
+            const jsm = await jetstreamManager(nc);
+            const name = new NatsNames(namespace).stream(log);
+            const { config } = await jsm.streams.info(name);
+            await jsm.streams.delete(name);
+            await jsm.streams.add(config);
+          } finally {
+            await nc.close();
+          }
+        },
+      };
+    },
+  });
+
+const waitUntil = async (done: () => boolean, ms = 5000) => {
+  for (const until = Date.now() + ms; !done() && Date.now() < until;) await new Promise((resolve) => setTimeout(resolve, 20));
+};
 
 describe('NATS transport specifics', () => {
   const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 100, maxAgeMs: 3_600_000 } };
@@ -111,6 +120,66 @@ describe('NATS transport specifics', () => {
       }
     } finally {
       await transport.close();
+      await dropNatsNamespace(servers, namespace);
+    }
+  });
+
+  it('tails move onto one consumer per stream as rooms pass sharedTailFrom, while events flow: none lost, none twice, in order', async () => {
+    const namespace = `t${randomUUID().slice(0, 8)}`;
+    const keepAll = { ...context, retention: { maxEvents: 100_000, maxAgeMs: 3_600_000 } };
+    const writer = natsTransport({ servers, namespace })(keepAll) as NatsTransport;
+    const reader = natsTransport({ servers, namespace, sharedTailFrom: 3 })(keepAll) as NatsTransport;
+    try {
+      await writer.connect();
+      await reader.connect();
+      const rooms = ['r0', 'r1', 'r2', 'r3', 'r4'];
+      const logs = rooms.map((room) => ({ room, scope: 'global' }) as const);
+      for (const log of logs) await writer.append(log, draftIn(log.room));
+      let writing = true;
+      const written = (async () => {
+        for (let n = 0; writing; n++) {
+          await Promise.all(logs.map((log) => writer.append(log, draftIn(log.room))));
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      // Tails open one after another while events flow: the first two read through their
+      // own consumers, the third moves all onto the stream's consumer; two tails of r0.
+      const received = new Map<string, number[]>();
+      const tails = [];
+      for (const [i, log] of [...logs, logs[0]].entries()) {
+        const seqs: number[] = [];
+        received.set(`${log.room}#${i}`, seqs);
+        tails.push(
+          await reader.tail(
+            log,
+            1,
+            (event) => seqs.push(event.seq),
+            (error) => seqs.push(-1, error.message.length),
+          ),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      writing = false;
+      await written;
+      for (const [name, seqs] of received) {
+        const log = logs[rooms.indexOf(name.split('#')[0])];
+        const stored = (await writer.read(log, 1, 10_000)).events.map((event) => event.seq);
+        await waitUntil(() => seqs.length >= stored.length);
+        expect({ name, seqs }).toEqual({ name, seqs: stored });
+      }
+      // The last tails of the stream closed: its consumer goes; a new tail reads on.
+      for (const tail of tails) await tail.close();
+      const again: number[] = [];
+      const last = (await writer.head(logs[1])).lastSeq;
+      const tail = await reader.tail(logs[1], last, (event) => again.push(event.seq));
+      const { seq } = await writer.append(logs[1], draftIn('r1'));
+      await waitUntil(() => again.length > 0);
+      expect(again).toEqual([seq]);
+      await tail.close();
+    } finally {
+      await reader.close();
+      await writer.close();
       await dropNatsNamespace(servers, namespace);
     }
   });

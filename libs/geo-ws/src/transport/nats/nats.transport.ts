@@ -10,6 +10,7 @@ import type {
   ReadResult,
   Subscription,
 } from '../geo-transport.interface.js';
+import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { LogRef } from '../log-ref.js';
@@ -22,7 +23,7 @@ import { NatsNames } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
-import { NatsTails } from './nats-tails.js';
+import { DEFAULT_SHARED_TAIL_FROM, NatsTails } from './nats-tails.js';
 import type { NatsTransportOptions } from './nats-transport.options.js';
 
 /** Time limit of each JetStream request when `requestTimeoutMs` is not set. */
@@ -85,12 +86,15 @@ export class NatsTransport implements GeoTransport {
     private readonly context: GeoTransportContext,
   ) {
     this.names = new NatsNames(options.namespace ?? 'geo');
+    const sharedTailFrom = options.sharedTailFrom ?? DEFAULT_SHARED_TAIL_FROM;
+    if (!(sharedTailFrom >= 1))
+      throw new GeoConfigError(`natsTransport: sharedTailFrom must be at least 1 (or Infinity), got ${sharedTailFrom}`);
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const clients = () => this.require();
     this.streams = new NatsStreams(this.names, options, context, this.timeoutMs, () => this.closed);
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
     this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
-    this.tails = new NatsTails(this.names, this.epochs, this.reads, clients);
+    this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom);
     this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients);
     this.state = new NatsStateStore(
       () => this.requireBuckets(),
