@@ -67,6 +67,8 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   /** Frames of this connection run one after another, so one client's publishes keep their order. */
   queue: Promise<void> = Promise.resolve();
   alive = true;
+  /** Which of the server's heartbeat turns pings this connection. */
+  heartbeatSlice = 0;
   /** Set once the socket closed ({@link markClosed}): frames still queued must not join anything. */
   closed = false;
   /** Rooms and positions kept for a resume elsewhere (when sessions are on). */

@@ -28,6 +28,9 @@ import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
 import { UpgradeHandler } from './upgrade-handler.js';
 
+/** Heartbeats are spread over this many turns per `heartbeatMs`. */
+const HEARTBEAT_SLICES = 10;
+
 /**
  * The WebSocket side of one region's app. Upgrades are authenticated by the
  * `UpgradeHandler`, frames run through the `FrameDispatcher`, room logs reach local
@@ -39,6 +42,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly logger = new Logger(GeoWsServer.name);
   /** Open connections by socket: the shared socket listeners find theirs here. */
   private readonly connections = new Map<WebSocket, ClientConnection>();
+  /** Connections accepted so far and heartbeat turns taken: which slice a connection is in, which slice is checked. */
+  private acceptedCount = 0;
+  private heartbeatTurn = 0;
   private readonly feeds: RoomFeeds;
   private readonly access: AccessPolicy;
   private readonly auth: HandshakeAuth;
@@ -182,7 +188,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       (ws, principal, sessionId) => this.onConnection(ws, principal, sessionId),
     );
     server.on('upgrade', this.upgrades.handle);
-    this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs);
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs / HEARTBEAT_SLICES);
     this.heartbeat.unref();
     this.bufferSweep = setInterval(() => this.sweepBuffers(), BUFFER_SWEEP_MS);
     this.bufferSweep.unref();
@@ -228,6 +234,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
     const connection = new ClientConnection(ws, principal, this.options.region, this.connectionLimits, this.connectionHooks);
     this.connections.set(ws, connection);
+    connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
     const { pong, error, close, message } = this.socketListeners;
     ws.on('pong', pong).on('error', error).on('close', close).on('message', message);
     // Frames that arrive while the session loads wait in the connection's queue. (The gate's
@@ -293,9 +300,16 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     }
   }
 
+  /**
+   * Pings one slice of the connections per turn, so each is pinged once per `heartbeatMs`
+   * without one burst of a write per connection (6,700 pings held a region's event loop
+   * for ~80 ms at 20,000 clients).
+   */
   private checkHeartbeats(): void {
     const { idleTimeoutMs } = this.options.limits;
+    const slice = this.heartbeatTurn++ % HEARTBEAT_SLICES;
     for (const connection of this.connections.values()) {
+      if (connection.heartbeatSlice !== slice) continue;
       if (idleTimeoutMs > 0 && Date.now() - connection.lastFrameAt > idleTimeoutMs) {
         this.limitLog.hit(connection, 'IDLE_TIMEOUT');
         connection.close(GeoCloseCode.IDLE_TIMEOUT, 'idle');
