@@ -19,19 +19,26 @@ import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
 const SLOW_CONSUMER_GRACE_MS = 2000;
 
 /**
- * One room event goes to every local member of its feed: its frame is built once (keyed by
- * the event object the feed hands to each member), not once per member.
+ * One room event goes to every local member of its feed, one member after another: its
+ * frame is built for the first and reused by the rest (the last event's frame, not a map:
+ * nothing for the garbage collector to trace, and a feed's members come in a row).
  */
-const frames = new WeakMap<object, WireFrame>();
+class LastFrame {
+  private event: object | undefined;
+  private frame: WireFrame | undefined;
 
-function frameOf(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean): WireFrame {
-  let frame = frames.get(event);
-  if (frame === undefined) {
-    frame = encodeTextFrame(JSON.stringify({ event: event.type, data: ephemeral ? { ...event, seq: null } : event }));
-    frames.set(event, frame);
+  constructor(private readonly ephemeral: boolean) {}
+
+  of(event: GeoLoggedEnvelope | GeoEnvelopeDraft): WireFrame {
+    if (this.event !== event || !this.frame) {
+      this.frame = encodeTextFrame(JSON.stringify({ event: event.type, data: this.ephemeral ? { ...event, seq: null } : event }));
+      this.event = event;
+    }
+    return this.frame;
   }
-  return frame;
 }
+const loggedFrames = new LastFrame(false);
+const ephemeralFrames = new LastFrame(true);
 
 /** Every connection's credential expiry, in this process: one timer, not one per connection. */
 let expiries: ExpiryWheel | undefined;
@@ -143,11 +150,11 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   }
 
   deliver(event: GeoLoggedEnvelope): void {
-    this.sendFrame(frameOf(event, false));
+    this.sendFrame(loggedFrames.of(event));
   }
 
   deliverEphemeral(envelope: GeoEnvelopeDraft): void {
-    this.sendFrame(frameOf(envelope, true));
+    this.sendFrame(ephemeralFrames.of(envelope));
   }
 
   evicted(log: LogRef): void {
