@@ -172,8 +172,10 @@ export class NatsPushConsumer {
     if (!this.isCurrent(generation)) return;
     if (error) return this.renew(); // the subscription was refused: try again with a new one
     this.lastSign = Date.now();
-    const headers = message.headers;
-    if (message.data.length === 0 && headers?.code) {
+    // Status messages (heartbeats, flow control) have no payload; stored events always have
+    // one (an envelope), so their headers are only parsed by whoever takes them.
+    const headers = message.data.length === 0 ? message.headers : undefined;
+    if (headers?.code) {
       if (headers.code !== 100) return this.renew(); // e.g. 409 consumer deleted
       if (message.reply) message.respond(); // flow control: ready for more
       // A heartbeat says how many messages the consumer sent: more than arrived means loss.

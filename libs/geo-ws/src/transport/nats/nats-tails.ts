@@ -63,9 +63,11 @@ export class NatsTails {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
-    const logEpoch = await this.epochs.logEpoch(log);
-    const head = await this.epochs.streamHead(stream);
-    const first = await this.reads.firstPosition(log);
+    const [logEpoch, head, first] = await Promise.all([
+      this.epochs.logEpoch(log),
+      this.epochs.streamHead(stream),
+      this.reads.firstPosition(log),
+    ]);
     if (first && afterSeq + 1 < first.seq && !first.first) {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
