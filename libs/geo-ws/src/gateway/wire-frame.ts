@@ -35,11 +35,8 @@ export function encodeTextFrame(text: string): WireFrame {
 }
 
 /** The parts of a `ws` socket a pre-built frame is written through (untyped in `@types/ws`). */
-interface FrameSender {
-  sendFrame(list: Buffer[]): void;
-}
 interface SocketInternals {
-  _sender?: Partial<FrameSender>;
+  _sender?: object;
   _socket?: Socket;
 }
 
@@ -49,21 +46,18 @@ interface SocketInternals {
  * the events a tail hands over together leave as one `writev` per member, not one write
  * each.
  *
- * Bytes may bypass `ws`'s encoder only while it has nothing queued of its own; it queues
- * only to compress (or to read a Blob, which geo-ws never sends). So a socket with a
- * negotiated extension (permessage-deflate) always goes through `ws.send`.
+ * The bytes go to the TCP socket under `ws`, as `ws`'s own sender writes a one-part frame.
+ * That may bypass the sender only while it has nothing queued of its own; it queues only to
+ * compress (or to read a Blob, which geo-ws never sends). So a socket with a negotiated
+ * extension (permessage-deflate) always goes through `ws.send`.
  */
 export class FrameWriter {
-  /** Set when frames may bypass `ws.send`: its sender, and the TCP socket under it. */
-  private readonly sender: FrameSender | undefined;
+  /** The TCP socket under `ws`, when frames may be written to it directly. */
   private readonly tcp: Socket | undefined;
 
   constructor(private readonly socket: WebSocket) {
     const { _sender: sender, _socket: tcp } = socket as unknown as SocketInternals;
-    if (socket.extensions === '' && typeof sender?.sendFrame === 'function' && tcp) {
-      this.sender = sender as FrameSender;
-      this.tcp = tcp;
-    }
+    if (socket.extensions === '' && sender && tcp) this.tcp = tcp;
   }
 
   /**
@@ -75,9 +69,9 @@ export class FrameWriter {
   }
 
   write(frame: WireFrame): void {
-    if (!this.sender || !this.tcp) return this.socket.send(frame.payload, { binary: false });
+    if (!this.tcp) return this.socket.send(frame.payload, { binary: false });
     if (this.tcp.writableCorked === 0) corkUntilNextTick(this.tcp);
-    this.sender.sendFrame([frame.bytes]);
+    this.tcp.write(frame.bytes);
   }
 }
 
