@@ -161,14 +161,22 @@ export class FrameDispatcher {
         if (!scope) connection.session?.joined(log.room, Math.min(before, outcome.seq), outcome.epoch);
         resolve();
       };
-      this.feeds.join(log, connection, position, announce).catch((error: unknown) => {
-        if (!announced) return reject(error instanceof Error ? error : new Error(String(error)));
-        // Failed after geo.joined was sent (the replay broke): the client must rejoin.
-        if (connection.rooms.delete(log.room)) {
-          this.leaveLogs(connection, log.room);
-          connection.sendError(toProtocolError(error).error, log.room);
-        }
-      });
+      this.feeds.join(log, connection, position, announce).then(
+        () => {
+          // The feed stopped (its log was reset, its tail died) before the outcome was known:
+          // the join ends without geo.joined, and must not hold this connection's frames.
+          if (!announced)
+            reject(new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}": its feed stopped during the join; join it again`));
+        },
+        (error: unknown) => {
+          if (!announced) return reject(error instanceof Error ? error : new Error(String(error)));
+          // Failed after geo.joined was sent (the replay broke): the client must rejoin.
+          if (connection.rooms.delete(log.room)) {
+            this.leaveLogs(connection, log.room);
+            connection.sendError(toProtocolError(error).error, log.room);
+          }
+        },
+      );
     });
   }
 
