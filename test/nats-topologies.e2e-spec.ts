@@ -110,6 +110,11 @@ describe('geo-ws on real NATS topologies (servers started by the test)', () => {
     expect(report).toEqual({ clients: 6, events: 75, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
     expect(new Set(acked.map((ack) => ack.eventId))).toEqual(new Set(log.map((event) => event.event_id)));
     for (const client of clients) client.close();
+    // Stopped here: the next test starts its own topology, and afterAll stops only the last
+    // one (the two nodes left of this cluster used to outlive the run).
+    await deployment.close();
+    await topology.stop();
+    deployment = topology = undefined;
   }, 180_000);
 
   it('supercluster: two instances per region, each homed in its own cluster, boot at once on a fresh namespace', async () => {
