@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { GeoClient, GeoClientError, type GeoClientOptions } from './geo-client.js';
 import type { AckFrame } from './protocol.js';
-import { FakeRegion, NodeWebSocket, until, within } from './testing/fake-region.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
 
 /**
  * The client's outbox against a fake region (testing/fake-region.ts): a real `ws` server
@@ -16,10 +16,7 @@ describe('GeoClient outbox (fake region over a real WebSocket)', () => {
     fake = await FakeRegion.start();
     client = await GeoClient.connect({
       regions: fake.regions,
-      WebSocket: NodeWebSocket,
-      probe: async () => 1,
-      backoff: { baseMs: 20, maxMs: 80 },
-      heartbeatMs: 60_000,
+      ...TEST_CLIENT_OPTIONS,
       ...options,
     });
     await client.join('r', () => undefined);

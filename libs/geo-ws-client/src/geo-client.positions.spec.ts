@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { GeoClient, type EventDelivery, type GeoClientOptions } from './geo-client.js';
 import { parseSaved, STORAGE_WRITE_MS, type PositionStorage } from './position-store.js';
 import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeRegion, NodeWebSocket, until, within } from './testing/fake-region.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
 
 /**
  * What the client does so that a restore shows nothing twice that it can avoid: events it
@@ -42,10 +42,7 @@ describe('GeoClient positions: replayed flag and storage', () => {
     const client = await within(
       GeoClient.connect({
         regions,
-        WebSocket: NodeWebSocket,
-        probe: async () => 1,
-        backoff: { baseMs: 20, maxMs: 80 },
-        heartbeatMs: 60_000,
+        ...TEST_CLIENT_OPTIONS,
         ...options,
       }),
       3000,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { GeoClient, type GeoClientOptions } from './geo-client.js';
 import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeLogs, FakeRegion, NodeWebSocket, until, within } from './testing/fake-region.js';
+import { FakeLogs, FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
 
 /**
  * GeoClient's rooms against fake regions (testing/fake-region.ts): join, resume with
@@ -36,10 +36,7 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
       GeoClient.connect({
         regions,
         regionOrder: regions.map((candidate) => candidate.name),
-        WebSocket: NodeWebSocket,
-        probe: async () => 1,
-        backoff: { baseMs: 20, maxMs: 80 },
-        heartbeatMs: 60_000,
+        ...TEST_CLIENT_OPTIONS,
         ...options,
       }),
       3000,

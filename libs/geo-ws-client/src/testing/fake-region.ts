@@ -6,6 +6,14 @@ import type { GeoEnvelope, GeoRegion, WebSocketConstructor } from '../protocol.j
 /** `ws`'s WebSocket as the client's `WebSocket` option. */
 export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
 
+/** Client options for specs against fake regions: Node's ws, no RTT probing, quick retries, heartbeats out of the way. */
+export const TEST_CLIENT_OPTIONS = {
+  WebSocket: NodeWebSocket,
+  probe: async () => 1,
+  backoff: { baseMs: 20, maxMs: 80 },
+  heartbeatMs: 60_000,
+} as const;
+
 /** How the fake answers one publish attempt. */
 export type Answer = 'store' | 'store-no-ack' | 'silent' | 'drop' | { code: string } | { delayMs: number };
 

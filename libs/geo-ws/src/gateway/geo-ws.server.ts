@@ -237,8 +237,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
     const { pong, error, close, message } = this.socketListeners;
     ws.on('pong', pong).on('error', error).on('close', close).on('message', message);
-    // Frames that arrive while the session loads wait in the connection's queue. (The gate's
-    // opener is not captured by the closure below: it would keep the first promise alive.)
+    // Frames that arrive while the session loads wait in the connection's queue.
     const loading = gate();
     connection.queue = loading.promise;
     connection.expireAt(principal.expiresAt);
