@@ -1,3 +1,10 @@
 // Test helpers for transport authors and app tests: @geo-ws/nest/testing
-export { describeTransportContract, type ContractCluster, type TransportContractOptions } from './transport-contract.js';
+export {
+  describeTransportContract,
+  type ContractAssertions,
+  type ContractCluster,
+  type ContractMatchers,
+  type ContractTestApi,
+  type TransportContractOptions,
+} from './transport-contract.js';
 export { waitFor } from './wait-for.js';

@@ -1,4 +1,3 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../errors/geo-transport-unavailable.error.js';
@@ -34,6 +33,48 @@ export interface TransportContractOptions {
    * which skip the numbers of other rooms' events.
    */
   gapFreeSeq?: boolean;
+  /**
+   * The test framework's functions. Default: the globals Jest defines (and Vitest with
+   * `globals: true`); with Vitest's default config pass them:
+   * `testApi: { describe, it, expect, afterEach }` imported from `vitest`.
+   */
+  testApi?: ContractTestApi;
+}
+
+/** The assertions the contract makes: Jest's and Vitest's `expect` both have them. */
+export interface ContractAssertions {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toBeGreaterThan(expected: number): void;
+  toHaveLength(expected: number): void;
+  toMatchObject(expected: object): void;
+  toBeNull(): void;
+}
+
+/** `expect(actual)` as the contract uses it. */
+export interface ContractMatchers extends ContractAssertions {
+  readonly not: ContractAssertions;
+  readonly rejects: { toBeInstanceOf(expected: abstract new (...args: never[]) => unknown): Promise<void> };
+}
+
+/** What the contract needs of a test framework (Jest, Vitest, or anything with the same shape). */
+export interface ContractTestApi {
+  describe: (name: string, body: () => void) => void;
+  it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
+  afterEach: (body: () => Promise<void>) => void;
+  expect: (actual: unknown) => ContractMatchers;
+}
+
+/** The framework passed in, or the one whose globals are defined. */
+function resolveTestApi(given: ContractTestApi | undefined): ContractTestApi {
+  if (given) return given;
+  const globals = globalThis as Partial<ContractTestApi>;
+  if (globals.describe && globals.it && globals.expect && globals.afterEach) {
+    return { describe: globals.describe, it: globals.it, expect: globals.expect, afterEach: globals.afterEach };
+  }
+  throw new Error(
+    "describeTransportContract: no test globals (describe, it, expect, afterEach) are defined; pass them: { testApi: { describe, it, expect, afterEach } } from 'vitest' or '@jest/globals'",
+  );
 }
 
 const REGIONS = ['asia', 'eu', 'us'];
@@ -50,6 +91,7 @@ const REGIONS = ['asia', 'eu', 'us'];
 export function describeTransportContract(name: string, options: TransportContractOptions): void {
   const regions = options.regions ?? REGIONS;
   const timeout = options.timeoutMs ?? 20_000;
+  const { describe, it, expect, afterEach } = resolveTestApi(options.testApi);
 
   describe(`GeoTransport contract: ${name}`, () => {
     const open: GeoTransport[] = [];

@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { describeTransportContract } from '../../testing/transport-contract.js';
 import { globalLog } from '../log-ref.js';
@@ -10,9 +10,11 @@ describeTransportContract('memory', {
   gapFreeSeq: true,
 });
 
+// Given the framework's functions (as a Vitest suite without globals does), not its globals.
 describeTransportContract('memory with 30 ms between regions', {
   newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork({ delayMs: 30 }) }) }),
   gapFreeSeq: true,
+  testApi: { describe, it, expect, afterEach },
 });
 
 describe('memory transport: rooms only read leave nothing behind', () => {
