@@ -28,6 +28,17 @@ install_missing() {
 
 install_missing
 
+# Debian's docker-compose (1.29): test/docker-files.e2e-spec.ts validates docker/compose.*.yml
+# with `docker-compose config`, which needs no Docker engine. Without its recommends, which
+# would bring docker.io (an engine, containerd, iptables) that nothing here runs.
+install_compose() {
+  command -v docker-compose >/dev/null && return 0
+  echo "services: installing docker-compose"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+}
+
+install_compose
+
 if listening 4222; then
   echo "services: NATS already on 127.0.0.1:4222"
 else
