@@ -10,12 +10,31 @@ import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.j
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 
 /**
+ * What the upgrade of a request gets: accepted, with its principal, or refused with an
+ * HTTP status and the JSON body `{ code, message }`.
+ */
+export type HandshakeVerdict =
+  | { accepted: true; principal: GeoPrincipal }
+  | { accepted: false; status: 401 | 403 | 503; code: 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNAVAILABLE'; message: string };
+
+const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' } as const;
+
+/** The handler of each HTTP server, for the handshake check (`GET /geo/handshake`) served by the same app. */
+const handlers = new WeakMap<HttpServer, UpgradeHandler>();
+
+/**
  * The HTTP side of a connection (the seam Nest's `WsAdapter` covers): the path, the
  * `Origin` allowlist, authentication, and refusals answered in HTTP before any socket
- * opens. Accepted upgrades are handed to `onConnection`.
+ * opens. Accepted upgrades are handed to `onConnection`. {@link UpgradeHandler.check} is
+ * the one decision, shared with the handshake check endpoint (`GET /geo/handshake`).
  */
 export class UpgradeHandler {
   private readonly logger = new Logger(UpgradeHandler.name);
+
+  /** The handler serving WebSocket upgrades on this HTTP server, once the region started. */
+  static of(httpServer: HttpServer): UpgradeHandler | undefined {
+    return handlers.get(httpServer);
+  }
 
   constructor(
     private readonly options: ResolvedGeoWsOptions,
@@ -26,7 +45,44 @@ export class UpgradeHandler {
     /** False while the server starts or drains: upgrades get 503. */
     private readonly accepting: () => boolean,
     private readonly onConnection: (ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined) => Promise<void>,
-  ) {}
+  ) {
+    handlers.set(httpServer, this);
+  }
+
+  /** The WebSocket path: the URL an authenticator sees at the upgrade has it. */
+  get path(): string {
+    return this.options.path;
+  }
+
+  /**
+   * Whether the upgrade of `request` would be accepted, exactly as the upgrade decides it:
+   * the region accepts connections (not starting or draining: 503), the `Origin` is
+   * allowed (403), the token authenticates and is not revoked (401; 503 when the
+   * revocation list cannot be read), the token may be used in this region (403). One run
+   * of `authenticate` and one revocation read, as one upgrade costs.
+   */
+  async check(request: IncomingMessage, url: URL): Promise<HandshakeVerdict> {
+    if (!this.accepting()) return refusal(503, 'UNAVAILABLE', 'this region is draining or starting; try another');
+    const origin = request.headers.origin;
+    if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
+      this.logger.warn(`refused a WebSocket from origin ${origin}`);
+      return refusal(403, 'FORBIDDEN', 'this origin may not open a WebSocket here');
+    }
+    let principal: GeoPrincipal | null;
+    try {
+      principal = await this.auth.fromUpgrade(request, url);
+    } catch (error) {
+      // The shared state (e.g. the revocation list) unreadable: this region cannot vouch
+      // for the token right now, which is no reason to tell the client its token is bad.
+      return error instanceof GeoProtocolError && error.code === GeoErrorCode.UNAVAILABLE
+        ? refusal(503, 'UNAVAILABLE', error.message)
+        : refusal(401, 'UNAUTHORIZED', 'a valid token is required');
+    }
+    if (!principal) return refusal(401, 'UNAUTHORIZED', 'a valid token is required');
+    if (!this.access.mayConnect(principal))
+      return refusal(403, 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
+    return { accepted: true, principal };
+  }
 
   /** The HTTP server's `upgrade` listener. */
   readonly handle = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -40,37 +96,19 @@ export class UpgradeHandler {
       if (this.httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found');
       return;
     }
-    if (!this.accepting())
-      return refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', 'this region is draining or starting; try another');
-    const origin = request.headers.origin;
-    if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
-      this.logger.warn(`refused a WebSocket from origin ${origin}`);
-      return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', 'this origin may not open a WebSocket here');
-    }
-    void this.auth
-      .fromUpgrade(request, url)
-      .then(
-        (principal) => {
-          if (!principal) return refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required');
-          if (!this.access.mayConnect(principal)) {
-            return refuse(socket, 403, 'Forbidden', 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
-          }
-          this.wss.handleUpgrade(request, socket, head, (ws) => {
-            // ws watches the socket for errors from here on: one listener array less per connection.
-            socket.off('error', this.onHandshakeError);
-            this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
-              this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
-              ws.terminate();
-            });
+    void this.check(request, url)
+      .then((verdict) => {
+        if (!verdict.accepted) return refuse(socket, verdict.status, STATUS_TEXT[verdict.status], verdict.code, verdict.message);
+        const { principal } = verdict;
+        this.wss.handleUpgrade(request, socket, head, (ws) => {
+          // ws watches the socket for errors from here on: one listener array less per connection.
+          socket.off('error', this.onHandshakeError);
+          this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
+            this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
+            ws.terminate();
           });
-        },
-        (error: unknown) =>
-          // The shared state (e.g. the revocation list) unreadable: this region cannot vouch
-          // for the token right now, which is no reason to tell the client its token is bad.
-          error instanceof GeoProtocolError && error.code === GeoErrorCode.UNAVAILABLE
-            ? refuse(socket, 503, 'Service Unavailable', 'UNAVAILABLE', error.message)
-            : refuse(socket, 401, 'Unauthorized', 'UNAUTHORIZED', 'a valid token is required'),
-      )
+        });
+      })
       .catch((error: unknown) => {
         // Nothing on this path may become an unhandled rejection: it would end the process.
         this.logger.error(`an upgrade failed: ${(error as Error).message}`, (error as Error).stack);
@@ -81,6 +119,10 @@ export class UpgradeHandler {
   private readonly onHandshakeError = (error: Error): void => {
     this.logger.debug(`a client dropped its connection during the handshake: ${error.message}`);
   };
+}
+
+function refusal(status: 401 | 403 | 503, code: 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNAVAILABLE', message: string): HandshakeVerdict {
+  return { accepted: false, status, code, message };
 }
 
 /** How long a refused client has to read the refusal before its socket is destroyed. */
