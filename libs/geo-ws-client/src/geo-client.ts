@@ -1,8 +1,9 @@
 import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
 import { GeoClientError } from './errors.js';
-import { httpProbe, rankRegions, type RankedRegion, type RttProbe } from './nearest-region.js';
+import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './nearest-region.js';
 import { PositionStore, type PositionStorage, type SavedPositions } from './position-store.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './publish-frame.js';
+import { checkDirectoryUrl, checkRegions } from './regions.js';
 import {
   BEARER_PREFIX,
   GEO_SUBPROTOCOL,
@@ -15,6 +16,7 @@ import {
   type Frame,
   type GeoEnvelope,
   type GeoRegion,
+  type GeoRegionOption,
   type JoinedFrame,
   type ReconnectFrame,
   type WelcomeFrame,
@@ -24,20 +26,37 @@ import {
 
 /** Options of {@link GeoClient.connect}. */
 export interface GeoClientOptions {
-  /** Any region's base URL: the client reads `GET /geo/regions` from it. */
+  /** Any region's base URL (absolute http: or https:): the client reads `GET /geo/regions` from it. */
   directoryUrl?: string;
-  /** Or the regions themselves. */
-  regions?: GeoRegion[];
+  /**
+   * Or the regions themselves: `{ name, url, wsUrl? }` each, with unique names, `url` the
+   * region's absolute http(s) base URL (probes, the handshake check) and `wsUrl` its
+   * WebSocket URL (ws: or wss:; default `url` with `ws:`/`wss:` and `/ws` appended, as the
+   * server derives it). Checked at construction: a bad entry is a `GeoClientError` with
+   * code `INVALID_OPTIONS` naming it.
+   * @example [{ name: 'eu', url: 'https://eu.chat.example' }, { name: 'us', url: 'https://us.chat.example', wsUrl: 'wss://us.chat.example/ws' }]
+   */
+  regions?: GeoRegionOption[];
   /**
    * Bearer token, or a function that returns a fresh one. Sent as the WebSocket
    * subprotocol `bearer.<token>` (browsers cannot set headers; this keeps it out of URLs
    * and access logs). A function is also called before the token expires, and the new
    * token is sent in-band (`geo.auth`), so the connection is never closed for expiry.
+   * A region that refuses it (HTTP 401) makes the client call a function once more for a
+   * fresh token; refused again (or a fixed string, or HTTP 403), the client gives up with
+   * that code (see docs/CLIENT.md, "Refused connections").
    */
   token?: string | (() => string | Promise<string>);
-  /** Extra query parameters on the WebSocket URL (the demo uses `{ name }`). */
+  /**
+   * Extra query parameters on the WebSocket URL (and on the handshake check), for the
+   * server's `authenticate` function or the app to read, e.g. `{ room: 'lobby' }`.
+   */
   query?: Record<string, string>;
-  /** The WebSocket class: the browser's by default; in Node pass `ws`'s `WebSocket`. */
+  /**
+   * The WebSocket class. Default: the global `WebSocket` (browsers, Node 22 and later).
+   * Node 20 has none: pass `ws`'s (`import { WebSocket } from 'ws'`), which also lets the
+   * client read the HTTP status of a refused upgrade.
+   */
   WebSocket?: WebSocketConstructor;
   /** Connect only to this region. */
   pinRegion?: string;
@@ -67,7 +86,10 @@ export interface GeoClientOptions {
   storage?: PositionStorage;
   /** The key in `storage`. Default `'geo-ws'`; give each client of a page its own. */
   storageKey?: string;
-  /** `connect()` rejects if no region accepted a connection within this time. Default 30000. */
+  /**
+   * `connect()` rejects (`TIMEOUT`) if no region accepted a connection within this time,
+   * counted from `connect()`: reading the directory and probing included. Default 30000.
+   */
   connectTimeoutMs?: number;
   /**
    * How many publishes of one room may be sent, counted from its oldest unacknowledged
@@ -102,7 +124,9 @@ export interface GeoClientEvents {
   gap: { room: string; epoch: string };
   /**
    * A `geo.error` not tied to a pending publish or join, or a failure of the client's own
-   * (`UNAUTHORIZED`: the `token` function failed).
+   * (`UNAUTHORIZED`: the `token` function failed), or, after the first connection, a
+   * reconnect a region refused for good (`UNAUTHORIZED`, `FORBIDDEN`): then the client has
+   * stopped (state `closed`).
    */
   error: ErrorFrame;
   /**
@@ -222,6 +246,12 @@ const DEFAULT_HEARTBEAT_MS = 15_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 /** The longest wait for `geo.welcome` (otherwise twice `heartbeatMs`). */
 const MAX_WELCOME_WAIT_MS = 10_000;
+/** How long `close()` waits for the server's answer to its close frame before dropping the socket (`ws` would wait 30 s). */
+const CLOSE_ANSWER_WAIT_MS = 1000;
+/** The longest wait for the answer of the handshake check (`GET /geo/handshake`). */
+const HANDSHAKE_CHECK_TIMEOUT_MS = 5000;
+/** The most of a refusal's body the client reads. */
+const MAX_REFUSAL_BODY = 4096;
 /** The token is refreshed at this share of its remaining lifetime, but not sooner than {@link MIN_REFRESH_WAIT_MS}. */
 const REFRESH_AT = 0.8;
 const MIN_REFRESH_WAIT_MS = 1000;
@@ -252,6 +282,13 @@ export function newEventId(): string {
  * const client = await GeoClient.connect({ directoryUrl: 'https://eu.chat.example', token });
  * await client.join('lobby', (event) => render(event));
  * await client.publish('lobby', 'chat.message', { text: 'hi' });
+ *
+ * @example
+ * // To be able to give up while connecting: close() rejects the pending connect() (CLOSED).
+ * const client = new GeoClient({ directoryUrl: 'https://eu.chat.example', token });
+ * const connecting = client.connect();
+ * setTimeout(() => client.close(), 5000);
+ * await connecting;
  */
 export class GeoClient {
   private readonly listeners = new Map<keyof GeoClientEvents, Set<(value: never) => void>>();
@@ -274,6 +311,18 @@ export class GeoClient {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   /** Abandons the current connection if it sends no `geo.welcome` in time. */
   private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The deadline of `connect()` (`connectTimeoutMs`). */
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Aborted by `close()`: the directory fetch, probes and handshake checks still running stop. */
+  private readonly lifetime = new AbortController();
+  /** The `connect()` under way or done. */
+  private connecting: Promise<this> | undefined;
+  /** The `regions` option, checked; `undefined` when the directory is read from `directoryUrl`. */
+  private readonly directory: GeoRegion[] | undefined;
+  private readonly directoryUrl: string | undefined;
+  private readonly Socket: WebSocketConstructor;
+  /** A 401 made the client ask the `token` function for a fresh token (once, until the next `geo.welcome`). */
+  private freshTokenTried = false;
   /** The code the client closed the current connection with, whatever the server echoes. */
   private closingWith: number | undefined;
   /** Closes in a row for this client's conduct ({@link PENALTY_CODES}). */
@@ -302,7 +351,30 @@ export class GeoClient {
   /** The authenticated identity the server stamps as `sender`. */
   sender: string | undefined;
 
-  private constructor(private readonly options: GeoClientOptions) {
+  /**
+   * A client that is not connected yet: call {@link GeoClient.connect | connect()}. The
+   * options are checked here: what cannot work (no or a malformed `regions` entry or
+   * `directoryUrl`, no WebSocket class) throws a `GeoClientError` with code
+   * `INVALID_OPTIONS`.
+   */
+  constructor(private readonly options: GeoClientOptions) {
+    // Options come from plain JavaScript too: anything may be missing.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+    if (typeof options !== 'object' || options === null)
+      throw invalidOptions('options are required: new GeoClient({ directoryUrl | regions, ... })');
+    if (options.regions !== undefined) this.directory = checkRegions(options.regions, 'regions');
+    else if (options.directoryUrl !== undefined) this.directoryUrl = checkDirectoryUrl(options.directoryUrl);
+    else throw invalidOptions("give directoryUrl (any region's base URL) or regions ([{ name, url, wsUrl? }, ...])");
+    if (this.directory && options.pinRegion !== undefined && !this.directory.some((region) => region.name === options.pinRegion))
+      throw invalidOptions(
+        `pinRegion "${options.pinRegion}" is not in regions (${this.directory.map((region) => region.name).join(', ')})`,
+      );
+    const token: unknown = options.token;
+    if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
+      throw invalidOptions(`token must be a string or a function returning one, got ${typeof token}`);
+    const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
+    this.Socket = Socket;
     if (options.storage) {
       this.positions = new PositionStore(options.storage, options.storageKey ?? 'geo-ws', () => this.positionsToSave());
       const saved = this.positions.load();
@@ -314,11 +386,25 @@ export class GeoClient {
     this.limits = { maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH };
   }
 
-  /** Finds the nearest region, connects, and resolves once the first connection is open. */
+  /**
+   * Finds the nearest region, connects, and resolves once the first connection is open.
+   * Rejects with a `GeoClientError`: `INVALID_OPTIONS` at once, `UNAUTHORIZED` or
+   * `FORBIDDEN` as soon as a region refuses the token, `TIMEOUT` after `connectTimeoutMs`;
+   * the client is then closed. To be able to give up earlier, use
+   * `new GeoClient(options).connect()` and `close()`.
+   */
   static async connect(options: GeoClientOptions): Promise<GeoClient> {
-    const client = new GeoClient(options);
-    await client.start();
-    return client;
+    return new GeoClient(options).connect();
+  }
+
+  /**
+   * Connects (see the static {@link GeoClient.connect}); resolves with this client once the
+   * first connection is open. Calling it again returns the same promise. `close()` before
+   * then rejects it with `CLOSED`, and nothing of the client is left running.
+   */
+  connect(): Promise<this> {
+    this.connecting ??= this.start().then(() => this);
+    return this.connecting;
   }
 
   /** The region connected to now. */
@@ -436,13 +522,21 @@ export class GeoClient {
   }
 
   /**
-   * Closes for good (close code 1000): every join and publish still waiting is rejected
-   * (`CLOSED`), and no timer of the client is left running.
+   * Closes for good (close code 1000): a `connect()` still under way and every join and
+   * publish still waiting are rejected (`CLOSED`), and nothing of the client is left
+   * running (timers, probes, a directory fetch or handshake check under way), so a Node
+   * process can exit.
    */
   close(): void {
+    this.shutdown(new GeoClientError('CLOSED', 'the client was closed'));
+  }
+
+  /** Stops for good: `connect()` (if under way) and everything waiting reject with `reason`. */
+  private shutdown(reason: GeoClientError): void {
     if (this.closedByUser) return;
     this.closedByUser = true;
     this.stopTimers();
+    this.lifetime.abort(reason);
     this.positions?.flush();
     page.removeEventListener?.('pagehide', this.onPageHide);
     const socket = this.socket;
@@ -456,38 +550,77 @@ export class GeoClient {
       } catch {
         // already closing
       }
+      // ws waits 30 s for the server's answer to the close frame, and its timer holds the
+      // process: a server that does not answer soon is not waited for. Unref'd, this timer
+      // itself holds nothing.
+      const terminate = (socket as { terminate?: () => void }).terminate;
+      if (terminate) {
+        const drop = setTimeout(() => terminate.call(socket), CLOSE_ANSWER_WAIT_MS) as { unref?: () => void };
+        drop.unref?.();
+      }
     }
     this.setState('closed');
-    const closed = new GeoClientError('CLOSED', 'the client was closed');
     for (const room of this.rooms.values()) {
       room.joined = false;
       clearTimeout(room.retryTimer);
-      for (const waiter of room.waiters.splice(0)) waiter.reject(closed);
+      for (const waiter of room.waiters.splice(0)) waiter.reject(reason);
     }
-    for (const room of [...this.queues.keys()]) this.dropQueue(room, closed);
+    for (const room of [...this.queues.keys()]) this.dropQueue(room, reason);
+    const first = this.firstOpen;
+    this.firstOpen = undefined;
+    first?.reject(reason);
+  }
+
+  /**
+   * Gives up for good (a region refused the token): during `connect()` it rejects with
+   * `error`; later the client reports `error` and closes (state `closed`).
+   */
+  private giveUp(error: GeoClientError): void {
+    const connected = this.firstOpen === undefined;
+    this.shutdown(error);
+    if (connected) this.emit('error', { code: error.code, message: error.message });
   }
 
   // ---- connection --------------------------------------------------------------------
 
+  /**
+   * Reads the directory, ranks the regions and opens the first connection, all within
+   * `connectTimeoutMs`. Settles when the first connection is open (`geo.welcome`), or
+   * when the client gives up: the deadline, a refused token, `close()`.
+   */
   private async start(): Promise<void> {
-    const directory = this.options.regions ?? (await this.fetchDirectory());
-    this.regions = await rankRegions(directory, this.options.probe ?? httpProbe(), {
-      samples: this.options.probeSamples,
-      order: this.options.regionOrder,
-      pin: this.options.pinRegion,
-    });
+    if (this.closedByUser) throw new GeoClientError('CLOSED', 'the client was closed');
     const opened = new Promise<void>((resolve, reject) => (this.firstOpen = { resolve, reject }));
-    const timeout = setTimeout(() => {
-      const first = this.firstOpen;
-      this.close();
-      first?.reject(
-        new Error(`GeoClient: no region accepted a connection within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`),
+    // Settled by whatever gives up, maybe while this function still awaits something else.
+    opened.catch(() => undefined);
+    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = undefined;
+      this.shutdown(new GeoClientError('TIMEOUT', `GeoClient: no region accepted a connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    try {
+      const directory = this.directory ?? (await this.fetchDirectory());
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above
+      if (this.closedByUser) return await opened;
+      if (this.options.pinRegion !== undefined && !directory.some((region) => region.name === this.options.pinRegion))
+        throw invalidOptions(
+          `pinRegion "${this.options.pinRegion}" is not in the directory (${directory.map((region) => region.name).join(', ')})`,
+        );
+      const ranked = await rankRegions(directory, this.options.probe ?? httpProbe(), {
+        samples: this.options.probeSamples,
+        order: this.options.regionOrder,
+        pin: this.options.pinRegion,
+        signal: this.lifetime.signal,
+      });
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above
+      if (this.closedByUser) return await opened;
+      this.regions = ranked;
+    } catch (error) {
+      this.shutdown(
+        error instanceof GeoClientError ? error : new GeoClientError('UNAVAILABLE', (error as Error).message, { cause: error }),
       );
-    }, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    void opened.then(
-      () => clearTimeout(timeout),
-      () => clearTimeout(timeout),
-    );
+      return await opened;
+    }
     const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
     if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
@@ -498,10 +631,19 @@ export class GeoClient {
   }
 
   private async fetchDirectory(): Promise<GeoRegion[]> {
-    if (!this.options.directoryUrl) throw new Error('GeoClient: give directoryUrl or regions');
-    const response = await fetch(`${this.options.directoryUrl.replace(/\/$/, '')}/geo/regions`, { cache: 'no-store' });
-    if (!response.ok) throw new Error(`GeoClient: ${this.options.directoryUrl}/geo/regions answered ${response.status}`);
-    return ((await response.json()) as { regions: GeoRegion[] }).regions;
+    const url = `${this.directoryUrl!}/geo/regions`;
+    let body: unknown;
+    try {
+      const response = await fetch(url, { cache: 'no-store', signal: this.lifetime.signal });
+      if (!response.ok) throw new Error(`answered HTTP ${response.status}`);
+      body = await response.json();
+    } catch (error) {
+      if (this.closedByUser) return [];
+      throw new GeoClientError('UNAVAILABLE', `GeoClient: could not read the region directory ${url}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return checkRegions((body as { regions?: unknown } | null)?.regions, url);
   }
 
   private get isOpen(): boolean {
@@ -517,10 +659,12 @@ export class GeoClient {
     this.reconnectTimer = undefined;
     this.open().catch((error: unknown) => {
       if (this.closedByUser) return;
-      const first = this.firstOpen;
-      if (first) {
-        this.close();
-        first.reject(error as Error);
+      if (this.firstOpen) {
+        this.shutdown(
+          error instanceof GeoClientError
+            ? error
+            : new GeoClientError('INTERNAL', `GeoClient: could not open a connection: ${(error as Error).message}`, { cause: error }),
+        );
         return;
       }
       this.emit('error', {
@@ -551,11 +695,18 @@ export class GeoClient {
     }
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above; the compiler keeps the narrowing from the check at the top
     if (this.closedByUser) return;
-    const Socket = this.options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!Socket) throw new Error('GeoClient: no WebSocket class; in Node pass { WebSocket } from the ws package');
     this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting');
-    const socket = new Socket(url.toString(), token ? [GEO_SUBPROTOCOL, `${BEARER_PREFIX}${token}`] : undefined);
+    const socket = new this.Socket(url.toString(), token ? [GEO_SUBPROTOCOL, `${BEARER_PREFIX}${token}`] : undefined);
     this.socket = socket;
+    // undici and browsers hand binary frames over as a Blob, which cannot be read at once.
+    if ('binaryType' in socket) socket.binaryType = 'arraybuffer';
+    let opened = false;
+    socket.onopen = () => (opened = true);
+    // ws tells the HTTP status and body of a refused upgrade; browsers and undici do not.
+    const emitter = socket as Partial<NodeEmitter>;
+    const tellsStatus = typeof emitter.on === 'function';
+    if (tellsStatus)
+      emitter.on!('unexpected-response', (_request: unknown, response: HttpResponse) => this.readRefusal(socket, response, region));
     this.sender = undefined;
     this.closingWith = undefined;
     this.lastFrameAt = Date.now();
@@ -574,7 +725,7 @@ export class GeoClient {
       this.lastFrameAt = Date.now();
       let frame: Frame;
       try {
-        frame = JSON.parse(String(message.data)) as Frame;
+        frame = JSON.parse(textOf(message.data)) as Frame;
       } catch {
         return; // not a protocol frame: the server sends none such
       }
@@ -583,9 +734,109 @@ export class GeoClient {
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = undefined;
+      // It failed before opening, and the class cannot say why: ask the region (once).
+      if (!opened && !tellsStatus && this.closingWith === undefined) return void this.checkHandshake(region, url, token);
       this.onClose(this.closingWith ?? event.code);
     };
-    socket.onerror = () => undefined; // onclose follows and decides
+    socket.onerror = () => {
+      // ws: onclose follows and decides. Node's undici WebSocket (Node 20) reports a refused
+      // upgrade with an error and no close: the attempt has failed.
+      if (this.socket !== socket || opened || tellsStatus || this.closingWith !== undefined) return;
+      this.socket = undefined;
+      detach(socket);
+      try {
+        socket.close();
+      } catch {
+        // already closing
+      }
+      void this.checkHandshake(region, url, token);
+    };
+  }
+
+  /**
+   * A refused upgrade, as `ws` reports it (`'unexpected-response'`): reads the status and
+   * the JSON body `{ code, message }`, then ends the handshake (ws leaves that to this
+   * listener). 401 and 403 are refusals of the token ({@link onRefused}); anything else
+   * (503 while the region drains, a proxy's 502) is a failed attempt like a lost connection.
+   */
+  private readRefusal(socket: WebSocketLike, response: HttpResponse, region: RankedRegion): void {
+    let body = '';
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      response.destroy?.();
+      // No close listener of the client runs for this socket: the outcome is decided here.
+      detach(socket);
+      const terminate = (socket as { terminate?: () => void }).terminate;
+      try {
+        if (terminate) terminate.call(socket);
+        else socket.close();
+      } catch {
+        // already closing
+      }
+      if (this.socket !== socket) return; // abandoned (no welcome in time) or closed meanwhile
+      this.socket = undefined;
+      const refusal = authRefusal(response.statusCode ?? 0, body);
+      if (refusal) this.onRefused(region, refusal);
+      else this.onClose(ABNORMAL_CLOSURE);
+    };
+    response.on('error', () => undefined);
+    response.setEncoding?.('utf8');
+    response.on('data', (chunk: unknown) => {
+      body += String(chunk);
+      if (body.length > MAX_REFUSAL_BODY) finish();
+    });
+    response.on('end', finish);
+    response.on('close', finish);
+  }
+
+  /**
+   * A connection attempt failed before it opened, with a WebSocket class that tells no
+   * HTTP status (browsers, undici). One `GET <url>/geo/handshake` with the same token and
+   * query asks the region what the upgrade got: 401 or 403 is a refusal of the token
+   * ({@link onRefused}); anything else (204: the upgrade would pass now, 503, no answer, a
+   * 404 from a region without the endpoint) is a failed attempt, as before.
+   */
+  private async checkHandshake(region: RankedRegion, wsUrl: URL, token: string | undefined): Promise<void> {
+    clearTimeout(this.welcomeTimer);
+    let refusal: Refusal | undefined;
+    try {
+      refusal = await withDeadline(HANDSHAKE_CHECK_TIMEOUT_MS, this.lifetime.signal, async (signal) => {
+        const response = await fetch(`${region.url}/geo/handshake${wsUrl.search}`, {
+          cache: 'no-store',
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+          signal,
+        });
+        const body = await response.text();
+        return authRefusal(response.status, body);
+      });
+    } catch {
+      // no answer: as before, a failed attempt
+    }
+    if (this.closedByUser || this.socket !== undefined) return;
+    if (refusal) this.onRefused(region, refusal);
+    else this.onClose(ABNORMAL_CLOSURE);
+  }
+
+  /**
+   * A region refused the token (HTTP 401 or 403). With a `token` function, a 401 gets one
+   * more attempt at once with a fresh token; otherwise the client gives up: no other
+   * region or later attempt would accept this token either.
+   */
+  private onRefused(region: RankedRegion, refusal: Refusal): void {
+    clearTimeout(this.welcomeTimer);
+    if (refusal.status === 401 && typeof this.options.token === 'function' && !this.freshTokenTried) {
+      this.freshTokenTried = true;
+      this.openNext();
+      return;
+    }
+    this.giveUp(
+      new GeoClientError(
+        refusal.code,
+        `GeoClient: region "${region.name}" refused the connection: ${refusal.code} (HTTP ${refusal.status}): ${refusal.message}`,
+      ),
+    );
   }
 
   /** Closes the current connection on the client's initiative: it is handled as `code`, whatever the server answers. */
@@ -673,8 +924,12 @@ export class GeoClient {
     this.failuresHere = 0;
     this.attempts = 0;
     if (this.options.pinRegion || this.options.regionOrder) return;
-    void rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples }).then(
+    void rankRegions(this.regions, this.options.probe ?? httpProbe(), {
+      samples: this.options.probeSamples,
+      signal: this.lifetime.signal,
+    }).then(
       (ranked) => {
+        if (this.closedByUser) return;
         const current = this.regions[this.regionIndex].name;
         // The failed region goes last whatever it measured; the current one keeps its place.
         this.regions = [...ranked.filter((region) => region.name !== failed), ...ranked.filter((region) => region.name === failed)];
@@ -698,11 +953,14 @@ export class GeoClient {
         this.connectedRegion = welcome.region;
         this.failuresHere = 0;
         this.attempts = 0;
+        this.freshTokenTried = false;
         this.setState('open');
         this.emit('region', { region: welcome.region, rttMs: region.rttMs });
         this.restore(welcome);
         this.scheduleRefresh(welcome.expires_at);
         for (const room of this.rooms.values()) this.sendJoin(room);
+        clearTimeout(this.connectTimer);
+        this.connectTimer = undefined;
         this.firstOpen?.resolve();
         this.firstOpen = undefined;
         return;
@@ -1026,7 +1284,10 @@ export class GeoClient {
 
   private async driftBack(): Promise<void> {
     if (!this.isOpen || this.options.pinRegion || this.options.regionOrder) return;
-    const ranked = await rankRegions(this.regions, this.options.probe ?? httpProbe(), { samples: this.options.probeSamples });
+    const ranked = await rankRegions(this.regions, this.options.probe ?? httpProbe(), {
+      samples: this.options.probeSamples,
+      signal: this.lifetime.signal,
+    });
     if (this.closedByUser) return;
     const nearest = ranked.find((region) => Number.isFinite(region.rttMs));
     this.regions = ranked;
@@ -1068,7 +1329,8 @@ export class GeoClient {
     clearInterval(this.heartbeat);
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
-    this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = undefined;
+    clearTimeout(this.connectTimer);
+    this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
   }
 
   private setState(state: ConnectionState): void {
@@ -1090,6 +1352,65 @@ export class GeoClient {
       } else this.runCallback(call, `a "${event}" listener`);
     }
   }
+}
+
+/** `ws`'s side of a socket: an EventEmitter. */
+interface NodeEmitter {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** The parts of Node's `http.IncomingMessage` the client reads (the SDK has no Node types). */
+interface HttpResponse {
+  statusCode?: number;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  setEncoding?(encoding: string): unknown;
+  destroy?(): unknown;
+}
+
+/** A region's refusal of the token. */
+interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * A refusal of the token in an HTTP answer (of the upgrade or of the handshake check):
+ * 401 or 403, with the server's code and message from its JSON body `{ code, message }`
+ * when it has one. Anything else: `undefined`.
+ */
+function authRefusal(status: number, body: string): Refusal | undefined {
+  if (status !== 401 && status !== 403) return undefined;
+  let parsed: { code?: unknown; message?: unknown } = {};
+  try {
+    parsed = (JSON.parse(body) as typeof parsed | null) ?? {};
+  } catch {
+    // not the server's JSON (a proxy's page): the status says enough
+  }
+  return {
+    status,
+    code: typeof parsed.code === 'string' && parsed.code ? parsed.code : status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
+    message: typeof parsed.message === 'string' && parsed.message ? parsed.message : `HTTP ${status}`,
+  };
+}
+
+/** A frame's text: a string, or the bytes of a binary frame (ArrayBuffer, a Buffer, a typed array). */
+function textOf(data: unknown): string {
+  if (typeof data === 'string') return data;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data);
+  return String(data);
+}
+
+function invalidOptions(message: string): GeoClientError {
+  return new GeoClientError('INVALID_OPTIONS', `GeoClient: ${message}`);
+}
+
+/** What to do without a WebSocket class, in one line. */
+function noWebSocketClass(): string {
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  return node
+    ? `this runtime has no global WebSocket (Node ${node} < 22): pass { WebSocket } from the "ws" package: import { WebSocket } from 'ws'`
+    : 'this runtime has no global WebSocket: pass a WebSocket class as the WebSocket option';
 }
 
 /**

@@ -13,4 +13,13 @@ export { GeoClientError } from './errors.js';
 export type { BackoffOptions } from './backoff.js';
 export { httpProbe, type RttProbe, type RankedRegion } from './nearest-region.js';
 export { GeoCloseCode, GeoClientCloseCode } from './protocol.js';
-export type { GeoEnvelope, GeoRegion, JoinedFrame, AckFrame, ErrorFrame, WebSocketLike, WebSocketConstructor } from './protocol.js';
+export type {
+  GeoEnvelope,
+  GeoRegion,
+  GeoRegionOption,
+  JoinedFrame,
+  AckFrame,
+  ErrorFrame,
+  WebSocketLike,
+  WebSocketConstructor,
+} from './protocol.js';

@@ -1,7 +1,11 @@
 import type { GeoRegion } from './protocol.js';
 
-/** Measures one round trip to a region, in ms; rejects if it does not answer. */
-export type RttProbe = (region: GeoRegion) => Promise<number>;
+/**
+ * Measures one round trip to a region, in ms; rejects if it does not answer. `signal`
+ * aborts when the client no longer needs the answer (`close()`): a probe should stop then,
+ * so that nothing of a closed client keeps a process alive.
+ */
+export type RttProbe = (region: GeoRegion, signal?: AbortSignal) => Promise<number>;
 
 /** How {@link rankRegions} orders regions. */
 export interface RankOptions {
@@ -11,6 +15,8 @@ export interface RankOptions {
   order?: string[];
   /** Only this region. */
   pin?: string;
+  /** Stops probing (the client was closed): no further probe starts, running ones are aborted. */
+  signal?: AbortSignal;
 }
 
 /** A region with its measured median RTT (`Infinity` when it did not answer). */
@@ -24,13 +30,36 @@ export interface RankedRegion extends GeoRegion {
  * (default 2000). Pass `probe: httpProbe(5000)` for a longer timeout.
  */
 export function httpProbe(timeoutMs = 2000): RttProbe {
-  return async (region) => {
-    const started = performance.now();
-    const response = await fetch(`${region.url}/healthz`, { cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) throw new Error(`${region.name}: /healthz answered ${response.status}`);
-    await response.arrayBuffer();
-    return performance.now() - started;
-  };
+  return (region, signal) =>
+    withDeadline(timeoutMs, signal, async (deadline) => {
+      const started = performance.now();
+      const response = await fetch(`${region.url}/healthz`, { cache: 'no-store', signal: deadline });
+      if (!response.ok) throw new Error(`${region.name}: /healthz answered ${response.status}`);
+      await response.arrayBuffer();
+      return performance.now() - started;
+    });
+}
+
+/**
+ * Runs `work` with a signal that aborts after `timeoutMs` or when `signal` aborts, and
+ * clears its timer and listener when `work` settles (no timer of it outlives the call).
+ */
+export async function withDeadline<T>(
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  work: (deadline: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort(signal?.reason);
+  if (signal?.aborted) abort();
+  signal?.addEventListener('abort', abort);
+  const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    return await work(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', abort);
+  }
 }
 
 function median(values: number[]): number {
@@ -53,7 +82,7 @@ export async function rankRegions(regions: GeoRegion[], probe: RttProbe, options
   const ranked = await Promise.all(
     candidates.map(async (region) => {
       const rtts: number[] = [];
-      for (let i = 0; i < samples; i++) rtts.push(await probe(region).catch(() => Infinity));
+      for (let i = 0; i < samples && !options.signal?.aborted; i++) rtts.push(await probe(region, options.signal).catch(() => Infinity));
       const answered = rtts.filter(Number.isFinite);
       // A region that failed most probes is treated as down, not as fast.
       return { ...region, rttMs: answered.length * 2 > samples ? median(answered) : Infinity };

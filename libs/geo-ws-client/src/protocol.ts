@@ -34,6 +34,20 @@ export interface GeoRegion {
   wsUrl: string;
 }
 
+/**
+ * A region as the client's `regions` option takes it: a unique `name`, the absolute
+ * http(s) `url` of the region's app, and its WebSocket URL `wsUrl` (ws: or wss:), which
+ * defaults to `url` with `ws:`/`wss:` and `/ws` appended, as the server derives it.
+ */
+export interface GeoRegionOption {
+  /** The region's name (`eu`, `us`, …): unique in the list. */
+  name: string;
+  /** Its HTTP base URL, e.g. `https://eu.chat.example` (probes, the handshake check). */
+  url: string;
+  /** Its WebSocket URL, e.g. `wss://eu.chat.example/ws`. Default: `url` with `ws:`/`wss:` and `/ws`. */
+  wsUrl?: string;
+}
+
 /** The subprotocol of wire protocol v1; the token travels as a second one, {@link BEARER_PREFIX}`<token>`. */
 export const GEO_SUBPROTOCOL = 'geo-ws.v1';
 /** Prefix of the subprotocol that carries the token. */
@@ -166,9 +180,14 @@ export const GeoClientCloseCode = {
   SILENT: 4102,
 } as const;
 
-/** The parts of a WebSocket the client uses: the browser's `WebSocket` and `ws` both fit. */
+/**
+ * The parts of a WebSocket the client uses: the browser's `WebSocket`, Node's global one
+ * (undici, Node 22 and later) and `ws` all fit.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** Set to `'arraybuffer'` when present, so a binary frame can be read at once (undici and browsers default to Blob). */
+  binaryType?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: unknown) => void) | null;

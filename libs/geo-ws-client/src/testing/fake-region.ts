@@ -1,4 +1,5 @@
 // Test support for the client's specs; not part of the package (excluded from its build).
+import http from 'node:http';
 import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { GeoEnvelope, GeoRegion, WebSocketConstructor } from '../protocol.js';
@@ -126,12 +127,21 @@ export class FakeRegion {
   authExpiresAt: (token: string) => string | null = () => null;
   /** Refuse upgrades (HTTP 503), as a region that is down or draining. */
   refusing = false;
+  /** Refuses the upgrade with this token, as the server does: HTTP status and JSON body `{ code, message }`. */
+  refuse: (token: string | undefined) => { status: number; code: string; message: string } | undefined = () => undefined;
+  /** The token of every upgrade refused by `refuse`. */
+  readonly refusedTokens: (string | undefined)[] = [];
+  /** Every `GET /geo/handshake`: its token (`Authorization: Bearer`) and query. */
+  readonly handshakeChecks: { token: string | undefined; query: URLSearchParams }[] = [];
+  /** Serve `GET /geo/handshake` (else 404, as a region without it). */
+  servesHandshakeCheck = true;
   private readonly attempts = new Map<string, number>();
 
   private constructor(
     readonly name: string,
     readonly logs: FakeLogs,
     private readonly server: WebSocketServer,
+    private readonly httpServer: http.Server,
   ) {
     logs.regions.add(this);
     server.on('connection', (socket, request) =>
@@ -141,16 +151,39 @@ export class FakeRegion {
 
   /** Starts a region named `name` (default `eu`); regions started with the same `logs` share their rooms. */
   static async start(options: { name?: string; logs?: FakeLogs } = {}): Promise<FakeRegion> {
+    // Clients learn the port only once `region` below is set.
+    const httpServer = http.createServer((request, response) => region.onHttp(request, response));
     const server = new WebSocketServer({
-      port: 0,
-      host: '127.0.0.1',
+      server: httpServer,
       handleProtocols: (protocols) => (protocols.has('geo-ws.v1') ? 'geo-ws.v1' : false),
-      // Clients learn the port only once `region` below is set.
-      verifyClient: (_, callback) => (region.refusing ? callback(false, 503) : callback(true)),
+      verifyClient: ({ req }, callback) => {
+        if (region.refusing) return callback(false, 503);
+        const token = bearerOf(req.headers['sec-websocket-protocol']);
+        const refusal = region.refuse(token);
+        if (!refusal) return callback(true);
+        region.refusedTokens.push(token);
+        callback(false, refusal.status, JSON.stringify({ code: refusal.code, message: refusal.message }));
+      },
     });
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    const region = new FakeRegion(options.name ?? 'eu', options.logs ?? new FakeLogs(), server);
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    const region = new FakeRegion(options.name ?? 'eu', options.logs ?? new FakeLogs(), server, httpServer);
     return region;
+  }
+
+  /** HTTP: `/healthz`, and the handshake check `/geo/handshake`, answered as the upgrade would be. */
+  private onHttp(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const url = new URL(request.url ?? '/', 'http://fake');
+    if (url.pathname === '/healthz') return void response.end(JSON.stringify({ status: 'ok', region: this.name }));
+    if (url.pathname !== '/geo/handshake' || !this.servesHandshakeCheck) return void response.writeHead(404).end();
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
+    this.handshakeChecks.push({ token, query: url.searchParams });
+    if (this.refusing) return void response.writeHead(503).end(JSON.stringify({ code: 'UNAVAILABLE', message: 'draining' }));
+    const refusal = this.refuse(token);
+    if (!refusal) return void response.writeHead(204).end();
+    response
+      .writeHead(refusal.status, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ code: refusal.code, message: refusal.message }));
   }
 
   /** Cuts every connection and refuses new ones until `resume()` (the region is away). */
@@ -166,7 +199,7 @@ export class FakeRegion {
   }
 
   get port(): number {
-    return (this.server.address() as { port: number }).port;
+    return (this.httpServer.address() as { port: number }).port;
   }
 
   get region(): GeoRegion {
@@ -234,6 +267,8 @@ export class FakeRegion {
     this.logs.regions.delete(this);
     this.dropAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.httpServer.closeAllConnections();
+    await new Promise<void>((resolve) => this.httpServer.close(() => resolve()));
   }
 
   /** Delivers a stored event to the connections of this region that joined its room. */
@@ -242,14 +277,10 @@ export class FakeRegion {
   }
 
   private accept(socket: WebSocket, url: URL, protocolHeader: string | undefined): void {
-    const bearer = (protocolHeader ?? '')
-      .split(',')
-      .map((protocol) => protocol.trim())
-      .find((protocol) => protocol.startsWith('bearer.'));
     const connection: FakeConnection = {
       socket,
       url,
-      token: bearer?.slice('bearer.'.length),
+      token: bearerOf(protocolHeader),
       rooms: new Set(),
       frames: [],
       send: (event, data) => {
@@ -365,6 +396,15 @@ export async function startMuteHost(name = 'mute'): Promise<{ region: GeoRegion;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The token of the `bearer.<token>` subprotocol. */
+function bearerOf(protocolHeader: string | undefined): string | undefined {
+  return (protocolHeader ?? '')
+    .split(',')
+    .map((protocol) => protocol.trim())
+    .find((protocol) => protocol.startsWith('bearer.'))
+    ?.slice('bearer.'.length);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise<void>((resolve) => setTimeout(resolve, ms));
