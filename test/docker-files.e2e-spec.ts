@@ -435,9 +435,12 @@ describe('docker/ files (checked without a Docker engine)', () => {
       }
     });
 
-    it('the broker clients the app loads at run time are not dev-only in the lockfile, so npm ci --omit=dev keeps them', () => {
-      // They are optional peers of @geo-ws/nest and devDependencies of the root; a lockfile
-      // that flags one "dev" would leave GEO_TRANSPORT=nats or redis failing in the image.
+    it('the broker clients the app loads at run time are its dependencies, not dev-only in the lockfile, so npm ci --omit=dev keeps them', () => {
+      // Optional peers of @geo-ws/nest: the app must declare them, and a lockfile that flags
+      // one "dev" would leave GEO_TRANSPORT=nats or redis failing in the image.
+      const brokerClients = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv', 'ioredis'];
+      const chat = JSON.parse(readFileSync(join(ROOT, 'apps/chat/package.json'), 'utf8'));
+      expect(Object.keys(chat.dependencies)).toEqual(expect.arrayContaining(brokerClients));
       const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8'));
       const devOnly: string[] = [];
       const seen = new Set<string>();
@@ -449,7 +452,7 @@ describe('docker/ files (checked without a Docker engine)', () => {
         if (!entry || entry.dev) devOnly.push(name);
         for (const dependency of Object.keys(entry?.dependencies ?? {})) visit(dependency);
       };
-      for (const name of ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv', 'ioredis']) visit(name);
+      for (const name of brokerClients) visit(name);
       expect(devOnly).toEqual([]);
     });
   });
