@@ -190,11 +190,18 @@ export interface WebSocketLike {
   binaryType?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: EventHandler<unknown> | null;
+  onmessage: EventHandler<{ data: unknown }> | null;
+  onclose: EventHandler<{ code: number; reason: string }> | null;
+  onerror: EventHandler<unknown> | null;
 }
+
+/**
+ * An `on…` handler. Declared as a method's type, so that TypeScript compares its event
+ * bivariantly: `ws`'s class (handlers of its own `CloseEvent`, `MessageEvent`, …), the
+ * browser's and undici's then fit {@link WebSocketConstructor} without a cast.
+ */
+export type EventHandler<E> = { handle(event: E): void }['handle'];
 
 /** A WebSocket class: the browser's `WebSocket`, or `ws`'s in Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
