@@ -1,15 +1,9 @@
-import { Inject, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { GeoHandshakeController } from './directory/geo-handshake.controller.js';
 import { GeoHandlerExplorer } from './discovery/geo-handler.explorer.js';
 import { GeoMetadataAccessor } from './discovery/geo-metadata.accessor.js';
 import { GeoWsServer } from './gateway/geo-ws.server.js';
-import {
-  GEO_WS_ASYNC_OPTIONS_TYPE,
-  GEO_WS_MODULE_OPTIONS,
-  GEO_WS_OPTIONS_TYPE,
-  GeoWsConfigurableModule,
-} from './options/geo-ws.module-definition.js';
+import { GEO_WS_MODULE_OPTIONS, GeoWsConfigurableModule } from './options/geo-ws.module-definition.js';
 import { GEO_WS_RESOLVED_OPTIONS } from './options/geo-ws.tokens.js';
 import type { GeoWsModuleOptions, ResolvedGeoWsOptions } from './options/geo-ws-options.interface.js';
 import { resolveOptions } from './options/resolve-options.js';
@@ -74,21 +68,8 @@ export class GeoWsModule extends GeoWsConfigurableModule implements OnApplicatio
     super();
   }
 
-  static override forRoot(options: typeof GEO_WS_OPTIONS_TYPE): DynamicModule {
-    return withHandshakeCheck(super.forRoot(options), options.endpoints);
-  }
-
-  static override forRootAsync(options: typeof GEO_WS_ASYNC_OPTIONS_TYPE): DynamicModule {
-    return withHandshakeCheck(super.forRootAsync(options), options.endpoints);
-  }
-
   /** Called after every provider of the module (the server included) has shut down. */
   async onApplicationShutdown(): Promise<void> {
     await this.transport.close();
   }
-}
-
-/** The handshake check (`GET /geo/handshake`) is one of the HTTP endpoints: `endpoints: false` leaves it out with them. */
-function withHandshakeCheck(module: DynamicModule, endpoints: boolean | undefined): DynamicModule {
-  return endpoints === false ? module : { ...module, controllers: [...(module.controllers ?? []), GeoHandshakeController] };
 }

@@ -1,5 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { GeoDirectoryController } from '../directory/geo-directory.controller.js';
+import { GeoHandshakeController } from '../directory/geo-handshake.controller.js';
 import { GeoHealthController } from '../health/geo-health.controller.js';
 import type { GeoWsModuleOptions } from './geo-ws-options.interface.js';
 
@@ -13,8 +14,9 @@ export const {
   .setExtras({ isGlobal: true, endpoints: true }, (definition, extras) => ({
     ...definition,
     global: extras.isGlobal,
-    // The HTTP endpoints (`/healthz`, `/readyz`, `/geo/regions`, `/geo/presence/:room`);
-    // `endpoints: false` leaves them out (the client SDK probes the first three).
-    controllers: extras.endpoints ? [GeoHealthController, GeoDirectoryController] : [],
+    // The HTTP endpoints (`/healthz`, `/readyz`, `/geo/regions`, `/geo/presence/:room`,
+    // `/geo/handshake`); `endpoints: false` leaves them out (the client SDK probes the first
+    // three, and asks the last when its WebSocket cannot read why an upgrade was refused).
+    controllers: extras.endpoints ? [GeoHealthController, GeoDirectoryController, GeoHandshakeController] : [],
   }))
   .build();
