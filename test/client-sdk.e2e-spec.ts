@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { GeoClient, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type GeoEnvelope, type GeoRegion } from '@geo-ws/client';
 import { globalLog } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { LinkProxy as TcpProxy } from '../apps/lab/src/topology/link-proxy.js';
 
-const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
 /** Region RTTs for the tests: eu nearest, then us, then asia. */
 const probe = async (region: GeoRegion) => ({ eu: 10, us: 50, asia: 120 })[region.name as 'eu'] ?? 999;
 
@@ -17,7 +16,7 @@ describe('client SDK against three regions in one process', () => {
   const connect = async (name: string, extra: Partial<Parameters<typeof GeoClient.connect>[0]> = {}) => {
     const client = await GeoClient.connect({
       directoryUrl: deployment.region('asia').url,
-      WebSocket: NodeWebSocket,
+      WebSocket: WebSocket,
       probe,
       query: { name },
       backoff: { baseMs: 50, maxMs: 400 },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { GeoClient, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type GeoEnvelope } from '@geo-ws/client';
 import { globalLog, redisTransport, type GeoTransport } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
@@ -92,7 +92,7 @@ describe('Redis primary restarted without its data while SDK clients publish in 
   async function member(name: string, home: string, room: string): Promise<Member> {
     const client = await GeoClient.connect({
       regions: regions.map((region) => ({ name: region.region, url: region.url, wsUrl: region.wsUrl })),
-      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      WebSocket: WebSocket,
       pinRegion: home,
       token: () => token(name),
       backoff: { baseMs: 100, maxMs: 1000 },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { GeoClient, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type GeoEnvelope } from '@geo-ws/client';
 import { natsTransport, globalLog } from '@geo-ws/nest';
 import { checkLogs } from './support/checker.js';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
@@ -56,7 +56,7 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
       for (let n = 0; n < 4; n++) {
         const client = await GeoClient.connect({
           directoryUrl: regions[0].url,
-          WebSocket: WebSocket as unknown as WebSocketConstructor,
+          WebSocket: WebSocket,
           regionOrder: [home, ...REGIONS.filter((_, i) => i !== r)],
           token: () => demoToken(regions[0].url, `${home}-${n}`),
           backoff: { baseMs: 100, maxMs: 1000 },

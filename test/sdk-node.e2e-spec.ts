@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import { GeoClient, type GeoClientOptions, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type GeoClientOptions, type GeoEnvelope } from '@geo-ws/client';
 import { jwtAuthenticator, type GeoWsModuleOptions } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { deployRegions, type Deployment } from './support/regions.js';
@@ -33,7 +33,6 @@ const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 /** Node's global WebSocket: behind a flag before Node 22, on by default from 22. */
 const WITH_GLOBAL_WEBSOCKET = NODE_MAJOR < 22 ? ['--experimental-websocket'] : [];
 const WITHOUT_GLOBAL_WEBSOCKET = NODE_MAJOR < 22 ? [] : ['--no-experimental-websocket'];
-const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
 
 /**
  * The script a user would write, run in a child `node`: it never calls process.exit, so
@@ -99,7 +98,7 @@ describe('SDK on Node (issue #13) against real regions', () => {
     return [{ name: 'eu', url: region.url, wsUrl: region.wsUrl }];
   };
   const connect = async (options: Partial<GeoClientOptions>): Promise<GeoClient> => {
-    const client = await GeoClient.connect({ regions: eu(), WebSocket: NodeWebSocket, probe: async () => 1, ...options });
+    const client = await GeoClient.connect({ regions: eu(), WebSocket: WebSocket, probe: async () => 1, ...options });
     clients.push(client);
     return client;
   };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { GeoClient, type AckFrame, type GeoClientOptions, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type AckFrame, type GeoClientOptions, type GeoEnvelope } from '@geo-ws/client';
 import { globalLog, natsTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { demoToken } from './support/demo-token.js';
@@ -40,7 +40,7 @@ describe('SDK publish order across a broker outage (nats-server kill -9 and rest
   const connect = async (name: string, options: Partial<GeoClientOptions> = {}): Promise<GeoClient> => {
     const client = await GeoClient.connect({
       regions: [{ name: 'eu', url: region.url, wsUrl: region.wsUrl }],
-      WebSocket: SniffingWebSocket as unknown as WebSocketConstructor,
+      WebSocket: SniffingWebSocket,
       token: () => demoToken(region.url, name),
       backoff: { baseMs: 100, maxMs: 1000 },
       ...options,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import WebSocket from 'ws';
-import { GeoClient, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient } from '@geo-ws/client';
 import { jwtAuthenticator } from '@geo-ws/nest';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { deployRegions, type Deployment } from './support/regions.js';
@@ -211,7 +211,7 @@ describe('security: one token authority (HS256), region and room claims, revocat
     let issued = 0;
     const client = await GeoClient.connect({
       regions: [{ name: 'eu', url: deployment.region('eu').url, wsUrl: wsUrl('eu') }],
-      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      WebSocket: WebSocket,
       token: () => (issued++, hsToken({ sub: 'sdk-user' }, { expiresIn: Math.floor(Date.now() / 1000) + 3 })),
       heartbeatMs: 500,
     });

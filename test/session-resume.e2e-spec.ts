@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { GeoClient, type GeoClientOptions, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type GeoClientOptions, type GeoEnvelope } from '@geo-ws/client';
 import { waitFor } from '@geo-ws/nest/testing';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { RegionProcess } from '../apps/lab/src/topology/server-process.js';
@@ -54,7 +54,7 @@ describe.each(brokers)('a client that lost its state resumes in another region (
   const connect = async (name: string, region: RegionProcess, extra: Partial<GeoClientOptions> = {}) => {
     const client = await GeoClient.connect({
       regions: [{ name: region.region, url: region.url, wsUrl: region.wsUrl }],
-      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      WebSocket: WebSocket,
       token: () => demoToken(region.url, name),
       backoff: { baseMs: 100, maxMs: 500 },
       ...extra,

@@ -1,4 +1,4 @@
-import { GeoClient, type GeoEnvelope, type WebSocketConstructor } from '@geo-ws/client';
+import { GeoClient, type GeoEnvelope } from '@geo-ws/client';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import type { TokenAuthority } from '../load.types.js';
@@ -57,7 +57,7 @@ export class GeoLoadClient implements LoadClient {
       probe: () => Promise.resolve(0),
       probeSamples: 1,
       token: () => this.currentToken(),
-      WebSocket: LabSocket as unknown as WebSocketConstructor,
+      WebSocket: LabSocket,
     });
     this.client = client;
     if (this.closed) {
