@@ -3,6 +3,8 @@ import { DiscoveryModule } from '@nestjs/core';
 import { GeoHandlerExplorer } from './discovery/geo-handler.explorer.js';
 import { GeoMetadataAccessor } from './discovery/geo-metadata.accessor.js';
 import { GeoWsServer } from './gateway/geo-ws.server.js';
+import { GeoMetrics } from './metrics/geo-metrics.js';
+import { GeoMetricsEndpoint } from './metrics/geo-metrics.endpoint.js';
 import { GEO_WS_MODULE_OPTIONS, GeoWsConfigurableModule } from './options/geo-ws.module-definition.js';
 import { GEO_WS_RESOLVED_OPTIONS } from './options/geo-ws.tokens.js';
 import type { GeoWsModuleOptions, ResolvedGeoWsOptions } from './options/geo-ws-options.interface.js';
@@ -57,11 +59,19 @@ import { GeoTransport } from './transport/geo-transport.interface.js';
         return transport;
       },
     },
+    {
+      // prom-client is loaded only when metrics are on; `null` otherwise.
+      provide: GeoMetrics,
+      inject: [GEO_WS_RESOLVED_OPTIONS],
+      useFactory: (options: ResolvedGeoWsOptions) =>
+        options.metrics ? GeoMetrics.create(options.metrics, options.region, options.regions.keys()) : null,
+    },
+    GeoMetricsEndpoint,
     GeoMetadataAccessor,
     GeoHandlerExplorer,
     GeoWsServer,
   ],
-  exports: [GeoTransport, GeoWsServer, GEO_WS_RESOLVED_OPTIONS],
+  exports: [GeoTransport, GeoWsServer, GeoMetrics, GEO_WS_RESOLVED_OPTIONS],
 })
 export class GeoWsModule extends GeoWsConfigurableModule implements OnApplicationShutdown {
   constructor(@Inject(GeoTransport) private readonly transport: GeoTransport) {

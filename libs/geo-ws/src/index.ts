@@ -10,6 +10,10 @@ export type {
   GeoWsReplayLimits,
 } from './options/geo-ws-options.interface.js';
 
+// Metrics (Prometheus, with the optional peer prom-client)
+export { GeoMetrics, type GeoClientReport } from './metrics/geo-metrics.js';
+export type { GeoMetricsOptions, GeoMetricsRegistry } from './metrics/geo-metrics.options.js';
+
 // Handlers: the decorator, its options and the parameter decorators
 export { GeoSubscribe } from './decorators/geo-subscribe.decorator.js';
 export type { GeoSubscribeMetadata, GeoSubscribeOptions } from './decorators/geo-subscribe.options.js';

@@ -10,6 +10,7 @@ import { GeoConfigError } from '../errors/geo-config.error.js';
 import type { GeoConnection } from '../gateway/geo-connection.js';
 import { GeoMetadataAccessor } from './geo-metadata.accessor.js';
 import { GeoParamsFactory } from './geo-params.factory.js';
+import { quietContextCreator } from './quiet-error-proxy.js';
 
 /** A discovered `@GeoSubscribe` handler, wrapped in Nest's guards/interceptors/pipes/filters. */
 export interface GeoHandler {
@@ -23,7 +24,8 @@ export interface GeoHandler {
 /**
  * Finds every `@GeoSubscribe` method on the app's providers and wraps it with
  * `ExternalContextCreator` under the `ws` context type, so users' guards, interceptors,
- * pipes and filters apply as on any Nest gateway.
+ * pipes and filters apply as on any Nest gateway. What no filter handles is rethrown to
+ * the dispatcher without Nest's ERROR line: a refusal is a `geo.error`, not a server error.
  */
 @Injectable()
 export class GeoHandlerExplorer {
@@ -89,7 +91,7 @@ export class GeoHandlerExplorer {
 
   private wrap(instance: object, methodName: string, name: string, subscription: GeoSubscribeMetadata): GeoHandler {
     const callback = (instance as Record<string, (...args: unknown[]) => unknown>)[methodName];
-    const run = this.contextCreator.create(
+    const run = quietContextCreator(this.contextCreator).create(
       instance,
       callback,
       methodName,

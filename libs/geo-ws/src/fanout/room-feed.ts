@@ -15,6 +15,16 @@ export interface FeedMember extends ReplayTarget {
   evicted(log: LogRef, reason: string): void;
 }
 
+/**
+ * What a node's feeds report for metrics: once per event per feed (never per member),
+ * and the events each replay page handed over.
+ */
+export interface FeedObserver {
+  /** `event` was handed to `members` local members; `live` for the tail's own delivery, once per event. */
+  delivered(event: GeoLoggedEnvelope | GeoEnvelopeDraft, members: number, live: boolean, ephemeral: boolean): void;
+  replayed(events: number): void;
+}
+
 interface MemberState {
   /** Last `seq` delivered to this member: nothing at or below it is delivered again. */
   cursor: number;
@@ -54,10 +64,17 @@ export class RoomFeed {
     readonly log: LogRef,
     private readonly budget: ReplayBudget,
     private readonly onBroken: (feed: RoomFeed) => void,
+    private readonly observer: FeedObserver | undefined,
   ) {}
 
-  static async open(transport: GeoTransport, log: LogRef, budget: ReplayBudget, onBroken: (feed: RoomFeed) => void): Promise<RoomFeed> {
-    const feed = new RoomFeed(transport, log, budget, onBroken);
+  static async open(
+    transport: GeoTransport,
+    log: LogRef,
+    budget: ReplayBudget,
+    onBroken: (feed: RoomFeed) => void,
+    observer?: FeedObserver,
+  ): Promise<RoomFeed> {
+    const feed = new RoomFeed(transport, log, budget, onBroken, observer);
     const head = await transport.head(log);
     feed.epoch = head.epoch;
     feed.lastSeq = head.lastSeq;
@@ -168,10 +185,14 @@ export class RoomFeed {
         );
       }
       this.budget.spend(member, page.events.length);
+      let replayed = 0;
       for (const event of page.events) {
-        if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) return;
-        this.deliverTo(member, state, event);
+        if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) break;
+        if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, false, false);
+        replayed++;
       }
+      if (replayed > 0) this.observer?.replayed(replayed);
+      if (replayed < page.events.length) return; // cancelled while waiting for the member to drain
       if (page.events.length === 0) {
         if (state.overflowed && state.cursor < this.lastSeq) {
           throw new GeoProtocolError(
@@ -190,31 +211,42 @@ export class RoomFeed {
     const held = state.pending ?? [];
     state.pending = null;
     if (this.members.get(member) !== state) return;
-    for (const event of held) this.deliverTo(member, state, event);
+    for (const event of held) if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, false, false);
   }
 
-  private deliverTo(member: FeedMember, state: MemberState, event: GeoLoggedEnvelope): void {
-    if (event.seq <= state.cursor) return;
+  /** False when the member has the event already. */
+  private deliverTo(member: FeedMember, state: MemberState, event: GeoLoggedEnvelope): boolean {
+    if (event.seq <= state.cursor) return false;
     state.cursor = event.seq;
     member.deliver(event);
+    return true;
   }
 
   private onEvent(event: GeoLoggedEnvelope): void {
     if (this.closed) return;
     this.lastSeq = event.seq;
+    let delivered = 0;
     for (const [member, state] of this.members) {
-      if (!state.pending) this.deliverTo(member, state, event);
-      else if (state.pending.length < MAX_PENDING_EVENTS) state.pending.push(event);
+      if (!state.pending) {
+        if (this.deliverTo(member, state, event)) delivered++;
+      } else if (state.pending.length < MAX_PENDING_EVENTS) state.pending.push(event);
       else {
         state.pending = [];
         state.overflowed = true;
       }
     }
+    if (delivered > 0) this.observer?.delivered(event, delivered, true, false);
   }
 
   private onEphemeral(envelope: GeoEnvelopeDraft): void {
     if (this.closed) return;
-    for (const [member, state] of this.members) if (!state.pending) member.deliverEphemeral(envelope);
+    let delivered = 0;
+    for (const [member, state] of this.members) {
+      if (state.pending) continue;
+      member.deliverEphemeral(envelope);
+      delivered++;
+    }
+    if (delivered > 0) this.observer?.delivered(envelope, delivered, true, true);
   }
 
   /** The refusal for a join that cannot be served by this feed: the client joins again. */

@@ -2,7 +2,7 @@ import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type LogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
-import { RoomFeed, type FeedMember } from './room-feed.js';
+import { RoomFeed, type FeedMember, type FeedObserver } from './room-feed.js';
 
 interface FeedEntry {
   feed: Promise<RoomFeed>;
@@ -19,6 +19,8 @@ export class RoomFeeds {
   constructor(
     private readonly transport: GeoTransport,
     private readonly budget: ReplayBudget,
+    /** Metrics, when they are on. */
+    private readonly observer?: FeedObserver,
   ) {}
 
   /** Number of open feeds (one broker tail each). */
@@ -30,7 +32,7 @@ export class RoomFeeds {
     const key = logKey(log);
     let entry = this.feeds.get(key);
     if (!entry) {
-      const opened = RoomFeed.open(this.transport, log, this.budget, () => this.forget(key, opened));
+      const opened = RoomFeed.open(this.transport, log, this.budget, () => this.forget(key, opened), this.observer);
       const created: FeedEntry = { feed: opened, opening: 0 };
       entry = created;
       this.feeds.set(key, entry);

@@ -40,6 +40,11 @@ class LastFrame {
 const loggedFrames = new LastFrame(false);
 const ephemeralFrames = new LastFrame(true);
 
+/** Size of the frame of the event just delivered (built by the delivery, so read at no cost): for the bytes-out metric. */
+export function deliveredFrameBytes(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean): number {
+  return (ephemeral ? ephemeralFrames : loggedFrames).of(event).bytes.length;
+}
+
 /** Every connection's credential expiry, in this process: one timer, not one per connection. */
 let expiries: ExpiryWheel | undefined;
 
@@ -59,6 +64,10 @@ export interface ConnectionHooks {
   slowConsumer(connection: ClientConnection): void;
   /** The connection's credential expired (and no `geo.auth` refreshed it). */
   expired(connection: ClientConnection): void;
+  /** A `geo.error` was sent (refusals are counted and logged by code). */
+  refused?(connection: ClientConnection, code: string): void;
+  /** A frame was sent by {@link ClientConnection.send} (set only when metrics are on). */
+  sent?(connection: ClientConnection, event: string, text: string): void;
 }
 
 /** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
@@ -109,7 +118,9 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
 
   send(event: string, data: unknown): void {
     if (!this.hasRoom()) return;
-    this.socket.send(JSON.stringify({ event, data }));
+    const text = JSON.stringify({ event, data });
+    this.socket.send(text);
+    this.hooks.sent?.(this, event, text);
   }
 
   private sendFrame(frame: WireFrame): void {
@@ -141,6 +152,7 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   }
 
   sendError(error: GeoProtocolError, room?: string): void {
+    this.hooks.refused?.(this, error.code);
     this.send(GeoFrame.ERROR, {
       code: error.code,
       message: error.message,

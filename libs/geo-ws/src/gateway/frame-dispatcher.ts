@@ -28,6 +28,9 @@ import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
 import type { LimitLog } from './limit-log.js';
+import { parseClientReport } from '../metrics/client-report.js';
+import { codecOf } from '../metrics/codec-of.js';
+import { OTHER, type GeoMetrics } from '../metrics/geo-metrics.js';
 
 /**
  * Wire protocol v1 on an open connection (the seam Nest's `WebSocketsController` and
@@ -48,6 +51,7 @@ export class FrameDispatcher {
     private readonly auth: HandshakeAuth,
     private readonly limitLog: LimitLog,
     private readonly presence: RoomPresence | undefined,
+    private readonly metrics: GeoMetrics | null = null,
   ) {}
 
   /** The `@GeoSubscribe` handlers found at bootstrap, by event name. */
@@ -74,10 +78,12 @@ export class FrameDispatcher {
       if (!withinRate)
         throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
     } catch (error) {
+      this.metrics?.frameReceived(frame.event ?? OTHER, codecOf(connection));
       this.refuse(connection, toProtocolError(error, eventIdOf(frame.data)).error, roomOf(frame.data));
       return;
     }
     const parsed = frame as Frame;
+    this.metrics?.frameReceived(parsed.event, codecOf(connection));
     connection.queue = connection.queue.then(() => this.handleFrame(connection, parsed));
   }
 
@@ -93,6 +99,8 @@ export class FrameDispatcher {
           return connection.send(GeoFrame.PONG, frame.data ?? null);
         case GeoFrame.AUTH:
           return await this.refresh(connection, frame.data);
+        case GeoFrame.REPORT:
+          return this.report(frame.data);
         default:
           return await this.publish(connection, frame);
       }
@@ -154,6 +162,7 @@ export class FrameDispatcher {
       let announced = false;
       const announce = (outcome: JoinOutcome): void => {
         announced = true;
+        this.metrics?.joined(outcome.recovered);
         connection.send(GeoFrame.JOINED, { room: log.room, ...(scope ? { scope } : {}), ...outcome });
         // The session starts where the client is before the replay; later saves read where the
         // feed has taken it since (deliveries never touch the session).
@@ -230,19 +239,32 @@ export class FrameDispatcher {
     }
     // Started in frame order, awaited off the queue: one client's appends keep their
     // order without waiting a round trip to the log for each.
+    const started = this.metrics ? performance.now() : 0;
     void this.transport.append(log, envelope).then(
-      (result) =>
+      (result) => {
+        this.metrics?.appended((performance.now() - started) / 1000, result.duplicate);
         connection.send(GeoFrame.ACK, {
           event_id: envelope.event_id,
           seq: result.seq,
           ...(result.duplicate ? { duplicate: true } : {}),
-        }),
+        });
+      },
       (error: unknown) => {
+        this.metrics?.appendFailed((performance.now() - started) / 1000);
         const { error: protocolError, unexpected } = toProtocolError(error, envelope.event_id);
         if (unexpected) this.logger.error(`append of ${envelope.event_id} failed`, stackOf(error));
         connection.sendError(protocolError, envelope.room_id);
       },
     );
+  }
+
+  /**
+   * `geo.report`: the client's consistency counts since its last report. Validated even
+   * when metrics are off (the server then did not ask for it); never answered.
+   */
+  private report(data: unknown): void {
+    const report = parseClientReport(data);
+    this.metrics?.clientReport(report);
   }
 
   /** `geo.auth { token }`: a fresh token for the same identity, in-band. */

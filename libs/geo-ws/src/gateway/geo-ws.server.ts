@@ -22,10 +22,14 @@ import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
-import { ClientConnection, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
+import { ClientConnection, deliveredFrameBytes, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
+import { RefusalLog } from './refusal-log.js';
+import { GeoMetrics } from '../metrics/geo-metrics.js';
+import { codecOf, JSON_CODEC } from '../metrics/codec-of.js';
+import { instrumentStateStore } from '../metrics/instrumented-state-store.js';
 import { UpgradeHandler } from './upgrade-handler.js';
 
 /** Heartbeats are spread over this many turns per `heartbeatMs`. */
@@ -80,8 +84,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     @Inject(GeoTransport) private readonly transport: GeoTransport,
     private readonly explorer: GeoHandlerExplorer,
     private readonly adapterHost: HttpAdapterHost,
+    @Inject(GeoMetrics) private readonly metrics: GeoMetrics | null,
   ) {
     const { rate, refusals, replay, maxBufferedBytes } = options.limits;
+    // Metrics hook in only when on: with them off, nothing below costs a call.
+    const state = metrics ? instrumentStateStore(transport.state, metrics) : transport.state;
     this.feeds = new RoomFeeds(
       transport,
       new ReplayBudget({
@@ -90,22 +97,39 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         concurrent: replay.concurrent,
         highWaterBytes: replay.highWaterBytes,
       }),
+      metrics
+        ? {
+            // One frame per event for all members: they all speak JSON today (a feed does not know its members' codecs).
+            delivered: (event, members, live, ephemeral) =>
+              metrics.delivered(event, members, deliveredFrameBytes(event, ephemeral), JSON_CODEC, live),
+            replayed: (events) => metrics.replayedEvents(events),
+          }
+        : undefined,
     );
-    this.access = new AccessPolicy(options.region, transport.state);
+    this.access = new AccessPolicy(options.region, state);
     this.auth = new HandshakeAuth(options.authenticate, this.access);
     this.limitLog = new LimitLog(options.region);
-    this.presence = options.presenceTtlMs ? new RoomPresence(transport.state, options.presenceTtlMs) : undefined;
+    this.presence = options.presenceTtlMs ? new RoomPresence(state, options.presenceTtlMs) : undefined;
     // Positions are read from the feeds when a session is saved, never written on delivery.
     this.sessions = options.sessions
-      ? new SessionKeeper(transport.state, options.sessions, (member, room) => this.feeds.positionOf(globalLog(room), member))
+      ? new SessionKeeper(state, options.sessions, (member, room) => this.feeds.positionOf(globalLog(room), member))
       : undefined;
     this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes };
-    this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence);
+    this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence, metrics);
     const { connections, dispatcher, logger } = this;
+    const refusalLog = new RefusalLog(options.region);
     this.connectionHooks = {
       evicted: (client, log) => dispatcher.evicted(client, log),
-      slowConsumer: (client) => this.limitLog.hit(client, 'SLOW_CONSUMER'),
+      slowConsumer: (client) => {
+        metrics?.slowConsumerClosed();
+        this.limitLog.hit(client, 'SLOW_CONSUMER');
+      },
       expired: (client) => dispatcher.expire(client),
+      refused: (_client, code) => {
+        metrics?.refused(code);
+        refusalLog.hit(code);
+      },
+      ...(metrics ? { sent: (client, event, text) => metrics.frameSent(event, codecOf(client), Buffer.byteLength(text)) } : {}),
     };
     const closed = (ws: WebSocket, connection: ClientConnection): void => this.onClose(ws, connection);
     this.socketListeners = {
@@ -167,6 +191,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       throw new GeoConfigError('GeoWsModule needs an HTTP server: create the app with NestFactory.create() (platform-express or fastify).');
     this.httpServer = server;
     this.dispatcher.useHandlers(handlers);
+    this.metrics?.useEvents(handlers.keys());
+    this.metrics?.watch(this.gaugeSource, this.transport.name);
     // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
     // frames get PAYLOAD_TOO_LARGE and the connection stays open.
     this.wss = new WebSocketServer({
@@ -186,6 +212,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.access,
       () => this.isAccepting(),
       (ws, principal, sessionId) => this.onConnection(ws, principal, sessionId),
+      this.metrics ? (status, code) => this.metrics?.upgradeRefused(status, code) : undefined,
     );
     server.on('upgrade', this.upgrades.handle);
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs / HEARTBEAT_SLICES);
@@ -211,6 +238,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.metrics?.unwatch(this.gaugeSource);
     clearInterval(this.heartbeat);
     clearInterval(this.bufferSweep);
     this.presence?.stop();
@@ -253,9 +281,26 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       ...(principal.expiresAt !== undefined ? { expires_at: new Date(principal.expiresAt).toISOString() } : {}),
       ...(started ? { session_id: started.session.id } : {}),
       ...(started?.restored ? { restored: started.restored } : {}),
+      // Consistency reports (geo.report) are asked for only when there are metrics to put them in.
+      ...(this.metrics ? { report_ms: this.metrics.reportMs } : {}),
     });
     loading.open();
   }
+
+  /** What the gauges read at each scrape: walks the connections then, never on the hot path. */
+  private readonly gaugeSource = {
+    connections: () => this.connections.size,
+    memberships: () => {
+      let memberships = 0;
+      const rooms = new Set<string>();
+      for (const connection of this.connections.values()) {
+        memberships += connection.rooms.size;
+        for (const room of connection.rooms) rooms.add(room);
+      }
+      return { memberships, rooms: rooms.size };
+    },
+    transportReady: () => this.transport.isReady(),
+  };
 
   /** Revokes a token everywhere until it would have expired (e.g. on logout or compromise). */
   async revoke(tokenId: string, expiresAt: number): Promise<void> {

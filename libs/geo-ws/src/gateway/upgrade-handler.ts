@@ -45,6 +45,8 @@ export class UpgradeHandler {
     /** False while the server starts or drains: upgrades get 503. */
     private readonly accepting: () => boolean,
     private readonly onConnection: (ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined) => Promise<void>,
+    /** Counts refused upgrades (metrics), by HTTP status and code. */
+    private readonly onRefused?: (status: number, code: string) => void,
   ) {
     handlers.set(httpServer, this);
   }
@@ -93,12 +95,18 @@ export class UpgradeHandler {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname !== this.options.path) {
       // Another WebSocket server on the same HTTP server may own this path.
-      if (this.httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not Found');
+      if (this.httpServer.listenerCount('upgrade') === 1) {
+        this.onRefused?.(404, 'NOT_FOUND');
+        refuse(socket, 404, 'Not Found');
+      }
       return;
     }
     void this.check(request, url)
       .then((verdict) => {
-        if (!verdict.accepted) return refuse(socket, verdict.status, STATUS_TEXT[verdict.status], verdict.code, verdict.message);
+        if (!verdict.accepted) {
+          this.onRefused?.(verdict.status, verdict.code);
+          return refuse(socket, verdict.status, STATUS_TEXT[verdict.status], verdict.code, verdict.message);
+        }
         const { principal } = verdict;
         this.wss.handleUpgrade(request, socket, head, (ws) => {
           // ws watches the socket for errors from here on: one listener array less per connection.

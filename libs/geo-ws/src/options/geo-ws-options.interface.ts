@@ -1,5 +1,6 @@
 import type { GeoTransportFactory } from '../transport/geo-transport.interface.js';
 import type { GeoAuthenticator } from '../auth/geo-principal.js';
+import type { GeoMetricsOptions, ResolvedGeoMetricsOptions } from '../metrics/geo-metrics.options.js';
 
 /** Where clients reach a region: its public base URL (http/https; ws URLs are derived). */
 export interface GeoRegionEndpoint {
@@ -63,6 +64,14 @@ export interface GeoWsModuleOptions {
         /** @deprecated Ignored: sessions are saved on membership changes, not periodically (a warning is logged). */
         saveEveryMs?: number;
       };
+  /**
+   * Prometheus metrics with `prom-client` (an optional peer: install it to turn this on).
+   * Off by default. `true`: prom-client's default registry, served at `GET /metrics`.
+   * `path: false` registers the metrics without serving them, for apps that already serve
+   * `/metrics` (e.g. `@willsoto/nestjs-prometheus`, which reads the default registry).
+   * When on, clients are asked for consistency reports (`geo.report`). See docs/OPERATIONS.md.
+   */
+  metrics?: boolean | GeoMetricsOptions;
 }
 
 export interface GeoWsLimits {
@@ -153,4 +162,6 @@ export interface ResolvedGeoWsOptions {
   /** Presence TTL in ms, or `undefined` when presence is off. */
   presenceTtlMs: number | undefined;
   sessions: { ttlMs: number; loadTimeoutMs: number } | undefined;
+  /** `undefined` when metrics are off. */
+  metrics: ResolvedGeoMetricsOptions | undefined;
 }

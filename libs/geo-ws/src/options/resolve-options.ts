@@ -12,6 +12,7 @@ import {
   DEFAULT_SESSIONS,
   MIN_DEDUP_WINDOW_MS,
 } from './defaults.js';
+import { resolveMetricsOptions } from '../metrics/geo-metrics.options.js';
 import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from './geo-ws-options.interface.js';
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -180,6 +181,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
             ttlMs: positiveInteger(options.sessions?.ttlMs, DEFAULT_SESSIONS.ttlMs, 'sessions.ttlMs'),
             loadTimeoutMs: positiveInteger(options.sessions?.loadTimeoutMs, DEFAULT_SESSIONS.loadTimeoutMs, 'sessions.loadTimeoutMs'),
           },
+    metrics: resolveMetricsOptions(options.metrics),
     presenceTtlMs: !options.presence
       ? undefined
       : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, DEFAULT_PRESENCE_TTL_MS, 'presence.ttlMs'),
