@@ -39,6 +39,17 @@ install_compose() {
 
 install_compose
 
+# Debian's Prometheus, for its promtool only: test/grafana-dashboard.e2e-spec.ts lints the
+# plugin's /metrics (`promtool check metrics`) and the dashboard's PromQL (`promtool check
+# rules`). No server is started. Without recommends (the node exporter and friends).
+install_promtool() {
+  command -v promtool >/dev/null && return 0
+  echo "services: installing prometheus (for promtool)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+}
+
+install_promtool
+
 if listening 4222; then
   echo "services: NATS already on 127.0.0.1:4222"
 else
