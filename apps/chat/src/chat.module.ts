@@ -28,6 +28,7 @@ export class ChatModule {
           allowedOrigins: config.allowedOrigins,
           drainGraceMs: config.drainGraceMs,
           ...(config.maxBufferedBytes === undefined ? {} : { limits: { maxBufferedBytes: config.maxBufferedBytes } }),
+          ...(config.metrics ? { metrics: true } : {}),
         }),
       ],
       controllers: demo ? [DemoTokenController] : [],

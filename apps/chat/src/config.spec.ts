@@ -23,6 +23,11 @@ describe('chat config from the environment', () => {
     expect(config).toMatchObject({ region: 'eu', port: 4000, regions: { eu: { url: 'http://10.0.0.1:80' } } });
   });
 
+  it('turns metrics on with GEO_METRICS=1 only', () => {
+    expect(readRegionConfig({}).metrics).toBe(false);
+    expect(readRegionConfig({ GEO_METRICS: '1' }).metrics).toBe(true);
+  });
+
   it('leaves the buffered-bytes limit to the library unless GEO_MAX_BUFFERED_BYTES is set', () => {
     expect(readRegionConfig({}).maxBufferedBytes).toBeUndefined();
     expect(readRegionConfig({ GEO_MAX_BUFFERED_BYTES: '262144' }).maxBufferedBytes).toBe(262_144);

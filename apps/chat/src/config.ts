@@ -14,6 +14,8 @@ export interface RegionConfig {
   maxBufferedBytes: number | undefined;
   /** Only warnings and errors in the log (the three-region demo sets it to keep output readable). */
   quiet: boolean;
+  /** `GEO_METRICS=1`: Prometheus metrics at `GET /metrics` (geo-ws's `metrics: true`). */
+  metrics: boolean;
   /** Separates deployments sharing one broker. */
   namespace: string;
   nats: { url: string; homeCluster?: string; replicas: number };
@@ -125,6 +127,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
     drainGraceMs: integer(env, 'GEO_DRAIN_GRACE_MS', 2000),
     maxBufferedBytes: variable(env, 'GEO_MAX_BUFFERED_BYTES') === undefined ? undefined : integer(env, 'GEO_MAX_BUFFERED_BYTES', 0),
     quiet: env.GEO_QUIET === '1',
+    metrics: env.GEO_METRICS === '1',
     namespace: env.GEO_NAMESPACE ?? 'chat',
     nats: {
       url: natsUrlFor(env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222', region),
