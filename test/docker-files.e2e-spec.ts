@@ -438,7 +438,7 @@ describe('docker/ files (checked without a Docker engine)', () => {
     it('the broker clients the app loads at run time are its dependencies, not dev-only in the lockfile, so npm ci --omit=dev keeps them', () => {
       // Optional peers of @geo-ws/nest: the app must declare them, and a lockfile that flags
       // one "dev" would leave GEO_TRANSPORT=nats or redis failing in the image.
-      const brokerClients = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv', 'ioredis'];
+      const brokerClients = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv', 'ioredis', 'prom-client'];
       const chat = JSON.parse(readFileSync(join(ROOT, 'apps/chat/package.json'), 'utf8'));
       expect(Object.keys(chat.dependencies)).toEqual(expect.arrayContaining(brokerClients));
       const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8'));

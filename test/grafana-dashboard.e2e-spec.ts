@@ -17,6 +17,8 @@ interface Panel {
 }
 
 const DASHBOARD = new URL('../docker/grafana/geo-ws.dashboard.json', import.meta.url);
+const PROMETHEUS_CONFIG = new URL('../docker/prometheus/prometheus.yml', import.meta.url);
+const COMPOSE_NATS = new URL('../docker/compose.nats.yml', import.meta.url);
 
 /** The metrics the plugin registers, by name and type, on a registry of their own. */
 async function registered(): Promise<{ names: Map<string, string>; text: string }> {
@@ -71,6 +73,20 @@ describe('the Grafana dashboard and the registered metrics', () => {
     // Every family the plugin registers has a panel (those the dashboard does not chart are listed here).
     const charted = new Set([...read].map((series) => series.replace(/_(bucket|sum|count)$/, '')));
     expect([...names.keys()].filter((name) => !charted.has(name))).toEqual([]);
+  });
+
+  it('docker/compose.nats.yml: Prometheus scrapes every region`s app, Grafana loads this dashboard', async () => {
+    const compose = await readFile(COMPOSE_NATS, 'utf8');
+    const apps = [...compose.matchAll(/^ {2}(chat-[a-z]+):$/gm)].map((match) => match[1]);
+    expect(apps).toHaveLength(3);
+    expect(compose).toMatch(/^ {2}GEO_METRICS: '1'$/m);
+    const targets = /targets: \[([^\]]*)\]/.exec(await readFile(PROMETHEUS_CONFIG, 'utf8'))![1];
+    expect(targets.split(',').map((target) => target.trim().replace(/'/g, ''))).toEqual(apps.map((app) => `${app}:3000`));
+    expect(compose).toContain('./grafana/geo-ws.dashboard.json:/var/lib/grafana/dashboards/geo-ws.dashboard.json:ro');
+    if (promtool) {
+      const check = await run('promtool', ['check', 'config', PROMETHEUS_CONFIG.pathname]);
+      expect(check.stdout).toContain('SUCCESS');
+    }
   });
 
   (promtool ? it : it.skip)('lints the exposition and the queries with promtool', async () => {
