@@ -11,7 +11,8 @@ export type {
 } from './options/geo-ws-options.interface.js';
 
 // Metrics (Prometheus, with the optional peer prom-client)
-export { GeoMetrics, type GeoClientReport } from './metrics/geo-metrics.js';
+export { GeoMetrics } from './metrics/geo-metrics.js';
+export type { GeoClientReport } from './metrics/client-report.js';
 export type { GeoMetricsOptions, GeoMetricsRegistry } from './metrics/geo-metrics.options.js';
 
 // Handlers: the decorator, its options and the parameter decorators

@@ -28,7 +28,7 @@ import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
 import type { LimitLog } from './limit-log.js';
-import { parseClientReport } from '../metrics/client-report.js';
+import { parseClientReport, REPORT_FRAME } from '../metrics/client-report.js';
 import { codecOf } from '../metrics/codec-of.js';
 import { OTHER, type GeoMetrics } from '../metrics/geo-metrics.js';
 
@@ -99,7 +99,7 @@ export class FrameDispatcher {
           return connection.send(GeoFrame.PONG, frame.data ?? null);
         case GeoFrame.AUTH:
           return await this.refresh(connection, frame.data);
-        case GeoFrame.REPORT:
+        case REPORT_FRAME:
           return this.report(frame.data);
         default:
           return await this.publish(connection, frame);

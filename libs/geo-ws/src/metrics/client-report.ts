@@ -1,6 +1,19 @@
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
-import type { GeoClientReport } from './geo-metrics.js';
+
+/** A consistency report a client sent (`geo.report`): deltas since its last one. */
+export interface GeoClientReport {
+  events: number;
+  duplicates: number;
+  regressions: number;
+  gaps: number;
+}
+
+/**
+ * The client's consistency report, sent every `report_ms` of `geo.welcome`. Kept out of
+ * `GeoFrame` until the SDK's mirror of it (libs/geo-ws-client/src/protocol.ts) has it too.
+ */
+export const REPORT_FRAME = 'geo.report';
 
 /** Largest count one report may carry: a client cannot move a counter by more per frame. */
 export const MAX_REPORT_COUNT = 1_000_000_000;

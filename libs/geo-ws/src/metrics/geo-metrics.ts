@@ -2,6 +2,7 @@ import type * as PromClient from 'prom-client';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoFrame } from '../protocol/wire.js';
 import type { GeoMetricsRegistry, ResolvedGeoMetricsOptions } from './geo-metrics.options.js';
+import { REPORT_FRAME, type GeoClientReport } from './client-report.js';
 import { loadPromClient } from './load-prom-client.js';
 
 /** The label value of everything outside a bounded set (events, regions, codes). */
@@ -13,14 +14,6 @@ export interface GeoGaugeSource {
   /** Joined (connection, room) pairs and distinct rooms with local members. */
   memberships(): { memberships: number; rooms: number };
   transportReady(): boolean;
-}
-
-/** A consistency report a client sent (`geo.report`): deltas since its last one. */
-export interface GeoClientReport {
-  events: number;
-  duplicates: number;
-  regressions: number;
-  gaps: number;
 }
 
 /** Operations of the state store (sessions, presence, revocations) that are counted. */
@@ -64,7 +57,7 @@ function talliesOf(registry: object, name: string): Set<Tally> {
 type Observer = { observe(value: number): void };
 
 /** Control frames the server sends or receives: event labels besides the app's own events. */
-const PROTOCOL_EVENTS: readonly string[] = Object.values(GeoFrame);
+const PROTOCOL_EVENTS: readonly string[] = [...Object.values(GeoFrame), REPORT_FRAME];
 
 /**
  * Append round trips (seconds): from a few hundred microseconds in memory to a

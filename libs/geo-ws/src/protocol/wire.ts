@@ -16,8 +16,6 @@ export const GeoFrame = {
   AUTH: 'geo.auth',
   AUTHED: 'geo.authed',
   PONG: 'geo.pong',
-  /** Client consistency report (counts since its last one), when `geo.welcome` asked with `report_ms`. */
-  REPORT: 'geo.report',
 } as const;
 
 /** WebSocket close codes used by the server. */
