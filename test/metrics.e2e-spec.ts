@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { GeoMetrics } from '@geo-ws/nest';
+import { GeoMetrics, natsTransport } from '@geo-ws/nest';
+import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { Scrape } from './support/prometheus.js';
 import { WsTestClient } from './support/ws-test-client.js';
@@ -187,6 +188,44 @@ describe('metrics: /metrics and what moves it', () => {
     const events = await bystander.waitForEvents(room, published.length);
     expect(events.map((event) => event.event_id)).toEqual(published);
     expect(bystander.isOpen).toBe(true);
+  });
+});
+
+describe('metrics on NATS JetStream (the real broker on GEO_NATS_URL, a namespace of its own)', () => {
+  const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
+  const namespace = testNamespace('metrics');
+  let deployment: Deployment;
+
+  beforeAll(async () => {
+    deployment = await deployRegions(['eu', 'us'], { transport: () => natsTransport({ servers, namespace }), geo: { metrics: true } });
+  });
+
+  afterAll(async () => {
+    await deployment.close();
+    await dropNatsNamespace(servers, namespace);
+  });
+
+  it('times appends to JetStream, counts its dedup (Nats-Msg-Id) and KV session writes, and the lag eu → us', async () => {
+    const room = `nats-${randomUUID().slice(0, 8)}`;
+    const eu = await WsTestClient.connect(deployment.region('eu').wsUrl, { name: 'alice' });
+    const us = await WsTestClient.connect(deployment.region('us').wsUrl, { name: 'bob' });
+    await Promise.all([eu.join(room), us.join(room)]);
+    const scrape = () => Scrape.of(`${deployment.region('us').url}/metrics`);
+    const before = await scrape();
+    const eventId = randomUUID();
+    expect((await eu.publish('note.add', room, { text: 'over nats' }, eventId)).seq).toEqual(expect.any(Number));
+    expect((await eu.publish('note.add', room, { text: 'over nats' }, eventId)).duplicate).toBe(true);
+    await us.waitForEvents(room, 1);
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string>, read: 'value' | 'count' = 'value') =>
+      after[read](name, labels) - before[read](name, labels);
+    expect(after.value('geows_transport_ready', { region: 'us', transport: 'nats' })).toBe(1);
+    expect(delta('geows_append_duration_seconds', { region: 'eu' }, 'count')).toBe(2);
+    expect(delta('geows_dedup_hits_total', { region: 'eu' })).toBe(1);
+    expect(delta('geows_delivery_lag_seconds', { origin: 'eu', region: 'us' }, 'count')).toBe(1);
+    expect(after.value('geows_state_operations_total', { region: 'us', operation: 'putSession', outcome: 'ok' })).toBeGreaterThan(0);
+    eu.close();
+    us.close();
   });
 });
 
