@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Injectable, Module, type INestApplication, type LoggerService } from '@nestjs/common';
+import { Catch, Injectable, Module, UseFilters, type ExceptionFilter, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { WsException } from '@nestjs/websockets';
 import { randomUUID } from 'node:crypto';
@@ -42,8 +42,22 @@ class CapturingLogger implements LoggerService {
   }
 }
 
+/** A user filter: turns the handler's refusal into FORBIDDEN (user filters still run). */
+@Catch(WsException)
+class ForbidFilter implements ExceptionFilter {
+  catch(): never {
+    throw new WsException({ code: 'FORBIDDEN', message: 'filtered by the app' });
+  }
+}
+
 @Injectable()
 class RefusingGateway {
+  @UseFilters(ForbidFilter)
+  @GeoSubscribe('note.filtered')
+  filtered(): never {
+    throw new WsException('refused, then filtered');
+  }
+
   @GeoSubscribe('note.refused')
   refused(): never {
     throw new WsException('not this one');
@@ -122,6 +136,17 @@ describe('refusals in the logs', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0].text).toContain('kaboom');
     expect(errors[0].text).toMatch(/at .*refusal-logs\.e2e-spec\.ts/); // the stack
+    client.close();
+  });
+
+  it('still runs the app`s exception filters on geo handlers, quietly', async () => {
+    const client = await WsTestClient.connect(url, { token: await signTestToken(SECRET, 'bob') });
+    const room = `logs-${randomUUID().slice(0, 8)}`;
+    await client.join(room);
+    const mark = logger.lines.length;
+    const answer = await client.publish('note.filtered', room, {});
+    expect({ code: answer.code, message: answer.message }).toEqual({ code: 'FORBIDDEN', message: 'filtered by the app' });
+    expect(logger.since(mark).filter((line) => line.level === 'error')).toEqual([]);
     client.close();
   });
 
