@@ -40,21 +40,22 @@ export interface ConsistencyCounts {
   readonly gaps: number;
 }
 
-/** How many `event_id`s per log the duplicate check remembers: the last ones delivered. */
-export const RECENT_IDS_PER_LOG = 256;
+/**
+ * How many `event_id`s per log the duplicate check remembers: the last ones delivered.
+ * About 15 KB per busy log (measured: apps/lab/src/bench/sdk-delivery.ts).
+ */
+export const RECENT_IDS_PER_LOG = 128;
 
 /** The shortest report interval the client accepts from `geo.welcome`'s `report_ms` (a shorter one is raised to it). */
 export const MIN_REPORT_MS = 100;
 
-/** The last {@link RECENT_IDS_PER_LOG} `event_id`s delivered from one log: a set with a ring for eviction. */
+/** The last {@link RECENT_IDS_PER_LOG} `event_id`s delivered from one log: a set with a ring for eviction (grown as ids come). */
 export class RecentIds {
-  private readonly ring: (string | undefined)[];
+  private ring: string[] = [];
   private readonly set = new Set<string>();
   private next = 0;
 
-  constructor(readonly capacity = RECENT_IDS_PER_LOG) {
-    this.ring = new Array<string | undefined>(capacity);
-  }
+  constructor(readonly capacity = RECENT_IDS_PER_LOG) {}
 
   has(id: string): boolean {
     return this.set.has(id);
@@ -62,16 +63,18 @@ export class RecentIds {
 
   /** Adds an id not already held, forgetting the oldest when full. */
   add(id: string): void {
-    const oldest = this.ring[this.next];
-    if (oldest !== undefined) this.set.delete(oldest);
-    this.ring[this.next] = id;
+    if (this.ring.length < this.capacity) this.ring.push(id);
+    else {
+      this.set.delete(this.ring[this.next]);
+      this.ring[this.next] = id;
+      this.next = (this.next + 1) % this.capacity;
+    }
     this.set.add(id);
-    this.next = (this.next + 1) % this.capacity;
   }
 
   clear(): void {
     this.set.clear();
-    this.ring.fill(undefined);
+    this.ring = [];
     this.next = 0;
   }
 
