@@ -1403,20 +1403,14 @@ export class GeoClient {
 
   private stopTimers(): void {
     clearTimeout(this.refreshTimer);
-    clearInterval(this.reportTimer);
     clearTimeout(this.welcomeTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
-    this.refreshTimer =
-      this.welcomeTimer =
-      this.heartbeat =
-      this.drift =
-      this.reconnectTimer =
-      this.connectTimer =
-      this.reportTimer =
-        undefined;
+    clearInterval(this.reportTimer);
+    this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
+    this.reportTimer = undefined;
   }
 
   private setState(state: ConnectionState): void {
