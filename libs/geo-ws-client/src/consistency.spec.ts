@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { ConsistencyCounter, LogCheck, RECENT_IDS_PER_LOG, RecentIds, reportInterval } from './consistency.js';
 
 describe('RecentIds: the duplicate check’s bounded memory', () => {
@@ -10,6 +11,14 @@ describe('RecentIds: the duplicate check’s bounded memory', () => {
     ids.clear();
     expect(ids.size).toBe(0);
     expect(ids.has('d')).toBe(false);
+  });
+
+  it('takes no fresh id for one it holds (hashes of 100,000 random UUIDs against a full window)', () => {
+    const ids = new RecentIds();
+    for (let i = 0; i < RECENT_IDS_PER_LOG; i++) ids.add(randomUUID());
+    let confused = 0;
+    for (let i = 0; i < 100_000; i++) if (ids.has(randomUUID())) confused++;
+    expect(confused).toBe(0);
   });
 
   it('a log check remembers at most RECENT_IDS_PER_LOG ids, however many events pass', () => {

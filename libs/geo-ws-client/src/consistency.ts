@@ -41,46 +41,68 @@ export interface ConsistencyCounts {
 }
 
 /**
- * How many `event_id`s per log the duplicate check remembers: the last ones delivered.
- * About 15 KB per busy log (measured: apps/lab/src/bench/sdk-delivery.ts).
+ * How many `event_id`s per log the duplicate check remembers: the last ones delivered,
+ * as 53-bit hashes (1 KB per busy log; measured: apps/lab/src/bench/sdk-delivery.ts).
  */
 export const RECENT_IDS_PER_LOG = 128;
 
 /** The shortest report interval the client accepts from `geo.welcome`'s `report_ms` (a shorter one is raised to it). */
 export const MIN_REPORT_MS = 100;
 
-/** The last {@link RECENT_IDS_PER_LOG} `event_id`s delivered from one log: a set with a ring for eviction (grown as ids come). */
+/**
+ * The last {@link RECENT_IDS_PER_LOG} `event_id`s delivered from one log, kept as 53-bit
+ * hashes in a ring: a fixed 1 KB, allocated at the first id, instead of the strings
+ * themselves (about 15 KB per log). Two ids share a hash with a chance of about 1 in 2^46
+ * per event over a full ring, so a fresh event is as good as never taken for a duplicate.
+ */
 export class RecentIds {
-  private ring: string[] = [];
-  private readonly set = new Set<string>();
+  private ring: Float64Array | undefined;
+  private filled = 0;
   private next = 0;
 
   constructor(readonly capacity = RECENT_IDS_PER_LOG) {}
 
   has(id: string): boolean {
-    return this.set.has(id);
+    const { ring } = this;
+    if (!ring) return false;
+    const hash = hash53(id);
+    for (let i = 0; i < this.filled; i++) if (ring[i] === hash) return true;
+    return false;
   }
 
   /** Adds an id not already held, forgetting the oldest when full. */
   add(id: string): void {
-    if (this.ring.length < this.capacity) this.ring.push(id);
-    else {
-      this.set.delete(this.ring[this.next]);
-      this.ring[this.next] = id;
-      this.next = (this.next + 1) % this.capacity;
-    }
-    this.set.add(id);
+    this.ring ??= new Float64Array(this.capacity);
+    this.ring[this.next] = hash53(id);
+    this.next = (this.next + 1) % this.capacity;
+    if (this.filled < this.capacity) this.filled++;
   }
 
   clear(): void {
-    this.set.clear();
-    this.ring = [];
+    this.filled = 0;
     this.next = 0;
   }
 
   get size(): number {
-    return this.set.size;
+    return this.filled;
   }
+}
+
+/**
+ * A 53-bit hash of a string (two 32-bit multiply-xorshift lanes, cyrb53's scheme): exact
+ * in a double, so a `Float64Array` holds it.
+ */
+function hash53(text: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ code, 2654435761);
+    h2 = Math.imul(h2 ^ code, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
 /** What the check decides for one event. */
