@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { GeoClient } from '@geo-ws/client';
 import { GeoMetrics, natsTransport } from '@geo-ws/nest';
+import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { Scrape } from './support/prometheus.js';
@@ -226,6 +229,50 @@ describe('metrics on NATS JetStream (the real broker on GEO_NATS_URL, a namespac
     expect(after.value('geows_state_operations_total', { region: 'us', operation: 'putSession', outcome: 'ok' })).toBeGreaterThan(0);
     eu.close();
     us.close();
+  });
+});
+
+describe('the SDK`s geo.report reaches the counters (report_ms: 1000)', () => {
+  let deployment: Deployment;
+
+  beforeAll(async () => {
+    deployment = await deployRegions(['eu'], { geo: { metrics: { reportMs: 1000, path: '/ops/metrics' } } });
+  });
+
+  afterAll(async () => {
+    await deployment.close();
+  });
+
+  it('counts the events the SDK received, and no anomaly in a clean run', async () => {
+    const region = deployment.region('eu');
+    const scrape = () => Scrape.of(`${region.url}/ops/metrics`);
+    const before = await scrape();
+    const client = await GeoClient.connect({
+      regions: [{ name: 'eu', url: region.url, wsUrl: region.wsUrl }],
+      WebSocket,
+      probe: async () => 1,
+      query: { name: 'sdk-user' },
+    });
+    try {
+      const room = `sdk-${randomUUID().slice(0, 8)}`;
+      const received: unknown[] = [];
+      await client.join(room, (event) => received.push(event));
+      for (let i = 0; i < 3; i++) await client.publish(room, 'note.add', { text: `n${i}` });
+      await waitFor(() => received.length === 3, 'three events at the SDK');
+      // The SDK reports every report_ms (1 s here): poll the endpoint until its three events are counted.
+      const reported = async (labels: Record<string, string>, name = 'geows_client_events_total') =>
+        (await scrape()).value(name, labels) - before.value(name, labels);
+      const deadline = Date.now() + 5000;
+      while ((await reported({ region: 'eu' })) < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await reported({ region: 'eu' })).toBe(3);
+      expect(await reported({ region: 'eu', event: 'geo.report' }, 'geows_frames_received_total')).toBeGreaterThan(0);
+      const after = await scrape();
+      expect(
+        after.value('geows_client_anomalies_total', { region: 'eu' }) - before.value('geows_client_anomalies_total', { region: 'eu' }),
+      ).toBe(0);
+    } finally {
+      client.close();
+    }
   });
 });
 
