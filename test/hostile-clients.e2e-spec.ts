@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { globalLog, type GeoWsLimits } from '@geo-ws/nest';
+import { GeoMetrics, globalLog, type GeoWsLimits } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
@@ -58,7 +58,11 @@ describe('hostile clients: replay floods, re-joins, slow readers, garbage', () =
   const room = `big-${randomUUID().slice(0, 6)}`;
 
   beforeAll(async () => {
-    deployment = await deployRegions(['eu', 'us'], { delayMs: 2, geo: { limits, log: { retention: { maxEvents: 20_000 } } } });
+    // Metrics on (registered only): they run under this load too, and count the slow consumer.
+    deployment = await deployRegions(['eu', 'us'], {
+      delayMs: 2,
+      geo: { limits, log: { retention: { maxEvents: 20_000 } }, metrics: { path: false } },
+    });
     await fill(deployment, room, 10_000);
     bystander = await WsTestClient.connect(deployment.region('eu').wsUrl, { name: 'bystander' });
     await bystander.join(room);
@@ -120,6 +124,8 @@ describe('hostile clients: replay floods, re-joins, slow readers, garbage', () =
     await waitFor(() => server.connectionCount === before - 1, 'the server to drop the stalled client', 10_000);
     stalled.socket.resume();
     expect([1013, 1006]).toContain(await stalled.closeCode);
+    const exposition = await deployment.region('eu').app.get(GeoMetrics).registry.metrics();
+    expect(/^geows_slow_consumer_closes_total\{region="eu"\} (\d+)$/m.exec(exposition)?.[1]).toBe('1');
     await bystander.waitForEvents(room, seen + 400, 20_000);
     expect(bystander.isOpen).toBe(true);
   }, 60_000);
