@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import { GeoCloseCode, GeoFrame, type GeoWireCodec } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
@@ -9,7 +9,8 @@ import type { LogRef } from '../transport/log-ref.js';
 import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { encodeTextFrame, FrameWriter, type WireFrame } from './wire-frame.js';
+import { packMsgpack } from '../protocol/msgpack.js';
+import { FrameWriter, LastFrame, type WireFrame } from './wire-frame.js';
 import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
 
 /**
@@ -18,27 +19,8 @@ import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
  */
 const SLOW_CONSUMER_GRACE_MS = 2000;
 
-/**
- * One room event goes to every local member of its feed, one member after another: its
- * frame is built for the first and reused by the rest (the last event's frame, not a map:
- * nothing for the garbage collector to trace, and a feed's members come in a row).
- */
-class LastFrame {
-  private event: object | undefined;
-  private frame: WireFrame | undefined;
-
-  constructor(private readonly ephemeral: boolean) {}
-
-  of(event: GeoLoggedEnvelope | GeoEnvelopeDraft): WireFrame {
-    if (this.event !== event || !this.frame) {
-      this.frame = encodeTextFrame(JSON.stringify({ event: event.type, data: this.ephemeral ? { ...event, seq: null } : event }));
-      this.event = event;
-    }
-    return this.frame;
-  }
-}
-const loggedFrames = new LastFrame(false);
-const ephemeralFrames = new LastFrame(true);
+const loggedFrames = new LastFrame((event) => ({ event: (event as GeoLoggedEnvelope).type, data: event }));
+const ephemeralFrames = new LastFrame((event) => ({ event: (event as GeoEnvelopeDraft).type, data: { ...event, seq: null } }));
 
 /** Every connection's credential expiry, in this process: one timer, not one per connection. */
 let expiries: ExpiryWheel | undefined;
@@ -91,6 +73,8 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
     readonly region: string,
     private readonly limits: ConnectionLimits,
     private readonly hooks: ConnectionHooks,
+    /** JSON text frames or MessagePack binary frames, as the client's subprotocol chose. */
+    readonly codec: GeoWireCodec = 'json',
   ) {
     this.bucket = new TokenBucket(limits.rate);
     this.refusals = new TokenBucket(limits.refusals);
@@ -109,7 +93,8 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
 
   send(event: string, data: unknown): void {
     if (!this.hasRoom()) return;
-    this.socket.send(JSON.stringify({ event, data }));
+    if (this.codec === 'json') this.socket.send(JSON.stringify({ event, data }));
+    else this.socket.send(packMsgpack({ event, data }), { binary: true });
   }
 
   private sendFrame(frame: WireFrame): void {
@@ -150,11 +135,11 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   }
 
   deliver(event: GeoLoggedEnvelope): void {
-    this.sendFrame(loggedFrames.of(event));
+    this.sendFrame(loggedFrames.of(event, this.codec));
   }
 
   deliverEphemeral(envelope: GeoEnvelopeDraft): void {
-    this.sendFrame(ephemeralFrames.of(envelope));
+    this.sendFrame(ephemeralFrames.of(envelope, this.codec));
   }
 
   evicted(log: LogRef): void {

@@ -18,6 +18,7 @@ import {
   parseFrame,
   parseJoin,
   parseLeave,
+  parseMsgpackFrame,
   peekFrame,
   roomOf,
   type Frame,
@@ -65,12 +66,13 @@ export class FrameDispatcher {
     try {
       // Taken before parsing: malformed frames cost the sender as much as valid ones.
       const withinRate = connection.bucket.take();
-      if (isBinary && !isUtf8(bytes)) throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'binary frames must hold UTF-8 JSON');
+      const msgpack = connection.codec === 'msgpack';
+      checkFrameType(msgpack, isBinary, bytes);
       if (bytes.length > maxPayloadBytes) {
-        frame = peekFrame(bytes.toString('utf8')); // only to name the refused request
+        frame = peekFrame(msgpack ? bytes : bytes.toString('utf8')); // only to name the refused request
         throw new GeoProtocolError(GeoErrorCode.PAYLOAD_TOO_LARGE, `frame is ${bytes.length} bytes; the limit is ${maxPayloadBytes}`);
       }
-      frame = parseFrame(bytes.toString('utf8'), maxDepth);
+      frame = msgpack ? parseMsgpackFrame(bytes, maxDepth) : parseFrame(bytes.toString('utf8'), maxDepth);
       if (!withinRate)
         throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
     } catch (error) {
@@ -290,6 +292,20 @@ const CLIENT_FAULTS: ReadonlySet<string> = new Set<string>(
     (code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED,
   ),
 );
+
+/**
+ * A MessagePack connection sends binary frames only; a JSON connection sends text frames, or
+ * binary frames holding UTF-8 JSON (accepted since v1), never MessagePack.
+ */
+function checkFrameType(msgpack: boolean, isBinary: boolean, bytes: Buffer): void {
+  if (msgpack && !isBinary)
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'this connection speaks MessagePack (geo-ws.v1.msgpack): send binary frames');
+  if (!msgpack && isBinary && !isUtf8(bytes))
+    throw new GeoProtocolError(
+      GeoErrorCode.MALFORMED_FRAME,
+      'binary frames on a JSON connection must hold UTF-8 JSON; for MessagePack, connect with the subprotocol geo-ws.v1.msgpack',
+    );
+}
 
 function rawToBuffer(raw: RawData): Buffer {
   if (Buffer.isBuffer(raw)) return raw;

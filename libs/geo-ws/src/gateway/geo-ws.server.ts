@@ -9,7 +9,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import { chooseSubprotocol, codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
@@ -175,8 +175,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       // 'close' listener per connection (and grow the listener array past two).
       clientTracking: false,
       maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
-      // Browsers offer ['geo-ws.v1', 'bearer.<token>']: answer with ours, never echo the token.
-      handleProtocols: (protocols) => (protocols.has(GEO_SUBPROTOCOL) ? GEO_SUBPROTOCOL : false),
+      // Browsers offer ['geo-ws.v1' or 'geo-ws.v1.msgpack', 'bearer.<token>']: answer with ours, never echo the token.
+      handleProtocols: chooseSubprotocol,
     });
     this.upgrades = new UpgradeHandler(
       this.options,
@@ -232,7 +232,14 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
-    const connection = new ClientConnection(ws, principal, this.options.region, this.connectionLimits, this.connectionHooks);
+    const connection = new ClientConnection(
+      ws,
+      principal,
+      this.options.region,
+      this.connectionLimits,
+      this.connectionHooks,
+      codecOf(ws.protocol),
+    );
     this.connections.set(ws, connection);
     connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
     const { pong, error, close, message } = this.socketListeners;

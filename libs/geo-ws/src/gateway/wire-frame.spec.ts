@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
-import { encodeTextFrame, FrameWriter } from './wire-frame.js';
+import { unpackMsgpack } from '../protocol/msgpack.js';
+import type { GeoWireCodec } from '../protocol/wire.js';
+import { encodeFrame, encodeTextFrame, FrameWriter, LastFrame, type WireFrame } from './wire-frame.js';
 
 /** A real server and client; `perMessageDeflate` negotiates the extension that forces `ws.send`. */
 async function pair(perMessageDeflate: boolean): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
@@ -18,11 +20,11 @@ async function pair(perMessageDeflate: boolean): Promise<{ server: WebSocket; cl
   return { server, client, close };
 }
 
-function collect(client: WebSocket, count: number): Promise<{ text: string; binary: boolean }[]> {
-  const received: { text: string; binary: boolean }[] = [];
+function collect(client: WebSocket, count: number): Promise<{ text: string; binary: boolean; bytes: Buffer }[]> {
+  const received: { text: string; binary: boolean; bytes: Buffer }[] = [];
   return new Promise((resolve) => {
     client.on('message', (data: Buffer, binary) => {
-      received.push({ text: data.toString(), binary });
+      received.push({ text: data.toString(), binary, bytes: data });
       if (received.length === count) resolve(received);
     });
   });
@@ -35,7 +37,7 @@ describe('wire frames', () => {
     const received = collect(client, texts.length);
     const writer = new FrameWriter(server);
     for (const text of texts) writer.write(encodeTextFrame(text));
-    expect(await received).toEqual(texts.map((text) => ({ text, binary: false })));
+    expect((await received).map(({ text, binary }) => ({ text, binary }))).toEqual(texts.map((text) => ({ text, binary: false })));
     await close();
   });
 
@@ -84,5 +86,55 @@ describe('wire frames', () => {
     // An uncompressed frame would be legal too, so check the path: both went through ws.send.
     expect(sent).toHaveLength(2);
     await close();
+  });
+
+  it('writes MessagePack events as binary frames, directly and through ws.send (deflate)', async () => {
+    for (const deflate of [false, true]) {
+      const { server, client, close } = await pair(deflate);
+      const received = collect(client, 2);
+      const writer = new FrameWriter(server);
+      const events = [
+        { event: 'chat', data: { text: 'hi' } },
+        { event: 'chat', data: { text: 'y'.repeat(70_000) } },
+      ];
+      for (const event of events) writer.write(encodeFrame(event, 'msgpack'));
+      const messages = await received;
+      expect(messages.map((message) => message.binary)).toEqual([true, true]);
+      expect(messages.map((message) => unpackMsgpack(message.bytes))).toEqual(events);
+      await close();
+    }
+  });
+});
+
+describe('LastFrame: one encode per event per codec', () => {
+  it('a room of JSON and MessagePack members, in any order, costs one encode of each codec per event', () => {
+    const encodes: GeoWireCodec[] = [];
+    const frames = new LastFrame(
+      (event) => ({ event: 'chat', data: event }),
+      (value, codec): WireFrame => {
+        encodes.push(codec);
+        return encodeFrame(value, codec);
+      },
+    );
+    const members: GeoWireCodec[] = ['json', 'msgpack', 'json', 'json', 'msgpack', 'msgpack', 'json'];
+    for (const seq of [1, 2, 3]) {
+      const event = { seq };
+      const written = members.map((codec) => frames.of(event, codec));
+      // Every member of a codec gets the very same bytes.
+      expect(new Set(written.filter((_, i) => members[i] === 'json')).size).toBe(1);
+      expect(new Set(written.filter((_, i) => members[i] === 'msgpack')).size).toBe(1);
+    }
+    expect(encodes).toEqual(['json', 'msgpack', 'json', 'msgpack', 'json', 'msgpack']);
+  });
+
+  it('a room of JSON members only never encodes MessagePack', () => {
+    let encodes = 0;
+    const frames = new LastFrame(
+      (event) => event,
+      (value, codec) => (encodes++, encodeFrame(value, codec)),
+    );
+    const event = { seq: 1 };
+    for (let i = 0; i < 100; i++) expect(frames.of(event, 'json').binary).toBe(false);
+    expect(encodes).toBe(1);
   });
 });

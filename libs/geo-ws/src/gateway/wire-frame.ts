@@ -1,15 +1,19 @@
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import type { WebSocket } from 'ws';
+import { packMsgpack } from '../protocol/msgpack.js';
+import type { GeoWireCodec } from '../protocol/wire.js';
 
 /**
- * A server text frame built once: a room event goes to every local member as the same bytes
- * (WebSocket header + UTF-8 payload), instead of each `send` encoding the string and framing
- * it again. Socket.IO's engine.io does the same for broadcasts (`wsPreEncodedFrame`).
+ * A server frame built once: a room event goes to every local member of a codec as the same
+ * bytes (WebSocket header + payload), instead of each `send` encoding and framing it again.
+ * Socket.IO's engine.io does the same for broadcasts (`wsPreEncodedFrame`).
  */
 export interface WireFrame {
-  /** The UTF-8 payload, for sockets that must go through `ws.send` (an extension is negotiated). */
+  /** The payload (UTF-8 JSON, or MessagePack), for sockets that must go through `ws.send` (an extension is negotiated). */
   readonly payload: Buffer;
+  /** A binary frame (MessagePack) rather than a text frame (JSON). */
+  readonly binary: boolean;
   /** Header and payload in one buffer: one `write` per member. */
   readonly bytes: Buffer;
 }
@@ -21,17 +25,53 @@ interface FrameBuilder {
 const { Sender } = wsModule as unknown as { Sender: FrameBuilder };
 
 const TEXT_OPCODE = 1;
+const BINARY_OPCODE = 2;
 
 export function encodeTextFrame(text: string): WireFrame {
-  const payload = Buffer.from(text);
+  return frameOf(Buffer.from(text), false);
+}
+
+/** A value as one frame of a codec: JSON text, or MessagePack binary. */
+export function encodeFrame(value: unknown, codec: GeoWireCodec): WireFrame {
+  return codec === 'msgpack' ? frameOf(packMsgpack(value), true) : encodeTextFrame(JSON.stringify(value));
+}
+
+function frameOf(payload: Buffer, binary: boolean): WireFrame {
   const parts = Sender.frame(payload, {
     fin: true,
-    opcode: TEXT_OPCODE,
+    opcode: binary ? BINARY_OPCODE : TEXT_OPCODE,
     mask: false, // server frames are never masked (RFC 6455 5.1)
     readOnly: false,
     rsv1: false,
   });
-  return { payload, bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts) };
+  return { payload, binary, bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts) };
+}
+
+/**
+ * One room event goes to every local member of its feed, one member after another: its
+ * frame is built for the first member of each codec and reused by the rest (the last
+ * event's frames, not a map: nothing for the garbage collector to trace, and a feed's
+ * members come in a row). A room with JSON and MessagePack members costs two encodes per
+ * event, whatever its size.
+ */
+export class LastFrame {
+  private event: object | undefined;
+  private json: WireFrame | undefined;
+  private msgpack: WireFrame | undefined;
+
+  constructor(
+    private readonly toWire: (event: object) => object,
+    private readonly encode: (value: unknown, codec: GeoWireCodec) => WireFrame = encodeFrame,
+  ) {}
+
+  of(event: object, codec: GeoWireCodec): WireFrame {
+    if (this.event !== event) {
+      this.event = event;
+      this.json = this.msgpack = undefined;
+    }
+    if (codec === 'msgpack') return (this.msgpack ??= this.encode(this.toWire(event), codec));
+    return (this.json ??= this.encode(this.toWire(event), codec));
+  }
 }
 
 /** The parts of a `ws` socket a pre-built frame is written through (untyped in `@types/ws`). */
@@ -69,7 +109,7 @@ export class FrameWriter {
   }
 
   write(frame: WireFrame): void {
-    if (!this.tcp) return this.socket.send(frame.payload, { binary: false });
+    if (!this.tcp) return this.socket.send(frame.payload, { binary: frame.binary });
     if (this.tcp.writableCorked === 0) corkUntilNextTick(this.tcp);
     this.tcp.write(frame.bytes);
   }
