@@ -4,6 +4,7 @@
 export { GeoWsModule } from './geo-ws.module.js';
 export type {
   GeoRegionEndpoint,
+  GeoWsCompressionOptions,
   GeoWsLimits,
   GeoWsLogOptions,
   GeoWsModuleOptions,

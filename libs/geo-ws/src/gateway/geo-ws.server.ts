@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type PerMessageDeflateOptions, type RawData, type WebSocket } from 'ws';
 import { chooseSubprotocol, codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
@@ -177,6 +177,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
       // Browsers offer ['geo-ws.v1' or 'geo-ws.v1.msgpack', 'bearer.<token>']: answer with ours, never echo the token.
       handleProtocols: chooseSubprotocol,
+      perMessageDeflate: perMessageDeflate(this.options.compression),
     });
     this.upgrades = new UpgradeHandler(
       this.options,
@@ -336,6 +337,21 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const next = names[(names.indexOf(this.options.region) + 1) % names.length];
     return { region: next, url: this.options.regions.get(next)!.wsUrl };
   }
+}
+
+/**
+ * ws's permessage-deflate settings for `compression`. No context takeover either way: each
+ * frame is compressed on its own, so no frame's compression depends on (or reveals) an
+ * earlier frame's content, and a connection's window carries nothing between frames.
+ */
+function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): PerMessageDeflateOptions | false {
+  if (!compression) return false;
+  return {
+    threshold: compression.thresholdBytes,
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+    zlibDeflateOptions: { level: compression.level },
+  };
 }
 
 /** How often the memory held for slow readers is checked. */

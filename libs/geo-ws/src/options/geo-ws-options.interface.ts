@@ -48,6 +48,14 @@ export interface GeoWsModuleOptions {
    */
   presence?: boolean | { ttlMs?: number };
   /**
+   * permessage-deflate (RFC 7692) for clients that offer it (browsers always do). Off by
+   * default: it costs CPU per member, and compressing a secret with attacker-chosen text in
+   * one frame leaks it through the frame's size (CRIME/BREACH; docs/SECURITY.md). Frames
+   * below `thresholdBytes` (default 1024) are sent as they are; `level` is zlib's, 1-9
+   * (default 3). No context takeover either way: each frame is compressed alone.
+   */
+  compression?: false | GeoWsCompressionOptions;
+  /**
    * Sessions: each connection's rooms and positions, kept in the transport's state store
    * so a client reconnecting anywhere with `?session=<id>` gets them back. Saved on
    * membership changes only (join, leave, close or drain), never per event or on a timer;
@@ -63,6 +71,11 @@ export interface GeoWsModuleOptions {
         /** @deprecated Ignored: sessions are saved on membership changes, not periodically (a warning is logged). */
         saveEveryMs?: number;
       };
+}
+
+export interface GeoWsCompressionOptions {
+  thresholdBytes?: number;
+  level?: number;
 }
 
 export interface GeoWsLimits {
@@ -153,4 +166,6 @@ export interface ResolvedGeoWsOptions {
   /** Presence TTL in ms, or `undefined` when presence is off. */
   presenceTtlMs: number | undefined;
   sessions: { ttlMs: number; loadTimeoutMs: number } | undefined;
+  /** permessage-deflate settings, or `undefined` when compression is off. */
+  compression: { thresholdBytes: number; level: number } | undefined;
 }
