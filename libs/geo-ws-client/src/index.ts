@@ -10,6 +10,7 @@ export {
 } from './geo-client.js';
 export type { PositionStorage } from './position-store.js';
 export { GeoClientError } from './errors.js';
+export { jsonCodec, type GeoCodec } from './codec.js';
 export type { BackoffOptions } from './backoff.js';
 export { httpProbe, type RttProbe, type RankedRegion } from './nearest-region.js';
 export { GeoCloseCode, GeoClientCloseCode } from './protocol.js';

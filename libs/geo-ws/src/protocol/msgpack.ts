@@ -6,7 +6,7 @@ import { Packr, Unpackr, type Options } from 'msgpackr';
  * integers read as numbers. Inbound bytes pass `guardMsgpack` first, so the decoder only
  * ever sees JSON's types.
  */
-// `skipValues` is in msgpackr since 1.10, not yet in its types.
+// `skipValues` is not yet in msgpackr's types.
 const packr = new Packr({ useRecords: false, skipValues: [undefined], encodeUndefinedAsNil: true } as Options);
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
