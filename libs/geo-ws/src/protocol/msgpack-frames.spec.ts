@@ -27,6 +27,11 @@ describe('MessagePack frames', () => {
     expect(bytes.toString('hex')).not.toMatch(/^d4|c7|d6/); // no extension header at the start (records use one)
   });
 
+  it('turns what JSON would turn into something else the same way (a Date a handler added is its ISO string, not an extension)', () => {
+    const data = { at: new Date(0), nan: NaN, list: [undefined], map: new Map([['a', 1]]) };
+    expect(parseMsgpackFrame(packMsgpack({ event: 'e', data }))).toEqual(JSON.parse(JSON.stringify({ event: 'e', data })));
+  });
+
   it.each([
     ['a text of 4 GB announced, 1 byte sent', '82 a5 6576656e74 a1 65 a4 64617461 db fffffff0 61', 'a string runs past the end'],
     ['an array of 2^32-1 announced', '82 a5 6576656e74 a1 65 a4 64617461 dd ffffffff c0', 'an array or map runs past the end'],
