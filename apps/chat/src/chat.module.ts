@@ -28,6 +28,7 @@ export class ChatModule {
           allowedOrigins: config.allowedOrigins,
           drainGraceMs: config.drainGraceMs,
           ...(config.maxBufferedBytes === undefined ? {} : { limits: { maxBufferedBytes: config.maxBufferedBytes } }),
+          ...(config.compressionThresholdBytes === undefined ? {} : { compression: { thresholdBytes: config.compressionThresholdBytes } }),
         }),
       ],
       controllers: demo ? [DemoTokenController] : [],
