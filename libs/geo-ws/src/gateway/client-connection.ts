@@ -10,7 +10,7 @@ import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { packMsgpack } from '../protocol/msgpack.js';
-import { FrameWriter, LastFrame, type WireFrame } from './wire-frame.js';
+import { FrameWriter, LastFrame, type FrameCompression, type WireFrame } from './wire-frame.js';
 import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
 
 /**
@@ -31,6 +31,8 @@ export interface ConnectionLimits {
   refusals: { perSecond: number; burst: number };
   replay: { perSecond: number; burst: number };
   maxBufferedBytes: number;
+  /** permessage-deflate (`compression`), for sockets that negotiated it; the writer compresses each event once. */
+  compression?: FrameCompression;
 }
 
 /** What the server hears from a connection. */
@@ -79,7 +81,7 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
     this.bucket = new TokenBucket(limits.rate);
     this.refusals = new TokenBucket(limits.refusals);
     this.replayAllowance = new TokenBucket(limits.replay);
-    this.writer = new FrameWriter(socket);
+    this.writer = new FrameWriter(socket, limits.compression);
   }
 
   get isOpen(): boolean {
@@ -93,8 +95,10 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
 
   send(event: string, data: unknown): void {
     if (!this.hasRoom()) return;
-    if (this.codec === 'json') this.socket.send(JSON.stringify({ event, data }));
-    else this.socket.send(packMsgpack({ event, data }), { binary: true });
+    // Never compressed by ws (control frames are small): ws compresses asynchronously, and the
+    // writer's direct writes would overtake a frame waiting for zlib.
+    if (this.codec === 'json') this.socket.send(JSON.stringify({ event, data }), { compress: false });
+    else this.socket.send(packMsgpack({ event, data }), { binary: true, compress: false });
   }
 
   private sendFrame(frame: WireFrame): void {

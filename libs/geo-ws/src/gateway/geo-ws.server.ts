@@ -99,7 +99,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.sessions = options.sessions
       ? new SessionKeeper(transport.state, options.sessions, (member, room) => this.feeds.positionOf(globalLog(room), member))
       : undefined;
-    this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes };
+    this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes, compression: options.compression };
     this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence);
     const { connections, dispatcher, logger } = this;
     this.connectionHooks = {

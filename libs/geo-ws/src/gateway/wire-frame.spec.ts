@@ -1,16 +1,18 @@
 import { describe, expect, it } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import { unpackMsgpack } from '../protocol/msgpack.js';
 import type { GeoWireCodec } from '../protocol/wire.js';
-import { encodeFrame, encodeTextFrame, FrameWriter, LastFrame, type WireFrame } from './wire-frame.js';
+import { deflatedFrame, encodeFrame, encodeTextFrame, FrameWriter, LastFrame, type WireFrame } from './wire-frame.js';
 
 /** A real server and client; `perMessageDeflate` negotiates the extension that forces `ws.send`. */
-async function pair(perMessageDeflate: boolean): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
+async function pair(
+  perMessageDeflate: boolean | PerMessageDeflateOptions,
+): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate });
   await new Promise((resolve) => wss.once('listening', resolve));
   const accepted = new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
-  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate });
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate: !!perMessageDeflate });
   await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
   const server = await accepted;
   const close = async (): Promise<void> => {
@@ -85,6 +87,54 @@ describe('wire frames', () => {
     expect((await received).map((message) => message.text)).toEqual(['compressed one', 'x'.repeat(2_000)]);
     // An uncompressed frame would be legal too, so check the path: both went through ws.send.
     expect(sent).toHaveLength(2);
+    await close();
+  });
+
+  it('compression on: deflates each event once for every member, writes it directly, small frames whole, in order with ws.send', async () => {
+    const geoDeflate = { serverNoContextTakeover: true, clientNoContextTakeover: true };
+    const members = await Promise.all([pair(geoDeflate), pair(geoDeflate), pair(geoDeflate)]);
+    const long = 'the same words again and again; '.repeat(200); // 6,400 bytes
+    const frames = [encodeTextFrame(long), encodeTextFrame('short'), encodeFrame({ event: 'chat', data: { text: long } }, 'msgpack')];
+    const zlibCalls: Buffer[] = [];
+    for (const { server, client } of members) {
+      const tcp = (client as unknown as { _socket: import('node:net').Socket })._socket;
+      const before = tcp.bytesRead;
+      const received = collect(client, 4);
+      const sends: unknown[] = [];
+      const send = server.send.bind(server);
+      server.send = ((data: Buffer, options: object) => (sends.push(data), send(data, options))) as typeof server.send;
+      const writer = new FrameWriter(server, { thresholdBytes: 64, level: 3 });
+      writer.write(frames[0]);
+      server.send('control', { compress: false }); // ClientConnection.send, between two events of one tick
+      writer.write(frames[1]);
+      writer.write(frames[2]);
+      const messages = await received;
+      expect(messages.map((message) => (message.binary ? unpackMsgpack(message.bytes) : message.text))).toEqual([
+        long,
+        'control',
+        'short',
+        { event: 'chat', data: { text: long } },
+      ]);
+      expect(sends).toHaveLength(1); // only the control frame went through ws
+      expect(tcp.bytesRead - before).toBeLessThan(600); // 12,800 bytes of text, compressed
+      zlibCalls.push(frames[0].deflated!.bytes);
+    }
+    // One compressed frame per event, shared by the three members.
+    expect(new Set(zlibCalls).size).toBe(1);
+    expect(deflatedFrame(frames[0], 3)).toBe(zlibCalls[0]);
+    expect(frames[1].deflated).toBeUndefined(); // below the threshold: never compressed
+    for (const { close } of members) await close();
+  });
+
+  it('compression on, but the client asked for a smaller window: ws.send compresses for it', async () => {
+    const { server, client, close } = await pair({ serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10 });
+    const received = collect(client, 1);
+    let sends = 0;
+    const send = server.send.bind(server);
+    server.send = ((data: Buffer, options: object) => (sends++, send(data, options))) as typeof server.send;
+    new FrameWriter(server, { thresholdBytes: 64, level: 3 }).write(encodeTextFrame('y'.repeat(500)));
+    expect((await received)[0].text).toBe('y'.repeat(500));
+    expect(sends).toBe(1);
     await close();
   });
 
