@@ -49,10 +49,12 @@ export interface GeoWsModuleOptions {
   presence?: boolean | { ttlMs?: number };
   /**
    * permessage-deflate (RFC 7692) for clients that offer it (browsers always do). Off by
-   * default: it costs CPU per member, and compressing a secret with attacker-chosen text in
-   * one frame leaks it through the frame's size (CRIME/BREACH; docs/SECURITY.md). Frames
-   * below `thresholdBytes` (default 1024) are sent as they are; `level` is zlib's, 1-9
-   * (default 3). No context takeover either way: each frame is compressed alone.
+   * default: it costs CPU (one zlib call per event and codec, and inflating what clients
+   * compress), and compressing a secret with attacker-chosen text in one frame leaks it
+   * through the frame's size (CRIME/BREACH; docs/SECURITY.md). Room events from
+   * `thresholdBytes` (default 1024) up are compressed, others sent as they are; `level` is
+   * zlib's, 1-9 (default 3). No context takeover either way: each frame is compressed alone,
+   * once for every member, and no connection keeps a compression window.
    */
   compression?: false | GeoWsCompressionOptions;
   /**
