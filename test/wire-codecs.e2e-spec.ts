@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { GeoClient, type GeoClientOptions, type GeoEnvelope } from '@geo-ws/client';
 import { msgpackCodec } from '@geo-ws/client/msgpack';
@@ -13,6 +18,24 @@ import { deployRegions, type Deployment } from './support/regions.js';
  * same order; permessage-deflate really compresses; hostile MessagePack is refused with
  * its stable code while a bystander keeps receiving.
  */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The built SDK and its MessagePack entry (npm run build), as an app imports them. */
+const SDK = pathToFileURL(path.join(ROOT, 'libs/geo-ws-client/dist/index.js')).href;
+const SDK_MSGPACK = pathToFileURL(path.join(ROOT, 'libs/geo-ws-client/dist/msgpack.js')).href;
+/** A Node script on the global WebSocket (undici; behind a flag before Node 22): MessagePack both ways. */
+const GLOBAL_WEBSOCKET_SCRIPT = `
+import { GeoClient } from ${JSON.stringify(SDK)};
+import { msgpackCodec } from ${JSON.stringify(SDK_MSGPACK)};
+const { directoryUrl, room } = JSON.parse(process.env.WIRE_E2E);
+const client = await GeoClient.connect({ directoryUrl, pinRegion: 'us', probe: async () => 1, query: { name: 'nodeglobal' }, codec: msgpackCodec });
+const seen = [];
+await client.join(room, (event) => seen.push(event.data.text));
+const ack = await client.publish(room, 'note.add', { text: 'from the global WebSocket' });
+while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+console.log(JSON.stringify({ socket: typeof WebSocket, seq: ack.seq, seen }));
+client.close();
+`;
 
 /** Frames from 256 bytes up are compressed, for clients that offer permessage-deflate. */
 const THRESHOLD = 256;
@@ -203,5 +226,36 @@ describe('wire codecs: JSON, MessagePack and permessage-deflate across three reg
     // Still served: the region answers the attacker too.
     mallory.send({ event: 'geo.ping', data: { t: 2 } });
     expect(await mallory.next('geo.pong')).toEqual({ t: 2 });
+  });
+
+  it("Node's global WebSocket (undici) with the MessagePack codec: publishes and receives", async () => {
+    const room = `undici-${randomUUID().slice(0, 8)}`;
+    const dir = mkdtempSync(path.join(tmpdir(), 'wire-e2e-'));
+    try {
+      writeFileSync(path.join(dir, 'script.mjs'), GLOBAL_WEBSOCKET_SCRIPT);
+      const flags = Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-websocket'] : [];
+      // Async: the regions answering it run in this process.
+      const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [...flags, path.join(dir, 'script.mjs')], {
+          env: { ...process.env, NODE_NO_WARNINGS: '1', WIRE_E2E: JSON.stringify({ directoryUrl: deployment.region('us').url, room }) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.on('exit', (status) => {
+          clearTimeout(killer);
+          resolve({ status, stdout, stderr });
+        });
+      });
+      expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(JSON.parse(run.stdout)).toEqual({ socket: 'function', seq: 1, seen: ['from the global WebSocket'] });
+      const codec = deployment.region('us').gateway.seen.find((seen) => seen.user?.id === 'nodeglobal')?.connection?.codec;
+      expect(codec).toBe('msgpack');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
