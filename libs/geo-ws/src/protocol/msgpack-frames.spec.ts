@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Packr } from 'msgpackr';
 import { parseMsgpackFrame } from './frames.js';
 import { packMsgpack } from './msgpack.js';
+import { chooseSubprotocol, codecOf } from './wire.js';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s/g, ''), 'hex');
 const refusal = (bytes: Uint8Array, maxDepth = 32): string => {
@@ -13,6 +14,16 @@ const refusal = (bytes: Uint8Array, maxDepth = 32): string => {
     return `${code}: ${message}`;
   }
 };
+
+describe('subprotocol negotiation', () => {
+  it("answers the first subprotocol it speaks, in the client's order, never the token", () => {
+    expect(chooseSubprotocol(['geo-ws.v1.msgpack', 'bearer.abc'])).toBe('geo-ws.v1.msgpack');
+    expect(chooseSubprotocol(['bearer.abc', 'geo-ws.v1'])).toBe('geo-ws.v1');
+    expect(chooseSubprotocol(['geo-ws.v1', 'geo-ws.v1.msgpack'])).toBe('geo-ws.v1');
+    expect(chooseSubprotocol(['bearer.abc', 'geo-ws.v2'])).toBe(false);
+    expect([codecOf('geo-ws.v1.msgpack'), codecOf('geo-ws.v1'), codecOf('')]).toEqual(['msgpack', 'json', 'json']);
+  });
+});
 
 describe('MessagePack frames', () => {
   it('reads the same frame as JSON, from bytes written by hand (plain MessagePack)', () => {
