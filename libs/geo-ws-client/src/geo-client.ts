@@ -1,5 +1,6 @@
 import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
 import { jsonCodec, type GeoCodec } from './codec.js';
+import { ConsistencyCounter, LogCheck, reportInterval, type Anomaly, type ConsistencyCounts } from './consistency.js';
 import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './nearest-region.js';
 import { PositionStore, type PositionStorage, type SavedPositions } from './position-store.js';
@@ -141,6 +142,12 @@ export interface GeoClientEvents {
    * ({@link GeoClientCloseCode}), or 1006 when it was lost (or never opened) without one.
    */
   reconnect: { attempt: number; delayMs: number; region: string; code: number };
+  /**
+   * A room-log event broke the order the server promises: a duplicate or a regression
+   * (dropped: the room's handlers never see it) or a skipped seq (delivered). Once per
+   * such event; counted in {@link GeoClient.consistency} (docs/CLIENT.md, "Consistency").
+   */
+  anomaly: Anomaly;
 }
 
 /** How an event reached a {@link RoomHandler}. */
@@ -166,6 +173,8 @@ interface Position {
   epoch?: string;
   /** The last `geo.joined` seq: events up to it come from history. */
   joinedAt?: number;
+  /** Duplicates, regressions and gaps in this log (created at the first join). */
+  check?: LogCheck;
 }
 
 interface RoomState {
@@ -233,6 +242,8 @@ const page = globalThis as unknown as {
   removeEventListener?(type: 'pagehide', listener: () => void): void;
 };
 
+/** The client's consistency report (docs/PROTOCOL.md); the server counts it in its metrics. */
+const REPORT_FRAME = 'geo.report';
 /** `WebSocket.OPEN`. */
 const OPEN = 1;
 /** The close code a WebSocket reports when the connection ended without a close frame. */
@@ -320,6 +331,9 @@ export class GeoClient {
   private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
   /** The deadline of `connect()` (`connectTimeoutMs`). */
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Sends `geo.report` every `report_ms` of the connection's `geo.welcome`. */
+  private reportTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly counter = new ConsistencyCounter();
   /** Aborted by `close()`: the directory fetch, probes and handshake checks still running stop. */
   private readonly lifetime = new AbortController();
   /** The `connect()` under way or done. */
@@ -422,6 +436,14 @@ export class GeoClient {
   /** The region connected to now. */
   get region(): string | undefined {
     return this.connectedRegion;
+  }
+
+  /**
+   * Room-log events delivered, and the duplicates, regressions and gaps seen, since the
+   * client was created (a copy; see the `anomaly` event and docs/CLIENT.md, "Consistency").
+   */
+  get consistency(): ConsistencyCounts {
+    return this.counter.snapshot;
   }
 
   /** Regions in failover order, with their measured RTT. */
@@ -546,6 +568,7 @@ export class GeoClient {
   /** Stops for good: `connect()` (if under way) and everything waiting reject with `reason`. */
   private shutdown(reason: GeoClientError): void {
     if (this.closedByUser) return;
+    if (this.reportTimer !== undefined) this.report(); // what happened since the last one
     this.closedByUser = true;
     this.stopTimers();
     this.lifetime.abort(reason);
@@ -908,7 +931,13 @@ export class GeoClient {
     const openFor = this.openedAt === undefined ? 0 : Date.now() - this.openedAt;
     this.openedAt = undefined;
     this.sender = undefined;
-    for (const room of this.rooms.values()) room.joined = false;
+    clearInterval(this.reportTimer);
+    this.reportTimer = undefined;
+    for (const room of this.rooms.values()) {
+      room.joined = false;
+      room.global.check?.disconnected();
+      room.regional.check?.disconnected();
+    }
     // Whatever was sent on this connection is unanswered: every queue starts again from
     // its oldest publish once its room is joined on the next connection.
     for (const queue of this.queues.values()) this.unsend(queue, true);
@@ -976,6 +1005,7 @@ export class GeoClient {
         this.emit('region', { region: welcome.region, rttMs: region.rttMs });
         this.restore(welcome);
         this.scheduleRefresh(welcome.expires_at);
+        this.startReports(welcome.report_ms);
         for (const room of this.rooms.values()) this.sendJoin(room);
         clearTimeout(this.connectTimer);
         this.connectTimer = undefined;
@@ -1051,6 +1081,8 @@ export class GeoClient {
     room.retryTimer = undefined;
     const { global, regional } = room;
     const sameRegion = regional.region === this.connectedRegion;
+    (global.check ??= new LogCheck()).joining(global.seq >= 0 ? global.seq : undefined);
+    (regional.check ??= new LogCheck()).joining(sameRegion && regional.seq >= 0 ? regional.seq : undefined);
     this.send(GeoFrame.JOIN, {
       room: room.name,
       ...(global.seq >= 0 ? { since: global.seq, ...(global.epoch ? { epoch: global.epoch } : {}) } : {}),
@@ -1068,6 +1100,7 @@ export class GeoClient {
     if (position.seq < 0) position.seq = joined.recovered ? joined.seq : 0;
     position.epoch = joined.epoch;
     position.joinedAt = joined.seq;
+    (position.check ??= new LogCheck()).joined(joined);
     this.positions?.changed();
     if (joined.scope === 'regional') {
       room.regional.region = this.connectedRegion;
@@ -1088,10 +1121,34 @@ export class GeoClient {
     let delivery = LIVE;
     if (envelope.seq !== null) {
       const position = envelope.scope === 'regional' ? room.regional : room.global;
-      if (envelope.seq <= position.seq) return; // already delivered (before a reconnect, or before a reload with `storage`)
+      const delivered = position.seq;
+      const verdict = position.check?.check(envelope.seq, envelope.event_id, delivered);
+      if (verdict?.anomaly) {
+        this.counter.anomaly(verdict.anomaly);
+        const { scope } = envelope;
+        this.emit('anomaly', {
+          kind: verdict.anomaly,
+          room: room.name,
+          ...(scope ? { scope } : {}),
+          seq: envelope.seq,
+          expected: delivered + 1,
+          eventId: envelope.event_id,
+        });
+      }
+      // Not delivered: already delivered (before a reconnect, or before a reload with
+      // `storage`), or a duplicate or regression.
+      if (envelope.seq <= delivered || (verdict && !verdict.deliver)) {
+        // A duplicate stored again at a higher seq still moves the position past it.
+        if (envelope.seq > delivered) {
+          position.seq = envelope.seq;
+          this.positions?.changed();
+        }
+        return;
+      }
       position.seq = envelope.seq;
       if (envelope.seq <= (position.joinedAt ?? -1)) delivery = REPLAYED;
       this.positions?.changed();
+      this.counter.delivered();
     }
     for (const handler of room.handlers) this.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
   }
@@ -1341,6 +1398,27 @@ export class GeoClient {
     }
   }
 
+  /**
+   * Sends what the client counted every `report_ms` (from `geo.welcome`; none without it),
+   * for the server's metrics. The timer does not keep a Node process alive.
+   */
+  private startReports(reportMs: unknown): void {
+    clearInterval(this.reportTimer);
+    this.reportTimer = undefined;
+    const interval = reportInterval(reportMs);
+    if (interval === undefined) return;
+    this.reportTimer = setInterval(() => this.report(), interval);
+    (this.reportTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** One `geo.report` with the counts since the last one; nothing when nothing happened or the connection is not open. */
+  private report(): void {
+    const delta = this.counter.peekReport();
+    if (!delta || this.socket?.readyState !== OPEN) return;
+    this.send(REPORT_FRAME, delta);
+    this.counter.markReported();
+  }
+
   private stopTimers(): void {
     clearTimeout(this.refreshTimer);
     clearTimeout(this.welcomeTimer);
@@ -1348,7 +1426,9 @@ export class GeoClient {
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
+    clearInterval(this.reportTimer);
     this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
+    this.reportTimer = undefined;
   }
 
   private setState(state: ConnectionState): void {

@@ -9,6 +9,7 @@ export {
   type EventDelivery,
 } from './geo-client.js';
 export type { PositionStorage } from './position-store.js';
+export type { Anomaly, AnomalyKind, ConsistencyCounts } from './consistency.js';
 export { GeoClientError } from './errors.js';
 export { jsonCodec, type GeoCodec } from './codec.js';
 export type { BackoffOptions } from './backoff.js';

@@ -94,6 +94,8 @@ export interface WelcomeFrame {
   session_id?: string;
   /** Positions the server kept for the resumed session, by room. */
   restored?: Record<string, { seq: number; epoch: string }>;
+  /** Send `geo.report` this often (ms); absent when the server's metrics are off. */
+  report_ms?: number;
 }
 
 /** The server's answer to `geo.auth` (`geo.authed`). */
@@ -122,6 +124,8 @@ export interface JoinedFrame {
   recovered: boolean;
   /** `'regional'` for the answer about the room's regional log. */
   scope?: 'regional';
+  /** `true` when the log numbers seqs 1, 2, 3… with none skipped (memory, Redis); absent otherwise (NATS). */
+  contiguous?: boolean;
 }
 
 /** The server's acknowledgement of a publish (`geo.ack`): the room log stored it. */

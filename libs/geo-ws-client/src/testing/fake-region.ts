@@ -129,6 +129,8 @@ export class FakeRegion {
   welcome: (connection: FakeConnection) => Record<string, unknown> | 'silent' = () => ({});
   /** Answer geo.ping with geo.pong. */
   answerPings = true;
+  /** Say `contiguous: true` in geo.joined, as a server on memory or Redis (its logs are numbered 1, 2, 3… as these are). Off: as NATS. */
+  contiguous = false;
   /** The `expires_at` of the answer to geo.auth. */
   authExpiresAt: (token: string) => string | null = () => null;
   /** Refuse upgrades (HTTP 503), as a region that is down or draining. */
@@ -365,7 +367,7 @@ export class FakeRegion {
       recovered = false;
     }
     if (since < trimmedTo) recovered = false;
-    connection.send('geo.joined', { room, seq: log.length, epoch, recovered });
+    connection.send('geo.joined', { room, seq: log.length, epoch, recovered, ...(this.contiguous ? { contiguous: true } : {}) });
     for (const event of log.slice(Math.max(since, trimmedTo))) connection.send(event.type, event);
   }
 

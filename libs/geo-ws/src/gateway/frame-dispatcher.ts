@@ -22,6 +22,7 @@ import {
   peekFrame,
   roomOf,
   type Frame,
+  type JoinedFrame,
   type JoinOutcome,
   type JoinPosition,
 } from '../protocol/frames.js';
@@ -156,7 +157,9 @@ export class FrameDispatcher {
       let announced = false;
       const announce = (outcome: JoinOutcome): void => {
         announced = true;
-        connection.send(GeoFrame.JOINED, { room: log.room, ...(scope ? { scope } : {}), ...outcome });
+        const joined: JoinedFrame = { room: log.room, ...(scope ? { scope } : {}), ...outcome };
+        if (this.transport.contiguousSeq) joined.contiguous = true;
+        connection.send(GeoFrame.JOINED, joined);
         // The session starts where the client is before the replay; later saves read where the
         // feed has taken it since (deliveries never touch the session).
         const before = !outcome.recovered ? 0 : (position.since ?? outcome.seq);

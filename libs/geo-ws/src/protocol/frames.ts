@@ -28,6 +28,14 @@ export interface JoinOutcome {
   recovered: boolean;
 }
 
+/** `geo.joined` as sent: the outcome, and what the transport promises about its seqs. */
+export interface JoinedFrame extends JoinOutcome {
+  room: string;
+  scope?: 'regional';
+  /** Present (true) when the log numbers seqs 1, 2, 3… with none skipped (`GeoTransport.contiguousSeq`). */
+  contiguous?: true;
+}
+
 /** `geo.join` payload. */
 export interface JoinRequest extends JoinPosition {
   room: string;

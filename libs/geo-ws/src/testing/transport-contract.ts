@@ -30,7 +30,8 @@ export interface TransportContractOptions {
   /**
    * True when the transport numbers each log 1, 2, 3… with no gaps (memory, Redis). Every
    * transport must give strictly increasing seqs per log; NATS uses stream sequences,
-   * which skip the numbers of other rooms' events.
+   * which skip the numbers of other rooms' events. The transport's `contiguousSeq` must
+   * say the same (the suite checks it).
    */
   gapFreeSeq?: boolean;
   /**
@@ -166,6 +167,15 @@ export function describeTransportContract(name: string, options: TransportContra
         const [transport] = await deploy({}, regions.slice(0, 1));
         await Promise.all([transport.connect(), transport.connect()]);
         expect(transport.isReady()).toBe(true);
+      },
+      timeout,
+    );
+
+    it(
+      'states contiguousSeq as the suite is told (gapFreeSeq): clients count skipped seqs as gaps only then',
+      async () => {
+        const [transport] = await deploy({}, regions.slice(0, 1));
+        expect(transport.contiguousSeq).toBe(options.gapFreeSeq === true);
       },
       timeout,
     );

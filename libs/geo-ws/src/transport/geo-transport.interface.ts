@@ -11,13 +11,21 @@ import type { LogRef } from './log-ref.js';
  * Positions (`seq`) are positive and strictly increasing within a log incarnation (its
  * `epoch`), and a log's events are stored and delivered in `seq` order (G2). They need
  * not be consecutive: memory and Redis number each log 1, 2, 3…, NATS uses stream
- * sequences, which skip the numbers of other rooms' events (the contract's `gapFreeSeq`
- * option says which). Callers compare positions and never count them: "no gap" below
- * means no event missing, not consecutive numbers.
+ * sequences, which skip the numbers of other rooms' events ({@link GeoTransport.contiguousSeq}
+ * says which). Callers compare positions and never count them: "no gap" below means no
+ * event missing, not consecutive numbers.
  */
 export interface GeoTransport {
   /** Short name used in logs and `/readyz`, e.g. `memory`, `nats`, `redis`. */
   readonly name: string;
+
+  /**
+   * True when every log is numbered 1, 2, 3… with no number skipped (memory, Redis); false
+   * when seqs may skip numbers (NATS: stream sequences shared by rooms). `geo.joined`
+   * carries it as `contiguous: true`, so clients can count a skipped seq as a gap. The
+   * contract suite checks it against its `gapFreeSeq` option.
+   */
+  readonly contiguousSeq: boolean;
 
   /**
    * Connects to the broker. Idempotent: concurrent and repeated calls share one attempt;

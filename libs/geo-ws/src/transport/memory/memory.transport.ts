@@ -37,6 +37,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): GeoTransp
 /** One region's view of a {@link MemoryNetwork}. */
 export class MemoryTransport implements GeoTransport {
   readonly name = 'memory';
+  readonly contiguousSeq = true;
   private connected = false;
   private closed = false;
   private readonly subscriptions = new Set<() => void>();

@@ -62,6 +62,8 @@ export function natsTransport(options: NatsTransportOptions): GeoTransportFactor
  */
 export class NatsTransport implements GeoTransport {
   readonly name = 'nats';
+  /** Stream sequences are shared by every room of the stream. */
+  readonly contiguousSeq = false;
   readonly state: GeoStateStore;
   private readonly logger = new Logger(NatsTransport.name);
   private readonly names: NatsNames;

@@ -79,6 +79,7 @@ export function redisTransport(options: RedisTransportOptions): GeoTransportFact
  */
 export class RedisTransport implements GeoTransport {
   readonly name = 'redis';
+  readonly contiguousSeq = true;
   readonly state: GeoStateStore;
   private readonly logger = new Logger(RedisTransport.name);
   private readonly keys: RedisKeys;
