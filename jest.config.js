@@ -7,6 +7,7 @@ const esm = {
     '^@geo-ws/nest$': '<rootDir>/libs/geo-ws/src/index.ts',
     '^@geo-ws/nest/testing$': '<rootDir>/libs/geo-ws/src/testing/index.ts',
     '^@geo-ws/client$': '<rootDir>/libs/geo-ws-client/src/index.ts',
+    '^@geo-ws/client/msgpack$': '<rootDir>/libs/geo-ws-client/src/msgpack.ts',
     '^@geo-ws/nest/microservices$': '<rootDir>/libs/geo-ws/src/microservices/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

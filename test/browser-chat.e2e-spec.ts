@@ -98,19 +98,28 @@ describe('chat page in a browser (three region processes, NATS)', () => {
   }, 30_000);
 
   /** A new page served by the region `served`, with that region's pane open and connected. */
-  async function openPane(served: RegionProcess, name: string, room: string): Promise<{ page: Page; pane: Locator }> {
+  async function openPane(
+    served: RegionProcess,
+    name: string,
+    room: string,
+    codec: 'json' | 'msgpack' = 'json',
+  ): Promise<{ page: Page; pane: Locator; frames: { binary: boolean }[] }> {
     const page = await browser!.newPage({ viewport: { width: 1000, height: 720 } });
     page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
+    // What the page's WebSocket receives: text or binary frames.
+    const frames: { binary: boolean }[] = [];
+    page.on('websocket', (socket) => socket.on('framereceived', ({ payload }) => frames.push({ binary: typeof payload !== 'string' })));
     await page.goto(`${served.url}/`);
     await page.getByTestId('name').fill(name);
     await page.getByTestId('room').fill(room);
+    await page.getByTestId('codec-choice').selectOption(codec);
     await page.getByTestId(`open-${served.region}`).click();
     const pane = page.locator(`.pane[data-region="${served.region}"]`);
     await pane
       .getByTestId('state')
       .filter({ hasText: /^open$/ })
       .waitFor({ timeout: 20_000 });
-    return { page, pane };
+    return { page, pane, frames };
   }
 
   it('a message crosses regions; the asia process restarts and its pane fails over without loss or duplicates', async () => {
@@ -188,4 +197,31 @@ describe('chat page in a browser (three region processes, NATS)', () => {
         `rows ${JSON.stringify(seen.map(({ seq, origin, latency }) => ({ seq, origin, latency })))}; screenshot ${SCREENSHOT}`,
     );
   }, 120_000);
+
+  it('a MessagePack pane and a JSON pane share a room: each receives the other, the MessagePack one in binary frames', async () => {
+    const [, eu, us] = regions;
+    const room = `codec-${randomUUID().slice(0, 6)}`;
+    const packed = await openPane(eu, 'mia', room, 'msgpack');
+    const plain = await openPane(us, 'jon', room, 'json');
+    expect(await textOf(packed.pane, 'codec')).toBe('MessagePack');
+    expect(await textOf(plain.pane, 'codec')).toBe('JSON');
+    await send(packed.pane, 'from a MessagePack pane');
+    await send(plain.pane, 'from a JSON pane');
+    for (const view of [packed, plain]) {
+      await shownMessage(view.pane, 'from a MessagePack pane');
+      await shownMessage(view.pane, 'from a JSON pane');
+    }
+    const summary = async (pane: Locator) => (await rows(pane)).map(({ seq, text, sender, origin }) => ({ seq, text, sender, origin }));
+    expect(await summary(packed.pane)).toEqual(await summary(plain.pane));
+    const shown = await summary(packed.pane);
+    expect(shown.map(({ text, sender, origin }) => ({ text, sender, origin }))).toEqual([
+      { text: 'from a MessagePack pane', sender: 'mia', origin: 'eu' },
+      { text: 'from a JSON pane', sender: 'jon', origin: 'us' },
+    ]);
+    expect(shown[1].seq).toBeGreaterThan(shown[0].seq!);
+    expect(packed.frames.length).toBeGreaterThan(3);
+    expect(packed.frames.every((frame) => frame.binary)).toBe(true);
+    expect(plain.frames.every((frame) => !frame.binary)).toBe(true);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 });

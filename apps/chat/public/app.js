@@ -58,7 +58,7 @@ function openPane(region) {
   const name = $('#name');
   const room = $('#room');
   if (!name.reportValidity() || !room.reportValidity()) return;
-  const pane = new Pane(region, name.value.trim(), room.value.trim(), () => panes.delete(region.name));
+  const pane = new Pane(region, name.value.trim(), room.value.trim(), $('#codec').value, () => panes.delete(region.name));
   panes.set(region.name, pane);
   placePane(region, pane);
 }
@@ -72,9 +72,10 @@ function placePane(region, pane) {
 
 /** One region's view: its GeoClient, its rooms and what they show. */
 class Pane {
-  constructor(region, name, roomName, onClose) {
+  constructor(region, name, roomName, codec, onClose) {
     this.home = region.name; // the region this pane prefers; the SDK may fail over elsewhere
     this.name = name;
+    this.codec = codec; // 'json' or 'msgpack': the frames of this pane's connection
     this.onClose = onClose;
     this.client = null; // set once the first connection is open
     this.closed = false;
@@ -102,6 +103,7 @@ class Pane {
       input: $('[data-testid=composer]', this.root),
     };
     $('.pane-region', this.root).textContent = region.name;
+    $('[data-testid=codec]', this.root).textContent = codec === 'msgpack' ? 'MessagePack' : 'JSON';
     this.bindUi();
     this.showRoom(roomName);
     this.ready = this.connect();
@@ -134,7 +136,10 @@ class Pane {
     this.setState('connecting');
     let client;
     try {
+      // The MessagePack codec is loaded only by panes that use it (it brings msgpackr along).
+      const codec = this.codec === 'msgpack' ? (await import('/sdk/msgpack.js')).msgpackCodec : undefined;
       client = await GeoClient.connect({
+        codec,
         directoryUrl: location.origin,
         // This pane's region first; while it is down the SDK moves to the next one.
         regionOrder: [this.home, ...regions.map((region) => region.name).filter((name) => name !== this.home)],

@@ -29,6 +29,7 @@ export class ChatModule {
           drainGraceMs: config.drainGraceMs,
           ...(config.maxBufferedBytes === undefined ? {} : { limits: { maxBufferedBytes: config.maxBufferedBytes } }),
           ...(config.metrics ? { metrics: true } : {}),
+          ...(config.compressionThresholdBytes === undefined ? {} : { compression: { thresholdBytes: config.compressionThresholdBytes } }),
         }),
       ],
       controllers: demo ? [DemoTokenController] : [],

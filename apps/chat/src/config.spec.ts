@@ -31,6 +31,8 @@ describe('chat config from the environment', () => {
   it('leaves the buffered-bytes limit to the library unless GEO_MAX_BUFFERED_BYTES is set', () => {
     expect(readRegionConfig({}).maxBufferedBytes).toBeUndefined();
     expect(readRegionConfig({ GEO_MAX_BUFFERED_BYTES: '262144' }).maxBufferedBytes).toBe(262_144);
+    expect(readRegionConfig({}).compressionThresholdBytes).toBeUndefined();
+    expect(readRegionConfig({ GEO_COMPRESSION_THRESHOLD: '128' }).compressionThresholdBytes).toBe(128);
     expect(() => readRegionConfig({ GEO_MAX_BUFFERED_BYTES: 'lots' })).toThrow('GEO_MAX_BUFFERED_BYTES must be a non-negative integer');
   });
 

@@ -12,6 +12,8 @@ export interface RegionConfig {
   drainGraceMs: number;
   /** A client whose unsent bytes pass this is closed (1013) and resumes; `undefined`: the library's default (8 MiB). */
   maxBufferedBytes: number | undefined;
+  /** permessage-deflate for frames from this many bytes up (`GEO_COMPRESSION_THRESHOLD`); `undefined`: compression off. */
+  compressionThresholdBytes: number | undefined;
   /** Only warnings and errors in the log (the three-region demo sets it to keep output readable). */
   quiet: boolean;
   /** `GEO_METRICS=1`: Prometheus metrics at `GET /metrics` (geo-ws's `metrics: true`). */
@@ -126,6 +128,8 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
     interRegionDelayMs: integer(env, 'GEO_INTER_REGION_DELAY_MS', 40),
     drainGraceMs: integer(env, 'GEO_DRAIN_GRACE_MS', 2000),
     maxBufferedBytes: variable(env, 'GEO_MAX_BUFFERED_BYTES') === undefined ? undefined : integer(env, 'GEO_MAX_BUFFERED_BYTES', 0),
+    compressionThresholdBytes:
+      variable(env, 'GEO_COMPRESSION_THRESHOLD') === undefined ? undefined : integer(env, 'GEO_COMPRESSION_THRESHOLD', 0),
     quiet: env.GEO_QUIET === '1',
     metrics: env.GEO_METRICS === '1',
     namespace: env.GEO_NAMESPACE ?? 'chat',

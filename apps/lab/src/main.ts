@@ -97,7 +97,15 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
     .option('--html <file>', 'write the HTML report here')
     .option('--logs <file>', 'also write every publish and client log to <file>.<impl>.json')
     .option('--quiet', 'no live progress line', false)
-    .option('--cpu-prof <dir>', 'write a V8 CPU profile of each server process to <dir>/<impl>/ (open in Chrome DevTools)');
+    .option('--cpu-prof <dir>', 'write a V8 CPU profile of each server process to <dir>/<impl>/ (open in Chrome DevTools)')
+    .addOption(
+      new Option(
+        '--wire <codec>',
+        "geo clients' frames: JSON text, MessagePack binary, or JSON with permessage-deflate (regions compress from 128 B)",
+      )
+        .choices(['json', 'msgpack', 'deflate'])
+        .default(defaults.wire),
+    );
 }
 
 interface CommonFlags {
@@ -124,6 +132,7 @@ interface CommonFlags {
   logs?: string;
   quiet: boolean;
   cpuProf?: string;
+  wire: LabOptions['wire'];
   [knob: string]: unknown;
 }
 
@@ -161,6 +170,7 @@ function toOptions(scenario: Scenario, flags: CommonFlags): LabOptions {
     logs: flags.logs,
     quiet: flags.quiet,
     cpuProf: flags.cpuProf,
+    wire: flags.wire,
   };
 }
 

@@ -1,4 +1,5 @@
 import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
+import { jsonCodec, type GeoCodec } from './codec.js';
 import { ConsistencyCounter, LogCheck, reportInterval, type Anomaly, type ConsistencyCounts } from './consistency.js';
 import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './nearest-region.js';
@@ -7,7 +8,6 @@ import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type Publish
 import { checkDirectoryUrl, checkRegions } from './regions.js';
 import {
   BEARER_PREFIX,
-  GEO_SUBPROTOCOL,
   GeoClientCloseCode,
   GeoCloseCode,
   GeoFrame,
@@ -59,6 +59,12 @@ export interface GeoClientOptions {
    * client read the HTTP status of a refused upgrade.
    */
   WebSocket?: WebSocketConstructor;
+  /**
+   * How frames are encoded: JSON text frames (default), or MessagePack binary frames with
+   * `msgpackCodec` from `@geo-ws/client/msgpack` (needs the `msgpackr` package). The client
+   * offers the codec's subprotocol; the same frames, envelope and limits either way.
+   */
+  codec?: GeoCodec;
   /** Connect only to this region. */
   pinRegion?: string;
   /** Use regions in this order instead of ranking them by RTT. */
@@ -193,7 +199,8 @@ interface PendingPublish {
   eventId: string;
   room: string;
   /** The frame, encoded once at `publish()`: every attempt sends the same bytes. */
-  wire: string;
+  /** The frame as encoded once, sent as it is on every attempt. */
+  wire: string | Uint8Array;
   resolve(ack: AckFrame): void;
   reject(error: Error): void;
   /** Sent on the current connection since the last (re)start of its queue, and not answered. */
@@ -335,6 +342,7 @@ export class GeoClient {
   private readonly directory: GeoRegion[] | undefined;
   private readonly directoryUrl: string | undefined;
   private readonly Socket: WebSocketConstructor;
+  private readonly codec: GeoCodec;
   /** A 401 made the client ask the `token` function for a fresh token (once, until the next `geo.welcome`). */
   private freshTokenTried = false;
   /** The code the client closed the current connection with, whatever the server echoes. */
@@ -389,6 +397,10 @@ export class GeoClient {
     const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
     this.Socket = Socket;
+    const codec = options.codec ?? jsonCodec;
+    if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.subprotocol !== 'string')
+      throw invalidOptions('codec must be a GeoCodec, e.g. msgpackCodec from "@geo-ws/client/msgpack" (or leave it out for JSON)');
+    this.codec = codec;
     if (options.storage) {
       this.positions = new PositionStore(options.storage, options.storageKey ?? 'geo-ws', () => this.positionsToSave());
       const saved = this.positions.load();
@@ -499,9 +511,9 @@ export class GeoClient {
     if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
     if (this.outbox.has(eventId))
       return Promise.reject(new GeoClientError('INVALID_ENVELOPE', `event_id ${eventId} is already waiting for its ack; nothing was sent`));
-    let wire: string;
+    let wire: string | Uint8Array;
     try {
-      wire = encodePublish(event, eventId, room, data, this.limits);
+      wire = encodePublish(event, eventId, room, data, this.limits, this.codec);
     } catch (error) {
       return Promise.reject(error instanceof GeoClientError ? error : new GeoClientError('MALFORMED_FRAME', String(error)));
     }
@@ -719,7 +731,13 @@ export class GeoClient {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above; the compiler keeps the narrowing from the check at the top
     if (this.closedByUser) return;
     this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting');
-    const socket = new this.Socket(url.toString(), token ? [GEO_SUBPROTOCOL, `${BEARER_PREFIX}${token}`] : undefined);
+    // JSON needs no subprotocol (the server's default); another codec is always asked for.
+    const protocols = token
+      ? [this.codec.subprotocol, `${BEARER_PREFIX}${token}`]
+      : this.codec === jsonCodec
+        ? undefined
+        : [this.codec.subprotocol];
+    const socket = new this.Socket(url.toString(), protocols);
     this.socket = socket;
     // undici and browsers hand binary frames over as a Blob, which cannot be read at once.
     if ('binaryType' in socket) socket.binaryType = 'arraybuffer';
@@ -748,7 +766,7 @@ export class GeoClient {
       this.lastFrameAt = Date.now();
       let frame: Frame;
       try {
-        frame = JSON.parse(textOf(message.data)) as Frame;
+        frame = this.codec.decode(message.data) as Frame;
       } catch {
         return; // not a protocol frame: the server sends none such
       }
@@ -1324,7 +1342,7 @@ export class GeoClient {
   }
 
   private send(event: string, data: unknown): void {
-    if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify({ event, data }));
+    if (this.socket?.readyState === OPEN) this.socket.send(this.codec.encode({ event, data }));
   }
 
   // ---- liveness and drift ---------------------------------------------------------------
@@ -1472,13 +1490,6 @@ function authRefusal(status: number, body: string): Refusal | undefined {
     code: typeof parsed.code === 'string' && parsed.code ? parsed.code : status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
     message: typeof parsed.message === 'string' && parsed.message ? parsed.message : `HTTP ${status}`,
   };
-}
-
-/** A frame's text: a string, or the bytes of a binary frame (ArrayBuffer, a Buffer, a typed array). */
-function textOf(data: unknown): string {
-  if (typeof data === 'string') return data;
-  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data);
-  return String(data);
 }
 
 function invalidOptions(message: string): GeoClientError {

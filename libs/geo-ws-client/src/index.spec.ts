@@ -9,7 +9,12 @@ describe('@geo-ws/client public surface', () => {
       'GeoClientError',
       'GeoCloseCode',
       'httpProbe',
+      'jsonCodec',
       'newEventId',
     ]);
+  });
+
+  it('@geo-ws/client/msgpack exports the MessagePack codec alone (the core never imports msgpackr)', async () => {
+    expect(Object.keys(await import('./msgpack.js'))).toEqual(['msgpackCodec']);
   });
 });

@@ -11,6 +11,7 @@ export {
 export type { PositionStorage } from './position-store.js';
 export type { Anomaly, AnomalyKind, ConsistencyCounts } from './consistency.js';
 export { GeoClientError } from './errors.js';
+export { jsonCodec, type GeoCodec } from './codec.js';
 export type { BackoffOptions } from './backoff.js';
 export { httpProbe, type RttProbe, type RankedRegion } from './nearest-region.js';
 export { GeoCloseCode, GeoClientCloseCode } from './protocol.js';

@@ -50,6 +50,8 @@ export interface GeoRegionOption {
 
 /** The subprotocol of wire protocol v1; the token travels as a second one, {@link BEARER_PREFIX}`<token>`. */
 export const GEO_SUBPROTOCOL = 'geo-ws.v1';
+/** The same protocol in MessagePack binary frames (`@geo-ws/client/msgpack`). */
+export const GEO_MSGPACK_SUBPROTOCOL = 'geo-ws.v1.msgpack';
 /** Prefix of the subprotocol that carries the token. */
 export const BEARER_PREFIX = 'bearer.';
 
@@ -192,7 +194,8 @@ export interface WebSocketLike {
   readonly readyState: number;
   /** Set to `'arraybuffer'` when present, so a binary frame can be read at once (undici and browsers default to Blob). */
   binaryType?: string;
-  send(data: string): void;
+  /** A text frame (a string) or a binary frame (bytes, with a binary codec). */
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   onopen: EventHandler<unknown> | null;
   onmessage: EventHandler<{ data: unknown }> | null;

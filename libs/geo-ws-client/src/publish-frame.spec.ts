@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 // The server's own parser: the client must refuse exactly what it would refuse.
-import { DEFAULT_MAX_DEPTH as SERVER_MAX_DEPTH, parseFrame } from '../../geo-ws/src/protocol/frames.js';
+import { DEFAULT_MAX_DEPTH as SERVER_MAX_DEPTH, parseFrame, parseMsgpackFrame } from '../../geo-ws/src/protocol/frames.js';
 import { GeoClientError } from './errors.js';
+import { msgpackCodec } from './msgpack.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, jsonDepth, utf8Length } from './publish-frame.js';
 
 const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxDepth: DEFAULT_MAX_DEPTH };
@@ -39,7 +40,7 @@ describe('publish frames: checked like the server checks them', () => {
         if (client === undefined) {
           const wire = encodePublish('chat.message', 'e1', 'room-1', data, limits);
           expect(wire).toBe(frame); // the bytes the server would parse
-          expect(parseFrame(wire, SERVER_MAX_DEPTH)).toEqual(JSON.parse(frame));
+          expect(parseFrame(wire as string, SERVER_MAX_DEPTH)).toEqual(JSON.parse(frame));
         }
       }),
       { numRuns: 3000 },
@@ -47,6 +48,41 @@ describe('publish frames: checked like the server checks them', () => {
     // Both sides of the limit were exercised.
     expect(outcomes.get('sent')).toBeGreaterThan(300);
     expect(outcomes.get('MALFORMED_FRAME')).toBeGreaterThan(300);
+  });
+
+  it('MessagePack: any payload is refused for depth exactly when the server would, and reads back as the JSON frame (fast-check)', () => {
+    const outcomes = new Map<string, number>();
+    fc.assert(
+      fc.property(deepJson, (data) => {
+        const client = refusal(() => encodePublish('chat.message', 'e1', 'room-1', data, limits, msgpackCodec));
+        outcomes.set(client ?? 'sent', (outcomes.get(client ?? 'sent') ?? 0) + 1);
+        const frame = JSON.stringify({ event: 'chat.message', data: { event_id: 'e1', room_id: 'room-1', data } });
+        expect(client).toBe(refusal(() => parseFrame(frame, SERVER_MAX_DEPTH)));
+        if (client === undefined) {
+          const wire = encodePublish('chat.message', 'e1', 'room-1', data, limits, msgpackCodec) as Uint8Array;
+          expect(wire).toBeInstanceOf(Uint8Array);
+          expect(JSON.stringify(parseMsgpackFrame(wire, SERVER_MAX_DEPTH))).toBe(JSON.stringify(parseFrame(frame, SERVER_MAX_DEPTH)));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    expect(outcomes.get('sent')).toBeGreaterThan(200);
+    expect(outcomes.get('MALFORMED_FRAME')).toBeGreaterThan(200);
+  });
+
+  it('MessagePack: values JSON turns into something else are sent as JSON would send them (the server refuses extension types)', () => {
+    const at = new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6));
+    const data = { at, nan: NaN, list: [undefined, 1], gone: undefined, map: new Map([['a', 1]]), nested: { toJSON: () => 'custom' } };
+    const wire = encodePublish('chat.message', 'e1', 'r', data, limits, msgpackCodec) as Uint8Array;
+    expect(parseMsgpackFrame(wire).data).toEqual(JSON.parse(JSON.stringify({ event_id: 'e1', room_id: 'r', data })));
+    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', undefined, limits, msgpackCodec))).toBe('INVALID_ENVELOPE');
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', cycle, limits, msgpackCodec))).toBe('MALFORMED_FRAME');
+    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', { big: 1n }, limits, msgpackCodec))).toBe('MALFORMED_FRAME');
+    expect(refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(70_000) }, limits, msgpackCodec))).toBe(
+      'PAYLOAD_TOO_LARGE',
+    );
   });
 
   it('jsonDepth ignores brackets inside strings and escapes', () => {
@@ -68,7 +104,7 @@ describe('publish frames: checked like the server checks them', () => {
 
   it('the frame limit is inclusive, as on the server (bytes > limit are refused)', () => {
     const frameBytes = (text: string) =>
-      utf8Length(encodePublish('chat.message', 'e1', 'r', { text }, { maxFrameBytes: 1e9, maxDepth: 32 }));
+      utf8Length(encodePublish('chat.message', 'e1', 'r', { text }, { maxFrameBytes: 1e9, maxDepth: 32 }) as string);
     const exact = frameBytes('x'.repeat(100));
     expect(
       refusal(() => encodePublish('chat.message', 'e1', 'r', { text: 'x'.repeat(100) }, { maxFrameBytes: exact, maxDepth: 32 })),

@@ -1,3 +1,4 @@
+import { jsonCodec, type GeoCodec } from './codec.js';
 import { GeoClientError } from './errors.js';
 
 /** What the client checks before a publish leaves it (defaults: the server's defaults). */
@@ -23,8 +24,16 @@ const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
  * - `PAYLOAD_TOO_LARGE`: a frame larger than `maxFrameBytes`.
  *
  * `event` is `unknown` because `publish()` is called from JavaScript too: it is checked here.
+ * With a binary codec (MessagePack) the checks are the same, and the frame is its bytes.
  */
-export function encodePublish(event: unknown, eventId: string, room: string, data: unknown, limits: PublishLimits): string {
+export function encodePublish(
+  event: unknown,
+  eventId: string,
+  room: string,
+  data: unknown,
+  limits: PublishLimits,
+  codec: GeoCodec = jsonCodec,
+): string | Uint8Array {
   if (typeof event !== 'string' || event.length === 0 || event.length > 128 || event.startsWith('geo.')) {
     throw new GeoClientError(
       'INVALID_ENVELOPE',
@@ -34,6 +43,7 @@ export function encodePublish(event: unknown, eventId: string, room: string, dat
   if (typeof eventId !== 'string' || !EVENT_ID.test(eventId)) {
     throw new GeoClientError('INVALID_ENVELOPE', 'event_id must be 1-64 characters of [A-Za-z0-9_-]; nothing was sent');
   }
+  if (codec !== jsonCodec) return encodeWith(codec, event, eventId, room, data, limits);
   let payload: string | undefined;
   try {
     payload = stringify(data);
@@ -56,6 +66,55 @@ export function encodePublish(event: unknown, eventId: string, room: string, dat
     throw new GeoClientError('PAYLOAD_TOO_LARGE', `the frame is ${bytes} bytes; the limit is ${limits.maxFrameBytes}; nothing was sent`);
   }
   return frame;
+}
+
+/** A publish frame in another codec than JSON: `data` checked as JSON's is, the size is the bytes'. */
+function encodeWith(
+  codec: GeoCodec,
+  event: string,
+  eventId: string,
+  room: string,
+  data: unknown,
+  limits: PublishLimits,
+): string | Uint8Array {
+  if (data === undefined || typeof data === 'function' || typeof data === 'symbol')
+    throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
+  const depth = 1 + valueDepth(data, limits.maxDepth);
+  if (depth > limits.maxDepth) {
+    throw new GeoClientError(
+      'MALFORMED_FRAME',
+      `the payload nests arrays or objects more than ${limits.maxDepth - 1} levels deep (or refers to itself); nothing was sent`,
+    );
+  }
+  let frame: string | Uint8Array;
+  try {
+    frame = codec.encode({ event, data: { event_id: eventId, room_id: room, data } });
+  } catch (error) {
+    throw new GeoClientError('MALFORMED_FRAME', `the payload cannot be encoded (${describeThrown(error)}); nothing was sent`);
+  }
+  const bytes = typeof frame === 'string' ? utf8Length(frame) : frame.byteLength;
+  if (bytes > limits.maxFrameBytes) {
+    throw new GeoClientError('PAYLOAD_TOO_LARGE', `the frame is ${bytes} bytes; the limit is ${limits.maxFrameBytes}; nothing was sent`);
+  }
+  return frame;
+}
+
+/**
+ * Deepest nesting of arrays and objects in a value (a scalar is 0, `{}` is 1), counted up to
+ * `limit + 1` and no further (so a cycle ends too). Iterative. Values with `toJSON` (a Date)
+ * count as scalars, as their JSON form is.
+ */
+export function valueDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null || 'toJSON' in node) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > limit) return deepest;
+    for (const child of (Array.isArray(node) ? node : Object.values(node)) as unknown[]) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 /** `JSON.stringify`, typed as it behaves: `undefined` for undefined, a function or a symbol (the lib says `string`). */

@@ -4,6 +4,7 @@
 export { GeoWsModule } from './geo-ws.module.js';
 export type {
   GeoRegionEndpoint,
+  GeoWsCompressionOptions,
   GeoWsLimits,
   GeoWsLogOptions,
   GeoWsModuleOptions,
@@ -37,7 +38,7 @@ export type { GeoAuthenticator, GeoHandshake, GeoPrincipal } from './auth/geo-pr
 
 // The running server (revocation, presence, readiness) and the wire protocol's names
 export { GeoWsServer } from './gateway/geo-ws.server.js';
-export { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from './protocol/wire.js';
+export { GEO_MSGPACK_SUBPROTOCOL, GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame, type GeoWireCodec } from './protocol/wire.js';
 export type { GeoRegionDirectory } from './directory/geo-directory.controller.js';
 
 // Transports, and what a transport author implements

@@ -49,7 +49,7 @@ interface Waiter {
 
 /** One forked worker and what it last said. */
 class WorkerHandle {
-  progress: ProgressSample = { connected: 0, reconnecting: 0, published: 0, acked: 0, delivered: 0, errors: 0 };
+  progress: ProgressSample = { connected: 0, reconnecting: 0, published: 0, acked: 0, delivered: 0, errors: 0, bytesRead: 0 };
   stderr = '';
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private waiters: Waiter[] = [];
@@ -229,7 +229,7 @@ export class LoadFleet {
 
   /** The sum of every worker's latest progress sample. */
   progress(): ProgressSample {
-    const total: ProgressSample = { connected: 0, reconnecting: 0, published: 0, acked: 0, delivered: 0, errors: 0 };
+    const total: ProgressSample = { connected: 0, reconnecting: 0, published: 0, acked: 0, delivered: 0, errors: 0, bytesRead: 0 };
     for (const { progress } of this.workers) {
       total.connected += progress.connected;
       total.reconnecting += progress.reconnecting;
@@ -237,6 +237,7 @@ export class LoadFleet {
       total.acked += progress.acked;
       total.delivered += progress.delivered;
       total.errors += progress.errors;
+      total.bytesRead += progress.bytesRead;
     }
     return total;
   }

@@ -46,6 +46,8 @@ export interface WorkerPlan {
   worker: number;
   clients: ClientPlan[];
   auth?: TokenAuthority;
+  /** geo only: how clients encode frames (see LabOptions.wire). */
+  wire?: 'json' | 'msgpack' | 'deflate';
   /** Messages per second per publisher per room. */
   publishRatePerSec: number;
   /** Size of the text payload, in bytes (padding added to the timestamped text). */
@@ -83,6 +85,8 @@ export interface ProgressSample {
   acked: number;
   delivered: number;
   errors: number;
+  /** Bytes the clients' TCP sockets read (geo only; 0 for the peers). */
+  bytesRead: number;
 }
 
 /**

@@ -15,7 +15,7 @@ const CONNECT_DEADLINE_MS = 60_000;
 /** Event numbers: worker × this + a counter, unique in the run. */
 const NUMBERS_PER_WORKER = 1e9;
 
-const counters: ProgressSample = { connected: 0, reconnecting: 0, published: 0, acked: 0, delivered: 0, errors: 0 };
+const counters: ProgressSample = { connected: 0, reconnecting: 0, published: 0, acked: 0, delivered: 0, errors: 0, bytesRead: 0 };
 
 /** One client with its log; the adapter reports into it. */
 class ClientRecord implements ClientSink {
@@ -109,10 +109,14 @@ function onPlan(next: WorkerPlan): void {
   padding = 'x'.repeat(Math.min(MAX_TEXT, Math.max(0, plan.payloadBytes)));
   for (const clientPlan of plan.clients) {
     const record = new ClientRecord(clientPlan);
-    record.client = createClient(plan.impl, { plan: clientPlan, sink: record, auth: plan.auth });
+    record.client = createClient(plan.impl, { plan: clientPlan, sink: record, auth: plan.auth, wire: plan.wire });
     records.set(clientPlan.id, record);
   }
-  const report = (): void => send({ type: 'progress', worker: next.worker, sample: { ...counters } });
+  const report = (): void => {
+    let bytesRead = 0;
+    for (const record of records.values()) bytesRead += record.client.bytesRead?.() ?? 0;
+    send({ type: 'progress', worker: next.worker, sample: { ...counters, bytesRead } });
+  };
   setInterval(report, 1000);
   // The first sample tells the lab the plan is in place.
   report();

@@ -36,6 +36,10 @@ export interface ImplRun {
   throughput: number;
   /** Server CPU-seconds per 1,000 deliveries. */
   cpuPer1kDeliveries: number;
+  /** geo: how clients encoded frames (`--wire`). */
+  wire?: 'json' | 'msgpack' | 'deflate';
+  /** geo: bytes the clients' TCP sockets read over the publish window (events, acks, pings, headers), per delivery. */
+  bytesReadPerDelivery?: number;
   faults: FaultEvent[];
   /** Set when something stopped the run short (e.g. clients that could not connect), in words. */
   limitedBy?: string;

@@ -118,6 +118,7 @@ export function summarySections(report: LabReport): SummarySection[] {
       title: 'Server cost',
       rows: [
         row('CPU-s per 1k deliveries', 'cpu', (run) => run.cpuPer1kDeliveries),
+        row('client bytes read per delivery', 'count', (run) => run.bytesReadPerDelivery),
         row('server CPU-s', 'cpu', (run) => run.server.cpuSeconds),
         row('broker CPU-s', 'cpu', (run) => run.server.brokerCpuSeconds),
         row('load workers CPU-s', 'cpu', (run) => run.server.loadCpuSeconds),

@@ -35,6 +35,11 @@ export interface LabOptions {
   logs?: string;
   /** No live progress line (tests, CI logs). */
   quiet: boolean;
+  /**
+   * How geo clients encode frames: JSON text, MessagePack binary, or JSON with
+   * permessage-deflate (the regions compress frames from 128 bytes up). The peers always use their own.
+   */
+  wire: 'json' | 'msgpack' | 'deflate';
   /** Write CPU profiles of the server processes to `<dir>/<impl>/` (they are written when a server exits). */
   cpuProf?: string;
 }
@@ -62,4 +67,5 @@ export const DEFAULT_OPTIONS: LabOptions = {
   settle: 30,
   scenario: {},
   quiet: false,
+  wire: 'json',
 };

@@ -17,6 +17,10 @@ import { Progress } from './progress.js';
 /** The demo authority's issuer and audience in the sample app (apps/chat/src/config.ts). */
 const DEMO_ISSUER = 'geo-ws-demo';
 const DEMO_AUDIENCE = 'geo-ws-chat';
+/** `--wire deflate`: regions compress frames from this size up (a chat event is ~300 bytes; acks and pongs stay whole). */
+const DEFLATE_THRESHOLD = 128;
+/** Workers report their counters once a second: wait this long for the last report of a window. */
+const PROGRESS_REPORT_MS = 1100;
 /** Deliveries unchanged for this long after publishing stops (and nobody reconnecting): the run has settled. */
 const QUIET_MS = 3000;
 
@@ -47,7 +51,10 @@ export async function runImpl(
     netns: options.netns,
     demoSecret,
     namespace: `lab${runId}`,
-    env: scenario.env,
+    env: {
+      ...scenario.env,
+      ...(impl === 'geo' && options.wire === 'deflate' ? { GEO_COMPRESSION_THRESHOLD: String(DEFLATE_THRESHOLD) } : {}),
+    },
     cpuProfileDir: options.cpuProf && join(options.cpuProf, impl),
     log: (line) => progress.note(line),
   });
@@ -64,6 +71,7 @@ export async function runImpl(
         impl,
         runId,
         auth: impl === 'geo' ? { secret: demoSecret, issuer: DEMO_ISSUER, audience: DEMO_AUDIENCE, regions: options.regions } : undefined,
+        wire: impl === 'geo' ? options.wire : undefined,
         publishRatePerSec: options.rate,
         payloadBytes: options.payloadBytes,
         connectConcurrency: options.connectConcurrency,
@@ -100,6 +108,7 @@ export async function runImpl(
     const loadCpuAtStart = loadMeter.cpuSeconds;
 
     progress.phase(impl, `publishing for ${options.duration} s`);
+    const bytesReadAtStart = fleet.progress().bytesRead;
     fleet.startPublishing();
     const faultsDone = runFaults(scenario, options, deployment, activeFleet, plan.clients, startedAt, faults, progress);
     await sleep(options.duration * 1000);
@@ -109,6 +118,8 @@ export async function runImpl(
     progress.phase(impl, 'waiting for the last deliveries');
     const settled = await settle(fleet, options.settle * 1000);
     const windowMs = Date.now() - startedAt;
+    await sleep(PROGRESS_REPORT_MS);
+    const bytesRead = fleet.progress().bytesRead - bytesReadAtStart;
     clearInterval(sampler);
     sampleAll();
     clearInterval(ticker);
@@ -153,6 +164,7 @@ export async function runImpl(
       },
       throughput: result.deliveries / (windowMs / 1000),
       cpuPer1kDeliveries: result.deliveries > 0 ? (cpuSeconds * 1000) / result.deliveries : 0,
+      ...(impl === 'geo' && result.deliveries > 0 ? { wire: options.wire, bytesReadPerDelivery: bytesRead / result.deliveries } : {}),
       faults,
       limitedBy:
         [

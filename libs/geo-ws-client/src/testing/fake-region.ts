@@ -2,6 +2,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import { jsonCodec } from '../codec.js';
+import { msgpackCodec } from '../msgpack.js';
 import type { GeoEnvelope, GeoRegion, WebSocketConstructor } from '../protocol.js';
 
 /** `ws`'s WebSocket as the client's `WebSocket` option. */
@@ -42,6 +44,10 @@ export interface FakeConnection {
   readonly url: URL;
   /** The token of the `bearer.<token>` subprotocol. */
   readonly token: string | undefined;
+  /** The codec the client chose by its subprotocol: frames both ways are MessagePack binary frames or JSON text. */
+  readonly codec: 'json' | 'msgpack';
+  /** Whether each frame the client sent was binary, in order. */
+  readonly binaryFrames: boolean[];
   /** Rooms this connection joined. */
   readonly rooms: Set<string>;
   /** Every frame the client sent on it, in order. */
@@ -157,7 +163,8 @@ export class FakeRegion {
     const httpServer = http.createServer((request, response) => region.onHttp(request, response));
     const server = new WebSocketServer({
       server: httpServer,
-      handleProtocols: (protocols) => (protocols.has('geo-ws.v1') ? 'geo-ws.v1' : false),
+      handleProtocols: (protocols) =>
+        [...protocols].find((protocol) => protocol === 'geo-ws.v1' || protocol === 'geo-ws.v1.msgpack') ?? false,
       verifyClient: ({ req }, callback) => {
         if (region.refusing) return callback(false, 503);
         const token = bearerOf(req.headers['sec-websocket-protocol']);
@@ -283,10 +290,14 @@ export class FakeRegion {
       socket,
       url,
       token: bearerOf(protocolHeader),
+      codec: socket.protocol === 'geo-ws.v1.msgpack' ? 'msgpack' : 'json',
+      binaryFrames: [],
       rooms: new Set(),
       frames: [],
       send: (event, data) => {
-        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ event, data }));
+        if (socket.readyState !== socket.OPEN) return;
+        if (connection.codec === 'msgpack') socket.send(msgpackCodec.encode({ event, data }));
+        else socket.send(JSON.stringify({ event, data }));
       },
     };
     this.connections.push(connection);
@@ -295,7 +306,11 @@ export class FakeRegion {
     if (welcome !== 'silent')
       connection.send('geo.welcome', { connection_id: `c${this.connections.length}`, region: this.name, sender: 'tester', ...welcome });
     // With ws's default binaryType ('nodebuffer') a message arrives as one Buffer.
-    socket.on('message', (raw) => this.onFrame(connection, JSON.parse((raw as Buffer).toString()) as { event: string; data: any }));
+    socket.on('message', (raw, binary) => {
+      connection.binaryFrames.push(binary);
+      const codec = connection.codec === 'msgpack' ? msgpackCodec : jsonCodec;
+      this.onFrame(connection, codec.decode(raw) as { event: string; data: any });
+    });
   }
 
   private onFrame(connection: FakeConnection, frame: { event: string; data: any }): void {

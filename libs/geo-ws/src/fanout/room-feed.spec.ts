@@ -13,6 +13,7 @@ import type { FeedMember } from './room-feed.js';
 const context = { regions: ['eu', 'us'], dedupWindowMs: 120_000, retention: { maxEvents: 1000, maxAgeMs: 3_600_000 } };
 
 class Member implements FeedMember {
+  readonly codec = 'json';
   readonly events: GeoLoggedEnvelope[] = [];
   backlogBytes = 0;
   readonly replayAllowance = new TokenBucket({ perSecond: 1_000_000, burst: 1_000_000 });

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import type { GeoWireCodec } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
@@ -9,6 +10,8 @@ import type { ReplayBudget, ReplayTarget } from './replay-budget.js';
 
 /** A local receiver of a feed's events (one per connection and log). */
 export interface FeedMember extends ReplayTarget {
+  /** The member's wire codec (metrics count deliveries by codec). */
+  readonly codec: GeoWireCodec;
   deliver(event: GeoLoggedEnvelope): void;
   deliverEphemeral(envelope: GeoEnvelopeDraft): void;
   /** The feed broke (e.g. the log was deleted): the member is no longer in it. */
@@ -20,8 +23,11 @@ export interface FeedMember extends ReplayTarget {
  * and the events each replay page handed over.
  */
 export interface FeedObserver {
-  /** `event` was handed to `members` local members; `live` for the tail's own delivery, once per event. */
-  delivered(event: GeoLoggedEnvelope | GeoEnvelopeDraft, members: number, live: boolean, ephemeral: boolean): void;
+  /**
+   * `event` was handed to `members` local members, `msgpackMembers` of them MessagePack
+   * ones; `live` for the tail's own delivery, once per event.
+   */
+  delivered(event: GeoLoggedEnvelope | GeoEnvelopeDraft, members: number, msgpackMembers: number, live: boolean, ephemeral: boolean): void;
   replayed(events: number): void;
 }
 
@@ -188,7 +194,7 @@ export class RoomFeed {
       let replayed = 0;
       for (const event of page.events) {
         if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) break;
-        if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, false, false);
+        if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, msgpackOf(member), false, false);
         replayed++;
       }
       if (replayed > 0) this.observer?.replayed(replayed);
@@ -211,7 +217,7 @@ export class RoomFeed {
     const held = state.pending ?? [];
     state.pending = null;
     if (this.members.get(member) !== state) return;
-    for (const event of held) if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, false, false);
+    for (const event of held) if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, msgpackOf(member), false, false);
   }
 
   /** False when the member has the event already. */
@@ -226,27 +232,33 @@ export class RoomFeed {
     if (this.closed) return;
     this.lastSeq = event.seq;
     let delivered = 0;
+    let msgpack = 0;
     for (const [member, state] of this.members) {
       if (!state.pending) {
-        if (this.deliverTo(member, state, event)) delivered++;
+        if (this.deliverTo(member, state, event)) {
+          delivered++;
+          msgpack += msgpackOf(member);
+        }
       } else if (state.pending.length < MAX_PENDING_EVENTS) state.pending.push(event);
       else {
         state.pending = [];
         state.overflowed = true;
       }
     }
-    if (delivered > 0) this.observer?.delivered(event, delivered, true, false);
+    if (delivered > 0) this.observer?.delivered(event, delivered, msgpack, true, false);
   }
 
   private onEphemeral(envelope: GeoEnvelopeDraft): void {
     if (this.closed) return;
     let delivered = 0;
+    let msgpack = 0;
     for (const [member, state] of this.members) {
       if (state.pending) continue;
       member.deliverEphemeral(envelope);
       delivered++;
+      msgpack += msgpackOf(member);
     }
-    if (delivered > 0) this.observer?.delivered(envelope, delivered, true, true);
+    if (delivered > 0) this.observer?.delivered(envelope, delivered, msgpack, true, true);
   }
 
   /** The refusal for a join that cannot be served by this feed: the client joins again. */
@@ -261,4 +273,9 @@ export class RoomFeed {
     this.onBroken(this);
     for (const member of members) member.evicted(this.log, reason);
   }
+}
+
+/** 1 for a MessagePack member, for the count by codec. */
+function msgpackOf(member: FeedMember): number {
+  return member.codec === 'msgpack' ? 1 : 0;
 }

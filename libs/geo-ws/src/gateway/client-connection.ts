@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import { GeoCloseCode, GeoFrame, type GeoWireCodec } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
@@ -9,7 +9,8 @@ import type { LogRef } from '../transport/log-ref.js';
 import type { GeoConnection } from './geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { encodeTextFrame, FrameWriter, type WireFrame } from './wire-frame.js';
+import { packMsgpack } from '../protocol/msgpack.js';
+import { FrameWriter, LastFrame, type FrameCompression, type WireFrame } from './wire-frame.js';
 import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
 
 /**
@@ -18,31 +19,12 @@ import { ExpiryWheel, type Expiring } from './expiry-wheel.js';
  */
 const SLOW_CONSUMER_GRACE_MS = 2000;
 
-/**
- * One room event goes to every local member of its feed, one member after another: its
- * frame is built for the first and reused by the rest (the last event's frame, not a map:
- * nothing for the garbage collector to trace, and a feed's members come in a row).
- */
-class LastFrame {
-  private event: object | undefined;
-  private frame: WireFrame | undefined;
-
-  constructor(private readonly ephemeral: boolean) {}
-
-  of(event: GeoLoggedEnvelope | GeoEnvelopeDraft): WireFrame {
-    if (this.event !== event || !this.frame) {
-      this.frame = encodeTextFrame(JSON.stringify({ event: event.type, data: this.ephemeral ? { ...event, seq: null } : event }));
-      this.event = event;
-    }
-    return this.frame;
-  }
-}
-const loggedFrames = new LastFrame(false);
-const ephemeralFrames = new LastFrame(true);
+const loggedFrames = new LastFrame((event) => ({ event: (event as GeoLoggedEnvelope).type, data: event }));
+const ephemeralFrames = new LastFrame((event) => ({ event: (event as GeoEnvelopeDraft).type, data: { ...event, seq: null } }));
 
 /** Size of the frame of the event just delivered (built by the delivery, so read at no cost): for the bytes-out metric. */
-export function deliveredFrameBytes(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean): number {
-  return (ephemeral ? ephemeralFrames : loggedFrames).of(event).bytes.length;
+export function deliveredFrameBytes(event: GeoLoggedEnvelope | GeoEnvelopeDraft, ephemeral: boolean, codec: GeoWireCodec): number {
+  return (ephemeral ? ephemeralFrames : loggedFrames).of(event, codec).bytes.length;
 }
 
 /** Every connection's credential expiry, in this process: one timer, not one per connection. */
@@ -54,6 +36,8 @@ export interface ConnectionLimits {
   refusals: { perSecond: number; burst: number };
   replay: { perSecond: number; burst: number };
   maxBufferedBytes: number;
+  /** permessage-deflate (`compression`), for sockets that negotiated it; the writer compresses each event once. */
+  compression?: FrameCompression;
 }
 
 /** What the server hears from a connection. */
@@ -67,7 +51,7 @@ export interface ConnectionHooks {
   /** A `geo.error` was sent (refusals are counted and logged by code). */
   refused?(connection: ClientConnection, code: string): void;
   /** A frame was sent by {@link ClientConnection.send} (set only when metrics are on). */
-  sent?(connection: ClientConnection, event: string, text: string): void;
+  sent?(connection: ClientConnection, event: string, frame: string | Uint8Array): void;
 }
 
 /** The server's side of one WebSocket: a `GeoConnection` for handlers, a member of feeds. */
@@ -100,11 +84,13 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
     readonly region: string,
     private readonly limits: ConnectionLimits,
     private readonly hooks: ConnectionHooks,
+    /** JSON text frames or MessagePack binary frames, as the client's subprotocol chose. */
+    readonly codec: GeoWireCodec = 'json',
   ) {
     this.bucket = new TokenBucket(limits.rate);
     this.refusals = new TokenBucket(limits.refusals);
     this.replayAllowance = new TokenBucket(limits.replay);
-    this.writer = new FrameWriter(socket);
+    this.writer = new FrameWriter(socket, limits.compression);
   }
 
   get isOpen(): boolean {
@@ -118,9 +104,11 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
 
   send(event: string, data: unknown): void {
     if (!this.hasRoom()) return;
-    const text = JSON.stringify({ event, data });
-    this.socket.send(text);
-    this.hooks.sent?.(this, event, text);
+    // Never compressed by ws (control frames are small): ws compresses asynchronously, and the
+    // writer's direct writes would overtake a frame waiting for zlib.
+    const frame = this.codec === 'json' ? JSON.stringify({ event, data }) : packMsgpack({ event, data });
+    this.socket.send(frame, { binary: this.codec !== 'json', compress: false });
+    this.hooks.sent?.(this, event, frame);
   }
 
   private sendFrame(frame: WireFrame): void {
@@ -162,11 +150,11 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
   }
 
   deliver(event: GeoLoggedEnvelope): void {
-    this.sendFrame(loggedFrames.of(event));
+    this.sendFrame(loggedFrames.of(event, this.codec));
   }
 
   deliverEphemeral(envelope: GeoEnvelopeDraft): void {
-    this.sendFrame(ephemeralFrames.of(envelope));
+    this.sendFrame(ephemeralFrames.of(envelope, this.codec));
   }
 
   evicted(log: LogRef): void {

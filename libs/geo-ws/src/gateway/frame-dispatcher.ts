@@ -18,6 +18,7 @@ import {
   parseFrame,
   parseJoin,
   parseLeave,
+  parseMsgpackFrame,
   peekFrame,
   roomOf,
   type Frame,
@@ -30,7 +31,6 @@ import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
 import type { LimitLog } from './limit-log.js';
 import { parseClientReport, REPORT_FRAME } from '../metrics/client-report.js';
-import { codecOf } from '../metrics/codec-of.js';
 import { OTHER, type GeoMetrics } from '../metrics/geo-metrics.js';
 
 /**
@@ -70,21 +70,22 @@ export class FrameDispatcher {
     try {
       // Taken before parsing: malformed frames cost the sender as much as valid ones.
       const withinRate = connection.bucket.take();
-      if (isBinary && !isUtf8(bytes)) throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'binary frames must hold UTF-8 JSON');
+      const msgpack = connection.codec === 'msgpack';
+      checkFrameType(msgpack, isBinary, bytes);
       if (bytes.length > maxPayloadBytes) {
-        frame = peekFrame(bytes.toString('utf8')); // only to name the refused request
+        frame = peekFrame(msgpack ? bytes : bytes.toString('utf8')); // only to name the refused request
         throw new GeoProtocolError(GeoErrorCode.PAYLOAD_TOO_LARGE, `frame is ${bytes.length} bytes; the limit is ${maxPayloadBytes}`);
       }
-      frame = parseFrame(bytes.toString('utf8'), maxDepth);
+      frame = msgpack ? parseMsgpackFrame(bytes, maxDepth) : parseFrame(bytes.toString('utf8'), maxDepth);
       if (!withinRate)
         throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
     } catch (error) {
-      this.metrics?.frameReceived(frame.event ?? OTHER, codecOf(connection));
+      this.metrics?.frameReceived(frame.event ?? OTHER, connection.codec);
       this.refuse(connection, toProtocolError(error, eventIdOf(frame.data)).error, roomOf(frame.data));
       return;
     }
     const parsed = frame as Frame;
-    this.metrics?.frameReceived(parsed.event, codecOf(connection));
+    this.metrics?.frameReceived(parsed.event, connection.codec);
     connection.queue = connection.queue.then(() => this.handleFrame(connection, parsed));
   }
 
@@ -315,6 +316,20 @@ const CLIENT_FAULTS: ReadonlySet<string> = new Set<string>(
     (code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED,
   ),
 );
+
+/**
+ * A MessagePack connection sends binary frames only; a JSON connection sends text frames, or
+ * binary frames holding UTF-8 JSON (accepted since v1), never MessagePack.
+ */
+function checkFrameType(msgpack: boolean, isBinary: boolean, bytes: Buffer): void {
+  if (msgpack && !isBinary)
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'this connection speaks MessagePack (geo-ws.v1.msgpack): send binary frames');
+  if (!msgpack && isBinary && !isUtf8(bytes))
+    throw new GeoProtocolError(
+      GeoErrorCode.MALFORMED_FRAME,
+      'binary frames on a JSON connection must hold UTF-8 JSON; for MessagePack, connect with the subprotocol geo-ws.v1.msgpack',
+    );
+}
 
 function rawToBuffer(raw: RawData): Buffer {
   if (Buffer.isBuffer(raw)) return raw;

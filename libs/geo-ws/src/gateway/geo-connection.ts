@@ -1,4 +1,5 @@
 import type { GeoPrincipal } from '../auth/geo-principal.js';
+import type { GeoWireCodec } from '../protocol/wire.js';
 
 /**
  * One client connection, as handlers, guards and interceptors see it
@@ -13,6 +14,8 @@ export interface GeoConnection {
   readonly region: string;
   /** Rooms the connection has joined. */
   readonly rooms: ReadonlySet<string>;
+  /** How the client's frames are encoded (its subprotocol): `'json'` text frames or `'msgpack'` binary frames. */
+  readonly codec: GeoWireCodec;
   /** Sends one `{ event, data }` frame to this client. */
   send(event: string, data: unknown): void;
 }

@@ -8,8 +8,8 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import { WebSocketServer, type PerMessageDeflateOptions, type RawData, type WebSocket } from 'ws';
+import { chooseSubprotocol, codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
@@ -28,7 +28,6 @@ import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
 import { RefusalLog } from './refusal-log.js';
 import { GeoMetrics } from '../metrics/geo-metrics.js';
-import { codecOf, JSON_CODEC } from '../metrics/codec-of.js';
 import { instrumentStateStore } from '../metrics/instrumented-state-store.js';
 import { UpgradeHandler } from './upgrade-handler.js';
 
@@ -99,9 +98,15 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       }),
       metrics
         ? {
-            // One frame per event for all members: they all speak JSON today (a feed does not know its members' codecs).
-            delivered: (event, members, live, ephemeral) =>
-              metrics.delivered(event, members, deliveredFrameBytes(event, ephemeral), JSON_CODEC, live),
+            // One frame per event per codec for all its members; the lag is observed once per event.
+            delivered: (event, members, msgpackMembers, live, ephemeral) => {
+              const json = members - msgpackMembers;
+              if (json > 0) metrics.delivered(event, json, deliveredFrameBytes(event, ephemeral, 'json'), 'json', live);
+              if (msgpackMembers > 0) {
+                const bytes = deliveredFrameBytes(event, ephemeral, 'msgpack');
+                metrics.delivered(event, msgpackMembers, bytes, 'msgpack', live && json === 0);
+              }
+            },
             replayed: (events) => metrics.replayedEvents(events),
           }
         : undefined,
@@ -114,7 +119,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.sessions = options.sessions
       ? new SessionKeeper(state, options.sessions, (member, room) => this.feeds.positionOf(globalLog(room), member))
       : undefined;
-    this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes };
+    this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes, compression: options.compression };
     this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence, metrics);
     const { connections, dispatcher, logger } = this;
     const refusalLog = new RefusalLog(options.region);
@@ -129,7 +134,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         metrics?.refused(code);
         refusalLog.hit(code);
       },
-      ...(metrics ? { sent: (client, event, text) => metrics.frameSent(event, codecOf(client), Buffer.byteLength(text)) } : {}),
+      ...(metrics ? { sent: (client, event, frame) => metrics.frameSent(event, client.codec, Buffer.byteLength(frame)) } : {}),
     };
     const closed = (ws: WebSocket, connection: ClientConnection): void => this.onClose(ws, connection);
     this.socketListeners = {
@@ -201,8 +206,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       // 'close' listener per connection (and grow the listener array past two).
       clientTracking: false,
       maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
-      // Browsers offer ['geo-ws.v1', 'bearer.<token>']: answer with ours, never echo the token.
-      handleProtocols: (protocols) => (protocols.has(GEO_SUBPROTOCOL) ? GEO_SUBPROTOCOL : false),
+      // Browsers offer ['geo-ws.v1' or 'geo-ws.v1.msgpack', 'bearer.<token>']: answer with ours, never echo the token.
+      handleProtocols: chooseSubprotocol,
+      perMessageDeflate: perMessageDeflate(this.options.compression),
     });
     this.upgrades = new UpgradeHandler(
       this.options,
@@ -260,7 +266,14 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
-    const connection = new ClientConnection(ws, principal, this.options.region, this.connectionLimits, this.connectionHooks);
+    const connection = new ClientConnection(
+      ws,
+      principal,
+      this.options.region,
+      this.connectionLimits,
+      this.connectionHooks,
+      codecOf(ws.protocol),
+    );
     this.connections.set(ws, connection);
     connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
     const { pong, error, close, message } = this.socketListeners;
@@ -374,6 +387,21 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const next = names[(names.indexOf(this.options.region) + 1) % names.length];
     return { region: next, url: this.options.regions.get(next)!.wsUrl };
   }
+}
+
+/**
+ * ws's permessage-deflate settings for `compression`. No context takeover either way: each
+ * frame is compressed on its own, so no frame's compression depends on (or reveals) an
+ * earlier frame's content, and a connection's window carries nothing between frames.
+ */
+function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): PerMessageDeflateOptions | false {
+  if (!compression) return false;
+  return {
+    threshold: compression.thresholdBytes,
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+    zlibDeflateOptions: { level: compression.level },
+  };
 }
 
 /** How often the memory held for slow readers is checked. */

@@ -49,6 +49,16 @@ export interface GeoWsModuleOptions {
    */
   presence?: boolean | { ttlMs?: number };
   /**
+   * permessage-deflate (RFC 7692) for clients that offer it (browsers always do). Off by
+   * default: it costs CPU (one zlib call per event and codec, and inflating what clients
+   * compress), and compressing a secret with attacker-chosen text in one frame leaks it
+   * through the frame's size (CRIME/BREACH; docs/SECURITY.md). Room events from
+   * `thresholdBytes` (default 1024) up are compressed, others sent as they are; `level` is
+   * zlib's, 1-9 (default 3). No context takeover either way: each frame is compressed alone,
+   * once for every member, and no connection keeps a compression window.
+   */
+  compression?: false | GeoWsCompressionOptions;
+  /**
    * Sessions: each connection's rooms and positions, kept in the transport's state store
    * so a client reconnecting anywhere with `?session=<id>` gets them back. Saved on
    * membership changes only (join, leave, close or drain), never per event or on a timer;
@@ -72,6 +82,11 @@ export interface GeoWsModuleOptions {
    * When on, clients are asked for consistency reports (`geo.report`). See docs/OPERATIONS.md.
    */
   metrics?: boolean | GeoMetricsOptions;
+}
+
+export interface GeoWsCompressionOptions {
+  thresholdBytes?: number;
+  level?: number;
 }
 
 export interface GeoWsLimits {
@@ -164,4 +179,6 @@ export interface ResolvedGeoWsOptions {
   sessions: { ttlMs: number; loadTimeoutMs: number } | undefined;
   /** `undefined` when metrics are off. */
   metrics: ResolvedGeoMetricsOptions | undefined;
+  /** permessage-deflate settings, or `undefined` when compression is off. */
+  compression: { thresholdBytes: number; level: number } | undefined;
 }

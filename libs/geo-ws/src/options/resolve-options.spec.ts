@@ -35,6 +35,19 @@ describe('resolveOptions', () => {
     expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, loadTimeoutMs: 2000 });
     expect(resolved.presenceTtlMs).toBeUndefined();
     expect(resolved.allowedOrigins).toBeUndefined();
+    expect(resolved.compression).toBeUndefined();
+  });
+
+  it('compression: off by default, documented defaults when on, bad values refused naming the option', () => {
+    expect(resolveOptions({ ...base, compression: false }).compression).toBeUndefined();
+    expect(resolveOptions({ ...base, compression: {} }).compression).toEqual({ thresholdBytes: 1024, level: 3 });
+    expect(resolveOptions({ ...base, compression: { thresholdBytes: 0, level: 9 } }).compression).toEqual({ thresholdBytes: 0, level: 9 });
+    expect(() => resolveOptions({ ...base, compression: { level: 0 } })).toThrow(/compression\.level must be a zlib level from 1/);
+    expect(() => resolveOptions({ ...base, compression: { level: 2.5 } })).toThrow(GeoConfigError);
+    expect(() => resolveOptions({ ...base, compression: { thresholdBytes: -1 } })).toThrow(
+      /compression\.thresholdBytes must be a non-negative integer/,
+    );
+    expect(() => resolveOptions({ ...base, compression: true as unknown as false })).toThrow(/compression must be false or/);
   });
 
   it('refuses a replay budget that is not a positive integer, naming the option', () => {

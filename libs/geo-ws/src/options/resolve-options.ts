@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { GeoConfigError } from '../errors/geo-config.error.js';
 import type { GeoAuthenticator } from '../auth/geo-principal.js';
 import {
+  DEFAULT_COMPRESSION,
   DEFAULT_DRAIN_GRACE_MS,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_LIMITS,
@@ -37,6 +38,25 @@ function positiveInteger(value: number | undefined, fallback: number, option: st
     throw new GeoConfigError(`${option} must be a positive integer, got ${String(value)}.`);
   }
   return value;
+}
+
+function compression(value: GeoWsModuleOptions['compression']): ResolvedGeoWsOptions['compression'] {
+  if (value === undefined || value === false) return undefined;
+  // Options come from plain JavaScript too: `true` or `null` may be here.
+  const given: unknown = value;
+  if (typeof given !== 'object' || given === null) {
+    throw new GeoConfigError(`compression must be false or { thresholdBytes?, level? }, got ${JSON.stringify(value)}.`);
+  }
+  const { thresholdBytes = DEFAULT_COMPRESSION.thresholdBytes, level = DEFAULT_COMPRESSION.level } = value;
+  if (!Number.isInteger(thresholdBytes) || thresholdBytes < 0) {
+    throw new GeoConfigError(
+      `compression.thresholdBytes must be a non-negative integer (frames smaller than it are not compressed), got ${String(thresholdBytes)}.`,
+    );
+  }
+  if (!Number.isInteger(level) || level < 1 || level > 9) {
+    throw new GeoConfigError(`compression.level must be a zlib level from 1 (fastest) to 9 (smallest), got ${String(level)}.`);
+  }
+  return { thresholdBytes, level };
 }
 
 function endpoint(name: string, value: string | GeoRegionEndpoint | undefined, path: string): Required<GeoRegionEndpoint> {
@@ -182,6 +202,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
             loadTimeoutMs: positiveInteger(options.sessions?.loadTimeoutMs, DEFAULT_SESSIONS.loadTimeoutMs, 'sessions.loadTimeoutMs'),
           },
     metrics: resolveMetricsOptions(options.metrics),
+    compression: compression(options.compression),
     presenceTtlMs: !options.presence
       ? undefined
       : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, DEFAULT_PRESENCE_TTL_MS, 'presence.ttlMs'),

@@ -2,6 +2,8 @@ import { isValidEventId, isValidRoomId } from '../envelope/envelope.rules.js';
 import { DEFAULT_LIMITS } from '../options/defaults.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import { guardMsgpack } from './msgpack-guard.js';
+import { unpackMsgpack } from './msgpack.js';
 
 /** Every frame, both ways: Nest's `{ event, data }` shape. */
 export interface Frame {
@@ -56,8 +58,27 @@ export function parseFrame(raw: string, maxDepth: number = DEFAULT_MAX_DEPTH): F
   } catch {
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame is not valid JSON; send {"event": string, "data": ...}');
   }
+  return frameOf(value, maxDepth);
+}
+
+/**
+ * The same for a MessagePack frame (subprotocol `geo-ws.v1.msgpack`): its structure is
+ * checked before it is decoded (depth, lengths, JSON's types only), then the same rules apply.
+ */
+export function parseMsgpackFrame(bytes: Uint8Array, maxDepth: number = DEFAULT_MAX_DEPTH): Frame {
+  guardMsgpack(bytes, maxDepth);
+  let value: unknown;
+  try {
+    value = unpackMsgpack(bytes);
+  } catch {
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame is not valid MessagePack; send a map {event: string, data: ...}');
+  }
+  return frameOf(value, maxDepth);
+}
+
+function frameOf(value: unknown, maxDepth: number): Frame {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame must be a JSON object {"event": string, "data": ...}');
+    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame must be an object {"event": string, "data": ...}');
   }
   const { event, data } = value as Record<string, unknown>;
   if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
@@ -77,7 +98,14 @@ export function parseFrame(raw: string, maxDepth: number = DEFAULT_MAX_DEPTH): F
  * Reads a frame only to name it in a refusal (a frame too large to process): its
  * `event_id` and room, when it has valid ones, so the client can settle that request.
  */
-export function peekFrame(raw: string): Partial<Frame> {
+export function peekFrame(raw: string | Uint8Array): Partial<Frame> {
+  if (typeof raw !== 'string') {
+    try {
+      return { data: parseMsgpackFrame(raw, DEFAULT_MAX_DEPTH).data };
+    } catch {
+      return {};
+    }
+  }
   try {
     const value: unknown = JSON.parse(raw);
     return typeof value === 'object' && value !== null ? { data: (value as { data?: unknown }).data } : {};

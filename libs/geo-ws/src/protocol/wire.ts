@@ -1,6 +1,25 @@
 // The names and numbers of wire protocol v1, in one place (docs/PROTOCOL.md describes them).
 /** The subprotocol the server speaks; browsers send the token as a second one, `bearer.<token>`. */
 export const GEO_SUBPROTOCOL = 'geo-ws.v1';
+/** The same protocol in MessagePack binary frames (docs/PROTOCOL.md, "Subprotocols and codecs"). */
+export const GEO_MSGPACK_SUBPROTOCOL = 'geo-ws.v1.msgpack';
+
+/** How a connection's frames are encoded: JSON text frames, or MessagePack binary frames. */
+export type GeoWireCodec = 'json' | 'msgpack';
+
+/**
+ * The subprotocol the server answers with among those a client offers: the first one it
+ * speaks, in the client's order (never `bearer.<token>`, which carries a credential).
+ */
+export function chooseSubprotocol(offered: Iterable<string>): string | false {
+  for (const protocol of offered) if (protocol === GEO_SUBPROTOCOL || protocol === GEO_MSGPACK_SUBPROTOCOL) return protocol;
+  return false;
+}
+
+/** The codec a negotiated subprotocol means (none: JSON, as before subprotocols had codecs). */
+export function codecOf(subprotocol: string): GeoWireCodec {
+  return subprotocol === GEO_MSGPACK_SUBPROTOCOL ? 'msgpack' : 'json';
+}
 
 /** Control frames of wire protocol v1 (see docs/PROTOCOL.md). */
 export const GeoFrame = {

@@ -6,6 +6,7 @@ import { MemoryStateStore } from '../transport/memory/memory-state.store.js';
 import { SAVE_DEBOUNCE_MS, SAVE_MAX_DELAY_MS, SessionKeeper } from './session-keeper.js';
 
 const member = (): FeedMember => ({
+  codec: 'json',
   backlogBytes: 0,
   replayAllowance: new TokenBucket({ perSecond: 1, burst: 1 }),
   deliver: () => undefined,

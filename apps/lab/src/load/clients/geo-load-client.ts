@@ -1,4 +1,6 @@
+import type { Socket } from 'node:net';
 import { GeoClient, type GeoEnvelope } from '@geo-ws/client';
+import { msgpackCodec } from '@geo-ws/client/msgpack';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import type { TokenAuthority } from '../load.types.js';
@@ -9,8 +11,10 @@ const TOKEN_LIFETIME_S = 590;
 const RESIGN_BEFORE_S = 60;
 const keys = new WeakMap<TokenAuthority, Uint8Array>();
 
-/** `{"event":"geo.joined"`: byte 10 onwards of a server frame names its event (the server writes `event` first). */
+/** `{"event":"geo.joined"`: the first bytes of a server frame name its event (the server writes `event` first). */
 const JOINED_PREFIX = Buffer.from('{"event":"geo.joined"');
+/** The same in MessagePack, as the server writes it (a map header, "event", "geo.joined"). */
+const MSGPACK_JOINED_PREFIX = Buffer.from(msgpackCodec.encode({ event: 'geo.joined', data: null }) as Uint8Array).subarray(0, 20);
 
 /**
  * A client on the project's SDK: nearest region = the plan's target order (no probing),
@@ -30,6 +34,9 @@ export class GeoLoadClient implements LoadClient {
   private readonly rejoined = new Set<string>();
   private closed = false;
   private pauseTimer: NodeJS.Timeout | undefined;
+  /** Bytes read by the TCP sockets of earlier connections, and the current one's socket. */
+  private bytesOfClosed = 0;
+  private tcp: Socket | undefined;
 
   constructor(private readonly options: ClientOptions) {
     this.lastRegion = options.plan.home;
@@ -44,9 +51,10 @@ export class GeoLoadClient implements LoadClient {
     // One class per client, so the SDK's sockets can be reached (paused, sniffed).
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the subclass below is constructed by the SDK
     const owner = this;
+    const deflate = this.options.wire === 'deflate';
     class LabSocket extends WebSocket {
       constructor(url: string, protocols?: string | string[]) {
-        super(url, protocols, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+        super(url, protocols, { perMessageDeflate: deflate, handshakeTimeout: 10_000 });
         owner.attach(this);
       }
     }
@@ -58,6 +66,7 @@ export class GeoLoadClient implements LoadClient {
       probeSamples: 1,
       token: () => this.currentToken(),
       WebSocket: LabSocket,
+      ...(this.options.wire === 'msgpack' ? { codec: msgpackCodec } : {}),
     });
     this.client = client;
     if (this.closed) {
@@ -111,25 +120,35 @@ export class GeoLoadClient implements LoadClient {
     this.client?.close();
   }
 
+  bytesRead(): number {
+    return this.bytesOfClosed + (this.tcp?.bytesRead ?? 0);
+  }
+
   private attach(socket: WebSocket): void {
     this.socket = socket;
     socket.on('error', () => undefined);
+    socket.once('upgrade', (response) => {
+      if (this.tcp) this.bytesOfClosed += this.tcp.bytesRead;
+      this.tcp = response.socket;
+    });
+    const msgpack = this.options.wire === 'msgpack';
+    const prefix = msgpack ? MSGPACK_JOINED_PREFIX : JOINED_PREFIX;
     socket.on('message', (data, isBinary) => {
       if (
-        isBinary ||
+        isBinary !== msgpack ||
         !Buffer.isBuffer(data) ||
         data.length > 1024 ||
-        data.compare(JOINED_PREFIX, 0, JOINED_PREFIX.length, 0, JOINED_PREFIX.length) !== 0
+        data.compare(prefix, 0, prefix.length, 0, prefix.length) !== 0
       )
         return;
-      this.onJoined(data);
+      this.onJoined(data, msgpack);
     });
   }
 
-  private onJoined(data: Buffer): void {
+  private onJoined(data: Buffer, msgpack: boolean): void {
     let room: unknown;
     try {
-      const frame = JSON.parse(data.toString()) as { data?: { room?: unknown; scope?: unknown } };
+      const frame = (msgpack ? msgpackCodec.decode(data) : JSON.parse(data.toString())) as { data?: { room?: unknown; scope?: unknown } };
       if (frame.data?.scope === 'regional') return;
       room = frame.data?.room;
     } catch {

@@ -33,6 +33,8 @@ export interface LoadClient {
   publish(room: string, eventId: string, text: string): Promise<PublishAck>;
   /** Stops reading the TCP socket for `ms` (the server sees a slow consumer), then reads again. */
   pauseReading(ms: number): void;
+  /** Bytes its TCP sockets read so far, over every connection (where the adapter counts them). */
+  bytesRead?(): number;
   /** Closes for good: no reconnect, no timer left. */
   close(): void;
 }
@@ -42,6 +44,8 @@ export interface ClientOptions {
   sink: ClientSink;
   /** geo only. */
   auth?: TokenAuthority;
+  /** geo only: JSON (default), MessagePack, or JSON with permessage-deflate. */
+  wire?: 'json' | 'msgpack' | 'deflate';
 }
 
 /** The event number at the start of a payload text (`${number}:${sentAt}:…`), or -1. */
