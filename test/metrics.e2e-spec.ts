@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { GeoClient } from '@geo-ws/client';
+import { msgpackCodec } from '@geo-ws/client/msgpack';
 import { GeoMetrics, natsTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
@@ -106,6 +107,36 @@ describe('metrics: /metrics and what moves it', () => {
     expect(
       after.count('geows_append_duration_seconds', { region: 'eu' }) - before.count('geows_append_duration_seconds', { region: 'eu' }),
     ).toBe(1);
+  });
+
+  it('counts a room event by codec when JSON and MessagePack members share it: one frame per member of each, the lag once', async () => {
+    const packer = await GeoClient.connect({
+      directoryUrl: deployment.region('eu').url,
+      WebSocket,
+      pinRegion: 'eu',
+      probe: async () => 1,
+      query: { name: 'dora' },
+      codec: msgpackCodec,
+    });
+    try {
+      const seen: string[] = [];
+      await packer.join(room, (event) => void seen.push(event.event_id));
+      const before = await scrape();
+      const answer = await publish('both codecs');
+      await waitFor(() => seen.includes(answer.event_id), 'the MessagePack member to receive the event', 5000);
+      const after = await scrape();
+      const sent = (codec: string) => {
+        const labels = { region: 'eu', event: 'note.add', codec };
+        return after.value('geows_frames_sent_total', labels) - before.value('geows_frames_sent_total', labels);
+      };
+      expect({ json: sent('json'), msgpack: sent('msgpack') }).toEqual({ json: 2, msgpack: 1 });
+      const msgpackBytes = { region: 'eu', codec: 'msgpack' };
+      expect(after.value('geows_sent_bytes_total', msgpackBytes)).toBeGreaterThan(before.value('geows_sent_bytes_total', msgpackBytes));
+      const lagInEu = { origin: 'eu', region: 'eu' };
+      expect(after.count('geows_delivery_lag_seconds', lagInEu) - before.count('geows_delivery_lag_seconds', lagInEu)).toBe(1);
+    } finally {
+      packer.close();
+    }
   });
 
   it('observes the delivery lag once per event per node, by origin and region, across regions', async () => {
