@@ -100,6 +100,7 @@ describe('the packed packages in apps outside the workspace', () => {
         'reflect-metadata': `^${versionOf('reflect-metadata')}`,
         rxjs: `^${versionOf('rxjs')}`,
         ws: `^${versionOf('ws')}`,
+        msgpackr: `^${versionOf('msgpackr')}`,
       },
       devDependencies: {
         typescript: versionOf('typescript'),
@@ -157,7 +158,7 @@ describe('the packed packages in apps outside the workspace', () => {
     return JSON.parse(stdout.trim().split('\n').at(-1)!);
   }
 
-  /** What both apps must show: both clients' events stored, acked and delivered to both, in one order. */
+  /** What both apps must show: both clients' events stored, acked and delivered to the JSON and the MessagePack SDK client, in one order. */
   function expectRoundTrip(result: any): void {
     expect(result.raw.welcome).toMatchObject({ region: 'eu', sender: 'alice' });
     expect(result.raw.joined).toMatchObject({ room: 'lobby', recovered: true });
@@ -175,6 +176,7 @@ describe('the packed packages in apps outside the workspace', () => {
       { seq: 1, sender: 'alice', region: 'eu', data: { text: 'from the sdk' } },
       { seq: 2, sender: 'alice', region: 'eu', data: { text: 'from raw ws' } },
     ]);
+    expect(result.msgpack.received).toEqual(result.sdk.received); // the same events, in the same order, over MessagePack
   }
 
   it(
