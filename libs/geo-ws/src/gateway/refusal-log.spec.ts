@@ -20,4 +20,17 @@ describe('RefusalLog', () => {
     expect(warn).toHaveBeenCalledTimes(3);
     expect(warn.mock.calls[2][0]).toBe('refused 1000 frame(s) with REJECTED in region eu in the last 61 s');
   });
+
+  it('speaks of upgrades for HTTP refusals (a foreign Origin), one line a minute however many', () => {
+    jest.useFakeTimers({ now: 0 });
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const log = new RefusalLog('eu', 'upgrade');
+    for (let i = 0; i < 500; i++) log.hit('FORBIDDEN (origin not allowed)');
+    jest.setSystemTime(60_000);
+    log.hit('FORBIDDEN (origin not allowed)');
+    expect(warn.mock.calls.map((call) => call[0])).toEqual([
+      'refused an upgrade with FORBIDDEN (origin not allowed) in region eu (more are counted, one line a minute)',
+      'refused 500 upgrade(s) with FORBIDDEN (origin not allowed) in region eu in the last 60 s',
+    ]);
+  });
 });

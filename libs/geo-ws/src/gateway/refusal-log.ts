@@ -13,7 +13,11 @@ export class RefusalLog {
   private readonly logger = new Logger('GeoRefusals');
   private readonly byCode = new Map<string, { loggedAt: number; unlogged: number }>();
 
-  constructor(private readonly region: string) {}
+  constructor(
+    private readonly region: string,
+    /** What is refused: `frame` (a `geo.error`) or `upgrade` (an HTTP refusal of a WebSocket). */
+    private readonly what: 'frame' | 'upgrade' = 'frame',
+  ) {}
 
   hit(code: string): void {
     const now = Date.now();
@@ -24,8 +28,8 @@ export class RefusalLog {
     const first = entry.loggedAt === -Infinity;
     this.logger.warn(
       first
-        ? `refused a frame with ${code} in region ${this.region} (more are counted, one line a minute)`
-        : `refused ${entry.unlogged} frame(s) with ${code} in region ${this.region} in the last ${Math.round((now - entry.loggedAt) / 1000)} s`,
+        ? `refused a${this.what === 'upgrade' ? 'n' : ''} ${this.what} with ${code} in region ${this.region} (more are counted, one line a minute)`
+        : `refused ${entry.unlogged} ${this.what}(s) with ${code} in region ${this.region} in the last ${Math.round((now - entry.loggedAt) / 1000)} s`,
     );
     entry.loggedAt = now;
     entry.unlogged = 0;

@@ -8,6 +8,7 @@ import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
+import { RefusalLog } from './refusal-log.js';
 
 /**
  * What the upgrade of a request gets: accepted, with its principal, or refused with an
@@ -30,6 +31,7 @@ const handlers = new WeakMap<HttpServer, UpgradeHandler>();
  */
 export class UpgradeHandler {
   private readonly logger = new Logger(UpgradeHandler.name);
+  private readonly originRefusals: RefusalLog;
 
   /** The handler serving WebSocket upgrades on this HTTP server, once the region started. */
   static of(httpServer: HttpServer): UpgradeHandler | undefined {
@@ -48,6 +50,7 @@ export class UpgradeHandler {
     /** Counts refused upgrades (metrics), by HTTP status and code. */
     private readonly onRefused?: (status: number, code: string) => void,
   ) {
+    this.originRefusals = new RefusalLog(options.region, 'upgrade');
     handlers.set(httpServer, this);
   }
 
@@ -67,7 +70,8 @@ export class UpgradeHandler {
     if (!this.accepting()) return refusal(503, 'UNAVAILABLE', 'this region is draining or starting; try another');
     const origin = request.headers.origin;
     if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
-      this.logger.warn(`refused a WebSocket from origin ${origin}`);
+      // Counted and written once a minute: any page (or script) can send a foreign Origin.
+      this.originRefusals.hit('FORBIDDEN (origin not allowed)');
       return refusal(403, 'FORBIDDEN', 'this origin may not open a WebSocket here');
     }
     let principal: GeoPrincipal | null;
