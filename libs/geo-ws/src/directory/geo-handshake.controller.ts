@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Options, Req, Res } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import { UpgradeHandler } from '../gateway/upgrade-handler.js';
+import type { IncomingMessage } from 'node:http';
+import { GeoWsServer } from '../gateway/geo-ws.server.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 
@@ -10,7 +10,7 @@ import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.j
  * would get, for clients whose WebSocket cannot read the HTTP status of a refused upgrade
  * (browsers, undici): `204` (it would be accepted), or `401`/`403`/`503` with the JSON body
  * `{ code, message }` the upgrade refusal carries. The decision is the upgrade's own
- * ({@link UpgradeHandler.check}): same `Origin` allowlist, `authenticate`, revocation
+ * (`UpgradeHandler.check`): same `Origin` allowlist, `authenticate`, revocation
  * read and region access, on the query and the token (`Authorization: Bearer`) of this
  * request, and the same cost: one check does the work of one upgrade.
  *
@@ -23,6 +23,7 @@ export class GeoHandshakeController {
   constructor(
     @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
     private readonly adapterHost: HttpAdapterHost,
+    private readonly server: GeoWsServer,
   ) {}
 
   @Get('geo/handshake')
@@ -31,7 +32,7 @@ export class GeoHandshakeController {
     const raw = request.raw ?? (request as IncomingMessage);
     this.cors(raw, response);
     adapter.setHeader(response, 'Cache-Control', 'no-store');
-    const upgrades = UpgradeHandler.of(adapter.getHttpServer() as HttpServer);
+    const upgrades = this.server.upgradeHandler;
     if (!upgrades) {
       adapter.reply(response, { code: 'UNAVAILABLE', message: 'this region is starting; try again' }, 503);
       return;

@@ -167,6 +167,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 
   /** Connected clients on this instance. */
+  /** The upgrade's decision, for the handshake check (`GET /geo/handshake`); `undefined` until the region started. */
+  get upgradeHandler(): UpgradeHandler | undefined {
+    return this.upgrades;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }

@@ -20,9 +20,6 @@ export type HandshakeVerdict =
 
 const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' } as const;
 
-/** The handler of each HTTP server, for the handshake check (`GET /geo/handshake`) served by the same app. */
-const handlers = new WeakMap<HttpServer, UpgradeHandler>();
-
 /**
  * The HTTP side of a connection (the seam Nest's `WsAdapter` covers): the path, the
  * `Origin` allowlist, authentication, and refusals answered in HTTP before any socket
@@ -32,11 +29,6 @@ const handlers = new WeakMap<HttpServer, UpgradeHandler>();
 export class UpgradeHandler {
   private readonly logger = new Logger(UpgradeHandler.name);
   private readonly originRefusals: RefusalLog;
-
-  /** The handler serving WebSocket upgrades on this HTTP server, once the region started. */
-  static of(httpServer: HttpServer): UpgradeHandler | undefined {
-    return handlers.get(httpServer);
-  }
 
   constructor(
     private readonly options: ResolvedGeoWsOptions,
@@ -51,7 +43,6 @@ export class UpgradeHandler {
     private readonly onRefused?: (status: number, code: string) => void,
   ) {
     this.originRefusals = new RefusalLog(options.region, 'upgrade');
-    handlers.set(httpServer, this);
   }
 
   /** The WebSocket path: the URL an authenticator sees at the upgrade has it. */
