@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { WebSocket } from 'ws';
 import { GeoClient, type GeoClientEvents, type GeoClientOptions } from './geo-client.js';
 import { GeoClientCloseCode, GeoCloseCode, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from './protocol.js';
-import { FakeLogs, FakeRegion, NodeWebSocket, startMuteHost, until, within } from './testing/fake-region.js';
+import { FakeLogs, FakeRegion, startMuteHost, until, within } from './testing/fake-region.js';
 
 /**
  * GeoClient's connection lifecycle against fake regions (testing/fake-region.ts): the
@@ -38,7 +38,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
     const connecting = GeoClient.connect({
       regions,
       regionOrder: regions.map((candidate) => candidate.name),
-      WebSocket: NodeWebSocket,
+      WebSocket,
       probe: async () => 1,
       backoff: { baseMs: 20, maxMs: 80 },
       heartbeatMs: 60_000,
@@ -64,7 +64,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       let token = 0;
       const connecting = GeoClient.connect({
         regions: eu.regions,
-        WebSocket: NodeWebSocket,
+        WebSocket,
         probe: async () => 7,
         token: () => `t${++token}`,
         query: { name: 'Alice' },
@@ -97,7 +97,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       const noToken = GeoClient.connect({
         regions: eu.regions,
         probe: async () => 1,
-        WebSocket: NodeWebSocket,
+        WebSocket,
         token: () => Promise.reject(new Error('auth server down')),
       });
       await expect(within(noToken, 1000, 'connect() with a failing token function')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
@@ -374,14 +374,14 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       const [refreshing, failing] = await Promise.all([
         GeoClient.connect({
           regions: good.regions,
-          WebSocket: NodeWebSocket,
+          WebSocket,
           probe: async () => 1,
           heartbeatMs: 60_000,
           token: () => `t${++issued}`,
         }),
         GeoClient.connect({
           regions: bad.regions,
-          WebSocket: NodeWebSocket,
+          WebSocket,
           probe: async () => 1,
           heartbeatMs: 60_000,
           token: () => (bad.connections.length === 0 ? 'first' : Promise.reject(new Error('revoked'))),

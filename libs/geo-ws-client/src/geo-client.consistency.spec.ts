@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { Anomaly } from './consistency.js';
 import { GeoClient, type GeoClientOptions } from './geo-client.js';
 import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, until, within, type FakeConnection } from './testing/fake-region.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within, type FakeConnection } from './testing/fake-region.js';
 
 /**
  * Consistency tracked by the client (docs/CLIENT.md, "Consistency"): duplicates,
@@ -10,18 +10,6 @@ import { FakeRegion, TEST_CLIENT_OPTIONS, until, within, type FakeConnection } f
  * handed to the app; replays after a resume, `recovered: false` and a new epoch are not
  * anomalies; `geo.report` carries the counts every `report_ms` of `geo.welcome`.
  */
-
-const envelope = (room: string, seq: number | null, extra: Partial<GeoEnvelope> = {}): GeoEnvelope => ({
-  event_id: `e${seq}`,
-  room_id: room,
-  type: 'chat.message',
-  sender: 'someone',
-  timestamp: new Date().toISOString(),
-  region: 'eu',
-  seq,
-  data: {},
-  ...extra,
-});
 
 describe('GeoClient consistency (fake regions over a real WebSocket)', () => {
   const fakes: FakeRegion[] = [];

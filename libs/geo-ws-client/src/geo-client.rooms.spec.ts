@@ -1,25 +1,13 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { GeoClient, type GeoClientOptions } from './geo-client.js';
 import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeLogs, FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
+import { FakeLogs, FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within } from './testing/fake-region.js';
 
 /**
  * GeoClient's rooms against fake regions (testing/fake-region.ts): join, resume with
  * since/epoch on every new connection, gaps, and what it does with events the server
  * sends twice or out of order.
  */
-
-const envelope = (room: string, seq: number | null, extra: Partial<GeoEnvelope> = {}): GeoEnvelope => ({
-  event_id: `e${seq}`,
-  room_id: room,
-  type: 'chat.message',
-  sender: 'someone',
-  timestamp: new Date().toISOString(),
-  region: 'eu',
-  seq,
-  data: {},
-  ...extra,
-});
 
 describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
   const fakes: FakeRegion[] = [];

@@ -4,14 +4,12 @@ import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { jsonCodec } from '../codec.js';
 import { msgpackCodec } from '../msgpack.js';
-import type { GeoEnvelope, GeoRegion, WebSocketConstructor } from '../protocol.js';
+import type { GeoEnvelope, GeoRegion } from '../protocol.js';
 
 /** `ws`'s WebSocket as the client's `WebSocket` option. */
-export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
-
 /** Client options for specs against fake regions: Node's ws, no RTT probing, quick retries, heartbeats out of the way. */
 export const TEST_CLIENT_OPTIONS = {
-  WebSocket: NodeWebSocket,
+  WebSocket,
   probe: async () => 1,
   backoff: { baseMs: 20, maxMs: 80 },
   heartbeatMs: 60_000,
@@ -423,6 +421,19 @@ function bearerOf(protocolHeader: string | undefined): string | undefined {
     .find((protocol) => protocol.startsWith('bearer.'))
     ?.slice('bearer.'.length);
 }
+
+/** A room event as a fake region sends it: `event_id` `e<seq>` unless `extra` says otherwise. */
+export const testEnvelope = (room: string, seq: number | null, extra: Partial<GeoEnvelope> = {}): GeoEnvelope => ({
+  event_id: `e${seq}`,
+  room_id: room,
+  type: 'chat.message',
+  sender: 'someone',
+  timestamp: new Date().toISOString(),
+  region: 'eu',
+  seq,
+  data: {},
+  ...extra,
+});
 
 export const sleep = (ms: number): Promise<void> => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

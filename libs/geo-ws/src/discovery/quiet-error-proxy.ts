@@ -32,7 +32,7 @@ class QuietErrorProxy {
  * `contextCreator` with the quiet error proxy: the same guards, interceptors, pipes and
  * filters. Nest keeps the proxy in an instance field (`externalErrorProxy`, read by
  * `create`); if a Nest version stops doing so, the creator is used as it is (refusals are
- * then logged by Nest again, which test/metrics.e2e-spec.ts would catch).
+ * then logged by Nest again, which test/refusal-logs.e2e-spec.ts would catch).
  */
 export function quietContextCreator(contextCreator: ExternalContextCreator): ExternalContextCreator {
   if (!('externalErrorProxy' in contextCreator)) return contextCreator;
