@@ -67,5 +67,11 @@ describe('NATS errors: what reaches clients as UNAVAILABLE (retryable) and what 
     expect(() => new NatsNames('Not Valid')).toThrow(GeoConfigError);
     const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 100, maxAgeMs: 3_600_000 } };
     expect(() => natsTransport({ servers: 'nats://127.0.0.1:4222', namespace: 'UPPER' })(context)).toThrow(/namespace must be/);
+    expect(() => natsTransport({ servers: 'nats://127.0.0.1:4222', sharedTailFrom: 0 })(context)).toThrow(GeoConfigError);
+    for (const tailGiveUpMs of [4999, Number.NaN]) {
+      expect(() => natsTransport({ servers: 'nats://127.0.0.1:4222', tailGiveUpMs })(context)).toThrow(
+        /tailGiveUpMs must be at least 5000/,
+      );
+    }
   });
 });

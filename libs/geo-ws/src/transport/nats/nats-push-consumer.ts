@@ -26,8 +26,11 @@ export interface PushConsumerSpec {
   logger: Logger;
   /** One stored message at stream sequence `seq`, in order; false when the reader is over. */
   onMessage(message: Msg, seq: number): boolean;
-  /** The stream was deleted and created again: the reader ends here (nothing of the new stream was delivered). */
-  onStreamRecreated(): void;
+  /**
+   * The reader ended without being stopped, for `reason`: the stream was deleted and created
+   * again (nothing of the new stream was delivered), or NATS stayed silent too long (see {@link NatsPushConsumer.giveUp}).
+   */
+  onFailed(reason: string): void;
 }
 
 /**
@@ -47,8 +50,12 @@ export interface PushConsumerSpec {
  * the stream incarnation the reader started on before any of its messages is handed over.
  */
 export class NatsPushConsumer {
-  /** When the current consumer last showed life (a message, a heartbeat, flow control). */
+  /** When the current consumer last showed life (a message, a heartbeat, flow control), or was created. */
   lastSign = Date.now();
+  /** When the server last sent anything to this reader (a consumer created but silent does not count). */
+  lastHeard = Date.now();
+  /** Why the last attempt to create a consumer failed, for the reason of {@link giveUp}. */
+  private lastFailure: string | undefined;
   /** The stream sequence to read from next. */
   private next: number;
   private stopped = false;
@@ -78,12 +85,21 @@ export class NatsPushConsumer {
     return this.open();
   }
 
-  /** Drops the current consumer and reads on from the next sequence with a new one. */
-  renew(): void {
-    if (this.stopped || this.reopening) return;
+  /** Drops the current consumer and reads on from the next sequence with a new one (false: already doing so, or stopped). */
+  renew(): boolean {
+    if (this.stopped || this.reopening) return false;
     this.reopening = true;
     this.drop();
     void this.reopen();
+    return true;
+  }
+
+  /** Ends the reader that NATS left silent too long (the owner decides how long) and tells the owner why. */
+  giveUp(): void {
+    if (this.stopped) return;
+    this.stop();
+    const last = this.lastFailure ? ` (last attempt: ${this.lastFailure})` : '';
+    this.spec.onFailed(`no message or heartbeat from NATS for ${Math.round((Date.now() - this.lastHeard) / 1000)} s${last}`);
   }
 
   stop(): void {
@@ -134,7 +150,7 @@ export class NatsPushConsumer {
     // check before handing over anything it sent.
     if ((await this.spec.epochs.incarnationOf(this.spec.stream, true)) !== this.spec.incarnation) {
       this.stop();
-      this.spec.onStreamRecreated();
+      this.spec.onFailed('the stream was recreated; its epoch changed');
       return;
     }
     if (!this.isCurrent(generation)) return;
@@ -153,6 +169,7 @@ export class NatsPushConsumer {
       } catch (error) {
         this.drop();
         const reason = error instanceof Error ? error.message : String(error);
+        this.lastFailure = reason;
         this.spec.logger.debug(`tail of ${this.spec.what}: ${reason}; resuming after stream seq ${this.next - 1}`);
       }
     }
@@ -170,23 +187,23 @@ export class NatsPushConsumer {
 
   private receive(generation: number, error: Error | null, message: Msg): void {
     if (!this.isCurrent(generation)) return;
-    if (error) return this.renew(); // the subscription was refused: try again with a new one
-    this.lastSign = Date.now();
+    if (error) return void this.renew(); // the subscription was refused: try again with a new one
+    this.lastSign = this.lastHeard = Date.now();
     // Status messages (heartbeats, flow control) have no payload; stored events always have
     // one (an envelope), so their headers are only parsed by whoever takes them.
     const headers = message.data.length === 0 ? message.headers : undefined;
     if (headers?.code) {
-      if (headers.code !== 100) return this.renew(); // e.g. 409 consumer deleted
+      if (headers.code !== 100) return void this.renew(); // e.g. 409 consumer deleted
       if (message.reply) message.respond(); // flow control: ready for more
       // A heartbeat says how many messages the consumer sent: more than arrived means loss.
       const sent = Number(headers.get('Nats-Last-Consumer') || 0);
-      if (sent > this.delivered) return this.renew();
+      if (sent > this.delivered) return void this.renew();
       const stalled = headers.get('Nats-Consumer-Stalled');
       if (stalled) this.spec.clients().nc.publish(stalled);
       return;
     }
     const position = deliveryOf(message.reply);
-    if (!position || position.delivered !== this.delivered + 1) return this.renew();
+    if (!position || position.delivered !== this.delivered + 1) return void this.renew();
     this.delivered = position.delivered;
     if (this.held) this.held.push({ message, seq: position.seq });
     else this.take(message, position.seq);

@@ -15,6 +15,14 @@ import { NatsPushConsumer, SILENT_MS } from './nats-push-consumer.js';
 const WATCHDOG_EVERY_MS = 1000;
 /** Default of `sharedTailFrom` (see {@link NatsTails}). */
 export const DEFAULT_SHARED_TAIL_FROM = 64;
+/**
+ * Default of `tailGiveUpMs`: long enough for the elections after a gateway heal (up to
+ * 21 s of silence measured in the partition e2e), short enough that a region whose
+ * JetStream stays unavailable tells its members instead of leaving them waiting.
+ */
+export const DEFAULT_TAIL_GIVE_UP_MS = 30_000;
+/** A shorter `tailGiveUpMs` would fail tails before a replaced consumer had a chance to speak. */
+export const MIN_TAIL_GIVE_UP_MS = SILENT_MS + 500;
 
 /**
  * Live tails. A tail delivers one room log's events after a position, in order, none
@@ -47,6 +55,8 @@ export class NatsTails {
     private readonly clients: () => NatsClients,
     /** Rooms of one stream tailed at once from which the stream is read through one consumer. */
     private readonly sharedFrom: number,
+    /** A reader NATS sent nothing for this long fails its tails (their members join again). */
+    private readonly giveUpMs: number,
   ) {}
 
   /**
@@ -143,11 +153,11 @@ export class NatsTails {
    */
   private async share(tail: RoomTail, own: Set<RoomTail>, streamLastSeq: number): Promise<void> {
     const shared = new SharedStreamTail(
-      (onMessage, onStreamRecreated) =>
+      (onMessage, onFailed) =>
         new NatsPushConsumer(
           this.consumerSpec(tail.stream, this.names.streamSubjects(tail.log), tail.incarnation, `stream ${tail.stream}`, {
             onMessage,
-            onStreamRecreated,
+            onFailed,
           }),
           streamLastSeq + 1,
         ),
@@ -182,7 +192,7 @@ export class NatsTails {
     filter: string,
     incarnation: string,
     what: string,
-    reader: { onMessage(message: Msg, seq: number): boolean; onStreamRecreated(): void },
+    reader: { onMessage(message: Msg, seq: number): boolean; onFailed(reason: string): void },
   ) {
     return {
       stream,
@@ -193,7 +203,7 @@ export class NatsTails {
       epochs: this.epochs,
       logger: this.logger,
       onMessage: (message: Msg, seq: number) => reader.onMessage(message, seq),
-      onStreamRecreated: () => reader.onStreamRecreated(),
+      onFailed: (reason: string) => reader.onFailed(reason),
     };
   }
 
@@ -202,12 +212,15 @@ export class NatsTails {
     for (const shared of this.shared.values()) yield shared.consumer;
   }
 
+  /** Replaces consumers silent for {@link SILENT_MS}; fails the readers NATS left silent for `giveUpMs`. */
   private renewSilent(): void {
     const now = Date.now();
-    for (const consumer of this.consumers()) {
-      if (now - consumer.lastSign < SILENT_MS) continue;
-      this.logger.debug(`a tail consumer showed no message and no heartbeat for ${SILENT_MS} ms; a new one`);
-      consumer.renew();
+    // A copy: a reader that gives up fails its tails, which leave the maps walked here.
+    for (const consumer of [...this.consumers()]) {
+      if (now - consumer.lastHeard >= this.giveUpMs) consumer.giveUp();
+      else if (now - consumer.lastSign >= SILENT_MS && consumer.renew()) {
+        this.logger.debug(`a tail consumer showed no message and no heartbeat for ${SILENT_MS} ms; a new one`);
+      }
     }
   }
 
@@ -293,8 +306,8 @@ class RoomTail {
     return this.deliver(seq, message.headers?.get(EPOCH_HEADER), message);
   }
 
-  onStreamRecreated(): void {
-    this.fail(`the stream of room "${this.room}" was recreated; its epoch changed`);
+  onFailed(reason: string): void {
+    this.fail(`room "${this.room}": ${reason}`);
   }
 
   get closed(): boolean {
@@ -363,14 +376,14 @@ class SharedStreamTail {
   private stopped = false;
 
   constructor(
-    consumer: (onMessage: (message: Msg, seq: number) => boolean, onStreamRecreated: () => void) => NatsPushConsumer,
+    consumer: (onMessage: (message: Msg, seq: number) => boolean, onFailed: (reason: string) => void) => NatsPushConsumer,
     private readonly incarnation: string,
     private readonly reads: NatsLogReader,
     private readonly onStop: () => void,
   ) {
     this.consumer = consumer(
       (message, seq) => this.dispatch(message, seq),
-      () => this.failAll('its stream was recreated; its epoch changed'),
+      (reason) => this.failAll(reason),
     );
   }
 

@@ -37,6 +37,13 @@ export interface NatsTransportOptions {
    * stream through one consumer, `Infinity` never.
    */
   sharedTailFrom?: number;
+  /**
+   * A live tail that hears nothing from NATS (no event, no heartbeat) for this long, while
+   * it keeps asking for a new consumer, fails: its room's members are told and join again
+   * (and get `UNAVAILABLE` until JetStream answers) instead of waiting in silence. Default
+   * 30000, at least 5000.
+   */
+  tailGiveUpMs?: number;
   /** Time limit of each JetStream request; past it the operation fails as unavailable. Default 5000. */
   requestTimeoutMs?: number;
   /**

@@ -23,7 +23,7 @@ import { NatsNames } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
-import { DEFAULT_SHARED_TAIL_FROM, NatsTails } from './nats-tails.js';
+import { DEFAULT_SHARED_TAIL_FROM, DEFAULT_TAIL_GIVE_UP_MS, MIN_TAIL_GIVE_UP_MS, NatsTails } from './nats-tails.js';
 import type { NatsTransportOptions } from './nats-transport.options.js';
 
 /** Time limit of each JetStream request when `requestTimeoutMs` is not set. */
@@ -91,12 +91,17 @@ export class NatsTransport implements GeoTransport {
     const sharedTailFrom = options.sharedTailFrom ?? DEFAULT_SHARED_TAIL_FROM;
     if (!(sharedTailFrom >= 1))
       throw new GeoConfigError(`natsTransport: sharedTailFrom must be at least 1 (or Infinity), got ${sharedTailFrom}`);
+    const tailGiveUpMs = options.tailGiveUpMs ?? DEFAULT_TAIL_GIVE_UP_MS;
+    if (!(tailGiveUpMs >= MIN_TAIL_GIVE_UP_MS))
+      throw new GeoConfigError(
+        `natsTransport: tailGiveUpMs must be at least ${MIN_TAIL_GIVE_UP_MS} (two missed heartbeats and a retry), got ${tailGiveUpMs}`,
+      );
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const clients = () => this.require();
     this.streams = new NatsStreams(this.names, options, context, this.timeoutMs, () => this.closed);
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
     this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
-    this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom);
+    this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom, tailGiveUpMs);
     this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients);
     this.state = new NatsStateStore(
       () => this.requireBuckets(),
