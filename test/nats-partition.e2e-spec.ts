@@ -110,7 +110,7 @@ describe('NATS tail across a gateway cut', () => {
       // (A failure happens when JetStream stays unavailable in us after the heal, which
       // nats-server 2.9.10 does now and then: the tail gives up after 30 s of silence.)
       if (received.failed === undefined) expect(received.events).toEqual([...Array(total).keys()]);
-      else expect(received.failed.message).toMatch(/no message or heartbeat from NATS for \d+ s/);
+      else expect(received.failed.message).toMatch(/no event or sound heartbeat from NATS for \d+ s/);
       // In order and once each, whatever arrived.
       expect(received.events).toEqual([...Array(received.events.length).keys()]);
     } finally {
@@ -130,7 +130,7 @@ describe('NATS tail across a gateway cut', () => {
       const failedAfter = Date.now() - cutAt;
       console.log(`cut-off tail failed after ${failedAfter} ms: ${cutOff.failed?.message ?? 'not at all'}`);
       expect(cutOff.failed?.message).toMatch(
-        /^room "part-[0-9a-f]+": no message or heartbeat from NATS for [6-9] s( \(last attempt: .+\))?$/,
+        /^room "part-[0-9a-f]+": no event or sound heartbeat from NATS for [6-9] s( \(last attempt: .+\))?$/,
       );
       // Give up after 6 s of silence, checked once a second (and the silence began before the cut).
       expect(failedAfter).toBeLessThan(10_000);

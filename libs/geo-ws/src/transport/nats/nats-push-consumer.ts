@@ -52,7 +52,11 @@ export interface PushConsumerSpec {
 export class NatsPushConsumer {
   /** When the current consumer last showed life (a message, a heartbeat, flow control), or was created. */
   lastSign = Date.now();
-  /** When the server last sent anything to this reader (a consumer created but silent does not count). */
+  /**
+   * When NATS last told this reader all is well: an event in order, or a heartbeat that
+   * counts no more messages than arrived (a created consumer that stays silent, or one
+   * whose heartbeats speak of loss, does not count).
+   */
   lastHeard = Date.now();
   /** Why the last attempt to create a consumer failed, for the reason of {@link giveUp}. */
   private lastFailure: string | undefined;
@@ -99,7 +103,7 @@ export class NatsPushConsumer {
     if (this.stopped) return;
     this.stop();
     const last = this.lastFailure ? ` (last attempt: ${this.lastFailure})` : '';
-    this.spec.onFailed(`no message or heartbeat from NATS for ${Math.round((Date.now() - this.lastHeard) / 1000)} s${last}`);
+    this.spec.onFailed(`no event or sound heartbeat from NATS for ${Math.round((Date.now() - this.lastHeard) / 1000)} s${last}`);
   }
 
   stop(): void {
@@ -188,7 +192,7 @@ export class NatsPushConsumer {
   private receive(generation: number, error: Error | null, message: Msg): void {
     if (!this.isCurrent(generation)) return;
     if (error) return void this.renew(); // the subscription was refused: try again with a new one
-    this.lastSign = this.lastHeard = Date.now();
+    this.lastSign = Date.now();
     // Status messages (heartbeats, flow control) have no payload; stored events always have
     // one (an envelope), so their headers are only parsed by whoever takes them.
     const headers = message.data.length === 0 ? message.headers : undefined;
@@ -198,6 +202,7 @@ export class NatsPushConsumer {
       // A heartbeat says how many messages the consumer sent: more than arrived means loss.
       const sent = Number(headers.get('Nats-Last-Consumer') || 0);
       if (sent > this.delivered) return void this.renew();
+      this.lastHeard = this.lastSign;
       const stalled = headers.get('Nats-Consumer-Stalled');
       if (stalled) this.spec.clients().nc.publish(stalled);
       return;
@@ -205,6 +210,7 @@ export class NatsPushConsumer {
     const position = deliveryOf(message.reply);
     if (!position || position.delivered !== this.delivered + 1) return void this.renew();
     this.delivered = position.delivered;
+    this.lastHeard = this.lastSign;
     if (this.held) this.held.push({ message, seq: position.seq });
     else this.take(message, position.seq);
   }
