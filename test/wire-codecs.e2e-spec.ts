@@ -195,7 +195,7 @@ describe('wire codecs: JSON, MessagePack and permessage-deflate across three reg
     expect(await deflateMsgpack.next('geo.pong')).toEqual({ t: 1 });
   });
 
-  it('hostile MessagePack (depth bomb, huge length prefix, wrong frame type) gets MALFORMED_FRAME; a bystander keeps receiving', async () => {
+  it('hostile MessagePack (depth bomb, huge length prefix, wrong frame type, the key __proto__) gets MALFORMED_FRAME; a bystander keeps receiving', async () => {
     const room = `hostile-${randomUUID().slice(0, 8)}`;
     const mallory = await raw('mallory', 'msgpack');
     const jsonMallory = await raw('jason', 'json');
@@ -217,6 +217,17 @@ describe('wire codecs: JSON, MessagePack and permessage-deflate across three reg
       const error = await mallory.next('geo.error');
       expect({ what, code: error.code }).toEqual({ what, code: 'MALFORMED_FRAME' });
       await bystander.publish(room, 'note.add', { text: `after ${i}` });
+    }
+    // The key MessagePack readers rename to __proto_ (JSON keeps it): refused in both codecs, naming the publish.
+    for (const [i, attacker] of [mallory, jsonMallory].entries()) {
+      const data = JSON.parse(`{"event_id":"proto-${i}","room_id":"${room}","data":{"list":[{"__proto__":{"admin":true}}]}}`) as object;
+      attacker.send({ event: 'note.add', data });
+      const error = await attacker.next('geo.error');
+      expect({ codec: attacker.codec, code: error.code, event_id: error.event_id }).toEqual({
+        codec: attacker.codec,
+        code: 'MALFORMED_FRAME',
+        event_id: `proto-${i}`,
+      });
     }
     // MessagePack on a JSON connection.
     jsonMallory.socket.send(msgpackCodec.encode({ event: 'geo.ping', data: { t: 1 } }));

@@ -4,13 +4,18 @@ import fc from 'fast-check';
 import { DEFAULT_MAX_DEPTH as SERVER_MAX_DEPTH, parseFrame, parseMsgpackFrame } from '../../geo-ws/src/protocol/frames.js';
 import { GeoClientError } from './errors.js';
 import { msgpackCodec } from './msgpack.js';
-import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, jsonDepth, utf8Length } from './publish-frame.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, jsonShape, utf8Length } from './publish-frame.js';
 
 const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxDepth: DEFAULT_MAX_DEPTH };
 
 /** A JSON value wrapped in arrays and objects, `wraps` levels deep. */
 const deepJson = fc
-  .tuple(fc.jsonValue({ maxDepth: 4 }), fc.array(fc.boolean(), { maxLength: 45, size: 'max' }), fc.string({ maxLength: 3 }))
+  .tuple(
+    fc.jsonValue({ maxDepth: 4 }),
+    fc.array(fc.boolean(), { maxLength: 45, size: 'max' }),
+    // Now and then the key both sides refuse (MessagePack readers rename it).
+    fc.oneof({ weight: 9, arbitrary: fc.string({ maxLength: 3 }) }, { weight: 1, arbitrary: fc.constant('__proto__') }),
+  )
   .map(([leaf, wraps, key]) => wraps.reduce<unknown>((value, asArray) => (asArray ? [value] : { [key]: value }), leaf));
 
 function refusal(run: () => unknown): string | undefined {
@@ -85,10 +90,23 @@ describe('publish frames: checked like the server checks them', () => {
     );
   });
 
-  it('jsonDepth ignores brackets inside strings and escapes', () => {
-    expect(jsonDepth('"[[{{"')).toBe(0);
-    expect(jsonDepth(JSON.stringify({ a: '\\"[{', b: [[1]] }))).toBe(3);
-    expect(jsonDepth(JSON.stringify([{}, [[[]]]]))).toBe(4);
+  it('jsonShape ignores brackets inside strings and escapes, and finds __proto__ keys only', () => {
+    expect(jsonShape('"[[{{"').depth).toBe(0);
+    expect(jsonShape(JSON.stringify({ a: '\\"[{', b: [[1]] })).depth).toBe(3);
+    expect(jsonShape(JSON.stringify([{}, [[[]]]])).depth).toBe(4);
+    expect(jsonShape(JSON.stringify(JSON.parse('{"a":[{"__proto__":1}]}'))).forbiddenKey).toBe(true);
+    expect(jsonShape('{"a":[{"__proto__":1}]}').forbiddenKey).toBe(true);
+    // Values and look-alike keys are not the key.
+    for (const data of [
+      { a: '__proto__' },
+      ['__proto__'],
+      { '"__proto__': 1 },
+      { 'x"__proto__': 1 },
+      { __proto_: 1 },
+      { a: '"__proto__":' },
+    ]) {
+      expect(jsonShape(JSON.stringify(data)).forbiddenKey).toBe(false);
+    }
   });
 
   it('utf8Length is the byte length the server sees, lone surrogates included (fast-check)', () => {

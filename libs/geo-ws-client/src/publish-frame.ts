@@ -13,6 +13,12 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
 export const DEFAULT_MAX_DEPTH = 32;
 
 const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * The object key the server refuses in either codec: MessagePack readers rename it to
+ * `__proto_` where JSON keeps it, so members would see different data by codec.
+ */
+const FORBIDDEN_KEY = '__proto__';
+const FORBIDDEN_KEY_REFUSAL = `the payload has an object key "${FORBIDDEN_KEY}", which the server refuses (MessagePack readers rename it); use another key; nothing was sent`;
 
 /**
  * Encodes a publish frame once, for every attempt, or throws a {@link GeoClientError} for
@@ -20,7 +26,8 @@ const EVENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
  * - `INVALID_ENVELOPE`: a protocol event name (`geo.*`) or a bad `event_id`, or `data`
  *   that has no JSON form (`undefined`, a function);
  * - `MALFORMED_FRAME`: `data` the JSON encoder cannot encode (a cycle, a `BigInt`, nesting
- *   so deep that the encoder runs out of stack), or nested deeper than `maxDepth`;
+ *   so deep that the encoder runs out of stack), nested deeper than `maxDepth`, or with an
+ *   object key `__proto__`;
  * - `PAYLOAD_TOO_LARGE`: a frame larger than `maxFrameBytes`.
  *
  * `event` is `unknown` because `publish()` is called from JavaScript too: it is checked here.
@@ -53,13 +60,15 @@ export function encodePublish(
   if (payload === undefined)
     throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
   // The server measures the depth of the frame's `data`: { event_id, room_id, data } is level 1.
-  const depth = 1 + jsonDepth(payload);
+  const shape = jsonShape(payload);
+  const depth = 1 + shape.depth;
   if (depth > limits.maxDepth) {
     throw new GeoClientError(
       'MALFORMED_FRAME',
       `the payload nests arrays or objects ${depth - 1} levels deep; at most ${limits.maxDepth - 1} are allowed; nothing was sent`,
     );
   }
+  if (shape.forbiddenKey) throw new GeoClientError('MALFORMED_FRAME', FORBIDDEN_KEY_REFUSAL);
   const frame = `{"event":${JSON.stringify(event)},"data":{"event_id":${JSON.stringify(eventId)},"room_id":${JSON.stringify(room)},"data":${payload}}}`;
   const bytes = utf8Length(frame);
   if (bytes > limits.maxFrameBytes) {
@@ -79,13 +88,15 @@ function encodeWith(
 ): string | Uint8Array {
   if (data === undefined || typeof data === 'function' || typeof data === 'symbol')
     throw new GeoClientError('INVALID_ENVELOPE', 'the payload has no JSON form (undefined or a function); nothing was sent');
-  const depth = 1 + valueDepth(data, limits.maxDepth);
+  const shape = valueShape(data, limits.maxDepth);
+  const depth = 1 + shape.depth;
   if (depth > limits.maxDepth) {
     throw new GeoClientError(
       'MALFORMED_FRAME',
       `the payload nests arrays or objects more than ${limits.maxDepth - 1} levels deep (or refers to itself); nothing was sent`,
     );
   }
+  if (shape.forbiddenKey) throw new GeoClientError('MALFORMED_FRAME', FORBIDDEN_KEY_REFUSAL);
   let frame: string | Uint8Array;
   try {
     frame = codec.encode({ event, data: { event_id: eventId, room_id: room, data } });
@@ -99,22 +110,29 @@ function encodeWith(
   return frame;
 }
 
+/** How a payload is built: its deepest nesting of arrays and objects, and whether an object in it has the key `__proto__`. */
+interface PayloadShape {
+  /** A scalar is 0, `{}` is 1. */
+  depth: number;
+  forbiddenKey: boolean;
+}
+
 /**
- * Deepest nesting of arrays and objects in a value (a scalar is 0, `{}` is 1), counted up to
- * `limit + 1` and no further (so a cycle ends too). Iterative. Values with `toJSON` (a Date)
- * count as scalars, as their JSON form is.
+ * The shape of a value, its depth counted up to `limit + 1` and no further (so a cycle ends
+ * too). Iterative. Values with `toJSON` (a Date) count as scalars, as their JSON form is.
  */
-export function valueDepth(value: unknown, limit: number): number {
-  let deepest = 0;
+function valueShape(value: unknown, limit: number): PayloadShape {
+  const shape: PayloadShape = { depth: 0, forbiddenKey: false };
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
     if (typeof node !== 'object' || node === null || 'toJSON' in node) continue;
-    deepest = Math.max(deepest, depth + 1);
-    if (deepest > limit) return deepest;
+    shape.depth = Math.max(shape.depth, depth + 1);
+    if (shape.depth > limit) return shape;
+    if (!Array.isArray(node) && Object.hasOwn(node, FORBIDDEN_KEY)) shape.forbiddenKey = true;
     for (const child of (Array.isArray(node) ? node : Object.values(node)) as unknown[]) stack.push([child, depth + 1]);
   }
-  return deepest;
+  return shape;
 }
 
 /** `JSON.stringify`, typed as it behaves: `undefined` for undefined, a function or a symbol (the lib says `string`). */
@@ -128,22 +146,28 @@ function describeThrown(thrown: unknown): string {
   return String(message ?? thrown);
 }
 
-/** Deepest nesting of arrays and objects in JSON text (a scalar is 0, `{}` is 1). Iterative. */
-export function jsonDepth(json: string): number {
+/**
+ * The shape of JSON text as `JSON.stringify` writes it (no whitespace): a string followed
+ * by `:` is a key, compared as written (the encoder escapes none of `__proto__`'s characters).
+ */
+export function jsonShape(json: string): PayloadShape {
   let depth = 0;
-  let deepest = 0;
-  let inString = false;
+  const shape: PayloadShape = { depth: 0, forbiddenKey: false };
+  let stringStart = -1;
   for (let i = 0; i < json.length; i++) {
     const char = json.charCodeAt(i);
-    if (inString) {
+    if (stringStart >= 0) {
       if (char === 0x5c)
         i++; // backslash: skip the escaped character
-      else if (char === 0x22) inString = false;
-    } else if (char === 0x22) inString = true;
-    else if (char === 0x7b || char === 0x5b) deepest = Math.max(deepest, ++depth);
+      else if (char === 0x22) {
+        if (json.charCodeAt(i + 1) === 0x3a && json.slice(stringStart + 1, i) === FORBIDDEN_KEY) shape.forbiddenKey = true;
+        stringStart = -1;
+      }
+    } else if (char === 0x22) stringStart = i;
+    else if (char === 0x7b || char === 0x5b) shape.depth = Math.max(shape.depth, ++depth);
     else if (char === 0x7d || char === 0x5d) depth--;
   }
-  return deepest;
+  return shape;
 }
 
 /** Bytes of `text` in UTF-8 (lone surrogates count 3, as TextEncoder replaces them). */

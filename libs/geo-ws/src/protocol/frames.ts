@@ -2,6 +2,7 @@ import { isValidEventId, isValidRoomId } from '../envelope/envelope.rules.js';
 import { DEFAULT_LIMITS } from '../options/defaults.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import { FORBIDDEN_KEY, forbiddenKey } from './forbidden-key.js';
 import { guardMsgpack } from './msgpack-guard.js';
 import { unpackMsgpack } from './msgpack.js';
 
@@ -49,7 +50,8 @@ export const DEFAULT_MAX_DEPTH = DEFAULT_LIMITS.maxDepth;
 /**
  * Parses one raw WebSocket message into a frame, or throws `MALFORMED_FRAME`. `data` may
  * nest arrays and objects at most `maxDepth` levels: deeper input is refused here, before
- * pipes, validators or encoders recurse into it.
+ * pipes, validators or encoders recurse into it. No object in it may have the key
+ * {@link FORBIDDEN_KEY}.
  */
 export function parseFrame(raw: string, maxDepth: number = DEFAULT_MAX_DEPTH): Frame {
   let value: unknown;
@@ -66,13 +68,15 @@ export function parseFrame(raw: string, maxDepth: number = DEFAULT_MAX_DEPTH): F
  * checked before it is decoded (depth, lengths, JSON's types only), then the same rules apply.
  */
 export function parseMsgpackFrame(bytes: Uint8Array, maxDepth: number = DEFAULT_MAX_DEPTH): Frame {
-  guardMsgpack(bytes, maxDepth);
+  const { hasForbiddenKey } = guardMsgpack(bytes, maxDepth);
   let value: unknown;
   try {
     value = unpackMsgpack(bytes);
   } catch {
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame is not valid MessagePack; send a map {event: string, data: ...}');
   }
+  // Decoded, the key is gone (renamed): refuse it now, naming the event as the JSON path does.
+  if (hasForbiddenKey) throw forbiddenKey(eventIdOf((value as { data?: unknown } | null)?.data));
   return frameOf(value, maxDepth);
 }
 
@@ -80,17 +84,20 @@ function frameOf(value: unknown, maxDepth: number): Frame {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame must be an object {"event": string, "data": ...}');
   }
+  if (Object.hasOwn(value, FORBIDDEN_KEY)) throw forbiddenKey();
   const { event, data } = value as Record<string, unknown>;
   if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
     throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'frame.event must be a non-empty string of at most 128 characters');
   }
-  if (nestsDeeperThan(data, maxDepth)) {
+  const problem = shapeProblem(data, maxDepth);
+  if (problem === 'depth') {
     throw new GeoProtocolError(
       GeoErrorCode.MALFORMED_FRAME,
       `frame.data nests arrays or objects deeper than ${maxDepth} levels`,
       eventIdOf(data),
     );
   }
+  if (problem === 'key') throw forbiddenKey(eventIdOf(data));
   return { event, data };
 }
 
@@ -127,18 +134,23 @@ export function roomOf(data: unknown): string | undefined {
   return isValidRoomId(room) ? room : undefined;
 }
 
-/** Iterative (a recursive walk would itself overflow the stack on hostile input). */
-function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
-  if (typeof value !== 'object' || value === null) return false;
+/**
+ * Whether parsed data nests deeper than `maxDepth` or has the {@link FORBIDDEN_KEY}
+ * (`JSON.parse` makes it an own property). Iterative: a recursive walk would itself
+ * overflow the stack on hostile input.
+ */
+function shapeProblem(value: unknown, maxDepth: number): 'depth' | 'key' | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
   const stack: [object, number][] = [[value, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
-    if (depth > maxDepth) return true;
+    if (depth > maxDepth) return 'depth';
+    if (!Array.isArray(node) && Object.hasOwn(node, FORBIDDEN_KEY)) return 'key';
     for (const child of (Array.isArray(node) ? node : Object.values(node)) as unknown[]) {
       if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
     }
   }
-  return false;
+  return undefined;
 }
 
 function position(value: unknown, where: string): JoinPosition {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Packr } from 'msgpackr';
-import { parseMsgpackFrame } from './frames.js';
+import { parseFrame, parseMsgpackFrame } from './frames.js';
 import { packMsgpack } from './msgpack.js';
 import { chooseSubprotocol, codecOf } from './wire.js';
 
@@ -77,5 +77,31 @@ describe('MessagePack frames', () => {
     const frame = (depth: number) => new Packr({ useRecords: false }).pack({ event: 'e', data: nested(depth) });
     expect(refusal(frame(4), 4)).toBe('accepted');
     expect(refusal(frame(5), 4)).toMatch(/^MALFORMED_FRAME: .*deeper than 4 levels/);
+  });
+});
+
+describe('the key __proto__', () => {
+  const data = JSON.parse('{"event_id":"e-1","room_id":"r","data":{"list":[{"__proto__":{"admin":true}}]}}') as unknown;
+
+  it('is refused in both codecs alike, naming the event, before MessagePack could rename it to __proto_', () => {
+    const asMsgpack = new Packr({ useRecords: false }).pack({ event: 'chat.message', data });
+    const asJson = JSON.stringify({ event: 'chat.message', data });
+    expect(asJson).toContain('"__proto__":{"admin":true}');
+    for (const parse of [() => parseMsgpackFrame(asMsgpack), () => parseFrame(asJson)]) {
+      expect(parse).toThrow(
+        expect.objectContaining({ code: 'MALFORMED_FRAME', eventId: 'e-1', message: expect.stringMatching(/"__proto__"/) }),
+      );
+    }
+    // At the frame's own level too.
+    expect(() => parseFrame('{"event":"e","data":1,"__proto__":{}}')).toThrow(expect.objectContaining({ code: 'MALFORMED_FRAME' }));
+    expect(refusal(hex('83 a5 6576656e74 a1 65 a4 64617461 c0 a9 5f5f70726f746f5f5f 80'))).toMatch(/^MALFORMED_FRAME: .*"__proto__"/);
+    // Nothing was polluted on the way.
+    expect(({} as { admin?: boolean }).admin).toBeUndefined();
+  });
+
+  it('look-alikes pass: __proto_ as a key, __proto__ as a value', () => {
+    const frame = { event: 'e', data: { __proto_: 1, list: ['__proto__'], text: '__proto__' } };
+    expect(parseMsgpackFrame(new Packr({ useRecords: false }).pack(frame))).toEqual(frame);
+    expect(parseFrame(JSON.stringify(frame))).toEqual(frame);
   });
 });

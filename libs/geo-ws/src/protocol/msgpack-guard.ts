@@ -1,5 +1,9 @@
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import { FORBIDDEN_KEY } from './forbidden-key.js';
+
+/** The forbidden key's bytes, to compare map keys with before anything is decoded. */
+const FORBIDDEN_KEY_BYTES = new TextEncoder().encode(FORBIDDEN_KEY);
 
 /**
  * Reads a MessagePack frame's structure before it is decoded, in one pass over its bytes
@@ -10,8 +14,10 @@ import { GeoProtocolError } from '../errors/geo-protocol.error.js';
  * strings, arrays, and maps whose keys are strings, with `data` nested at most `maxDepth`
  * levels as in JSON (the frame's own map is one level more), each length within the bytes
  * that remain, and nothing after the value. Throws `MALFORMED_FRAME` with what is wrong.
+ * Also says whether a map has the key `__proto__`, which the decoder would rename (see
+ * {@link FORBIDDEN_KEY}): the caller refuses the frame once it can name its `event_id`.
  */
-export function guardMsgpack(bytes: Uint8Array, maxDepth: number): void {
+export function guardMsgpack(bytes: Uint8Array, maxDepth: number): { hasForbiddenKey: boolean } {
   const maxLevels = maxDepth + 1;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.length;
@@ -21,6 +27,7 @@ export function guardMsgpack(bytes: Uint8Array, maxDepth: number): void {
   const maps: boolean[] = [];
   let position = 0;
   let values = 1;
+  let hasForbiddenKey = false;
 
   const need = (count: number, what: string): void => {
     if (count > end - position) malformed(`${what} runs past the end of the frame`);
@@ -116,6 +123,7 @@ export function guardMsgpack(bytes: Uint8Array, maxDepth: number): void {
     if (atKey && strLength < 0) malformed('map keys must be strings, as in JSON');
     if (strLength >= 0) {
       need(strLength, 'a string');
+      if (atKey && isForbiddenKey(bytes, position, strLength)) hasForbiddenKey = true;
       position += strLength;
     } else if (container >= 0) {
       if (open.length + 1 > maxLevels) malformed(`frame.data nests arrays or maps deeper than ${maxDepth} levels`);
@@ -127,6 +135,13 @@ export function guardMsgpack(bytes: Uint8Array, maxDepth: number): void {
     }
   }
   if (position !== end) malformed(`${end - position} bytes follow the frame's value`);
+  return { hasForbiddenKey };
+}
+
+function isForbiddenKey(bytes: Uint8Array, at: number, length: number): boolean {
+  if (length !== FORBIDDEN_KEY_BYTES.length) return false;
+  for (let i = 0; i < length; i++) if (bytes[at + i] !== FORBIDDEN_KEY_BYTES[i]) return false;
+  return true;
 }
 
 function malformed(reason: string): never {
