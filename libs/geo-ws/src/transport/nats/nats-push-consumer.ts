@@ -150,6 +150,7 @@ export class NatsPushConsumer {
     }
     current.name = name;
     this.lastSign = Date.now();
+    this.lastFailure = undefined;
     // A consumer made after the stream was deleted and created again reads the new one:
     // check before handing over anything it sent.
     if ((await this.spec.epochs.incarnationOf(this.spec.stream, true)) !== this.spec.incarnation) {
