@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import type { GeoWireCodec } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
@@ -57,7 +56,6 @@ const MAX_PENDING_EVENTS = 1000;
  * replays run beside a separate live reader go wrong.
  */
 export class RoomFeed {
-  private readonly logger = new Logger(RoomFeed.name);
   private readonly members = new Map<FeedMember, MemberState>();
   private lastSeq = 0;
   private epoch = '';
@@ -69,7 +67,8 @@ export class RoomFeed {
     private readonly transport: GeoTransport,
     readonly log: LogRef,
     private readonly budget: ReplayBudget,
-    private readonly onBroken: (feed: RoomFeed) => void,
+    /** Its live tail stopped (the owner logs why): the feed is closed and its members told. */
+    private readonly onBroken: (feed: RoomFeed, reason: string) => void,
     private readonly observer: FeedObserver | undefined,
   ) {}
 
@@ -77,7 +76,7 @@ export class RoomFeed {
     transport: GeoTransport,
     log: LogRef,
     budget: ReplayBudget,
-    onBroken: (feed: RoomFeed) => void,
+    onBroken: (feed: RoomFeed, reason: string) => void,
     observer?: FeedObserver,
   ): Promise<RoomFeed> {
     const feed = new RoomFeed(transport, log, budget, onBroken, observer);
@@ -267,10 +266,9 @@ export class RoomFeed {
   }
 
   private break(reason: string): void {
-    this.logger.warn(`Live tail of room "${this.log.room}" stopped: ${reason}`);
     const members = [...this.members.keys()];
     void this.close();
-    this.onBroken(this);
+    this.onBroken(this, reason);
     for (const member of members) member.evicted(this.log, reason);
   }
 }

@@ -2,6 +2,7 @@ import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type LogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
+import { FeedBreakLog } from './feed-break-log.js';
 import { RoomFeed, type FeedMember, type FeedObserver } from './room-feed.js';
 
 interface FeedEntry {
@@ -15,6 +16,7 @@ interface FeedEntry {
 /** This node's feeds: one per log that has at least one local member. */
 export class RoomFeeds {
   private readonly feeds = new Map<string, FeedEntry>();
+  private readonly breaks = new FeedBreakLog();
 
   constructor(
     private readonly transport: GeoTransport,
@@ -32,7 +34,16 @@ export class RoomFeeds {
     const key = logKey(log);
     let entry = this.feeds.get(key);
     if (!entry) {
-      const opened = RoomFeed.open(this.transport, log, this.budget, () => this.forget(key, opened), this.observer);
+      const opened = RoomFeed.open(
+        this.transport,
+        log,
+        this.budget,
+        (_, reason) => {
+          this.breaks.hit(log.room, reason);
+          this.forget(key, opened);
+        },
+        this.observer,
+      );
       const created: FeedEntry = { feed: opened, opening: 0 };
       entry = created;
       this.feeds.set(key, entry);
@@ -80,6 +91,7 @@ export class RoomFeeds {
   async closeAll(): Promise<void> {
     const entries = [...this.feeds.values()];
     this.feeds.clear();
+    this.breaks.close();
     await Promise.allSettled(entries.map(async (entry) => (await entry.feed).close()));
   }
 
