@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { GeoClient } from '@geo-ws/client';
 import { msgpackCodec } from '@geo-ws/client/msgpack';
-import { GeoMetrics, natsTransport } from '@geo-ws/nest';
+import { GeoMetrics, globalLog, natsTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
@@ -69,6 +69,7 @@ describe('metrics: /metrics and what moves it', () => {
       'geows_refusals_total',
       'geows_upgrade_refusals_total',
       'geows_slow_consumer_closes_total',
+      'geows_tail_stops_total',
       'geows_state_operations_total',
       'geows_client_events_total',
       'geows_client_anomalies_total',
@@ -176,6 +177,24 @@ describe('metrics: /metrics and what moves it', () => {
     expect(
       after.value('geows_replayed_events_total', { region: 'eu' }) - before.value('geows_replayed_events_total', { region: 'eu' }),
     ).toBe(published.length);
+  });
+
+  it('counts a live tail that stopped (its room log reset) in the region whose members were told, once', async () => {
+    const other = `metrics-reset-${randomUUID().slice(0, 8)}`;
+    const member = await WsTestClient.connect(deployment.region('eu').wsUrl, { name: 'erin' });
+    try {
+      await member.join(other);
+      const before = await scrape();
+      await deployment.region('eu').transport.deleteLog(globalLog(other));
+      expect((await member.next('geo.error', (data) => data.room === other)).code).toBe('UNAVAILABLE');
+      const after = await scrape();
+      for (const region of ['eu', 'us']) {
+        const stops = after.value('geows_tail_stops_total', { region }) - before.value('geows_tail_stops_total', { region });
+        expect({ region, stops }).toEqual({ region, stops: region === 'eu' ? 1 : 0 });
+      }
+    } finally {
+      member.close();
+    }
   });
 
   it('counts refusals by code, events outside the app as "other", and refused upgrades by status and code', async () => {

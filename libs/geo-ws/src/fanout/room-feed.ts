@@ -28,6 +28,8 @@ export interface FeedObserver {
    */
   delivered(event: GeoLoggedEnvelope | GeoEnvelopeDraft, members: number, msgpackMembers: number, live: boolean, ephemeral: boolean): void;
   replayed(events: number): void;
+  /** The feed's live tail stopped (its members join again). */
+  tailStopped(): void;
 }
 
 interface MemberState {

@@ -40,6 +40,7 @@ export class RoomFeeds {
         this.budget,
         (_, reason) => {
           this.breaks.hit(log.room, reason);
+          this.observer?.tailStopped();
           this.forget(key, opened);
         },
         this.observer,

@@ -108,6 +108,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
               }
             },
             replayed: (events) => metrics.replayedEvents(events),
+            tailStopped: () => metrics.tailStopped(),
           }
         : undefined,
     );

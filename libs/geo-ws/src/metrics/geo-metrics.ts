@@ -96,6 +96,7 @@ export class GeoMetrics {
   private readonly joinsRecovered: Child;
   private readonly joinsUnrecovered: Child;
   private readonly slowConsumers: Child;
+  private readonly tailStops: Child;
   private readonly clientEvents: Child;
   private readonly anomalies: Record<'duplicate' | 'regression' | 'gap', Child>;
 
@@ -146,6 +147,11 @@ export class GeoMetrics {
     this.slowConsumers = this.counter(`${p}slow_consumer_closes_total`, 'Connections closed as slow consumers (1013)', ['region']).labels(
       here,
     );
+    this.tailStops = this.counter(
+      `${p}tail_stops_total`,
+      'Live tails of room logs that stopped (log reset, stream recreated, broker silent): their members joined again',
+      ['region'],
+    ).labels(here);
     this.clientEvents = this.counter(`${p}client_events_total`, 'Events clients reported receiving (geo.report)', ['region']).labels(here);
     const anomalies = this.counter(`${p}client_anomalies_total`, 'Duplicates, seq regressions and gaps clients reported (geo.report)', [
       'region',
@@ -270,6 +276,10 @@ export class GeoMetrics {
       this.upgradeRefusals.set(key, child);
     }
     child.inc();
+  }
+
+  tailStopped(): void {
+    this.tailStops.inc();
   }
 
   slowConsumerClosed(): void {
