@@ -70,7 +70,7 @@ export class RoomFeed {
     readonly log: LogRef,
     private readonly budget: ReplayBudget,
     /** Its live tail stopped (the owner logs why): the feed is closed and its members told. */
-    private readonly onBroken: (feed: RoomFeed, reason: string) => void,
+    private readonly onBroken: (reason: string) => void,
     private readonly observer: FeedObserver | undefined,
   ) {}
 
@@ -78,7 +78,7 @@ export class RoomFeed {
     transport: GeoTransport,
     log: LogRef,
     budget: ReplayBudget,
-    onBroken: (feed: RoomFeed, reason: string) => void,
+    onBroken: (reason: string) => void,
     observer?: FeedObserver,
   ): Promise<RoomFeed> {
     const feed = new RoomFeed(transport, log, budget, onBroken, observer);
@@ -270,7 +270,7 @@ export class RoomFeed {
   private break(reason: string): void {
     const members = [...this.members.keys()];
     void this.close();
-    this.onBroken(this, reason);
+    this.onBroken(reason);
     for (const member of members) member.evicted(this.log, reason);
   }
 }

@@ -38,7 +38,7 @@ export class RoomFeeds {
         this.transport,
         log,
         this.budget,
-        (_, reason) => {
+        (reason) => {
           this.breaks.hit(log.room, reason);
           this.observer?.tailStopped();
           this.forget(key, opened);
