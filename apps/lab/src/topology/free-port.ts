@@ -6,6 +6,8 @@ const LOWEST_PORT = 10_000;
 /** Ports handed out by this process, not offered again (a caller may not have bound them yet). */
 const handedOut = new Set<number>();
 const REMEMBERED = 2_000;
+/** The first port of the kernel's ephemeral range (read once: it does not change while the lab runs). */
+const EPHEMERAL_LOW = ephemeralLow();
 
 /** A TCP port free on `host` right now. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -20,7 +22,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
  * outgoing connection's source port, and the server would then fail with "address in use".
  */
 export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
-  const below = ephemeralLow();
+  const below = EPHEMERAL_LOW;
   const servers: Server[] = [];
   try {
     const ports: number[] = [];

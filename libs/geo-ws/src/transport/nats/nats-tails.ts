@@ -46,7 +46,7 @@ export class NatsTails {
   /** Per stream: the one reader of the whole stream, once this node tails enough of its rooms. */
   private readonly shared = new Map<string, SharedStreamTail>();
   /** One check of every consumer of this transport for silence. */
-  private readonly watchdog = setInterval(() => this.renewSilent(), WATCHDOG_EVERY_MS).unref();
+  private readonly watchdog = setInterval(() => this.checkSilence(), WATCHDOG_EVERY_MS).unref();
 
   constructor(
     private readonly names: NatsNames,
@@ -213,7 +213,7 @@ export class NatsTails {
   }
 
   /** Replaces consumers silent for {@link SILENT_MS}; fails the readers NATS left silent for `giveUpMs`. */
-  private renewSilent(): void {
+  private checkSilence(): void {
     const now = Date.now();
     // A copy: a reader that gives up fails its tails, which leave the maps walked here.
     for (const consumer of [...this.consumers()]) {
