@@ -17,11 +17,15 @@ export class RedisServer {
   private child: ChildProcess | undefined;
   readonly host: string;
   private readonly prefix: string[];
+  /** With `keepData`: the directory every launch uses, removed by {@link stop}. */
+  private dataDir: string | undefined;
 
   private constructor(
     readonly port: number,
     private readonly args: string[],
     placement: RedisPlacement = {},
+    /** Restarts load what the server persisted (`SAVE`, or `--appendonly yes`) instead of starting empty. */
+    private readonly keepData = false,
   ) {
     this.host = placement.host ?? '127.0.0.1';
     this.prefix = placement.prefix ?? [];
@@ -39,8 +43,8 @@ export class RedisServer {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  static async start(args: string[] = [], placement: RedisPlacement = {}): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), args, placement);
+  static async start(args: string[] = [], placement: RedisPlacement = {}, options: { keepData?: boolean } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), args, placement, options.keepData);
     await server.launch();
     return server;
   }
@@ -48,8 +52,10 @@ export class RedisServer {
   private async launch(): Promise<void> {
     // A fresh directory per launch: Redis loads a dump.rdb it finds in its directory (a
     // replica's full sync writes one), so a restart must not come back with old data, and
-    // tests must not write into the repository.
-    const dir = await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
+    // tests must not write into the repository. With `keepData`, one directory for all.
+    const dir = this.keepData
+      ? (this.dataDir ??= await mkdtemp(join(tmpdir(), 'geo-ws-redis-')))
+      : await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
     const command = [
       ...this.prefix,
       'redis-server',
@@ -71,7 +77,7 @@ export class RedisServer {
     ];
     const child = spawn(command[0], command.slice(1), { stdio: 'ignore' });
     child.on('error', () => undefined);
-    child.on('exit', () => void rm(dir, { recursive: true, force: true }));
+    if (!this.keepData) child.on('exit', () => void rm(dir, { recursive: true, force: true }));
     this.child = child;
     reapOnExit(child);
     await waitUntil(async () => {
@@ -99,6 +105,7 @@ export class RedisServer {
 
   async stop(): Promise<void> {
     await this.kill();
+    if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
 }
 
