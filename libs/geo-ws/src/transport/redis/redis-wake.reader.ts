@@ -4,13 +4,18 @@ import { deliverToTails, parseStamped, type LiveReader, type StreamEntries, type
 
 const PAGE = 500;
 const SWEEP_MS = 1000;
+/** Tailed logs the sweep reads per turn, in turn: its cost stays fixed whatever the number of rooms. */
+const SWEEP_SLICE = 50;
 
 /**
  * The live reader for Redis Cluster, where one `XREAD` cannot span slots: the append
  * script publishes a wake-up on the log's channel, and the reader, subscribed once per
- * tailed log on one connection, reads the new entries with `XRANGE` from its cursor. A
- * sweep every second reads every tailed log, since Pub/Sub may drop a wake-up. Entries
- * are checked against each tail's epoch as in the blocking reader (`deliverToTails`).
+ * tailed log on one connection, reads the new entries with `XRANGE` from its cursor.
+ * Pub/Sub may drop a wake-up (a subscriber that reconnects misses what was published
+ * meanwhile): every tailed log is read when the subscriber is back, and a sweep reads 50
+ * tailed logs a second in turn. A dropped wake-up delays an event until the log's next
+ * one, or its turn in the sweep. Entries are checked against each tail's epoch as in the
+ * blocking reader (`deliverToTails`).
  */
 export class RedisWakeReader implements LiveReader {
   private readonly logger = new Logger(RedisWakeReader.name);
@@ -20,6 +25,8 @@ export class RedisWakeReader implements LiveReader {
   private readonly sweep: NodeJS.Timeout;
   /** Wake-up channel → stream key. */
   private readonly keyOf = new Map<string, string>();
+  /** Where the sweep goes on from. */
+  private swept = 0;
 
   constructor(
     private readonly commands: () => Redis,
@@ -30,9 +37,10 @@ export class RedisWakeReader implements LiveReader {
       const key = this.keyOf.get(channel);
       if (key) this.read(key);
     });
-    this.sweep = setInterval(() => {
+    subscriber.on('ready', () => {
       for (const key of this.tails.keys()) this.read(key);
-    }, SWEEP_MS);
+    });
+    this.sweep = setInterval(() => this.sweepSlice(), SWEEP_MS);
     this.sweep.unref();
   }
 
@@ -71,6 +79,15 @@ export class RedisWakeReader implements LiveReader {
   close(): void {
     clearInterval(this.sweep);
     this.tails.clear();
+  }
+
+  /** Reads the next {@link SWEEP_SLICE} tailed logs after the last one swept (in the map's order). */
+  private sweepSlice(): void {
+    const keys = [...this.tails.keys()];
+    if (keys.length === 0) return;
+    const start = this.swept % keys.length;
+    for (let i = 0; i < Math.min(SWEEP_SLICE, keys.length); i++) this.read(keys[(start + i) % keys.length]);
+    this.swept = start + SWEEP_SLICE;
   }
 
   /** Reads a log from its tails' cursor; one read per log at a time, another if woken meanwhile. */
