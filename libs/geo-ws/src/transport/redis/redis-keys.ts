@@ -59,6 +59,15 @@ export class RedisKeys {
     return `geows:${this.namespace}:resets`;
   }
 
+  /**
+   * Hash of the dataset the primary serves: its id (the second part of every epoch), its
+   * write count, and the replication id it was last checked under (see `VALIDATE_SCRIPT`).
+   * One per namespace; in Cluster mode it only counts resets.
+   */
+  dataset(): string {
+    return `geows:${this.namespace}:dataset`;
+  }
+
   session(id: string): string {
     return `geows:${this.namespace}:session:${id}`;
   }

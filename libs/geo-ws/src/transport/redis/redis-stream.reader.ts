@@ -7,12 +7,10 @@ export interface StreamTail {
   key: string;
   /** Last seq delivered. */
   cursor: number;
-  /** The full epoch: `<logEpoch>.<replicationId>`. */
+  /** The full epoch: `<logEpoch>.<datasetId>`. */
   epoch: string;
   /** The log's own epoch (the meta hash's), which the append script stamps on every entry. */
   logEpoch: string;
-  /** The primary's replication id part of the epoch (`cluster` in Cluster mode). */
-  replicationId: string;
   onEvent(event: GeoLoggedEnvelope): void;
   fail(reason: string): void;
 }
@@ -30,10 +28,12 @@ export interface ReadSource {
    * under right after it (pipelined on the blocking connection: one write, one round trip).
    */
   readLive(keys: string[], ids: string[]): Promise<{ reply: StreamReply; replicationId: string }>;
-  /** True for the primary, whose replication id says which epoch is current. */
-  primary: boolean;
-  /** The primary's replication id as last seen (refreshed on reconnect and every few seconds). */
-  primaryReplicationId(): string;
+  /** The replication id the dataset was last checked under: entries read under another one are not delivered. */
+  checkedReplicationId(): string;
+  /** Entries were read under another replication id: the dataset must be checked (restart, failover). */
+  recheck(): void;
+  /** Entries written up to this count were read under this replication id (see `RedisDataset`). */
+  observe(replicationId: string, writes: number): void;
 }
 
 export type StreamEntries = [id: string, fields: string[]][];
@@ -41,10 +41,11 @@ export type StreamEntries = [id: string, fields: string[]][];
 /** An `XREAD` reply: entries by stream key, or null when the call timed out or was unblocked. */
 export type StreamReply = [key: string, entries: StreamEntries][] | null;
 
-/** One stream entry: its event and the epoch of the log it was appended to (absent on entries of older versions). */
+/** One stream entry: its event, the epoch of the log it was appended to and the dataset's write count then (absent on entries of older versions). */
 export interface StampedEvent {
   event: GeoLoggedEnvelope;
   epoch: string | undefined;
+  writes: number | undefined;
 }
 
 /** The value of a field of a stream entry (fields alternate name, value). */
@@ -53,12 +54,16 @@ function field(fields: string[], name: string): string | undefined {
   return undefined;
 }
 
-/** Parses stream entries written by the append script (`e` = envelope JSON, `g` = epoch, id = `<seq>-0`). */
+/** Parses stream entries written by the append script (`e` = envelope JSON, `g` = epoch, `w` = write count, id = `<seq>-0`). */
 export function parseStamped(entries: StreamEntries): StampedEvent[] {
-  return entries.map(([id, fields]) => ({
-    event: { ...(JSON.parse(field(fields, 'e')!) as GeoEnvelopeDraft), seq: Number(id.split('-')[0]) },
-    epoch: field(fields, 'g'),
-  }));
+  return entries.map(([id, fields]) => {
+    const writes = field(fields, 'w');
+    return {
+      event: { ...(JSON.parse(field(fields, 'e')!) as GeoEnvelopeDraft), seq: Number(id.split('-')[0]) },
+      epoch: field(fields, 'g'),
+      writes: writes === undefined ? undefined : Number(writes),
+    };
+  });
 }
 
 /** The events of stream entries. */
@@ -66,10 +71,9 @@ export function parseEntries(entries: StreamEntries): GeoLoggedEnvelope[] {
   return parseStamped(entries).map((entry) => entry.event);
 }
 
-/** Splits a full epoch `<logEpoch>.<replicationId>` into its parts. */
-export function splitEpoch(epoch: string): { logEpoch: string; replicationId: string } {
-  const dot = epoch.lastIndexOf('.');
-  return { logEpoch: epoch.slice(0, dot), replicationId: epoch.slice(dot + 1) };
+/** The log's own part of a full epoch `<logEpoch>.<datasetId>`. */
+export function logEpochOf(epoch: string): string {
+  return epoch.slice(0, epoch.lastIndexOf('.'));
 }
 
 /** How a transport follows its tailed logs live. */
@@ -176,7 +180,7 @@ export class RedisStreamReader implements LiveReader {
         const source = this.source();
         const id = await source.blockingId();
         // A server serves its data under one replication id; a new one (a restarted primary,
-        // a failover) means another dataset, whose entries belong to another epoch.
+        // a failover) may be another dataset, which must be checked before anything is delivered.
         const before = last?.command === source.command ? last.replicationId : await source.replicationId();
         const keys: string[] = [];
         const ids: string[] = [];
@@ -193,26 +197,24 @@ export class RedisStreamReader implements LiveReader {
         this.blockedOn = undefined;
         last = { command: source.command, replicationId: after };
         failures = 0;
-        // The primary says which epoch is current: tails of another one are over. A replica
-        // may still serve the previous dataset (or already the next one): unless it agrees
-        // with the primary, its entries go only to tails of its own id, and the primary's
-        // checks end the others.
-        if (source.primary || after === source.primaryReplicationId()) {
-          for (const tail of this.all((tail) => tail.replicationId !== after)) {
-            tail.fail('the Redis primary restarted or failed over: the room log is in another epoch');
-          }
-        }
         // Read while the id changed: the entries may be of either dataset, so read again.
         if (before !== after) continue;
-        let skipped = false;
-        for (const [key, entries] of reply ?? []) {
-          const tails = this.tailsOf(key);
-          const fed = tails.filter((tail) => tail.replicationId === after);
-          skipped ||= fed.length < tails.length;
-          deliverToTails(fed, parseStamped(entries));
+        // A restarted or promoted primary (or a replica already serving its history): nothing
+        // is delivered until the dataset is checked under it. If it kept every write this
+        // process saw, the tails go on from their cursors; if not, its id changed and the
+        // check fails them (a new epoch).
+        if (after !== source.checkedReplicationId()) {
+          source.recheck();
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
         }
-        // Entries a tail may not take stay after its cursor: do not spin on them.
-        if (skipped) await new Promise((resolve) => setTimeout(resolve, 100));
+        let writes = 0;
+        for (const [key, entries] of reply ?? []) {
+          const stamped = parseStamped(entries);
+          for (const entry of stamped) writes = Math.max(writes, entry.writes ?? 0);
+          deliverToTails(this.tailsOf(key), stamped);
+        }
+        if (writes > 0) source.observe(after, writes);
       } catch (error) {
         this.blockedOn = undefined;
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the awaits above; the compiler keeps the narrowing from the loop's condition

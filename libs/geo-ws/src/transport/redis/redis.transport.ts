@@ -18,12 +18,13 @@ import type { LogRef } from '../log-ref.js';
 import { loadRedis } from './load-redis.js';
 import { unavailable } from './redis-errors.js';
 import { RedisKeys } from './redis-keys.js';
-import { APPEND_SCRIPT, CHECK_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT } from './redis-scripts.js';
+import { RedisDataset, replicationIdOf, type DatasetRedis } from './redis-dataset.js';
+import { APPEND_SCRIPT, CHECK_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT, VALIDATE_SCRIPT } from './redis-scripts.js';
 import { RedisStateStore } from './redis-state.store.js';
 import {
+  logEpochOf,
   parseEntries,
   RedisStreamReader,
-  splitEpoch,
   type LiveReader,
   type ReadSource,
   type StreamEntries,
@@ -34,12 +35,17 @@ import { RedisWakeReader } from './redis-wake.reader.js';
 import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
 
 /** The commands the scripts add to a connection. */
-interface ScriptedRedis extends Redis {
-  geoAppend(stream: string, meta: string, dedup: string, ...args: (string | number)[]): Promise<[number, number, string]>;
+interface ScriptedRedis extends DatasetRedis {
+  /** KEYS: stream, meta, dedup key (Cluster mode); `geoAppendChecked` adds the dataset hash. */
+  geoAppend(...keysAndArgs: (string | number)[]): Promise<AppendReply>;
+  geoAppendChecked(...keysAndArgs: (string | number)[]): Promise<AppendReply>;
   geoEpoch(meta: string, candidate: string, ttlMs: number): Promise<string>;
   geoCheck(meta: string, ttlMs: number): Promise<[string | null, string | null]>;
   geoReset(stream: string, meta: string, epoch: string, ttlMs: number): Promise<number>;
 }
+
+/** `APPEND_SCRIPT`'s reply: seq, status (0 stored, 1 duplicate, 2 check the dataset first), log epoch, dataset id, writes, replication id. */
+type AppendReply = [number, number, string, string, number, string];
 
 const HEALTH_INTERVAL_MS = 1000;
 const EPOCH_CHECK_INTERVAL_MS = 2000;
@@ -67,12 +73,18 @@ export function redisTransport(options: RedisTransportOptions): GeoTransportFact
  * - G3: replays are `XRANGE` from `since + 1`; live tails are one blocking `XREAD` per node
  *   over all of its rooms, on the region's replica, on the primary while the replica is
  *   down or lagging;
- * - the epoch is the log's random epoch joined to the primary's replication id, so a
- *   flushed log or a failover to another primary (which can lose acknowledged writes:
- *   replication is asynchronous) is a new epoch and resumes say `recovered: false`;
- * - every entry carries its log's epoch and the live reader checks it, and the replication
- *   id of the server it reads, before delivering: a tail fails before any event of a new
- *   incarnation reaches it;
+ * - the epoch is the log's random epoch joined to the dataset's id ({@link RedisDataset}),
+ *   which changes only when events may be gone: a new, flushed or replaced dataset, or a
+ *   restart or failover that lost writes some process saw (replication is asynchronous).
+ *   A restart with the data intact keeps every epoch; resumes across a loss say
+ *   `recovered: false`;
+ * - every entry carries its log's epoch, which the live reader checks, and it delivers
+ *   nothing read under a replication id the dataset was not checked under: a tail fails
+ *   before any event of a new incarnation reaches it;
+ * - periodic checks cost a fixed number of commands whatever the number of rooms: the
+ *   dataset hash (id, write and reset counts) and the replication id, every 2 s; a log's
+ *   own epoch is compared only after a reset somewhere, and a tailed log's meta is
+ *   extended once per quarter to half of `emptyLogTtlMs`;
  * - no key is permanent, since any client can create logs by joining rooms: a log's meta
  *   hash lives `emptyLogTtlMs` after its last read or live check, and, once it has events,
  *   `maxAgeMs + emptyLogTtlMs` after its last append; its stream `maxAgeMs` (retention).
@@ -98,7 +110,13 @@ export class RedisTransport implements GeoTransport {
   private readonly clients = new Set<Redis>();
   private connecting: Promise<void> | undefined;
   private replicaHealthy = false;
-  private replicationId = '';
+  private readonly dataset: RedisDataset;
+  /** The reset count at the last check: logs' own epochs are compared only when it moved. */
+  private resets: number | undefined;
+  /** Cluster mode: each master's replication id at the last check (a failover changes one). */
+  private masterReplicationIds = new Map<string, string>();
+  /** When each tailed log's meta is next extended (see CHECK_SCRIPT), by stream key. */
+  private readonly extendAt = new Map<string, number>();
   private readonly emptyLogTtlMs: number;
   private closed = false;
 
@@ -125,6 +143,14 @@ export class RedisTransport implements GeoTransport {
       );
     }
     this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
+    this.dataset = new RedisDataset(
+      this.keys.dataset(),
+      this.clusterMode,
+      () => this.requirePrimary(),
+      (reason) => {
+        for (const tail of this.reader.all()) tail.fail(reason);
+      },
+    );
     this.reader = new RedisStreamReader(() => this.readSource());
   }
 
@@ -148,26 +174,41 @@ export class RedisTransport implements GeoTransport {
   }
 
   async append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
-    const primary = this.requirePrimary();
     const { dedupWindowMs, retention } = this.context;
-    try {
-      const [seq, duplicate, epoch] = await primary.geoAppend(
-        this.keys.stream(log),
-        this.keys.meta(log),
-        this.keys.eventId(log, draft.event_id),
-        JSON.stringify(draft),
-        dedupWindowMs,
-        retention.maxEvents,
-        randomUUID(),
-        retention.maxAgeMs,
-        Date.now(),
-        this.clusterMode ? this.keys.wake(this.keys.stream(log)) : '',
-        retention.maxAgeMs + this.emptyLogTtlMs,
-      );
-      return { seq, duplicate: duplicate === 1, epoch: this.fullEpoch(epoch) };
-    } catch (error) {
-      throw unavailable(error);
+    const stream = this.keys.stream(log);
+    const keys = [stream, this.keys.meta(log), this.keys.eventId(log, draft.event_id)];
+    const args = [
+      JSON.stringify(draft),
+      dedupWindowMs,
+      retention.maxEvents,
+      randomUUID(),
+      retention.maxAgeMs,
+      Date.now(),
+      this.clusterMode ? this.keys.wake(stream) : '',
+      retention.maxAgeMs + this.emptyLogTtlMs,
+    ];
+    // A refusal (status 2) means the dataset is unchecked since a restart or failover: check it, then write.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const primary = this.requirePrimary();
+      let reply: AppendReply;
+      try {
+        reply = this.clusterMode
+          ? await primary.geoAppend(...keys, ...args)
+          : await primary.geoAppendChecked(...keys, this.keys.dataset(), ...args);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      const [seq, status, epoch, datasetId, writes, replicationId] = reply;
+      if (status === 2) {
+        await this.dataset.validate();
+        continue;
+      }
+      // Acked under another replication id than the one checked: check before saying which epoch it is in.
+      if (replicationId !== this.dataset.replicationId) await this.dataset.validate();
+      this.dataset.observe(replicationId, writes);
+      return { seq, duplicate: status === 1, epoch: `${epoch}.${datasetId}` };
     }
+    throw new GeoTransportUnavailableError('the Redis dataset is being checked after a restart or failover; retry');
   }
 
   async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
@@ -196,7 +237,7 @@ export class RedisTransport implements GeoTransport {
       key: this.keys.stream(log),
       cursor: afterSeq,
       epoch,
-      ...splitEpoch(epoch),
+      logEpoch: logEpochOf(epoch),
       onEvent,
       fail: (reason) => {
         if (stopped) return;
@@ -208,6 +249,7 @@ export class RedisTransport implements GeoTransport {
       stopped = true;
       this.reader.remove(tail);
     };
+    if (!this.extendAt.has(tail.key)) this.extendAt.set(tail.key, this.nextExtension());
     this.reader.add(tail);
     return {
       close: () => {
@@ -254,6 +296,8 @@ export class RedisTransport implements GeoTransport {
           cursor = next;
         } while (cursor !== '0');
       }
+      // The count tells every instance's next check to compare its logs' epochs (Pub/Sub may drop the message).
+      await primary.hincrby(this.keys.dataset(), 'resets', 1);
       await primary.publish(this.keys.resets(), this.keys.stream(log));
     } catch (error) {
       throw unavailable(error);
@@ -313,7 +357,6 @@ export class RedisTransport implements GeoTransport {
       const cluster = (await connectCluster('cluster')) as ScriptedRedis;
       this.defineScripts(cluster);
       this.primary = cluster;
-      this.replicationId = await this.fetchReplicationId(cluster);
       this.subscriber = await connectCluster('subscriber');
       this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
       await this.subscriber.subscribe(this.keys.resets());
@@ -323,23 +366,16 @@ export class RedisTransport implements GeoTransport {
         this.wakeSubscriber,
         (key) => this.keys.wake(key),
       );
-      this.timers.push(setInterval(() => void this.checkEpochs(), EPOCH_CHECK_INTERVAL_MS));
+      this.timers.push(setInterval(() => void this.check(), EPOCH_CHECK_INTERVAL_MS));
       for (const timer of this.timers) timer.unref();
       return;
     }
     const primary = (await connect(this.options.primary!, 'primary')) as ScriptedRedis;
     this.defineScripts(primary);
     this.primary = primary;
-    this.replicationId = await this.fetchReplicationId(primary);
-    // Reconnected: maybe to a restarted or promoted primary, under another replication id.
-    primary.on(
-      'ready',
-      () =>
-        void this.fetchReplicationId(primary).then(
-          (id) => (this.replicationId = id),
-          () => undefined,
-        ),
-    );
+    await this.dataset.validate();
+    // Reconnected: maybe to a restarted or promoted primary, whose dataset is checked at once.
+    primary.on('ready', () => void this.check());
     this.primaryBlocking = await connect(this.options.primary!, 'primary reader');
     this.subscriber = await connect(this.options.primary!, 'subscriber');
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
@@ -356,12 +392,14 @@ export class RedisTransport implements GeoTransport {
       }
     }
     this.timers.push(setInterval(() => void this.checkReplica(), HEALTH_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.checkEpochs(), EPOCH_CHECK_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.check(), EPOCH_CHECK_INTERVAL_MS));
     for (const timer of this.timers) timer.unref();
   }
 
   private defineScripts(client: Redis): void {
     client.defineCommand('geoAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    client.defineCommand('geoAppendChecked', { numberOfKeys: 4, lua: APPEND_SCRIPT });
+    client.defineCommand('geoValidate', { numberOfKeys: 1, lua: VALIDATE_SCRIPT });
     client.defineCommand('geoEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT });
     client.defineCommand('geoCheck', { numberOfKeys: 1, lua: CHECK_SCRIPT });
     client.defineCommand('geoReset', { numberOfKeys: 2, lua: RESET_SCRIPT });
@@ -391,7 +429,10 @@ export class RedisTransport implements GeoTransport {
     return this.subscriber!;
   }
 
-  /** Reads go to the replica while it is healthy and both its connections are up, else to the primary. */
+  /**
+   * Reads go to the replica while it is healthy, serves the history the dataset was checked
+   * under, and both its connections are up; else to the primary.
+   */
   private readsFromReplica(): boolean {
     return this.replicaHealthy && this.replica?.status === 'ready' && this.replicaBlocking?.status === 'ready';
   }
@@ -407,7 +448,7 @@ export class RedisTransport implements GeoTransport {
     return {
       command,
       blocking,
-      replicationId: () => this.fetchReplicationId(command),
+      replicationId: async () => (this.clusterMode ? 'cluster' : replicationIdOf(await command.info('replication'))),
       readLive: async (keys, ids) => {
         const read = ['xread', 'COUNT', LIVE_READ_COUNT, 'BLOCK', LIVE_READ_BLOCK_MS, 'STREAMS', ...keys, ...ids];
         if (this.clusterMode)
@@ -417,8 +458,10 @@ export class RedisTransport implements GeoTransport {
         if (failed) throw failed[0]!;
         return { reply: results[0][1] as StreamReply, replicationId: replicationIdOf(results[1][1] as string) };
       },
-      primary: !useReplica,
-      primaryReplicationId: () => this.replicationId,
+      checkedReplicationId: () => this.dataset.replicationId,
+      recheck: () =>
+        void this.dataset.validate().catch((error: unknown) => this.logger.debug(`dataset check: ${(error as Error).message}`)),
+      observe: (replicationId, writes) => this.dataset.observe(replicationId, writes),
       blockingId: async () => {
         let id = this.clientIds.get(blocking);
         if (id === undefined) {
@@ -430,14 +473,21 @@ export class RedisTransport implements GeoTransport {
     };
   }
 
-  /** A replica is read from while its link to the primary is up and recent. */
+  /**
+   * A replica is read from while its link to the primary is up and recent, and it serves the
+   * history the dataset was checked under (not the one before a restart or failover).
+   */
   private async checkReplica(): Promise<void> {
     if (!this.replica || this.closed) return;
     const wasHealthy = this.replicaHealthy;
     try {
       const info = parseInfo(await this.replica.info('replication'));
       const silentMs = Number(info.master_last_io_seconds_ago ?? Infinity) * 1000;
-      this.replicaHealthy = info.role === 'slave' && info.master_link_status === 'up' && silentMs <= (this.options.maxReplicaLagMs ?? 5000);
+      this.replicaHealthy =
+        info.role === 'slave' &&
+        info.master_link_status === 'up' &&
+        silentMs <= (this.options.maxReplicaLagMs ?? 5000) &&
+        info.master_replid === this.dataset.replicationId;
     } catch {
       this.replicaHealthy = false;
     }
@@ -448,35 +498,85 @@ export class RedisTransport implements GeoTransport {
     }
   }
 
-  private async fetchReplicationId(client: Redis): Promise<string> {
-    // In a cluster each master has its own; epochs there change only with their logs.
-    if (this.clusterMode) return 'cluster';
-    return replicationIdOf(await client.info('replication'));
+  /**
+   * The periodic check, a fixed number of commands whatever the number of rooms (an idle
+   * instance with 20,000 tailed rooms once cost Redis 37,500 commands/s here):
+   * - the dataset (`RedisDataset.check`): a restart, failover or loss is checked at once;
+   * - tails learn that their log was reset from the resets channel at once; Pub/Sub is
+   *   at-most-once, so when the reset count moved, the logs' own epochs are compared;
+   * - in Cluster mode, each master's replication id: after a failover, tailed logs whose
+   *   counter went back are failed (their own epochs do not change there);
+   * - a tailed log's meta is extended when due, so the epoch its members hold lives on.
+   */
+  private async check(): Promise<void> {
+    const primary = this.primary;
+    if (this.closed || primary?.status !== 'ready') return;
+    try {
+      const { resets } = await this.dataset.check(primary);
+      const failedOver = this.clusterMode && (await this.mastersFailedOver());
+      if (failedOver || (this.resets !== undefined && resets !== this.resets)) await this.checkLogs(failedOver);
+      this.resets = resets;
+      await this.extendDueMetas();
+    } catch (error) {
+      this.logger.debug(`periodic check: ${(error as Error).message}`);
+    }
+  }
+
+  /** Cluster mode: whether a master's replication id changed since the last check (a failover). */
+  private async mastersFailedOver(): Promise<boolean> {
+    const ids = new Map<string, string>();
+    for (const node of this.masters()) {
+      ids.set(`${node.options.host ?? ''}:${node.options.port ?? ''}`, replicationIdOf(await node.info('replication')));
+    }
+    const before = this.masterReplicationIds;
+    this.masterReplicationIds = ids;
+    return before.size > 0 && [...ids].some(([node, id]) => before.has(node) && before.get(node) !== id);
   }
 
   /**
-   * Tails learn that their log changed incarnation: from the resets channel at once, and
-   * by comparing epochs every few seconds (Pub/Sub is at-most-once, and a failover
-   * changes every epoch without a message), also when no entry arrived to say so. The
-   * same check keeps the epoch of a tailed log without events from expiring.
+   * Compares every tailed log's own epoch with the primary's (after a reset somewhere), and,
+   * after a Cluster failover, its counter with the tail's position. Positions are taken
+   * before the read: a tail's cursor may move on while the answer travels, and a position
+   * reached after the read is not a regression.
    */
-  private async checkEpochs(): Promise<void> {
-    if (this.closed || this.primary?.status !== 'ready') return;
-    try {
-      this.replicationId = await this.fetchReplicationId(this.primary);
-      const tails = this.reader.all();
-      if (tails.length === 0) return;
-      const keys = [...new Set(tails.map((tail) => tail.key))];
-      const metas = await Promise.all(keys.map((key) => this.primary!.geoCheck(key.replace(/:log$/, ':meta'), this.emptyLogTtlMs)));
-      const byKey = new Map(keys.map((key, i) => [key, metas[i]]));
-      for (const tail of tails) {
-        const [epoch, seq] = byKey.get(tail.key)!;
-        if (this.fullEpoch(epoch ?? '') !== tail.epoch) tail.fail('the room log was reset or lost; its epoch changed');
-        else if (Number(seq ?? 0) < tail.cursor) tail.fail('the room log went back to an earlier position; it was restored or lost');
-      }
-    } catch (error) {
-      this.logger.debug(`epoch check: ${(error as Error).message}`);
+  private async checkLogs(counters: boolean): Promise<void> {
+    const tails = this.reader.all().map((tail) => ({ tail, cursor: tail.cursor }));
+    const keys = [...new Set(tails.map(({ tail }) => tail.key))];
+    const metas = await Promise.all(keys.map((key) => this.requirePrimary().hmget(metaKeyOf(key), 'epoch', 'seq')));
+    const byKey = new Map(keys.map((key, i) => [key, metas[i]]));
+    for (const { tail, cursor } of tails) {
+      const [epoch, seq] = byKey.get(tail.key)!;
+      if (epoch !== tail.logEpoch) tail.fail('the room log was reset or lost; its epoch changed');
+      else if (counters && Number(seq ?? 0) < cursor) tail.fail('the room log went back to an earlier position after a failover');
     }
+  }
+
+  /**
+   * Extends the metas of tailed logs whose turn came (once per quarter to half of their
+   * life, spread at random so many rooms joined together do not come due together), and
+   * forgets logs no longer tailed. The same answer fails a tail whose log was reset.
+   */
+  private async extendDueMetas(): Promise<void> {
+    const now = Date.now();
+    const due: string[] = [];
+    for (const [key, at] of this.extendAt) {
+      if (this.reader.tailsOf(key).length === 0) this.extendAt.delete(key);
+      else if (at <= now) due.push(key);
+    }
+    if (due.length === 0) return;
+    const primary = this.requirePrimary();
+    const metas = await Promise.all(due.map((key) => primary.geoCheck(metaKeyOf(key), this.emptyLogTtlMs)));
+    due.forEach((key, i) => {
+      this.extendAt.set(key, this.nextExtension());
+      for (const tail of this.reader.tailsOf(key)) {
+        if (metas[i][0] !== tail.logEpoch) tail.fail('the room log was reset or lost; its epoch changed');
+      }
+    });
+  }
+
+  /** When a tailed log's meta is next extended: between a quarter and half of its life from now. */
+  private nextExtension(): number {
+    return Date.now() + (this.emptyLogTtlMs / 4) * (1 + Math.random());
   }
 
   private onMessage(channel: string, message: string): void {
@@ -501,18 +601,27 @@ export class RedisTransport implements GeoTransport {
    * One consistent view of a log from the read connection: its epoch, bounds and, when
    * asked, events after a position. Meta and stream are replicated together (scripts
    * replicate as one transaction), so a lagging replica is behind, never inconsistent.
-   * Outside Cluster mode the read is one transaction with the server's replication id,
-   * so the epoch names the dataset the events were read from, even right after a
-   * restart or failover. A log without events gets (or keeps) an expiring epoch.
+   * Outside Cluster mode the read is one transaction with the dataset id and the server's
+   * replication id: data read under another replication id than the dataset was checked
+   * under (a restarted or promoted primary not checked yet, a replica still serving the
+   * history before it) is never reported under the checked epoch: the dataset is checked
+   * first, or the primary is read instead. A log without events gets (or keeps) an
+   * expiring epoch.
    */
-  private async snapshot(log: LogRef, afterSeq: number | undefined, limit: number, connection = this.readConnection()): Promise<Snapshot> {
+  private async snapshot(
+    log: LogRef,
+    afterSeq: number | undefined,
+    limit: number,
+    connection = this.readConnection(),
+    attempt = 0,
+  ): Promise<Snapshot> {
     const stream = this.keys.stream(log);
     const meta = this.keys.meta(log);
     try {
       const batch = this.clusterMode ? connection.pipeline() : connection.multi();
       batch.hmget(meta, 'epoch', 'seq').pttl(meta).xrange(stream, '-', '+', 'COUNT', 1);
       if (afterSeq !== undefined) batch.xrange(stream, `${afterSeq + 1}-0`, '+', 'COUNT', limit);
-      if (!this.clusterMode) batch.info('replication');
+      if (!this.clusterMode) batch.hget(this.keys.dataset(), 'id').info('replication');
       const results = (await batch.exec()) ?? [];
       for (const [error] of results) if (error) throw error;
       const [storedEpoch, storedSeq] = results[0][1] as [string | null, string | null];
@@ -520,12 +629,15 @@ export class RedisTransport implements GeoTransport {
       const first = results[2][1] as StreamEntries;
       const lastSeq = Number(storedSeq ?? 0);
       const firstSeq = first.length > 0 ? Number(first[0][0].split('-')[0]) : lastSeq + 1;
-      const replicationId = this.clusterMode ? 'cluster' : replicationIdOf(results.at(-1)![1] as string);
       if (!this.clusterMode) {
-        if (connection === this.primary) this.replicationId = replicationId;
-        // A replica that has not caught up with a restarted or new primary serves the
-        // previous dataset: read from the primary instead.
-        else if (replicationId !== this.replicationId) return await this.snapshot(log, afterSeq, limit, this.requirePrimary());
+        const datasetId = results.at(-2)![1] as string | null;
+        const replicationId = replicationIdOf(results.at(-1)![1] as string);
+        if (datasetId !== this.dataset.id || replicationId !== this.dataset.replicationId) {
+          if (connection !== this.primary) return await this.snapshot(log, afterSeq, limit, this.requirePrimary(), attempt);
+          if (attempt >= 2) throw new GeoTransportUnavailableError('the Redis dataset is being checked after a restart or failover; retry');
+          await this.dataset.validate();
+          return await this.snapshot(log, afterSeq, limit, this.requirePrimary(), attempt + 1);
+        }
       }
       let logEpoch = storedEpoch;
       if (logEpoch === null) logEpoch = await this.requirePrimary().geoEpoch(meta, randomUUID(), this.emptyLogTtlMs);
@@ -536,14 +648,10 @@ export class RedisTransport implements GeoTransport {
           .catch(() => undefined);
       }
       const events = afterSeq === undefined ? [] : parseEntries(results[3][1] as StreamEntries);
-      return { epoch: `${logEpoch}.${replicationId}`, firstSeq, lastSeq, events };
+      return { epoch: `${logEpoch}.${this.dataset.id}`, firstSeq, lastSeq, events };
     } catch (error) {
-      throw unavailable(error);
+      throw error instanceof GeoTransportUnavailableError ? error : unavailable(error);
     }
-  }
-
-  private fullEpoch(epoch: string): string {
-    return `${epoch}.${this.replicationId}`;
   }
 }
 
@@ -555,10 +663,9 @@ interface Snapshot {
   events: GeoLoggedEnvelope[];
 }
 
-/** The part of a server's replication id (from `INFO replication`) that goes into epochs. */
-/** `master_replid` of `INFO replication` (read after every live read: one search, not a parse of every field). */
-function replicationIdOf(info: string): string {
-  return /^master_replid:([0-9a-f]{1,12})/m.exec(info)?.[1] ?? '';
+/** The meta hash key of a log from its stream key. */
+function metaKeyOf(streamKey: string): string {
+  return streamKey.replace(/:log$/, ':meta');
 }
 
 /** `INFO` text to a map of its fields. */
