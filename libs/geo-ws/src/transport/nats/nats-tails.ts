@@ -5,7 +5,7 @@ import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavail
 import type { Subscription } from '../geo-transport.interface.js';
 import type { LogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
-import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs } from './nats-epochs.js';
+import { EPOCH_HEADER, ofEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsNames } from './nats-names.js';
@@ -73,22 +73,19 @@ export class NatsTails {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
-    const [logEpoch, head, first] = await Promise.all([
-      this.epochs.logEpoch(log),
-      this.epochs.streamHead(stream),
-      this.reads.firstPosition(log),
-    ]);
-    if (first && afterSeq + 1 < first.seq && !first.first) {
+    const bounds = await this.reads.bounds(log, afterSeq, false);
+    if (bounds.truncated) {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
+    const head = bounds.stream;
     const tail = new RoomTail(
       {
         log,
         key,
         stream,
         subject: this.names.subject(log),
-        epoch: joinEpoch(logEpoch, head.incarnation),
+        epoch: bounds.epoch,
         incarnation: head.incarnation,
         afterSeq,
         onEvent,
