@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { natsTransport, type GeoTransportFactory } from '@geo-ws/nest';
+import { randomUUID } from 'node:crypto';
+import { globalLog, natsTransport, type GeoLoggedEnvelope, type GeoTransport, type GeoTransportFactory } from '@geo-ws/nest';
+import { waitFor } from '@geo-ws/nest/testing';
+import { LinkProxy } from '../apps/lab/src/topology/link-proxy.js';
 import { startSupercluster, type NatsTopology } from '../apps/lab/src/topology/nats-cluster.js';
+import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
@@ -104,4 +108,95 @@ describe('NATS supercluster: resumes past events that aged out are told recovere
     expect(await carolBack.join(other, { since: seen[1].seq as number, epoch: carolJoined.epoch })).toMatchObject({ recovered: true });
     for (const client of [carol, carolBack, dave, frank, grace, heidi]) client.close();
   }, 60_000);
+});
+
+/**
+ * A live tail whose consumer is created again (a reconnect, a lost consumer) reads on from
+ * the next undelivered stream sequence; a JetStream consumer skips whatever retention
+ * removed meanwhile without a word. The reader reaches the shared NATS through a link
+ * the test cuts; the writer is connected directly.
+ */
+describe('NATS tails that restart after retention removed what they had not delivered', () => {
+  const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
+  let link: LinkProxy;
+
+  beforeAll(async () => {
+    const [host, port] = servers.replace('nats://', '').split(':');
+    link = await new LinkProxy({ host, port: Number(port) }).start();
+  });
+
+  afterAll(async () => {
+    await link?.stop();
+  });
+
+  const draft = (room: string) => ({
+    event_id: randomUUID(),
+    room_id: room,
+    type: 'note.add',
+    sender: 'writer',
+    timestamp: new Date().toISOString(),
+    region: 'eu',
+    data: null,
+  });
+
+  for (const [mode, sharedTailFrom] of [
+    ['a consumer per room', Number.POSITIVE_INFINITY],
+    ['one consumer per stream', 1],
+  ] as const) {
+    it(`${mode}: the tail of a room trimmed past its position fails instead of skipping; a room that lost nothing reads on`, async () => {
+      const namespace = testNamespace('renew');
+      const context = { region: 'eu', regions: ['eu'], dedupWindowMs: 120_000, retention: { maxEvents: 2, maxAgeMs: 3_600_000 } };
+      const writer = await natsTransport({ servers, namespace })(context);
+      const reader = await natsTransport({ servers: link.url, namespace, sharedTailFrom, requestTimeoutMs: 1000 })(context);
+      const opened: GeoTransport[] = [writer, reader];
+      try {
+        await writer.connect();
+        await reader.connect();
+        const [trimmed, bystander] = [globalLog('trimmed'), globalLog('bystander')];
+        const seen = new Map<string, GeoLoggedEnvelope[]>([
+          [trimmed.room, []],
+          [bystander.room, []],
+        ]);
+        const errors = new Map<string, Error[]>([
+          [trimmed.room, []],
+          [bystander.room, []],
+        ]);
+        for (const log of [trimmed, bystander]) {
+          await reader.tail(
+            log,
+            0,
+            (event) => seen.get(log.room)!.push(event),
+            (error) => errors.get(log.room)!.push(error),
+          );
+          await writer.append(log, draft(log.room));
+        }
+        await waitFor(() => [...seen.values()].every((events) => events.length === 1), 'the first event of each room');
+
+        link.cut();
+        await waitFor(() => !reader.isReady(), 'the reader to lose NATS');
+        // Five events in one room (maxEvents 2: three are trimmed before the reader is back), one in the other.
+        const written: number[] = [];
+        for (let i = 0; i < 5; i++) written.push((await writer.append(trimmed, draft(trimmed.room))).seq);
+        const quiet = await writer.append(bystander, draft(bystander.room));
+        link.restore();
+        await waitFor(() => reader.isReady(), 'the reader to reconnect', 10_000);
+
+        await waitFor(() => errors.get(trimmed.room)!.length === 1, "the trimmed room's tail to fail", 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(seen.get(trimmed.room)!.map((event) => event.seq)).toEqual([1]);
+        if (sharedTailFrom === 1) {
+          // One consumer for both rooms: it cannot tell which room lost events, so both tails fail.
+          expect(errors.get(bystander.room)).toHaveLength(1);
+        } else {
+          expect(errors.get(bystander.room)).toEqual([]);
+          await waitFor(() => seen.get(bystander.room)!.length === 2, "the bystander's event from the outage");
+          expect(seen.get(bystander.room)!.map((event) => event.seq)).toEqual([2, quiet.seq]);
+        }
+        expect(written).toHaveLength(5);
+      } finally {
+        await Promise.all(opened.map((transport) => transport.close()));
+        await dropNatsNamespace(servers, namespace);
+      }
+    }, 30_000);
+  }
 });

@@ -9,7 +9,7 @@ import { EPOCH_HEADER, ofEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsNames } from './nats-names.js';
-import { NatsPushConsumer, SILENT_MS } from './nats-push-consumer.js';
+import { NatsPushConsumer, SILENT_MS, type PushConsumerSpec } from './nats-push-consumer.js';
 
 /** How often every consumer of the transport is checked for silence (one timer, not one per consumer). */
 const WATCHDOG_EVERY_MS = 1000;
@@ -135,7 +135,10 @@ export class NatsTails {
     const own = this.own.get(tail.stream) ?? new Set<RoomTail>();
     if (own.size + 1 >= this.sharedFrom) return this.share(tail, own, streamLastSeq);
     const consumer = new NatsPushConsumer(
-      this.consumerSpec(tail.stream, tail.subject, tail.incarnation, `room "${tail.room}"`, tail),
+      this.consumerSpec(tail.stream, tail.subject, tail.incarnation, `room "${tail.room}"`, tail, async (from) => {
+        // The stream lost messages from `from` on: were any of them this room's?
+        return (await this.reads.bounds(tail.log, from - 1, false)).truncated;
+      }),
       tail.delivered + 1,
     );
     tail.readFrom(consumer);
@@ -152,10 +155,17 @@ export class NatsTails {
     const shared = new SharedStreamTail(
       (onMessage, onFailed) =>
         new NatsPushConsumer(
-          this.consumerSpec(tail.stream, this.names.streamSubjects(tail.log), tail.incarnation, `stream ${tail.stream}`, {
-            onMessage,
-            onFailed,
-          }),
+          this.consumerSpec(
+            tail.stream,
+            this.names.streamSubjects(tail.log),
+            tail.incarnation,
+            `stream ${tail.stream}`,
+            { onMessage, onFailed },
+            // Messages of any room may be gone: every tail of the reader fails, and its
+            // members' joins tell each what it lost (asking room by room would cost a look
+            // per room, after an outage, when all of them come back at once).
+            () => Promise.resolve(true),
+          ),
           streamLastSeq + 1,
         ),
       tail.incarnation,
@@ -190,7 +200,8 @@ export class NatsTails {
     incarnation: string,
     what: string,
     reader: { onMessage(message: Msg, seq: number): boolean; onFailed(reason: string): void },
-  ) {
+    lostFrom: (from: number) => Promise<boolean>,
+  ): PushConsumerSpec {
     return {
       stream,
       filter,
@@ -200,6 +211,7 @@ export class NatsTails {
       epochs: this.epochs,
       logger: this.logger,
       onMessage: (message: Msg, seq: number) => reader.onMessage(message, seq),
+      lostFrom,
       onFailed: (reason: string) => reader.onFailed(reason),
     };
   }
