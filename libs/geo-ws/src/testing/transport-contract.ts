@@ -606,5 +606,52 @@ export function describeTransportContract(name: string, options: TransportContra
       },
       timeout,
     );
+
+    // ---- G3 once retention emptied a log ---------------------------------------------
+
+    it(
+      'G3: a resume from a position whose later events all aged out is told it lost them, also after another instance or region appends first',
+      async () => {
+        const retention = { dedupWindowMs: 500, retention: { maxEvents: 1000, maxAgeMs: 1000 } };
+        const [writer, other] = await deploy(retention, regions.slice(0, 2));
+        const log = globalLog(room('aged-out'));
+        const bystander = globalLog(room('aged-bystander'));
+        const old = await appendMany(writer, log, 3);
+        await sleep(2500);
+        // Every event of the room aged out: reads from before the last one say events are missing…
+        for (const since of [0, old[0], old[1]]) expect(await writer.read(log, since, 100)).toMatchObject({ events: [], truncated: true });
+        // …and so does the head, which a join answers without reading when `since >= lastSeq`.
+        const head = await writer.head(log);
+        expect(head.lastSeq).toBeGreaterThan(old[1]);
+        await expect(writer.tail(log, old[1], () => undefined)).rejects.toBeInstanceOf(GeoTransportUnavailableError);
+        // A member joins the empty bystander room at its head meanwhile.
+        const bystanderHead = await other.head(bystander);
+        // Another instance of the writer's region (as after a restart), then another region,
+        // append first: neither saw the room's events, and neither may hide their loss.
+        const restarted = await clusters.at(-1)!.transport({ region: regions[0], regions, ...retention });
+        open.push(restarted);
+        await restarted.connect();
+        const fresh = await restarted.append(log, draft(log, regions[0]));
+        const next = await other.append(log, draft(log, regions[1]));
+        const inBystander = await other.append(bystander, draft(bystander, regions[1]));
+        expect(fresh.epoch).toBe(head.epoch);
+        for (const transport of [writer, other, restarted]) {
+          for (const since of [0, old[0], old[1]]) {
+            const read = await transport.read(log, since, 100);
+            expect({ since, truncated: read.truncated, seqs: seqs(read.events) }).toEqual({
+              since,
+              truncated: true,
+              seqs: [fresh.seq, next.seq],
+            });
+          }
+          // A member that joined at the head, or joined the bystander room while it was empty, lost nothing.
+          expect(await transport.read(log, head.lastSeq, 100)).toMatchObject({ truncated: false, epoch: head.epoch });
+          expect(seqs((await transport.read(log, head.lastSeq, 100)).events)).toEqual([fresh.seq, next.seq]);
+          const resumed = await transport.read(bystander, bystanderHead.lastSeq, 100);
+          expect({ truncated: resumed.truncated, seqs: seqs(resumed.events) }).toEqual({ truncated: false, seqs: [inBystander.seq] });
+        }
+      },
+      timeout,
+    );
   });
 }

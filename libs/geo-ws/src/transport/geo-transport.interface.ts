@@ -55,7 +55,12 @@ export interface GeoTransport {
    */
   read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult>;
 
-  /** The log's incarnation and bounds without reading events. */
+  /**
+   * The log's incarnation and bounds without reading events. A join whose `since` is at or
+   * past `lastSeq` is answered `recovered: true` without a read, so `lastSeq` is never
+   * below an event retention removed: a log emptied by retention reports a position at or
+   * after its last event, never 0 (see {@link LogHead.lastSeq}).
+   */
   head(log: LogRef): Promise<LogHead>;
 
   /**
@@ -109,11 +114,13 @@ export interface ReadResult {
   events: GeoLoggedEnvelope[];
   /**
    * True when retention may have removed events after `afterSeq`; never false when it
-   * did. A transport whose seqs skip numbers (NATS) cannot always tell whether the
-   * numbers before its first retained event were this log's, and says true then.
+   * did, including when every event of the log is gone, whichever instance or region
+   * appended before or after. A transport whose seqs skip numbers (NATS) cannot always
+   * tell whether the numbers before its first retained event were this log's, and says
+   * true then (docs/TRANSPORTS.md, NATS "Retention", lists when).
    */
   truncated: boolean;
-  /** The last assigned `seq` when the read happened, 0 for a log without events. */
+  /** The log's head when the read happened: as {@link LogHead.lastSeq}. */
   lastSeq: number;
 }
 
@@ -121,7 +128,13 @@ export interface LogHead {
   epoch: string;
   /** The first retained `seq` (`lastSeq + 1` when nothing is retained). */
   firstSeq: number;
-  /** The last assigned `seq`, 0 for an empty log. */
+  /**
+   * The last assigned `seq`. For a log with no event retained: a position at or after
+   * every event it ever had, below every event it will get (a fresh joiner starts there):
+   * 0 for a log that never had one on transports that number each log (memory, Redis);
+   * NATS, which keeps nothing of a room whose events are gone, answers the stream's last
+   * sequence.
+   */
   lastSeq: number;
 }
 

@@ -2,7 +2,7 @@ import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js'
 import type { AppendResult } from '../geo-transport.interface.js';
 import type { LogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
-import { EPOCH_HEADER, FIRST_HEADER, fullEpoch, joinEpoch, type NatsEpochs } from './nats-epochs.js';
+import { EPOCH_HEADER, fullEpoch, joinEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsNames } from './nats-names.js';
@@ -11,8 +11,6 @@ import type { NatsNames } from './nats-names.js';
 interface LogState {
   logEpoch: string;
   incarnation: string;
-  /** This append opens the log (no event stored yet): it carries the `Geo-First` marker. */
-  first: boolean;
 }
 
 /**
@@ -57,18 +55,17 @@ export class NatsAppends {
     return turn.then(({ acked }) => acked);
   }
 
-  /** The log's state from the caches, when everything is cached and its first event is known to be stored or sent. */
+  /** The log's state from the caches, when both parts are cached. */
   private known(log: LogRef): LogState | undefined {
     const logEpoch = this.epochs.cachedLogEpoch(log);
     const incarnation = this.epochs.cachedIncarnation(this.names.stream(log));
-    if (logEpoch === undefined || incarnation === undefined || !this.epochs.hasStarted(log)) return undefined;
-    return { logEpoch, incarnation, first: false };
+    if (logEpoch === undefined || incarnation === undefined) return undefined;
+    return { logEpoch, incarnation };
   }
 
   private async lookUp(log: LogRef): Promise<LogState> {
     const [logEpoch, incarnation] = await Promise.all([this.epochs.logEpoch(log), this.epochs.incarnationOf(this.names.stream(log))]);
-    const first = !this.epochs.hasStarted(log) && !(await this.reads.lastPosition(log));
-    return { logEpoch, incarnation, first };
+    return { logEpoch, incarnation };
   }
 
   /** Publishes now (synchronously), resolves with the stream's answer. */
@@ -79,19 +76,12 @@ export class NatsAppends {
     // this instance has not noticed yet that the stream was created again.
     headers.set(EPOCH_HEADER, state.logEpoch);
     headers.set('Nats-Msg-Id', `${this.names.logKey(log)}:${draft.event_id}`);
-    if (state.first) {
-      headers.set(FIRST_HEADER, '1');
-      // Later appends of this log go without the marker even before this one is acked: a
-      // log whose first event lost its marker only reads as trimmed (the safe side).
-      this.epochs.markStarted(log);
-    }
     let ack;
     try {
       ack = await publisher.publish(this.names.subject(log), JSON.stringify(draft), headers);
     } catch (error) {
       throw unavailable(nats, error);
     }
-    this.epochs.markStarted(log);
     if (!ack.duplicate) return { seq: ack.seq, epoch, duplicate: false };
     // The original's epoch is in its headers (it may predate a reset of the log).
     const original = await this.reads.direct(log, { seq: ack.seq });

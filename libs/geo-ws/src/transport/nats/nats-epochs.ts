@@ -7,12 +7,34 @@ import type { NatsNames } from './nats-names.js';
 
 /** Message header with the log's own epoch (the KV part); messages of older versions carry the full epoch. */
 export const EPOCH_HEADER = 'Geo-Epoch';
-/** Marks the first event of a log incarnation: while it is still the first retained, nothing was lost. */
-export const FIRST_HEADER = 'Geo-First';
+// Earlier versions marked a log's first event with a `Geo-First` header, set by whichever
+// instance believed the log was new, and trusted it to mean "nothing of the room was ever
+// removed". It could not know: after every event aged out, or when two regions appended
+// first at once, the marker hid lost events. It is no longer written, and ignored.
 /** The epoch of a log that was never reset: no KV entry, so joining rooms creates no state. */
 const INITIAL_LOG_EPOCH = '0';
 /** In-process caches per log stay below this many entries (rooms come and go). */
 const CACHE_LIMIT = 10_000;
+
+/**
+ * A stream's state as one stream-info request saw it (the server reads its state at one
+ * moment): what a resume's "did retention remove events after my position?" is decided on.
+ */
+export interface StreamHead {
+  /** The stream's creation time (base 36): a stream created again is another incarnation. */
+  incarnation: string;
+  /**
+   * The first stored stream sequence (`lastSeq + 1` when none is, 0 for a stream never
+   * written). Removal by age (and any stream-wide limit) takes messages from the front, so
+   * every sequence below it is gone and every one from it on is kept, unless a per-room
+   * trim (`maxPerSubject`) or a purge (`deleteLog`) removed it.
+   */
+  firstSeq: number;
+  /** The last assigned stream sequence. */
+  lastSeq: number;
+  /** The stream's `max_msgs_per_subject` (per-room `maxEvents`); 0 or less: no per-room trims. */
+  maxPerSubject: number;
+}
 
 /**
  * Epochs of room logs. A log's full epoch is `<log epoch>.<stream incarnation>`:
@@ -22,14 +44,10 @@ const CACHE_LIMIT = 10_000;
  *   room gets is the one its first event is appended under;
  * - the incarnation is the stream's creation time, so a stream created again (a server
  *   that lost its store) is a new epoch and no client resumes old positions against it.
- *
- * Also remembers which logs this instance has seen non-empty: their next event cannot be
- * the first of the log (the `Geo-First` marker).
  */
 export class NatsEpochs {
   private readonly logEpochs = new Map<string, string>();
   private readonly incarnations = new Map<string, string>();
-  private readonly started = new Set<string>();
 
   constructor(
     private readonly names: NatsNames,
@@ -44,14 +62,19 @@ export class NatsEpochs {
     return (await this.streamHead(stream)).incarnation;
   }
 
-  /** A stream's creation time and its last sequence, asked afresh. */
-  async streamHead(stream: string): Promise<{ incarnation: string; lastSeq: number }> {
+  /** A stream's creation time, its first and last sequences and its per-room limit, asked afresh (one request). */
+  async streamHead(stream: string): Promise<StreamHead> {
     const { jsm, nats } = this.clients();
     try {
       const info = await jsm.streams.info(stream);
       const incarnation = Date.parse(info.created).toString(36);
       this.incarnations.set(stream, incarnation);
-      return { incarnation, lastSeq: info.state.last_seq };
+      return {
+        incarnation,
+        firstSeq: info.state.first_seq,
+        lastSeq: info.state.last_seq,
+        maxPerSubject: info.config.max_msgs_per_subject,
+      };
     } catch (error) {
       throw unavailable(nats, error);
     }
@@ -95,16 +118,6 @@ export class NatsEpochs {
       throw unavailable(nats, error);
     });
     remember(this.logEpochs, key, epoch);
-    this.started.delete(key);
-  }
-
-  hasStarted(log: LogRef): boolean {
-    return this.started.has(this.names.logKey(log));
-  }
-
-  /** The log has events: the next one appended by this instance is not its first. */
-  markStarted(log: LogRef): void {
-    remember(this.started, this.names.logKey(log));
   }
 
   /**
@@ -119,7 +132,6 @@ export class NatsEpochs {
         if (entry.operation !== 'PUT') continue;
         const epoch = entry.string();
         remember(this.logEpochs, entry.key, epoch);
-        this.started.delete(entry.key);
         onRotated(entry.key, epoch);
       }
     })().catch(() => undefined);
@@ -148,9 +160,8 @@ export function fullEpoch(header: string, current: string): string {
 }
 
 /** Adds to a bounded cache, dropping its oldest entry past {@link CACHE_LIMIT}. */
-function remember<K, V>(cache: Map<K, V> | Set<K>, key: K, value?: V): void {
+function remember<K, V>(cache: Map<K, V>, key: K, value: V): void {
   cache.delete(key);
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as K);
-  if (cache instanceof Map) cache.set(key, value as V);
-  else cache.add(key);
+  cache.set(key, value);
 }

@@ -1,18 +1,18 @@
 import { Logger } from '@nestjs/common';
 import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { LogHead, ReadResult } from '../geo-transport.interface.js';
 import type { LogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
-import { EPOCH_HEADER, FIRST_HEADER, joinEpoch, ofEpoch, type NatsEpochs } from './nats-epochs.js';
+import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs, type StreamHead } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsNames } from './nats-names.js';
 
-/** Where one stored event sits: its stream sequence (its `seq`), its epoch header, and whether it opened the log. */
+/** Where one stored event sits: its stream sequence (its `seq`) and its epoch header. */
 export interface LogPosition {
   seq: number;
   epoch: string;
-  first: boolean;
 }
 
 /** A stored message as a read takes it, from a consumer or a direct get. */
@@ -24,10 +24,43 @@ interface LogMessage {
 
 type DirectQuery = Parameters<JetStreamManager['direct']['getMessage']>[1];
 
+/** What one look at a log saw: asked together, answered in any order. */
+interface LogLook {
+  logEpoch: string;
+  stream: StreamHead;
+  first?: LogPosition;
+  last?: LogPosition;
+}
+
+/** What reads, heads and tails are answered from (see {@link NatsLogReader.bounds}). */
+export interface LogBounds {
+  /** The log's full epoch. */
+  epoch: string;
+  /** The log's stream as the first look saw it. */
+  stream: StreamHead;
+  /** The room's first and last retained events (both or neither). */
+  first?: LogPosition;
+  last?: LogPosition;
+  /** Retention may have removed events after the position asked about (false when none was asked). */
+  truncated: boolean;
+  /**
+   * The head: the room's last event, or for a room with none retained the stream's last
+   * sequence, after which every later event of the room comes (only when asked for).
+   */
+  lastSeq: number;
+}
+
+/** Looks at a log a read makes while its requests keep disagreeing (the log changed under them), then gives up (retryable). */
+const MAX_LOOKS = 3;
+
 /**
- * Reads of room logs: bounds by direct gets (any replica answers them), events by a
- * short-lived ordered consumer filtered on the room's subject, or by direct gets when no
- * consumer can be created.
+ * Reads of room logs: bounds by direct gets (any replica answers them) and a stream info,
+ * events by a short-lived ordered consumer filtered on the room's subject, or by direct
+ * gets when no consumer can be created.
+ *
+ * Whether retention removed events after a position (`truncated`) is decided from the
+ * stream, never from state kept per room or per process, so every instance of every
+ * region answers alike (see {@link removedAfter}).
  */
 export class NatsLogReader {
   private readonly logger = new Logger(NatsLogReader.name);
@@ -39,27 +72,20 @@ export class NatsLogReader {
     private readonly timeoutMs: number,
   ) {}
 
-  /**
-   * Known gap: once every event of a room aged out (`max_age`), nothing is left to tell
-   * which stream sequences were the room's, so the log reads as never published
-   * (`lastSeq` 0, `truncated` false) and a resume from an earlier position is not told
-   * that it lost events; the contract's retention-by-age check appends a fresh event
-   * first and does not catch it.
-   */
   async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
-    const { epoch, first, last } = await this.bounds(log);
-    if (!first || !last) return { epoch, events: [], truncated: false, lastSeq: 0 };
-    // Sequences between `afterSeq` and the first retained event may be other rooms' events:
-    // only a first retained event that opened the log proves nothing of this room is gone.
-    const truncated = afterSeq + 1 < first.seq && !first.first;
-    if (afterSeq >= last.seq) return { epoch, events: [], truncated, lastSeq: last.seq };
-    const events = await this.fetch(log, Math.max(afterSeq + 1, first.seq), last.seq, limit, epoch);
-    return { epoch, events, truncated, lastSeq: last.seq };
+    const bounds = await this.bounds(log, afterSeq, true);
+    const { epoch, first, last } = bounds;
+    if (!first || !last || afterSeq >= last.seq) return { epoch, events: [], truncated: bounds.truncated, lastSeq: bounds.lastSeq };
+    // From the position itself when it is still stored (the member's own last event, a
+    // witness), else from the room's first retained event: the first message fetched must
+    // be that one, or retention removed it, and maybe more after `afterSeq`, since the bounds.
+    const from = Math.max(afterSeq, first.seq);
+    const { events, firstSeq } = await this.fetch(log, from, afterSeq, last.seq, limit, epoch);
+    return { epoch, events, truncated: bounds.truncated || firstSeq !== from, lastSeq: last.seq };
   }
 
   async head(log: LogRef): Promise<LogHead> {
-    const { epoch, first, last } = await this.bounds(log);
-    const lastSeq = last?.seq ?? 0;
+    const { epoch, first, lastSeq } = await this.bounds(log, undefined, true);
     return { epoch, firstSeq: first?.seq ?? lastSeq + 1, lastSeq };
   }
 
@@ -73,7 +99,7 @@ export class NatsLogReader {
     return this.direct(log, { seq: 1, next_by_subj: this.names.subject(log) });
   }
 
-  /** The stored event a direct get finds, if any; a log found non-empty is marked started. */
+  /** The stored event a direct get finds, if any. */
   async direct(log: LogRef, query: DirectQuery): Promise<LogPosition | undefined> {
     const { jsm, nats } = this.clients();
     let message: StoredMsg | null;
@@ -83,38 +109,121 @@ export class NatsLogReader {
       throw unavailable(nats, error);
     }
     if (!message) return undefined;
-    this.epochs.markStarted(log);
-    return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER), first: message.header.get(FIRST_HEADER) === '1' };
+    return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER) };
   }
 
   /**
-   * A log's epoch and its first and last stored events, read together. The stream's
-   * incarnation is asked afresh (in parallel, so at no cost in latency): positions read
-   * from a stream created again must never be reported under the old one's epoch.
+   * A log's epoch, its room's first and last retained events, its stream's state, and
+   * whether retention may have removed events after `afterSeq` (when given). With `head`,
+   * `lastSeq` is a head a join may start from: for a room with no event retained, the
+   * stream's last sequence, checked by a second look (an event appended meanwhile would
+   * otherwise sit below it unseen).
+   *
+   * The requests of one look run in parallel, so the server may answer them at different
+   * moments: every conclusion below holds whichever answered first, or is checked by a
+   * second look made after the first one's answers. A look whose gets disagree (one found
+   * an event, the other none: the room's first event arrived, or its last aged out, in
+   * between) is made again, up to {@link MAX_LOOKS} times, then the caller retries.
+   *
+   * What it relies on: JetStream assigns stream sequences in order; removal by age takes
+   * messages from the front of the stream; a per-room limit removes a room's oldest
+   * events, only while the room holds that many, never its last one; `deleteLog` gives the
+   * log a new epoch before it purges; and no event is appended and aged out within one
+   * look (`maxAgeMs` is at least the dedup window, two minutes in a module).
    */
-  private async bounds(log: LogRef): Promise<{ epoch: string; first?: LogPosition; last?: LogPosition }> {
+  async bounds(log: LogRef, afterSeq: number | undefined, head: boolean): Promise<LogBounds> {
     this.clients(); // not connected: fail at once, not in four places
-    const [logEpoch, incarnation, first, last] = await Promise.all([
+    for (let attempt = 1; ; attempt++) {
+      const look = await this.look(log);
+      const bounds = !look.first === !look.last ? await this.settle(log, look, afterSeq, head) : undefined;
+      if (bounds) return bounds;
+      if (attempt === MAX_LOOKS) {
+        throw new GeoTransportUnavailableError(
+          `the log of room "${log.room}" changed during each of ${MAX_LOOKS} reads of its bounds; retry`,
+        );
+      }
+    }
+  }
+
+  /** One look: the log's own epoch, its stream's state and its first and last events, asked together. */
+  private async look(log: LogRef): Promise<LogLook> {
+    const [logEpoch, stream, first, last] = await Promise.all([
       this.epochs.logEpoch(log),
-      this.epochs.incarnationOf(this.names.stream(log), true),
+      // Asked afresh: positions read from a stream created again must never be reported under the old one's epoch.
+      this.epochs.streamHead(this.names.stream(log)),
       this.firstPosition(log),
       this.lastPosition(log),
     ]);
-    return { epoch: joinEpoch(logEpoch, incarnation), first, last };
+    return { logEpoch, stream, first, last };
+  }
+
+  /** The bounds from one look (and a second where needed); undefined when the log changed under it: look again. */
+  private async settle(log: LogRef, look: LogLook, afterSeq: number | undefined, head: boolean): Promise<LogBounds | undefined> {
+    const { stream, first, last } = look;
+    const epoch = joinEpoch(look.logEpoch, stream.incarnation);
+    if (first && last) {
+      const truncated = afterSeq === undefined ? false : await this.removedAfter(log, look, first, afterSeq);
+      return truncated === undefined ? undefined : { epoch, stream, first, last, truncated, lastSeq: last.seq };
+    }
+    // No event of the room is stored. Each event it ever had was removed by age (a per-room
+    // trim never removes a room's last event), so it is below the stream's first sequence
+    // as any look after the gets sees it; and it was stored before this look's stream info
+    // (an event appended and aged out within one look is ruled out), so at or below its last sequence.
+    const gone = afterSeq !== undefined && afterSeq < stream.lastSeq;
+    if (!head && (!gone || afterSeq + 1 < stream.firstSeq)) return { epoch, stream, truncated: gone, lastSeq: stream.lastSeq };
+    // A second look, after the first one's gets: it sees every removal they saw, and its get
+    // proves the room still had no event once the first look had its last sequence.
+    const [again, firstAgain] = await Promise.all([this.epochs.streamHead(this.names.stream(log)), this.firstPosition(log)]);
+    if (firstAgain || again.incarnation !== stream.incarnation) return undefined;
+    return { epoch, stream, truncated: gone && afterSeq + 1 < again.firstSeq, lastSeq: stream.lastSeq };
   }
 
   /**
-   * Up to `limit` events of a log from stream sequence `from` to `last`: one short-lived
-   * ordered consumer, or, when no consumer can be created (a stream peer is down and the
-   * placement picked it), direct gets, which any replica answers.
+   * Whether retention may have removed an event of the room after `afterSeq`, given its
+   * first retained event `first` (undefined: the log changed meanwhile, look again):
+   * - `first` at or before `afterSeq + 1`: no. Age removes from the front and a trim only
+   *   removes events older than the room's first retained one, so all after it are kept
+   *   (until the read fetches them: see the witness in {@link read}).
+   * - `afterSeq + 1` below the stream's first sequence: yes: sequences after it are gone,
+   *   and nothing tells whether they were the room's.
+   * - otherwise the room's events between `afterSeq` and `first` are gone, if there were
+   *   any: by age (then a second look, after the gets, sees the stream's first sequence past
+   *   `afterSeq + 1`) or by a trim (then the room held `maxPerSubject` events from the trim
+   *   on, so its retained events span at least that many sequences, unless one aged out
+   *   since, which the first case catches). So yes if either holds, else no.
    */
-  private async fetch(log: LogRef, from: number, last: number, limit: number, epoch: string): Promise<GeoLoggedEnvelope[]> {
+  private async removedAfter(log: LogRef, look: LogLook, first: LogPosition, afterSeq: number): Promise<boolean | undefined> {
+    const { stream } = look;
+    if (afterSeq + 1 >= first.seq) return false;
+    if (afterSeq + 1 < stream.firstSeq) return true;
+    const [again, lastAgain] = await Promise.all([this.epochs.streamHead(this.names.stream(log)), this.lastPosition(log)]);
+    if (again.incarnation !== stream.incarnation) return undefined;
+    if (afterSeq + 1 < again.firstSeq || !lastAgain) return true;
+    return again.maxPerSubject > 0 && lastAgain.seq - first.seq + 1 >= again.maxPerSubject;
+  }
+
+  /**
+   * Up to `limit` events of a log after `afterSeq`, reading from stream sequence `from`
+   * (`afterSeq` itself, or later) to `last`, and the sequence of the first message read:
+   * one short-lived ordered consumer, or, when no consumer can be created (a stream peer
+   * is down and the placement picked it), direct gets, which any replica answers.
+   */
+  private async fetch(
+    log: LogRef,
+    from: number,
+    afterSeq: number,
+    last: number,
+    limit: number,
+    epoch: string,
+  ): Promise<{ events: GeoLoggedEnvelope[]; firstSeq: number | undefined }> {
     const { js, nats } = this.clients();
     const events: GeoLoggedEnvelope[] = [];
+    let firstSeq: number | undefined;
     /** Takes one message; false once the read has what it needs. */
     const take = (message: LogMessage): boolean => {
+      firstSeq ??= message.seq;
       // Events left over from before a reset (another epoch) are not part of this log.
-      if (ofEpoch(message.epoch, epoch)) events.push({ ...message.draft(), seq: message.seq });
+      if (message.seq > afterSeq && ofEpoch(message.epoch, epoch)) events.push({ ...message.draft(), seq: message.seq });
       return events.length < limit && message.seq < last;
     };
     let consumer;
@@ -123,10 +232,11 @@ export class NatsLogReader {
     } catch (error) {
       this.logger.debug(`read of room "${log.room}" by direct gets: ${error instanceof Error ? error.message : String(error)}`);
       await this.fetchDirect(log, from, take);
-      return events;
+      return { events, firstSeq };
     }
     try {
-      const messages = await consumer.fetch({ max_messages: limit, expires: this.timeoutMs });
+      // One more than asked for: the first may be the position itself.
+      const messages = await consumer.fetch({ max_messages: limit + 1, expires: this.timeoutMs });
       for await (const message of messages) {
         if (!take({ seq: message.seq, epoch: message.headers?.get(EPOCH_HEADER), draft: () => message.json<GeoEnvelopeDraft>() })) break;
       }
@@ -135,7 +245,7 @@ export class NatsLogReader {
     } finally {
       void consumer.delete().catch(() => undefined);
     }
-    return events;
+    return { events, firstSeq };
   }
 
   /** The log's first stored message at or after stream sequence `from`, by a direct get (any replica answers). */

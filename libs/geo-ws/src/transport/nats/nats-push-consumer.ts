@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import type { NatsClients } from './load-nats.js';
-import type { NatsEpochs } from './nats-epochs.js';
+import type { NatsEpochs, StreamHead } from './nats-epochs.js';
 
 /** The server sends a heartbeat after this long without a message; two missed mean the consumer is gone. */
 export const HEARTBEAT_MS = 2000;
@@ -27,8 +27,16 @@ export interface PushConsumerSpec {
   /** One stored message at stream sequence `seq`, in order; false when the reader is over. */
   onMessage(message: Msg, seq: number): boolean;
   /**
+   * Whether retention may have removed, before a consumer starting at stream sequence
+   * `from` was created, a message the reader had still to deliver (a consumer skips them
+   * without a word). Asked only when {@link mayHaveRemovedFrom} says the stream lost some
+   * at or after `from`. True ends the reader (`onFailed`).
+   */
+  lostFrom(from: number, stream: StreamHead): Promise<boolean>;
+  /**
    * The reader ended without being stopped, for `reason`: the stream was deleted and created
-   * again (nothing of the new stream was delivered), or NATS stayed silent too long (see {@link NatsPushConsumer.giveUp}).
+   * again (nothing of the new stream was delivered), retention removed messages it had not
+   * delivered yet, or NATS stayed silent too long (see {@link NatsPushConsumer.giveUp}).
    */
   onFailed(reason: string): void;
 }
@@ -46,8 +54,11 @@ export interface PushConsumerSpec {
  * arrived) means something was lost on the way, and the reader gets a new consumer from
  * the next undelivered stream sequence. So does any failure: a deleted consumer, a dead
  * server (no heartbeat: see {@link lastSign}, checked by one timer for every consumer of
- * the transport, not one per consumer), a reconnect. Each new consumer is checked to read
- * the stream incarnation the reader started on before any of its messages is handed over.
+ * the transport, not one per consumer), a reconnect. Each new consumer is checked, before
+ * any of its messages is handed over, to read the stream incarnation the reader started
+ * on, and to start where nothing the reader had still to deliver was removed by retention
+ * meanwhile (an outage longer than `maxAgeMs`, or more than `maxEvents` events of a room):
+ * a consumer starts at the first message still stored and says nothing of the others.
  */
 export class NatsPushConsumer {
   /** When the current consumer last showed life (a message, a heartbeat, flow control), or was created. */
@@ -115,6 +126,7 @@ export class NatsPushConsumer {
   private async open(): Promise<void> {
     const { nats, nc, jsm } = this.spec.clients();
     const generation = ++this.generation;
+    const from = this.next;
     const deliver = nats.core.createInbox();
     this.delivered = 0;
     const held: { message: Msg; seq: number }[] = [];
@@ -131,7 +143,7 @@ export class NatsPushConsumer {
         deliver_subject: deliver,
         filter_subject: this.spec.filter,
         deliver_policy: nats.jetstream.DeliverPolicy.StartSequence,
-        opt_start_seq: this.next,
+        opt_start_seq: from,
         ack_policy: nats.jetstream.AckPolicy.None,
         flow_control: true,
         idle_heartbeat: nats.core.nanos(HEARTBEAT_MS),
@@ -151,11 +163,19 @@ export class NatsPushConsumer {
     current.name = name;
     this.lastSign = Date.now();
     this.lastFailure = undefined;
-    // A consumer made after the stream was deleted and created again reads the new one:
-    // check before handing over anything it sent.
-    if ((await this.spec.epochs.incarnationOf(this.spec.stream, true)) !== this.spec.incarnation) {
+    // A consumer made after the stream was deleted and created again reads the new one, and
+    // one made after retention removed what it should have started with skips it: check
+    // both (one stream info, read after the consumer was made) before handing anything over.
+    const stream = await this.spec.epochs.streamHead(this.spec.stream);
+    if (stream.incarnation !== this.spec.incarnation) {
       this.stop();
       this.spec.onFailed('the stream was recreated; its epoch changed');
+      return;
+    }
+    if (mayHaveRemovedFrom(from, stream) && this.isCurrent(generation) && (await this.spec.lostFrom(from, stream))) {
+      if (!this.isCurrent(generation)) return;
+      this.stop();
+      this.spec.onFailed(`retention removed events after stream seq ${from - 1} before they were delivered`);
       return;
     }
     if (!this.isCurrent(generation)) return;
@@ -240,6 +260,16 @@ export class NatsPushConsumer {
       // Not connected: the server drops it once nobody listens.
     }
   }
+}
+
+/**
+ * Whether the stream may have lost a message at stream sequence `from` or later, as a
+ * stream info read since says: one below its first sequence was removed by age, or more
+ * than `maxPerSubject` messages were stored from `from` on (only then can a per-room trim
+ * have removed one of them). No further request when it says no, which is the rule.
+ */
+export function mayHaveRemovedFrom(from: number, stream: StreamHead): boolean {
+  return from < stream.firstSeq || (stream.maxPerSubject > 0 && stream.lastSeq - from + 1 > stream.maxPerSubject);
 }
 
 /**

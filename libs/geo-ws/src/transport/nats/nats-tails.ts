@@ -5,11 +5,11 @@ import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavail
 import type { Subscription } from '../geo-transport.interface.js';
 import type { LogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
-import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs } from './nats-epochs.js';
+import { EPOCH_HEADER, ofEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsNames } from './nats-names.js';
-import { NatsPushConsumer, SILENT_MS } from './nats-push-consumer.js';
+import { NatsPushConsumer, SILENT_MS, type PushConsumerSpec } from './nats-push-consumer.js';
 
 /** How often every consumer of the transport is checked for silence (one timer, not one per consumer). */
 const WATCHDOG_EVERY_MS = 1000;
@@ -73,22 +73,19 @@ export class NatsTails {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
-    const [logEpoch, head, first] = await Promise.all([
-      this.epochs.logEpoch(log),
-      this.epochs.streamHead(stream),
-      this.reads.firstPosition(log),
-    ]);
-    if (first && afterSeq + 1 < first.seq && !first.first) {
+    const bounds = await this.reads.bounds(log, afterSeq, false);
+    if (bounds.truncated) {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
+    const head = bounds.stream;
     const tail = new RoomTail(
       {
         log,
         key,
         stream,
         subject: this.names.subject(log),
-        epoch: joinEpoch(logEpoch, head.incarnation),
+        epoch: bounds.epoch,
         incarnation: head.incarnation,
         afterSeq,
         onEvent,
@@ -138,7 +135,10 @@ export class NatsTails {
     const own = this.own.get(tail.stream) ?? new Set<RoomTail>();
     if (own.size + 1 >= this.sharedFrom) return this.share(tail, own, streamLastSeq);
     const consumer = new NatsPushConsumer(
-      this.consumerSpec(tail.stream, tail.subject, tail.incarnation, `room "${tail.room}"`, tail),
+      this.consumerSpec(tail.stream, tail.subject, tail.incarnation, `room "${tail.room}"`, tail, async (from) => {
+        // The stream lost messages from `from` on: were any of them this room's?
+        return (await this.reads.bounds(tail.log, from - 1, false)).truncated;
+      }),
       tail.delivered + 1,
     );
     tail.readFrom(consumer);
@@ -155,10 +155,17 @@ export class NatsTails {
     const shared = new SharedStreamTail(
       (onMessage, onFailed) =>
         new NatsPushConsumer(
-          this.consumerSpec(tail.stream, this.names.streamSubjects(tail.log), tail.incarnation, `stream ${tail.stream}`, {
-            onMessage,
-            onFailed,
-          }),
+          this.consumerSpec(
+            tail.stream,
+            this.names.streamSubjects(tail.log),
+            tail.incarnation,
+            `stream ${tail.stream}`,
+            { onMessage, onFailed },
+            // Messages of any room may be gone: every tail of the reader fails, and its
+            // members' joins tell each what it lost (asking room by room would cost a look
+            // per room, after an outage, when all of them come back at once).
+            () => Promise.resolve(true),
+          ),
           streamLastSeq + 1,
         ),
       tail.incarnation,
@@ -193,7 +200,8 @@ export class NatsTails {
     incarnation: string,
     what: string,
     reader: { onMessage(message: Msg, seq: number): boolean; onFailed(reason: string): void },
-  ) {
+    lostFrom: (from: number) => Promise<boolean>,
+  ): PushConsumerSpec {
     return {
       stream,
       filter,
@@ -203,6 +211,7 @@ export class NatsTails {
       epochs: this.epochs,
       logger: this.logger,
       onMessage: (message: Msg, seq: number) => reader.onMessage(message, seq),
+      lostFrom,
       onFailed: (reason: string) => reader.onFailed(reason),
     };
   }

@@ -217,6 +217,94 @@ describe('NATS transport specifics', () => {
     }
   });
 
+  describe('G3 once retention removed what a resume needs', () => {
+    /** Connected transports of one fresh namespace, each with its own caches (as separate processes). */
+    const instances = async (regions: string[], retention: { maxEvents: number; maxAgeMs: number }) => {
+      const namespace = `t${randomUUID().slice(0, 8)}`;
+      const transports = regions.map(
+        (region) =>
+          natsTransport({ servers, namespace })({
+            region,
+            regions: ['eu', 'us'],
+            dedupWindowMs: Math.min(120_000, retention.maxAgeMs / 2),
+            retention,
+          }) as NatsTransport,
+      );
+      for (const transport of transports) await transport.connect();
+      return {
+        namespace,
+        transports,
+        close: async () => {
+          await Promise.all(transports.map((transport) => transport.close()));
+          await dropNatsNamespace(servers, namespace);
+        },
+      };
+    };
+
+    it('two regions append the first event of a room at once and maxEvents trims the earlier one: a member that joined the empty room is told', async () => {
+      const { transports, close } = await instances(['eu', 'us', 'eu'], { maxEvents: 1, maxAgeMs: 3_600_000 });
+      const [eu, us, reader] = transports;
+      try {
+        // Several rooms, each opened by both regions at the same moment: neither instance has
+        // seen the room, each looks it up and (most of the time) finds it empty.
+        const logs = ['r0', 'r1', 'r2', 'r3', 'r4'].map((room) => ({ room, scope: 'global' }) as const);
+        const joined = await Promise.all(logs.map((log) => reader.head(log)));
+        const appended = await Promise.all(
+          logs.map((log) => Promise.all([eu.append(log, draftIn(log.room)), us.append(log, draftIn(log.room))])),
+        );
+        for (const [i, log] of logs.entries()) {
+          const later = Math.max(...appended[i].map((result) => result.seq));
+          const read = await reader.read(log, joined[i].lastSeq, 100);
+          expect({ room: log.room, truncated: read.truncated, seqs: read.events.map((event) => event.seq) }).toEqual({
+            room: log.room,
+            truncated: true,
+            seqs: [later],
+          });
+        }
+        // A room with one event and a member that joined it empty: nothing was removed, nothing is reported.
+        const bystander = { room: 'bystander', scope: 'global' } as const;
+        const joinedBystander = await reader.head(bystander);
+        const only = await eu.append(bystander, draftIn(bystander.room));
+        const resumed = await reader.read(bystander, joinedBystander.lastSeq, 100);
+        expect({ truncated: resumed.truncated, seqs: resumed.events.map((event) => event.seq) }).toEqual({
+          truncated: false,
+          seqs: [only.seq],
+        });
+      } finally {
+        await close();
+      }
+    });
+
+    it('a first-event marker (Geo-First) left by an earlier version after every event aged out does not make a resume complete', async () => {
+      const { namespace, transports, close } = await instances(['eu'], { maxEvents: 1000, maxAgeMs: 1000 });
+      const [transport] = transports;
+      try {
+        const log = { room: 'marked', scope: 'global' } as const;
+        const old: number[] = [];
+        for (let i = 0; i < 3; i++) old.push((await transport.append(log, draftIn(log.room))).seq);
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        // What an instance of an earlier version appended to a room it found empty.
+        const nc = await connect({ servers });
+        try {
+          const headers = (await loadNats()).core.headers();
+          headers.set('Geo-Epoch', '0');
+          headers.set('Geo-First', '1');
+          await (
+            await jetstreamManager(nc)
+          )
+            .jetstream()
+            .publish(new NatsNames(namespace).subject(log), JSON.stringify(draftIn(log.room)), { headers });
+        } finally {
+          await nc.close();
+        }
+        for (const since of [0, old[0], old[1]])
+          expect({ since, truncated: (await transport.read(log, since, 100)).truncated }).toEqual({ since, truncated: true });
+      } finally {
+        await close();
+      }
+    });
+  });
+
   it('fails with a clear message when the server is unreachable', async () => {
     const transport = await natsTransport({
       servers: 'nats://127.0.0.1:1',

@@ -47,8 +47,10 @@ export function natsTransport(options: NatsTransportOptions): GeoTransportFactor
  *   gap-free per-room counter would need `Nats-Expected-Last-Subject-Sequence`, which
  *   clustered streams before 2.10 do not serialise: nats-server#4320.)
  * - G1: `Nats-Msg-Id` = log key + `event_id`, within the stream's duplicate window;
- * - G3: reads ({@link NatsLogReader}) and tails ({@link NatsTails}) start at `since + 1`
- *   with ordered consumers filtered on the room;
+ * - G3: reads ({@link NatsLogReader}) and tails ({@link NatsTails}) start after `since`
+ *   with consumers filtered on the room; whether retention removed events after it is
+ *   decided from the stream's first and last sequences and the room's first and last
+ *   events, the same in every process and region (nothing is kept per room for it);
  * - a log's epoch ({@link NatsEpochs}) is its KV entry (`0` until `deleteLog` rotates it,
  *   so reading or joining a room creates no entry) joined to its stream's creation time;
  *   messages carry the KV part, and a tail checks the stream's incarnation whenever it
