@@ -163,6 +163,20 @@ describe('security: one token authority (HS256), region and room claims, revocat
     expect((await handshake(wsUrl('eu'), { token })).status).toBe(101);
   });
 
+  it('Origin allowlist: an empty Origin header is not "no Origin": refused (403) at the upgrade and by GET /geo/handshake', async () => {
+    const token = await hsToken();
+    expect(await handshake(wsUrl('eu'), { token, headers: { origin: '' } })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    const check = await fetch(`${deployment.region('eu').url}/geo/handshake`, {
+      headers: { authorization: `Bearer ${token}`, origin: '' },
+      cache: 'no-store',
+    });
+    expect([check.status, await check.json(), check.headers.get('access-control-allow-origin')]).toEqual([
+      403,
+      { code: 'FORBIDDEN', message: 'this origin may not open a WebSocket here' },
+      null,
+    ]);
+  });
+
   it('revoking a token in one region makes a critical action with it fail in another, and then its other actions', async () => {
     const jti = `jti-revoked-${Date.now()}`;
     const token = await hsToken({ sub: 'mallory', jti });

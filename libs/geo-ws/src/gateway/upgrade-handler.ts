@@ -59,8 +59,10 @@ export class UpgradeHandler {
    */
   async check(request: IncomingMessage, url: URL): Promise<HandshakeVerdict> {
     if (!this.accepting()) return refusal(503, 'UNAVAILABLE', 'this region is draining or starting; try another');
+    // Absent (non-browser clients) is allowed; present, even empty, must be on the list: an
+    // empty Origin is no proof of a same-site page (an `Origin: ` sent by a script, a proxy).
     const origin = request.headers.origin;
-    if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
+    if (origin !== undefined && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
       // Counted and written once a minute: any page (or script) can send a foreign Origin.
       this.originRefusals.hit('FORBIDDEN (origin not allowed)');
       return refusal(403, 'FORBIDDEN', 'this origin may not open a WebSocket here');

@@ -26,8 +26,8 @@ export interface GeoWsModuleOptions {
   path?: string;
   /**
    * Browser origins allowed to open a WebSocket (exact match, e.g. `https://chat.example`),
-   * against cross-site WebSocket hijacking. Upgrades without an `Origin` (non-browser
-   * clients) are allowed. Default: any origin.
+   * against cross-site WebSocket hijacking. Upgrades without an `Origin` header (non-browser
+   * clients) are allowed; an empty `Origin:` is refused like a foreign one. Default: any origin.
    */
   allowedOrigins?: string[];
   /**
