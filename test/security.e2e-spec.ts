@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import WebSocket from 'ws';
 import { GeoClient } from '@geo-ws/client';
 import { jwtAuthenticator } from '@geo-ws/nest';
+import { waitFor } from '@geo-ws/nest/testing';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
@@ -323,5 +324,131 @@ describe('security: RS256/ES256 through a JWKS, with key rotation', () => {
       .setExpirationTime('1h')
       .sign(publicPem);
     expect((await handshake(url(), { token: forged })).status).toBe(401);
+  });
+});
+
+/** One upgrade, followed: refused (HTTP status and body), or open, with every frame it gets and its close code once closed. */
+async function followUpgrade(
+  url: string,
+  token: string,
+): Promise<{
+  status: number;
+  body?: { code: string; message: string };
+  frames: { event: string; data: any }[];
+  closeCode(): number | undefined;
+  socket?: WebSocket;
+}> {
+  const frames: { event: string; data: any }[] = [];
+  let closeCode: number | undefined;
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, ['geo-ws.v1', `bearer.${token}`]);
+    socket.on('message', (raw: Buffer) => frames.push(JSON.parse(raw.toString())));
+    socket.on('close', (code) => (closeCode = code));
+    socket.once('open', () => resolve({ status: 101, frames, closeCode: () => closeCode, socket }));
+    socket.once('unexpected-response', (_request, response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, frames, closeCode: () => closeCode }),
+      );
+    });
+    socket.once('error', () => undefined);
+  });
+}
+
+/** Issue 20, point 7: one token opened 200 connections × 100 rooms in under 30 s. */
+describe('security: connections per user (limits.maxConnectionsPerUser)', () => {
+  const LIMIT = 3;
+  let deployment: Deployment;
+  let bystander: WsTestClient;
+  /** While set, authenticate() waits for it: upgrades then pass the check together. */
+  let hold: Promise<void> | undefined;
+  let authenticating = 0;
+  const sockets: WebSocket[] = [];
+
+  beforeAll(async () => {
+    const jwt = jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, secret: SECRET });
+    deployment = await deployRegions(['eu'], {
+      geo: {
+        authenticate: async (handshake) => {
+          const principal = await jwt(handshake);
+          authenticating++;
+          await hold;
+          return principal;
+        },
+        limits: { maxConnectionsPerUser: LIMIT },
+      },
+    });
+    bystander = await WsTestClient.connect(deployment.region('eu').wsUrl, { token: await hsToken({ sub: 'bystander' }) });
+    await bystander.join('limits');
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.close();
+    bystander.close();
+    await deployment.close();
+  });
+
+  const url = () => deployment.region('eu').wsUrl;
+  const open = async (token: string) => {
+    const outcome = await followUpgrade(url(), token);
+    if (outcome.socket) sockets.push(outcome.socket);
+    return outcome;
+  };
+
+  it('one user past the limit is refused at the upgrade: 429 TOO_MANY_CONNECTIONS, also by GET /geo/handshake; other users are not; a closed connection frees its place', async () => {
+    const token = await hsToken({ sub: 'greedy' });
+    const opened: Awaited<ReturnType<typeof open>>[] = [];
+    for (let i = 0; i < LIMIT; i++) opened.push(await open(await hsToken({ sub: 'greedy' })));
+    expect(opened.map((outcome) => outcome.status)).toEqual(Array(LIMIT).fill(101));
+    const refused = await open(token);
+    expect([refused.status, refused.body]).toEqual([
+      429,
+      { code: 'TOO_MANY_CONNECTIONS', message: `this user has ${LIMIT} connections to this server, its limit; close one first` },
+    ]);
+    const check = await fetch(`${deployment.region('eu').url}/geo/handshake`, { headers: { authorization: `Bearer ${token}` } });
+    expect([check.status, await check.json()]).toEqual([429, refused.body]);
+    expect((await open(await hsToken({ sub: 'modest' }))).status).toBe(101);
+    opened[0].socket!.close();
+    await waitFor(() => opened[0].closeCode() !== undefined, 'the first connection to close');
+    let again = await handshake(url(), { token });
+    for (let attempt = 0; attempt < 20 && again.status !== 101; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      again = await handshake(url(), { token });
+    }
+    expect(again.status).toBe(101);
+  });
+
+  it('upgrades that pass the check together: those past the limit are told TOO_MANY_CONNECTIONS and closed with 4008', async () => {
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    authenticating = 0;
+    const attempts = Array.from({ length: LIMIT + 3 }, async () => open(await hsToken({ sub: 'racer' })));
+    await waitFor(() => authenticating === LIMIT + 3, 'every upgrade to be authenticated');
+    release();
+    hold = undefined;
+    const outcomes = await Promise.all(attempts);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(Array(LIMIT + 3).fill(101));
+    await waitFor(() => outcomes.filter((outcome) => outcome.closeCode() !== undefined).length === 3, 'the three over the limit to close');
+    const closed = outcomes.filter((outcome) => outcome.closeCode() !== undefined);
+    for (const outcome of closed) {
+      expect(outcome.closeCode()).toBe(4008);
+      expect(outcome.frames).toEqual([
+        {
+          event: 'geo.error',
+          data: { code: 'TOO_MANY_CONNECTIONS', message: `this user has ${LIMIT} connections to this server, its limit; close one first` },
+        },
+      ]);
+    }
+    const kept = outcomes.filter((outcome) => outcome.closeCode() === undefined);
+    expect(kept.map((outcome) => outcome.frames[0]?.event)).toEqual(Array(LIMIT).fill('geo.welcome'));
+    expect((await open(await hsToken({ sub: 'racer' }))).status).toBe(429);
+  });
+
+  it('the bystander saw no error and kept receiving', async () => {
+    expect((await bystander.publish('note.add', 'limits', { text: 'still here' })).seq).toEqual(expect.any(Number));
+    await bystander.waitForEvents('limits', 1);
+    expect(bystander.errors()).toEqual([]);
+    expect(bystander.isOpen).toBe(true);
   });
 });

@@ -168,6 +168,12 @@ export const GeoCloseCode = {
   TOKEN_EXPIRED: 4001,
   /** 4002: no frame from the client for `limits.idleTimeoutMs`. The client reconnects with backoff. */
   IDLE_TIMEOUT: 4002,
+  /**
+   * 4008: the user has the server's `limits.maxConnectionsPerUser` connections open there
+   * already (`geo.error TOO_MANY_CONNECTIONS` first). The client reconnects to the same region
+   * after a growing delay; an upgrade refused with HTTP 429 for it is handled the same.
+   */
+  TOO_MANY_CONNECTIONS: 4008,
 } as const;
 
 /**

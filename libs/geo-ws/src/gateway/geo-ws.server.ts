@@ -14,6 +14,8 @@ import { AccessPolicy } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
 import { GeoConfigError } from '../errors/geo-config.error.js';
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import { ReplayBudget } from '../fanout/replay-budget.js';
 import { RoomFeeds } from '../fanout/room-feeds.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
@@ -23,6 +25,7 @@ import { SessionKeeper } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
 import { ClientConnection, deliveredFrameBytes, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
+import { ConnectionIndex, tooManyConnections } from './connection-index.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
@@ -45,6 +48,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly logger = new Logger(GeoWsServer.name);
   /** Open connections by socket: the shared socket listeners find theirs here. */
   private readonly connections = new Map<WebSocket, ClientConnection>();
+  /** The same connections by user. */
+  private readonly index = new ConnectionIndex();
   /** Connections accepted so far and heartbeat turns taken: which slice a connection is in, which slice is checked. */
   private acceptedCount = 0;
   private heartbeatTurn = 0;
@@ -223,6 +228,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.auth,
       this.access,
       () => this.isAccepting(),
+      (principalId) => this.index.countOf(principalId),
       (ws, principal, sessionId) => this.onConnection(ws, principal, sessionId),
       this.metrics ? (status, code) => this.metrics?.upgradeRefused(status, code) : undefined,
     );
@@ -280,7 +286,17 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.connectionHooks,
       codecOf(ws.protocol),
     );
+    const limit = this.options.limits.maxConnectionsPerUser;
+    if (limit > 0 && this.index.countOf(principal.id) >= limit) {
+      // Past the upgrade's check while others of this user were being opened.
+      ws.on('error', ignoreError);
+      this.limitLog.hit(connection, GeoErrorCode.TOO_MANY_CONNECTIONS);
+      connection.sendError(new GeoProtocolError(GeoErrorCode.TOO_MANY_CONNECTIONS, tooManyConnections(limit)));
+      connection.close(GeoCloseCode.TOO_MANY_CONNECTIONS, 'too many connections for this user');
+      return;
+    }
     this.connections.set(ws, connection);
+    this.index.added(connection);
     connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
     const { pong, error, close, message } = this.socketListeners;
     ws.on('pong', pong).on('error', error).on('close', close).on('message', message);
@@ -330,6 +346,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     if (connection.closed) return;
     connection.markClosed();
     this.connections.delete(ws);
+    this.index.removed(connection);
     // Before it leaves its feeds: the session saves the positions they last handed to it.
     if (connection.session) void this.sessions?.end(connection.session);
     this.dispatcher.disconnected(connection);
@@ -409,6 +426,9 @@ function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): Pe
     zlibDeflateOptions: { level: compression.level },
   };
 }
+
+/** For a socket refused right after it opened, which has no other listener. */
+function ignoreError(): void {}
 
 /** How often the memory held for slow readers is checked. */
 const BUFFER_SWEEP_MS = 1000;

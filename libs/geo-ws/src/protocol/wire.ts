@@ -51,4 +51,9 @@ export const GeoCloseCode = {
   TOKEN_EXPIRED: 4001,
   /** No frame from the client for `limits.idleTimeoutMs`. */
   IDLE_TIMEOUT: 4002,
+  /**
+   * The user has `limits.maxConnectionsPerUser` connections to this server already (opened
+   * at the same moment as others, past the upgrade's check): `geo.error TOO_MANY_CONNECTIONS` first.
+   */
+  TOO_MANY_CONNECTIONS: 4008,
 } as const;
