@@ -256,7 +256,13 @@ const PENALTY_CODES: ReadonlySet<number> = new Set([
   GeoCloseCode.POLICY_VIOLATION,
   GeoCloseCode.MESSAGE_TOO_BIG,
   GeoCloseCode.SLOW_CONSUMER,
+  GeoCloseCode.TOO_MANY_CONNECTIONS,
 ]);
+/**
+ * The HTTP status of an upgrade refused because the user has too many connections to the
+ * region (`TOO_MANY_CONNECTIONS`): handled as a close with {@link GeoCloseCode.TOO_MANY_CONNECTIONS}.
+ */
+const TOO_MANY_CONNECTIONS_STATUS = 429;
 /** A connection that stayed open this long ends a run of {@link PENALTY_CODES} closes. */
 const SETTLED_MS = 60_000;
 /** Defaults of {@link GeoClientOptions.heartbeatMs} and {@link GeoClientOptions.connectTimeoutMs}. */
@@ -797,8 +803,10 @@ export class GeoClient {
   /**
    * A refused upgrade, as `ws` reports it (`'unexpected-response'`): reads the status and
    * the JSON body `{ code, message }`, then ends the handshake (ws leaves that to this
-   * listener). 401 and 403 are refusals of the token ({@link onRefused}); anything else
-   * (503 while the region drains, a proxy's 502) is a failed attempt like a lost connection.
+   * listener). 401 and 403 are refusals of the token ({@link onRefused}); 429 (too many
+   * connections of this user) a close with 4008 (the same region after a penalty delay);
+   * anything else (503 while the region drains, a proxy's 502) is a failed attempt like a
+   * lost connection.
    */
   private readRefusal(socket: WebSocketLike, response: HttpResponse, region: RankedRegion): void {
     let body = '';
@@ -820,7 +828,7 @@ export class GeoClient {
       this.socket = undefined;
       const refusal = authRefusal(response.statusCode ?? 0, body);
       if (refusal) this.onRefused(region, refusal);
-      else this.onClose(ABNORMAL_CLOSURE);
+      else this.onClose(failedUpgradeCode(response.statusCode ?? 0));
     };
     response.on('error', () => undefined);
     response.setEncoding?.('utf8');
@@ -836,12 +844,14 @@ export class GeoClient {
    * A connection attempt failed before it opened, with a WebSocket class that tells no
    * HTTP status (browsers, undici). One `GET <url>/geo/handshake` with the same token and
    * query asks the region what the upgrade got: 401 or 403 is a refusal of the token
-   * ({@link onRefused}); anything else (204: the upgrade would pass now, 503, no answer, a
-   * 404 from a region without the endpoint) is a failed attempt, as before.
+   * ({@link onRefused}); 429 a close with 4008, as from `ws`; anything else (204: the
+   * upgrade would pass now, 503, no answer, a 404 from a region without the endpoint) is a
+   * failed attempt, as before.
    */
   private async checkHandshake(region: RankedRegion, wsUrl: URL, token: string | undefined): Promise<void> {
     clearTimeout(this.welcomeTimer);
     let refusal: Refusal | undefined;
+    let status = 0;
     try {
       refusal = await withDeadline(HANDSHAKE_CHECK_TIMEOUT_MS, this.lifetime.signal, async (signal) => {
         const response = await fetch(`${region.url}/geo/handshake${wsUrl.search}`, {
@@ -849,6 +859,7 @@ export class GeoClient {
           headers: token ? { authorization: `Bearer ${token}` } : {},
           signal,
         });
+        status = response.status;
         const body = await response.text();
         return authRefusal(response.status, body);
       });
@@ -857,7 +868,7 @@ export class GeoClient {
     }
     if (this.closedByUser || this.socket !== undefined) return;
     if (refusal) this.onRefused(region, refusal);
-    else this.onClose(ABNORMAL_CLOSURE);
+    else this.onClose(failedUpgradeCode(status));
   }
 
   /**
@@ -918,7 +929,8 @@ export class GeoClient {
    * - the client moves ({@link GeoClientCloseCode.MOVING}) or the region restarts
    *   ({@link GeoCloseCode.SERVICE_RESTART}, then to the next region): at once;
    * - the server closed it for this client's conduct ({@link PENALTY_CODES}: too many
-   *   refused frames, a frame too big, a slow consumer): to the same region after a
+   *   refused frames, a frame too big, a slow consumer, too many connections of this user,
+   *   also as an upgrade refused with HTTP 429): to the same region after a
    *   {@link penaltyDelay} that grows with each such close in a row (a `geo.welcome` does not
    *   end the run; a connection that stays open {@link SETTLED_MS} does), so a client that
    *   keeps causing them never loops hot;
@@ -1490,6 +1502,11 @@ function authRefusal(status: number, body: string): Refusal | undefined {
     code: typeof parsed.code === 'string' && parsed.code ? parsed.code : status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
     message: typeof parsed.message === 'string' && parsed.message ? parsed.message : `HTTP ${status}`,
   };
+}
+
+/** The close code an upgrade that failed with this HTTP status (0: unknown) is handled as. */
+function failedUpgradeCode(status: number): number {
+  return status === TOO_MANY_CONNECTIONS_STATUS ? GeoCloseCode.TOO_MANY_CONNECTIONS : ABNORMAL_CLOSURE;
 }
 
 function invalidOptions(message: string): GeoClientError {
