@@ -212,6 +212,57 @@ describe('security: one token authority (HS256), region and room claims, revocat
     refreshed.close();
   }, 15_000);
 
+  it('geo.auth with narrower rooms ends the memberships the new token no longer allows (geo.left FORBIDDEN): no more of their events, no rejoin', async () => {
+    const speaker = await connect('eu', await hsToken({ sub: 'speaker' }));
+    const narrowed = await connect('eu', await hsToken({ sub: 'narrowed' }));
+    for (const room of ['claims.lobby', 'claims.secret']) {
+      await speaker.join(room);
+      await narrowed.join(room);
+    }
+    await speaker.publish('note.add', 'claims.secret', { text: 'before' });
+    await narrowed.waitForEvents('claims.secret', 1);
+    narrowed.send('geo.auth', { token: await hsToken({ sub: 'narrowed', rooms: ['claims.lobby'] }) });
+    expect(await narrowed.next('geo.left')).toEqual({
+      room: 'claims.secret',
+      code: 'FORBIDDEN',
+      message: 'geo.auth: the new token may not use room "claims.secret"; it was left',
+    });
+    expect(await narrowed.next('geo.authed')).toEqual({ expires_at: expect.stringMatching(/Z$/) });
+    const events = narrowed.frames.map((frame) => frame.event);
+    expect(events.indexOf('geo.left')).toBeLessThan(events.indexOf('geo.authed'));
+    await speaker.publish('note.add', 'claims.secret', { text: 'after' });
+    await speaker.publish('note.add', 'claims.lobby', { text: 'still allowed' });
+    await narrowed.waitForEvents('claims.lobby', 1);
+    await speaker.waitForEvents('claims.secret', 2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(narrowed.events('claims.secret').map((event) => (event.data as { text: string }).text)).toEqual(['before']);
+    expect(await narrowed.publish('note.add', 'claims.secret', { text: 'no' })).toMatchObject({ code: 'NOT_JOINED' });
+    narrowed.send('geo.join', { room: 'claims.secret' });
+    expect(await narrowed.next('geo.error', (data) => data.room === 'claims.secret')).toMatchObject({ code: 'FORBIDDEN' });
+    // Refreshing again with the same claims ends nothing more, and the lobby stays.
+    narrowed.send('geo.auth', { token: await hsToken({ sub: 'narrowed', rooms: ['claims.lobby'] }) });
+    await narrowed.next('geo.authed');
+    expect(narrowed.frames.filter((frame) => frame.event === 'geo.left')).toHaveLength(1);
+    expect((await narrowed.publish('note.add', 'claims.lobby', { text: 'lobby still' })).seq).toEqual(expect.any(Number));
+    speaker.close();
+    narrowed.close();
+  });
+
+  it.each([
+    ['another region', ['us']],
+    ['no region', []],
+  ])(
+    'geo.auth with a token for %s closes the connection as the upgrade would refuse it: geo.error FORBIDDEN, close 4004',
+    async (_label, regions) => {
+      const moved = await connect('eu', await hsToken({ sub: 'moved' }));
+      await moved.join('claims.lobby');
+      moved.send('geo.auth', { token: await hsToken({ sub: 'moved', regions }) });
+      expect(await moved.next('geo.error')).toEqual({ code: 'FORBIDDEN', message: 'geo.auth: this token may not be used in region "eu"' });
+      expect(await moved.waitForClose()).toBe(4004);
+      expect(moved.frames.some((frame) => frame.event === 'geo.authed')).toBe(false);
+    },
+  );
+
   it('through every refusal above, a bystander on the same server saw no error and kept receiving', async () => {
     expect(bystander.isOpen).toBe(true);
     expect(bystander.errors()).toEqual([]);

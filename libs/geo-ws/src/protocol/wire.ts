@@ -52,6 +52,11 @@ export const GeoCloseCode = {
   /** No frame from the client for `limits.idleTimeoutMs`. */
   IDLE_TIMEOUT: 4002,
   /**
+   * A `geo.auth` refresh brought a token that may not be used in this region (its `regions`
+   * claim): the connection ends as the upgrade would refuse it (HTTP 403), after `geo.error FORBIDDEN`.
+   */
+  REGION_FORBIDDEN: 4004,
+  /**
    * The user has `limits.maxConnectionsPerUser` connections to this server already (opened
    * at the same moment as others, past the upgrade's check): `geo.error TOO_MANY_CONNECTIONS` first.
    */
