@@ -19,6 +19,7 @@ import {
   type GeoRegion,
   type GeoRegionOption,
   type JoinedFrame,
+  type LeftFrame,
   type ReconnectFrame,
   type WelcomeFrame,
   type WebSocketConstructor,
@@ -129,6 +130,13 @@ export interface GeoClientEvents {
   region: { region: string; rttMs: number };
   /** A room could not be resumed without a gap (`recovered: false`): refetch its history. */
   gap: { room: string; epoch: string };
+  /**
+   * The server ended a membership on its own, e.g. `FORBIDDEN` when a refreshed token
+   * (`geo.auth`) no longer allows the room: the room is no longer joined, is not joined again
+   * on a reconnect, and its waiting `join()` and publishes were rejected with `code`. Not
+   * emitted for the app's own `leave()`.
+   */
+  left: { room: string; code: string; message: string };
   /**
    * A `geo.error` not tied to a pending publish or join, or a failure of the client's own
    * (`UNAUTHORIZED`: the `token` function failed), or, after the first connection, a
@@ -1048,7 +1056,7 @@ export class GeoClient {
         this.rttMs = Date.now() - this.pingSentAt;
         return;
       case GeoFrame.LEFT:
-        return;
+        return this.onLeft(frame.data as LeftFrame);
       default:
         if (frame.event.startsWith('geo.')) return;
         this.onEvent(frame.data as GeoEnvelope);
@@ -1125,6 +1133,29 @@ export class GeoClient {
     // Now the room exists here again: send what it has not acknowledged, from the oldest
     // (a lost connection or a NOT_JOINED answer marked everything unsent).
     this.pump(room.name);
+  }
+
+  /**
+   * `geo.left`. Without a code it answers the app's `leave()`, whose room is gone already.
+   * With one, the server ended the membership: the room goes as after `leave()` (its
+   * position is forgotten, it is not joined again), its waiting join and publishes are
+   * rejected with that code, and the app is told (`left`).
+   */
+  private onLeft(left: LeftFrame): void {
+    if (typeof left.code !== 'string') return;
+    const room = this.rooms.get(left.room);
+    if (!room) return;
+    this.rooms.delete(room.name);
+    clearTimeout(room.retryTimer);
+    if (this.positions) {
+      this.savedRooms.delete(room.name);
+      this.positions.changed();
+    }
+    const message = typeof left.message === 'string' ? left.message : `the server ended the membership of room "${room.name}"`;
+    const ended = new GeoClientError(left.code, message);
+    for (const waiter of room.waiters.splice(0)) waiter.reject(ended);
+    this.dropQueue(room.name, ended);
+    this.emit('left', { room: room.name, code: left.code, message });
   }
 
   private onEvent(envelope: GeoEnvelope): void {
