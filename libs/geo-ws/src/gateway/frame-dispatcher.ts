@@ -136,7 +136,11 @@ export class FrameDispatcher {
 
   private async join(connection: ClientConnection, data: unknown): Promise<void> {
     const request = parseJoin(data);
-    this.access.assertMayUse(connection.principal, request.room);
+    const checking = this.access.assertMayUse(connection.principal, request.room);
+    if (checking) {
+      await checking; // a stale revocation status is read first (one read, shared)
+      if (!connection.isOpen) return;
+    }
     if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
     else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
       this.limitLog.hit(connection, GeoErrorCode.TOO_MANY_ROOMS);
@@ -226,7 +230,8 @@ export class FrameDispatcher {
     if (!connection.rooms.has(inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
     }
-    this.access.assertMayUse(connection.principal, inbound.room_id, inbound.event_id);
+    const checking = this.access.assertMayUse(connection.principal, inbound.room_id, inbound.event_id);
+    if (checking) await checking; // a stale revocation status is read first (one read, shared)
     this.access.assertEventAllowedHere(frame.event, handler.subscription.regions, inbound.event_id);
     if (handler.subscription.critical) await this.access.revalidate(connection.principal, inbound.event_id);
     const envelope = await handler.invoke(connection, frame.data as object);

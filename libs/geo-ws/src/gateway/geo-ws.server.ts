@@ -337,9 +337,13 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     transportReady: () => this.transport.isReady(),
   };
 
-  /** Revokes a token everywhere until it would have expired (e.g. on logout or compromise). */
+  /**
+   * Revokes a token everywhere until it would have expired (e.g. on logout or compromise).
+   * This instance's next frame with it is refused: its own cache learns it at once.
+   */
   async revoke(tokenId: string, expiresAt: number): Promise<void> {
     await this.transport.state.revoke(tokenId, expiresAt);
+    this.access.markRevoked(tokenId);
   }
 
   private onClose(ws: WebSocket, connection: ClientConnection): void {
