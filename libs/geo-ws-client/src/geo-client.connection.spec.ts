@@ -186,6 +186,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
     it.each([
       ['4001 (token expired)', GeoCloseCode.TOKEN_EXPIRED],
       ['4002 (idle)', GeoCloseCode.IDLE_TIMEOUT],
+      ['4003 (token revoked)', GeoCloseCode.TOKEN_REVOKED],
       ['4004 (a refreshed token not valid in this region)', GeoCloseCode.REGION_FORBIDDEN],
       ['1006 (lost)', 1006],
     ])('%s: reconnects with backoff, calling the token function again', async (_, code) => {

@@ -183,6 +183,11 @@ export const GeoCloseCode = {
   /** 4002: no frame from the client for `limits.idleTimeoutMs`. The client reconnects with backoff. */
   IDLE_TIMEOUT: 4002,
   /**
+   * 4003: the token was revoked (`geo.error UNAUTHORIZED` first). The client reconnects (with
+   * backoff), calling `token` again: a region refuses a revoked token (401), and the client then stops.
+   */
+  TOKEN_REVOKED: 4003,
+  /**
    * 4004: a refreshed token (`geo.auth`) may not be used in this region. The client reconnects
    * (with backoff), calling `token` again; a region that refuses that token (403) stops it.
    */

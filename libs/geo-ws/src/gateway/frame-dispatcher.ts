@@ -30,6 +30,7 @@ import {
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
+import type { ConnectionIndex } from './connection-index.js';
 import type { LimitLog } from './limit-log.js';
 import { parseClientReport, REPORT_FRAME } from '../metrics/client-report.js';
 import { OTHER, type GeoMetrics } from '../metrics/geo-metrics.js';
@@ -51,6 +52,7 @@ export class FrameDispatcher {
     private readonly feeds: RoomFeeds,
     private readonly access: AccessPolicy,
     private readonly auth: HandshakeAuth,
+    private readonly index: ConnectionIndex,
     private readonly limitLog: LimitLog,
     private readonly presence: RoomPresence | undefined,
     private readonly metrics: GeoMetrics | null = null,
@@ -308,7 +310,9 @@ export class FrameDispatcher {
       connection.close(GeoCloseCode.REGION_FORBIDDEN, 'token not valid in this region');
       return;
     }
+    const previous = connection.principal;
     connection.principal = principal;
+    this.index.retokened(connection, previous);
     connection.expireAt(principal.expiresAt);
     for (const room of connection.rooms) {
       if (roomAllowed(principal.rooms, room)) continue;

@@ -51,6 +51,8 @@ export const GeoCloseCode = {
   TOKEN_EXPIRED: 4001,
   /** No frame from the client for `limits.idleTimeoutMs`. */
   IDLE_TIMEOUT: 4002,
+  /** The connection's token was revoked (`GeoWsServer.revoke`, in any region): `geo.error UNAUTHORIZED` first. */
+  TOKEN_REVOKED: 4003,
   /**
    * A `geo.auth` refresh brought a token that may not be used in this region (its `regions`
    * claim): the connection ends as the upgrade would refuse it (HTTP 403), after `geo.error FORBIDDEN`.
