@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import WebSocket from 'ws';
 import { GeoClient } from '@geo-ws/client';
 import { jwtAuthenticator } from '@geo-ws/nest';
+import { waitFor } from '@geo-ws/nest/testing';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
@@ -163,23 +164,31 @@ describe('security: one token authority (HS256), region and room claims, revocat
     expect((await handshake(wsUrl('eu'), { token })).status).toBe(101);
   });
 
-  it('revoking a token in one region makes a critical action with it fail in another, and then its other actions', async () => {
+  it('Origin allowlist: an empty Origin header is not "no Origin": refused (403) at the upgrade and by GET /geo/handshake', async () => {
+    const token = await hsToken();
+    expect(await handshake(wsUrl('eu'), { token, headers: { origin: '' } })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    const check = await fetch(`${deployment.region('eu').url}/geo/handshake`, {
+      headers: { authorization: `Bearer ${token}`, origin: '' },
+      cache: 'no-store',
+    });
+    expect([check.status, await check.json(), check.headers.get('access-control-allow-origin')]).toEqual([
+      403,
+      { code: 'FORBIDDEN', message: 'this origin may not open a WebSocket here' },
+      null,
+    ]);
+  });
+
+  it('revoking a token in one region closes its connection in another (geo.error UNAUTHORIZED, then 4003): nothing it sends after is appended', async () => {
     const jti = `jti-revoked-${Date.now()}`;
     const token = await hsToken({ sub: 'mallory', jti });
     const inUs = await connect('us', token);
     await inUs.join('vault');
     expect((await inUs.publish('vault.transfer', 'vault', { amount: 1 })).seq).toEqual(expect.any(Number));
     await deployment.region('eu').server.revoke(jti, Date.now() + 3_600_000); // revoked in eu, used in us
-    expect(await inUs.publish('vault.transfer', 'vault', { amount: 2 })).toMatchObject({
-      code: 'UNAUTHORIZED',
-      message: 'the token was revoked',
-    });
-    // us read the list for the critical action and remembers the answer: non-critical actions are refused too.
-    expect(await inUs.publish('note.add', 'vault', { text: 'not critical' })).toMatchObject({
-      code: 'UNAUTHORIZED',
-      message: 'the token was revoked',
-    });
-    inUs.close();
+    inUs.send('vault.transfer', { event_id: `after-revoke-${Date.now()}`, room_id: 'vault', data: { amount: 2 } });
+    expect(await inUs.waitForClose()).toBe(4003);
+    expect(inUs.errors()).toEqual([{ code: 'UNAUTHORIZED', message: 'the token was revoked' }]);
+    expect((await handshake(wsUrl('us'), { token })).status).toBe(401);
   });
 
   it('a connection is closed when its token expires (4001) unless refreshed in-band with geo.auth', async () => {
@@ -196,6 +205,57 @@ describe('security: one token authority (HS256), region and room claims, revocat
     expect(refreshed.isOpen).toBe(true);
     refreshed.close();
   }, 15_000);
+
+  it('geo.auth with narrower rooms ends the memberships the new token no longer allows (geo.left FORBIDDEN): no more of their events, no rejoin', async () => {
+    const speaker = await connect('eu', await hsToken({ sub: 'speaker' }));
+    const narrowed = await connect('eu', await hsToken({ sub: 'narrowed' }));
+    for (const room of ['claims.lobby', 'claims.secret']) {
+      await speaker.join(room);
+      await narrowed.join(room);
+    }
+    await speaker.publish('note.add', 'claims.secret', { text: 'before' });
+    await narrowed.waitForEvents('claims.secret', 1);
+    narrowed.send('geo.auth', { token: await hsToken({ sub: 'narrowed', rooms: ['claims.lobby'] }) });
+    expect(await narrowed.next('geo.left')).toEqual({
+      room: 'claims.secret',
+      code: 'FORBIDDEN',
+      message: 'geo.auth: the new token may not use room "claims.secret"; it was left',
+    });
+    expect(await narrowed.next('geo.authed')).toEqual({ expires_at: expect.stringMatching(/Z$/) });
+    const events = narrowed.frames.map((frame) => frame.event);
+    expect(events.indexOf('geo.left')).toBeLessThan(events.indexOf('geo.authed'));
+    await speaker.publish('note.add', 'claims.secret', { text: 'after' });
+    await speaker.publish('note.add', 'claims.lobby', { text: 'still allowed' });
+    await narrowed.waitForEvents('claims.lobby', 1);
+    await speaker.waitForEvents('claims.secret', 2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(narrowed.events('claims.secret').map((event) => (event.data as { text: string }).text)).toEqual(['before']);
+    expect(await narrowed.publish('note.add', 'claims.secret', { text: 'no' })).toMatchObject({ code: 'NOT_JOINED' });
+    narrowed.send('geo.join', { room: 'claims.secret' });
+    expect(await narrowed.next('geo.error', (data) => data.room === 'claims.secret')).toMatchObject({ code: 'FORBIDDEN' });
+    // Refreshing again with the same claims ends nothing more, and the lobby stays.
+    narrowed.send('geo.auth', { token: await hsToken({ sub: 'narrowed', rooms: ['claims.lobby'] }) });
+    await narrowed.next('geo.authed');
+    expect(narrowed.frames.filter((frame) => frame.event === 'geo.left')).toHaveLength(1);
+    expect((await narrowed.publish('note.add', 'claims.lobby', { text: 'lobby still' })).seq).toEqual(expect.any(Number));
+    speaker.close();
+    narrowed.close();
+  });
+
+  it.each([
+    ['another region', ['us']],
+    ['no region', []],
+  ])(
+    'geo.auth with a token for %s closes the connection as the upgrade would refuse it: geo.error FORBIDDEN, close 4004',
+    async (_label, regions) => {
+      const moved = await connect('eu', await hsToken({ sub: 'moved' }));
+      await moved.join('claims.lobby');
+      moved.send('geo.auth', { token: await hsToken({ sub: 'moved', regions }) });
+      expect(await moved.next('geo.error')).toEqual({ code: 'FORBIDDEN', message: 'geo.auth: this token may not be used in region "eu"' });
+      expect(await moved.waitForClose()).toBe(4004);
+      expect(moved.frames.some((frame) => frame.event === 'geo.authed')).toBe(false);
+    },
+  );
 
   it('through every refusal above, a bystander on the same server saw no error and kept receiving', async () => {
     expect(bystander.isOpen).toBe(true);
@@ -309,5 +369,131 @@ describe('security: RS256/ES256 through a JWKS, with key rotation', () => {
       .setExpirationTime('1h')
       .sign(publicPem);
     expect((await handshake(url(), { token: forged })).status).toBe(401);
+  });
+});
+
+/** One upgrade, followed: refused (HTTP status and body), or open, with every frame it gets and its close code once closed. */
+async function followUpgrade(
+  url: string,
+  token: string,
+): Promise<{
+  status: number;
+  body?: { code: string; message: string };
+  frames: { event: string; data: any }[];
+  closeCode(): number | undefined;
+  socket?: WebSocket;
+}> {
+  const frames: { event: string; data: any }[] = [];
+  let closeCode: number | undefined;
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, ['geo-ws.v1', `bearer.${token}`]);
+    socket.on('message', (raw: Buffer) => frames.push(JSON.parse(raw.toString())));
+    socket.on('close', (code) => (closeCode = code));
+    socket.once('open', () => resolve({ status: 101, frames, closeCode: () => closeCode, socket }));
+    socket.once('unexpected-response', (_request, response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, frames, closeCode: () => closeCode }),
+      );
+    });
+    socket.once('error', () => undefined);
+  });
+}
+
+/** Issue 20, point 7: one token opened 200 connections × 100 rooms in under 30 s. */
+describe('security: connections per user (limits.maxConnectionsPerUser)', () => {
+  const LIMIT = 3;
+  let deployment: Deployment;
+  let bystander: WsTestClient;
+  /** While set, authenticate() waits for it: upgrades then pass the check together. */
+  let hold: Promise<void> | undefined;
+  let authenticating = 0;
+  const sockets: WebSocket[] = [];
+
+  beforeAll(async () => {
+    const jwt = jwtAuthenticator({ issuer: ISSUER, audience: AUDIENCE, secret: SECRET });
+    deployment = await deployRegions(['eu'], {
+      geo: {
+        authenticate: async (handshake) => {
+          const principal = await jwt(handshake);
+          authenticating++;
+          await hold;
+          return principal;
+        },
+        limits: { maxConnectionsPerUser: LIMIT },
+      },
+    });
+    bystander = await WsTestClient.connect(deployment.region('eu').wsUrl, { token: await hsToken({ sub: 'bystander' }) });
+    await bystander.join('limits');
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.close();
+    bystander.close();
+    await deployment.close();
+  });
+
+  const url = () => deployment.region('eu').wsUrl;
+  const open = async (token: string) => {
+    const outcome = await followUpgrade(url(), token);
+    if (outcome.socket) sockets.push(outcome.socket);
+    return outcome;
+  };
+
+  it('one user past the limit is refused at the upgrade: 429 TOO_MANY_CONNECTIONS, also by GET /geo/handshake; other users are not; a closed connection frees its place', async () => {
+    const token = await hsToken({ sub: 'greedy' });
+    const opened: Awaited<ReturnType<typeof open>>[] = [];
+    for (let i = 0; i < LIMIT; i++) opened.push(await open(await hsToken({ sub: 'greedy' })));
+    expect(opened.map((outcome) => outcome.status)).toEqual(Array(LIMIT).fill(101));
+    const refused = await open(token);
+    expect([refused.status, refused.body]).toEqual([
+      429,
+      { code: 'TOO_MANY_CONNECTIONS', message: `this user has ${LIMIT} connections to this server, its limit; close one first` },
+    ]);
+    const check = await fetch(`${deployment.region('eu').url}/geo/handshake`, { headers: { authorization: `Bearer ${token}` } });
+    expect([check.status, await check.json()]).toEqual([429, refused.body]);
+    expect((await open(await hsToken({ sub: 'modest' }))).status).toBe(101);
+    opened[0].socket!.close();
+    await waitFor(() => opened[0].closeCode() !== undefined, 'the first connection to close');
+    let again = await handshake(url(), { token });
+    for (let attempt = 0; attempt < 20 && again.status !== 101; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      again = await handshake(url(), { token });
+    }
+    expect(again.status).toBe(101);
+  });
+
+  it('upgrades that pass the check together: those past the limit are told TOO_MANY_CONNECTIONS and closed with 4008', async () => {
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    authenticating = 0;
+    const attempts = Array.from({ length: LIMIT + 3 }, async () => open(await hsToken({ sub: 'racer' })));
+    await waitFor(() => authenticating === LIMIT + 3, 'every upgrade to be authenticated');
+    release();
+    hold = undefined;
+    const outcomes = await Promise.all(attempts);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(Array(LIMIT + 3).fill(101));
+    await waitFor(() => outcomes.filter((outcome) => outcome.closeCode() !== undefined).length === 3, 'the three over the limit to close');
+    const closed = outcomes.filter((outcome) => outcome.closeCode() !== undefined);
+    for (const outcome of closed) {
+      expect(outcome.closeCode()).toBe(4008);
+      expect(outcome.frames).toEqual([
+        {
+          event: 'geo.error',
+          data: { code: 'TOO_MANY_CONNECTIONS', message: `this user has ${LIMIT} connections to this server, its limit; close one first` },
+        },
+      ]);
+    }
+    const kept = outcomes.filter((outcome) => outcome.closeCode() === undefined);
+    expect(kept.map((outcome) => outcome.frames[0]?.event)).toEqual(Array(LIMIT).fill('geo.welcome'));
+    expect((await open(await hsToken({ sub: 'racer' }))).status).toBe(429);
+  });
+
+  it('the bystander saw no error and kept receiving', async () => {
+    expect((await bystander.publish('note.add', 'limits', { text: 'still here' })).seq).toEqual(expect.any(Number));
+    await bystander.waitForEvents('limits', 1);
+    expect(bystander.errors()).toEqual([]);
+    expect(bystander.isOpen).toBe(true);
   });
 });

@@ -15,9 +15,16 @@ export interface ReceivedFrame {
 export class WsTestClient {
   readonly frames: ReceivedFrame[] = [];
   closeCode: number | undefined;
+  closeReason: string | undefined;
+  /** When the close was seen (epoch ms). */
+  closedAt: number | undefined;
   private constructor(private readonly socket: WebSocket) {
     socket.on('message', (raw: Buffer) => this.frames.push(JSON.parse(raw.toString())));
-    socket.on('close', (code) => (this.closeCode = code));
+    socket.on('close', (code, reason) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+      this.closedAt = Date.now();
+    });
   }
 
   static async connect(

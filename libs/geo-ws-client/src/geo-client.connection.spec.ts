@@ -164,6 +164,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
     it.each([
       ['1013 (slow consumer)', GeoCloseCode.SLOW_CONSUMER],
       ['1009 (a frame too big)', GeoCloseCode.MESSAGE_TOO_BIG],
+      ['4008 (too many connections of this user)', GeoCloseCode.TOO_MANY_CONNECTIONS],
     ])('%s: the same region after a penalty delay, resuming from the last event', async (_, code) => {
       const eu = await region('eu');
       await connect(eu.regions, { backoff: { baseMs: 20, maxMs: 1000 } });
@@ -185,6 +186,8 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
     it.each([
       ['4001 (token expired)', GeoCloseCode.TOKEN_EXPIRED],
       ['4002 (idle)', GeoCloseCode.IDLE_TIMEOUT],
+      ['4003 (token revoked)', GeoCloseCode.TOKEN_REVOKED],
+      ['4004 (a refreshed token not valid in this region)', GeoCloseCode.REGION_FORBIDDEN],
       ['1006 (lost)', 1006],
     ])('%s: reconnects with backoff, calling the token function again', async (_, code) => {
       const eu = await region('eu');

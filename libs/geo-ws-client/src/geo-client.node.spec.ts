@@ -247,6 +247,31 @@ describe('GeoClient on Node (issue #13)', () => {
       expect(geo.state).toBe('open');
     });
 
+    it('HTTP 429 TOO_MANY_CONNECTIONS is not final and no reason to fail over: the same region after a penalty delay that grows, reported as 4008', async () => {
+      const [eu, us] = [await region('eu'), await region('us')];
+      let refusals = 3;
+      eu.refuse = () =>
+        refusals-- > 0 ? { status: 429, code: 'TOO_MANY_CONNECTIONS', message: 'this user has 20 connections to this server' } : undefined;
+      const geo = client({
+        regions: [eu.region, us.region],
+        regionOrder: ['eu', 'us'],
+        token: 'ok',
+        failoverAfter: 1,
+        backoff: { baseMs: 20, maxMs: 1000 },
+      });
+      const reconnects: { delayMs: number; region: string; code: number }[] = [];
+      geo.on('reconnect', ({ delayMs, region: name, code }) => reconnects.push({ delayMs, region: name, code }));
+      await within(geo.connect(), 3000, 'connect()');
+      expect(geo.region).toBe('eu');
+      expect(us.connections).toHaveLength(0);
+      expect(eu.refusedTokens).toEqual(['ok', 'ok', 'ok']);
+      expect(reconnects.map(({ region: name, code }) => `${code} ${name}`)).toEqual(['4008 eu', '4008 eu', '4008 eu']);
+      const delays = reconnects.map((reconnect) => reconnect.delayMs);
+      expect(delays[0]).toBeGreaterThanOrEqual(20);
+      expect(delays[1]).toBeGreaterThanOrEqual(40);
+      expect(delays[2]).toBeGreaterThanOrEqual(80);
+    });
+
     it('after the first connection, a refused reconnect is reported as error and the client stops (closed): no loop', async () => {
       const eu = await region('eu');
       const geo = client({ regions: eu.regions, token: 'soon-expired' });
@@ -304,6 +329,27 @@ describe('GeoClient on Node (issue #13)', () => {
       const geo = client({ regions: eu.regions, WebSocket: blind, token: 'bad', connectTimeoutMs: 400 });
       await expect(within(geo.connect(), 2000, 'connect()')).rejects.toMatchObject({ code: 'TIMEOUT' });
       expect(eu.refusedTokens.length).toBeGreaterThan(1);
+    });
+
+    it('429 TOO_MANY_CONNECTIONS: one check per attempt, then the same region after a penalty delay, not the next region', async () => {
+      const [eu, us] = [await region('eu'), await region('us')];
+      let full = true;
+      eu.refuse = () => (full ? { status: 429, code: 'TOO_MANY_CONNECTIONS', message: 'too many' } : undefined);
+      const geo = client({
+        regions: [eu.region, us.region],
+        regionOrder: ['eu', 'us'],
+        WebSocket: blind,
+        token: 'ok',
+        failoverAfter: 1,
+        backoff: { baseMs: 20, maxMs: 1000 },
+      });
+      const codes: number[] = [];
+      geo.on('reconnect', ({ code }) => codes.push(code));
+      const connecting = geo.connect();
+      await until(() => eu.handshakeChecks.length === 2, 'two refused attempts');
+      full = false;
+      await within(connecting, 3000, 'connect()');
+      expect([geo.region, us.connections.length, codes, eu.handshakeChecks.length]).toEqual(['eu', 0, [4008, 4008], 2]);
     });
 
     it('503 and a region that accepts the token again: retried, then connected', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { GeoClient, type GeoClientOptions } from './geo-client.js';
+import { GeoClient, type GeoClientEvents, type GeoClientOptions } from './geo-client.js';
 import type { GeoEnvelope, GeoRegion } from './protocol.js';
 import { FakeLogs, FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within } from './testing/fake-region.js';
 
@@ -250,6 +250,48 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     expect(eu.joinRequests.slice(2).map((request) => request.room)).toEqual(['kept']);
     eu.emit('kept');
     await until(() => kept.received.length === 1, 'an event of the kept room');
+  });
+
+  it('geo.left with a code (the server ended a membership, e.g. a refreshed token no longer allows the room): the room is gone, its waiting join and publishes rejected with that code, `left` emitted, not joined again', async () => {
+    const eu = await region();
+    await connect(eu.regions);
+    const left: GeoClientEvents['left'][] = [];
+    client!.on('left', (event) => left.push(event));
+    const lobby = await joinCollecting('lobby');
+    const secret = await joinCollecting('secret');
+    eu.joinAnswer = (room) => (room === 'pending' ? 'silent' : 'ok');
+    const pendingJoin = client!.join('pending', () => undefined);
+    eu.answer = () => 'silent';
+    const waiting = client!.publish('secret', 'chat.message', { text: 'unacked' });
+    await until(() => eu.received.length === 1 && eu.joins.includes('pending'), 'the publish and the join sent');
+    const message = 'geo.auth: the new token may not use room "secret"; it was left';
+    eu.forget('secret');
+    eu.sendAll('geo.left', { room: 'secret', code: 'FORBIDDEN', message });
+    eu.sendAll('geo.left', { room: 'pending', code: 'FORBIDDEN', message: 'not allowed' });
+    await expect(within(waiting, 1000, 'the waiting publish')).rejects.toMatchObject({
+      name: 'GeoClientError',
+      code: 'FORBIDDEN',
+      message,
+    });
+    await expect(within(pendingJoin, 1000, 'the waiting join')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect(left).toEqual([
+      { room: 'secret', code: 'FORBIDDEN', message },
+      { room: 'pending', code: 'FORBIDDEN', message: 'not allowed' },
+    ]);
+    await expect(client!.publish('secret', 'chat.message', {})).rejects.toMatchObject({ code: 'NOT_JOINED' });
+    eu.answer = () => 'store';
+    await reconnect(eu);
+    expect(eu.joinRequests.slice(-1).map((request) => request.room)).toEqual(['lobby']); // neither secret nor pending again
+    eu.emit('lobby');
+    eu.emit('secret');
+    await until(() => lobby.received.length === 1, 'an event of the lobby');
+    expect(secret.received).toEqual([]);
+    // The answer to the client's own leave() has no code: nothing is emitted for it.
+    client!.leave('lobby');
+    await until(() => eu.connections.at(-1)!.frames.some((frame) => frame.event === 'geo.leave'), 'geo.leave');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(left).toHaveLength(2);
+    expect(client!.state).toBe('open');
   });
 
   it('a handler that throws does not stop the other handlers or later events: the client reports CALLBACK_FAILED and goes on', async () => {

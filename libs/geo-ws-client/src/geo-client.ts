@@ -19,6 +19,7 @@ import {
   type GeoRegion,
   type GeoRegionOption,
   type JoinedFrame,
+  type LeftFrame,
   type ReconnectFrame,
   type WelcomeFrame,
   type WebSocketConstructor,
@@ -129,6 +130,13 @@ export interface GeoClientEvents {
   region: { region: string; rttMs: number };
   /** A room could not be resumed without a gap (`recovered: false`): refetch its history. */
   gap: { room: string; epoch: string };
+  /**
+   * The server ended a membership on its own, e.g. `FORBIDDEN` when a refreshed token
+   * (`geo.auth`) no longer allows the room: the room is no longer joined, is not joined again
+   * on a reconnect, and its waiting `join()` and publishes were rejected with `code`. Not
+   * emitted for the app's own `leave()`.
+   */
+  left: { room: string; code: string; message: string };
   /**
    * A `geo.error` not tied to a pending publish or join, or a failure of the client's own
    * (`UNAUTHORIZED`: the `token` function failed), or, after the first connection, a
@@ -256,7 +264,13 @@ const PENALTY_CODES: ReadonlySet<number> = new Set([
   GeoCloseCode.POLICY_VIOLATION,
   GeoCloseCode.MESSAGE_TOO_BIG,
   GeoCloseCode.SLOW_CONSUMER,
+  GeoCloseCode.TOO_MANY_CONNECTIONS,
 ]);
+/**
+ * The HTTP status of an upgrade refused because the user has too many connections to the
+ * region (`TOO_MANY_CONNECTIONS`): handled as a close with {@link GeoCloseCode.TOO_MANY_CONNECTIONS}.
+ */
+const TOO_MANY_CONNECTIONS_STATUS = 429;
 /** A connection that stayed open this long ends a run of {@link PENALTY_CODES} closes. */
 const SETTLED_MS = 60_000;
 /** Defaults of {@link GeoClientOptions.heartbeatMs} and {@link GeoClientOptions.connectTimeoutMs}. */
@@ -797,8 +811,10 @@ export class GeoClient {
   /**
    * A refused upgrade, as `ws` reports it (`'unexpected-response'`): reads the status and
    * the JSON body `{ code, message }`, then ends the handshake (ws leaves that to this
-   * listener). 401 and 403 are refusals of the token ({@link onRefused}); anything else
-   * (503 while the region drains, a proxy's 502) is a failed attempt like a lost connection.
+   * listener). 401 and 403 are refusals of the token ({@link onRefused}); 429 (too many
+   * connections of this user) a close with 4008 (the same region after a penalty delay);
+   * anything else (503 while the region drains, a proxy's 502) is a failed attempt like a
+   * lost connection.
    */
   private readRefusal(socket: WebSocketLike, response: HttpResponse, region: RankedRegion): void {
     let body = '';
@@ -820,7 +836,7 @@ export class GeoClient {
       this.socket = undefined;
       const refusal = authRefusal(response.statusCode ?? 0, body);
       if (refusal) this.onRefused(region, refusal);
-      else this.onClose(ABNORMAL_CLOSURE);
+      else this.onClose(failedUpgradeCode(response.statusCode ?? 0));
     };
     response.on('error', () => undefined);
     response.setEncoding?.('utf8');
@@ -836,12 +852,14 @@ export class GeoClient {
    * A connection attempt failed before it opened, with a WebSocket class that tells no
    * HTTP status (browsers, undici). One `GET <url>/geo/handshake` with the same token and
    * query asks the region what the upgrade got: 401 or 403 is a refusal of the token
-   * ({@link onRefused}); anything else (204: the upgrade would pass now, 503, no answer, a
-   * 404 from a region without the endpoint) is a failed attempt, as before.
+   * ({@link onRefused}); 429 a close with 4008, as from `ws`; anything else (204: the
+   * upgrade would pass now, 503, no answer, a 404 from a region without the endpoint) is a
+   * failed attempt, as before.
    */
   private async checkHandshake(region: RankedRegion, wsUrl: URL, token: string | undefined): Promise<void> {
     clearTimeout(this.welcomeTimer);
     let refusal: Refusal | undefined;
+    let status = 0;
     try {
       refusal = await withDeadline(HANDSHAKE_CHECK_TIMEOUT_MS, this.lifetime.signal, async (signal) => {
         const response = await fetch(`${region.url}/geo/handshake${wsUrl.search}`, {
@@ -849,6 +867,7 @@ export class GeoClient {
           headers: token ? { authorization: `Bearer ${token}` } : {},
           signal,
         });
+        status = response.status;
         const body = await response.text();
         return authRefusal(response.status, body);
       });
@@ -857,7 +876,7 @@ export class GeoClient {
     }
     if (this.closedByUser || this.socket !== undefined) return;
     if (refusal) this.onRefused(region, refusal);
-    else this.onClose(ABNORMAL_CLOSURE);
+    else this.onClose(failedUpgradeCode(status));
   }
 
   /**
@@ -918,7 +937,8 @@ export class GeoClient {
    * - the client moves ({@link GeoClientCloseCode.MOVING}) or the region restarts
    *   ({@link GeoCloseCode.SERVICE_RESTART}, then to the next region): at once;
    * - the server closed it for this client's conduct ({@link PENALTY_CODES}: too many
-   *   refused frames, a frame too big, a slow consumer): to the same region after a
+   *   refused frames, a frame too big, a slow consumer, too many connections of this user,
+   *   also as an upgrade refused with HTTP 429): to the same region after a
    *   {@link penaltyDelay} that grows with each such close in a row (a `geo.welcome` does not
    *   end the run; a connection that stays open {@link SETTLED_MS} does), so a client that
    *   keeps causing them never loops hot;
@@ -1036,7 +1056,7 @@ export class GeoClient {
         this.rttMs = Date.now() - this.pingSentAt;
         return;
       case GeoFrame.LEFT:
-        return;
+        return this.onLeft(frame.data as LeftFrame);
       default:
         if (frame.event.startsWith('geo.')) return;
         this.onEvent(frame.data as GeoEnvelope);
@@ -1113,6 +1133,29 @@ export class GeoClient {
     // Now the room exists here again: send what it has not acknowledged, from the oldest
     // (a lost connection or a NOT_JOINED answer marked everything unsent).
     this.pump(room.name);
+  }
+
+  /**
+   * `geo.left`. Without a code it answers the app's `leave()`, whose room is gone already.
+   * With one, the server ended the membership: the room goes as after `leave()` (its
+   * position is forgotten, it is not joined again), its waiting join and publishes are
+   * rejected with that code, and the app is told (`left`).
+   */
+  private onLeft(left: LeftFrame): void {
+    if (typeof left.code !== 'string') return;
+    const room = this.rooms.get(left.room);
+    if (!room) return;
+    this.rooms.delete(room.name);
+    clearTimeout(room.retryTimer);
+    if (this.positions) {
+      this.savedRooms.delete(room.name);
+      this.positions.changed();
+    }
+    const message = typeof left.message === 'string' ? left.message : `the server ended the membership of room "${room.name}"`;
+    const ended = new GeoClientError(left.code, message);
+    for (const waiter of room.waiters.splice(0)) waiter.reject(ended);
+    this.dropQueue(room.name, ended);
+    this.emit('left', { room: room.name, code: left.code, message });
   }
 
   private onEvent(envelope: GeoEnvelope): void {
@@ -1490,6 +1533,11 @@ function authRefusal(status: number, body: string): Refusal | undefined {
     code: typeof parsed.code === 'string' && parsed.code ? parsed.code : status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
     message: typeof parsed.message === 'string' && parsed.message ? parsed.message : `HTTP ${status}`,
   };
+}
+
+/** The close code an upgrade that failed with this HTTP status (0: unknown) is handled as. */
+function failedUpgradeCode(status: number): number {
+  return status === TOO_MANY_CONNECTIONS_STATUS ? GeoCloseCode.TOO_MANY_CONNECTIONS : ABNORMAL_CLOSURE;
 }
 
 function invalidOptions(message: string): GeoClientError {

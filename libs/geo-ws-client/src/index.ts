@@ -20,6 +20,7 @@ export type {
   GeoRegion,
   GeoRegionOption,
   JoinedFrame,
+  LeftFrame,
   AckFrame,
   ErrorFrame,
   WebSocketLike,

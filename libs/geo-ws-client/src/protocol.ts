@@ -128,6 +128,20 @@ export interface JoinedFrame {
   contiguous?: boolean;
 }
 
+/**
+ * The end of a membership (`geo.left`): the answer to the client's `geo.leave` (no `code`),
+ * or the server ending it on its own (with `code`, e.g. `FORBIDDEN` when a refreshed token
+ * no longer allows the room).
+ */
+export interface LeftFrame {
+  /** The room. */
+  room: string;
+  /** Why the server ended the membership; absent in the answer to `geo.leave`. */
+  code?: string;
+  /** For people, with `code`. */
+  message?: string;
+}
+
 /** The server's acknowledgement of a publish (`geo.ack`): the room log stored it. */
 export interface AckFrame {
   /** The publish's `event_id`. */
@@ -168,6 +182,22 @@ export const GeoCloseCode = {
   TOKEN_EXPIRED: 4001,
   /** 4002: no frame from the client for `limits.idleTimeoutMs`. The client reconnects with backoff. */
   IDLE_TIMEOUT: 4002,
+  /**
+   * 4003: the token was revoked (`geo.error UNAUTHORIZED` first). The client reconnects (with
+   * backoff), calling `token` again: a region refuses a revoked token (401), and the client then stops.
+   */
+  TOKEN_REVOKED: 4003,
+  /**
+   * 4004: a refreshed token (`geo.auth`) may not be used in this region. The client reconnects
+   * (with backoff), calling `token` again; a region that refuses that token (403) stops it.
+   */
+  REGION_FORBIDDEN: 4004,
+  /**
+   * 4008: the user has the server's `limits.maxConnectionsPerUser` connections open there
+   * already (`geo.error TOO_MANY_CONNECTIONS` first). The client reconnects to the same region
+   * after a growing delay; an upgrade refused with HTTP 429 for it is handled the same.
+   */
+  TOO_MANY_CONNECTIONS: 4008,
 } as const;
 
 /**

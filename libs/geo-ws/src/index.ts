@@ -57,5 +57,5 @@ export {
   type ReadResult,
   type Subscription,
 } from './transport/geo-transport.interface.js';
-export type { GeoPresenceMember, GeoSessionState, GeoStateStore } from './transport/geo-state-store.interface.js';
+export type { GeoPresenceMember, GeoSessionState, GeoStateStore, RevocationWatch } from './transport/geo-state-store.interface.js';
 export { globalLog, regionalLog, type LogRef } from './transport/log-ref.js';

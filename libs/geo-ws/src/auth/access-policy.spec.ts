@@ -19,8 +19,6 @@ function revocationList() {
   return list;
 }
 
-const settle = () => new Promise((resolve) => setImmediate(resolve));
-
 describe('AccessPolicy: revocation at the handshake, on geo.auth, and for joins and publishes', () => {
   const alice = { id: 'alice', tokenId: 'jti-alice' };
 
@@ -43,21 +41,56 @@ describe('AccessPolicy: revocation at the handshake, on geo.auth, and for joins 
     expect(list.reads).toBe(1);
   });
 
-  it('joins and publishes never wait for the list: a stale answer is re-read in the background, at most once per recheck period', async () => {
+  it('a fresh answer is not read again: 1,000 frames after the handshake cost no read and do not wait', async () => {
+    const list = revocationList();
+    const policy = new AccessPolicy('eu', list.state, 60_000);
+    await policy.assertNotRevoked(alice); // the handshake's read
+    for (let i = 0; i < 1000; i++) expect(policy.assertMayUse(alice, 'lobby')).toBeUndefined();
+    expect(list.reads).toBe(1);
+  });
+
+  it('the idle hole: the first frames after the recheck period wait for one read, shared by every frame of the token meanwhile, and are judged on it', async () => {
     const list = revocationList();
     const policy = new AccessPolicy('eu', list.state, 50);
-    await policy.assertNotRevoked(alice); // the handshake's read
-    for (let i = 0; i < 1000; i++) policy.assertMayUse(alice, 'lobby');
-    expect(list.reads).toBe(1); // fresh: no read for 1,000 frames
-    list.revoked.add('jti-alice');
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(() => policy.assertMayUse(alice, 'lobby')).not.toThrow(); // stale: this frame passes and starts one read
-    for (let i = 0; i < 100; i++) policy.assertMayUse(alice, 'lobby');
+    await policy.assertNotRevoked(alice);
+    list.revoked.add('jti-alice'); // revoked elsewhere; no word of it reached this instance
+    await new Promise((resolve) => setTimeout(resolve, 60)); // silence past the recheck period
+    const burst = Array.from({ length: 90 }, (_, i) => Promise.resolve(policy.assertMayUse(alice, 'lobby', `e${i}`)));
+    const outcomes = await Promise.allSettled(burst);
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(0);
+    expect(outcomes[0]).toEqual({
+      status: 'rejected',
+      reason: expect.objectContaining({ code: 'UNAUTHORIZED', message: 'the token was revoked', eventId: 'e0' }),
+    });
+    expect(list.reads).toBe(2); // the handshake's, and one for the whole burst
+    expect(() => policy.assertMayUse(alice, 'lobby2')).toThrow('the token was revoked'); // remembered: no wait, no read
     expect(list.reads).toBe(2);
-    await settle();
-    expect(() => policy.assertMayUse(alice, 'lobby', 'e1')).toThrow(
-      expect.objectContaining({ code: 'UNAUTHORIZED', message: 'the token was revoked', eventId: 'e1' }),
-    );
+  });
+
+  it('markRevoked (revoke() on this instance, the revocation channel) applies to the next frame at once, and tells onRevoked once', async () => {
+    const list = revocationList();
+    const told: string[] = [];
+    const policy = new AccessPolicy('eu', list.state, 60_000, (tokenId) => told.push(tokenId));
+    await policy.assertNotRevoked(alice);
+    policy.markRevoked('jti-alice');
+    policy.markRevoked('jti-alice');
+    expect(() => policy.assertMayUse(alice, 'vault')).toThrow('the token was revoked');
+    expect(told).toEqual(['jti-alice']);
+    // A read that answers "not revoked" after it (it started before the revocation) does not undo it.
+    list.revoked.clear();
+    await expect(policy.revalidate(alice, 'e1')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    expect(() => policy.assertMayUse(alice, 'vault')).toThrow('the token was revoked');
+  });
+
+  it('a read that finds a token revoked (a frame, a critical action, a handshake, a recheck) tells onRevoked', async () => {
+    const list = revocationList();
+    const told: string[] = [];
+    const policy = new AccessPolicy('eu', list.state, 60_000, (tokenId) => told.push(tokenId));
+    await policy.assertNotRevoked(alice);
+    list.revoked.add('jti-alice');
+    await expect(policy.recheck(['jti-alice', 'jti-bob'])).resolves.toBeUndefined();
+    expect(told).toEqual(['jti-alice']);
+    expect(list.reads).toBe(3);
   });
 
   it('a critical revalidation or a refused geo.auth is remembered at once', async () => {
@@ -65,7 +98,7 @@ describe('AccessPolicy: revocation at the handshake, on geo.auth, and for joins 
     const policy = new AccessPolicy('eu', list.state, 60_000);
     await policy.assertNotRevoked(alice);
     list.revoked.add('jti-alice');
-    policy.assertMayUse(alice, 'vault'); // still the handshake's answer
+    expect(policy.assertMayUse(alice, 'vault')).toBeUndefined(); // still the handshake's answer
     await expect(policy.revalidate(alice, 'e2')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
     expect(() => policy.assertMayUse(alice, 'vault')).toThrow('the token was revoked');
   });
@@ -73,14 +106,13 @@ describe('AccessPolicy: revocation at the handshake, on geo.auth, and for joins 
   it('an unreadable list keeps the last answer and is tried again after the recheck period, not on every frame', async () => {
     const list = revocationList();
     const policy = new AccessPolicy('eu', list.state, 30);
-    policy.assertMayUse(alice, 'lobby'); // never read: starts a read
-    await settle();
+    await policy.assertMayUse(alice, 'lobby'); // never read: this frame waits for the first read
+    expect(list.reads).toBe(1);
     list.failing = true;
     await new Promise((resolve) => setTimeout(resolve, 40));
-    for (let i = 0; i < 100; i++) policy.assertMayUse(alice, 'lobby');
-    await settle();
+    await Promise.all(Array.from({ length: 100 }, () => Promise.resolve(policy.assertMayUse(alice, 'lobby')))); // one failed read, the last answer kept
     expect(list.reads).toBe(2);
-    for (let i = 0; i < 100; i++) policy.assertMayUse(alice, 'lobby');
+    for (let i = 0; i < 100; i++) expect(policy.assertMayUse(alice, 'lobby')).toBeUndefined();
     expect(list.reads).toBe(2);
   });
 

@@ -6,19 +6,23 @@ import { roomAllowed } from './room-patterns.js';
 
 /**
  * How long a "not revoked" answer from the state store is trusted for joins and publishes
- * of an open connection. The bound on how long a revoked token can still act there.
+ * of an open connection: a frame later than this after the last read waits for a new one.
  */
 export const REVOCATION_RECHECK_MS = 5000;
 
 /** Tokens whose revocation status is remembered; past this, the stalest entries are dropped. */
 const MAX_REMEMBERED_TOKENS = 50_000;
 
+/** Reads in flight at once when the statuses of many tokens are read again (`recheck`). */
+const RECHECK_BATCH = 64;
+
 interface RevocationStatus {
-  /** When the state store last answered for this token (epoch ms). */
+  /** When the state store last answered for this token, or failed to (epoch ms). */
   checkedAt: number;
+  /** Once true, for good: a revocation lasts until the token expires. */
   revoked: boolean;
-  /** A read is under way (at most one per token). */
-  reading?: Promise<void>;
+  /** The read under way (at most one per token), shared by every frame that waits for it. */
+  reading?: Promise<boolean>;
 }
 
 /**
@@ -26,9 +30,11 @@ interface RevocationStatus {
  * token's `regions` and `rooms` claims, a handler's `regions`, and the shared
  * revocation list. The list is read at the handshake and on `geo.auth` (one read each,
  * awaited), for `critical` handlers (one read, awaited), and for other joins and
- * publishes from a status remembered per token and re-read in the background once it is
- * older than {@link REVOCATION_RECHECK_MS}: at most one read per token every 5 s, never
- * on the frame's path.
+ * publishes from a status remembered per token: fresh (read within
+ * {@link REVOCATION_RECHECK_MS}), it costs a map lookup; stale, the frame waits for one read,
+ * shared by the frames of that token meanwhile. A revocation heard from the state store's
+ * channel (or made on this instance) is remembered at once. Whenever this instance learns
+ * that a token is revoked, `onRevoked` is told (the server closes its connections).
  */
 export class AccessPolicy {
   private readonly revocations = new Map<string, RevocationStatus>();
@@ -37,6 +43,8 @@ export class AccessPolicy {
     private readonly region: string,
     private readonly state: GeoStateStore,
     private readonly recheckMs = REVOCATION_RECHECK_MS,
+    /** Called when this instance learns that a token is revoked (once per token and instance while it is remembered). */
+    private readonly onRevoked?: (tokenId: string) => void,
   ) {}
 
   /** Whether the principal may connect here at all (checked at the handshake). */
@@ -62,16 +70,23 @@ export class AccessPolicy {
   }
 
   /**
-   * The token's `regions` and `rooms` claims, for one join or publish, and its revocation
-   * as last read (a stale status is re-read in the background; this frame does not wait).
+   * The token's `regions` and `rooms` claims, for one join or publish, and its revocation.
+   * Returns nothing when the remembered status is fresh (the hot path: no promise), or a
+   * promise when the frame must wait for a read; either way it throws or rejects with
+   * `UNAUTHORIZED` for a revoked token.
    */
-  assertMayUse(principal: GeoPrincipal, room: string, eventId?: string): void {
+  assertMayUse(principal: GeoPrincipal, room: string, eventId?: string): void | Promise<void> {
     if (!this.mayConnect(principal)) {
       throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not act in region "${this.region}"`, eventId);
     }
     if (!roomAllowed(principal.rooms, room))
       throw new GeoProtocolError(GeoErrorCode.FORBIDDEN, `this token may not use room "${room}"`, eventId);
-    if (this.knownRevoked(principal)) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked', eventId);
+    const revoked = this.knownRevoked(principal);
+    if (revoked === false) return;
+    if (revoked === true) throw revokedError(eventId);
+    return revoked.then((answer) => {
+      if (answer) throw revokedError(eventId);
+    });
   }
 
   /** A handler's `regions` (data residency). */
@@ -91,36 +106,83 @@ export class AccessPolicy {
     if (expiresAt !== undefined && expiresAt <= Date.now()) {
       throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token expired; refresh it with geo.auth', eventId);
     }
-    if (isRevocable(tokenId) && (await this.read(tokenId))) {
-      throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked', eventId);
+    if (isRevocable(tokenId) && (await this.read(tokenId))) throw revokedError(eventId);
+  }
+
+  /**
+   * A revocation this instance was told of (its own `revoke()`, the state store's channel):
+   * remembered at once, for the next frame of every connection with this token.
+   */
+  markRevoked(tokenId: string): void {
+    if (!isRevocable(tokenId)) return;
+    const status = this.revocations.get(tokenId);
+    if (status?.revoked) return;
+    if (status) status.revoked = true;
+    this.remember(tokenId, status ?? { checkedAt: Date.now(), revoked: true });
+    this.onRevoked?.(tokenId);
+  }
+
+  /**
+   * Reads the statuses of these tokens again, `RECHECK_BATCH` at a time (after the
+   * revocation channel may have missed announcements). A token found revoked is told to
+   * `onRevoked`; one that cannot be read keeps its last answer.
+   */
+  async recheck(tokenIds: Iterable<string>): Promise<void> {
+    const batch: string[] = [];
+    const flush = async () => {
+      await Promise.all(batch.splice(0).map((tokenId) => this.read(tokenId).catch(() => undefined)));
+    };
+    for (const tokenId of tokenIds) {
+      if (!isRevocable(tokenId)) continue;
+      batch.push(tokenId);
+      if (batch.length >= RECHECK_BATCH) await flush();
     }
+    await flush();
   }
 
   /** One read of the shared list; the answer is remembered for joins and publishes. */
   private async read(tokenId: string): Promise<boolean> {
-    const revoked = await this.state.isRevoked(tokenId);
-    this.remember(tokenId, { checkedAt: Date.now(), revoked });
-    return revoked;
+    const answer = await this.state.isRevoked(tokenId);
+    return this.answered(tokenId, this.revocations.get(tokenId) ?? { checkedAt: 0, revoked: false }, answer);
   }
 
-  /** The remembered status; once it is stale, one background read refreshes it. */
-  private knownRevoked(principal: GeoPrincipal): boolean {
+  /** Remembers an answer of the state store; "revoked" is never taken back (a read that started before a revocation may answer after it). */
+  private answered(tokenId: string, status: RevocationStatus, revoked: boolean): boolean {
+    const learned = revoked && !status.revoked;
+    status.checkedAt = Date.now();
+    status.revoked ||= revoked;
+    this.remember(tokenId, status);
+    if (learned) this.onRevoked?.(tokenId);
+    return status.revoked;
+  }
+
+  /**
+   * The remembered status: `true` or `false` when it can be trusted now (revoked, or read
+   * within the recheck period), else the read this frame waits for, started or shared.
+   */
+  private knownRevoked(principal: GeoPrincipal): boolean | Promise<boolean> {
     const { tokenId } = principal;
     if (!isRevocable(tokenId)) return false;
     const status = this.revocations.get(tokenId);
     if (status?.revoked) return true;
-    if (status && (status.reading || Date.now() - status.checkedAt < this.recheckMs)) return false;
+    if (status?.reading) return status.reading;
+    if (status && Date.now() - status.checkedAt < this.recheckMs) return false;
     const entry: RevocationStatus = status ?? { checkedAt: 0, revoked: false };
-    entry.reading = this.read(tokenId).then(
-      () => undefined,
+    if (!status) this.remember(tokenId, entry);
+    const reading = this.state.isRevoked(tokenId).then(
+      (revoked) => {
+        entry.reading = undefined;
+        return this.answered(tokenId, entry, revoked);
+      },
       () => {
         // Unreadable now (broker down): keep the last answer and try again after a recheck period.
-        entry.checkedAt = Date.now();
         entry.reading = undefined;
+        entry.checkedAt = Date.now();
+        return entry.revoked;
       },
     );
-    if (!status) this.remember(tokenId, entry);
-    return false;
+    entry.reading = reading;
+    return reading;
   }
 
   private remember(tokenId: string, status: RevocationStatus): void {
@@ -135,7 +197,11 @@ export class AccessPolicy {
   }
 }
 
+function revokedError(eventId: string | undefined): GeoProtocolError {
+  return new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked', eventId);
+}
+
 /** Token ids the state store can hold; others (from a custom authenticator) cannot have been revoked. */
-function isRevocable(tokenId: string | undefined): tokenId is string {
+export function isRevocable(tokenId: string | undefined): tokenId is string {
   return tokenId !== undefined && STATE_ID_PATTERN.test(tokenId);
 }

@@ -17,6 +17,12 @@ export const GeoErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   /** The connection has joined `limits.maxRoomsPerConnection` rooms already. */
   TOO_MANY_ROOMS: 'TOO_MANY_ROOMS',
+  /**
+   * The user (the principal's id) has `limits.maxConnectionsPerUser` connections to this
+   * server already: the upgrade is refused with HTTP 429, or a connection opened past the
+   * limit is closed with 4008.
+   */
+  TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
   /** The connection's identity is missing or no longer valid. */
   UNAUTHORIZED: 'UNAUTHORIZED',
   /** A guard refused the action. */

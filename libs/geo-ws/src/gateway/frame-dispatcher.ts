@@ -3,6 +3,7 @@ import { isUtf8 } from 'node:buffer';
 import type { RawData } from 'ws';
 import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import type { AccessPolicy } from '../auth/access-policy.js';
+import { roomAllowed } from '../auth/room-patterns.js';
 import type { HandshakeAuth } from '../auth/handshake-auth.js';
 import type { GeoHandler } from '../discovery/geo-handler.explorer.js';
 import { inboundEventOf } from '../envelope/envelope.rules.js';
@@ -29,6 +30,7 @@ import {
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
+import type { ConnectionIndex } from './connection-index.js';
 import type { LimitLog } from './limit-log.js';
 import { parseClientReport, REPORT_FRAME } from '../metrics/client-report.js';
 import { OTHER, type GeoMetrics } from '../metrics/geo-metrics.js';
@@ -50,6 +52,7 @@ export class FrameDispatcher {
     private readonly feeds: RoomFeeds,
     private readonly access: AccessPolicy,
     private readonly auth: HandshakeAuth,
+    private readonly index: ConnectionIndex,
     private readonly limitLog: LimitLog,
     private readonly presence: RoomPresence | undefined,
     private readonly metrics: GeoMetrics | null = null,
@@ -90,7 +93,9 @@ export class FrameDispatcher {
   }
 
   private async handleFrame(connection: ClientConnection, frame: Frame): Promise<void> {
-    if (connection.closed) return;
+    // Closed, or being closed by the server (token revoked, region refused...): what it sent
+    // after that is not acted on, even while the close handshake is under way.
+    if (connection.closed || !connection.isOpen) return;
     try {
       switch (frame.event) {
         case GeoFrame.JOIN:
@@ -133,7 +138,11 @@ export class FrameDispatcher {
 
   private async join(connection: ClientConnection, data: unknown): Promise<void> {
     const request = parseJoin(data);
-    this.access.assertMayUse(connection.principal, request.room);
+    const checking = this.access.assertMayUse(connection.principal, request.room);
+    if (checking) {
+      await checking; // a stale revocation status is read first (one read, shared)
+      if (!connection.isOpen) return;
+    }
     if (connection.rooms.has(request.room)) this.leaveLogs(connection, request.room);
     else if (connection.rooms.size >= this.options.limits.maxRoomsPerConnection) {
       this.limitLog.hit(connection, GeoErrorCode.TOO_MANY_ROOMS);
@@ -223,7 +232,8 @@ export class FrameDispatcher {
     if (!connection.rooms.has(inbound.room_id)) {
       throw new GeoProtocolError(GeoErrorCode.NOT_JOINED, `join room "${inbound.room_id}" before publishing to it`, inbound.event_id);
     }
-    this.access.assertMayUse(connection.principal, inbound.room_id, inbound.event_id);
+    const checking = this.access.assertMayUse(connection.principal, inbound.room_id, inbound.event_id);
+    if (checking) await checking; // a stale revocation status is read first (one read, shared)
     this.access.assertEventAllowedHere(frame.event, handler.subscription.regions, inbound.event_id);
     if (handler.subscription.critical) await this.access.revalidate(connection.principal, inbound.event_id);
     const envelope = await handler.invoke(connection, frame.data as object);
@@ -271,7 +281,12 @@ export class FrameDispatcher {
     this.metrics?.clientReport(report);
   }
 
-  /** `geo.auth { token }`: a fresh token for the same identity, in-band. */
+  /**
+   * `geo.auth { token }`: a fresh token for the same identity, in-band. Its claims replace the
+   * old ones at once: a token no longer valid in this region closes the connection (4004, as
+   * the upgrade would refuse it), and rooms its `rooms` no longer allow are left, each with
+   * `geo.left { room, code: 'FORBIDDEN' }`, before `geo.authed`.
+   */
   private async refresh(connection: ClientConnection, data: unknown): Promise<void> {
     const token = (data as { token?: unknown } | null)?.token;
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
@@ -285,8 +300,31 @@ export class FrameDispatcher {
     if (!principal) throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is not valid');
     if (principal.id !== connection.principal.id)
       throw new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'geo.auth: the token is for another identity');
+    // The new claims apply from now on, to what the connection holds too: a refresh must not
+    // carry over a region or a room the new token no longer grants.
+    if (!this.access.mayConnect(principal)) {
+      this.limitLog.hit(connection, 'REGION_FORBIDDEN');
+      connection.sendError(
+        new GeoProtocolError(GeoErrorCode.FORBIDDEN, `geo.auth: this token may not be used in region "${this.options.region}"`),
+      );
+      connection.close(GeoCloseCode.REGION_FORBIDDEN, 'token not valid in this region');
+      return;
+    }
+    const previous = connection.principal;
     connection.principal = principal;
+    this.index.retokened(connection, previous);
     connection.expireAt(principal.expiresAt);
+    for (const room of connection.rooms) {
+      if (roomAllowed(principal.rooms, room)) continue;
+      connection.rooms.delete(room); // deleting the current entry of a Set keeps the iteration going
+      this.leaveLogs(connection, room);
+      connection.session?.left(room);
+      connection.send(GeoFrame.LEFT, {
+        room,
+        code: GeoErrorCode.FORBIDDEN,
+        message: `geo.auth: the new token may not use room "${room}"; it was left`,
+      });
+    }
     connection.send(GeoFrame.AUTHED, {
       expires_at: principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString(),
     });

@@ -10,19 +10,22 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
 import { WebSocketServer, type PerMessageDeflateOptions, type RawData, type WebSocket } from 'ws';
 import { chooseSubprotocol, codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
-import { AccessPolicy } from '../auth/access-policy.js';
+import { AccessPolicy, REVOCATION_RECHECK_MS } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
 import { GeoConfigError } from '../errors/geo-config.error.js';
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import { ReplayBudget } from '../fanout/replay-budget.js';
 import { RoomFeeds } from '../fanout/room-feeds.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
-import { GeoTransport } from '../transport/geo-transport.interface.js';
+import { GeoTransport, type Subscription } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
 import { ClientConnection, deliveredFrameBytes, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
+import { ConnectionIndex, tooManyConnections } from './connection-index.js';
 import { FrameDispatcher } from './frame-dispatcher.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { LimitLog } from './limit-log.js';
@@ -45,6 +48,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly logger = new Logger(GeoWsServer.name);
   /** Open connections by socket: the shared socket listeners find theirs here. */
   private readonly connections = new Map<WebSocket, ClientConnection>();
+  /** The same connections by user. */
+  private readonly index = new ConnectionIndex();
   /** Connections accepted so far and heartbeat turns taken: which slice a connection is in, which slice is checked. */
   private acceptedCount = 0;
   private heartbeatTurn = 0;
@@ -73,6 +78,10 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private wss: WebSocketServer | undefined;
   private httpServer: HttpServer | undefined;
   private upgrades: UpgradeHandler | undefined;
+  /** The state store's revocation channel, once watched. */
+  private revocationWatch: Subscription | undefined;
+  /** Set while a failed watch waits to be tried again. */
+  private revocationRetry: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private bufferSweep: NodeJS.Timeout | undefined;
   private started = false;
@@ -112,7 +121,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
           }
         : undefined,
     );
-    this.access = new AccessPolicy(options.region, state);
+    this.access = new AccessPolicy(options.region, state, REVOCATION_RECHECK_MS, (tokenId) => this.closeRevoked(tokenId));
     this.auth = new HandshakeAuth(options.authenticate, this.access);
     this.limitLog = new LimitLog(options.region);
     this.presence = options.presenceTtlMs ? new RoomPresence(state, options.presenceTtlMs) : undefined;
@@ -121,7 +130,17 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       ? new SessionKeeper(state, options.sessions, (member, room) => this.feeds.positionOf(globalLog(room), member))
       : undefined;
     this.connectionLimits = { rate, refusals, replay: replay.perConnection, maxBufferedBytes, compression: options.compression };
-    this.dispatcher = new FrameDispatcher(options, transport, this.feeds, this.access, this.auth, this.limitLog, this.presence, metrics);
+    this.dispatcher = new FrameDispatcher(
+      options,
+      transport,
+      this.feeds,
+      this.access,
+      this.auth,
+      this.index,
+      this.limitLog,
+      this.presence,
+      metrics,
+    );
     const { connections, dispatcher, logger } = this;
     const refusalLog = new RefusalLog(options.region);
     this.connectionHooks = {
@@ -182,7 +201,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return this.feeds.count;
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     const handlers = this.explorer.explore();
     for (const handler of handlers.values()) {
       const unknown = handler.subscription.regions?.filter((region) => !this.options.regions.has(region)) ?? [];
@@ -216,6 +235,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       handleProtocols: chooseSubprotocol,
       perMessageDeflate: perMessageDeflate(this.options.compression),
     });
+    // Before the first upgrade: a revocation announced from now on closes its connections here.
+    await this.watchRevocations();
     this.upgrades = new UpgradeHandler(
       this.options,
       server,
@@ -223,6 +244,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.auth,
       this.access,
       () => this.isAccepting(),
+      (principalId) => this.index.countOf(principalId),
       (ws, principal, sessionId) => this.onConnection(ws, principal, sessionId),
       this.metrics ? (status, code) => this.metrics?.upgradeRefused(status, code) : undefined,
     );
@@ -251,6 +273,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     this.metrics?.unwatch(this.gaugeSource);
+    clearTimeout(this.revocationRetry);
+    this.revocationRetry = undefined;
+    const watch = this.revocationWatch;
+    this.revocationWatch = undefined;
+    await watch?.close().catch(() => undefined);
     clearInterval(this.heartbeat);
     clearInterval(this.bufferSweep);
     this.presence?.stop();
@@ -280,7 +307,17 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.connectionHooks,
       codecOf(ws.protocol),
     );
+    const limit = this.options.limits.maxConnectionsPerUser;
+    if (limit > 0 && this.index.countOf(principal.id) >= limit) {
+      // Past the upgrade's check while others of this user were being opened.
+      ws.on('error', ignoreError);
+      this.limitLog.hit(connection, GeoErrorCode.TOO_MANY_CONNECTIONS);
+      connection.sendError(new GeoProtocolError(GeoErrorCode.TOO_MANY_CONNECTIONS, tooManyConnections(limit)));
+      connection.close(GeoCloseCode.TOO_MANY_CONNECTIONS, 'too many connections for this user');
+      return;
+    }
     this.connections.set(ws, connection);
+    this.index.added(connection);
     connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
     const { pong, error, close, message } = this.socketListeners;
     ws.on('pong', pong).on('error', error).on('close', close).on('message', message);
@@ -321,15 +358,64 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     transportReady: () => this.transport.isReady(),
   };
 
-  /** Revokes a token everywhere until it would have expired (e.g. on logout or compromise). */
+  /**
+   * Revokes a token everywhere until it would have expired (e.g. on logout or compromise):
+   * stored in the transport's state store and announced to every instance, which closes the
+   * token's connections (`geo.error UNAUTHORIZED`, then 4003). This instance applies it
+   * before this resolves, without waiting for its own announcement.
+   */
   async revoke(tokenId: string, expiresAt: number): Promise<void> {
     await this.transport.state.revoke(tokenId, expiresAt);
+    this.access.markRevoked(tokenId);
+  }
+
+  /**
+   * Watches the state store's revocation channel. A watch that cannot start is tried again
+   * every second (frames still meet the revocation recheck meanwhile); once it runs after
+   * such a failure, what it may have missed is read again.
+   */
+  private async watchRevocations(afterFailure = false): Promise<void> {
+    this.revocationRetry = undefined;
+    try {
+      this.revocationWatch = await this.transport.state.watchRevocations(
+        (tokenId) => this.access.markRevoked(tokenId),
+        () => this.recheckRevocations(),
+      );
+      if (afterFailure) this.recheckRevocations();
+    } catch (error) {
+      this.logger.warn(`cannot watch the revocation channel yet, retrying every second: ${(error as Error).message}`);
+      this.revocationRetry = setTimeout(() => void this.watchRevocations(true), 1000);
+      this.revocationRetry.unref();
+    }
+  }
+
+  /**
+   * The revocation channel may have missed announcements (it reconnected): the status of
+   * every token held by a connection here is read once, a batch at a time. The cost grows
+   * with the channel's reconnects and the distinct tokens, never with time.
+   */
+  private recheckRevocations(): void {
+    const tokens = this.index.tokenIds();
+    if (tokens.length === 0) return;
+    this.logger.log(`revocation channel back: reading the status of ${tokens.length} token(s) held here again`);
+    void this.access.recheck(tokens);
+  }
+
+  /** A token is revoked: each connection holding it is told and closed (4003). */
+  private closeRevoked(tokenId: string): void {
+    for (const connection of this.index.withToken(tokenId)) {
+      if (!connection.isOpen) continue;
+      this.limitLog.hit(connection, 'TOKEN_REVOKED');
+      connection.sendError(new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked'));
+      connection.close(GeoCloseCode.TOKEN_REVOKED, 'token revoked');
+    }
   }
 
   private onClose(ws: WebSocket, connection: ClientConnection): void {
     if (connection.closed) return;
     connection.markClosed();
     this.connections.delete(ws);
+    this.index.removed(connection);
     // Before it leaves its feeds: the session saves the positions they last handed to it.
     if (connection.session) void this.sessions?.end(connection.session);
     this.dispatcher.disconnected(connection);
@@ -409,6 +495,9 @@ function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): Pe
     zlibDeflateOptions: { level: compression.level },
   };
 }
+
+/** For a socket refused right after it opened, which has no other listener. */
+function ignoreError(): void {}
 
 /** How often the memory held for slow readers is checked. */
 const BUFFER_SWEEP_MS = 1000;

@@ -8,6 +8,7 @@ import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
+import { tooManyConnections } from './connection-index.js';
 import { RefusalLog } from './refusal-log.js';
 
 /**
@@ -15,10 +16,12 @@ import { RefusalLog } from './refusal-log.js';
  * HTTP status and the JSON body `{ code, message }`.
  */
 export type HandshakeVerdict =
-  | { accepted: true; principal: GeoPrincipal }
-  | { accepted: false; status: 401 | 403 | 503; code: 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNAVAILABLE'; message: string };
+  { accepted: true; principal: GeoPrincipal } | { accepted: false; status: RefusalStatus; code: RefusalCode; message: string };
 
-const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' } as const;
+type RefusalStatus = 401 | 403 | 429 | 503;
+type RefusalCode = 'UNAUTHORIZED' | 'FORBIDDEN' | 'TOO_MANY_CONNECTIONS' | 'UNAVAILABLE';
+
+const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' } as const;
 
 /**
  * The HTTP side of a connection (the seam Nest's `WsAdapter` covers): the path, the
@@ -28,7 +31,8 @@ const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unava
  */
 export class UpgradeHandler {
   private readonly logger = new Logger(UpgradeHandler.name);
-  private readonly originRefusals: RefusalLog;
+  /** Refusals any page or script can cause (a foreign Origin, too many connections), logged once a minute per code. */
+  private readonly refusals: RefusalLog;
 
   constructor(
     private readonly options: ResolvedGeoWsOptions,
@@ -38,11 +42,13 @@ export class UpgradeHandler {
     private readonly access: AccessPolicy,
     /** False while the server starts or drains: upgrades get 503. */
     private readonly accepting: () => boolean,
+    /** Open connections of a user on this server (`limits.maxConnectionsPerUser`). */
+    private readonly connectionsOf: (principalId: string) => number,
     private readonly onConnection: (ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined) => Promise<void>,
     /** Counts refused upgrades (metrics), by HTTP status and code. */
     private readonly onRefused?: (status: number, code: string) => void,
   ) {
-    this.originRefusals = new RefusalLog(options.region, 'upgrade');
+    this.refusals = new RefusalLog(options.region, 'upgrade');
   }
 
   /** The WebSocket path: the URL an authenticator sees at the upgrade has it. */
@@ -54,15 +60,18 @@ export class UpgradeHandler {
    * Whether the upgrade of `request` would be accepted, exactly as the upgrade decides it:
    * the region accepts connections (not starting or draining: 503), the `Origin` is
    * allowed (403), the token authenticates and is not revoked (401; 503 when the
-   * revocation list cannot be read), the token may be used in this region (403). One run
-   * of `authenticate` and one revocation read, as one upgrade costs.
+   * revocation list cannot be read), the token may be used in this region (403), its user
+   * has fewer than `limits.maxConnectionsPerUser` connections here (429). One run of
+   * `authenticate` and one revocation read, as one upgrade costs.
    */
   async check(request: IncomingMessage, url: URL): Promise<HandshakeVerdict> {
     if (!this.accepting()) return refusal(503, 'UNAVAILABLE', 'this region is draining or starting; try another');
+    // Absent (non-browser clients) is allowed; present, even empty, must be on the list: an
+    // empty Origin is no proof of a same-site page (an `Origin: ` sent by a script, a proxy).
     const origin = request.headers.origin;
-    if (origin && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
+    if (origin !== undefined && this.options.allowedOrigins && !this.options.allowedOrigins.has(origin)) {
       // Counted and written once a minute: any page (or script) can send a foreign Origin.
-      this.originRefusals.hit('FORBIDDEN (origin not allowed)');
+      this.refusals.hit('FORBIDDEN (origin not allowed)');
       return refusal(403, 'FORBIDDEN', 'this origin may not open a WebSocket here');
     }
     let principal: GeoPrincipal | null;
@@ -78,6 +87,11 @@ export class UpgradeHandler {
     if (!principal) return refusal(401, 'UNAUTHORIZED', 'a valid token is required');
     if (!this.access.mayConnect(principal))
       return refusal(403, 'FORBIDDEN', `this token may not be used in region "${this.options.region}"`);
+    const limit = this.options.limits.maxConnectionsPerUser;
+    if (limit > 0 && this.connectionsOf(principal.id) >= limit) {
+      this.refusals.hit(GeoErrorCode.TOO_MANY_CONNECTIONS);
+      return refusal(429, GeoErrorCode.TOO_MANY_CONNECTIONS, tooManyConnections(limit));
+    }
     return { accepted: true, principal };
   }
 
@@ -124,7 +138,7 @@ export class UpgradeHandler {
   };
 }
 
-function refusal(status: 401 | 403 | 503, code: 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNAVAILABLE', message: string): HandshakeVerdict {
+function refusal(status: RefusalStatus, code: RefusalCode, message: string): HandshakeVerdict {
   return { accepted: false, status, code, message };
 }
 

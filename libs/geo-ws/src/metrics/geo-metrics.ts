@@ -408,4 +408,4 @@ export class GeoMetrics {
 }
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<string>(Object.values(GeoErrorCode));
-const UPGRADE_CODES: ReadonlySet<string> = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'NOT_FOUND']);
+const UPGRADE_CODES: ReadonlySet<string> = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'TOO_MANY_CONNECTIONS', 'UNAVAILABLE', 'NOT_FOUND']);

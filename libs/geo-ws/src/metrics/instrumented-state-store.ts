@@ -23,6 +23,8 @@ export function instrumentStateStore(store: GeoStateStore, metrics: GeoMetrics):
     deleteSession: (id: string) => count('deleteSession', () => store.deleteSession(id)),
     revoke: (tokenId: string, expiresAt: number) => count('revoke', () => store.revoke(tokenId, expiresAt)),
     isRevoked: (tokenId: string) => count('isRevoked', () => store.isRevoked(tokenId)),
+    // Once per server, not an operation per request: not counted.
+    watchRevocations: (onRevoked: (tokenId: string) => void, onMissed?: () => void) => store.watchRevocations(onRevoked, onMissed),
     touchPresence: (room: string, member: GeoPresenceMember, ttlMs: number) =>
       count('touchPresence', () => store.touchPresence(room, member, ttlMs)),
     removePresence: (room: string, memberId: string) => count('removePresence', () => store.removePresence(room, memberId)),

@@ -17,6 +17,7 @@ export const DEFAULT_LIMITS = {
   maxPayloadBytes: 64 * 1024,
   maxDepth: 32,
   maxRoomsPerConnection: 100,
+  maxConnectionsPerUser: 20,
   rate: { perSecond: 50, burst: 100 },
   refusals: { perSecond: 10, burst: 500 },
   idleTimeoutMs: 15 * 60 * 1000,

@@ -26,8 +26,8 @@ export interface GeoWsModuleOptions {
   path?: string;
   /**
    * Browser origins allowed to open a WebSocket (exact match, e.g. `https://chat.example`),
-   * against cross-site WebSocket hijacking. Upgrades without an `Origin` (non-browser
-   * clients) are allowed. Default: any origin.
+   * against cross-site WebSocket hijacking. Upgrades without an `Origin` header (non-browser
+   * clients) are allowed; an empty `Origin:` is refused like a foreign one. Default: any origin.
    */
   allowedOrigins?: string[];
   /**
@@ -97,6 +97,13 @@ export interface GeoWsLimits {
   /** Rooms one connection may be in at once. Default 100. */
   maxRoomsPerConnection?: number;
   /**
+   * Connections one user (the principal's `id`, the token's `sub`) may have open to this
+   * server at once. Past it the upgrade is refused with HTTP 429 `TOO_MANY_CONNECTIONS`
+   * (and a connection opened at the same moment as others, past the check, is closed with
+   * 4008). Per instance: N instances allow N times as many. Default 20; 0 turns it off.
+   */
+  maxConnectionsPerUser?: number;
+  /**
    * Token bucket per connection. Every frame takes a token, well-formed or not, so garbage
    * costs as much as a publish. Default 50 frames/s, bursts of 100.
    */
@@ -145,6 +152,8 @@ export interface ResolvedGeoWsLimits {
   maxPayloadBytes: number;
   maxDepth: number;
   maxRoomsPerConnection: number;
+  /** 0: no limit. */
+  maxConnectionsPerUser: number;
   rate: { perSecond: number; burst: number };
   refusals: { perSecond: number; burst: number };
   idleTimeoutMs: number;

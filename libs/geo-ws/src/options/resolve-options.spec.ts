@@ -17,6 +17,7 @@ describe('resolveOptions', () => {
       maxPayloadBytes: 65536,
       maxDepth: 32,
       maxRoomsPerConnection: 100,
+      maxConnectionsPerUser: 20,
       rate: { perSecond: 50, burst: 100 },
       refusals: { perSecond: 10, burst: 500 },
       idleTimeoutMs: 900_000,
@@ -48,6 +49,16 @@ describe('resolveOptions', () => {
       /compression\.thresholdBytes must be a non-negative integer/,
     );
     expect(() => resolveOptions({ ...base, compression: true as unknown as false })).toThrow(/compression must be false or/);
+  });
+
+  it('limits.maxConnectionsPerUser: 20 by default, 0 turns it off, anything but a non-negative integer is refused naming it', () => {
+    const limit = (maxConnectionsPerUser: number) =>
+      resolveOptions({ ...base, limits: { maxConnectionsPerUser } }).limits.maxConnectionsPerUser;
+    expect(limit(1)).toBe(1);
+    expect(limit(0)).toBe(0);
+    for (const bad of [-1, 2.5, Infinity, Number.NaN]) {
+      expect(() => limit(bad)).toThrow(/limits\.maxConnectionsPerUser must be a positive integer \(or 0 to turn the limit off\)/);
+    }
   });
 
   it('refuses a replay budget that is not a positive integer, naming the option', () => {

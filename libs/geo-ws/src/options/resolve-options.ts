@@ -40,6 +40,15 @@ function positiveInteger(value: number | undefined, fallback: number, option: st
   return value;
 }
 
+/** A positive integer, or 0 for a limit that is turned off. */
+function positiveIntegerOrOff(value: number | undefined, fallback: number, option: string): number {
+  if (value === 0) return 0;
+  if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+    throw new GeoConfigError(`${option} must be a positive integer (or 0 to turn the limit off), got ${String(value)}.`);
+  }
+  return value ?? fallback;
+}
+
 function compression(value: GeoWsModuleOptions['compression']): ResolvedGeoWsOptions['compression'] {
   if (value === undefined || value === false) return undefined;
   // Options come from plain JavaScript too: `true` or `null` may be here.
@@ -166,6 +175,11 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
         limits.maxRoomsPerConnection,
         DEFAULT_LIMITS.maxRoomsPerConnection,
         'limits.maxRoomsPerConnection',
+      ),
+      maxConnectionsPerUser: positiveIntegerOrOff(
+        limits.maxConnectionsPerUser,
+        DEFAULT_LIMITS.maxConnectionsPerUser,
+        'limits.maxConnectionsPerUser',
       ),
       rate: bucket(limits.rate, DEFAULT_LIMITS.rate, 'limits.rate'),
       refusals: bucket(limits.refusals, DEFAULT_LIMITS.refusals, 'limits.refusals'),

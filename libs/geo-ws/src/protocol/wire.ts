@@ -51,4 +51,16 @@ export const GeoCloseCode = {
   TOKEN_EXPIRED: 4001,
   /** No frame from the client for `limits.idleTimeoutMs`. */
   IDLE_TIMEOUT: 4002,
+  /** The connection's token was revoked (`GeoWsServer.revoke`, in any region): `geo.error UNAUTHORIZED` first. */
+  TOKEN_REVOKED: 4003,
+  /**
+   * A `geo.auth` refresh brought a token that may not be used in this region (its `regions`
+   * claim): the connection ends as the upgrade would refuse it (HTTP 403), after `geo.error FORBIDDEN`.
+   */
+  REGION_FORBIDDEN: 4004,
+  /**
+   * The user has `limits.maxConnectionsPerUser` connections to this server already (opened
+   * at the same moment as others, past the upgrade's check): `geo.error TOO_MANY_CONNECTIONS` first.
+   */
+  TOO_MANY_CONNECTIONS: 4008,
 } as const;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../errors/geo-transport-unavailable.error.js';
-import type { GeoTransport, GeoTransportContext, GeoTransportFactory } from '../transport/geo-transport.interface.js';
+import type { GeoTransport, GeoTransportContext, GeoTransportFactory, Subscription } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
 import { waitFor } from './wait-for.js';
 
@@ -650,6 +650,77 @@ export function describeTransportContract(name: string, options: TransportContra
           const resumed = await transport.read(bystander, bystanderHead.lastSeq, 100);
           expect({ truncated: resumed.truncated, seqs: seqs(resumed.events) }).toEqual({ truncated: false, seqs: [inBystander.seq] });
         }
+      },
+      timeout,
+    );
+  });
+
+  describeRevocationChannel(name, options, regions, timeout, { describe, it, expect, afterEach });
+}
+
+/**
+ * The revocation channel of the state store (`watchRevocations`), in a block of its own:
+ * servers close the connections of a revoked token when it tells them.
+ */
+function describeRevocationChannel(
+  name: string,
+  options: TransportContractOptions,
+  regions: string[],
+  timeout: number,
+  { describe, it, expect, afterEach }: ContractTestApi,
+): void {
+  describe(`GeoTransport contract: ${name}, revocation channel`, () => {
+    const open: GeoTransport[] = [];
+    const clusters: ContractCluster[] = [];
+    const watches: Subscription[] = [];
+
+    afterEach(async () => {
+      await Promise.allSettled(watches.splice(0).map((watch) => watch.close()));
+      await Promise.allSettled(open.splice(0).map((transport) => transport.close()));
+      await Promise.allSettled(clusters.splice(0).map(async (cluster) => cluster.dispose?.()));
+    });
+
+    async function deploy(): Promise<GeoTransport[]> {
+      const cluster = await options.newCluster();
+      clusters.push(cluster);
+      const transports: GeoTransport[] = [];
+      for (const region of regions) {
+        const transport = await cluster.transport({
+          region,
+          regions,
+          dedupWindowMs: 120_000,
+          retention: { maxEvents: 10_000, maxAgeMs: 3_600_000 },
+        });
+        open.push(transport);
+        await transport.connect();
+        transports.push(transport);
+      }
+      return transports;
+    }
+
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    it(
+      'watchRevocations: a revoke() in any region reaches the watcher of every region once, with its token id; a closed watch hears nothing more',
+      async () => {
+        const transports = await deploy();
+        const heard = transports.map(() => [] as string[]);
+        for (const [i, transport] of transports.entries()) {
+          watches.push(await transport.state.watchRevocations((tokenId) => heard[i].push(tokenId)));
+        }
+        const first = `jti-${randomUUID()}`;
+        await transports[0].state.revoke(first, Date.now() + 60_000);
+        await waitFor(() => heard.every((tokens) => tokens.includes(first)), 'every region to hear the revocation', timeout / 2);
+        expect(await transports[1].state.isRevoked(first)).toBe(true);
+        const last = transports.length - 1;
+        await watches[last].close();
+        await watches[last].close(); // idempotent
+        const second = `jti-${randomUUID()}`;
+        await transports[1].state.revoke(second, Date.now() + 60_000);
+        await waitFor(() => heard.slice(0, last).every((tokens) => tokens.includes(second)), 'the open watches to hear it', timeout / 2);
+        await sleep(300);
+        for (const tokens of heard.slice(0, last)) expect(tokens).toEqual([first, second]);
+        expect(heard[last]).toEqual([first]);
       },
       timeout,
     );

@@ -9,15 +9,32 @@ export interface GeoStateStore {
   getSession(sessionId: string): Promise<GeoSessionState | null>;
   deleteSession(sessionId: string): Promise<void>;
 
-  /** Revokes a token id (`jti` or digest) until `expiresAt` (epoch ms), when the token dies anyway. */
+  /**
+   * Revokes a token id (`jti` or digest) until `expiresAt` (epoch ms), when the token dies
+   * anyway, and announces it to every {@link watchRevocations} watcher, in every region.
+   */
   revoke(tokenId: string, expiresAt: number): Promise<void>;
   isRevoked(tokenId: string): Promise<boolean>;
+  /**
+   * Calls `onRevoked(tokenId)` for revocations made from now on, by any instance in any
+   * region, soon after each `revoke()` (servers close that token's connections). Delivery may
+   * be at most once (Redis Pub/Sub): when announcements may have been missed (the channel was
+   * disconnected and is back), `onMissed` is called, and the caller reads the statuses it
+   * cares about again. The cost grows with revocations and reconnects, never with time or
+   * connections. Resolves once watching; `close()` stops it.
+   */
+  watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<RevocationWatch>;
 
   /** Marks a member present in a room for `ttlMs`; heartbeats call it again before that passes. */
   touchPresence(room: string, member: GeoPresenceMember, ttlMs: number): Promise<void>;
   removePresence(room: string, memberId: string): Promise<void>;
   /** Members present in a room, in every region. */
   presence(room: string): Promise<GeoPresenceMember[]>;
+}
+
+/** A revocation watch (a `Subscription` of the transport); `close()` is idempotent. */
+export interface RevocationWatch {
+  close(): Promise<void>;
 }
 
 /** What a client needs to resume elsewhere: its rooms and positions. */

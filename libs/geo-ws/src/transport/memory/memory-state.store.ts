@@ -1,4 +1,5 @@
 import { assertStateId, type GeoPresenceMember, type GeoSessionState, type GeoStateStore } from '../geo-state-store.interface.js';
+import type { Subscription } from '../geo-transport.interface.js';
 import { settle } from './settle.js';
 
 interface Expiring<T> {
@@ -11,6 +12,8 @@ export class MemoryStateStore implements GeoStateStore {
   private readonly sessions = new Map<string, Expiring<GeoSessionState>>();
   private readonly revocations = new Map<string, number>();
   private readonly rooms = new Map<string, Map<string, Expiring<GeoPresenceMember>>>();
+  /** Every region's revocation watchers: one process, so nothing is ever missed. */
+  private readonly revocationWatchers = new Set<(tokenId: string) => void>();
 
   putSession(sessionId: string, session: GeoSessionState, ttlMs: number): Promise<void> {
     return settle(() => {
@@ -40,6 +43,26 @@ export class MemoryStateStore implements GeoStateStore {
     return settle(() => {
       assertStateId('tokenId', tokenId);
       this.revocations.set(tokenId, Math.max(expiresAt, this.revocations.get(tokenId) ?? 0));
+      for (const watcher of this.revocationWatchers) {
+        try {
+          watcher(tokenId);
+        } catch {
+          // one watcher's failure is its own: the revocation stands, the others hear it
+        }
+      }
+    });
+  }
+
+  watchRevocations(onRevoked: (tokenId: string) => void): Promise<Subscription> {
+    return settle(() => {
+      const watcher = (tokenId: string) => onRevoked(tokenId);
+      this.revocationWatchers.add(watcher);
+      return {
+        close: () => {
+          this.revocationWatchers.delete(watcher);
+          return Promise.resolve();
+        },
+      };
     });
   }
 

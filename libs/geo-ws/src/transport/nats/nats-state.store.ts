@@ -1,6 +1,10 @@
-import type { KV } from '@nats-io/kv';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { assertStateId, type GeoPresenceMember, type GeoSessionState, type GeoStateStore } from '../geo-state-store.interface.js';
+import type { Subscription } from '../geo-transport.interface.js';
 import { roomToken } from './nats-names.js';
+
+/** How long a revocation watch that NATS ended waits before it watches again. */
+const REWATCH_MS = 1000;
 
 /** The KV buckets the store works on, available once the transport is connected. */
 export interface NatsStateBuckets {
@@ -49,6 +53,49 @@ export class NatsStateStore implements GeoStateStore {
   async isRevoked(tokenId: string): Promise<boolean> {
     assertStateId('tokenId', tokenId);
     return (await this.run(({ revocations }) => read<boolean>(revocations, tokenId))) === true;
+  }
+
+  /**
+   * A watch of the revocations bucket, new entries only (an ordered consumer: NATS
+   * redelivers from where it was after a reconnect, so nothing is skipped while it lasts).
+   * If NATS ends the watch, it is opened again after {@link REWATCH_MS} and `onMissed`
+   * follows, since entries may have come in between.
+   */
+  async watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<Subscription> {
+    type Watch = AsyncIterable<KvWatchEntry> & { stop(): void };
+    const open = (): Promise<Watch> => this.run(({ revocations }) => revocations.watch({ include: 'updates', ignoreDeletes: true }));
+    const state: { closed: boolean; current: Watch } = { closed: false, current: await open() };
+    const follow = async (watch: Watch): Promise<void> => {
+      state.current = watch;
+      try {
+        for await (const entry of watch) {
+          if (entry.operation !== 'PUT' || entry.length === 0) continue;
+          const stored = entry.json<Expiring<boolean>>();
+          if (stored.value && stored.expiresAt > Date.now()) onRevoked(entry.key);
+        }
+      } catch {
+        // the watch failed: watched again below
+      }
+      // A function, not the field: close() may run during every await below.
+      const closed = () => state.closed;
+      while (!closed()) {
+        await new Promise((resolve) => setTimeout(resolve, REWATCH_MS).unref());
+        if (closed()) return;
+        const again = await open().catch(() => undefined);
+        if (!again) continue;
+        if (closed()) return again.stop();
+        onMissed?.();
+        return follow(again);
+      }
+    };
+    void follow(state.current);
+    return {
+      close: () => {
+        state.closed = true;
+        state.current.stop();
+        return Promise.resolve();
+      },
+    };
   }
 
   async touchPresence(room: string, member: GeoPresenceMember, ttlMs: number): Promise<void> {

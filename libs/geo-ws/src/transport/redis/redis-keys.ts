@@ -76,6 +76,11 @@ export class RedisKeys {
     return `geows:${this.namespace}:revoked:${id}`;
   }
 
+  /** Pub/Sub channel announcing revocations (the message is the token id). */
+  revocations(): string {
+    return `geows:${this.namespace}:revocations`;
+  }
+
   /** Sorted set of member ids by expiry, and the hash of their data, per room. */
   presence(room: string): { expiries: string; members: string } {
     const tag = `{${this.namespace}:p:${encode(room)}}`;

@@ -1,17 +1,27 @@
 import type { Redis } from 'ioredis';
-import { assertStateId, type GeoPresenceMember, type GeoSessionState, type GeoStateStore } from '../geo-state-store.interface.js';
+import {
+  assertStateId,
+  STATE_ID_PATTERN,
+  type GeoPresenceMember,
+  type GeoSessionState,
+  type GeoStateStore,
+} from '../geo-state-store.interface.js';
+import type { Subscription } from '../geo-transport.interface.js';
 import { unavailable } from './redis-errors.js';
 import type { RedisKeys } from './redis-keys.js';
 
 /**
  * Sessions and revocations as keys with a TTL; presence as a sorted set of member ids by
  * expiry plus a hash of their data, per room. Everything on the primary; a request that
- * cannot reach it rejects with `GeoTransportUnavailableError`.
+ * cannot reach it rejects with `GeoTransportUnavailableError`. Revocations are announced on
+ * a Pub/Sub channel, heard on the transport's subscriber connection.
  */
 export class RedisStateStore implements GeoStateStore {
   constructor(
     private readonly primary: () => Redis,
     private readonly keys: RedisKeys,
+    /** The transport's Pub/Sub connection (ioredis subscribes it again after a reconnect). */
+    private readonly subscriber: () => Redis,
   ) {}
 
   async putSession(sessionId: string, session: GeoSessionState, ttlMs: number): Promise<void> {
@@ -33,7 +43,56 @@ export class RedisStateStore implements GeoStateStore {
   async revoke(tokenId: string, expiresAt: number): Promise<void> {
     assertStateId('tokenId', tokenId);
     const ttl = Math.max(1, expiresAt - Date.now());
-    await this.run((redis) => redis.set(this.keys.revocation(tokenId), '1', 'PX', ttl));
+    await this.run(async (redis) => {
+      await redis.set(this.keys.revocation(tokenId), '1', 'PX', ttl);
+      // After the key: whoever hears it and reads the key finds it.
+      await redis.publish(this.keys.revocations(), tokenId);
+    });
+  }
+
+  /**
+   * Pub/Sub is at-most-once: what is published while the subscriber is disconnected is
+   * lost. ioredis subscribes again when it is back; `onMissed` follows once that
+   * subscription is in place (a PING behind it answered), so a revocation is either heard
+   * or already stored when the caller reads again.
+   */
+  async watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<Subscription> {
+    const channel = this.keys.revocations();
+    let connection: Redis;
+    try {
+      connection = this.subscriber();
+    } catch (error) {
+      throw unavailable(error);
+    }
+    const onMessage = (from: string, message: string): void => {
+      if (from === channel && STATE_ID_PATTERN.test(message)) onRevoked(message);
+    };
+    // 'ready' is emitted before ioredis sends the new SUBSCRIBE: ping behind it, in a microtask.
+    const onReady = (): void =>
+      queueMicrotask(() => {
+        connection.ping().then(
+          () => onMissed?.(),
+          () => undefined, // down again: the next 'ready' tells
+        );
+      });
+    connection.on('message', onMessage);
+    try {
+      await connection.subscribe(channel);
+    } catch (error) {
+      connection.off('message', onMessage);
+      throw unavailable(error);
+    }
+    connection.on('ready', onReady);
+    let closed = false;
+    return {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        connection.off('message', onMessage);
+        connection.off('ready', onReady);
+        await connection.unsubscribe(channel).catch(() => undefined);
+      },
+    };
   }
 
   async isRevoked(tokenId: string): Promise<boolean> {

@@ -142,7 +142,11 @@ export class RedisTransport implements GeoTransport {
         `redisTransport: emptyLogTtlMs must be an integer of at least ${5 * EPOCH_CHECK_INTERVAL_MS}, got ${String(options.emptyLogTtlMs)}`,
       );
     }
-    this.state = new RedisStateStore(() => this.requirePrimary(), this.keys);
+    this.state = new RedisStateStore(
+      () => this.requirePrimary(),
+      this.keys,
+      () => this.requireSubscriber(),
+    );
     this.dataset = new RedisDataset(
       this.keys.dataset(),
       this.clusterMode,
