@@ -173,6 +173,30 @@ async function commandsProcessed(redis: RedisServer): Promise<number> {
   }
 }
 
+/** Calls per command so far (`INFO commandstats`). */
+async function commandCalls(redis: RedisServer): Promise<Map<string, number>> {
+  const client = new Redis(redis.url);
+  try {
+    const calls = new Map<string, number>();
+    for (const [, name, count] of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+      calls.set(name, Number(count));
+    return calls;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** The commands called most between two `commandCalls`, per second. */
+function topCommands(before: Map<string, number>, after: Map<string, number>, seconds: number): string {
+  return [...after]
+    .map(([name, calls]) => [name, (calls - (before.get(name) ?? 0)) / seconds] as const)
+    .filter(([, rate]) => rate > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([name, rate]) => `${name} ${rate.toFixed(1)}/s`)
+    .join(', ');
+}
+
 const percentile = (values: number[], p: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -257,10 +281,14 @@ async function idle(options: { connections: number; roomsPerConnection: number; 
       }
       return latencies;
     };
-    const quiet = await ackLatency(options.hold);
-    const quietCommands = await commandsProcessed(redis);
-    await sleep(options.hold * 1000);
-    const quietRate = ((await commandsProcessed(redis)) - quietCommands) / options.hold;
+    /** Commands Redis processes per second while nothing is published, and the busiest of them. */
+    const idleRate = async (): Promise<{ rate: number; busiest: string }> => {
+      const [total, calls] = [await commandsProcessed(redis), await commandCalls(redis)];
+      await sleep(options.hold * 1000);
+      const rate = ((await commandsProcessed(redis)) - total) / options.hold;
+      return { rate, busiest: topCommands(calls, await commandCalls(redis), options.hold) };
+    };
+    const quiet = { ...(await idleRate()), latencies: await ackLatency(options.hold) };
 
     const holders = await openAll(
       options.connections,
@@ -273,14 +301,19 @@ async function idle(options: { connections: number; roomsPerConnection: number; 
       'joining',
     );
     await sleep(3000);
-    const before = await commandsProcessed(redis);
-    const loaded = await ackLatency(options.hold);
-    const rate = ((await commandsProcessed(redis)) - before) / options.hold;
+    const loaded = { ...(await idleRate()), latencies: await ackLatency(options.hold) };
     const rooms = options.connections * options.roomsPerConnection;
-    console.log('| rooms held idle | Redis commands/s | bystander ack p50 | bystander ack p99 |');
+    console.log('| rooms held idle | Redis commands/s (nothing published) | bystander ack p50 | bystander ack p99 |');
     console.log('|---:|---:|---:|---:|');
-    console.log(`| 0 | ${quietRate.toFixed(0)} | ${percentile(quiet, 50).toFixed(1)} ms | ${percentile(quiet, 99).toFixed(1)} ms |`);
-    console.log(`| ${rooms} | ${rate.toFixed(0)} | ${percentile(loaded, 50).toFixed(1)} ms | ${percentile(loaded, 99).toFixed(1)} ms |`);
+    for (const [count, { rate, latencies }] of [
+      [0, quiet],
+      [rooms, loaded],
+    ] as const) {
+      console.log(
+        `| ${count} | ${rate.toFixed(1)} | ${percentile(latencies, 50).toFixed(1)} ms | ${percentile(latencies, 99).toFixed(1)} ms |`,
+      );
+    }
+    console.log(`\nBusiest commands with ${rooms} rooms idle: ${loaded.busiest || 'none'}`);
     for (const client of [...holders, bystander]) client.close();
   } finally {
     await deployment.stop();
