@@ -1,13 +1,17 @@
 /**
- * Server memory per connection (#12): one region process of the sample app, raw `ws`
- * clients (in a child process, so the RSS read is the server's alone) opened in steps, each
- * joining one room of `--room-size`; after each step the server's RSS (from /proc) and V8
- * heap (after a forced GC) are sampled, and the cost per connection is the least-squares
- * slope over the steps. A second pass (a fresh server, so the snapshots do not inflate the
- * first pass's RSS) takes heap snapshots at two counts and prints what one connection adds,
- * class by class.
+ * Server memory per connection (#12) and per membership (#20): one region process of the
+ * sample app, raw `ws` clients (in a child process, so the RSS read is the server's alone)
+ * opened in steps, each joining `--rooms-per-connection` rooms of `--room-size` members;
+ * after each step the server's RSS (from /proc) and V8 heap (after a forced GC) are sampled,
+ * and the cost per connection is the least-squares slope over the steps (per membership:
+ * that slope divided by the rooms per connection, so it includes the connection's own share).
+ * A second pass (a fresh server, so the snapshots do not inflate the first pass's RSS) takes
+ * heap snapshots at two counts and prints what one connection (or membership) adds, class by
+ * class.
  *
  * `npm run build && node apps/lab/dist/bench/connection-memory.js [--steps 0,1000,2000,4000,6000] [--snapshots 1000,4000]`
+ * Many rooms per connection (#20):
+ * `node apps/lab/dist/bench/connection-memory.js --rooms-per-connection 100 --room-size 200 --steps 0,50,100,150,200 --snapshots 50,200`
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,10 +38,13 @@ const REGIONS = ['asia', 'eu', 'us'];
 const REGION = 'eu';
 /** What one connection is compared by in the snapshot diff, besides the top classes. */
 const RETAINERS_OF = ['IncomingMessage', 'ClientConnection', 'WebSocket', 'Socket', 'Session', 'TokenBucket'];
+/** The server's default `limits.maxRoomsPerConnection`. */
+const MAX_ROOMS_PER_CONNECTION = 100;
 
 interface BenchOptions {
   steps: number[];
   roomSize: number;
+  roomsPerConnection: number;
   settleMs: number;
   snapshots: number[];
   transport: 'memory' | 'redis' | 'nats';
@@ -48,20 +55,22 @@ interface BenchOptions {
 
 /** parent → clients process */
 type ClientsCommand =
-  { type: 'open'; total: number; url: string; secret: string; roomSize: number; concurrency: number } | { type: 'exit' };
+  | { type: 'open'; total: number; url: string; secret: string; roomSize: number; roomsPerConnection: number; concurrency: number }
+  | { type: 'exit' };
 /** clients process → parent */
 type ClientsReply = { type: 'opened'; open: number; failed: number; firstError?: string };
 
 interface Row {
   connections: number;
   rssMiB: number;
+  heapTotalMiB: number;
   heapUsedMiB: number;
   externalMiB: number;
 }
 
 // ---------------------------------------------------------------- the clients' process
 
-/** Opens raw connections up to `total` (never closes any), each joining one room. */
+/** Opens raw connections up to `total` (never closes any), each joining its rooms. */
 function runClients(): void {
   const sockets: WebSocket[] = [];
   let failed = 0;
@@ -81,11 +90,19 @@ function runClients(): void {
       .setIssuedAt(now)
       .setExpirationTime(now + 590)
       .sign(secret);
-    const room = `bench-room-${Math.floor(index / command.roomSize)}`;
+    // Connections index..index+roomSize-1 share their rooms: each room has roomSize members.
+    const group = Math.floor(index / command.roomSize);
+    const rooms =
+      command.roomsPerConnection === 1
+        ? [`bench-room-${group}`]
+        : Array.from({ length: command.roomsPerConnection }, (_, i) => `bench-room-${group}-${i}`);
     const socket = new WebSocket(command.url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false });
     sockets.push(socket);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no geo.joined within 20 s')), 20_000);
+      let joined = 0;
+      // Generous: thousands of new rooms at once on a broker shared with other work take a while.
+      const timeoutS = 20 + 2 * rooms.length;
+      const timer = setTimeout(() => reject(new Error(`${joined} of ${rooms.length} geo.joined within ${timeoutS} s`)), timeoutS * 1000);
       const done = (error?: Error): void => {
         clearTimeout(timer);
         socket.off('message', onMessage);
@@ -94,11 +111,13 @@ function runClients(): void {
       };
       const onMessage = (data: WebSocket.RawData): void => {
         const text = (data as Buffer).toString();
-        if (text.startsWith('{"event":"geo.joined"')) done();
+        if (text.startsWith('{"event":"geo.joined"') && ++joined === rooms.length) done();
         else if (text.startsWith('{"event":"geo.error"')) done(new Error(text));
       };
       socket.on('message', onMessage);
-      socket.once('open', () => socket.send(JSON.stringify({ event: 'geo.join', data: { room } })));
+      socket.once('open', () => {
+        for (const room of rooms) socket.send(JSON.stringify({ event: 'geo.join', data: { room } }));
+      });
       socket.once('error', (error) => done(error));
       socket.once('close', (code) => done(new Error(`closed with ${code}`)));
     });
@@ -145,7 +164,8 @@ class Clients {
         this.child.off('exit', onExit);
         resolve(reply);
       });
-      const command: ClientsCommand = { type: 'open', total, url, secret, roomSize: options.roomSize, concurrency: options.concurrency };
+      const { roomSize, roomsPerConnection, concurrency } = options;
+      const command: ClientsCommand = { type: 'open', total, url, secret, roomSize, roomsPerConnection, concurrency };
       this.child.send(command);
     });
   }
@@ -290,7 +310,9 @@ async function connectTo(count: number, server: ServerUnderTest, clients: Client
   if (reply.failed > 0) throw new Error(`${reply.failed} connection(s) failed, e.g.: ${reply.firstError ?? '?'}`);
   const held = await server.connections();
   if (held !== count) throw new Error(`the server holds ${held} connections, expected ${count}`);
-  log(`${count} connections joined (${((Date.now() - started) / 1000).toFixed(1)} s); settling ${options.settleMs} ms`);
+  log(
+    `${count} connections joined ${options.roomsPerConnection} room(s) each (${((Date.now() - started) / 1000).toFixed(1)} s); settling ${options.settleMs} ms`,
+  );
   await sleep(options.settleMs);
 }
 
@@ -302,7 +324,13 @@ async function measureSteps(options: BenchOptions): Promise<Row[]> {
     for (const step of options.steps) {
       await connectTo(step, server, clients, options);
       const { rss, usage } = await server.sample();
-      rows.push({ connections: step, rssMiB: rss / 2 ** 20, heapUsedMiB: usage.heapUsed / 2 ** 20, externalMiB: usage.external / 2 ** 20 });
+      rows.push({
+        connections: step,
+        rssMiB: rss / 2 ** 20,
+        heapTotalMiB: usage.heapTotal / 2 ** 20,
+        heapUsedMiB: usage.heapUsed / 2 ** 20,
+        externalMiB: usage.external / 2 ** 20,
+      });
     }
   } finally {
     await clients.close();
@@ -328,10 +356,13 @@ async function snapshotDiff(options: BenchOptions): Promise<string> {
   }
   const before = summarise(files[0]);
   const after = summarise(files[1], RETAINERS_OF);
-  const added = second - first;
+  const perMembership = options.roomsPerConnection > 1;
+  const added = (second - first) * options.roomsPerConnection;
   const text = [
-    `What one connection adds to the JS heap (snapshots at ${first} and ${second} connections):`,
-    formatDiff(diff(before, after), added),
+    perMembership
+      ? `What one membership adds to the JS heap (snapshots at ${first} and ${second} connections, ${options.roomsPerConnection} rooms each; the connection's own share included):`
+      : `What one connection adds to the JS heap (snapshots at ${first} and ${second} connections):`,
+    formatDiff(diff(before, after), added, perMembership ? 'membership' : 'connection'),
     '',
     `At ${second} connections:`,
     formatRetainers(after),
@@ -340,19 +371,30 @@ async function snapshotDiff(options: BenchOptions): Promise<string> {
   return text;
 }
 
-function formatRows(rows: Row[]): string {
-  const perConnection = (pick: (row: Row) => number): string =>
-    rows.length < 2 ? '-' : (slope(rows.map((row) => [row.connections, pick(row) * 1024])) || 0).toFixed(1);
-  const lines = [
-    'connections  RSS MiB  heap used MiB  external MiB',
-    ...rows.map(
-      (row) =>
-        `${String(row.connections).padStart(11)}  ${row.rssMiB.toFixed(1).padStart(7)}  ${row.heapUsedMiB.toFixed(1).padStart(13)}  ${row.externalMiB
-          .toFixed(1)
-          .padStart(12)}`,
-    ),
-    `KiB per connection (least-squares slope): RSS ${perConnection((row) => row.rssMiB)}, heap used ${perConnection((row) => row.heapUsedMiB)}, external ${perConnection((row) => row.externalMiB)}`,
+function formatRows(rows: Row[], roomsPerConnection: number): string {
+  const columns: [title: string, pick: (row: Row) => number][] = [
+    ['RSS', (row) => row.rssMiB],
+    ['heap total', (row) => row.heapTotalMiB],
+    ['heap used', (row) => row.heapUsedMiB],
+    ['external', (row) => row.externalMiB],
   ];
+  const bytesPerConnection = (pick: (row: Row) => number): number => slope(rows.map((row) => [row.connections, pick(row) * 2 ** 20])) || 0;
+  const slopes = (unit: (bytes: number) => string): string =>
+    columns.map(([title, pick]) => `${title} ${rows.length < 2 ? '-' : unit(bytesPerConnection(pick))}`).join(', ');
+  const titles = ['connections', ...columns.map(([title]) => `${title} MiB`)];
+  const lines = [
+    titles.join('  '),
+    ...rows.map((row) =>
+      [String(row.connections), ...columns.map(([, pick]) => pick(row).toFixed(1))]
+        .map((cell, i) => cell.padStart(titles[i].length))
+        .join('  '),
+    ),
+    `KiB per connection (least-squares slope): ${slopes((bytes) => (bytes / 1024).toFixed(1))}`,
+  ];
+  if (roomsPerConnection > 1)
+    lines.push(
+      `bytes per membership (the slope ÷ ${roomsPerConnection} rooms per connection): ${slopes((bytes) => (bytes / roomsPerConnection).toFixed(0))}`,
+    );
   return lines.join('\n');
 }
 
@@ -369,6 +411,13 @@ function counts(value: string): number[] {
   return items;
 }
 
+function roomsPerConnection(value: string): number {
+  const number = positive(value);
+  if (number > MAX_ROOMS_PER_CONNECTION)
+    throw new InvalidArgumentError(`the server lets a connection join at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
+  return number;
+}
+
 function positive(value: string): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
@@ -380,7 +429,8 @@ async function main(): Promise<void> {
     .description('Server memory per connection: RSS slope over connection steps, and a heap-snapshot diff by class.')
     .option('--steps <counts>', `connection counts to sample, increasing (at most ${MAX_CONNECTIONS})`, counts, [0, 1000, 2000, 4000, 6000])
     .option('--snapshots <counts>', 'two connection counts to take heap snapshots at (a second server), or "none"', counts, [1000, 4000])
-    .option('--room-size <n>', 'connections per room (each connection joins one room)', positive, 50)
+    .option('--room-size <n>', 'connections per room (consecutive connections share their rooms)', positive, 50)
+    .option('--rooms-per-connection <n>', `rooms each connection joins (at most ${MAX_ROOMS_PER_CONNECTION})`, roomsPerConnection, 1)
     .option('--settle-ms <ms>', 'wait after each step before sampling', positive, 2000)
     .addOption(new Option('--transport <name>', 'the region app’s transport').choices(['memory', 'redis', 'nats']).default('memory'))
     .option('--concurrency <n>', 'connections opened at once', positive, 100)
@@ -394,9 +444,12 @@ async function main(): Promise<void> {
   const options = program.opts<BenchOptions>();
   if (options.snapshots.length !== 0 && options.snapshots.length !== 2) program.error('--snapshots takes two counts (or "none")');
   const forget = options.keepSnapshots ? undefined : removeOnExit(options.out);
-  log(`region ${REGION} of the sample app on the ${options.transport} transport; rooms of ${options.roomSize}; output in ${options.out}`);
+  log(
+    `region ${REGION} of the sample app on the ${options.transport} transport; ${options.roomsPerConnection} room(s) per connection, ` +
+      `rooms of ${options.roomSize}; output in ${options.out}`,
+  );
   const rows = await measureSteps(options);
-  console.log(formatRows(rows));
+  console.log(formatRows(rows, options.roomsPerConnection));
   if (options.snapshots.length === 2) console.log(`\n${await snapshotDiff(options)}`);
   forget?.();
   if (!options.keepSnapshots) rmSync(options.out, { recursive: true, force: true });

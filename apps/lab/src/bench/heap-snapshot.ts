@@ -307,8 +307,8 @@ export function diff(before: HeapSummary, after: HeapSummary): ClassDelta[] {
     .sort((x, y) => y.selfSize - x.selfSize);
 }
 
-/** The difference as a table per connection added: objects, own bytes and retained bytes each. */
-export function formatDiff(deltas: ClassDelta[], connections: number, top = 40): string {
+/** The difference as a table per connection (or membership) added: objects, own bytes and retained bytes each. */
+export function formatDiff(deltas: ClassDelta[], connections: number, unit: 'connection' | 'membership' = 'connection', top = 40): string {
   const totalSelf = deltas.reduce((sum, delta) => sum + delta.selfSize, 0);
   const rows = deltas
     // Classes whose objects only moved (the root's retained size, say) are not a cost.
@@ -320,7 +320,8 @@ export function formatDiff(deltas: ClassDelta[], connections: number, top = 40):
       (delta.selfSize / connections).toFixed(0),
       (delta.retainedSize / connections).toFixed(0),
     ]);
-  const header = ['class', 'objects/conn', 'self B/conn', 'retained B/conn'];
+  const per = unit === 'connection' ? 'conn' : 'memb';
+  const header = ['class', `objects/${per}`, `self B/${per}`, `retained B/${per}`];
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
@@ -328,7 +329,7 @@ export function formatDiff(deltas: ClassDelta[], connections: number, top = 40):
     line(header),
     line(widths.map((width) => '-'.repeat(width))),
     ...rows.map(line),
-    `all classes: ${(totalSelf / connections).toFixed(0)} B of JS heap per connection (self sizes; ${connections} connections apart)`,
+    `all classes: ${(totalSelf / connections).toFixed(0)} B of JS heap per ${unit} (self sizes; ${connections} ${unit}s apart)`,
   ].join('\n');
 }
 

@@ -248,4 +248,51 @@ describe('RoomFeeds', () => {
     await expect(feeds.join(log, member, {}, () => undefined)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(feeds.count).toBe(0);
   });
+
+  it('an event a tail hands over twice (or out of order) reaches no member twice', async () => {
+    const { writer, reader, feeds } = await setup();
+    const tail = reader.tail.bind(reader);
+    reader.tail = (log, after, onEvent, onError) =>
+      tail(
+        log,
+        after,
+        (event) => {
+          onEvent(event);
+          onEvent(event);
+          if (event.seq > 1) onEvent({ ...event, seq: event.seq - 1 });
+        },
+        onError,
+      );
+    const members = [new Member(), new Member()];
+    for (const member of members) await feeds.join(log, member, {}, () => undefined);
+    for (let i = 0; i < 3; i++) await append(writer);
+    await waitFor(() => members.every((member) => member.events.length >= 3), 'three events');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const member of members) expect(member.events.map((event) => event.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('memory: a live membership is a number in its feed, a feed with one member has no Map, and an open feed keeps no promise', async () => {
+    const { writer, feeds } = await setup();
+    type Inside = { solo?: FeedMember; soloPosition: unknown; many?: Map<FeedMember, unknown>; opening?: Promise<void> };
+    const feedsOf = () => [...(feeds as unknown as { global: Map<string, Inside> }).global.values()];
+    // One client alone in each of 50 rooms, as in a many-rooms-per-connection abuse.
+    const alone = new Member();
+    for (let i = 0; i < 50; i++) await feeds.join(globalLog(`alone-${i}`), alone, {}, () => undefined);
+    expect(feeds.count).toBe(50);
+    for (const feed of feedsOf()) {
+      expect(feed).toMatchObject({ solo: alone, soloPosition: 0, many: undefined, opening: undefined });
+    }
+    // 20 members of one room, one of them after a replay: every live position is a plain number.
+    for (let i = 0; i < 5; i++) await append(writer);
+    const members = Array.from({ length: 20 }, () => new Member());
+    for (const [i, member] of members.entries()) await feeds.join(log, member, i === 0 ? { since: 2 } : {}, () => undefined);
+    await waitFor(() => members[0].events.length === 3, 'the replay');
+    const room = feedsOf().find((feed) => feed.many)!;
+    expect(room.solo).toBeUndefined();
+    expect([...room.many!.values()]).toEqual(Array.from({ length: 20 }, () => 5));
+    await append(writer);
+    await waitFor(() => members.every((member) => member.events.at(-1)?.seq === 6), 'the live event');
+    expect([...room.many!.values()]).toEqual(Array.from({ length: 20 }, () => 5)); // nothing written per delivery
+    expect(members.map((member) => feeds.positionOf(log, member))).toEqual(Array.from({ length: 20 }, () => 6));
+  });
 });

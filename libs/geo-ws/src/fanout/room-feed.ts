@@ -32,17 +32,39 @@ export interface FeedObserver {
   tailStopped(): void;
 }
 
-interface MemberState {
+/**
+ * What a feed needs from the node's feeds. Shared by every feed of the node, so a feed
+ * holds one reference instead of a copy of each, and no closure of its own.
+ */
+export interface FeedHost {
+  readonly transport: GeoTransport;
+  readonly budget: ReplayBudget;
+  /** Metrics, when they are on. */
+  readonly observer?: FeedObserver;
+  /** The feed's live tail stopped (its members were told): the host forgets it and logs why. */
+  broken(feed: RoomFeed, reason: string): void;
+}
+
+/** A member whose replay runs: live events for it are held until the replay hands over. */
+interface Replaying {
   /** Last `seq` delivered to this member: nothing at or below it is delivered again. */
   cursor: number;
-  /** Live events held back while the member's replay runs; `null` once it is live. */
-  pending: GeoLoggedEnvelope[] | null;
+  /** Live events held back while the replay runs. */
+  pending: GeoLoggedEnvelope[];
   /**
    * Set when more live events arrived during the replay than are held: they were dropped
    * and the replay reads them from the log instead (it runs on to the feed's position).
    */
   overflowed: boolean;
 }
+
+/**
+ * Where a member is in a feed. A live member is a number: the `seq` it went live at, after
+ * which it gets every event of the tail (events come in `seq` order, so once the feed is
+ * past that number, the member is where the feed is); nothing is allocated or written per
+ * live member, not on join, not on delivery. A replaying member is a {@link Replaying}.
+ */
+type Position = number | Replaying;
 
 /** Live events held per replaying member; past this the replay catches up from the log. */
 const MAX_PENDING_EVENTS = 1000;
@@ -56,58 +78,56 @@ const MAX_PENDING_EVENTS = 1000;
  * `(since, live]`, and a per-member cursor drops anything it already has. So there is no
  * gap (every event after `live` is held) and no duplicate (the cursor), which is where
  * replays run beside a separate live reader go wrong.
+ *
+ * Memory: a node may hold many feeds with one local member each (a client alone in each of
+ * its rooms), so the feed keeps that member in two fields and makes a Map only for a
+ * second one; every field is set in the constructor (no out-of-object properties).
  */
 export class RoomFeed {
-  private readonly members = new Map<FeedMember, MemberState>();
+  /** The member while it is the only one… */
+  private solo: FeedMember | undefined = undefined;
+  private soloPosition: Position = 0;
+  /** …and every member once a second one joined (`solo` is then unused). */
+  private many: Map<FeedMember, Position> | undefined = undefined;
   private lastSeq = 0;
   private epoch = '';
-  private tail: Subscription | undefined;
-  private ephemeral: Subscription | undefined;
+  private tail: Subscription | undefined = undefined;
+  private ephemeral: Subscription | undefined = undefined;
   private closed = false;
+  /** Set by the host while {@link open} runs: joins wait for it. */
+  opening: Promise<void> | undefined = undefined;
+  /** Joins waiting for {@link opening}, counted by the host: the feed must not be closed under them. */
+  waiting = 0;
 
-  private constructor(
-    private readonly transport: GeoTransport,
+  constructor(
+    private readonly host: FeedHost,
     readonly log: LogRef,
-    private readonly budget: ReplayBudget,
-    /** Its live tail stopped (the owner logs why): the feed is closed and its members told. */
-    private readonly onBroken: (reason: string) => void,
-    private readonly observer: FeedObserver | undefined,
   ) {}
 
-  static async open(
-    transport: GeoTransport,
-    log: LogRef,
-    budget: ReplayBudget,
-    onBroken: (reason: string) => void,
-    observer?: FeedObserver,
-  ): Promise<RoomFeed> {
-    const feed = new RoomFeed(transport, log, budget, onBroken, observer);
-    const head = await transport.head(log);
-    feed.epoch = head.epoch;
-    feed.lastSeq = head.lastSeq;
+  /** Reads the log's head and opens the live tail and the ephemeral subscription there. */
+  async open(): Promise<void> {
+    const { transport } = this.host;
+    const head = await transport.head(this.log);
+    this.epoch = head.epoch;
+    this.lastSeq = head.lastSeq;
     try {
-      feed.tail = await transport.tail(
-        log,
-        head.lastSeq,
-        (event) => feed.onEvent(event),
-        (error) => feed.break(error.message),
-      );
-      feed.ephemeral = await transport.subscribeEphemeral(log, (envelope) => feed.onEphemeral(envelope));
+      // Bound methods: 48 bytes each, where arrow functions cost 56 each plus a context.
+      this.tail = await transport.tail(this.log, head.lastSeq, this.onEvent.bind(this), this.onTailError.bind(this));
+      this.ephemeral = await transport.subscribeEphemeral(this.log, this.onEphemeral.bind(this));
     } catch (error) {
-      await feed.close();
+      await this.close();
       throw error;
     }
     // The tail may fail while the feed is still opening: nobody may join a broken feed.
-    if (feed.closed) throw feed.unavailable();
-    return feed;
+    if (this.closed) throw this.unavailable();
   }
 
   get size(): number {
-    return this.members.size;
+    return this.many ? this.many.size : this.solo ? 1 : 0;
   }
 
   has(member: FeedMember): boolean {
-    return this.members.has(member);
+    return this.positionOf(member) !== undefined;
   }
 
   /**
@@ -116,8 +136,8 @@ export class RoomFeed {
    * where the member is) or not in this feed.
    */
   cursorOf(member: FeedMember): number | undefined {
-    const state = this.members.get(member);
-    return state && !state.pending ? state.cursor : undefined;
+    const position = this.positionOf(member);
+    return typeof position === 'number' ? Math.max(position, this.lastSeq) : undefined;
   }
 
   /**
@@ -128,8 +148,8 @@ export class RoomFeed {
    */
   async join(member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
     if (this.closed) throw this.unavailable();
-    const state: MemberState = { cursor: this.lastSeq, pending: [], overflowed: false };
-    this.members.set(member, state);
+    const state: Replaying = { cursor: this.lastSeq, pending: [], overflowed: false };
+    this.place(member, state);
     const live = this.lastSeq;
     const { since, epoch } = position;
     try {
@@ -143,19 +163,51 @@ export class RoomFeed {
         await this.replay(member, state, sameEpoch ? since : 0, live, sameEpoch, announce);
       }
     } catch (error) {
-      if (this.members.get(member) === state) this.members.delete(member);
+      if (this.positionOf(member) === state) this.remove(member);
       throw error;
     }
   }
 
   leave(member: FeedMember): void {
-    this.members.delete(member);
+    this.remove(member);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.members.clear();
+    this.solo = undefined;
+    this.soloPosition = 0;
+    this.many = undefined;
     await Promise.allSettled([this.tail?.close(), this.ephemeral?.close()]);
+  }
+
+  private positionOf(member: FeedMember): Position | undefined {
+    if (this.many) return this.many.get(member);
+    return member === this.solo ? this.soloPosition : undefined;
+  }
+
+  private place(member: FeedMember, position: Position): void {
+    if (this.many) {
+      this.many.set(member, position);
+    } else if (this.solo === undefined || this.solo === member) {
+      this.solo = member;
+      this.soloPosition = position;
+    } else {
+      this.many = new Map<FeedMember, Position>([
+        [this.solo, this.soloPosition],
+        [member, position],
+      ]);
+      this.solo = undefined;
+      this.soloPosition = 0;
+    }
+  }
+
+  private remove(member: FeedMember): void {
+    if (this.many) {
+      this.many.delete(member);
+    } else if (this.solo === member) {
+      this.solo = undefined;
+      this.soloPosition = 0;
+    }
   }
 
   /**
@@ -166,18 +218,19 @@ export class RoomFeed {
    */
   private async replay(
     member: FeedMember,
-    state: MemberState,
+    state: Replaying,
     from: number,
     live: number,
     sameEpoch: boolean,
     announce: (outcome: JoinOutcome) => void,
   ): Promise<void> {
-    const current = () => this.members.get(member) === state;
+    const { budget, transport, observer } = this.host;
+    const current = () => this.positionOf(member) === state;
     let after = from;
     let announced = false;
     while (!announced || state.cursor < (state.overflowed ? this.lastSeq : live)) {
-      if (!(await this.budget.ready(member, current))) return;
-      const page = await this.budget.read(() => this.transport.read(this.log, after, this.budget.limits.batchSize));
+      if (!(await budget.ready(member, current))) return;
+      const page = await budget.read(() => transport.read(this.log, after, budget.limits.batchSize));
       if (!current()) return;
       if (page.epoch !== this.epoch) throw this.unavailable('its log was reset during the replay');
       if (!announced) {
@@ -191,14 +244,14 @@ export class RoomFeed {
           `history of room "${this.log.room}" was trimmed past this connection's replay; join again`,
         );
       }
-      this.budget.spend(member, page.events.length);
+      budget.spend(member, page.events.length);
       let replayed = 0;
       for (const event of page.events) {
-        if (this.budget.isFull(member) && !(await this.budget.drained(member, current))) break;
-        if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, msgpackOf(member), false, false);
+        if (budget.isFull(member) && !(await budget.drained(member, current))) break;
+        if (deliverTo(member, state, event)) observer?.delivered(event, 1, msgpackOf(member), false, false);
         replayed++;
       }
-      if (replayed > 0) this.observer?.replayed(replayed);
+      if (replayed > 0) observer?.replayed(replayed);
       if (replayed < page.events.length) return; // cancelled while waiting for the member to drain
       if (page.events.length === 0) {
         if (state.overflowed && state.cursor < this.lastSeq) {
@@ -214,52 +267,55 @@ export class RoomFeed {
     this.goLive(member, state);
   }
 
-  private goLive(member: FeedMember, state: MemberState): void {
-    const held = state.pending ?? [];
-    state.pending = null;
-    if (this.members.get(member) !== state) return;
-    for (const event of held) if (this.deliverTo(member, state, event)) this.observer?.delivered(event, 1, msgpackOf(member), false, false);
-  }
-
-  /** False when the member has the event already. */
-  private deliverTo(member: FeedMember, state: MemberState, event: GeoLoggedEnvelope): boolean {
-    if (event.seq <= state.cursor) return false;
-    state.cursor = event.seq;
-    member.deliver(event);
-    return true;
+  /** Delivers what was held for `member`, then makes it live at its cursor (a number from then on). */
+  private goLive(member: FeedMember, state: Replaying): void {
+    if (this.positionOf(member) !== state) return;
+    const { observer } = this.host;
+    for (const event of state.pending) if (deliverTo(member, state, event)) observer?.delivered(event, 1, msgpackOf(member), false, false);
+    this.place(member, state.cursor);
   }
 
   private onEvent(event: GeoLoggedEnvelope): void {
-    if (this.closed) return;
+    // The tail hands events in seq order: one not after the last is a repeat.
+    if (this.closed || event.seq <= this.lastSeq) return;
     this.lastSeq = event.seq;
     let delivered = 0;
     let msgpack = 0;
-    for (const [member, state] of this.members) {
-      if (!state.pending) {
-        if (this.deliverTo(member, state, event)) {
+    if (this.many) {
+      for (const [member, position] of this.many) {
+        if (offer(member, position, event)) {
           delivered++;
           msgpack += msgpackOf(member);
         }
-      } else if (state.pending.length < MAX_PENDING_EVENTS) state.pending.push(event);
-      else {
-        state.pending = [];
-        state.overflowed = true;
       }
+    } else if (this.solo && offer(this.solo, this.soloPosition, event)) {
+      delivered = 1;
+      msgpack = msgpackOf(this.solo);
     }
-    if (delivered > 0) this.observer?.delivered(event, delivered, msgpack, true, false);
+    if (delivered > 0) this.host.observer?.delivered(event, delivered, msgpack, true, false);
   }
 
   private onEphemeral(envelope: GeoEnvelopeDraft): void {
     if (this.closed) return;
     let delivered = 0;
     let msgpack = 0;
-    for (const [member, state] of this.members) {
-      if (state.pending) continue;
-      member.deliverEphemeral(envelope);
-      delivered++;
-      msgpack += msgpackOf(member);
+    if (this.many) {
+      for (const [member, position] of this.many) {
+        if (typeof position !== 'number') continue; // replaying: ephemeral events are not held
+        member.deliverEphemeral(envelope);
+        delivered++;
+        msgpack += msgpackOf(member);
+      }
+    } else if (this.solo && typeof this.soloPosition === 'number') {
+      this.solo.deliverEphemeral(envelope);
+      delivered = 1;
+      msgpack = msgpackOf(this.solo);
     }
-    if (delivered > 0) this.observer?.delivered(envelope, delivered, msgpack, true, true);
+    if (delivered > 0) this.host.observer?.delivered(envelope, delivered, msgpack, true, true);
+  }
+
+  private onTailError(error: Error): void {
+    this.break(error.message);
   }
 
   /** The refusal for a join that cannot be served by this feed: the client joins again. */
@@ -268,11 +324,37 @@ export class RoomFeed {
   }
 
   private break(reason: string): void {
-    const members = [...this.members.keys()];
+    const members = this.many ? [...this.many.keys()] : this.solo ? [this.solo] : [];
     void this.close();
-    this.onBroken(reason);
+    this.host.broken(this, reason);
     for (const member of members) member.evicted(this.log, reason);
   }
+}
+
+/**
+ * A live event for one member: delivered to a live member past its starting point, held
+ * for a replaying one (or, past what is held, left to its replay). True if delivered.
+ */
+function offer(member: FeedMember, position: Position, event: GeoLoggedEnvelope): boolean {
+  if (typeof position === 'number') {
+    if (event.seq <= position) return false;
+    member.deliver(event);
+    return true;
+  }
+  if (position.pending.length < MAX_PENDING_EVENTS) position.pending.push(event);
+  else {
+    position.pending = [];
+    position.overflowed = true;
+  }
+  return false;
+}
+
+/** Delivers a replayed or held event to a replaying member; false when the member has it already. */
+function deliverTo(member: FeedMember, state: Replaying, event: GeoLoggedEnvelope): boolean {
+  if (event.seq <= state.cursor) return false;
+  state.cursor = event.seq;
+  member.deliver(event);
+  return true;
 }
 
 /** 1 for a MessagePack member, for the count by codec. */

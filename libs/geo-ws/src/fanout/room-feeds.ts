@@ -3,67 +3,48 @@ import { logKey, type LogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
 import { FeedBreakLog } from './feed-break-log.js';
-import { RoomFeed, type FeedMember, type FeedObserver } from './room-feed.js';
+import { RoomFeed, type FeedHost, type FeedMember, type FeedObserver } from './room-feed.js';
 
-interface FeedEntry {
-  feed: Promise<RoomFeed>;
-  /** The feed once it is open: read synchronously by {@link RoomFeeds.positionOf}. */
-  open?: RoomFeed;
-  /** Joins waiting for the feed to open: it must not be closed under them. */
-  opening: number;
-}
-
-/** This node's feeds: one per log that has at least one local member. */
-export class RoomFeeds {
-  private readonly feeds = new Map<string, FeedEntry>();
+/**
+ * This node's feeds: one per log that has at least one local member.
+ *
+ * Memory per feed is one {@link RoomFeed} and its map entry: global logs are keyed by the
+ * room's own name (the string the feed's log already holds, not a key built per feed), and
+ * the feed itself carries its opening state (no entry object, no promise kept once open).
+ */
+export class RoomFeeds implements FeedHost {
+  /** Feeds of global logs, by room… */
+  private readonly global = new Map<string, RoomFeed>();
+  /** …and of regional logs, by {@link logKey}. */
+  private readonly regional = new Map<string, RoomFeed>();
   private readonly breaks = new FeedBreakLog();
 
   constructor(
-    private readonly transport: GeoTransport,
-    private readonly budget: ReplayBudget,
+    readonly transport: GeoTransport,
+    readonly budget: ReplayBudget,
     /** Metrics, when they are on. */
-    private readonly observer?: FeedObserver,
+    readonly observer?: FeedObserver,
   ) {}
 
   /** Number of open feeds (one broker tail each). */
   get count(): number {
-    return this.feeds.size;
+    return this.global.size + this.regional.size;
   }
 
   async join(log: LogRef, member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
-    const key = logKey(log);
-    let entry = this.feeds.get(key);
-    if (!entry) {
-      const opened = RoomFeed.open(
-        this.transport,
-        log,
-        this.budget,
-        (reason) => {
-          this.breaks.hit(log.room, reason);
-          this.observer?.tailStopped();
-          this.forget(key, opened);
-        },
-        this.observer,
-      );
-      const created: FeedEntry = { feed: opened, opening: 0 };
-      entry = created;
-      this.feeds.set(key, entry);
-      opened.then(
-        (feed) => (created.open = feed),
-        () => this.forget(key, opened),
-      );
-    }
-    entry.opening++;
-    let feed: RoomFeed;
-    try {
-      feed = await entry.feed;
-    } finally {
-      entry.opening--;
+    const feed = this.find(log) ?? this.open(log);
+    if (feed.opening) {
+      feed.waiting++;
+      try {
+        await feed.opening;
+      } finally {
+        feed.waiting--;
+      }
     }
     try {
       await feed.join(member, position, announce);
     } finally {
-      this.closeIfUnused(key);
+      this.closeIfUnused(feed);
     }
   }
 
@@ -73,44 +54,76 @@ export class RoomFeeds {
    * saved, never on delivery.
    */
   positionOf(log: LogRef, member: FeedMember): number | undefined {
-    return this.feeds.get(logKey(log))?.open?.cursorOf(member);
+    return this.find(log)?.cursorOf(member);
   }
 
   leave(log: LogRef, member: FeedMember): void {
-    const key = logKey(log);
-    const entry = this.feeds.get(key);
-    if (!entry) return;
-    void entry.feed.then(
-      (feed) => {
-        feed.leave(member);
-        this.closeIfUnused(key);
-      },
-      () => undefined,
-    );
+    const feed = this.find(log);
+    if (!feed) return;
+    if (feed.opening) {
+      // Not a member yet: a join waiting for the feed adds it first, then this takes it out.
+      void feed.opening.then(
+        () => this.leave(log, member),
+        () => undefined,
+      );
+      return;
+    }
+    feed.leave(member);
+    // Checked after this turn: a member that leaves to join again (a re-join) is back by
+    // then, and keeps the feed instead of opening a new tail.
+    queueMicrotask(() => this.closeIfUnused(feed));
   }
 
   async closeAll(): Promise<void> {
-    const entries = [...this.feeds.values()];
-    this.feeds.clear();
+    const feeds = [...this.global.values(), ...this.regional.values()];
+    this.global.clear();
+    this.regional.clear();
     this.breaks.close();
-    await Promise.allSettled(entries.map(async (entry) => (await entry.feed).close()));
-  }
-
-  private closeIfUnused(key: string): void {
-    const entry = this.feeds.get(key);
-    if (!entry || entry.opening > 0) return;
-    void entry.feed.then(
-      (feed) => {
-        if (feed.size === 0 && entry.opening === 0 && this.feeds.get(key) === entry) {
-          this.feeds.delete(key);
-          void feed.close();
-        }
-      },
-      () => undefined,
+    await Promise.allSettled(
+      feeds.map(async (feed) => {
+        await feed.opening;
+        await feed.close();
+      }),
     );
   }
 
-  private forget(key: string, feed: Promise<RoomFeed>): void {
-    if (this.feeds.get(key)?.feed === feed) this.feeds.delete(key);
+  /** @internal A feed's live tail stopped: it is forgotten (its members join again). */
+  broken(feed: RoomFeed, reason: string): void {
+    this.breaks.hit(feed.log.room, reason);
+    this.observer?.tailStopped();
+    this.forget(feed);
+  }
+
+  private open(log: LogRef): RoomFeed {
+    const feed = new RoomFeed(this, log);
+    if (log.scope === 'global') this.global.set(log.room, feed);
+    else this.regional.set(logKey(log), feed);
+    feed.opening = feed.open().then(
+      () => {
+        feed.opening = undefined;
+      },
+      (error: unknown) => {
+        this.forget(feed);
+        throw error;
+      },
+    );
+    return feed;
+  }
+
+  private find(log: LogRef): RoomFeed | undefined {
+    return log.scope === 'global' ? this.global.get(log.room) : this.regional.get(logKey(log));
+  }
+
+  private closeIfUnused(feed: RoomFeed): void {
+    if (feed.size > 0 || feed.opening || feed.waiting > 0) return;
+    if (this.forget(feed)) void feed.close();
+  }
+
+  /** Drops `feed` from the maps if it is still the one there; true if it was. */
+  private forget(feed: RoomFeed): boolean {
+    if (this.find(feed.log) !== feed) return false;
+    if (feed.log.scope === 'global') this.global.delete(feed.log.room);
+    else this.regional.delete(logKey(feed.log));
+    return true;
   }
 }

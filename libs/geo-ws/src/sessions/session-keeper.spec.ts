@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import type { FeedMember } from '../fanout/room-feed.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import type { GeoSessionState } from '../transport/geo-state-store.interface.js';
@@ -19,6 +20,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 class CountingStore extends MemoryStateStore {
   readonly writes: { id: string; state: GeoSessionState }[] = [];
   failWrites = 0;
+  failReads = false;
   readDelayMs = 0;
   override async putSession(sessionId: string, session: GeoSessionState, ttlMs: number): Promise<void> {
     this.writes.push({ id: sessionId, state: structuredClone(session) });
@@ -30,6 +32,7 @@ class CountingStore extends MemoryStateStore {
   }
   override async getSession(sessionId: string): Promise<GeoSessionState | null> {
     if (this.readDelayMs) await sleep(this.readDelayMs);
+    if (this.failReads) throw new Error('store unavailable');
     return super.getSession(sessionId);
   }
 }
@@ -38,6 +41,8 @@ describe('SessionKeeper', () => {
   const keepers: SessionKeeper[] = [];
   afterEach(async () => {
     await Promise.all(keepers.splice(0).map((keeper) => keeper.close()));
+    jest.useRealTimers();
+    jest.restoreAllMocks();
   });
 
   /** `cursors` plays the feeds: where each member is in each room now. */
@@ -194,5 +199,40 @@ describe('SessionKeeper', () => {
     session.joined('a', 4, 'e');
     await keeper.close();
     expect(await store.getSession(session.id)).toMatchObject({ rooms: { a: { seq: 4, epoch: 'e' } } });
+  });
+
+  it('a store that went away: thousands of failed saves and loads write ten lines each, then one count a minute', async () => {
+    jest.useFakeTimers({ now: 0 });
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const { store, keeper } = setup();
+    const sessions = await Promise.all(Array.from({ length: 2000 }, (_, i) => keeper.start(undefined, `user-${i}`, member())));
+    store.failWrites = Infinity;
+    for (const { session } of sessions) session.joined('lobby', 0, 'e');
+    await jest.advanceTimersByTimeAsync(SAVE_DEBOUNCE_MS);
+    expect(store.writes).toHaveLength(2000);
+    // Each save is tried three more times (2, 4 and 6 s later): 8,000 failures, ten lines.
+    await jest.advanceTimersByTimeAsync(2000 + 4000 + 6000);
+    expect(store.writes).toHaveLength(8000);
+    expect(warn).toHaveBeenCalledTimes(10);
+    expect(warn.mock.calls[0][0]).toBe(`session ${sessions[0].session.id} not saved: store unavailable; trying again`);
+    // Reconnecting clients whose sessions cannot be read: ten lines more.
+    store.failReads = true;
+    const resumed = await Promise.all(Array.from({ length: 1000 }, (_, i) => keeper.start(`s-${i}`, `user-${i}`, member())));
+    expect(resumed.every(({ restored }) => restored === undefined)).toBe(true);
+    expect(warn).toHaveBeenCalledTimes(20);
+    expect(warn.mock.calls[10][0]).toBe('session s-0 not loaded: store unavailable');
+    // A minute after the first failure of each kind, one line with the count.
+    expect(Date.now()).toBe(SAVE_DEBOUNCE_MS + 12_000);
+    await jest.advanceTimersByTimeAsync(60_000 - 12_000);
+    expect(warn.mock.calls.slice(20).map((call) => call[0])).toEqual([
+      '7990 more session save(s) failed in the last minute, 2000 of them not tried again ' +
+        '(those sessions stay stored as of their last save); last error: store unavailable',
+    ]);
+    await jest.advanceTimersByTimeAsync(12_000);
+    expect(warn.mock.calls.slice(21).map((call) => call[0])).toEqual([
+      '990 more session(s) not loaded in the last minute (those connections got new sessions); last error: store unavailable',
+    ]);
+    await jest.advanceTimersByTimeAsync(120_000);
+    expect(warn).toHaveBeenCalledTimes(22);
   });
 });

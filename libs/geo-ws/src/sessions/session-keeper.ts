@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { FeedMember } from '../fanout/room-feed.js';
 import { STATE_ID_PATTERN, type GeoSessionState, type GeoStateStore } from '../transport/geo-state-store.interface.js';
+import { SessionStoreLog } from './session-store-log.js';
 
 type RoomPosition = GeoSessionState['rooms'][string];
 
@@ -85,6 +86,9 @@ export class SessionKeeper {
   private closed = false;
   private loadTimeouts = 0;
   private lastLoadWarningAt = 0;
+  /** Failed writes and reads, counted: a store that goes away fails every session at once. */
+  private readonly saveFailures = new SessionStoreLog('save');
+  private readonly loadFailures = new SessionStoreLog('load');
 
   constructor(
     private readonly store: GeoStateStore,
@@ -144,6 +148,8 @@ export class SessionKeeper {
       void this.save(session);
     }
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    this.saveFailures.close();
+    this.loadFailures.close();
   }
 
   private async load(id: string): Promise<GeoSessionState | null> {
@@ -155,7 +161,7 @@ export class SessionKeeper {
       }, this.options.loadTimeoutMs);
     });
     const read = this.store.getSession(id).catch((error: unknown) => {
-      this.logger.warn(`session ${id} not loaded: ${(error as Error).message}`);
+      this.loadFailures.hit(id, (error as Error).message);
       return null;
     });
     try {
@@ -226,7 +232,7 @@ export class SessionKeeper {
 
   private failed(session: Session, write: Promise<void>, error: unknown): void {
     const retry = session.writing === write && session.retries < MAX_SAVE_RETRIES && !this.closed;
-    this.logger.warn(`session ${session.id} not saved: ${(error as Error).message}${retry ? '; trying again' : ''}`);
+    this.saveFailures.hit(session.id, (error as Error).message, retry);
     // A later write (already queued) saves everything this one had.
     if (!retry || session.timer !== undefined) return;
     session.retries++;

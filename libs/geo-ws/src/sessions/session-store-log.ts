@@ -1,0 +1,70 @@
+import { Logger } from '@nestjs/common';
+
+/** The window of the line budget, and how long a count waits before it is written. */
+const WINDOW_MS = 60_000;
+/** Lines per window, each naming its session. */
+const LINES_PER_WINDOW = 10;
+
+/**
+ * Failed session writes (`save`) or reads (`load`) in the logs: each one while they are
+ * few, then one line with the count at the end of the minute. A state store that goes
+ * away fails every connection's session at once (and each save is tried again): thousands
+ * of sessions must not mean thousands of lines a second.
+ */
+export class SessionStoreLog {
+  private readonly logger = new Logger('SessionKeeper');
+  private windowStart = -Infinity;
+  private lines = 0;
+  private unlogged = 0;
+  /** Of the unlogged saves, those not tried again (retries spent, or shutting down). */
+  private givenUp = 0;
+  private lastError = '';
+  private flush: NodeJS.Timeout | undefined;
+
+  constructor(private readonly kind: 'save' | 'load') {}
+
+  /**
+   * `sessionId` was not saved (or loaded) because of `error`; a save says whether it is
+   * tried again (one that is not leaves the stored session as of its last success).
+   */
+  hit(sessionId: string, error: string, retrying = false): void {
+    const now = Date.now();
+    if (now - this.windowStart >= WINDOW_MS) {
+      this.writeCount();
+      this.windowStart = now;
+      this.lines = 0;
+    }
+    if (this.lines < LINES_PER_WINDOW) {
+      this.lines++;
+      this.logger.warn(
+        this.kind === 'save'
+          ? `session ${sessionId} not saved: ${error}${retrying ? '; trying again' : ''}`
+          : `session ${sessionId} not loaded: ${error}`,
+      );
+      return;
+    }
+    this.unlogged++;
+    if (!retrying) this.givenUp++;
+    this.lastError = error;
+    this.flush ??= setTimeout(() => this.writeCount(), this.windowStart + WINDOW_MS - now).unref();
+  }
+
+  /** Shutdown: the count not written yet is written now. */
+  close(): void {
+    this.writeCount();
+  }
+
+  private writeCount(): void {
+    clearTimeout(this.flush);
+    this.flush = undefined;
+    if (this.unlogged === 0) return;
+    this.logger.warn(
+      this.kind === 'save'
+        ? `${this.unlogged} more session save(s) failed in the last minute, ${this.givenUp} of them not tried again ` +
+            `(those sessions stay stored as of their last save); last error: ${this.lastError}`
+        : `${this.unlogged} more session(s) not loaded in the last minute (those connections got new sessions); last error: ${this.lastError}`,
+    );
+    this.unlogged = 0;
+    this.givenUp = 0;
+  }
+}
