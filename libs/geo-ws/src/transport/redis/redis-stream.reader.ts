@@ -1,19 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
-
-/** One live tail: a log's stream key, where it is, and where events go. */
-export interface StreamTail {
-  key: string;
-  /** Last seq delivered. */
-  cursor: number;
-  /** The full epoch: `<logEpoch>.<datasetId>`. */
-  epoch: string;
-  /** The log's own epoch (the meta hash's), which the append script stamps on every entry. */
-  logEpoch: string;
-  onEvent(event: GeoLoggedEnvelope): void;
-  fail(reason: string): void;
-}
+import { TailIndex, type StreamTail, type TailOwner } from './redis-tails.js';
 
 /** A blocking connection and a command connection to the same server (to unblock it). */
 export interface ReadSource {
@@ -77,10 +65,12 @@ export function logEpochOf(epoch: string): string {
 }
 
 /** How a transport follows its tailed logs live. */
-export interface LiveReader {
+export interface LiveReader extends TailOwner {
   add(tail: StreamTail): void;
   remove(tail: StreamTail): void;
+  /** The tails of one stream key, in a new array. */
   tailsOf(key: string): StreamTail[];
+  /** Every tail, in a new array (failing a tail removes it from the reader). */
   all(): StreamTail[];
   close(): void;
 }
@@ -116,7 +106,7 @@ export function deliverToTails(tails: StreamTail[], entries: StampedEvent[]): vo
  */
 export class RedisStreamReader implements LiveReader {
   private readonly logger = new Logger(RedisStreamReader.name);
-  private readonly tails = new Map<string, Set<StreamTail>>();
+  private readonly tails = new TailIndex();
   private running = false;
   private closed = false;
   private wake: (() => void) | undefined;
@@ -128,29 +118,21 @@ export class RedisStreamReader implements LiveReader {
   ) {}
 
   add(tail: StreamTail): void {
-    const tails = this.tails.get(tail.key) ?? new Set<StreamTail>();
-    tails.add(tail);
-    this.tails.set(tail.key, tails);
+    this.tails.add(tail);
     this.interrupt();
     if (!this.running) void this.run();
   }
 
   remove(tail: StreamTail): void {
-    const tails = this.tails.get(tail.key);
-    tails?.delete(tail);
-    if (tails?.size === 0) this.tails.delete(tail.key);
+    this.tails.remove(tail);
   }
 
-  /** Tails of one stream key (to tell them their log was reset). */
   tailsOf(key: string): StreamTail[] {
-    return [...(this.tails.get(key) ?? [])];
+    return this.tails.of(key);
   }
 
-  /** Every tail (or those that `match`), in a new array: failing a tail removes it from the sets. */
-  all(match: (tail: StreamTail) => boolean = () => true): StreamTail[] {
-    const found: StreamTail[] = [];
-    for (const tails of this.tails.values()) for (const tail of tails) if (match(tail)) found.push(tail);
-    return found;
+  all(): StreamTail[] {
+    return this.tails.all();
   }
 
   close(): void {
@@ -184,9 +166,7 @@ export class RedisStreamReader implements LiveReader {
         const before = last?.command === source.command ? last.replicationId : await source.replicationId();
         const keys: string[] = [];
         const ids: string[] = [];
-        for (const [key, tails] of this.tails) {
-          let from = Infinity;
-          for (const tail of tails) from = Math.min(from, tail.cursor);
+        for (const [key, from] of this.tails.cursors()) {
           keys.push(key);
           ids.push(`${from}-0`);
         }
@@ -212,7 +192,7 @@ export class RedisStreamReader implements LiveReader {
         for (const [key, entries] of reply ?? []) {
           const stamped = parseStamped(entries);
           for (const entry of stamped) writes = Math.max(writes, entry.writes ?? 0);
-          deliverToTails(this.tailsOf(key), stamped);
+          deliverToTails(this.tails.of(key), stamped);
         }
         if (writes > 0) source.observe(after, writes);
       } catch (error) {

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { deliverToTails, parseStamped, type LiveReader, type StreamEntries, type StreamTail } from './redis-stream.reader.js';
+import { deliverToTails, parseStamped, type LiveReader, type StreamEntries } from './redis-stream.reader.js';
+import { TailIndex, type StreamTail } from './redis-tails.js';
 
 const PAGE = 500;
 const SWEEP_MS = 1000;
@@ -19,7 +20,7 @@ const SWEEP_SLICE = 50;
  */
 export class RedisWakeReader implements LiveReader {
   private readonly logger = new Logger(RedisWakeReader.name);
-  private readonly tails = new Map<string, Set<StreamTail>>();
+  private readonly tails = new TailIndex();
   private readonly reading = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
   private readonly sweep: NodeJS.Timeout;
@@ -45,35 +46,26 @@ export class RedisWakeReader implements LiveReader {
   }
 
   add(tail: StreamTail): void {
-    let tails = this.tails.get(tail.key);
-    if (!tails) {
-      tails = new Set();
-      this.tails.set(tail.key, tails);
+    if (this.tails.add(tail)) {
       const channel = this.wakeChannel(tail.key);
       this.keyOf.set(channel, tail.key);
       void this.subscriber.subscribe(channel).catch((error: unknown) => this.logger.warn(`wake-up channel: ${(error as Error).message}`));
     }
-    tails.add(tail);
     this.read(tail.key); // the backlog after the tail's position
   }
 
   remove(tail: StreamTail): void {
-    const tails = this.tails.get(tail.key);
-    tails?.delete(tail);
-    if (tails?.size === 0) {
-      this.tails.delete(tail.key);
-      const channel = this.wakeChannel(tail.key);
-      this.keyOf.delete(channel);
-      void this.subscriber.unsubscribe(channel).catch(() => undefined);
+    if (this.tails.remove(tail) && this.keyOf.delete(this.wakeChannel(tail.key))) {
+      void this.subscriber.unsubscribe(this.wakeChannel(tail.key)).catch(() => undefined);
     }
   }
 
   tailsOf(key: string): StreamTail[] {
-    return [...(this.tails.get(key) ?? [])];
+    return this.tails.of(key);
   }
 
   all(): StreamTail[] {
-    return [...this.tails.values()].flatMap((tails) => [...tails]);
+    return this.tails.all();
   }
 
   close(): void {

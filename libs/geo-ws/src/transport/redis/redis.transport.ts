@@ -29,9 +29,10 @@ import {
   type ReadSource,
   type StreamEntries,
   type StreamReply,
-  type StreamTail,
 } from './redis-stream.reader.js';
 import { RedisWakeReader } from './redis-wake.reader.js';
+import { EphemeralChannels } from './redis-ephemeral.js';
+import { StreamTail } from './redis-tails.js';
 import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
 
 /** The commands the scripts add to a connection. */
@@ -96,7 +97,7 @@ export class RedisTransport implements GeoTransport {
   private readonly logger = new Logger(RedisTransport.name);
   private readonly keys: RedisKeys;
   private reader: LiveReader;
-  private readonly ephemeralHandlers = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
+  private readonly ephemeral = new EphemeralChannels(() => this.requireSubscriber());
   private readonly clientIds = new WeakMap<Redis, number>();
   private primary: ScriptedRedis | undefined;
   private replica: Redis | undefined;
@@ -115,8 +116,6 @@ export class RedisTransport implements GeoTransport {
   private resets: number | undefined;
   /** Cluster mode: each master's replication id at the last check (a failover changes one). */
   private masterReplicationIds = new Map<string, string>();
-  /** When each tailed log's meta is next extended (see CHECK_SCRIPT), by stream key. */
-  private readonly extendAt = new Map<string, number>();
   private readonly emptyLogTtlMs: number;
   private closed = false;
 
@@ -236,31 +235,10 @@ export class RedisTransport implements GeoTransport {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
-    let stopped = false;
-    const tail: StreamTail = {
-      key: this.keys.stream(log),
-      cursor: afterSeq,
-      epoch,
-      logEpoch: logEpochOf(epoch),
-      onEvent,
-      fail: (reason) => {
-        if (stopped) return;
-        stop();
-        onError?.(new GeoTransportUnavailableError(reason));
-      },
-    };
-    const stop = () => {
-      stopped = true;
-      this.reader.remove(tail);
-    };
-    if (!this.extendAt.has(tail.key)) this.extendAt.set(tail.key, this.nextExtension());
+    const tail = new StreamTail(this.keys.stream(log), afterSeq, logEpochOf(epoch), onEvent, onError, this.reader);
+    tail.extendAt = this.nextExtension();
     this.reader.add(tail);
-    return {
-      close: () => {
-        stop();
-        return Promise.resolve();
-      },
-    };
+    return tail;
   }
 
   async publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
@@ -269,22 +247,8 @@ export class RedisTransport implements GeoTransport {
       .catch((error: unknown) => Promise.reject(unavailable(error)));
   }
 
-  async subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
-    const channel = this.keys.ephemeral(log);
-    const subscriber = this.requireSubscriber();
-    const handlers = this.ephemeralHandlers.get(channel) ?? new Set();
-    handlers.add(onEvent);
-    this.ephemeralHandlers.set(channel, handlers);
-    if (handlers.size === 1) await subscriber.subscribe(channel).catch((error: unknown) => Promise.reject(unavailable(error)));
-    return {
-      close: async () => {
-        handlers.delete(onEvent);
-        if (handlers.size === 0 && this.ephemeralHandlers.get(channel) === handlers) {
-          this.ephemeralHandlers.delete(channel);
-          await subscriber.unsubscribe(channel).catch(() => undefined);
-        }
-      },
-    };
+  subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+    return this.ephemeral.add(this.keys.ephemeral(log), onEvent);
   }
 
   async deleteLog(log: LogRef): Promise<void> {
@@ -557,22 +521,23 @@ export class RedisTransport implements GeoTransport {
 
   /**
    * Extends the metas of tailed logs whose turn came (once per quarter to half of their
-   * life, spread at random so many rooms joined together do not come due together), and
-   * forgets logs no longer tailed. The same answer fails a tail whose log was reset.
+   * life, spread at random so many rooms joined together do not come due together). The
+   * same answer fails a tail whose log was reset.
    */
   private async extendDueMetas(): Promise<void> {
     const now = Date.now();
-    const due: string[] = [];
-    for (const [key, at] of this.extendAt) {
-      if (this.reader.tailsOf(key).length === 0) this.extendAt.delete(key);
-      else if (at <= now) due.push(key);
+    const due = new Map<string, StreamTail[]>();
+    for (const tail of this.reader.all()) {
+      if (tail.extendAt > now) continue;
+      tail.extendAt = this.nextExtension();
+      due.set(tail.key, [...(due.get(tail.key) ?? []), tail]);
     }
-    if (due.length === 0) return;
+    if (due.size === 0) return;
     const primary = this.requirePrimary();
-    const metas = await Promise.all(due.map((key) => primary.geoCheck(metaKeyOf(key), this.emptyLogTtlMs)));
-    due.forEach((key, i) => {
-      this.extendAt.set(key, this.nextExtension());
-      for (const tail of this.reader.tailsOf(key)) {
+    const keys = [...due.keys()];
+    const metas = await Promise.all(keys.map((key) => primary.geoCheck(metaKeyOf(key), this.emptyLogTtlMs)));
+    keys.forEach((key, i) => {
+      for (const tail of due.get(key)!) {
         if (metas[i][0] !== tail.logEpoch) tail.fail('the room log was reset or lost; its epoch changed');
       }
     });
@@ -588,15 +553,7 @@ export class RedisTransport implements GeoTransport {
       for (const tail of this.reader.tailsOf(message)) tail.fail('the room log was reset; its epoch changed');
       return;
     }
-    const handlers = this.ephemeralHandlers.get(channel);
-    if (!handlers) return;
-    let envelope: GeoEnvelopeDraft;
-    try {
-      envelope = JSON.parse(message) as GeoEnvelopeDraft;
-    } catch {
-      return; // not ours; ephemeral delivery is best effort by definition
-    }
-    for (const handler of handlers) handler(envelope);
+    this.ephemeral.deliver(channel, message);
   }
 
   // ---- reads -------------------------------------------------------------------------
