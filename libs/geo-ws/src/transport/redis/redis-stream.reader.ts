@@ -110,7 +110,8 @@ export class RedisStreamReader implements LiveReader {
   private running = false;
   private closed = false;
   private wake: (() => void) | undefined;
-  private blockedOn: { source: ReadSource; id: number } | undefined;
+  /** The blocked `XREAD`'s connection, and whether it was already told to return (one `CLIENT UNBLOCK` per read, however many tails join meanwhile). */
+  private blockedOn: { source: ReadSource; id: number; unblocked: boolean } | undefined;
 
   constructor(
     /** Where to read now: the replica while it is healthy, else the primary. */
@@ -144,7 +145,9 @@ export class RedisStreamReader implements LiveReader {
   private interrupt(): void {
     this.wake?.();
     const blocked = this.blockedOn;
-    if (blocked) void blocked.source.command.client('UNBLOCK', blocked.id).catch(() => undefined);
+    if (!blocked || blocked.unblocked) return;
+    blocked.unblocked = true;
+    void blocked.source.command.client('UNBLOCK', blocked.id).catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -172,7 +175,7 @@ export class RedisStreamReader implements LiveReader {
         }
         // From here on a tail added or removed unblocks the call (`interrupt`) and the next
         // turn builds it again.
-        this.blockedOn = { source, id };
+        this.blockedOn = { source, id, unblocked: false };
         const { reply, replicationId: after } = await source.readLive(keys, ids);
         this.blockedOn = undefined;
         last = { command: source.command, replicationId: after };
