@@ -476,7 +476,8 @@ export class GeoClient {
   /**
    * Joins a room and calls `handler` with its events in `seq` order, each once, across
    * reconnects and region moves. Resolves with the server's `geo.joined` answer.
-   * `since`/`epoch` resume from a position stored elsewhere (`since: 0`: all retained history).
+   * `since`/`epoch` resume from a position stored elsewhere (`since: 0`: all retained history);
+   * a `since` without its `epoch` is replayed from but answered `recovered: false` (a `gap`).
    */
   join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string } = {}): Promise<JoinedFrame> {
     if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));

@@ -63,13 +63,14 @@ describe('RoomFeeds', () => {
     const { writer, feeds } = await setup(5);
     for (let i = 0; i < 30; i++) await append(writer);
     const first = new Member();
-    await feeds.join(log, first, {}, () => undefined);
+    let epoch = '';
+    await feeds.join(log, first, {}, (outcome) => (epoch = outcome.epoch));
     const outcomes: JoinOutcome[] = [];
     const late = new Member();
     const writing = (async () => {
       for (let i = 0; i < 30; i++) await append(writer);
     })();
-    await feeds.join(log, late, { since: 3 }, (outcome) => outcomes.push(outcome));
+    await feeds.join(log, late, { since: 3, epoch }, (outcome) => outcomes.push(outcome));
     await writing;
     await waitFor(() => late.events.length === 57, '57 events');
     expect(late.events.map((event) => event.seq)).toEqual(Array.from({ length: 57 }, (_, i) => i + 4));
@@ -294,5 +295,36 @@ describe('RoomFeeds', () => {
     await waitFor(() => members.every((member) => member.events.at(-1)?.seq === 6), 'the live event');
     expect([...room.many!.values()]).toEqual(Array.from({ length: 20 }, () => 5)); // nothing written per delivery
     expect(members.map((member) => feeds.positionOf(log, member))).toEqual(Array.from({ length: 20 }, () => 6));
+  });
+
+  it('a position without its epoch is not vouched for: after the log was deleted and started again, the resume says recovered: false', async () => {
+    const { writer, reader, feeds } = await setup();
+    for (let i = 0; i < 10; i++) await append(writer);
+    const head = await reader.head(log);
+    await writer.deleteLog(log);
+    for (let i = 0; i < 3; i++) await append(writer); // seqs 1-3 of the new incarnation
+    const outcomes: JoinOutcome[] = [];
+    const join = async (position: { since?: number; epoch?: string }) => {
+      const member = new Member();
+      await feeds.join(log, member, position, (outcome) => outcomes.push(outcome));
+      return member;
+    };
+    // Seq 10 of the deleted log, no epoch: its events after 10 are gone, and the three new ones are not after it.
+    const blind = await join({ since: 10 });
+    expect(outcomes.at(-1)).toMatchObject({ recovered: false });
+    // The same position with its epoch: told it is another log, replayed from its start.
+    const told = await join({ since: 10, epoch: head.epoch });
+    expect(outcomes.at(-1)).toMatchObject({ recovered: false });
+    await waitFor(() => told.events.length === 3, 'the new log');
+    // Without an epoch, `since` is still where the replay starts: events after it, nothing twice.
+    const fromTwo = await join({ since: 2 });
+    expect(outcomes.at(-1)).toMatchObject({ recovered: false, seq: 3 });
+    await waitFor(() => fromTwo.events.length === 1, 'the event after 2');
+    // `since: 0` asks for the whole log, whatever its epoch: nothing after 0 can be missing.
+    const whole = await join({ since: 0 });
+    expect(outcomes.at(-1)).toMatchObject({ recovered: true });
+    await waitFor(() => whole.events.length === 3, 'the whole log');
+    expect(blind.events).toEqual([]);
+    expect(fromTwo.events.map((event) => event.seq)).toEqual([3]);
   });
 });

@@ -153,12 +153,17 @@ export class RoomFeed {
     const live = this.lastSeq;
     const { since, epoch } = position;
     try {
-      if (since === undefined || (since >= live && (epoch === undefined || epoch === this.epoch))) {
+      if (since === undefined || (since >= live && epoch === this.epoch)) {
         // Fresh join, or a client already at or past this node's position: live only.
         state.cursor = Math.max(live, since ?? 0);
         announce({ seq: state.cursor, epoch: this.epoch, recovered: true });
         this.goLive(member, state);
+      } else if (epoch === undefined && since > 0) {
+        // A position without its epoch may belong to an earlier incarnation of the log (a
+        // deleted log numbers again): replayed from there, never vouched for.
+        await this.replay(member, state, since, live, false, announce);
       } else {
+        // `since: 0` is the whole log, whatever its epoch.
         const sameEpoch = epoch === undefined || epoch === this.epoch;
         await this.replay(member, state, sameEpoch ? since : 0, live, sameEpoch, announce);
       }
