@@ -126,22 +126,27 @@ interface Deployment {
   stop(): Promise<void>;
 }
 
-async function deploy(): Promise<Deployment> {
+async function deploy(cpuProfileDir?: string): Promise<Deployment> {
   const redis = await RedisServer.start();
   const ports = await Promise.all(REGIONS.map(() => freePort()));
   const directory = REGIONS.map((name, i) => `${name}=http://127.0.0.1:${ports[i]}`).join(',');
   const regions = REGIONS.map(
     (name, i) =>
-      new RegionProcess(name, ports[i], {
-        GEO_TRANSPORT: 'redis',
-        GEO_REDIS_URL: redis.url,
-        GEO_REGIONS: directory,
-        GEO_METRICS: '1',
-        GEO_AUTH: 'jwt',
-        GEO_JWT_SECRET: SECRET,
-        GEO_JWT_ISSUER: ISSUER,
-        GEO_JWT_AUDIENCE: AUDIENCE,
-      }),
+      new RegionProcess(
+        name,
+        ports[i],
+        {
+          GEO_TRANSPORT: 'redis',
+          GEO_REDIS_URL: redis.url,
+          GEO_REGIONS: directory,
+          GEO_METRICS: '1',
+          GEO_AUTH: 'jwt',
+          GEO_JWT_SECRET: SECRET,
+          GEO_JWT_ISSUER: ISSUER,
+          GEO_JWT_AUDIENCE: AUDIENCE,
+        },
+        cpuProfileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] } : {},
+      ),
   );
   await Promise.all(regions.map((region) => region.start(60_000)));
   return {
@@ -263,8 +268,8 @@ async function busy(options: { clients: number; roomSize: number; publishers: nu
   }
 }
 
-async function idle(options: { connections: number; roomsPerConnection: number; hold: number }): Promise<void> {
-  const deployment = await deploy();
+async function idle(options: { connections: number; roomsPerConnection: number; hold: number; cpuProf?: string }): Promise<void> {
+  const deployment = await deploy(options.cpuProf);
   try {
     const { regions, redis } = deployment;
     const bystander = await RawClient.open(regions[1].wsUrl, 'bystander');
@@ -336,6 +341,7 @@ program
   .option('--connections <n>', 'connections, each with its own identity', positive, 200)
   .option('--rooms-per-connection <n>', 'distinct rooms each joins (limit: maxRoomsPerConnection, 100)', positive, 100)
   .option('--hold <s>', 'seconds each measurement lasts', positive, 10)
+  .option('--cpu-prof <dir>', 'write a V8 CPU profile of each region process here')
   .action((options: Parameters<typeof idle>[0]) => idle(options));
 await program.parseAsync();
 process.exit(0);
