@@ -1,9 +1,5 @@
 import { Logger } from '@nestjs/common';
-
-/** The window of the line budget, and how long a count waits before it is written. */
-const WINDOW_MS = 60_000;
-/** Lines per window, each naming its room. */
-const LINES_PER_WINDOW = 10;
+import { LineBudget } from '../limits/line-budget.js';
 
 /**
  * Feeds whose live tail stopped, in the logs: each one while they are few (a room log
@@ -13,33 +9,20 @@ const LINES_PER_WINDOW = 10;
  */
 export class FeedBreakLog {
   private readonly logger = new Logger('RoomFeed');
-  private windowStart = -Infinity;
-  private lines = 0;
+  private readonly budget = new LineBudget(() => this.writeCount());
   private unlogged = 0;
-  private flush: NodeJS.Timeout | undefined;
 
   hit(room: string, reason: string): void {
-    const now = Date.now();
-    if (now - this.windowStart >= WINDOW_MS) {
-      this.windowStart = now;
-      this.lines = 0;
-    }
-    if (this.lines < LINES_PER_WINDOW) {
-      this.lines++;
-      this.logger.warn(`Live tail of room "${room}" stopped: ${reason}`);
-      return;
-    }
-    this.unlogged++;
-    this.flush ??= setTimeout(() => this.writeCount(), this.windowStart + WINDOW_MS - now).unref();
+    if (this.budget.take()) this.logger.warn(`Live tail of room "${room}" stopped: ${reason}`);
+    else this.unlogged++;
   }
 
   close(): void {
-    clearTimeout(this.flush);
-    this.flush = undefined;
+    this.budget.close();
   }
 
   private writeCount(): void {
-    this.flush = undefined;
+    if (this.unlogged === 0) return;
     this.logger.warn(`${this.unlogged} more live tail(s) stopped in the last minute; their members join again`);
     this.unlogged = 0;
   }

@@ -1,9 +1,5 @@
 import { Logger } from '@nestjs/common';
-
-/** The window of the line budget, and how long a count waits before it is written. */
-const WINDOW_MS = 60_000;
-/** Lines per window, each naming its session. */
-const LINES_PER_WINDOW = 10;
+import { LineBudget } from '../limits/line-budget.js';
 
 /**
  * Failed session writes (`save`) or reads (`load`) in the logs: each one while they are
@@ -13,13 +9,11 @@ const LINES_PER_WINDOW = 10;
  */
 export class SessionStoreLog {
   private readonly logger = new Logger('SessionKeeper');
-  private windowStart = -Infinity;
-  private lines = 0;
+  private readonly budget = new LineBudget(() => this.writeCount());
   private unlogged = 0;
   /** Of the unlogged saves, those not tried again (retries spent, or shutting down). */
   private givenUp = 0;
   private lastError = '';
-  private flush: NodeJS.Timeout | undefined;
 
   constructor(private readonly kind: 'save' | 'load') {}
 
@@ -28,14 +22,7 @@ export class SessionStoreLog {
    * tried again (one that is not leaves the stored session as of its last success).
    */
   hit(sessionId: string, error: string, retrying = false): void {
-    const now = Date.now();
-    if (now - this.windowStart >= WINDOW_MS) {
-      this.writeCount();
-      this.windowStart = now;
-      this.lines = 0;
-    }
-    if (this.lines < LINES_PER_WINDOW) {
-      this.lines++;
+    if (this.budget.take()) {
       this.logger.warn(
         this.kind === 'save'
           ? `session ${sessionId} not saved: ${error}${retrying ? '; trying again' : ''}`
@@ -46,17 +33,14 @@ export class SessionStoreLog {
     this.unlogged++;
     if (!retrying) this.givenUp++;
     this.lastError = error;
-    this.flush ??= setTimeout(() => this.writeCount(), this.windowStart + WINDOW_MS - now).unref();
   }
 
   /** Shutdown: the count not written yet is written now. */
   close(): void {
-    this.writeCount();
+    this.budget.flush();
   }
 
   private writeCount(): void {
-    clearTimeout(this.flush);
-    this.flush = undefined;
     if (this.unlogged === 0) return;
     this.logger.warn(
       this.kind === 'save'
