@@ -154,15 +154,15 @@ return redis.call('HGET', KEYS[1], 'epoch')
 `;
 
 /**
- * Keeps a tailed log's epoch alive: a longer life for its meta once less than half of
- * `ttl` is left, so the epoch a live room's members hold cannot expire under them (called
- * once per log every quarter to half of `ttl`, never every check). Returns the log's
- * epoch and last seq as the primary has them. KEYS: meta. ARGV: ttl ms.
+ * Keeps a tailed log's epoch alive: its meta lives `ttl` from now unless it already lives
+ * longer (a published log's), so the epoch a live room's members hold cannot expire under
+ * them. Called once per tailed log every quarter to half of `ttl`, never every check.
+ * Returns the log's epoch and last seq as the primary has them. KEYS: meta. ARGV: ttl ms.
  * Returns { epoch or nil, seq or nil }.
  */
 export const CHECK_SCRIPT = `
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 and ttl < tonumber(ARGV[1]) / 2 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if ttl > 0 and ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return redis.call('HMGET', KEYS[1], 'epoch', 'seq')
 `;
 
