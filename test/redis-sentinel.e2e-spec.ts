@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { globalLog, redisTransport } from '@geo-ws/nest';
+import { globalLog, redisTransport, type GeoTransport } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { startReplicated, startSentinels } from '../apps/lab/src/topology/redis-servers.js';
 import { deployRegions, type Deployment } from './support/regions.js';
@@ -73,7 +73,15 @@ describe('Redis Sentinel: the primary dies, a replica takes over', () => {
     // What Redis kept is up to its asynchronous replication (a second promotion during a
     // slow failover can drop what the first one acked); geo-ws's part is to say so, and
     // never to store an event twice.
-    const log = await deployment.region('us').transport.read(globalLog(room), 0, 100);
+    // The us transport may still be reconnecting to the promoted primary (or to a second one): retry.
+    let log: Awaited<ReturnType<GeoTransport['read']>> | undefined;
+    for (const started = Date.now(); !log && Date.now() - started < 15_000; await new Promise((resolve) => setTimeout(resolve, 200))) {
+      log = await deployment
+        .region('us')
+        .transport.read(globalLog(room), 0, 100)
+        .catch(() => undefined);
+    }
+    if (!log) throw new Error('the log stayed unreadable for 15 s after the failover');
     const ids = log.events.map((event) => event.event_id);
     const lost = [...before, eventId].filter((id) => !ids.includes(id)).length;
     console.log(`acked and lost in the failover: ${lost} of 11; resume recovered: ${rejoined.recovered}`);
