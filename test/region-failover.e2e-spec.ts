@@ -148,7 +148,9 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
       await new Promise((resolve) => setTimeout(resolve, 50));
     console.log(`drain: ${onEu.length} clients moved ${[...movedAt.values()].map((at) => exitedAt - at).join(', ')} ms before eu exited`);
     expect(movedAt.size).toBe(onEu.length);
-    for (const at of movedAt.values()) expect(at).toBeLessThanOrEqual(exitedAt);
+    // The process waits for its clients to leave before it exits, but this process may handle the
+    // child's exit before a client's welcome from its new region (25 ms late on a loaded CI machine).
+    for (const at of movedAt.values()) expect(at).toBeLessThanOrEqual(exitedAt + 100);
     const reference = [...received.values()][0];
     expect(reference).toHaveLength(total);
     for (const events of received.values()) expect(events).toEqual(reference);
