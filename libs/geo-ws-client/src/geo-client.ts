@@ -1,11 +1,11 @@
-import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
+import { backoffDelay, penaltyDelay, type BackoffOptions } from './dialer/backoff.js';
 import { jsonCodec, type GeoCodec } from './codec.js';
-import { ConsistencyCounter, LogCheck, reportInterval, type Anomaly, type ConsistencyCounts } from './consistency.js';
+import { ConsistencyCounter, LogCheck, reportInterval, type Anomaly, type ConsistencyCounts } from './rooms/consistency.js';
 import { GeoClientError } from './errors.js';
-import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './nearest-region.js';
-import { PositionStore, type PositionStorage, type SavedPositions } from './position-store.js';
-import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './publish-frame.js';
-import { checkDirectoryUrl, checkRegions } from './regions.js';
+import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './dialer/nearest-region.js';
+import { PositionStore, type PositionStorage, type SavedPositions } from './rooms/position-store.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './outbox/publish-frame.js';
+import { checkDirectoryUrl, checkRegions } from './dialer/regions.js';
 import {
   BEARER_PREFIX,
   GeoClientCloseCode,
