@@ -1,11 +1,13 @@
-import { backoffDelay, penaltyDelay, type BackoffOptions } from './dialer/backoff.js';
+import { backoffDelay, penaltyDelay } from './dialer/backoff.js';
 import { jsonCodec, type GeoCodec } from './codec.js';
-import { ConsistencyCounter, LogCheck, reportInterval, type Anomaly, type ConsistencyCounts } from './rooms/consistency.js';
+import { ClientEvents, type ConnectionState, type EventDelivery, type GeoClientEvents, type RoomHandler } from './geo-client-events.js';
+import { checkOptions, invalidOptions, type GeoClientOptions } from './geo-client-options.js';
+import { ConsistencyCounter, LogCheck, reportInterval, type ConsistencyCounts } from './rooms/consistency.js';
 import { GeoClientError } from './errors.js';
-import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './dialer/nearest-region.js';
-import { PositionStore, type PositionStorage, type SavedPositions } from './rooms/position-store.js';
+import { httpProbe, rankRegions, withDeadline, type RankedRegion } from './dialer/nearest-region.js';
+import { PositionStore, type SavedPositions } from './rooms/position-store.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './outbox/publish-frame.js';
-import { checkDirectoryUrl, checkRegions } from './dialer/regions.js';
+import { checkRegions } from './dialer/regions.js';
 import {
   BEARER_PREFIX,
   GeoClientCloseCode,
@@ -17,7 +19,6 @@ import {
   type Frame,
   type GeoEnvelope,
   type GeoRegion,
-  type GeoRegionOption,
   type JoinedFrame,
   type LeftFrame,
   type ReconnectFrame,
@@ -25,151 +26,6 @@ import {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './protocol.js';
-
-/** Options of {@link GeoClient.connect}. */
-export interface GeoClientOptions {
-  /** Any region's base URL (absolute http: or https:): the client reads `GET /geo/regions` from it. */
-  directoryUrl?: string;
-  /**
-   * Or the regions themselves: `{ name, url, wsUrl? }` each, with unique names, `url` the
-   * region's absolute http(s) base URL (probes, the handshake check) and `wsUrl` its
-   * WebSocket URL (ws: or wss:; default `url` with `ws:`/`wss:` and `/ws` appended, as the
-   * server derives it). Checked at construction: a bad entry is a `GeoClientError` with
-   * code `INVALID_OPTIONS` naming it.
-   * @example [{ name: 'eu', url: 'https://eu.chat.example' }, { name: 'us', url: 'https://us.chat.example', wsUrl: 'wss://us.chat.example/ws' }]
-   */
-  regions?: GeoRegionOption[];
-  /**
-   * Bearer token, or a function that returns a fresh one. Sent as the WebSocket
-   * subprotocol `bearer.<token>` (browsers cannot set headers; this keeps it out of URLs
-   * and access logs). A function is also called before the token expires, and the new
-   * token is sent in-band (`geo.auth`), so the connection is never closed for expiry.
-   * A region that refuses it (HTTP 401) makes the client call a function once more for a
-   * fresh token; refused again (or a fixed string, or HTTP 403), the client gives up with
-   * that code (see docs/CLIENT.md, "Refused connections").
-   */
-  token?: string | (() => string | Promise<string>);
-  /**
-   * Extra query parameters on the WebSocket URL (and on the handshake check), for the
-   * server's `authenticate` function or the app to read, e.g. `{ room: 'lobby' }`.
-   */
-  query?: Record<string, string>;
-  /**
-   * The WebSocket class. Default: the global `WebSocket` (browsers, Node 22 and later).
-   * Node 20 has none: pass `ws`'s (`import { WebSocket } from 'ws'`), which also lets the
-   * client read the HTTP status of a refused upgrade.
-   */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * How frames are encoded: JSON text frames (default), or MessagePack binary frames with
-   * `msgpackCodec` from `@geo-ws/client/msgpack` (needs the `msgpackr` package). The client
-   * offers the codec's subprotocol; the same frames, envelope and limits either way.
-   */
-  codec?: GeoCodec;
-  /** Connect only to this region. */
-  pinRegion?: string;
-  /** Use regions in this order instead of ranking them by RTT. */
-  regionOrder?: string[];
-  /** How RTT is measured (default: timing `GET /healthz`); injectable for tests. */
-  probe?: RttProbe;
-  /** Probes per region when ranking. Default 3. */
-  probeSamples?: number;
-  /** Reconnect delays, and publish retry delays. Default `{ baseMs: 250, maxMs: 8000 }`. */
-  backoff?: BackoffOptions;
-  /** Failed connection attempts to a region before moving to the next. Default 3. */
-  failoverAfter?: number;
-  /** Client heartbeat: `geo.ping` this often; no frame for twice as long means dead. Default 15000. */
-  heartbeatMs?: number;
-  /** Check every this many ms whether a nearer region is healthy again and move back. Off by default. */
-  driftBackMs?: number;
-  /** Session id to resume; the server returns one otherwise (kept for you with `storage`). */
-  sessionId?: string;
-  /**
-   * Keeps the session id and every room's position across page reloads: pass
-   * `sessionStorage` (per tab) or `localStorage` (per origin), or anything with
-   * `getItem`/`setItem`. A reloaded page then resumes each room it joins from where the
-   * last one was (written at most every 250 ms and on `close()` or `pagehide`; see
-   * docs/CLIENT.md, "Sessions"). Positions saved for another sender are not used.
-   */
-  storage?: PositionStorage;
-  /** The key in `storage`. Default `'geo-ws'`; give each client of a page its own. */
-  storageKey?: string;
-  /**
-   * `connect()` rejects (`TIMEOUT`) if no region accepted a connection within this time,
-   * counted from `connect()`: reading the directory and probing included. Default 30000.
-   */
-  connectTimeoutMs?: number;
-  /**
-   * How many publishes of one room may be sent, counted from its oldest unacknowledged
-   * one. Default 1: each is sent once the one before it is stored, so the room's log holds
-   * this client's publishes in exactly `publish()` order, whatever fails. With n > 1 the
-   * order holds while nothing fails; when one fails, only the n - 1 publishes after it
-   * can be stored before it (see docs/CLIENT.md).
-   */
-  maxInFlight?: number;
-  /** Times a publish answered `INTERNAL` is sent again before it is rejected. Default 3. */
-  maxInternalRetries?: number;
-  /** Frames larger than this (UTF-8 bytes) are rejected before sending. Default 65536, the server's `limits.maxPayloadBytes`. */
-  maxFrameBytes?: number;
-  /** Payloads nested deeper than the server's `limits.maxDepth` (default 32) are rejected before sending. */
-  maxDepth?: number;
-}
-
-/**
- * Where a {@link GeoClient} is: `connecting` until its first connection is open, `open`
- * while connected (after `geo.welcome`), `reconnecting` between connections, `closed`
- * after `close()`.
- */
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-/** Events of a {@link GeoClient}, by name, with what their listeners receive. */
-export interface GeoClientEvents {
-  /** The connection state changed. */
-  state: ConnectionState;
-  /** Connected to a region (first time or after a move). */
-  region: { region: string; rttMs: number };
-  /** A room could not be resumed without a gap (`recovered: false`): refetch its history. */
-  gap: { room: string; epoch: string };
-  /**
-   * The server ended a membership on its own, e.g. `FORBIDDEN` when a refreshed token
-   * (`geo.auth`) no longer allows the room: the room is no longer joined, is not joined again
-   * on a reconnect, and its waiting `join()` and publishes were rejected with `code`. Not
-   * emitted for the app's own `leave()`.
-   */
-  left: { room: string; code: string; message: string };
-  /**
-   * A `geo.error` not tied to a pending publish or join, or a failure of the client's own
-   * (`UNAUTHORIZED`: the `token` function failed), or, after the first connection, a
-   * reconnect a region refused for good (`UNAUTHORIZED`, `FORBIDDEN`): then the client has
-   * stopped (state `closed`).
-   */
-  error: ErrorFrame;
-  /**
-   * A connection ended and the next attempt is scheduled in `delayMs`. `code` is the close
-   * code that ended it: the server's ({@link GeoCloseCode}), the client's own
-   * ({@link GeoClientCloseCode}), or 1006 when it was lost (or never opened) without one.
-   */
-  reconnect: { attempt: number; delayMs: number; region: string; code: number };
-  /**
-   * A room-log event broke the order the server promises: a duplicate or a regression
-   * (dropped: the room's handlers never see it) or a skipped seq (delivered). Once per
-   * such event; counted in {@link GeoClient.consistency} (docs/CLIENT.md, "Consistency").
-   */
-  anomaly: Anomaly;
-}
-
-/** How an event reached a {@link RoomHandler}. */
-export interface EventDelivery {
-  /**
-   * Read from the room's history while (re)joining (`seq` at or below the `geo.joined`
-   * seq), not received live. After a restore (server session or `storage`), such events
-   * may include ones this app showed before it lost its state: show them as history.
-   */
-  readonly replayed: boolean;
-}
-
-/** Receives a joined room's events, in `seq` order, each once. */
-export type RoomHandler = (envelope: GeoEnvelope, delivery: EventDelivery) => void;
 
 /** Shared, so a delivery allocates nothing. */
 const LIVE: EventDelivery = Object.freeze({ replayed: false });
@@ -243,6 +99,7 @@ interface PublishQueue {
 const MAX_NOT_JOINED = 3;
 
 export { GeoClientError };
+export type { ConnectionState, EventDelivery, GeoClientEvents, GeoClientOptions, RoomHandler };
 
 /** The browser's window, for `pagehide`; Node has none. */
 const page = globalThis as unknown as {
@@ -323,7 +180,7 @@ export function newEventId(): string {
  * await connecting;
  */
 export class GeoClient {
-  private readonly listeners = new Map<keyof GeoClientEvents, Set<(value: never) => void>>();
+  private readonly events = new ClientEvents();
   private readonly rooms = new Map<string, RoomState>();
   /** Unacknowledged publishes by `event_id` (acks and errors name only the event_id). */
   private readonly outbox = new Map<string, PendingPublish>();
@@ -394,27 +251,7 @@ export class GeoClient {
    * `INVALID_OPTIONS`.
    */
   constructor(private readonly options: GeoClientOptions) {
-    // Options come from plain JavaScript too: anything may be missing.
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-    if (typeof options !== 'object' || options === null)
-      throw invalidOptions('options are required: new GeoClient({ directoryUrl | regions, ... })');
-    if (options.regions !== undefined) this.directory = checkRegions(options.regions, 'regions');
-    else if (options.directoryUrl !== undefined) this.directoryUrl = checkDirectoryUrl(options.directoryUrl);
-    else throw invalidOptions("give directoryUrl (any region's base URL) or regions ([{ name, url, wsUrl? }, ...])");
-    if (this.directory && options.pinRegion !== undefined && !this.directory.some((region) => region.name === options.pinRegion))
-      throw invalidOptions(
-        `pinRegion "${options.pinRegion}" is not in regions (${this.directory.map((region) => region.name).join(', ')})`,
-      );
-    const token: unknown = options.token;
-    if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
-      throw invalidOptions(`token must be a string or a function returning one, got ${typeof token}`);
-    const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
-    this.Socket = Socket;
-    const codec = options.codec ?? jsonCodec;
-    if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.subprotocol !== 'string')
-      throw invalidOptions('codec must be a GeoCodec, e.g. msgpackCodec from "@geo-ws/client/msgpack" (or leave it out for JSON)');
-    this.codec = codec;
+    ({ directory: this.directory, directoryUrl: this.directoryUrl, Socket: this.Socket, codec: this.codec } = checkOptions(options));
     if (options.storage) {
       this.positions = new PositionStore(options.storage, options.storageKey ?? 'geo-ws', () => this.positionsToSave());
       const saved = this.positions.load();
@@ -467,10 +304,7 @@ export class GeoClient {
 
   /** Calls `listener` on every `event` (see {@link GeoClientEvents}); returns a function that removes it. */
   on<K extends keyof GeoClientEvents>(event: K, listener: (value: GeoClientEvents[K]) => void): () => void {
-    const set = this.listeners.get(event) ?? new Set();
-    set.add(listener);
-    this.listeners.set(event, set);
-    return () => set.delete(listener);
+    return this.events.on(event, listener);
   }
 
   /**
@@ -1194,20 +1028,7 @@ export class GeoClient {
       this.positions?.changed();
       this.counter.delivered();
     }
-    for (const handler of room.handlers) this.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
-  }
-
-  /**
-   * Runs the application's code: an exception there must not skip the other handlers,
-   * break the client's state or (in Node) crash the process from inside a socket
-   * callback. It is reported as an `error` event with code `CALLBACK_FAILED`.
-   */
-  private runCallback(run: () => void, what: string): void {
-    try {
-      run();
-    } catch (error) {
-      this.emit('error', { code: 'CALLBACK_FAILED', message: `${what} threw: ${error instanceof Error ? error.message : String(error)}` });
-    }
+    for (const handler of room.handlers) this.events.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
   }
 
   private onAck(ack: AckFrame): void {
@@ -1482,17 +1303,7 @@ export class GeoClient {
   }
 
   private emit<K extends keyof GeoClientEvents>(event: K, value: GeoClientEvents[K]): void {
-    for (const listener of this.listeners.get(event) ?? []) {
-      const call = () => (listener as (value: GeoClientEvents[K]) => void)(value);
-      // A failing `error` listener has nowhere left to report to.
-      if (event === 'error') {
-        try {
-          call();
-        } catch (error) {
-          console.error('GeoClient: an error listener threw', error);
-        }
-      } else this.runCallback(call, `a "${event}" listener`);
-    }
+    this.events.emit(event, value);
   }
 }
 
@@ -1539,18 +1350,6 @@ function authRefusal(status: number, body: string): Refusal | undefined {
 /** The close code an upgrade that failed with this HTTP status (0: unknown) is handled as. */
 function failedUpgradeCode(status: number): number {
   return status === TOO_MANY_CONNECTIONS_STATUS ? GeoCloseCode.TOO_MANY_CONNECTIONS : ABNORMAL_CLOSURE;
-}
-
-function invalidOptions(message: string): GeoClientError {
-  return new GeoClientError('INVALID_OPTIONS', `GeoClient: ${message}`);
-}
-
-/** What to do without a WebSocket class, in one line. */
-function noWebSocketClass(): string {
-  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
-  return node
-    ? `this runtime has no global WebSocket (Node ${node} < 22): pass { WebSocket } from the "ws" package: import { WebSocket } from 'ws'`
-    : 'this runtime has no global WebSocket: pass a WebSocket class as the WebSocket option';
 }
 
 /**
