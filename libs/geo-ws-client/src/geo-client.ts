@@ -8,6 +8,7 @@ import { httpProbe, rankRegions, withDeadline, type RankedRegion } from './diale
 import { PositionStore, type SavedPositions } from './rooms/position-store.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './outbox/publish-frame.js';
 import { checkRegions } from './dialer/regions.js';
+import { TokenRefresher } from './token/token-refresher.js';
 import {
   BEARER_PREFIX,
   GeoClientCloseCode,
@@ -141,12 +142,6 @@ const CLOSE_ANSWER_WAIT_MS = 1000;
 const HANDSHAKE_CHECK_TIMEOUT_MS = 5000;
 /** The most of a refusal's body the client reads. */
 const MAX_REFUSAL_BODY = 4096;
-/** The token is refreshed at this share of its remaining lifetime, but not sooner than {@link MIN_REFRESH_WAIT_MS}. */
-const REFRESH_AT = 0.8;
-const MIN_REFRESH_WAIT_MS = 1000;
-/** The longest delay `setTimeout` takes (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * A fresh `event_id` (UUID v4), for apps that need it before publishing (to track a
  * pending message). `crypto.randomUUID` exists only on secure origins (https, localhost).
@@ -197,7 +192,6 @@ export class GeoClient {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private drift: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   /** Abandons the current connection if it sends no `geo.welcome` in time. */
   private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
   /** The deadline of `connect()` (`connectTimeoutMs`). */
@@ -234,6 +228,7 @@ export class GeoClient {
   /** `savedRooms` are known to be this sender's (checked at the first `geo.welcome`). */
   private savedChecked = false;
   private readonly positions: PositionStore | undefined;
+  private readonly tokens: TokenRefresher;
   private readonly onPageHide = (): void => this.positions?.flush();
   /** The state of the connection. */
   state: ConnectionState = 'connecting';
@@ -260,6 +255,7 @@ export class GeoClient {
       this.sessionId = saved.sessionId;
     }
     this.sessionId = options.sessionId ?? this.sessionId;
+    this.tokens = new TokenRefresher(options, { send: (event, data) => this.send(event, data) }, this.events.emit, this.lifetime.signal);
     this.limits = { maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH };
   }
 
@@ -859,7 +855,7 @@ export class GeoClient {
         this.setState('open');
         this.emit('region', { region: welcome.region, rttMs: region.rttMs });
         this.restore(welcome);
-        this.scheduleRefresh(welcome.expires_at);
+        this.tokens.schedule(welcome.expires_at);
         this.startReports(welcome.report_ms);
         for (const room of this.rooms.values()) this.sendJoin(room);
         clearTimeout(this.connectTimer);
@@ -885,7 +881,7 @@ export class GeoClient {
         return;
       }
       case GeoFrame.AUTHED:
-        this.scheduleRefresh((frame.data as AuthedFrame).expires_at);
+        this.tokens.schedule((frame.data as AuthedFrame).expires_at);
         return;
       case GeoFrame.PONG:
         this.rttMs = Date.now() - this.pingSentAt;
@@ -1206,8 +1202,10 @@ export class GeoClient {
     }
   }
 
-  private send(event: string, data: unknown): void {
-    if (this.socket?.readyState === OPEN) this.socket.send(this.codec.encode({ event, data }));
+  private send(event: string, data: unknown): boolean {
+    if (this.socket?.readyState !== OPEN) return false;
+    this.socket.send(this.codec.encode({ event, data }));
+    return true;
   }
 
   // ---- liveness and drift ---------------------------------------------------------------
@@ -1238,31 +1236,6 @@ export class GeoClient {
     if (nearest && nearest.name !== this.connectedRegion) this.moveTo(nearest.name);
   }
 
-  /** Refreshes the token in-band at 80% of its remaining life (when `token` is a function). */
-  private scheduleRefresh(expiresAt: string | null | undefined): void {
-    clearTimeout(this.refreshTimer);
-    if (!expiresAt || typeof this.options.token !== 'function') return;
-    const tokenSource = this.options.token;
-    const wait = Math.max(MIN_REFRESH_WAIT_MS, (Date.parse(expiresAt) - Date.now()) * REFRESH_AT);
-    this.refreshTimer = setTimeout(
-      () => {
-        this.refreshTimer = undefined;
-        void this.refreshToken(tokenSource);
-      },
-      Math.min(wait, MAX_TIMER_MS),
-    );
-  }
-
-  /** Sends a fresh token in-band (`geo.auth`); a failing `token` function is reported as `error`. */
-  private async refreshToken(tokenSource: () => string | Promise<string>): Promise<void> {
-    try {
-      const token = await tokenSource();
-      this.send(GeoFrame.AUTH, { token });
-    } catch (error) {
-      if (!this.closedByUser) this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
-    }
-  }
-
   /**
    * Sends what the client counted every `report_ms` (from `geo.welcome`; none without it),
    * for the server's metrics. The timer does not keep a Node process alive.
@@ -1285,14 +1258,14 @@ export class GeoClient {
   }
 
   private stopTimers(): void {
-    clearTimeout(this.refreshTimer);
+    this.tokens.stop();
     clearTimeout(this.welcomeTimer);
     clearInterval(this.heartbeat);
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
     clearInterval(this.reportTimer);
-    this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
+    this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
     this.reportTimer = undefined;
   }
 
