@@ -6,9 +6,10 @@ import { ConsistencyCounter, LogCheck, reportInterval, type ConsistencyCounts } 
 import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, withDeadline, type RankedRegion } from './dialer/nearest-region.js';
 import { PositionStore, type SavedPositions } from './rooms/position-store.js';
-import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './outbox/publish-frame.js';
 import { checkRegions } from './dialer/regions.js';
 import { TokenRefresher } from './token/token-refresher.js';
+import { Outbox } from './outbox/outbox.js';
+import type { ClientConnection } from './client-connection.js';
 import {
   BEARER_PREFIX,
   GeoClientCloseCode,
@@ -57,47 +58,6 @@ interface RoomState {
 
 /** Join refusals after which the client joins again (after a backoff delay). */
 const RETRYABLE_JOIN_CODES = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
-
-interface PendingPublish {
-  /** Position among the publishes of its room (`publish()` order). */
-  ordinal: number;
-  eventId: string;
-  room: string;
-  /** The frame, encoded once at `publish()`: every attempt sends the same bytes. */
-  /** The frame as encoded once, sent as it is on every attempt. */
-  wire: string | Uint8Array;
-  resolve(ack: AckFrame): void;
-  reject(error: Error): void;
-  /** Sent on the current connection since the last (re)start of its queue, and not answered. */
-  sent: boolean;
-  /**
-   * An attempt failed (retryable error, or the connection was lost while it was sent).
-   * While any publish of a queue has failed, the queue sends one publish at a time, so
-   * nothing sent after the failure can be stored before it.
-   */
-  failed: boolean;
-  /** Answers that count towards a bound: `INTERNAL`, `NOT_JOINED`. */
-  internalFailures: number;
-  notJoinedFailures: number;
-}
-
-/**
- * One room's unacknowledged publishes, in `publish()` order, with one retry schedule.
- * The sent ones are always a prefix of `items`: a failure unsends them all and the queue
- * starts again from its oldest publish after one backoff delay.
- */
-interface PublishQueue {
-  items: PendingPublish[];
-  /** Set while the queue waits to start again after a retryable failure. */
-  retryTimer?: ReturnType<typeof setTimeout>;
-  /** Retryable failures since the last ack: the backoff attempt. */
-  failures: number;
-  /** The ordinal of the next publish. */
-  next: number;
-}
-
-/** `NOT_JOINED` answers to one publish (each followed by a rejoin) before it is rejected. */
-const MAX_NOT_JOINED = 3;
 
 export { GeoClientError };
 export type { ConnectionState, EventDelivery, GeoClientEvents, GeoClientOptions, RoomHandler };
@@ -177,11 +137,7 @@ export function newEventId(): string {
 export class GeoClient {
   private readonly events = new ClientEvents();
   private readonly rooms = new Map<string, RoomState>();
-  /** Unacknowledged publishes by `event_id` (acks and errors name only the event_id). */
-  private readonly outbox = new Map<string, PendingPublish>();
-  /** The same publishes, per room, in order. */
-  private readonly queues = new Map<string, PublishQueue>();
-  private readonly limits: PublishLimits;
+  private readonly outbox: Outbox;
   private regions: RankedRegion[] = [];
   private regionIndex = 0;
   private socket: WebSocketLike | undefined;
@@ -256,7 +212,26 @@ export class GeoClient {
     }
     this.sessionId = options.sessionId ?? this.sessionId;
     this.tokens = new TokenRefresher(options, { send: (event, data) => this.send(event, data) }, this.events.emit, this.lifetime.signal);
-    this.limits = { maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH };
+    const connection: ClientConnection = {
+      get isOpen() {
+        return client.isOpen;
+      },
+      region: undefined,
+      send: (event, data) => this.send(event, data),
+      sendEncoded: (wire) => this.socket!.send(wire),
+    };
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const client = this;
+    this.outbox = new Outbox(options, this.codec, connection, {
+      isJoined: (room) => this.rooms.get(room)?.joined === true,
+      rejoin: (name) => {
+        const room = this.rooms.get(name);
+        if (room?.joined) {
+          room.joined = false;
+          if (this.isOpen) this.sendJoin(room);
+        }
+      },
+    });
   }
 
   /**
@@ -338,7 +313,7 @@ export class GeoClient {
     if (this.isOpen) this.send(GeoFrame.LEAVE, { room });
     const left = new GeoClientError('LEFT', `left room "${room}" before it was joined`);
     for (const waiter of state.waiters.splice(0)) waiter.reject(left);
-    this.dropQueue(room, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
+    this.outbox.drop(room, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
   }
 
   /**
@@ -354,32 +329,7 @@ export class GeoClient {
   publish<T = unknown>(room: string, event: string, data: T, eventId: string = newEventId()): Promise<AckFrame> {
     if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
-    if (this.outbox.has(eventId))
-      return Promise.reject(new GeoClientError('INVALID_ENVELOPE', `event_id ${eventId} is already waiting for its ack; nothing was sent`));
-    let wire: string | Uint8Array;
-    try {
-      wire = encodePublish(event, eventId, room, data, this.limits, this.codec);
-    } catch (error) {
-      return Promise.reject(error instanceof GeoClientError ? error : new GeoClientError('MALFORMED_FRAME', String(error)));
-    }
-    return new Promise<AckFrame>((resolve, reject) => {
-      const queue = this.queueOf(room);
-      const pending: PendingPublish = {
-        ordinal: queue.next++,
-        eventId,
-        room,
-        wire,
-        resolve,
-        reject,
-        sent: false,
-        failed: false,
-        internalFailures: 0,
-        notJoinedFailures: 0,
-      };
-      this.outbox.set(eventId, pending);
-      queue.items.push(pending);
-      this.pump(room);
-    });
+    return this.outbox.publish(room, event, data, eventId);
   }
 
   /** Publishes waiting for their ack (sent or queued behind an earlier one). */
@@ -445,7 +395,7 @@ export class GeoClient {
       clearTimeout(room.retryTimer);
       for (const waiter of room.waiters.splice(0)) waiter.reject(reason);
     }
-    for (const room of [...this.queues.keys()]) this.dropQueue(room, reason);
+    this.outbox.close(reason);
     const first = this.firstOpen;
     this.firstOpen = undefined;
     first?.reject(reason);
@@ -789,9 +739,7 @@ export class GeoClient {
       room.global.check?.disconnected();
       room.regional.check?.disconnected();
     }
-    // Whatever was sent on this connection is unanswered: every queue starts again from
-    // its oldest publish once its room is joined on the next connection.
-    for (const queue of this.queues.values()) this.unsend(queue, true);
+    this.outbox.connectionLost();
     if (this.closedByUser) return;
     if (openFor >= SETTLED_MS) this.penalties = 0;
     let delayMs: number;
@@ -867,7 +815,7 @@ export class GeoClient {
       case GeoFrame.JOINED:
         return this.onJoined(frame.data as JoinedFrame);
       case GeoFrame.ACK:
-        return this.onAck(frame.data as AckFrame);
+        return this.outbox.acked(frame.data as AckFrame);
       case GeoFrame.ERROR:
         return this.onError(frame.data as ErrorFrame);
       case GeoFrame.RECONNECT: {
@@ -963,7 +911,7 @@ export class GeoClient {
     for (const waiter of room.waiters.splice(0)) waiter.resolve(joined);
     // Now the room exists here again: send what it has not acknowledged, from the oldest
     // (a lost connection or a NOT_JOINED answer marked everything unsent).
-    this.pump(room.name);
+    this.outbox.pump(room.name);
   }
 
   /**
@@ -985,7 +933,7 @@ export class GeoClient {
     const message = typeof left.message === 'string' ? left.message : `the server ended the membership of room "${room.name}"`;
     const ended = new GeoClientError(left.code, message);
     for (const waiter of room.waiters.splice(0)) waiter.reject(ended);
-    this.dropQueue(room.name, ended);
+    this.outbox.drop(room.name, ended);
     this.emit('left', { room: room.name, code: left.code, message });
   }
 
@@ -1027,21 +975,9 @@ export class GeoClient {
     for (const handler of room.handlers) this.events.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
   }
 
-  private onAck(ack: AckFrame): void {
-    const pending = this.outbox.get(ack.event_id);
-    if (!pending) return;
-    const queue = this.queues.get(pending.room);
-    this.remove(pending);
-    if (queue) queue.failures = 0;
-    pending.resolve(ack);
-    this.pump(pending.room);
-  }
-
   private onError(error: ErrorFrame): void {
     if (error.event_id !== undefined) {
-      const pending = this.outbox.get(error.event_id);
-      // Otherwise a late answer to an earlier attempt of a publish already settled.
-      if (pending) this.onPublishError(pending, error);
+      this.outbox.refused(error.event_id, error);
       return;
     }
     const room = error.room ? this.rooms.get(error.room) : undefined;
@@ -1052,7 +988,7 @@ export class GeoClient {
       const waiters = room.waiters.splice(0);
       for (const waiter of waiters) waiter.reject(refused);
       this.rooms.delete(room.name);
-      this.dropQueue(room.name, refused);
+      this.outbox.drop(room.name, refused);
       if (waiters.length === 0) this.emit('error', error);
       return;
     }
@@ -1078,128 +1014,6 @@ export class GeoClient {
     if (!RETRYABLE_JOIN_CODES.has(code)) return false;
     room.joinFailures++;
     return code !== 'INTERNAL' || room.joinFailures <= (this.options.maxInternalRetries ?? 3);
-  }
-
-  /**
-   * A refused publish. Retryable: the whole queue of its room stops and starts again from
-   * its oldest publish after one backoff delay (the server stores an `event_id` once, so
-   * resending later publishes that it stored meanwhile costs nothing and keeps them in
-   * their place). Refused for good: only this publish is rejected; the queue goes on.
-   */
-  private onPublishError(pending: PendingPublish, error: ErrorFrame): void {
-    const refused = (): void => {
-      this.remove(pending);
-      pending.reject(new GeoClientError(error.code, error.message));
-      this.pump(pending.room);
-    };
-    const queue = this.queues.get(pending.room)!;
-    switch (error.code) {
-      case 'UNAVAILABLE':
-      case 'RATE_LIMITED':
-        pending.failed = true;
-        return this.retryLater(queue, pending.room);
-      case 'INTERNAL':
-        // Unexpected on the server: maybe transient, maybe this payload every time.
-        if (++pending.internalFailures > (this.options.maxInternalRetries ?? 3)) return refused();
-        pending.failed = true;
-        return this.retryLater(queue, pending.room);
-      case 'NOT_JOINED': {
-        // The server dropped the room (e.g. its log was reset): join again, then resend.
-        if (++pending.notJoinedFailures > MAX_NOT_JOINED) return refused();
-        pending.failed = true;
-        const room = this.rooms.get(pending.room);
-        this.unsend(queue);
-        if (room?.joined) {
-          room.joined = false;
-          if (this.isOpen) this.sendJoin(room);
-        }
-        return;
-      }
-      default:
-        return refused();
-    }
-  }
-
-  /** One retry schedule per queue: failures while it already waits do not add timers. */
-  private retryLater(queue: PublishQueue, room: string): void {
-    this.unsend(queue);
-    if (queue.retryTimer !== undefined) return;
-    queue.retryTimer = setTimeout(
-      () => {
-        queue.retryTimer = undefined;
-        this.pump(room);
-      },
-      backoffDelay(queue.failures++, this.options.backoff),
-    );
-  }
-
-  /**
-   * Marks a queue's publishes unsent and cancels its retry timer; with `lost`, the ones
-   * that were sent count as failed (their connection is gone, their outcome unknown).
-   */
-  private unsend(queue: PublishQueue, lost = false): void {
-    for (const item of queue.items) {
-      if (lost && item.sent) item.failed = true;
-      item.sent = false;
-    }
-    clearTimeout(queue.retryTimer);
-    queue.retryTimer = undefined;
-  }
-
-  /**
-   * Sends a room's publishes in order, those within `maxInFlight` of its oldest
-   * unacknowledged one (the window never slides past an unacknowledged publish; it is 1
-   * while a publish of the queue has failed), when the connection is open, the room
-   * joined, and the queue not waiting to retry.
-   */
-  private pump(roomName: string): void {
-    const queue = this.queues.get(roomName);
-    const room = this.rooms.get(roomName);
-    if (!queue || queue.items.length === 0 || !this.isOpen || !room?.joined || queue.retryTimer !== undefined) return;
-    const { maxInFlight = 1 } = this.options;
-    let window = maxInFlight >= 1 ? Math.floor(maxInFlight) : 1;
-    if (window > 1 && queue.items.some((item) => item.failed)) window = 1;
-    const end = queue.items[0].ordinal + window;
-    for (const item of queue.items) {
-      if (item.ordinal >= end) return;
-      if (!item.sent) {
-        item.sent = true;
-        this.socket!.send(item.wire);
-      }
-    }
-  }
-
-  private queueOf(room: string): PublishQueue {
-    let queue = this.queues.get(room);
-    if (!queue) {
-      queue = { items: [], failures: 0, next: 0 };
-      this.queues.set(room, queue);
-    }
-    return queue;
-  }
-
-  private remove(pending: PendingPublish): void {
-    this.outbox.delete(pending.eventId);
-    const queue = this.queues.get(pending.room);
-    if (!queue) return;
-    const index = queue.items.indexOf(pending);
-    if (index !== -1) queue.items.splice(index, 1);
-    if (queue.items.length === 0) {
-      clearTimeout(queue.retryTimer);
-      this.queues.delete(pending.room);
-    }
-  }
-
-  /** Rejects every publish of a room (left, closed, or its join refused). */
-  private dropQueue(room: string, error: GeoClientError): void {
-    const queue = this.queues.get(room);
-    if (!queue) return;
-    this.queues.delete(room);
-    clearTimeout(queue.retryTimer);
-    for (const pending of queue.items) {
-      this.outbox.delete(pending.eventId);
-      pending.reject(error);
-    }
   }
 
   private send(event: string, data: unknown): boolean {
