@@ -2,13 +2,14 @@ import { backoffDelay, penaltyDelay } from './dialer/backoff.js';
 import { jsonCodec, type GeoCodec } from './codec.js';
 import { ClientEvents, type ConnectionState, type EventDelivery, type GeoClientEvents, type RoomHandler } from './geo-client-events.js';
 import { checkOptions, invalidOptions, type GeoClientOptions } from './geo-client-options.js';
-import { ConsistencyCounter, LogCheck, reportInterval, type ConsistencyCounts } from './rooms/consistency.js';
+import { ConsistencyCounter, type ConsistencyCounts } from './rooms/consistency.js';
 import { GeoClientError } from './errors.js';
 import { httpProbe, rankRegions, withDeadline, type RankedRegion } from './dialer/nearest-region.js';
-import { PositionStore, type SavedPositions } from './rooms/position-store.js';
 import { checkRegions } from './dialer/regions.js';
 import { TokenRefresher } from './token/token-refresher.js';
 import { Outbox } from './outbox/outbox.js';
+import { RoomTracker } from './rooms/room-tracker.js';
+import { ConsistencyReports } from './rooms/consistency-reports.js';
 import type { ClientConnection } from './client-connection.js';
 import {
   BEARER_PREFIX,
@@ -29,47 +30,9 @@ import {
   type WebSocketLike,
 } from './protocol.js';
 
-/** Shared, so a delivery allocates nothing. */
-const LIVE: EventDelivery = Object.freeze({ replayed: false });
-const REPLAYED: EventDelivery = Object.freeze({ replayed: true });
-
-/** Where the client is in one log of a room. */
-interface Position {
-  seq: number;
-  epoch?: string;
-  /** The last `geo.joined` seq: events up to it come from history. */
-  joinedAt?: number;
-  /** Duplicates, regressions and gaps in this log (created at the first join). */
-  check?: LogCheck;
-}
-
-interface RoomState {
-  name: string;
-  handlers: Set<RoomHandler>;
-  global: Position;
-  regional: Position & { region?: string };
-  joined: boolean;
-  waiters: { resolve(frame: JoinedFrame): void; reject(error: Error): void }[];
-  /** Join attempts refused with a retryable code since the last `geo.joined`. */
-  joinFailures: number;
-  /** Set while the room waits to join again after a retryable refusal. */
-  retryTimer?: ReturnType<typeof setTimeout>;
-}
-
-/** Join refusals after which the client joins again (after a backoff delay). */
-const RETRYABLE_JOIN_CODES = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
-
 export { GeoClientError };
 export type { ConnectionState, EventDelivery, GeoClientEvents, GeoClientOptions, RoomHandler };
 
-/** The browser's window, for `pagehide`; Node has none. */
-const page = globalThis as unknown as {
-  addEventListener?(type: 'pagehide', listener: () => void): void;
-  removeEventListener?(type: 'pagehide', listener: () => void): void;
-};
-
-/** The client's consistency report (docs/PROTOCOL.md); the server counts it in its metrics. */
-const REPORT_FRAME = 'geo.report';
 /** `WebSocket.OPEN`. */
 const OPEN = 1;
 /** The close code a WebSocket reports when the connection ended without a close frame. */
@@ -136,7 +99,7 @@ export function newEventId(): string {
  */
 export class GeoClient {
   private readonly events = new ClientEvents();
-  private readonly rooms = new Map<string, RoomState>();
+  private readonly rooms: RoomTracker;
   private readonly outbox: Outbox;
   private regions: RankedRegion[] = [];
   private regionIndex = 0;
@@ -152,9 +115,8 @@ export class GeoClient {
   private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
   /** The deadline of `connect()` (`connectTimeoutMs`). */
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Sends `geo.report` every `report_ms` of the connection's `geo.welcome`. */
-  private reportTimer: ReturnType<typeof setInterval> | undefined;
   private readonly counter = new ConsistencyCounter();
+  private readonly reports: ConsistencyReports;
   /** Aborted by `close()`: the directory fetch, probes and handshake checks still running stop. */
   private readonly lifetime = new AbortController();
   /** The `connect()` under way or done. */
@@ -176,16 +138,7 @@ export class GeoClient {
   private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
   private connectedRegion: string | undefined;
   private pingSentAt = 0;
-  /** Positions the server kept for this session, for rooms joined without one. */
-  private restored: Record<string, { seq: number; epoch: string }> = {};
-  /** Positions from `storage` (this client's own, from an earlier page load), for rooms joined without one. */
-  private savedRooms = new Map<string, { seq: number; epoch: string }>();
-  private savedSender: string | undefined;
-  /** `savedRooms` are known to be this sender's (checked at the first `geo.welcome`). */
-  private savedChecked = false;
-  private readonly positions: PositionStore | undefined;
   private readonly tokens: TokenRefresher;
-  private readonly onPageHide = (): void => this.positions?.flush();
   /** The state of the connection. */
   state: ConnectionState = 'connecting';
   /** Round trip of the last `geo.ping` on the live connection, in ms. */
@@ -203,35 +156,30 @@ export class GeoClient {
    */
   constructor(private readonly options: GeoClientOptions) {
     ({ directory: this.directory, directoryUrl: this.directoryUrl, Socket: this.Socket, codec: this.codec } = checkOptions(options));
-    if (options.storage) {
-      this.positions = new PositionStore(options.storage, options.storageKey ?? 'geo-ws', () => this.positionsToSave());
-      const saved = this.positions.load();
-      this.savedRooms = new Map(Object.entries(saved.rooms));
-      this.savedSender = saved.sender;
-      this.sessionId = saved.sessionId;
-    }
-    this.sessionId = options.sessionId ?? this.sessionId;
     this.tokens = new TokenRefresher(options, { send: (event, data) => this.send(event, data) }, this.events.emit, this.lifetime.signal);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const client = this;
     const connection: ClientConnection = {
       get isOpen() {
         return client.isOpen;
       },
-      region: undefined,
+      get region() {
+        return client.connectedRegion;
+      },
       send: (event, data) => this.send(event, data),
       sendEncoded: (wire) => this.socket!.send(wire),
     };
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const client = this;
-    this.outbox = new Outbox(options, this.codec, connection, {
-      isJoined: (room) => this.rooms.get(room)?.joined === true,
-      rejoin: (name) => {
-        const room = this.rooms.get(name);
-        if (room?.joined) {
-          room.joined = false;
-          if (this.isOpen) this.sendJoin(room);
-        }
-      },
-    });
+    this.reports = new ConsistencyReports(this.counter, connection);
+    this.rooms = new RoomTracker(
+      options,
+      connection,
+      this.events,
+      this.counter,
+      { send: (room) => this.outbox.pump(room), drop: (room, error) => this.outbox.drop(room, error) },
+      () => ({ sessionId: this.sessionId, sender: this.sender }),
+    );
+    this.sessionId = options.sessionId ?? this.rooms.savedSessionId;
+    this.outbox = new Outbox(options, this.codec, connection, this.rooms);
   }
 
   /**
@@ -286,34 +234,12 @@ export class GeoClient {
    */
   join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string } = {}): Promise<JoinedFrame> {
     if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
-    let state = this.rooms.get(room);
-    if (!state) {
-      const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.resumePoint(room) ?? { seq: -1 });
-      state = { name: room, handlers: new Set(), global: { ...start }, regional: { seq: -1 }, joined: false, waiters: [], joinFailures: 0 };
-      this.rooms.set(room, state);
-    }
-    state.handlers.add(handler);
-    const joinedState = state;
-    return new Promise<JoinedFrame>((resolve, reject) => {
-      joinedState.waiters.push({ resolve, reject });
-      if (this.isOpen) this.sendJoin(joinedState);
-    });
+    return this.rooms.join(room, handler, position);
   }
 
   /** Leaves a room; a join still waiting for its answer and the room's unacknowledged publishes are rejected (`LEFT`). */
   leave(room: string): void {
-    const state = this.rooms.get(room);
-    if (!state) return;
-    this.rooms.delete(room);
-    clearTimeout(state.retryTimer);
-    if (this.positions) {
-      this.savedRooms.delete(room);
-      this.positions.changed();
-    }
-    if (this.isOpen) this.send(GeoFrame.LEAVE, { room });
-    const left = new GeoClientError('LEFT', `left room "${room}" before it was joined`);
-    for (const waiter of state.waiters.splice(0)) waiter.reject(left);
-    this.outbox.drop(room, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
+    this.rooms.leave(room);
   }
 
   /**
@@ -363,12 +289,11 @@ export class GeoClient {
   /** Stops for good: `connect()` (if under way) and everything waiting reject with `reason`. */
   private shutdown(reason: GeoClientError): void {
     if (this.closedByUser) return;
-    if (this.reportTimer !== undefined) this.report(); // what happened since the last one
+    this.reports.close(); // what happened since the last one
     this.closedByUser = true;
     this.stopTimers();
     this.lifetime.abort(reason);
-    this.positions?.flush();
-    page.removeEventListener?.('pagehide', this.onPageHide);
+    this.rooms.flushPositions();
     const socket = this.socket;
     this.socket = undefined;
     this.sender = undefined;
@@ -390,11 +315,7 @@ export class GeoClient {
       }
     }
     this.setState('closed');
-    for (const room of this.rooms.values()) {
-      room.joined = false;
-      clearTimeout(room.retryTimer);
-      for (const waiter of room.waiters.splice(0)) waiter.reject(reason);
-    }
+    this.rooms.close(reason);
     this.outbox.close(reason);
     const first = this.firstOpen;
     this.firstOpen = undefined;
@@ -455,7 +376,7 @@ export class GeoClient {
     this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
     if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
     // A reload or a closed tab: write the positions now (the coalescing timer would not fire).
-    if (this.positions) page.addEventListener?.('pagehide', this.onPageHide);
+    this.rooms.starting();
     this.openNext();
     await opened;
   }
@@ -732,13 +653,8 @@ export class GeoClient {
     const openFor = this.openedAt === undefined ? 0 : Date.now() - this.openedAt;
     this.openedAt = undefined;
     this.sender = undefined;
-    clearInterval(this.reportTimer);
-    this.reportTimer = undefined;
-    for (const room of this.rooms.values()) {
-      room.joined = false;
-      room.global.check?.disconnected();
-      room.regional.check?.disconnected();
-    }
+    this.reports.stop();
+    this.rooms.connectionLost();
     this.outbox.connectionLost();
     if (this.closedByUser) return;
     if (openFor >= SETTLED_MS) this.penalties = 0;
@@ -802,10 +718,10 @@ export class GeoClient {
         this.freshTokenTried = false;
         this.setState('open');
         this.emit('region', { region: welcome.region, rttMs: region.rttMs });
-        this.restore(welcome);
+        this.rooms.restore(welcome);
         this.tokens.schedule(welcome.expires_at);
-        this.startReports(welcome.report_ms);
-        for (const room of this.rooms.values()) this.sendJoin(room);
+        this.reports.start(welcome.report_ms);
+        this.rooms.rejoinAll();
         clearTimeout(this.connectTimer);
         this.connectTimer = undefined;
         this.firstOpen?.resolve();
@@ -813,7 +729,7 @@ export class GeoClient {
         return;
       }
       case GeoFrame.JOINED:
-        return this.onJoined(frame.data as JoinedFrame);
+        return this.rooms.joined(frame.data as JoinedFrame);
       case GeoFrame.ACK:
         return this.outbox.acked(frame.data as AckFrame);
       case GeoFrame.ERROR:
@@ -835,185 +751,16 @@ export class GeoClient {
         this.rttMs = Date.now() - this.pingSentAt;
         return;
       case GeoFrame.LEFT:
-        return this.onLeft(frame.data as LeftFrame);
+        return this.rooms.left(frame.data as LeftFrame);
       default:
         if (frame.event.startsWith('geo.')) return;
-        this.onEvent(frame.data as GeoEnvelope);
+        this.rooms.event(frame.data as GeoEnvelope);
     }
-  }
-
-  /**
-   * At `geo.welcome`: rooms this client has no position in resume from its own saved
-   * positions (`storage`, if they are this sender's), else from the session the server
-   * kept (`restored`).
-   */
-  private restore(welcome: WelcomeFrame): void {
-    this.restored = welcome.restored ?? {};
-    if (!this.savedChecked) {
-      this.savedChecked = true;
-      if (this.savedSender !== undefined && this.savedSender !== welcome.sender) this.savedRooms.clear();
-    }
-    for (const room of this.rooms.values()) {
-      const start = room.global.seq < 0 ? this.resumePoint(room.name) : undefined;
-      if (start) room.global = { seq: start.seq, epoch: start.epoch };
-    }
-    this.positions?.changed();
-  }
-
-  /** Where a room joined without a position resumes: the own saved position, else the server's. */
-  private resumePoint(room: string): { seq: number; epoch: string } | undefined {
-    return (this.savedChecked ? this.savedRooms.get(room) : undefined) ?? this.restored[room];
-  }
-
-  /** What `storage` keeps: every room's global position (and saved rooms not joined in this page). */
-  private positionsToSave(): SavedPositions {
-    const rooms = Object.fromEntries(this.savedRooms);
-    for (const room of this.rooms.values()) {
-      const { seq, epoch } = room.global;
-      if (seq >= 0 && epoch !== undefined) rooms[room.name] = { seq, epoch };
-    }
-    return { sessionId: this.sessionId, sender: this.sender ?? this.savedSender, rooms };
-  }
-
-  private sendJoin(room: RoomState): void {
-    clearTimeout(room.retryTimer);
-    room.retryTimer = undefined;
-    const { global, regional } = room;
-    const sameRegion = regional.region === this.connectedRegion;
-    (global.check ??= new LogCheck()).joining(global.seq >= 0 ? global.seq : undefined);
-    (regional.check ??= new LogCheck()).joining(sameRegion && regional.seq >= 0 ? regional.seq : undefined);
-    this.send(GeoFrame.JOIN, {
-      room: room.name,
-      ...(global.seq >= 0 ? { since: global.seq, ...(global.epoch ? { epoch: global.epoch } : {}) } : {}),
-      // A regional log belongs to one region: resume it only where it was.
-      ...(sameRegion && regional.seq >= 0 ? { regional: { since: regional.seq, epoch: regional.epoch } } : {}),
-    });
-  }
-
-  private onJoined(joined: JoinedFrame): void {
-    const room = this.rooms.get(joined.room);
-    if (!room) return;
-    const position = joined.scope === 'regional' ? room.regional : room.global;
-    // Another epoch renumbers the log: what follows starts over.
-    if (position.epoch !== undefined && position.epoch !== joined.epoch) position.seq = -1;
-    if (position.seq < 0) position.seq = joined.recovered ? joined.seq : 0;
-    position.epoch = joined.epoch;
-    position.joinedAt = joined.seq;
-    (position.check ??= new LogCheck()).joined(joined);
-    this.positions?.changed();
-    if (joined.scope === 'regional') {
-      room.regional.region = this.connectedRegion;
-      return;
-    }
-    if (!joined.recovered) this.emit('gap', { room: room.name, epoch: joined.epoch });
-    room.joined = true;
-    room.joinFailures = 0;
-    for (const waiter of room.waiters.splice(0)) waiter.resolve(joined);
-    // Now the room exists here again: send what it has not acknowledged, from the oldest
-    // (a lost connection or a NOT_JOINED answer marked everything unsent).
-    this.outbox.pump(room.name);
-  }
-
-  /**
-   * `geo.left`. Without a code it answers the app's `leave()`, whose room is gone already.
-   * With one, the server ended the membership: the room goes as after `leave()` (its
-   * position is forgotten, it is not joined again), its waiting join and publishes are
-   * rejected with that code, and the app is told (`left`).
-   */
-  private onLeft(left: LeftFrame): void {
-    if (typeof left.code !== 'string') return;
-    const room = this.rooms.get(left.room);
-    if (!room) return;
-    this.rooms.delete(room.name);
-    clearTimeout(room.retryTimer);
-    if (this.positions) {
-      this.savedRooms.delete(room.name);
-      this.positions.changed();
-    }
-    const message = typeof left.message === 'string' ? left.message : `the server ended the membership of room "${room.name}"`;
-    const ended = new GeoClientError(left.code, message);
-    for (const waiter of room.waiters.splice(0)) waiter.reject(ended);
-    this.outbox.drop(room.name, ended);
-    this.emit('left', { room: room.name, code: left.code, message });
-  }
-
-  private onEvent(envelope: GeoEnvelope): void {
-    const room = this.rooms.get(envelope.room_id);
-    if (!room) return;
-    let delivery = LIVE;
-    if (envelope.seq !== null) {
-      const position = envelope.scope === 'regional' ? room.regional : room.global;
-      const delivered = position.seq;
-      const verdict = position.check?.check(envelope.seq, envelope.event_id, delivered);
-      if (verdict?.anomaly) {
-        this.counter.anomaly(verdict.anomaly);
-        const { scope } = envelope;
-        this.emit('anomaly', {
-          kind: verdict.anomaly,
-          room: room.name,
-          ...(scope ? { scope } : {}),
-          seq: envelope.seq,
-          expected: delivered + 1,
-          eventId: envelope.event_id,
-        });
-      }
-      // Not delivered: already delivered (before a reconnect, or before a reload with
-      // `storage`), or a duplicate or regression.
-      if (envelope.seq <= delivered || (verdict && !verdict.deliver)) {
-        // A duplicate stored again at a higher seq still moves the position past it.
-        if (envelope.seq > delivered) {
-          position.seq = envelope.seq;
-          this.positions?.changed();
-        }
-        return;
-      }
-      position.seq = envelope.seq;
-      if (envelope.seq <= (position.joinedAt ?? -1)) delivery = REPLAYED;
-      this.positions?.changed();
-      this.counter.delivered();
-    }
-    for (const handler of room.handlers) this.events.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
   }
 
   private onError(error: ErrorFrame): void {
-    if (error.event_id !== undefined) {
-      this.outbox.refused(error.event_id, error);
-      return;
-    }
-    const room = error.room ? this.rooms.get(error.room) : undefined;
-    if (room && !room.joined && !this.mayRetryJoin(room, error.code)) {
-      // A join (first or after a reconnect) refused for good: the room is gone, and so is
-      // every publish waiting for it.
-      const refused = new GeoClientError(error.code, error.message);
-      const waiters = room.waiters.splice(0);
-      for (const waiter of waiters) waiter.reject(refused);
-      this.rooms.delete(room.name);
-      this.outbox.drop(room.name, refused);
-      if (waiters.length === 0) this.emit('error', error);
-      return;
-    }
-    if (room && RETRYABLE_JOIN_CODES.has(error.code)) {
-      // The join could not be served yet, or the room's log was reset under us (the
-      // server dropped the room): join again.
-      room.joined = false;
-      clearTimeout(room.retryTimer);
-      room.retryTimer = setTimeout(
-        () => {
-          room.retryTimer = undefined;
-          if (this.isOpen && this.rooms.get(room.name) === room && !room.joined) this.sendJoin(room);
-        },
-        backoffDelay(room.joinFailures, this.options.backoff),
-      );
-      return;
-    }
-    this.emit('error', error);
-  }
-
-  /** A join refused with a code worth another try: `INTERNAL` only `maxInternalRetries` times. */
-  private mayRetryJoin(room: RoomState, code: string): boolean {
-    if (!RETRYABLE_JOIN_CODES.has(code)) return false;
-    room.joinFailures++;
-    return code !== 'INTERNAL' || room.joinFailures <= (this.options.maxInternalRetries ?? 3);
+    if (error.event_id !== undefined) return this.outbox.refused(error.event_id, error);
+    if (!this.rooms.refused(error)) this.emit('error', error);
   }
 
   private send(event: string, data: unknown): boolean {
@@ -1050,27 +797,6 @@ export class GeoClient {
     if (nearest && nearest.name !== this.connectedRegion) this.moveTo(nearest.name);
   }
 
-  /**
-   * Sends what the client counted every `report_ms` (from `geo.welcome`; none without it),
-   * for the server's metrics. The timer does not keep a Node process alive.
-   */
-  private startReports(reportMs: unknown): void {
-    clearInterval(this.reportTimer);
-    this.reportTimer = undefined;
-    const interval = reportInterval(reportMs);
-    if (interval === undefined) return;
-    this.reportTimer = setInterval(() => this.report(), interval);
-    (this.reportTimer as { unref?: () => void }).unref?.();
-  }
-
-  /** One `geo.report` with the counts since the last one; nothing when nothing happened or the connection is not open. */
-  private report(): void {
-    const delta = this.counter.peekReport();
-    if (!delta || this.socket?.readyState !== OPEN) return;
-    this.send(REPORT_FRAME, delta);
-    this.counter.markReported();
-  }
-
   private stopTimers(): void {
     this.tokens.stop();
     clearTimeout(this.welcomeTimer);
@@ -1078,9 +804,7 @@ export class GeoClient {
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
-    clearInterval(this.reportTimer);
     this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
-    this.reportTimer = undefined;
   }
 
   private setState(state: ConnectionState): void {
