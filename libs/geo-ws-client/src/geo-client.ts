@@ -81,7 +81,8 @@ export class GeoClient {
       checked,
       {
         sessionId: () => this.sessionId,
-        ranked: () => this.rooms.starting(),
+        ranked: () => this.rooms.listenForPageHide(),
+        // `connecting` until the first connection opens, `reconnecting` after.
         attempting: () => this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting'),
         welcomed: (welcome, region) => {
           this.sender = welcome.sender;

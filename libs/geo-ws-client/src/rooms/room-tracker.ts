@@ -118,8 +118,8 @@ export class RoomTracker {
 
   // ---- the connection ------------------------------------------------------------------
 
-  /** A connection starts: from now on `pagehide` writes the positions. */
-  starting(): void {
+  /** The client starts connecting: from now on a `pagehide` (a reload, a closed tab) writes the positions at once. */
+  listenForPageHide(): void {
     this.resume.listenForPageHide();
   }
 
