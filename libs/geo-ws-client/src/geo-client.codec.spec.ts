@@ -3,7 +3,7 @@ import { jsonCodec } from './codec.js';
 import { GeoClient, type GeoClientOptions } from './geo-client.js';
 import { msgpackCodec } from './msgpack.js';
 import type { GeoEnvelope } from './protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/index.js';
 
 /** The codec option against a fake region over a real WebSocket: the subprotocol offered, frame types, both directions. */
 describe('GeoClient codecs', () => {

@@ -1,314 +1,38 @@
-import { backoffDelay, penaltyDelay, type BackoffOptions } from './backoff.js';
-import { jsonCodec, type GeoCodec } from './codec.js';
-import { ConsistencyCounter, LogCheck, reportInterval, type Anomaly, type ConsistencyCounts } from './consistency.js';
+import { Dialer } from './dialer/dialer.js';
+import type { RankedRegion } from './dialer/nearest-region.js';
 import { GeoClientError } from './errors.js';
-import { httpProbe, rankRegions, withDeadline, type RankedRegion, type RttProbe } from './nearest-region.js';
-import { PositionStore, type PositionStorage, type SavedPositions } from './position-store.js';
-import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, type PublishLimits } from './publish-frame.js';
-import { checkDirectoryUrl, checkRegions } from './regions.js';
+import { ClientEvents, type ConnectionState, type EventDelivery, type GeoClientEvents, type RoomHandler } from './geo-client-events.js';
+import { checkOptions, type GeoClientOptions } from './geo-client-options.js';
+import { newEventId } from './outbox/event-id.js';
+import { Outbox } from './outbox/outbox.js';
 import {
-  BEARER_PREFIX,
-  GeoClientCloseCode,
-  GeoCloseCode,
   GeoFrame,
   type AckFrame,
   type AuthedFrame,
   type ErrorFrame,
   type Frame,
   type GeoEnvelope,
-  type GeoRegion,
-  type GeoRegionOption,
   type JoinedFrame,
   type LeftFrame,
-  type ReconnectFrame,
-  type WelcomeFrame,
-  type WebSocketConstructor,
-  type WebSocketLike,
 } from './protocol.js';
+import { ConsistencyCounter, type ConsistencyCounts } from './rooms/consistency.js';
+import { ConsistencyReports } from './rooms/consistency-reports.js';
+import { RoomTracker } from './rooms/room-tracker.js';
+import { TokenRefresher } from './token/token-refresher.js';
 
-/** Options of {@link GeoClient.connect}. */
-export interface GeoClientOptions {
-  /** Any region's base URL (absolute http: or https:): the client reads `GET /geo/regions` from it. */
-  directoryUrl?: string;
-  /**
-   * Or the regions themselves: `{ name, url, wsUrl? }` each, with unique names, `url` the
-   * region's absolute http(s) base URL (probes, the handshake check) and `wsUrl` its
-   * WebSocket URL (ws: or wss:; default `url` with `ws:`/`wss:` and `/ws` appended, as the
-   * server derives it). Checked at construction: a bad entry is a `GeoClientError` with
-   * code `INVALID_OPTIONS` naming it.
-   * @example [{ name: 'eu', url: 'https://eu.chat.example' }, { name: 'us', url: 'https://us.chat.example', wsUrl: 'wss://us.chat.example/ws' }]
-   */
-  regions?: GeoRegionOption[];
-  /**
-   * Bearer token, or a function that returns a fresh one. Sent as the WebSocket
-   * subprotocol `bearer.<token>` (browsers cannot set headers; this keeps it out of URLs
-   * and access logs). A function is also called before the token expires, and the new
-   * token is sent in-band (`geo.auth`), so the connection is never closed for expiry.
-   * A region that refuses it (HTTP 401) makes the client call a function once more for a
-   * fresh token; refused again (or a fixed string, or HTTP 403), the client gives up with
-   * that code (see docs/CLIENT.md, "Refused connections").
-   */
-  token?: string | (() => string | Promise<string>);
-  /**
-   * Extra query parameters on the WebSocket URL (and on the handshake check), for the
-   * server's `authenticate` function or the app to read, e.g. `{ room: 'lobby' }`.
-   */
-  query?: Record<string, string>;
-  /**
-   * The WebSocket class. Default: the global `WebSocket` (browsers, Node 22 and later).
-   * Node 20 has none: pass `ws`'s (`import { WebSocket } from 'ws'`), which also lets the
-   * client read the HTTP status of a refused upgrade.
-   */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * How frames are encoded: JSON text frames (default), or MessagePack binary frames with
-   * `msgpackCodec` from `@geo-ws/client/msgpack` (needs the `msgpackr` package). The client
-   * offers the codec's subprotocol; the same frames, envelope and limits either way.
-   */
-  codec?: GeoCodec;
-  /** Connect only to this region. */
-  pinRegion?: string;
-  /** Use regions in this order instead of ranking them by RTT. */
-  regionOrder?: string[];
-  /** How RTT is measured (default: timing `GET /healthz`); injectable for tests. */
-  probe?: RttProbe;
-  /** Probes per region when ranking. Default 3. */
-  probeSamples?: number;
-  /** Reconnect delays, and publish retry delays. Default `{ baseMs: 250, maxMs: 8000 }`. */
-  backoff?: BackoffOptions;
-  /** Failed connection attempts to a region before moving to the next. Default 3. */
-  failoverAfter?: number;
-  /** Client heartbeat: `geo.ping` this often; no frame for twice as long means dead. Default 15000. */
-  heartbeatMs?: number;
-  /** Check every this many ms whether a nearer region is healthy again and move back. Off by default. */
-  driftBackMs?: number;
-  /** Session id to resume; the server returns one otherwise (kept for you with `storage`). */
-  sessionId?: string;
-  /**
-   * Keeps the session id and every room's position across page reloads: pass
-   * `sessionStorage` (per tab) or `localStorage` (per origin), or anything with
-   * `getItem`/`setItem`. A reloaded page then resumes each room it joins from where the
-   * last one was (written at most every 250 ms and on `close()` or `pagehide`; see
-   * docs/CLIENT.md, "Sessions"). Positions saved for another sender are not used.
-   */
-  storage?: PositionStorage;
-  /** The key in `storage`. Default `'geo-ws'`; give each client of a page its own. */
-  storageKey?: string;
-  /**
-   * `connect()` rejects (`TIMEOUT`) if no region accepted a connection within this time,
-   * counted from `connect()`: reading the directory and probing included. Default 30000.
-   */
-  connectTimeoutMs?: number;
-  /**
-   * How many publishes of one room may be sent, counted from its oldest unacknowledged
-   * one. Default 1: each is sent once the one before it is stored, so the room's log holds
-   * this client's publishes in exactly `publish()` order, whatever fails. With n > 1 the
-   * order holds while nothing fails; when one fails, only the n - 1 publishes after it
-   * can be stored before it (see docs/CLIENT.md).
-   */
-  maxInFlight?: number;
-  /** Times a publish answered `INTERNAL` is sent again before it is rejected. Default 3. */
-  maxInternalRetries?: number;
-  /** Frames larger than this (UTF-8 bytes) are rejected before sending. Default 65536, the server's `limits.maxPayloadBytes`. */
-  maxFrameBytes?: number;
-  /** Payloads nested deeper than the server's `limits.maxDepth` (default 32) are rejected before sending. */
-  maxDepth?: number;
-}
-
-/**
- * Where a {@link GeoClient} is: `connecting` until its first connection is open, `open`
- * while connected (after `geo.welcome`), `reconnecting` between connections, `closed`
- * after `close()`.
- */
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-/** Events of a {@link GeoClient}, by name, with what their listeners receive. */
-export interface GeoClientEvents {
-  /** The connection state changed. */
-  state: ConnectionState;
-  /** Connected to a region (first time or after a move). */
-  region: { region: string; rttMs: number };
-  /** A room could not be resumed without a gap (`recovered: false`): refetch its history. */
-  gap: { room: string; epoch: string };
-  /**
-   * The server ended a membership on its own, e.g. `FORBIDDEN` when a refreshed token
-   * (`geo.auth`) no longer allows the room: the room is no longer joined, is not joined again
-   * on a reconnect, and its waiting `join()` and publishes were rejected with `code`. Not
-   * emitted for the app's own `leave()`.
-   */
-  left: { room: string; code: string; message: string };
-  /**
-   * A `geo.error` not tied to a pending publish or join, or a failure of the client's own
-   * (`UNAUTHORIZED`: the `token` function failed), or, after the first connection, a
-   * reconnect a region refused for good (`UNAUTHORIZED`, `FORBIDDEN`): then the client has
-   * stopped (state `closed`).
-   */
-  error: ErrorFrame;
-  /**
-   * A connection ended and the next attempt is scheduled in `delayMs`. `code` is the close
-   * code that ended it: the server's ({@link GeoCloseCode}), the client's own
-   * ({@link GeoClientCloseCode}), or 1006 when it was lost (or never opened) without one.
-   */
-  reconnect: { attempt: number; delayMs: number; region: string; code: number };
-  /**
-   * A room-log event broke the order the server promises: a duplicate or a regression
-   * (dropped: the room's handlers never see it) or a skipped seq (delivered). Once per
-   * such event; counted in {@link GeoClient.consistency} (docs/CLIENT.md, "Consistency").
-   */
-  anomaly: Anomaly;
-}
-
-/** How an event reached a {@link RoomHandler}. */
-export interface EventDelivery {
-  /**
-   * Read from the room's history while (re)joining (`seq` at or below the `geo.joined`
-   * seq), not received live. After a restore (server session or `storage`), such events
-   * may include ones this app showed before it lost its state: show them as history.
-   */
-  readonly replayed: boolean;
-}
-
-/** Receives a joined room's events, in `seq` order, each once. */
-export type RoomHandler = (envelope: GeoEnvelope, delivery: EventDelivery) => void;
-
-/** Shared, so a delivery allocates nothing. */
-const LIVE: EventDelivery = Object.freeze({ replayed: false });
-const REPLAYED: EventDelivery = Object.freeze({ replayed: true });
-
-/** Where the client is in one log of a room. */
-interface Position {
-  seq: number;
-  epoch?: string;
-  /** The last `geo.joined` seq: events up to it come from history. */
-  joinedAt?: number;
-  /** Duplicates, regressions and gaps in this log (created at the first join). */
-  check?: LogCheck;
-}
-
-interface RoomState {
-  name: string;
-  handlers: Set<RoomHandler>;
-  global: Position;
-  regional: Position & { region?: string };
-  joined: boolean;
-  waiters: { resolve(frame: JoinedFrame): void; reject(error: Error): void }[];
-  /** Join attempts refused with a retryable code since the last `geo.joined`. */
-  joinFailures: number;
-  /** Set while the room waits to join again after a retryable refusal. */
-  retryTimer?: ReturnType<typeof setTimeout>;
-}
-
-/** Join refusals after which the client joins again (after a backoff delay). */
-const RETRYABLE_JOIN_CODES = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
-
-interface PendingPublish {
-  /** Position among the publishes of its room (`publish()` order). */
-  ordinal: number;
-  eventId: string;
-  room: string;
-  /** The frame, encoded once at `publish()`: every attempt sends the same bytes. */
-  /** The frame as encoded once, sent as it is on every attempt. */
-  wire: string | Uint8Array;
-  resolve(ack: AckFrame): void;
-  reject(error: Error): void;
-  /** Sent on the current connection since the last (re)start of its queue, and not answered. */
-  sent: boolean;
-  /**
-   * An attempt failed (retryable error, or the connection was lost while it was sent).
-   * While any publish of a queue has failed, the queue sends one publish at a time, so
-   * nothing sent after the failure can be stored before it.
-   */
-  failed: boolean;
-  /** Answers that count towards a bound: `INTERNAL`, `NOT_JOINED`. */
-  internalFailures: number;
-  notJoinedFailures: number;
-}
-
-/**
- * One room's unacknowledged publishes, in `publish()` order, with one retry schedule.
- * The sent ones are always a prefix of `items`: a failure unsends them all and the queue
- * starts again from its oldest publish after one backoff delay.
- */
-interface PublishQueue {
-  items: PendingPublish[];
-  /** Set while the queue waits to start again after a retryable failure. */
-  retryTimer?: ReturnType<typeof setTimeout>;
-  /** Retryable failures since the last ack: the backoff attempt. */
-  failures: number;
-  /** The ordinal of the next publish. */
-  next: number;
-}
-
-/** `NOT_JOINED` answers to one publish (each followed by a rejoin) before it is rejected. */
-const MAX_NOT_JOINED = 3;
-
-export { GeoClientError };
-
-/** The browser's window, for `pagehide`; Node has none. */
-const page = globalThis as unknown as {
-  addEventListener?(type: 'pagehide', listener: () => void): void;
-  removeEventListener?(type: 'pagehide', listener: () => void): void;
-};
-
-/** The client's consistency report (docs/PROTOCOL.md); the server counts it in its metrics. */
-const REPORT_FRAME = 'geo.report';
-/** `WebSocket.OPEN`. */
-const OPEN = 1;
-/** The close code a WebSocket reports when the connection ended without a close frame. */
-const ABNORMAL_CLOSURE = 1006;
-/**
- * Closes the server makes for this client's own conduct: reconnecting at once would only
- * repeat them. The client reconnects to the same region after {@link penaltyDelay}.
- */
-const PENALTY_CODES: ReadonlySet<number> = new Set([
-  GeoCloseCode.POLICY_VIOLATION,
-  GeoCloseCode.MESSAGE_TOO_BIG,
-  GeoCloseCode.SLOW_CONSUMER,
-  GeoCloseCode.TOO_MANY_CONNECTIONS,
-]);
-/**
- * The HTTP status of an upgrade refused because the user has too many connections to the
- * region (`TOO_MANY_CONNECTIONS`): handled as a close with {@link GeoCloseCode.TOO_MANY_CONNECTIONS}.
- */
-const TOO_MANY_CONNECTIONS_STATUS = 429;
-/** A connection that stayed open this long ends a run of {@link PENALTY_CODES} closes. */
-const SETTLED_MS = 60_000;
-/** Defaults of {@link GeoClientOptions.heartbeatMs} and {@link GeoClientOptions.connectTimeoutMs}. */
-const DEFAULT_HEARTBEAT_MS = 15_000;
-const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-/** The longest wait for `geo.welcome` (otherwise twice `heartbeatMs`). */
-const MAX_WELCOME_WAIT_MS = 10_000;
-/** How long `close()` waits for the server's answer to its close frame before dropping the socket (`ws` would wait 30 s). */
-const CLOSE_ANSWER_WAIT_MS = 1000;
-/** The longest wait for the answer of the handshake check (`GET /geo/handshake`). */
-const HANDSHAKE_CHECK_TIMEOUT_MS = 5000;
-/** The most of a refusal's body the client reads. */
-const MAX_REFUSAL_BODY = 4096;
-/** The token is refreshed at this share of its remaining lifetime, but not sooner than {@link MIN_REFRESH_WAIT_MS}. */
-const REFRESH_AT = 0.8;
-const MIN_REFRESH_WAIT_MS = 1000;
-/** The longest delay `setTimeout` takes (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * A fresh `event_id` (UUID v4), for apps that need it before publishing (to track a
- * pending message). `crypto.randomUUID` exists only on secure origins (https, localhost).
- */
-export function newEventId(): string {
-  const { crypto } = globalThis;
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
+export { GeoClientError, newEventId };
+export type { ConnectionState, EventDelivery, GeoClientEvents, GeoClientOptions, RoomHandler };
 
 /**
  * A connection to the nearest region of a geo-ws deployment that survives anything the
  * network or a region does: it reconnects with jittered backoff, fails over to the next
  * nearest region, resumes every room from its last `seq` (no gap, no duplicate), and
  * resends unacknowledged publishes with their original `event_id` (applied once).
+ *
+ * A facade over four parts, each with its own timers: the dialer (regions, probes,
+ * handshake, failover, heartbeat), the room tracker (memberships, positions, restore,
+ * consistency), the outbox (queues, retries, acks) and the token refresher. It wires them
+ * and routes the frames; the parts never reach into each other.
  *
  * @example
  * const client = await GeoClient.connect({ directoryUrl: 'https://eu.chat.example', token });
@@ -323,61 +47,17 @@ export function newEventId(): string {
  * await connecting;
  */
 export class GeoClient {
-  private readonly listeners = new Map<keyof GeoClientEvents, Set<(value: never) => void>>();
-  private readonly rooms = new Map<string, RoomState>();
-  /** Unacknowledged publishes by `event_id` (acks and errors name only the event_id). */
-  private readonly outbox = new Map<string, PendingPublish>();
-  /** The same publishes, per room, in order. */
-  private readonly queues = new Map<string, PublishQueue>();
-  private readonly limits: PublishLimits;
-  private regions: RankedRegion[] = [];
-  private regionIndex = 0;
-  private socket: WebSocketLike | undefined;
-  private attempts = 0;
-  private failuresHere = 0;
-  private closedByUser = false;
-  private lastFrameAt = 0;
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
-  private drift: ReturnType<typeof setInterval> | undefined;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Abandons the current connection if it sends no `geo.welcome` in time. */
-  private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The deadline of `connect()` (`connectTimeoutMs`). */
-  private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Sends `geo.report` every `report_ms` of the connection's `geo.welcome`. */
-  private reportTimer: ReturnType<typeof setInterval> | undefined;
-  private readonly counter = new ConsistencyCounter();
-  /** Aborted by `close()`: the directory fetch, probes and handshake checks still running stop. */
+  private readonly events = new ClientEvents();
+  /** Aborted by `close()`: every part reads it as "the client is closed". */
   private readonly lifetime = new AbortController();
+  private readonly counter = new ConsistencyCounter();
+  private readonly dialer: Dialer;
+  private readonly rooms: RoomTracker;
+  private readonly outbox: Outbox;
+  private readonly tokens: TokenRefresher;
+  private readonly reports: ConsistencyReports;
   /** The `connect()` under way or done. */
   private connecting: Promise<this> | undefined;
-  /** The `regions` option, checked; `undefined` when the directory is read from `directoryUrl`. */
-  private readonly directory: GeoRegion[] | undefined;
-  private readonly directoryUrl: string | undefined;
-  private readonly Socket: WebSocketConstructor;
-  private readonly codec: GeoCodec;
-  /** A 401 made the client ask the `token` function for a fresh token (once, until the next `geo.welcome`). */
-  private freshTokenTried = false;
-  /** The code the client closed the current connection with, whatever the server echoes. */
-  private closingWith: number | undefined;
-  /** Closes in a row for this client's conduct ({@link PENALTY_CODES}). */
-  private penalties = 0;
-  /** When the current connection got its `geo.welcome`. */
-  private openedAt: number | undefined;
-  private redirect: string | undefined;
-  private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
-  private connectedRegion: string | undefined;
-  private pingSentAt = 0;
-  /** Positions the server kept for this session, for rooms joined without one. */
-  private restored: Record<string, { seq: number; epoch: string }> = {};
-  /** Positions from `storage` (this client's own, from an earlier page load), for rooms joined without one. */
-  private savedRooms = new Map<string, { seq: number; epoch: string }>();
-  private savedSender: string | undefined;
-  /** `savedRooms` are known to be this sender's (checked at the first `geo.welcome`). */
-  private savedChecked = false;
-  private readonly positions: PositionStore | undefined;
-  private readonly onPageHide = (): void => this.positions?.flush();
   /** The state of the connection. */
   state: ConnectionState = 'connecting';
   /** Round trip of the last `geo.ping` on the live connection, in ms. */
@@ -393,37 +73,56 @@ export class GeoClient {
    * `directoryUrl`, no WebSocket class) throws a `GeoClientError` with code
    * `INVALID_OPTIONS`.
    */
-  constructor(private readonly options: GeoClientOptions) {
-    // Options come from plain JavaScript too: anything may be missing.
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-    if (typeof options !== 'object' || options === null)
-      throw invalidOptions('options are required: new GeoClient({ directoryUrl | regions, ... })');
-    if (options.regions !== undefined) this.directory = checkRegions(options.regions, 'regions');
-    else if (options.directoryUrl !== undefined) this.directoryUrl = checkDirectoryUrl(options.directoryUrl);
-    else throw invalidOptions("give directoryUrl (any region's base URL) or regions ([{ name, url, wsUrl? }, ...])");
-    if (this.directory && options.pinRegion !== undefined && !this.directory.some((region) => region.name === options.pinRegion))
-      throw invalidOptions(
-        `pinRegion "${options.pinRegion}" is not in regions (${this.directory.map((region) => region.name).join(', ')})`,
-      );
-    const token: unknown = options.token;
-    if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
-      throw invalidOptions(`token must be a string or a function returning one, got ${typeof token}`);
-    const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
-    this.Socket = Socket;
-    const codec = options.codec ?? jsonCodec;
-    if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.subprotocol !== 'string')
-      throw invalidOptions('codec must be a GeoCodec, e.g. msgpackCodec from "@geo-ws/client/msgpack" (or leave it out for JSON)');
-    this.codec = codec;
-    if (options.storage) {
-      this.positions = new PositionStore(options.storage, options.storageKey ?? 'geo-ws', () => this.positionsToSave());
-      const saved = this.positions.load();
-      this.savedRooms = new Map(Object.entries(saved.rooms));
-      this.savedSender = saved.sender;
-      this.sessionId = saved.sessionId;
-    }
-    this.sessionId = options.sessionId ?? this.sessionId;
-    this.limits = { maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH };
+  constructor(options: GeoClientOptions) {
+    const checked = checkOptions(options);
+    const { signal } = this.lifetime;
+    this.dialer = new Dialer(
+      options,
+      checked,
+      {
+        sessionId: () => this.sessionId,
+        ranked: () => this.rooms.listenForPageHide(),
+        // `connecting` until the first connection opens, `reconnecting` after.
+        attempting: () => this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting'),
+        welcomed: (welcome, region) => {
+          this.sender = welcome.sender;
+          this.sessionId = welcome.session_id ?? this.sessionId;
+          this.setState('open');
+          this.events.emit('region', { region: welcome.region, rttMs: region.rttMs });
+          this.rooms.restore(welcome);
+          this.tokens.schedule(welcome.expires_at);
+          this.reports.start(welcome.report_ms);
+          this.rooms.rejoinAll();
+        },
+        frame: (frame) => this.route(frame),
+        rtt: (ms) => (this.rttMs = ms),
+        lost: () => {
+          this.sender = undefined;
+          this.reports.stop();
+          this.rooms.connectionLost();
+          this.outbox.connectionLost();
+        },
+        retrying: (reconnect) => {
+          this.setState('reconnecting');
+          this.events.emit('reconnect', reconnect);
+        },
+        error: (error) => this.events.emit('error', error),
+        stop: (reason) => this.shutdown(reason),
+      },
+      signal,
+    );
+    this.tokens = new TokenRefresher(options, this.dialer, this.events.emit, signal);
+    this.reports = new ConsistencyReports(this.counter, this.dialer);
+    this.rooms = new RoomTracker(
+      options,
+      this.dialer,
+      this.events,
+      this.counter,
+      { send: (room) => this.outbox.pump(room), drop: (room, error) => this.outbox.drop(room, error) },
+      () => ({ sessionId: this.sessionId, sender: this.sender }),
+    );
+    this.sessionId = options.sessionId ?? this.rooms.savedSessionId;
+    this.outbox = new Outbox(options, checked.codec, this.dialer, this.rooms);
   }
 
   /**
@@ -443,13 +142,13 @@ export class GeoClient {
    * then rejects it with `CLOSED`, and nothing of the client is left running.
    */
   connect(): Promise<this> {
-    this.connecting ??= this.start().then(() => this);
+    this.connecting ??= this.dialer.connect().then(() => this);
     return this.connecting;
   }
 
   /** The region connected to now. */
   get region(): string | undefined {
-    return this.connectedRegion;
+    return this.dialer.region;
   }
 
   /**
@@ -462,15 +161,12 @@ export class GeoClient {
 
   /** Regions in failover order, with their measured RTT. */
   get rankedRegions(): readonly RankedRegion[] {
-    return this.regions;
+    return this.dialer.rankedRegions;
   }
 
   /** Calls `listener` on every `event` (see {@link GeoClientEvents}); returns a function that removes it. */
   on<K extends keyof GeoClientEvents>(event: K, listener: (value: GeoClientEvents[K]) => void): () => void {
-    const set = this.listeners.get(event) ?? new Set();
-    set.add(listener);
-    this.listeners.set(event, set);
-    return () => set.delete(listener);
+    return this.events.on(event, listener);
   }
 
   /**
@@ -480,35 +176,13 @@ export class GeoClient {
    * a `since` without its `epoch` is replayed from but answered `recovered: false` (a `gap`).
    */
   join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string } = {}): Promise<JoinedFrame> {
-    if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
-    let state = this.rooms.get(room);
-    if (!state) {
-      const start = position.since !== undefined ? { seq: position.since, epoch: position.epoch } : (this.resumePoint(room) ?? { seq: -1 });
-      state = { name: room, handlers: new Set(), global: { ...start }, regional: { seq: -1 }, joined: false, waiters: [], joinFailures: 0 };
-      this.rooms.set(room, state);
-    }
-    state.handlers.add(handler);
-    const joinedState = state;
-    return new Promise<JoinedFrame>((resolve, reject) => {
-      joinedState.waiters.push({ resolve, reject });
-      if (this.isOpen) this.sendJoin(joinedState);
-    });
+    if (this.closed) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
+    return this.rooms.join(room, handler, position);
   }
 
   /** Leaves a room; a join still waiting for its answer and the room's unacknowledged publishes are rejected (`LEFT`). */
   leave(room: string): void {
-    const state = this.rooms.get(room);
-    if (!state) return;
-    this.rooms.delete(room);
-    clearTimeout(state.retryTimer);
-    if (this.positions) {
-      this.savedRooms.delete(room);
-      this.positions.changed();
-    }
-    if (this.isOpen) this.send(GeoFrame.LEAVE, { room });
-    const left = new GeoClientError('LEFT', `left room "${room}" before it was joined`);
-    for (const waiter of state.waiters.splice(0)) waiter.reject(left);
-    this.dropQueue(room, new GeoClientError('LEFT', `left room "${room}" before the publish was acknowledged`));
+    this.rooms.leave(room);
   }
 
   /**
@@ -522,34 +196,9 @@ export class GeoClient {
    */
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- public API: `publish<Message>(…)` checks the payload against the app's type; dropping T would break callers that pass it
   publish<T = unknown>(room: string, event: string, data: T, eventId: string = newEventId()): Promise<AckFrame> {
-    if (this.closedByUser) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
+    if (this.closed) return Promise.reject(new GeoClientError('CLOSED', 'the client was closed'));
     if (!this.rooms.has(room)) return Promise.reject(new GeoClientError('NOT_JOINED', `join room "${room}" before publishing to it`));
-    if (this.outbox.has(eventId))
-      return Promise.reject(new GeoClientError('INVALID_ENVELOPE', `event_id ${eventId} is already waiting for its ack; nothing was sent`));
-    let wire: string | Uint8Array;
-    try {
-      wire = encodePublish(event, eventId, room, data, this.limits, this.codec);
-    } catch (error) {
-      return Promise.reject(error instanceof GeoClientError ? error : new GeoClientError('MALFORMED_FRAME', String(error)));
-    }
-    return new Promise<AckFrame>((resolve, reject) => {
-      const queue = this.queueOf(room);
-      const pending: PendingPublish = {
-        ordinal: queue.next++,
-        eventId,
-        room,
-        wire,
-        resolve,
-        reject,
-        sent: false,
-        failed: false,
-        internalFailures: 0,
-        notJoinedFailures: 0,
-      };
-      this.outbox.set(eventId, pending);
-      queue.items.push(pending);
-      this.pump(room);
-    });
+    return this.outbox.publish(room, event, data, eventId);
   }
 
   /** Publishes waiting for their ack (sent or queued behind an earlier one). */
@@ -559,15 +208,7 @@ export class GeoClient {
 
   /** Moves to another region now (resuming every room there): the connection closes with {@link GeoClientCloseCode.MOVING}. */
   moveTo(regionName: string): void {
-    const index = this.regions.findIndex((region) => region.name === regionName);
-    if (index === -1) throw new Error(`unknown region "${regionName}"`);
-    if (this.closedByUser) return;
-    this.regionIndex = index;
-    this.failuresHere = 0;
-    this.attempts = 0;
-    if (this.socket) return this.closeConnection(GeoClientCloseCode.MOVING, 'moving region');
-    // Between connections: go now rather than after the backoff delay.
-    if (this.reconnectTimer !== undefined) this.scheduleOpen(0);
+    this.dialer.moveTo(regionName);
   }
 
   /**
@@ -580,984 +221,54 @@ export class GeoClient {
     this.shutdown(new GeoClientError('CLOSED', 'the client was closed'));
   }
 
-  /** Stops for good: `connect()` (if under way) and everything waiting reject with `reason`. */
+  private get closed(): boolean {
+    return this.lifetime.signal.aborted;
+  }
+
+  /**
+   * Stops for good: each part clears its own timers; `connect()` (if under way) and
+   * everything waiting reject with `reason`, `connect()` last.
+   */
   private shutdown(reason: GeoClientError): void {
-    if (this.closedByUser) return;
-    if (this.reportTimer !== undefined) this.report(); // what happened since the last one
-    this.closedByUser = true;
-    this.stopTimers();
+    if (this.closed) return;
+    this.reports.close(); // what happened since the last report, while the socket is open
     this.lifetime.abort(reason);
-    this.positions?.flush();
-    page.removeEventListener?.('pagehide', this.onPageHide);
-    const socket = this.socket;
-    this.socket = undefined;
+    this.tokens.stop();
+    this.rooms.flushPositions(); // with the sender still known
+    this.dialer.stop();
     this.sender = undefined;
-    if (socket) {
-      // Nothing the server still sends matters now: its frames must not reopen anything.
-      detach(socket);
-      try {
-        socket.close(GeoClientCloseCode.CLOSED, 'client closed');
-      } catch {
-        // already closing
-      }
-      // ws waits 30 s for the server's answer to the close frame, and its timer holds the
-      // process: a server that does not answer soon is not waited for. Unref'd, this timer
-      // itself holds nothing.
-      const terminate = (socket as { terminate?: () => void }).terminate;
-      if (terminate) {
-        const drop = setTimeout(() => terminate.call(socket), CLOSE_ANSWER_WAIT_MS) as { unref?: () => void };
-        drop.unref?.();
-      }
-    }
     this.setState('closed');
-    for (const room of this.rooms.values()) {
-      room.joined = false;
-      clearTimeout(room.retryTimer);
-      for (const waiter of room.waiters.splice(0)) waiter.reject(reason);
-    }
-    for (const room of [...this.queues.keys()]) this.dropQueue(room, reason);
-    const first = this.firstOpen;
-    this.firstOpen = undefined;
-    first?.reject(reason);
+    this.rooms.close(reason);
+    this.outbox.close(reason);
+    this.dialer.failConnect(reason);
   }
 
-  /**
-   * Gives up for good (a region refused the token): during `connect()` it rejects with
-   * `error`; later the client reports `error` and closes (state `closed`).
-   */
-  private giveUp(error: GeoClientError): void {
-    const connected = this.firstOpen === undefined;
-    this.shutdown(error);
-    if (connected) this.emit('error', { code: error.code, message: error.message });
-  }
-
-  // ---- connection --------------------------------------------------------------------
-
-  /**
-   * Reads the directory, ranks the regions and opens the first connection, all within
-   * `connectTimeoutMs`. Settles when the first connection is open (`geo.welcome`), or
-   * when the client gives up: the deadline, a refused token, `close()`.
-   */
-  private async start(): Promise<void> {
-    if (this.closedByUser) throw new GeoClientError('CLOSED', 'the client was closed');
-    const opened = new Promise<void>((resolve, reject) => (this.firstOpen = { resolve, reject }));
-    // Settled by whatever gives up, maybe while this function still awaits something else.
-    opened.catch(() => undefined);
-    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.connectTimer = setTimeout(() => {
-      this.connectTimer = undefined;
-      this.shutdown(new GeoClientError('TIMEOUT', `GeoClient: no region accepted a connection within ${timeoutMs} ms`));
-    }, timeoutMs);
-    try {
-      const directory = this.directory ?? (await this.fetchDirectory());
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above
-      if (this.closedByUser) return await opened;
-      if (this.options.pinRegion !== undefined && !directory.some((region) => region.name === this.options.pinRegion))
-        throw invalidOptions(
-          `pinRegion "${this.options.pinRegion}" is not in the directory (${directory.map((region) => region.name).join(', ')})`,
-        );
-      const ranked = await rankRegions(directory, this.options.probe ?? httpProbe(), {
-        samples: this.options.probeSamples,
-        order: this.options.regionOrder,
-        pin: this.options.pinRegion,
-        signal: this.lifetime.signal,
-      });
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above
-      if (this.closedByUser) return await opened;
-      this.regions = ranked;
-    } catch (error) {
-      this.shutdown(
-        error instanceof GeoClientError ? error : new GeoClientError('UNAVAILABLE', (error as Error).message, { cause: error }),
-      );
-      return await opened;
-    }
-    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
-    if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
-    // A reload or a closed tab: write the positions now (the coalescing timer would not fire).
-    if (this.positions) page.addEventListener?.('pagehide', this.onPageHide);
-    this.openNext();
-    await opened;
-  }
-
-  private async fetchDirectory(): Promise<GeoRegion[]> {
-    const url = `${this.directoryUrl!}/geo/regions`;
-    let body: unknown;
-    try {
-      const response = await fetch(url, { cache: 'no-store', signal: this.lifetime.signal });
-      if (!response.ok) throw new Error(`answered HTTP ${response.status}`);
-      body = await response.json();
-    } catch (error) {
-      if (this.closedByUser) return [];
-      throw new GeoClientError('UNAVAILABLE', `GeoClient: could not read the region directory ${url}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    return checkRegions((body as { regions?: unknown } | null)?.regions, url);
-  }
-
-  private get isOpen(): boolean {
-    return this.socket?.readyState === OPEN && this.sender !== undefined;
-  }
-
-  /**
-   * Opens the next connection. If that fails before there is a socket (the `token`
-   * function threw, no WebSocket class): during `connect()` the client closes and
-   * `connect()` rejects; later it reports `error` and counts a failed attempt.
-   */
-  private openNext(): void {
-    this.reconnectTimer = undefined;
-    this.open().catch((error: unknown) => {
-      if (this.closedByUser) return;
-      if (this.firstOpen) {
-        this.shutdown(
-          error instanceof GeoClientError
-            ? error
-            : new GeoClientError('INTERNAL', `GeoClient: could not open a connection: ${(error as Error).message}`, { cause: error }),
-        );
-        return;
-      }
-      this.emit('error', {
-        code: error instanceof GeoClientError ? error.code : 'INTERNAL',
-        message: `GeoClient: could not open a connection: ${(error as Error).message}`,
-      });
-      this.onClose(ABNORMAL_CLOSURE);
-    });
-  }
-
-  private scheduleOpen(delayMs: number): void {
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => this.openNext(), delayMs);
-  }
-
-  private async open(): Promise<void> {
-    if (this.closedByUser) return;
-    const region = this.regions[this.regionIndex];
-    const url = new URL(this.redirect ?? region.wsUrl);
-    this.redirect = undefined;
-    for (const [key, value] of Object.entries(this.options.query ?? {})) url.searchParams.set(key, value);
-    if (this.sessionId) url.searchParams.set('session', this.sessionId);
-    let token: string | undefined;
-    try {
-      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-    } catch (error) {
-      throw new GeoClientError('UNAUTHORIZED', `the token function failed: ${(error as Error).message}`);
-    }
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the await above; the compiler keeps the narrowing from the check at the top
-    if (this.closedByUser) return;
-    this.setState(this.state === 'connecting' ? 'connecting' : 'reconnecting');
-    // JSON needs no subprotocol (the server's default); another codec is always asked for.
-    const protocols = token
-      ? [this.codec.subprotocol, `${BEARER_PREFIX}${token}`]
-      : this.codec === jsonCodec
-        ? undefined
-        : [this.codec.subprotocol];
-    const socket = new this.Socket(url.toString(), protocols);
-    this.socket = socket;
-    // undici and browsers hand binary frames over as a Blob, which cannot be read at once.
-    if ('binaryType' in socket) socket.binaryType = 'arraybuffer';
-    let opened = false;
-    socket.onopen = () => (opened = true);
-    // ws tells the HTTP status and body of a refused upgrade; browsers and undici do not.
-    const emitter = socket as Partial<NodeEmitter>;
-    const tellsStatus = typeof emitter.on === 'function';
-    if (tellsStatus)
-      emitter.on!('unexpected-response', (_request: unknown, response: HttpResponse) => this.readRefusal(socket, response, region));
-    this.sender = undefined;
-    this.closingWith = undefined;
-    this.lastFrameAt = Date.now();
-    // A region that accepts TCP but never answers (a dead host behind a load balancer)
-    // must count as a failed attempt, not hang the client.
-    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    clearTimeout(this.welcomeTimer);
-    this.welcomeTimer = setTimeout(
-      () => {
-        if (this.socket === socket && this.sender === undefined) this.abandon(GeoClientCloseCode.NO_WELCOME);
-      },
-      Math.min(MAX_WELCOME_WAIT_MS, 2 * heartbeatMs),
-    );
-    socket.onmessage = (message) => {
-      if (this.socket !== socket) return;
-      this.lastFrameAt = Date.now();
-      let frame: Frame;
-      try {
-        frame = this.codec.decode(message.data) as Frame;
-      } catch {
-        return; // not a protocol frame: the server sends none such
-      }
-      this.onFrame(frame, region);
-    };
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.socket = undefined;
-      // It failed before opening, and the class cannot say why: ask the region (once).
-      if (!opened && !tellsStatus && this.closingWith === undefined) return void this.checkHandshake(region, url, token);
-      this.onClose(this.closingWith ?? event.code);
-    };
-    socket.onerror = () => {
-      // ws: onclose follows and decides. Node's undici WebSocket (Node 20) reports a refused
-      // upgrade with an error and no close: the attempt has failed.
-      if (this.socket !== socket || opened || tellsStatus || this.closingWith !== undefined) return;
-      this.socket = undefined;
-      detach(socket);
-      try {
-        socket.close();
-      } catch {
-        // already closing
-      }
-      void this.checkHandshake(region, url, token);
-    };
-  }
-
-  /**
-   * A refused upgrade, as `ws` reports it (`'unexpected-response'`): reads the status and
-   * the JSON body `{ code, message }`, then ends the handshake (ws leaves that to this
-   * listener). 401 and 403 are refusals of the token ({@link onRefused}); 429 (too many
-   * connections of this user) a close with 4008 (the same region after a penalty delay);
-   * anything else (503 while the region drains, a proxy's 502) is a failed attempt like a
-   * lost connection.
-   */
-  private readRefusal(socket: WebSocketLike, response: HttpResponse, region: RankedRegion): void {
-    let body = '';
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      response.destroy?.();
-      // No close listener of the client runs for this socket: the outcome is decided here.
-      detach(socket);
-      const terminate = (socket as { terminate?: () => void }).terminate;
-      try {
-        if (terminate) terminate.call(socket);
-        else socket.close();
-      } catch {
-        // already closing
-      }
-      if (this.socket !== socket) return; // abandoned (no welcome in time) or closed meanwhile
-      this.socket = undefined;
-      const refusal = authRefusal(response.statusCode ?? 0, body);
-      if (refusal) this.onRefused(region, refusal);
-      else this.onClose(failedUpgradeCode(response.statusCode ?? 0));
-    };
-    response.on('error', () => undefined);
-    response.setEncoding?.('utf8');
-    response.on('data', (chunk: unknown) => {
-      body += String(chunk);
-      if (body.length > MAX_REFUSAL_BODY) finish();
-    });
-    response.on('end', finish);
-    response.on('close', finish);
-  }
-
-  /**
-   * A connection attempt failed before it opened, with a WebSocket class that tells no
-   * HTTP status (browsers, undici). One `GET <url>/geo/handshake` with the same token and
-   * query asks the region what the upgrade got: 401 or 403 is a refusal of the token
-   * ({@link onRefused}); 429 a close with 4008, as from `ws`; anything else (204: the
-   * upgrade would pass now, 503, no answer, a 404 from a region without the endpoint) is a
-   * failed attempt, as before.
-   */
-  private async checkHandshake(region: RankedRegion, wsUrl: URL, token: string | undefined): Promise<void> {
-    clearTimeout(this.welcomeTimer);
-    let refusal: Refusal | undefined;
-    let status = 0;
-    try {
-      refusal = await withDeadline(HANDSHAKE_CHECK_TIMEOUT_MS, this.lifetime.signal, async (signal) => {
-        const response = await fetch(`${region.url}/geo/handshake${wsUrl.search}`, {
-          cache: 'no-store',
-          headers: token ? { authorization: `Bearer ${token}` } : {},
-          signal,
-        });
-        status = response.status;
-        const body = await response.text();
-        return authRefusal(response.status, body);
-      });
-    } catch {
-      // no answer: as before, a failed attempt
-    }
-    if (this.closedByUser || this.socket !== undefined) return;
-    if (refusal) this.onRefused(region, refusal);
-    else this.onClose(failedUpgradeCode(status));
-  }
-
-  /**
-   * A region refused the token (HTTP 401 or 403). With a `token` function, a 401 gets one
-   * more attempt at once with a fresh token; otherwise the client gives up: no other
-   * region or later attempt would accept this token either.
-   */
-  private onRefused(region: RankedRegion, refusal: Refusal): void {
-    clearTimeout(this.welcomeTimer);
-    if (refusal.status === 401 && typeof this.options.token === 'function' && !this.freshTokenTried) {
-      this.freshTokenTried = true;
-      this.openNext();
-      return;
-    }
-    this.giveUp(
-      new GeoClientError(
-        refusal.code,
-        `GeoClient: region "${region.name}" refused the connection: ${refusal.code} (HTTP ${refusal.status}): ${refusal.message}`,
-      ),
-    );
-  }
-
-  /** Closes the current connection on the client's initiative: it is handled as `code`, whatever the server answers. */
-  private closeConnection(code: number, reason: string): void {
-    const socket = this.socket;
-    if (!socket) return;
-    this.closingWith = code;
-    try {
-      socket.close(code, reason);
-    } catch {
-      // already closing
-    }
-  }
-
-  /**
-   * Gives up on a connection that stopped answering. A close handshake would wait for a
-   * peer that is gone, so the socket is dropped at once and the reconnect starts now.
-   */
-  private abandon(code: number): void {
-    const socket = this.socket;
-    if (!socket) return;
-    this.socket = undefined;
-    detach(socket);
-    const terminate = (socket as { terminate?: () => void }).terminate;
-    try {
-      if (terminate) terminate.call(socket);
-      else socket.close(code);
-    } catch {
-      // already closing
-    }
-    this.onClose(code);
-  }
-
-  /**
-   * A connection ended with `code` (the server's, the client's own, or 1006). Every room
-   * and every publish sent on it starts again on the next connection. How soon, and where
-   * (docs/CLIENT.md, "Close codes"):
-   * - the client moves ({@link GeoClientCloseCode.MOVING}) or the region restarts
-   *   ({@link GeoCloseCode.SERVICE_RESTART}, then to the next region): at once;
-   * - the server closed it for this client's conduct ({@link PENALTY_CODES}: too many
-   *   refused frames, a frame too big, a slow consumer, too many connections of this user,
-   *   also as an upgrade refused with HTTP 429): to the same region after a
-   *   {@link penaltyDelay} that grows with each such close in a row (a `geo.welcome` does not
-   *   end the run; a connection that stays open {@link SETTLED_MS} does), so a client that
-   *   keeps causing them never loops hot;
-   * - anything else (lost, token expired, idle, no welcome, silent): after a full-jitter
-   *   backoff delay that grows with the failed attempts in a row; after `failoverAfter` of
-   *   them, to the next region.
-   */
-  private onClose(code: number): void {
-    clearTimeout(this.welcomeTimer);
-    const openFor = this.openedAt === undefined ? 0 : Date.now() - this.openedAt;
-    this.openedAt = undefined;
-    this.sender = undefined;
-    clearInterval(this.reportTimer);
-    this.reportTimer = undefined;
-    for (const room of this.rooms.values()) {
-      room.joined = false;
-      room.global.check?.disconnected();
-      room.regional.check?.disconnected();
-    }
-    // Whatever was sent on this connection is unanswered: every queue starts again from
-    // its oldest publish once its room is joined on the next connection.
-    for (const queue of this.queues.values()) this.unsend(queue, true);
-    if (this.closedByUser) return;
-    if (openFor >= SETTLED_MS) this.penalties = 0;
-    let delayMs: number;
-    if (code === GeoClientCloseCode.MOVING) {
-      delayMs = 0;
-    } else if (code === GeoCloseCode.SERVICE_RESTART) {
-      if (this.regions.length > 1) this.nextRegion();
-      delayMs = 0;
-    } else if (PENALTY_CODES.has(code)) {
-      delayMs = penaltyDelay(++this.penalties, this.options.backoff);
-      this.attempts++;
-    } else {
-      if (++this.failuresHere >= (this.options.failoverAfter ?? 3) && this.regions.length > 1) this.nextRegion();
-      delayMs = backoffDelay(this.attempts++, this.options.backoff);
-    }
-    this.setState('reconnecting');
-    this.emit('reconnect', { attempt: this.attempts, delayMs, region: this.regions[this.regionIndex].name, code });
-    this.scheduleOpen(delayMs);
-  }
-
-  /**
-   * Moves past the region that failed: to the next in the ranking now, and, unless the
-   * order is fixed, re-ranks the others in the background for the move after this one.
-   */
-  private nextRegion(): void {
-    const failed = this.regions[this.regionIndex].name;
-    this.regionIndex = (this.regionIndex + 1) % this.regions.length;
-    this.failuresHere = 0;
-    this.attempts = 0;
-    if (this.options.pinRegion || this.options.regionOrder) return;
-    void rankRegions(this.regions, this.options.probe ?? httpProbe(), {
-      samples: this.options.probeSamples,
-      signal: this.lifetime.signal,
-    }).then(
-      (ranked) => {
-        if (this.closedByUser) return;
-        const current = this.regions[this.regionIndex].name;
-        // The failed region goes last whatever it measured; the current one keeps its place.
-        this.regions = [...ranked.filter((region) => region.name !== failed), ...ranked.filter((region) => region.name === failed)];
-        this.regionIndex = Math.max(
-          0,
-          this.regions.findIndex((region) => region.name === current),
-        );
-      },
-      () => undefined,
-    );
-  }
-
-  private onFrame(frame: Frame, region: RankedRegion): void {
+  /** The frames the dialer does not handle itself, to the part they concern. */
+  private route(frame: Frame): void {
     switch (frame.event) {
-      case GeoFrame.WELCOME: {
-        const welcome = frame.data as WelcomeFrame;
-        clearTimeout(this.welcomeTimer);
-        this.openedAt = Date.now();
-        this.sender = welcome.sender;
-        this.sessionId = welcome.session_id ?? this.sessionId;
-        this.connectedRegion = welcome.region;
-        this.failuresHere = 0;
-        this.attempts = 0;
-        this.freshTokenTried = false;
-        this.setState('open');
-        this.emit('region', { region: welcome.region, rttMs: region.rttMs });
-        this.restore(welcome);
-        this.scheduleRefresh(welcome.expires_at);
-        this.startReports(welcome.report_ms);
-        for (const room of this.rooms.values()) this.sendJoin(room);
-        clearTimeout(this.connectTimer);
-        this.connectTimer = undefined;
-        this.firstOpen?.resolve();
-        this.firstOpen = undefined;
-        return;
-      }
       case GeoFrame.JOINED:
-        return this.onJoined(frame.data as JoinedFrame);
+        return this.rooms.joined(frame.data as JoinedFrame);
       case GeoFrame.ACK:
-        return this.onAck(frame.data as AckFrame);
-      case GeoFrame.ERROR:
-        return this.onError(frame.data as ErrorFrame);
-      case GeoFrame.RECONNECT: {
-        // The region drains: move to our next-nearest region now, before it closes us.
-        // The server's suggestion is used only when we know no other region.
-        const others = this.regions.filter((candidate) => candidate.name !== this.connectedRegion);
-        if (others.length > 0) this.regionIndex = this.regions.indexOf(others[0]);
-        else this.redirect = (frame.data as ReconnectFrame).url;
-        this.failuresHere = 0;
-        this.closeConnection(GeoClientCloseCode.MOVING, 'moving on drain');
+        return this.outbox.acked(frame.data as AckFrame);
+      case GeoFrame.ERROR: {
+        const error = frame.data as ErrorFrame;
+        if (error.event_id !== undefined) return this.outbox.refused(error.event_id, error);
+        if (!this.rooms.refused(error)) this.events.emit('error', error);
         return;
       }
       case GeoFrame.AUTHED:
-        this.scheduleRefresh((frame.data as AuthedFrame).expires_at);
-        return;
-      case GeoFrame.PONG:
-        this.rttMs = Date.now() - this.pingSentAt;
-        return;
+        return this.tokens.schedule((frame.data as AuthedFrame).expires_at);
       case GeoFrame.LEFT:
-        return this.onLeft(frame.data as LeftFrame);
+        return this.rooms.left(frame.data as LeftFrame);
       default:
         if (frame.event.startsWith('geo.')) return;
-        this.onEvent(frame.data as GeoEnvelope);
+        this.rooms.event(frame.data as GeoEnvelope);
     }
-  }
-
-  /**
-   * At `geo.welcome`: rooms this client has no position in resume from its own saved
-   * positions (`storage`, if they are this sender's), else from the session the server
-   * kept (`restored`).
-   */
-  private restore(welcome: WelcomeFrame): void {
-    this.restored = welcome.restored ?? {};
-    if (!this.savedChecked) {
-      this.savedChecked = true;
-      if (this.savedSender !== undefined && this.savedSender !== welcome.sender) this.savedRooms.clear();
-    }
-    for (const room of this.rooms.values()) {
-      const start = room.global.seq < 0 ? this.resumePoint(room.name) : undefined;
-      if (start) room.global = { seq: start.seq, epoch: start.epoch };
-    }
-    this.positions?.changed();
-  }
-
-  /** Where a room joined without a position resumes: the own saved position, else the server's. */
-  private resumePoint(room: string): { seq: number; epoch: string } | undefined {
-    return (this.savedChecked ? this.savedRooms.get(room) : undefined) ?? this.restored[room];
-  }
-
-  /** What `storage` keeps: every room's global position (and saved rooms not joined in this page). */
-  private positionsToSave(): SavedPositions {
-    const rooms = Object.fromEntries(this.savedRooms);
-    for (const room of this.rooms.values()) {
-      const { seq, epoch } = room.global;
-      if (seq >= 0 && epoch !== undefined) rooms[room.name] = { seq, epoch };
-    }
-    return { sessionId: this.sessionId, sender: this.sender ?? this.savedSender, rooms };
-  }
-
-  private sendJoin(room: RoomState): void {
-    clearTimeout(room.retryTimer);
-    room.retryTimer = undefined;
-    const { global, regional } = room;
-    const sameRegion = regional.region === this.connectedRegion;
-    (global.check ??= new LogCheck()).joining(global.seq >= 0 ? global.seq : undefined);
-    (regional.check ??= new LogCheck()).joining(sameRegion && regional.seq >= 0 ? regional.seq : undefined);
-    this.send(GeoFrame.JOIN, {
-      room: room.name,
-      ...(global.seq >= 0 ? { since: global.seq, ...(global.epoch ? { epoch: global.epoch } : {}) } : {}),
-      // A regional log belongs to one region: resume it only where it was.
-      ...(sameRegion && regional.seq >= 0 ? { regional: { since: regional.seq, epoch: regional.epoch } } : {}),
-    });
-  }
-
-  private onJoined(joined: JoinedFrame): void {
-    const room = this.rooms.get(joined.room);
-    if (!room) return;
-    const position = joined.scope === 'regional' ? room.regional : room.global;
-    // Another epoch renumbers the log: what follows starts over.
-    if (position.epoch !== undefined && position.epoch !== joined.epoch) position.seq = -1;
-    if (position.seq < 0) position.seq = joined.recovered ? joined.seq : 0;
-    position.epoch = joined.epoch;
-    position.joinedAt = joined.seq;
-    (position.check ??= new LogCheck()).joined(joined);
-    this.positions?.changed();
-    if (joined.scope === 'regional') {
-      room.regional.region = this.connectedRegion;
-      return;
-    }
-    if (!joined.recovered) this.emit('gap', { room: room.name, epoch: joined.epoch });
-    room.joined = true;
-    room.joinFailures = 0;
-    for (const waiter of room.waiters.splice(0)) waiter.resolve(joined);
-    // Now the room exists here again: send what it has not acknowledged, from the oldest
-    // (a lost connection or a NOT_JOINED answer marked everything unsent).
-    this.pump(room.name);
-  }
-
-  /**
-   * `geo.left`. Without a code it answers the app's `leave()`, whose room is gone already.
-   * With one, the server ended the membership: the room goes as after `leave()` (its
-   * position is forgotten, it is not joined again), its waiting join and publishes are
-   * rejected with that code, and the app is told (`left`).
-   */
-  private onLeft(left: LeftFrame): void {
-    if (typeof left.code !== 'string') return;
-    const room = this.rooms.get(left.room);
-    if (!room) return;
-    this.rooms.delete(room.name);
-    clearTimeout(room.retryTimer);
-    if (this.positions) {
-      this.savedRooms.delete(room.name);
-      this.positions.changed();
-    }
-    const message = typeof left.message === 'string' ? left.message : `the server ended the membership of room "${room.name}"`;
-    const ended = new GeoClientError(left.code, message);
-    for (const waiter of room.waiters.splice(0)) waiter.reject(ended);
-    this.dropQueue(room.name, ended);
-    this.emit('left', { room: room.name, code: left.code, message });
-  }
-
-  private onEvent(envelope: GeoEnvelope): void {
-    const room = this.rooms.get(envelope.room_id);
-    if (!room) return;
-    let delivery = LIVE;
-    if (envelope.seq !== null) {
-      const position = envelope.scope === 'regional' ? room.regional : room.global;
-      const delivered = position.seq;
-      const verdict = position.check?.check(envelope.seq, envelope.event_id, delivered);
-      if (verdict?.anomaly) {
-        this.counter.anomaly(verdict.anomaly);
-        const { scope } = envelope;
-        this.emit('anomaly', {
-          kind: verdict.anomaly,
-          room: room.name,
-          ...(scope ? { scope } : {}),
-          seq: envelope.seq,
-          expected: delivered + 1,
-          eventId: envelope.event_id,
-        });
-      }
-      // Not delivered: already delivered (before a reconnect, or before a reload with
-      // `storage`), or a duplicate or regression.
-      if (envelope.seq <= delivered || (verdict && !verdict.deliver)) {
-        // A duplicate stored again at a higher seq still moves the position past it.
-        if (envelope.seq > delivered) {
-          position.seq = envelope.seq;
-          this.positions?.changed();
-        }
-        return;
-      }
-      position.seq = envelope.seq;
-      if (envelope.seq <= (position.joinedAt ?? -1)) delivery = REPLAYED;
-      this.positions?.changed();
-      this.counter.delivered();
-    }
-    for (const handler of room.handlers) this.runCallback(() => handler(envelope, delivery), `a handler of room "${room.name}"`);
-  }
-
-  /**
-   * Runs the application's code: an exception there must not skip the other handlers,
-   * break the client's state or (in Node) crash the process from inside a socket
-   * callback. It is reported as an `error` event with code `CALLBACK_FAILED`.
-   */
-  private runCallback(run: () => void, what: string): void {
-    try {
-      run();
-    } catch (error) {
-      this.emit('error', { code: 'CALLBACK_FAILED', message: `${what} threw: ${error instanceof Error ? error.message : String(error)}` });
-    }
-  }
-
-  private onAck(ack: AckFrame): void {
-    const pending = this.outbox.get(ack.event_id);
-    if (!pending) return;
-    const queue = this.queues.get(pending.room);
-    this.remove(pending);
-    if (queue) queue.failures = 0;
-    pending.resolve(ack);
-    this.pump(pending.room);
-  }
-
-  private onError(error: ErrorFrame): void {
-    if (error.event_id !== undefined) {
-      const pending = this.outbox.get(error.event_id);
-      // Otherwise a late answer to an earlier attempt of a publish already settled.
-      if (pending) this.onPublishError(pending, error);
-      return;
-    }
-    const room = error.room ? this.rooms.get(error.room) : undefined;
-    if (room && !room.joined && !this.mayRetryJoin(room, error.code)) {
-      // A join (first or after a reconnect) refused for good: the room is gone, and so is
-      // every publish waiting for it.
-      const refused = new GeoClientError(error.code, error.message);
-      const waiters = room.waiters.splice(0);
-      for (const waiter of waiters) waiter.reject(refused);
-      this.rooms.delete(room.name);
-      this.dropQueue(room.name, refused);
-      if (waiters.length === 0) this.emit('error', error);
-      return;
-    }
-    if (room && RETRYABLE_JOIN_CODES.has(error.code)) {
-      // The join could not be served yet, or the room's log was reset under us (the
-      // server dropped the room): join again.
-      room.joined = false;
-      clearTimeout(room.retryTimer);
-      room.retryTimer = setTimeout(
-        () => {
-          room.retryTimer = undefined;
-          if (this.isOpen && this.rooms.get(room.name) === room && !room.joined) this.sendJoin(room);
-        },
-        backoffDelay(room.joinFailures, this.options.backoff),
-      );
-      return;
-    }
-    this.emit('error', error);
-  }
-
-  /** A join refused with a code worth another try: `INTERNAL` only `maxInternalRetries` times. */
-  private mayRetryJoin(room: RoomState, code: string): boolean {
-    if (!RETRYABLE_JOIN_CODES.has(code)) return false;
-    room.joinFailures++;
-    return code !== 'INTERNAL' || room.joinFailures <= (this.options.maxInternalRetries ?? 3);
-  }
-
-  /**
-   * A refused publish. Retryable: the whole queue of its room stops and starts again from
-   * its oldest publish after one backoff delay (the server stores an `event_id` once, so
-   * resending later publishes that it stored meanwhile costs nothing and keeps them in
-   * their place). Refused for good: only this publish is rejected; the queue goes on.
-   */
-  private onPublishError(pending: PendingPublish, error: ErrorFrame): void {
-    const refused = (): void => {
-      this.remove(pending);
-      pending.reject(new GeoClientError(error.code, error.message));
-      this.pump(pending.room);
-    };
-    const queue = this.queues.get(pending.room)!;
-    switch (error.code) {
-      case 'UNAVAILABLE':
-      case 'RATE_LIMITED':
-        pending.failed = true;
-        return this.retryLater(queue, pending.room);
-      case 'INTERNAL':
-        // Unexpected on the server: maybe transient, maybe this payload every time.
-        if (++pending.internalFailures > (this.options.maxInternalRetries ?? 3)) return refused();
-        pending.failed = true;
-        return this.retryLater(queue, pending.room);
-      case 'NOT_JOINED': {
-        // The server dropped the room (e.g. its log was reset): join again, then resend.
-        if (++pending.notJoinedFailures > MAX_NOT_JOINED) return refused();
-        pending.failed = true;
-        const room = this.rooms.get(pending.room);
-        this.unsend(queue);
-        if (room?.joined) {
-          room.joined = false;
-          if (this.isOpen) this.sendJoin(room);
-        }
-        return;
-      }
-      default:
-        return refused();
-    }
-  }
-
-  /** One retry schedule per queue: failures while it already waits do not add timers. */
-  private retryLater(queue: PublishQueue, room: string): void {
-    this.unsend(queue);
-    if (queue.retryTimer !== undefined) return;
-    queue.retryTimer = setTimeout(
-      () => {
-        queue.retryTimer = undefined;
-        this.pump(room);
-      },
-      backoffDelay(queue.failures++, this.options.backoff),
-    );
-  }
-
-  /**
-   * Marks a queue's publishes unsent and cancels its retry timer; with `lost`, the ones
-   * that were sent count as failed (their connection is gone, their outcome unknown).
-   */
-  private unsend(queue: PublishQueue, lost = false): void {
-    for (const item of queue.items) {
-      if (lost && item.sent) item.failed = true;
-      item.sent = false;
-    }
-    clearTimeout(queue.retryTimer);
-    queue.retryTimer = undefined;
-  }
-
-  /**
-   * Sends a room's publishes in order, those within `maxInFlight` of its oldest
-   * unacknowledged one (the window never slides past an unacknowledged publish; it is 1
-   * while a publish of the queue has failed), when the connection is open, the room
-   * joined, and the queue not waiting to retry.
-   */
-  private pump(roomName: string): void {
-    const queue = this.queues.get(roomName);
-    const room = this.rooms.get(roomName);
-    if (!queue || queue.items.length === 0 || !this.isOpen || !room?.joined || queue.retryTimer !== undefined) return;
-    const { maxInFlight = 1 } = this.options;
-    let window = maxInFlight >= 1 ? Math.floor(maxInFlight) : 1;
-    if (window > 1 && queue.items.some((item) => item.failed)) window = 1;
-    const end = queue.items[0].ordinal + window;
-    for (const item of queue.items) {
-      if (item.ordinal >= end) return;
-      if (!item.sent) {
-        item.sent = true;
-        this.socket!.send(item.wire);
-      }
-    }
-  }
-
-  private queueOf(room: string): PublishQueue {
-    let queue = this.queues.get(room);
-    if (!queue) {
-      queue = { items: [], failures: 0, next: 0 };
-      this.queues.set(room, queue);
-    }
-    return queue;
-  }
-
-  private remove(pending: PendingPublish): void {
-    this.outbox.delete(pending.eventId);
-    const queue = this.queues.get(pending.room);
-    if (!queue) return;
-    const index = queue.items.indexOf(pending);
-    if (index !== -1) queue.items.splice(index, 1);
-    if (queue.items.length === 0) {
-      clearTimeout(queue.retryTimer);
-      this.queues.delete(pending.room);
-    }
-  }
-
-  /** Rejects every publish of a room (left, closed, or its join refused). */
-  private dropQueue(room: string, error: GeoClientError): void {
-    const queue = this.queues.get(room);
-    if (!queue) return;
-    this.queues.delete(room);
-    clearTimeout(queue.retryTimer);
-    for (const pending of queue.items) {
-      this.outbox.delete(pending.eventId);
-      pending.reject(error);
-    }
-  }
-
-  private send(event: string, data: unknown): void {
-    if (this.socket?.readyState === OPEN) this.socket.send(this.codec.encode({ event, data }));
-  }
-
-  // ---- liveness and drift ---------------------------------------------------------------
-
-  private checkHeartbeat(heartbeatMs: number): void {
-    if (this.socket?.readyState !== OPEN) return;
-    if (this.lastFrameAt && Date.now() - this.lastFrameAt > 2 * heartbeatMs) {
-      this.abandon(GeoClientCloseCode.SILENT);
-      return;
-    }
-    this.pingSentAt = Date.now();
-    this.send(GeoFrame.PING, { t: this.pingSentAt });
-  }
-
-  private async driftBack(): Promise<void> {
-    if (!this.isOpen || this.options.pinRegion || this.options.regionOrder) return;
-    const ranked = await rankRegions(this.regions, this.options.probe ?? httpProbe(), {
-      samples: this.options.probeSamples,
-      signal: this.lifetime.signal,
-    });
-    if (this.closedByUser) return;
-    const nearest = ranked.find((region) => Number.isFinite(region.rttMs));
-    this.regions = ranked;
-    this.regionIndex = Math.max(
-      0,
-      ranked.findIndex((region) => region.name === this.connectedRegion),
-    );
-    if (nearest && nearest.name !== this.connectedRegion) this.moveTo(nearest.name);
-  }
-
-  /** Refreshes the token in-band at 80% of its remaining life (when `token` is a function). */
-  private scheduleRefresh(expiresAt: string | null | undefined): void {
-    clearTimeout(this.refreshTimer);
-    if (!expiresAt || typeof this.options.token !== 'function') return;
-    const tokenSource = this.options.token;
-    const wait = Math.max(MIN_REFRESH_WAIT_MS, (Date.parse(expiresAt) - Date.now()) * REFRESH_AT);
-    this.refreshTimer = setTimeout(
-      () => {
-        this.refreshTimer = undefined;
-        void this.refreshToken(tokenSource);
-      },
-      Math.min(wait, MAX_TIMER_MS),
-    );
-  }
-
-  /** Sends a fresh token in-band (`geo.auth`); a failing `token` function is reported as `error`. */
-  private async refreshToken(tokenSource: () => string | Promise<string>): Promise<void> {
-    try {
-      const token = await tokenSource();
-      this.send(GeoFrame.AUTH, { token });
-    } catch (error) {
-      if (!this.closedByUser) this.emit('error', { code: 'UNAUTHORIZED', message: `token refresh failed: ${(error as Error).message}` });
-    }
-  }
-
-  /**
-   * Sends what the client counted every `report_ms` (from `geo.welcome`; none without it),
-   * for the server's metrics. The timer does not keep a Node process alive.
-   */
-  private startReports(reportMs: unknown): void {
-    clearInterval(this.reportTimer);
-    this.reportTimer = undefined;
-    const interval = reportInterval(reportMs);
-    if (interval === undefined) return;
-    this.reportTimer = setInterval(() => this.report(), interval);
-    (this.reportTimer as { unref?: () => void }).unref?.();
-  }
-
-  /** One `geo.report` with the counts since the last one; nothing when nothing happened or the connection is not open. */
-  private report(): void {
-    const delta = this.counter.peekReport();
-    if (!delta || this.socket?.readyState !== OPEN) return;
-    this.send(REPORT_FRAME, delta);
-    this.counter.markReported();
-  }
-
-  private stopTimers(): void {
-    clearTimeout(this.refreshTimer);
-    clearTimeout(this.welcomeTimer);
-    clearInterval(this.heartbeat);
-    clearInterval(this.drift);
-    clearTimeout(this.reconnectTimer);
-    clearTimeout(this.connectTimer);
-    clearInterval(this.reportTimer);
-    this.refreshTimer = this.welcomeTimer = this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
-    this.reportTimer = undefined;
   }
 
   private setState(state: ConnectionState): void {
     if (this.state === state) return;
     this.state = state;
-    this.emit('state', state);
+    this.events.emit('state', state);
   }
-
-  private emit<K extends keyof GeoClientEvents>(event: K, value: GeoClientEvents[K]): void {
-    for (const listener of this.listeners.get(event) ?? []) {
-      const call = () => (listener as (value: GeoClientEvents[K]) => void)(value);
-      // A failing `error` listener has nowhere left to report to.
-      if (event === 'error') {
-        try {
-          call();
-        } catch (error) {
-          console.error('GeoClient: an error listener threw', error);
-        }
-      } else this.runCallback(call, `a "${event}" listener`);
-    }
-  }
-}
-
-/** `ws`'s side of a socket: an EventEmitter. */
-interface NodeEmitter {
-  on(event: string, listener: (...args: never[]) => void): unknown;
-}
-
-/** The parts of Node's `http.IncomingMessage` the client reads (the SDK has no Node types). */
-interface HttpResponse {
-  statusCode?: number;
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  setEncoding?(encoding: string): unknown;
-  destroy?(): unknown;
-}
-
-/** A region's refusal of the token. */
-interface Refusal {
-  status: number;
-  code: string;
-  message: string;
-}
-
-/**
- * A refusal of the token in an HTTP answer (of the upgrade or of the handshake check):
- * 401 or 403, with the server's code and message from its JSON body `{ code, message }`
- * when it has one. Anything else: `undefined`.
- */
-function authRefusal(status: number, body: string): Refusal | undefined {
-  if (status !== 401 && status !== 403) return undefined;
-  let parsed: { code?: unknown; message?: unknown } = {};
-  try {
-    parsed = (JSON.parse(body) as typeof parsed | null) ?? {};
-  } catch {
-    // not the server's JSON (a proxy's page): the status says enough
-  }
-  return {
-    status,
-    code: typeof parsed.code === 'string' && parsed.code ? parsed.code : status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
-    message: typeof parsed.message === 'string' && parsed.message ? parsed.message : `HTTP ${status}`,
-  };
-}
-
-/** The close code an upgrade that failed with this HTTP status (0: unknown) is handled as. */
-function failedUpgradeCode(status: number): number {
-  return status === TOO_MANY_CONNECTIONS_STATUS ? GeoCloseCode.TOO_MANY_CONNECTIONS : ABNORMAL_CLOSURE;
-}
-
-function invalidOptions(message: string): GeoClientError {
-  return new GeoClientError('INVALID_OPTIONS', `GeoClient: ${message}`);
-}
-
-/** What to do without a WebSocket class, in one line. */
-function noWebSocketClass(): string {
-  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
-  return node
-    ? `this runtime has no global WebSocket (Node ${node} < 22): pass { WebSocket } from the "ws" package: import { WebSocket } from 'ws'`
-    : 'this runtime has no global WebSocket: pass a WebSocket class as the WebSocket option';
-}
-
-/**
- * Stops a socket from reaching the client. A no-op error listener stays: `ws` throws an
- * error event nobody listens to, as when a connection still opening is terminated.
- */
-function detach(socket: WebSocketLike): void {
-  socket.onopen = socket.onmessage = socket.onclose = null;
-  socket.onerror = () => undefined;
 }

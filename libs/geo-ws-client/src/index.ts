@@ -8,12 +8,12 @@ export {
   type RoomHandler,
   type EventDelivery,
 } from './geo-client.js';
-export type { PositionStorage } from './position-store.js';
-export type { Anomaly, AnomalyKind, ConsistencyCounts } from './consistency.js';
+export type { PositionStorage } from './rooms/position-store.js';
+export type { Anomaly, AnomalyKind, ConsistencyCounts } from './rooms/consistency.js';
 export { GeoClientError } from './errors.js';
 export { jsonCodec, type GeoCodec } from './codec.js';
-export type { BackoffOptions } from './backoff.js';
-export { httpProbe, type RttProbe, type RankedRegion } from './nearest-region.js';
+export type { BackoffOptions } from './dialer/backoff.js';
+export { httpProbe, type RttProbe, type RankedRegion } from './dialer/nearest-region.js';
 export { GeoCloseCode, GeoClientCloseCode } from './protocol.js';
 export type {
   GeoEnvelope,

@@ -1,19 +1,11 @@
 // Test support for the client's specs; not part of the package (excluded from its build).
 import http from 'node:http';
-import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { jsonCodec } from '../codec.js';
 import { msgpackCodec } from '../msgpack.js';
 import type { GeoEnvelope, GeoRegion } from '../protocol.js';
-
-/** `ws`'s WebSocket as the client's `WebSocket` option. */
-/** Client options for specs against fake regions: Node's ws, no RTT probing, quick retries, heartbeats out of the way. */
-export const TEST_CLIENT_OPTIONS = {
-  WebSocket,
-  probe: async () => 1,
-  backoff: { baseMs: 20, maxMs: 80 },
-  heartbeatMs: 60_000,
-} as const;
+import { FakeLogs } from './fake-logs.js';
+import { sleep } from './helpers.js';
 
 /** How the fake answers one publish attempt. */
 export type Answer = 'store' | 'store-no-ack' | 'silent' | 'drop' | { code: string } | { delayMs: number };
@@ -54,53 +46,6 @@ export interface FakeConnection {
   closeCode?: number;
   /** Sends a frame to the client, if the connection is open (a function property: it may be passed around unbound). */
   readonly send: (event: string, data: unknown) => void;
-}
-
-/**
- * The room logs the fake regions of one test share, as regions share their broker: seq is
- * the index in the log + 1; `epoch` names the log's incarnation.
- */
-export class FakeLogs {
-  readonly regions = new Set<FakeRegion>();
-  private readonly logs = new Map<string, GeoEnvelope[]>();
-  private readonly epochs = new Map<string, string>();
-  /** Events at or below this seq were removed by retention. */
-  private readonly trimmed = new Map<string, number>();
-
-  log(room: string): GeoEnvelope[] {
-    let log = this.logs.get(room);
-    if (!log) this.logs.set(room, (log = []));
-    return log;
-  }
-
-  epoch(room: string): string {
-    return this.epochs.get(room) ?? 'e1';
-  }
-
-  trimmedTo(room: string): number {
-    return this.trimmed.get(room) ?? 0;
-  }
-
-  /** The room's log is lost and starts over as another incarnation. */
-  reset(room: string, epoch: string): void {
-    this.logs.set(room, []);
-    this.epochs.set(room, epoch);
-    this.trimmed.delete(room);
-  }
-
-  /** Retention removes the events up to `seq`. */
-  trim(room: string, seq: number): void {
-    this.trimmed.set(room, seq);
-  }
-
-  /** Appends an event and delivers it to every connection of every region that joined the room. */
-  append(room: string, envelope: Omit<GeoEnvelope, 'seq' | 'room_id'>): GeoEnvelope {
-    const log = this.log(room);
-    const stored: GeoEnvelope = { ...envelope, room_id: room, seq: log.length + 1 };
-    log.push(stored);
-    for (const region of this.regions) region.deliver(stored);
-    return stored;
-  }
 }
 
 /**
@@ -388,31 +333,6 @@ export class FakeRegion {
   }
 }
 
-/**
- * A host that accepts TCP connections and never answers the WebSocket upgrade (a dead
- * host behind a load balancer).
- */
-export async function startMuteHost(name = 'mute'): Promise<{ region: GeoRegion; accepted: () => number; close: () => Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  let accepted = 0;
-  const server = net.createServer((socket) => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    region: { name, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` },
-    accepted: () => accepted,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 /** The token of the `bearer.<token>` subprotocol. */
 function bearerOf(protocolHeader: string | undefined): string | undefined {
   return (protocolHeader ?? '')
@@ -420,37 +340,4 @@ function bearerOf(protocolHeader: string | undefined): string | undefined {
     .map((protocol) => protocol.trim())
     .find((protocol) => protocol.startsWith('bearer.'))
     ?.slice('bearer.'.length);
-}
-
-/** A room event as a fake region sends it: `event_id` `e<seq>` unless `extra` says otherwise. */
-export const testEnvelope = (room: string, seq: number | null, extra: Partial<GeoEnvelope> = {}): GeoEnvelope => ({
-  event_id: `e${seq}`,
-  room_id: room,
-  type: 'chat.message',
-  sender: 'someone',
-  timestamp: new Date().toISOString(),
-  region: 'eu',
-  seq,
-  data: {},
-  ...extra,
-});
-
-export const sleep = (ms: number): Promise<void> => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Fails fast instead of hanging when a promise never settles. */
-export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms))),
-  ]);
-}
-
-/** Waits until `condition` holds, polling every 5 ms; throws after `ms`. */
-export async function until(condition: () => boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }

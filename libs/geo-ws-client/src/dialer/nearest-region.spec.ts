@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { rankRegions, type RttProbe } from './nearest-region.js';
-import type { GeoRegion } from './protocol.js';
+import type { GeoRegion } from '../protocol.js';
 
 const regions: GeoRegion[] = ['asia', 'eu', 'us'].map((name) => ({ name, url: `http://${name}`, wsUrl: `ws://${name}/ws` }));
 

@@ -1,5 +1,5 @@
-import { jsonCodec, type GeoCodec } from './codec.js';
-import { GeoClientError } from './errors.js';
+import { jsonCodec, type GeoCodec } from '../codec.js';
+import { GeoClientError } from '../errors.js';
 
 /** What the client checks before a publish leaves it (defaults: the server's defaults). */
 export interface PublishLimits {

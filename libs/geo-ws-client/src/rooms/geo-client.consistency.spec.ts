@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { Anomaly } from './consistency.js';
-import { GeoClient, type GeoClientOptions } from './geo-client.js';
-import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within, type FakeConnection } from './testing/fake-region.js';
+import { GeoClient, type GeoClientOptions } from '../geo-client.js';
+import type { GeoEnvelope, GeoRegion } from '../protocol.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within, type FakeConnection } from '../testing/index.js';
 
 /**
  * Consistency tracked by the client (docs/CLIENT.md, "Consistency"): duplicates,

@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { WebSocket } from 'ws';
-import { GeoClient, type GeoClientEvents, type GeoClientOptions } from './geo-client.js';
-import { GeoClientCloseCode, GeoCloseCode, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from './protocol.js';
-import { FakeLogs, FakeRegion, startMuteHost, until, within } from './testing/fake-region.js';
+import { GeoClient, type GeoClientEvents, type GeoClientOptions } from '../geo-client.js';
+import { GeoClientCloseCode, GeoCloseCode, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from '../protocol.js';
+import { FakeLogs, FakeRegion, activeTimers, startMuteHost, until, within } from '../testing/index.js';
 
 /**
  * GeoClient's connection lifecycle against fake regions (testing/fake-region.ts): the
- * welcome, every close code it reacts to, the drain, liveness, close(), token refresh.
+ * welcome, every close code it reacts to, the drain, liveness, close() (the token refresh:
+ * token/geo-client.token.spec.ts).
  */
 
 type Reconnect = GeoClientEvents['reconnect'];
@@ -18,8 +19,6 @@ class BrowserLikeWebSocket extends WebSocket {
     (this as { terminate?: unknown }).terminate = undefined;
   }
 }
-
-const activeTimers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
 
 describe('GeoClient connection (fake regions over a real WebSocket)', () => {
   const fakes: FakeRegion[] = [];
@@ -365,42 +364,6 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
         expect(eu.connections).toHaveLength(1);
       } finally {
         random.mockRestore();
-      }
-    });
-  });
-
-  describe('token refresh (geo.auth)', () => {
-    it('a token function is called at 80% of the lifetime in geo.welcome and the new token sent with geo.auth; a failure is reported as error', async () => {
-      const [good, bad] = [await region('good'), await region('bad')];
-      for (const fake of [good, bad]) fake.welcome = () => ({ expires_at: new Date(Date.now() + 1250).toISOString() });
-      let issued = 0;
-      const [refreshing, failing] = await Promise.all([
-        GeoClient.connect({
-          regions: good.regions,
-          WebSocket,
-          probe: async () => 1,
-          heartbeatMs: 60_000,
-          token: () => `t${++issued}`,
-        }),
-        GeoClient.connect({
-          regions: bad.regions,
-          WebSocket,
-          probe: async () => 1,
-          heartbeatMs: 60_000,
-          token: () => (bad.connections.length === 0 ? 'first' : Promise.reject(new Error('revoked'))),
-        }),
-      ]);
-      try {
-        const errors: string[] = [];
-        failing.on('error', (error) => errors.push(`${error.code}: ${error.message}`));
-        await until(() => good.refreshedTokens.length === 1 && errors.length === 1, 'the refreshes', 2500);
-        expect(good.refreshedTokens).toEqual(['t2']);
-        expect(good.connections).toHaveLength(1); // in-band: no reconnect
-        expect(errors).toEqual(['UNAUTHORIZED: token refresh failed: revoked']);
-        expect(bad.refreshedTokens).toEqual([]);
-      } finally {
-        refreshing.close();
-        failing.close();
       }
     });
   });

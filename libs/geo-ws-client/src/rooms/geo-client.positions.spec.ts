@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { GeoClient, type EventDelivery, type GeoClientOptions } from './geo-client.js';
+import { GeoClient, type EventDelivery, type GeoClientOptions } from '../geo-client.js';
 import { parseSaved, STORAGE_WRITE_MS, type PositionStorage } from './position-store.js';
-import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
+import type { GeoEnvelope, GeoRegion } from '../protocol.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from '../testing/index.js';
 
 /**
  * What the client does so that a restore shows nothing twice that it can avoid: events it

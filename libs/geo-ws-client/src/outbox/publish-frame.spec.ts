@@ -1,9 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 // The server's own parser: the client must refuse exactly what it would refuse.
-import { DEFAULT_MAX_DEPTH as SERVER_MAX_DEPTH, parseFrame, parseMsgpackFrame } from '../../geo-ws/src/protocol/frames.js';
-import { GeoClientError } from './errors.js';
-import { msgpackCodec } from './msgpack.js';
+import { DEFAULT_MAX_DEPTH as SERVER_MAX_DEPTH, parseFrame, parseMsgpackFrame } from '../../../geo-ws/src/protocol/frames.js';
+import { GeoClientError } from '../errors.js';
+import { msgpackCodec } from '../msgpack.js';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, encodePublish, jsonShape, utf8Length } from './publish-frame.js';
 
 const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxDepth: DEFAULT_MAX_DEPTH };

@@ -1,4 +1,4 @@
-import type { GeoRegion } from './protocol.js';
+import type { GeoRegion } from '../protocol.js';
 
 /**
  * Measures one round trip to a region, in ms; rejects if it does not answer. `signal`

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { GeoClient, GeoClientError, type GeoClientOptions } from './geo-client.js';
-import type { AckFrame } from './protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from './testing/fake-region.js';
+import { GeoClient, GeoClientError, type GeoClientOptions } from '../geo-client.js';
+import type { AckFrame } from '../protocol.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from '../testing/index.js';
 
 /**
  * The client's outbox against a fake region (testing/fake-region.ts): a real `ws` server

@@ -1,5 +1,5 @@
-import { GeoClientError } from './errors.js';
-import type { GeoRegion, GeoRegionOption } from './protocol.js';
+import { GeoClientError } from '../errors.js';
+import type { GeoRegion, GeoRegionOption } from '../protocol.js';
 
 /**
  * The server's default WebSocket path (its `path` option): the WebSocket URL of a region

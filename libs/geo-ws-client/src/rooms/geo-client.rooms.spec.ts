@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { GeoClient, type GeoClientEvents, type GeoClientOptions } from './geo-client.js';
-import type { GeoEnvelope, GeoRegion } from './protocol.js';
-import { FakeLogs, FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within } from './testing/fake-region.js';
+import { GeoClient, type GeoClientEvents, type GeoClientOptions } from '../geo-client.js';
+import type { GeoEnvelope, GeoRegion } from '../protocol.js';
+import { FakeLogs, FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within } from '../testing/index.js';
 
 /**
  * GeoClient's rooms against fake regions (testing/fake-region.ts): join, resume with

@@ -1,0 +1,145 @@
+import { jsonCodec, type GeoCodec } from './codec.js';
+import type { BackoffOptions } from './dialer/backoff.js';
+import type { RttProbe } from './dialer/nearest-region.js';
+import { checkDirectoryUrl, checkRegions } from './dialer/regions.js';
+import { GeoClientError } from './errors.js';
+import type { GeoRegion, GeoRegionOption, WebSocketConstructor } from './protocol.js';
+import type { PositionStorage } from './rooms/position-store.js';
+
+/** Options of {@link GeoClient.connect}. */
+export interface GeoClientOptions {
+  /** Any region's base URL (absolute http: or https:): the client reads `GET /geo/regions` from it. */
+  directoryUrl?: string;
+  /**
+   * Or the regions themselves: `{ name, url, wsUrl? }` each, with unique names, `url` the
+   * region's absolute http(s) base URL (probes, the handshake check) and `wsUrl` its
+   * WebSocket URL (ws: or wss:; default `url` with `ws:`/`wss:` and `/ws` appended, as the
+   * server derives it). Checked at construction: a bad entry is a `GeoClientError` with
+   * code `INVALID_OPTIONS` naming it.
+   * @example [{ name: 'eu', url: 'https://eu.chat.example' }, { name: 'us', url: 'https://us.chat.example', wsUrl: 'wss://us.chat.example/ws' }]
+   */
+  regions?: GeoRegionOption[];
+  /**
+   * Bearer token, or a function that returns a fresh one. Sent as the WebSocket
+   * subprotocol `bearer.<token>` (browsers cannot set headers; this keeps it out of URLs
+   * and access logs). A function is also called before the token expires, and the new
+   * token is sent in-band (`geo.auth`), so the connection is never closed for expiry.
+   * A region that refuses it (HTTP 401) makes the client call a function once more for a
+   * fresh token; refused again (or a fixed string, or HTTP 403), the client gives up with
+   * that code (see docs/CLIENT.md, "Refused connections").
+   */
+  token?: string | (() => string | Promise<string>);
+  /**
+   * Extra query parameters on the WebSocket URL (and on the handshake check), for the
+   * server's `authenticate` function or the app to read, e.g. `{ room: 'lobby' }`.
+   */
+  query?: Record<string, string>;
+  /**
+   * The WebSocket class. Default: the global `WebSocket` (browsers, Node 22 and later).
+   * Node 20 has none: pass `ws`'s (`import { WebSocket } from 'ws'`), which also lets the
+   * client read the HTTP status of a refused upgrade.
+   */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * How frames are encoded: JSON text frames (default), or MessagePack binary frames with
+   * `msgpackCodec` from `@geo-ws/client/msgpack` (needs the `msgpackr` package). The client
+   * offers the codec's subprotocol; the same frames, envelope and limits either way.
+   */
+  codec?: GeoCodec;
+  /** Connect only to this region. */
+  pinRegion?: string;
+  /** Use regions in this order instead of ranking them by RTT. */
+  regionOrder?: string[];
+  /** How RTT is measured (default: timing `GET /healthz`); injectable for tests. */
+  probe?: RttProbe;
+  /** Probes per region when ranking. Default 3. */
+  probeSamples?: number;
+  /** Reconnect delays, and publish retry delays. Default `{ baseMs: 250, maxMs: 8000 }`. */
+  backoff?: BackoffOptions;
+  /** Failed connection attempts to a region before moving to the next. Default 3. */
+  failoverAfter?: number;
+  /** Client heartbeat: `geo.ping` this often; no frame for twice as long means dead. Default 15000. */
+  heartbeatMs?: number;
+  /** Check every this many ms whether a nearer region is healthy again and move back. Off by default. */
+  driftBackMs?: number;
+  /** Session id to resume; the server returns one otherwise (kept for you with `storage`). */
+  sessionId?: string;
+  /**
+   * Keeps the session id and every room's position across page reloads: pass
+   * `sessionStorage` (per tab) or `localStorage` (per origin), or anything with
+   * `getItem`/`setItem`. A reloaded page then resumes each room it joins from where the
+   * last one was (written at most every 250 ms and on `close()` or `pagehide`; see
+   * docs/CLIENT.md, "Sessions"). Positions saved for another sender are not used.
+   */
+  storage?: PositionStorage;
+  /** The key in `storage`. Default `'geo-ws'`; give each client of a page its own. */
+  storageKey?: string;
+  /**
+   * `connect()` rejects (`TIMEOUT`) if no region accepted a connection within this time,
+   * counted from `connect()`: reading the directory and probing included. Default 30000.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * How many publishes of one room may be sent, counted from its oldest unacknowledged
+   * one. Default 1: each is sent once the one before it is stored, so the room's log holds
+   * this client's publishes in exactly `publish()` order, whatever fails. With n > 1 the
+   * order holds while nothing fails; when one fails, only the n - 1 publishes after it
+   * can be stored before it (see docs/CLIENT.md).
+   */
+  maxInFlight?: number;
+  /** Times a publish answered `INTERNAL` is sent again before it is rejected. Default 3. */
+  maxInternalRetries?: number;
+  /** Frames larger than this (UTF-8 bytes) are rejected before sending. Default 65536, the server's `limits.maxPayloadBytes`. */
+  maxFrameBytes?: number;
+  /** Payloads nested deeper than the server's `limits.maxDepth` (default 32) are rejected before sending. */
+  maxDepth?: number;
+}
+
+/** What the options say about where and how to connect, checked once at construction. */
+export interface ConnectionOptions {
+  /** The `regions` option, checked; `undefined` when the directory is read from `directoryUrl`. */
+  directory: GeoRegion[] | undefined;
+  directoryUrl: string | undefined;
+  Socket: WebSocketConstructor;
+  codec: GeoCodec;
+}
+
+/**
+ * Checks what cannot work, in this order: no options, no or a malformed `regions` entry or
+ * `directoryUrl`, a `pinRegion` not in `regions`, a `token` of another type, no WebSocket
+ * class, a `codec` that is not one. Throws a `GeoClientError` with code `INVALID_OPTIONS`.
+ */
+export function checkOptions(options: GeoClientOptions): ConnectionOptions {
+  // Options come from plain JavaScript too: anything may be missing.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+  if (typeof options !== 'object' || options === null)
+    throw invalidOptions('options are required: new GeoClient({ directoryUrl | regions, ... })');
+  let directory: GeoRegion[] | undefined;
+  let directoryUrl: string | undefined;
+  if (options.regions !== undefined) directory = checkRegions(options.regions, 'regions');
+  else if (options.directoryUrl !== undefined) directoryUrl = checkDirectoryUrl(options.directoryUrl);
+  else throw invalidOptions("give directoryUrl (any region's base URL) or regions ([{ name, url, wsUrl? }, ...])");
+  if (directory && options.pinRegion !== undefined && !directory.some((region) => region.name === options.pinRegion))
+    throw invalidOptions(`pinRegion "${options.pinRegion}" is not in regions (${directory.map((region) => region.name).join(', ')})`);
+  const token: unknown = options.token;
+  if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
+    throw invalidOptions(`token must be a string or a function returning one, got ${typeof token}`);
+  const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
+  const codec = options.codec ?? jsonCodec;
+  if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.subprotocol !== 'string')
+    throw invalidOptions('codec must be a GeoCodec, e.g. msgpackCodec from "@geo-ws/client/msgpack" (or leave it out for JSON)');
+  return { directory, directoryUrl, Socket, codec };
+}
+
+export function invalidOptions(message: string): GeoClientError {
+  return new GeoClientError('INVALID_OPTIONS', `GeoClient: ${message}`);
+}
+
+/** What to do without a WebSocket class, in one line. */
+function noWebSocketClass(): string {
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  return node
+    ? `this runtime has no global WebSocket (Node ${node} < 22): pass { WebSocket } from the "ws" package: import { WebSocket } from 'ws'`
+    : 'this runtime has no global WebSocket: pass a WebSocket class as the WebSocket option';
+}
