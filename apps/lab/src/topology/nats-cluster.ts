@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { get } from 'node:http';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { freePorts } from './free-port.js';
-import { reapOnExit, removeOnExit } from './reaper.js';
+import { httpGet, waitForPortClosed } from './probes.js';
+import { removeOnExit } from './reaper.js';
+import { fileTail, SupervisedProcess } from './supervised-process.js';
 
 /**
  * Throwaway nats-server topologies for the lab and the e2e tests (Debian's nats-server
@@ -54,22 +52,14 @@ export interface NatsTopology {
 }
 
 const NATS_SERVER = 'nats-server';
-const POLL_MS = 100;
 const READY_TIMEOUT_MS = 30_000;
-const KILL_TIMEOUT_MS = 10_000;
+/** SIGTERM lets nats-server flush its store; SIGKILL after this. */
 const TERM_GRACE_MS = 3_000;
 
-/** Internal per-node state; the public `NatsNode` is a view of it. */
-interface NodeState extends NatsNode {
-  httpPort: number;
-  configPath: string;
-  logPath: string;
-  /** Config parse errors and panics happen before/outside the -l log, on stderr. */
-  stderrPath: string;
-  prefix: string[];
-  child: ChildProcess | undefined;
-  /** Set when the child fails to spawn (e.g. ENOENT), so readiness fails fast. */
-  spawnError: Error | undefined;
+/** Internal per-node state: the public view and the process behind it. */
+interface NodeState {
+  view: NatsNode;
+  server: SupervisedProcess;
 }
 
 interface ReadyChecks {
@@ -80,29 +70,8 @@ interface ReadyChecks {
 }
 
 // ---------------------------------------------------------------------------------------
-// Small helpers
+// Readiness
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Last `lines` lines of a log file, for error messages. */
-function logTail(path: string, lines = 25): string {
-  try {
-    if (!existsSync(path)) return '(no log file)';
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch (error) {
-    return `(could not read log: ${String(error)})`;
-  }
-}
-
-/** Log and stderr tails of one node, for error messages. */
-function diagnostics(node: NodeState): string {
-  const parts = [`--- ${node.logPath} ---\n${logTail(node.logPath)}`];
-  const stderr = logTail(node.stderrPath, 10);
-  if (stderr !== '(no log file)' && stderr !== '') parts.push(`--- ${node.stderrPath} ---\n${stderr}`);
-  return parts.join('\n');
-}
-
-/** GET a monitor endpoint; resolves with status and parsed JSON (or undefined). Never hangs. */
 /** The monitor fields the readiness probe reads (all optional: a server that is starting may leave any out). */
 interface MonitorJson {
   disabled?: boolean;
@@ -110,168 +79,39 @@ interface MonitorJson {
   meta_cluster?: { leader?: string };
   outbound_gateways?: Record<string, unknown>;
 }
-function getJson(url: string, timeoutMs = 1_000): Promise<{ status: number; body: MonitorJson | undefined }> {
-  return new Promise((resolve, reject) => {
-    const request = get(url, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => {
-        let body: MonitorJson | undefined;
-        try {
-          body = JSON.parse(text) as MonitorJson;
-        } catch {
-          body = undefined;
-        }
-        resolve({ status: response.statusCode ?? 0, body });
-      });
-      response.on('error', reject);
-    });
-    request.setTimeout(timeoutMs, () => request.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-    request.on('error', reject);
-  });
-}
 
-/** True when something accepts TCP connections on host:port. */
-function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
-    const done = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.setTimeout(timeoutMs, () => done(true)); // no RST within the timeout: treat as still open
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-function isAlive(child: ChildProcess | undefined): boolean {
-  return child !== undefined && child.exitCode === null && child.signalCode === null && child.pid !== undefined;
-}
-
-/** Resolves when the child has exited, or false after `timeoutMs`. */
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (!isAlive(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, timeoutMs);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// Process management
-
-function spawnNode(node: NodeState): void {
-  node.spawnError = undefined;
-  // Logging goes to a file (-l) so a failed start can be diagnosed from the error message;
-  // stderr goes to a file too, since config errors are reported there, not in the log.
-  const stderr = openSync(node.stderrPath, 'a');
-  let child: ChildProcess;
+/** GET a monitor endpoint: its status and parsed JSON (undefined when not JSON). */
+async function getJson(url: string): Promise<{ status: number; body: MonitorJson | undefined }> {
+  const { status, text } = await httpGet(url);
   try {
-    const command = [...node.prefix, NATS_SERVER, '-c', node.configPath, '-l', node.logPath];
-    child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', stderr] });
-  } finally {
-    closeSync(stderr); // the child has its own copy of the descriptor
-  }
-  node.child = child;
-  node.pid = child.pid;
-  node.running = child.pid !== undefined;
-  reapOnExit(child);
-  const markGone = () => {
-    // A restart replaces node.child; only the current process may mark the node down.
-    if (node.child === child) node.running = false;
-  };
-  child.once('exit', markGone);
-  child.once('error', (error) => {
-    if (node.child === child) node.spawnError = error;
-    markGone();
-  });
-}
-
-/** One readiness probe; returns undefined when ready, or the reason it is not (yet). */
-async function probe(node: NodeState, checks: ReadyChecks): Promise<string | undefined> {
-  const base = `http://${node.host}:${node.httpPort}`;
-  // 2.9.10 supports js-enabled-only: 200 once JetStream is enabled on this server.
-  const health = await getJson(`${base}/healthz?js-enabled-only=true`);
-  if (health.status !== 200) return `healthz ${health.status} ${JSON.stringify(health.body)}`;
-  const jsz = (await getJson(`${base}/jsz`)).body;
-  if (!jsz || jsz.disabled || !jsz.config) return 'jsz: JetStream not enabled yet';
-  if (checks.clustered && !jsz.meta_cluster?.leader) return 'jsz: no meta leader yet';
-  // Full healthz also requires this server's meta state and its streams/consumers to be current
-  // (matters after restart: the node must have caught up before a test relies on it).
-  const full = await getJson(`${base}/healthz`);
-  if (full.status !== 200) return `healthz (full) ${full.status} ${JSON.stringify(full.body)}`;
-  if (checks.gateways.length > 0) {
-    const outbound = Object.keys((await getJson(`${base}/gatewayz`)).body?.outbound_gateways ?? {});
-    const missing = checks.gateways.filter((name) => !outbound.includes(name));
-    if (missing.length > 0) return `gatewayz: no outbound gateway to ${missing.join(', ')}`;
-  }
-  return undefined;
-}
-
-/** Poll every 100 ms (bounded) until the node serves JetStream; errors carry the log tail. */
-async function waitReady(node: NodeState, checks: ReadyChecks, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let reason = 'not probed yet';
-  while (Date.now() < deadline) {
-    if (node.spawnError) throw new Error(`nats-server ${node.name} failed to spawn: ${node.spawnError.message}`);
-    if (!isAlive(node.child)) {
-      throw new Error(
-        `nats-server ${node.name} exited (code ${node.child?.exitCode}, signal ${node.child?.signalCode}) before it was ready.\n${diagnostics(node)}`,
-      );
-    }
-    try {
-      const notReady = await probe(node, checks);
-      if (notReady === undefined) return;
-      reason = notReady;
-    } catch (error) {
-      reason = `monitor not reachable: ${(error as Error).message}`;
-    }
-    await sleep(POLL_MS);
-  }
-  throw new Error(`nats-server ${node.name} not ready after ${timeoutMs} ms (last: ${reason}).\n${diagnostics(node)}`);
-}
-
-async function killNode(node: NodeState): Promise<void> {
-  const child = node.child;
-  if (child && isAlive(child)) {
-    process.kill(child.pid!, 'SIGKILL');
-    if (!(await waitForExit(child, KILL_TIMEOUT_MS)))
-      throw new Error(`nats-server ${node.name} (pid ${child.pid}) did not exit after SIGKILL`);
-  }
-  node.running = false;
-  // The exit event can precede the kernel releasing the socket; wait until it really refuses.
-  const deadline = Date.now() + KILL_TIMEOUT_MS;
-  while (await portOpen(node.host, node.port)) {
-    if (Date.now() > deadline) throw new Error(`port ${node.port} of ${node.name} still open after kill`);
-    await sleep(POLL_MS);
-  }
-}
-
-/** SIGTERM (lets nats-server flush its store), SIGKILL after 3 s. */
-async function terminateNode(node: NodeState): Promise<void> {
-  const child = node.child;
-  if (!child || !isAlive(child)) return;
-  try {
-    process.kill(child.pid!, 'SIGTERM');
+    return { status, body: JSON.parse(text) as MonitorJson };
   } catch {
-    /* already gone */
+    return { status, body: undefined };
   }
-  if (await waitForExit(child, TERM_GRACE_MS)) return;
+}
+
+/** "Ready" means JetStream answers (and, clustered, has a meta leader and its gateways), not merely that a port is open. */
+async function jetStreamReady(base: string, checks: ReadyChecks): Promise<true | string> {
   try {
-    process.kill(child.pid!, 'SIGKILL');
-  } catch {
-    /* already gone */
+    // 2.9.10 supports js-enabled-only: 200 once JetStream is enabled on this server.
+    const health = await getJson(`${base}/healthz?js-enabled-only=true`);
+    if (health.status !== 200) return `healthz ${health.status} ${JSON.stringify(health.body)}`;
+    const jsz = (await getJson(`${base}/jsz`)).body;
+    if (!jsz || jsz.disabled || !jsz.config) return 'jsz: JetStream not enabled yet';
+    if (checks.clustered && !jsz.meta_cluster?.leader) return 'jsz: no meta leader yet';
+    // Full healthz also requires this server's meta state and its streams/consumers to be current
+    // (matters after restart: the node must have caught up before a test relies on it).
+    const full = await getJson(`${base}/healthz`);
+    if (full.status !== 200) return `healthz (full) ${full.status} ${JSON.stringify(full.body)}`;
+    if (checks.gateways.length > 0) {
+      const outbound = Object.keys((await getJson(`${base}/gatewayz`)).body?.outbound_gateways ?? {});
+      const missing = checks.gateways.filter((name) => !outbound.includes(name));
+      if (missing.length > 0) return `gatewayz: no outbound gateway to ${missing.join(', ')}`;
+    }
+    return true;
+  } catch (error) {
+    return `monitor not reachable: ${(error as Error).message}`;
   }
-  await waitForExit(child, KILL_TIMEOUT_MS);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -317,43 +157,53 @@ async function launch(
   for (const spec of specs) {
     const configPath = join(dir, `${spec.region}.conf`);
     await writeFile(configPath, spec.config(join(dir, `store-${spec.region}`)) + '\n');
-    nodes.push({
-      name: `n-${spec.region}`,
+    const name = `n-${spec.region}`;
+    // The server logs to a file (-l); config errors and panics come on stderr, which the process keeps.
+    const logPath = join(dir, `${spec.region}.log`);
+    const server = new SupervisedProcess({
+      name: `nats-server ${name}`,
+      command: NATS_SERVER,
+      args: ['-c', configPath, '-l', logPath],
+      prefix: spec.prefix,
+      ready: () => jetStreamReady(`http://${spec.host}:${spec.httpPort}`, checksFor(spec.region)),
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      diagnostics: () => fileTail(logPath),
+    });
+    const view: NatsNode = {
+      name,
       region: spec.region,
       host: spec.host,
       port: spec.port,
       clientUrl: url(spec.host, spec.port),
-      prefix: spec.prefix,
-      pid: undefined,
-      running: false,
-      httpPort: spec.httpPort,
-      configPath,
-      logPath: join(dir, `${spec.region}.log`),
-      stderrPath: join(dir, `${spec.region}.stderr`),
-      child: undefined,
-      spawnError: undefined,
-    });
+      // The last PID stays readable after a kill, so a test can check it is gone.
+      get pid() {
+        return server.pid;
+      },
+      get running() {
+        return server.running;
+      },
+    };
+    nodes.push({ view, server });
   }
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      await Promise.all(nodes.map((node) => terminateNode(node)));
-      for (const node of nodes) node.running = false;
+      // A node stuck after SIGKILL must not keep the directory from being removed.
+      await Promise.all(nodes.map((node) => node.server.stop('SIGTERM', TERM_GRACE_MS).catch(() => undefined)));
       await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
       forgetDir();
     })());
 
   const find = (region: string): NodeState => {
-    const node = nodes.find((candidate) => candidate.region === region);
-    if (!node) throw new Error(`no NATS node for region '${region}' (have: ${nodes.map((n) => n.region).join(', ')})`);
+    const node = nodes.find((candidate) => candidate.view.region === region);
+    if (!node) throw new Error(`no NATS node for region '${region}' (have: ${nodes.map((n) => n.view.region).join(', ')})`);
     return node;
   };
 
   try {
-    // Start all servers first: cluster members need each other to elect a meta leader.
-    for (const node of nodes) spawnNode(node);
-    await Promise.all(nodes.map((node) => waitReady(node, checksFor(node.region))));
+    // All servers start together: cluster members need each other to elect a meta leader.
+    await Promise.all(nodes.map((node) => node.server.start()));
   } catch (error) {
     await stop();
     throw error;
@@ -362,20 +212,22 @@ async function launch(
   return {
     kind,
     dir,
-    nodes,
-    node: find,
+    nodes: nodes.map((node) => node.view),
+    node: (region) => find(region).view,
     async kill(region) {
-      await killNode(find(region));
+      const { view, server } = find(region);
+      await server.kill();
+      // The exit event can precede the kernel releasing the socket; wait until it really refuses.
+      await waitForPortClosed(view.host, view.port, view.name);
     },
     async restart(region) {
       const node = find(region);
       if (stopping) throw new Error('topology already stopped');
-      if (isAlive(node.child)) throw new Error(`nats-server ${node.name} is still running; kill it first`);
-      spawnNode(node);
-      await waitReady(node, checksFor(region));
+      if (node.server.running) throw new Error(`nats-server ${node.view.name} is still running; kill it first`);
+      await node.server.start();
       // Peers reconnect with backoff; make sure they see the restarted node again too.
-      const peers = nodes.filter((peer) => peer !== node && peer.running);
-      await Promise.all(peers.map((peer) => waitReady(peer, checksFor(peer.region))));
+      const peers = nodes.filter((peer) => peer !== node && peer.server.running);
+      await Promise.all(peers.map((peer) => peer.server.waitReady()));
     },
     stop,
   };

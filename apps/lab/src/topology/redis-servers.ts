@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
-import { reapOnExit } from './reaper.js';
+import { pollUntil } from './probes.js';
+import { removeOnExit } from './reaper.js';
+import { fileTail, SupervisedProcess, tail } from './supervised-process.js';
 
 /** Where a server runs: its listen address and a command prefix (e.g. `ip netns exec <ns>`). */
 export interface RedisPlacement {
@@ -14,54 +15,27 @@ export interface RedisPlacement {
 
 /** One redis-server process on a free port (127.0.0.1 unless placed elsewhere). */
 export class RedisServer {
-  private child: ChildProcess | undefined;
   readonly host: string;
-  private readonly prefix: string[];
-  /** With `keepData`: the directory every launch uses, removed by {@link stop}. */
-  private dataDir: string | undefined;
+  private readonly process: SupervisedProcess;
 
   private constructor(
     readonly port: number,
-    private readonly args: string[],
-    placement: RedisPlacement = {},
+    args: string[],
+    placement: RedisPlacement,
+    /** Its `--dir`: removed by {@link stop}, or when this process exits. */
+    private readonly dir: string,
+    private readonly forgetDir: () => void,
     /** Restarts load what the server persisted (`SAVE`, or `--appendonly yes`) instead of starting empty. */
-    private readonly keepData = false,
+    keepData: boolean,
   ) {
     this.host = placement.host ?? '127.0.0.1';
-    this.prefix = placement.prefix ?? [];
-  }
-
-  get url(): string {
-    return `redis://${this.host}:${this.port}`;
-  }
-
-  get pid(): number | undefined {
-    return this.running ? this.child?.pid : undefined;
-  }
-
-  get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  static async start(args: string[] = [], placement: RedisPlacement = {}, options: { keepData?: boolean } = {}): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), args, placement, options.keepData);
-    await server.launch();
-    return server;
-  }
-
-  private async launch(): Promise<void> {
-    // A fresh directory per launch: Redis loads a dump.rdb it finds in its directory (a
-    // replica's full sync writes one), so a restart must not come back with old data, and
-    // tests must not write into the repository. With `keepData`, one directory for all.
-    const dir = this.keepData
-      ? (this.dataDir ??= await mkdtemp(join(tmpdir(), 'geo-ws-redis-')))
-      : await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
-    const command = [
-      ...this.prefix,
-      'redis-server',
-      ...[
+    this.process = new SupervisedProcess({
+      name: `redis-server on ${this.host}:${port}`,
+      command: 'redis-server',
+      prefix: placement.prefix,
+      args: [
         '--port',
-        String(this.port),
+        String(port),
         '--bind',
         this.host,
         '--save',
@@ -72,41 +46,57 @@ export class RedisServer {
         dir,
         // Callers from outside a namespace come from a non-loopback address, which protected mode refuses.
         ...(this.host === '127.0.0.1' ? [] : ['--protected-mode', 'no']),
-        ...this.args,
+        ...args,
       ],
-    ];
-    const child = spawn(command[0], command.slice(1), { stdio: 'ignore' });
-    child.on('error', () => undefined);
-    if (!this.keepData) child.on('exit', () => void rm(dir, { recursive: true, force: true }));
-    this.child = child;
-    reapOnExit(child);
-    await waitUntil(async () => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server on ${this.host}:${this.port} exited`);
-      return (await ping(this.host, this.port)) === 'PONG';
-    }, `redis on ${this.host}:${this.port}`);
+      ready: async () => (await ping(this.host, port)) === 'PONG' || 'no PONG',
+      readyTimeoutMs: 15_000,
+      // Redis loads a dump.rdb it finds in its directory (a replica's full sync writes one), so
+      // a restart must come back empty unless asked to keep its data.
+      prepare: keepData ? undefined : () => emptyDirectory(dir),
+    });
+  }
+
+  get url(): string {
+    return `redis://${this.host}:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.process.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.process.running;
+  }
+
+  static async start(args: string[] = [], placement: RedisPlacement = {}, options: { keepData?: boolean } = {}): Promise<RedisServer> {
+    // Its own directory, so tests never write into the repository.
+    const dir = await mkdtemp(join(tmpdir(), 'geo-ws-redis-'));
+    const server = new RedisServer(await freePort(), args, placement, dir, removeOnExit(dir), options.keepData ?? false);
+    await server.process.start();
+    return server;
   }
 
   /** SIGKILL: no goodbye to clients or replicas. */
   async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-    await exited;
+    await this.process.kill();
   }
 
+  /** Starts it again on the same port (SIGTERM first if it still runs). */
   async restart(): Promise<void> {
-    await this.launch();
+    await this.process.restart();
   }
 
   async stop(): Promise<void> {
     await this.kill();
-    if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
+    await rm(this.dir, { recursive: true, force: true });
+    this.forgetDir();
   }
+}
+
+/** Removes what is in `dir`, keeping `dir`. */
+async function emptyDirectory(dir: string): Promise<void> {
+  const entries = await readdir(dir);
+  await Promise.all(entries.map((entry) => rm(join(dir, entry), { recursive: true, force: true })));
 }
 
 /** A primary and replicas (`--replicaof`), each replica's link up before this resolves. */
@@ -127,35 +117,48 @@ export async function startReplicated(replicas: number): Promise<{ primary: Redi
 /** Sentinels watching `primary` as `mymaster` (quorum 2), with fast failure detection. */
 export async function startSentinels(primary: RedisServer, count = 3): Promise<{ ports: number[]; dir: string; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'geo-ws-sentinel-'));
-  const sentinels: ChildProcess[] = [];
+  const keepLogs = Boolean(process.env.GEO_KEEP_SENTINEL_LOGS);
+  const forgetDir = keepLogs ? () => undefined : removeOnExit(dir);
+  const sentinels: SupervisedProcess[] = [];
   const ports: number[] = [];
   for (let i = 0; i < count; i++) {
     const port = await freePort();
     const config = join(dir, `sentinel-${port}.conf`);
+    const logPath = join(dir, `sentinel-${port}.log`);
     await writeFile(
       config,
       [
         `port ${port}`,
         'bind 127.0.0.1',
-        `logfile ${join(dir, `sentinel-${port}.log`)}`,
+        `logfile ${logPath}`,
         `sentinel monitor mymaster 127.0.0.1 ${primary.port} 2`,
         'sentinel down-after-milliseconds mymaster 1000',
         'sentinel failover-timeout mymaster 5000',
         'sentinel parallel-syncs mymaster 1',
       ].join('\n'),
     );
-    const child = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
-    reapOnExit(child);
-    sentinels.push(child);
+    sentinels.push(
+      new SupervisedProcess({
+        name: `sentinel on ${port}`,
+        command: 'redis-server',
+        args: [config, '--sentinel'],
+        ready: async () => (await ping('127.0.0.1', port)) === 'PONG' || 'no PONG',
+        readyTimeoutMs: 15_000,
+        diagnostics: () => fileTail(logPath),
+      }),
+    );
     ports.push(port);
   }
-  await Promise.all(ports.map((port) => waitUntil(async () => (await ping('127.0.0.1', port)) === 'PONG', `sentinel on ${port}`)));
+  await Promise.all(sentinels.map((sentinel) => sentinel.start()));
   return {
     ports,
     dir,
     stop: async () => {
-      for (const child of sentinels) child.kill('SIGKILL');
-      if (!process.env.GEO_KEEP_SENTINEL_LOGS) await rm(dir, { recursive: true, force: true });
+      await Promise.all(sentinels.map((sentinel) => sentinel.kill()));
+      if (!keepLogs) {
+        await rm(dir, { recursive: true, force: true });
+        forgetDir();
+      }
     },
   };
 }
@@ -180,19 +183,11 @@ function ping(host: string, port: number): Promise<string | undefined> {
 
 /** Waits until a replica's replication link is up. */
 export async function waitForLink(port: number, host = '127.0.0.1', timeoutMs = 15_000): Promise<void> {
-  await waitUntil(
+  await pollUntil(
     async () => (await probe(host, port, async (client) => (await client.info('replication')).includes('master_link_status:up'))) === true,
     `the replica on ${host}:${port} to sync`,
     timeoutMs,
   );
-}
-
-async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** A Redis Cluster of `masters` nodes (no replicas), created with `redis-cli --cluster create`. */
@@ -213,14 +208,17 @@ export async function startCluster(masters = 3): Promise<{ nodes: { host: string
       ]),
     );
   }
-  const create = spawn('redis-cli', ['--cluster', 'create', ...servers.map((server) => `127.0.0.1:${server.port}`), '--cluster-yes'], {
-    stdio: 'ignore',
+  const create = new SupervisedProcess({
+    name: 'redis-cli --cluster create',
+    command: 'redis-cli',
+    args: ['--cluster', 'create', ...servers.map((server) => `127.0.0.1:${server.port}`), '--cluster-yes'],
   });
-  const code = await new Promise<number | null>((resolve) => create.once('exit', resolve));
-  if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
+  await create.start();
+  const { code } = await create.exited();
+  if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}:\n${tail(create.output, 20)}`);
   // Every node must agree the cluster is ok (slots assigned and known), not just the first.
   for (const server of servers) {
-    await waitUntil(
+    await pollUntil(
       async () =>
         (await probe(server.host, server.port, async (client) => (await client.cluster('INFO')).includes('cluster_state:ok'))) === true,
       `cluster node ${server.port} to be ok`,
