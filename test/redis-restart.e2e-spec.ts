@@ -73,8 +73,8 @@ describe('Redis primary restarted', () => {
       const refusals = client.errors().length;
       client.send('geo.join', { room, ...position });
       const answer = await Promise.race([
-        client.next('geo.joined', (data) => data.room === room && !data.scope, 10_000),
-        waitFor(() => client.errors().length > refusals, 'a refusal', 10_000).then(() => undefined),
+        client.next('geo.joined', (data) => data.room === room && !data.scope, 20_000),
+        waitFor(() => client.errors().length > refusals, 'a refusal', 20_000).then(() => undefined),
       ]);
       if (answer) return answer as { room: string; seq: number; epoch: string; recovered: boolean };
       expect(client.errors().at(-1)?.code).toBe('UNAVAILABLE');
