@@ -20,7 +20,7 @@ export type { GeoMetricsOptions, GeoMetricsRegistry } from './metrics/geo-metric
 export { GeoSubscribe } from './decorators/geo-subscribe.decorator.js';
 export type { GeoSubscribeMetadata, GeoSubscribeOptions } from './decorators/geo-subscribe.options.js';
 export { ConnectedClient, EventEnvelope, EventPayload, GeoUser } from './decorators/geo-params.decorators.js';
-export type { GeoConnection } from './gateway/geo-connection.js';
+export type { GeoConnection } from './decorators/geo-connection.js';
 
 // The envelope and its rules
 export type { GeoEnvelope, GeoEnvelopeDraft, GeoInboundEvent, GeoLoggedEnvelope } from './envelope/geo-envelope.interface.js';

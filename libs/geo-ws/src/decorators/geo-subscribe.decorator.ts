@@ -1,6 +1,6 @@
 import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { GEO_SUBSCRIBE_METADATA } from './metadata-keys.js';
-import { GeoEnvelopeInterceptor } from '../envelope/geo-envelope.interceptor.js';
+import { GeoEnvelopeInterceptor } from './geo-envelope.interceptor.js';
 import type { GeoSubscribeMetadata, GeoSubscribeOptions } from './geo-subscribe.options.js';
 
 /**

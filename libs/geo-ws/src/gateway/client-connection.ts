@@ -6,7 +6,7 @@ import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
 import type { Session } from '../sessions/session-keeper.js';
 import type { LogRef } from '../transport/log-ref.js';
-import type { GeoConnection } from './geo-connection.js';
+import type { GeoConnection } from '../decorators/geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { packMsgpack } from '../protocol/msgpack.js';
