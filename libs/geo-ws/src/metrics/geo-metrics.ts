@@ -192,6 +192,11 @@ export class GeoMetrics {
     return this.options.reportMs;
   }
 
+  /** Where the registry is served on the app's HTTP server (`metrics.path`); `false` when the app serves it itself. */
+  get path(): string | false {
+    return this.options.path;
+  }
+
   /** The app's `@GeoSubscribe` events get their own label value; any other event name is `other`. */
   useEvents(names: Iterable<string>): void {
     this.events = new Set([...PROTOCOL_EVENTS, ...names]);
