@@ -8,8 +8,8 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
-import { WebSocketServer, type PerMessageDeflateOptions, type RawData, type WebSocket } from 'ws';
-import { chooseSubprotocol, codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import { codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy, REVOCATION_RECHECK_MS } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
@@ -32,7 +32,7 @@ import { LimitLog } from './limit-log.js';
 import { RefusalLog } from './refusal-log.js';
 import { GeoMetrics } from '../metrics/geo-metrics.js';
 import { instrumentStateStore } from '../metrics/instrumented-state-store.js';
-import { UpgradeHandler } from './upgrade-handler.js';
+import { createWebSocketServer, UpgradeHandler } from './upgrade-handler.js';
 import { ConnectionUpkeep } from './connection-upkeep.js';
 import { Revocations } from './revocations.js';
 
@@ -218,18 +218,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.dispatcher.useHandlers(handlers);
     this.metrics?.useEvents(handlers.keys());
     this.metrics?.watch(this.gaugeSource, this.transport.name);
-    // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
-    // frames get PAYLOAD_TOO_LARGE and the connection stays open.
-    this.wss = new WebSocketServer({
-      noServer: true,
-      // The server keeps its own map of connections: ws's Set would add an entry and a
-      // 'close' listener per connection (and grow the listener array past two).
-      clientTracking: false,
-      maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
-      // Browsers offer ['geo-ws.v1' or 'geo-ws.v1.msgpack', 'bearer.<token>']: answer with ours, never echo the token.
-      handleProtocols: chooseSubprotocol,
-      perMessageDeflate: perMessageDeflate(this.options.compression),
-    });
+    this.wss = createWebSocketServer(this.options);
     // Before the first upgrade: a revocation announced from now on closes its connections here.
     await this.revocations.start();
     this.upgrades = new UpgradeHandler(
@@ -371,21 +360,6 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const next = names[(names.indexOf(this.options.region) + 1) % names.length];
     return { region: next, url: this.options.regions.get(next)!.wsUrl };
   }
-}
-
-/**
- * ws's permessage-deflate settings for `compression`. No context takeover either way: each
- * frame is compressed on its own, so no frame's compression depends on (or reveals) an
- * earlier frame's content, and a connection's window carries nothing between frames.
- */
-function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): PerMessageDeflateOptions | false {
-  if (!compression) return false;
-  return {
-    threshold: compression.thresholdBytes,
-    serverNoContextTakeover: true,
-    clientNoContextTakeover: true,
-    zlibDeflateOptions: { level: compression.level },
-  };
 }
 
 /** For a socket refused right after it opened, which has no other listener. */
