@@ -37,11 +37,15 @@ import { ConnectionUpkeep } from './connection-upkeep.js';
 import { Revocations } from './revocations.js';
 
 /**
- * The WebSocket side of one region's app. Upgrades are authenticated by the
- * `UpgradeHandler`, frames run through the `FrameDispatcher`, room logs reach local
- * members through `RoomFeeds`, heartbeats and the bound on memory held for slow readers
- * are the `ConnectionUpkeep`'s, revocations the `Revocations`'; this class owns the
- * lifecycle around them: start-up, connections, and the drain.
+ * The WebSocket side of one region's app. Inject it to revoke a token (`revoke`) or to read
+ * the region's state (`isReady()`, `isDraining`, `connectionCount`).
+ *
+ * Upgrades are authenticated by the `UpgradeHandler`, frames run through the
+ * `FrameDispatcher`, room logs reach local members through `RoomFeeds`, heartbeats and the
+ * bound on memory held for slow readers are the `ConnectionUpkeep`'s, revocations the
+ * `Revocations`'; this class owns the lifecycle around them: start-up, connections, and
+ * the drain. Members tagged internal are read by the module's own controllers and by this
+ * repository's tests; the published declarations leave them out (`stripInternal`).
  */
 @Injectable()
 export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
@@ -72,7 +76,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     message: (this: WebSocket, raw: RawData, isBinary: boolean) => void;
   };
   private readonly sessions: SessionKeeper | undefined;
-  /** Cross-region presence, when `presence` is on. */
+  /** @internal Cross-region presence, when `presence` is on: read by `GET /geo/presence/:room`. */
   readonly presence: RoomPresence | undefined;
   private wss: WebSocketServer | undefined;
   private httpServer: HttpServer | undefined;
@@ -177,21 +181,22 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return this.isAccepting() && this.transport.isReady();
   }
 
+  /** True once the drain has begun (shutdown): `/readyz` answers 503 and new upgrades are refused. */
   get isDraining(): boolean {
     return this.draining;
   }
 
-  /** Connected clients on this instance. */
-  /** The upgrade's decision, for the handshake check (`GET /geo/handshake`); `undefined` until the region started. */
+  /** @internal The upgrade's decision, for the handshake check (`GET /geo/handshake`); `undefined` until the region started. */
   get upgradeHandler(): UpgradeHandler | undefined {
     return this.upgrades;
   }
 
+  /** Connected clients on this instance (as `/readyz` and the connections gauge report them). */
   get connectionCount(): number {
     return this.connections.size;
   }
 
-  /** Open live tails on this instance (one per log with local members, whatever the client count). */
+  /** @internal Open live tails on this instance (one per log with local members, whatever the client count): for tests. */
   get feedCount(): number {
     return this.feeds.count;
   }
