@@ -9,7 +9,7 @@ import { assertEnvelope, inboundEventOf, utcTimestamp } from '../envelope/envelo
 /** The stamped envelope of each in-flight event, keyed by the frame data object. */
 const drafts = new WeakMap<object, GeoEnvelopeDraft>();
 
-/** @internal The envelope the interceptor stamped for this frame (for `@EventEnvelope()`). */
+/** @internal The envelope the interceptor stamped for this frame (for `@GeoEventEnvelope()`). */
 export function stampedEnvelopeOf(inbound: unknown): GeoEnvelopeDraft | undefined {
   return typeof inbound === 'object' && inbound !== null ? drafts.get(inbound) : undefined;
 }

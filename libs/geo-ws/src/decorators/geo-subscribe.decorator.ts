@@ -15,7 +15,7 @@ import type { GeoSubscribeMetadata, GeoSubscribeOptions } from './geo-subscribe.
  * @Injectable()
  * export class ChatGateway {
  *   @GeoSubscribe('chat.message')
- *   onMessage(@EventPayload(new ValidationPipe()) message: ChatMessageDto) {
+ *   onMessage(@GeoEventPayload(new ValidationPipe()) message: ChatMessageDto) {
  *     return { text: message.text.trim() };
  *   }
  *

@@ -3,7 +3,7 @@ import type { AccessPolicy } from '../auth/access-policy.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import { GeoCloseCode } from '../protocol/wire.js';
-import type { GeoTransport, Subscription } from '../transport/geo-transport.interface.js';
+import type { GeoTransport, GeoSubscription } from '../transport/geo-transport.interface.js';
 import type { ConnectionIndex } from './connection-index.js';
 import type { LimitLog } from './limit-log.js';
 
@@ -14,7 +14,7 @@ import type { LimitLog } from './limit-log.js';
  */
 export class Revocations {
   /** The state store's revocation channel, once watched. */
-  private watch: Subscription | undefined;
+  private watch: GeoSubscription | undefined;
   /** Set while a failed watch waits to be tried again. */
   private retry: NodeJS.Timeout | undefined;
 
