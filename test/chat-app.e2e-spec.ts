@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
-import { MemoryNetwork, memoryTransport } from '@geo-ws/nest';
+import { GeoMemoryNetwork, memoryTransport } from '@geo-ws/nest';
 import { startRegion } from '../apps/chat/src/bootstrap.js';
 import { readRegionConfig } from '../apps/chat/src/config.js';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
@@ -16,7 +16,7 @@ describe('sample chat app across regions', () => {
   beforeAll(async () => {
     const ports = [await freePort(), await freePort()];
     const env = { GEO_REGIONS: `eu=http://127.0.0.1:${ports[0]},us=http://127.0.0.1:${ports[1]}`, GEO_QUIET: '1', GEO_DRAIN_GRACE_MS: '0' };
-    const network = new MemoryNetwork({ delayMs: 20 });
+    const network = new GeoMemoryNetwork({ delayMs: 20 });
     for (const region of ['eu', 'us'])
       apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
     urls = { eu: `ws://127.0.0.1:${ports[0]}/ws`, us: `ws://127.0.0.1:${ports[1]}/ws`, euHttp: `http://127.0.0.1:${ports[0]}` };

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { request as httpRequest } from 'node:http';
 import { SignJWT } from 'jose';
-import { MemoryNetwork, memoryTransport } from '@geo-ws/nest';
+import { GeoMemoryNetwork, memoryTransport } from '@geo-ws/nest';
 import { startRegion } from '../apps/chat/src/bootstrap.js';
 import { DEMO_SECRET, readRegionConfig } from '../apps/chat/src/config.js';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
@@ -64,7 +64,7 @@ describe('sample chat app: secure by default (demo authority, /demo/token, origi
   beforeAll(async () => {
     ports.push(await freePort(), await freePort());
     const env = { GEO_REGIONS: `eu=http://127.0.0.1:${ports[0]},us=http://127.0.0.1:${ports[1]}`, GEO_QUIET: '1', GEO_DRAIN_GRACE_MS: '0' };
-    const network = new MemoryNetwork({ delayMs: 0 });
+    const network = new GeoMemoryNetwork({ delayMs: 0 });
     for (const region of ['eu', 'us'])
       apps.push(await startRegion(readRegionConfig({ ...env, REGION: region }), memoryTransport({ network })));
     const minted = await postToken(http(), 'bystander', '127.0.0.9');

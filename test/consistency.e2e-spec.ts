@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { GeoClient, type Anomaly, type GeoRegion } from '@geo-ws/client';
-import { memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
+import { memoryTransport, natsTransport, redisTransport, type GeoTransportFactory, type GeoMemoryNetwork } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { dropRedisNamespace } from './support/redis-namespace.js';
@@ -22,7 +22,7 @@ const natsNamespace = testNamespace('consistency');
 const redisNamespace = testNamespace('consistency');
 const REGIONS = ['asia', 'eu', 'us'];
 
-const transports: [name: string, contiguous: boolean, transport: (region: string, network: MemoryNetwork) => GeoTransportFactory][] = [
+const transports: [name: string, contiguous: boolean, transport: (region: string, network: GeoMemoryNetwork) => GeoTransportFactory][] = [
   ['memory', true, (_region, network) => memoryTransport({ network })],
   ['redis', true, () => redisTransport({ primary: redisUrl, namespace: redisNamespace })],
   ['nats', false, () => natsTransport({ servers: natsUrl, namespace: natsNamespace })],

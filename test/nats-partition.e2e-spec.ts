@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
-import { globalLog, natsTransport, type GeoLoggedEnvelope, type GeoTransport, type Subscription } from '@geo-ws/nest';
+import { globalLog, natsTransport, type GeoLoggedEnvelope, type GeoTransport, type GeoSubscription } from '@geo-ws/nest';
 import { LinkProxy } from '../apps/lab/src/topology/link-proxy.js';
 import { startSupercluster, type NatsTopology } from '../apps/lab/src/topology/nats-cluster.js';
 
@@ -21,7 +21,7 @@ type ConnectedTransport = GeoTransport & { connect(): Promise<void> };
 interface Received {
   events: number[];
   failed: Error | undefined;
-  tail: Subscription;
+  tail: GeoSubscription;
 }
 
 describe('NATS tail across a gateway cut', () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { memoryTransport, natsTransport, type GeoTransportFactory, type MemoryNetwork } from '@geo-ws/nest';
+import { memoryTransport, natsTransport, type GeoTransportFactory, type GeoMemoryNetwork } from '@geo-ws/nest';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
 import { deployRegions, type Deployment } from './support/regions.js';
 import { WsTestClient } from './support/ws-test-client.js';
@@ -8,7 +8,7 @@ import { WsTestClient } from './support/ws-test-client.js';
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 const namespace = testNamespace('presence');
 
-const transports: [string, (region: string, network: MemoryNetwork) => GeoTransportFactory][] = [
+const transports: [string, (region: string, network: GeoMemoryNetwork) => GeoTransportFactory][] = [
   ['memory', (_region, network) => memoryTransport({ network })],
   ['nats', () => natsTransport({ servers, namespace })],
 ];

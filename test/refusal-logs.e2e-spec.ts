@@ -3,7 +3,7 @@ import { Catch, Injectable, Module, UseFilters, type ExceptionFilter, type INest
 import { NestFactory } from '@nestjs/core';
 import { WsException } from '@nestjs/websockets';
 import { randomUUID } from 'node:crypto';
-import { GeoSubscribe, jwtAuthenticator, memoryTransport, MemoryNetwork, GeoWsModule } from '@geo-ws/nest';
+import { GeoSubscribe, jwtAuthenticator, memoryTransport, GeoMemoryNetwork, GeoWsModule } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { freePort } from '../apps/lab/src/topology/free-port.js';
 import { handshakeOutcome, signTestToken, TEST_AUDIENCE, TEST_ISSUER } from './support/tokens.js';
@@ -89,7 +89,7 @@ describe('refusals in the logs', () => {
         GeoWsModule.forRoot({
           region: 'eu',
           regions: { eu: `http://127.0.0.1:${port}` },
-          transport: memoryTransport({ network: new MemoryNetwork() }),
+          transport: memoryTransport({ network: new GeoMemoryNetwork() }),
           authenticate: jwtAuthenticator({ issuer: TEST_ISSUER, audience: TEST_AUDIENCE, secret: SECRET }),
           // Room for 1,000 refusals in a burst: this test is about the logs, not the limits.
           limits: { rate: { perSecond: 5000, burst: 5000 }, refusals: { perSecond: 5000, burst: 5000 } },

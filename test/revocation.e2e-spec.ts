@@ -6,7 +6,7 @@ import {
   natsTransport,
   redisTransport,
   type GeoTransportFactory,
-  type MemoryNetwork,
+  type GeoMemoryNetwork,
 } from '@geo-ws/nest';
 import { waitFor } from '@geo-ws/nest/testing';
 import { dropNatsNamespace, testNamespace } from './support/nats-namespace.js';
@@ -33,7 +33,7 @@ const handshake = (url: string, bearer: string) => handshakeOutcome(url, { token
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const namespace = testNamespace('revoke');
-const transports: [string, (region: string, network: MemoryNetwork) => GeoTransportFactory, () => Promise<void>][] = [
+const transports: [string, (region: string, network: GeoMemoryNetwork) => GeoTransportFactory, () => Promise<void>][] = [
   ['memory', (_region, network) => memoryTransport({ network }), async () => undefined],
   ['nats', () => natsTransport({ servers: natsUrl, namespace }), () => dropNatsNamespace(natsUrl, namespace)],
   ['redis', () => redisTransport({ primary: redisUrl, namespace }), () => dropRedisNamespace(redisUrl, namespace)],

@@ -5,7 +5,7 @@ import {
   GeoTransport,
   GeoWsModule,
   GeoWsServer,
-  MemoryNetwork,
+  GeoMemoryNetwork,
   memoryTransport,
   type GeoTransportFactory,
   type GeoWsModuleOptions,
@@ -25,7 +25,7 @@ export interface RegionApp {
 
 export interface Deployment {
   regions: RegionApp[];
-  network: MemoryNetwork;
+  network: GeoMemoryNetwork;
   region(name: string): RegionApp;
   close(): Promise<void>;
 }
@@ -47,10 +47,10 @@ export async function deployRegions(
     delayMs?: number;
     geo?: Partial<GeoWsModuleOptions>;
     /** Each region's transport; default the shared memory network. */
-    transport?: (region: string, network: MemoryNetwork) => GeoTransportFactory;
+    transport?: (region: string, network: GeoMemoryNetwork) => GeoTransportFactory;
   } = {},
 ): Promise<Deployment> {
-  const network = new MemoryNetwork({ delayMs: options.delayMs ?? 0 });
+  const network = new GeoMemoryNetwork({ delayMs: options.delayMs ?? 0 });
   const ports = await Promise.all(names.map(() => freePort()));
   const directory = Object.fromEntries(names.map((name, i) => [name, `http://127.0.0.1:${ports[i]}`]));
   const regions: RegionApp[] = [];

@@ -3,14 +3,14 @@
  * over the in-memory transport with a simulated delay between regions. `npm start`.
  * `GEO_TRANSPORT=nats` puts the three regions on NATS JetStream instead.
  */
-import { MemoryNetwork } from '@geo-ws/nest';
+import { GeoMemoryNetwork } from '@geo-ws/nest';
 import { startRegion } from './bootstrap.js';
 import { ConfigError, readRegionConfig } from './config.js';
 import { transportFor } from './transports.js';
 
 async function main(): Promise<void> {
   const base = readRegionConfig({ ...process.env, REGION: undefined, PORT: undefined });
-  const network = new MemoryNetwork({ delayMs: base.interRegionDelayMs });
+  const network = new GeoMemoryNetwork({ delayMs: base.interRegionDelayMs });
   const names = Object.keys(base.regions);
   const apps: Awaited<ReturnType<typeof startRegion>>[] = [];
   for (const region of names) {

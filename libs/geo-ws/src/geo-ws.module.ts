@@ -5,7 +5,7 @@ import { GeoMetadataAccessor } from './discovery/geo-metadata.accessor.js';
 import { GeoWsServer } from './gateway/geo-ws.server.js';
 import { GeoMetrics } from './metrics/geo-metrics.js';
 import { GeoMetricsEndpoint } from './metrics/geo-metrics.endpoint.js';
-import { GEO_WS_MODULE_OPTIONS, GeoWsConfigurableModule } from './options/geo-ws.module-definition.js';
+import { GEO_WS_MODULE_OPTIONS, GeoWsConfigurableModule } from './geo-ws.module-definition.js';
 import { GEO_WS_RESOLVED_OPTIONS } from './options/geo-ws.tokens.js';
 import type { GeoWsModuleOptions, ResolvedGeoWsOptions } from './options/geo-ws-options.interface.js';
 import { resolveOptions } from './options/resolve-options.js';

@@ -1,4 +1,5 @@
-// The public API of @geo-ws/nest. Everything not exported here is internal.
+// The public API of @geo-ws/nest. Everything not exported here is internal. Every exported
+// type, class and decorator is named Geo*; factories (memoryTransport) and constants are not.
 
 // The module and its options
 export { GeoWsModule } from './geo-ws.module.js';
@@ -19,8 +20,8 @@ export type { GeoMetricsOptions, GeoMetricsRegistry } from './metrics/geo-metric
 // Handlers: the decorator, its options and the parameter decorators
 export { GeoSubscribe } from './decorators/geo-subscribe.decorator.js';
 export type { GeoSubscribeMetadata, GeoSubscribeOptions } from './decorators/geo-subscribe.options.js';
-export { ConnectedClient, EventEnvelope, EventPayload, GeoUser } from './decorators/geo-params.decorators.js';
-export type { GeoConnection } from './gateway/geo-connection.js';
+export { GeoConnectedClient, GeoEventEnvelope, GeoEventPayload, GeoUser } from './decorators/geo-params.decorators.js';
+export type { GeoConnection } from './decorators/geo-connection.js';
 
 // The envelope and its rules
 export type { GeoEnvelope, GeoEnvelopeDraft, GeoInboundEvent, GeoLoggedEnvelope } from './envelope/geo-envelope.interface.js';
@@ -36,26 +37,47 @@ export { GeoTransportUnavailableError } from './errors/geo-transport-unavailable
 export { jwtAuthenticator, type GeoJwtOptions } from './auth/jwt-authenticator.js';
 export type { GeoAuthenticator, GeoHandshake, GeoPrincipal } from './auth/geo-principal.js';
 
-// The running server (revocation, presence, readiness) and the wire protocol's names
+// The running server (revocation, readiness) and the wire protocol's names
 export { GeoWsServer } from './gateway/geo-ws.server.js';
 export { GEO_MSGPACK_SUBPROTOCOL, GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame, type GeoWireCodec } from './protocol/wire.js';
 export type { GeoRegionDirectory } from './directory/geo-directory.controller.js';
 
 // Transports, and what a transport author implements
-export { memoryTransport, type MemoryTransportOptions } from './transport/memory/memory.transport.js';
-export { MemoryNetwork, type MemoryNetworkOptions } from './transport/memory/memory-network.js';
+export { memoryTransport, type GeoMemoryTransportOptions } from './transport/memory/memory.transport.js';
+export { GeoMemoryNetwork, type GeoMemoryNetworkOptions } from './transport/memory/memory-network.js';
 export { natsTransport } from './transport/nats/nats.transport.js';
-export type { NatsTransportOptions } from './transport/nats/nats-transport.options.js';
+export type { GeoNatsTransportOptions } from './transport/nats/nats-transport.options.js';
 export { redisTransport } from './transport/redis/redis.transport.js';
-export type { RedisEndpoint, RedisTransportOptions } from './transport/redis/redis-transport.options.js';
+export type { GeoRedisEndpoint, GeoRedisTransportOptions } from './transport/redis/redis-transport.options.js';
 export {
   GeoTransport,
-  type AppendResult,
+  type GeoAppendResult,
+  type GeoLogHead,
+  type GeoReadResult,
+  type GeoSubscription,
   type GeoTransportContext,
   type GeoTransportFactory,
-  type LogHead,
-  type ReadResult,
-  type Subscription,
 } from './transport/geo-transport.interface.js';
-export type { GeoPresenceMember, GeoSessionState, GeoStateStore, RevocationWatch } from './transport/geo-state-store.interface.js';
-export { globalLog, regionalLog, type LogRef } from './transport/log-ref.js';
+export type { GeoPresenceMember, GeoRevocationWatch, GeoSessionState, GeoStateStore } from './transport/geo-state-store.interface.js';
+export { globalLog, regionalLog, type GeoLogRef } from './transport/log-ref.js';
+
+// Deprecated: the names before the Geo prefix, removed in 0.2.0
+/* eslint-disable @typescript-eslint/no-deprecated -- handing the old names on is what they are kept for */
+export {
+  ConnectedClient,
+  EventEnvelope,
+  EventPayload,
+  MemoryNetwork,
+  type AppendResult,
+  type LogHead,
+  type LogRef,
+  type MemoryNetworkOptions,
+  type MemoryTransportOptions,
+  type NatsTransportOptions,
+  type ReadResult,
+  type RedisEndpoint,
+  type RedisTransportOptions,
+  type RevocationWatch,
+  type Subscription,
+} from './deprecated.js';
+/* eslint-enable @typescript-eslint/no-deprecated */

@@ -1,5 +1,5 @@
 import { Injectable, ValidationPipe } from '@nestjs/common';
-import { EventPayload, GeoSubscribe } from '@geo-ws/nest';
+import { GeoEventPayload, GeoSubscribe } from '@geo-ws/nest';
 import { ChatMessageDto } from './chat-message.dto.js';
 
 /**
@@ -10,7 +10,9 @@ import { ChatMessageDto } from './chat-message.dto.js';
 export class ChatGateway {
   /** Appended to the room's global log: every member in every region gets it, in one order. */
   @GeoSubscribe('chat.message')
-  onMessage(@EventPayload(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true })) message: ChatMessageDto) {
+  onMessage(
+    @GeoEventPayload(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true })) message: ChatMessageDto,
+  ) {
     return { text: message.text };
   }
 

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Logger } from '@nestjs/common';
-import { globalLog, natsTransport, type GeoTransport, type GeoTransportFactory, type Subscription } from '@geo-ws/nest';
+import { globalLog, natsTransport, type GeoTransport, type GeoTransportFactory, type GeoSubscription } from '@geo-ws/nest';
 import { readProcess } from '../run/process-stats.js';
 import { startSingleNode, startSupercluster, type NatsTopology } from '../topology/nats-cluster.js';
 
@@ -131,7 +131,7 @@ async function runCase(bench: Case, options: { rate: number; seconds: number; to
       nodeRegion,
     );
     const latencies: number[] = [];
-    const tails: Subscription[] = [];
+    const tails: GeoSubscription[] = [];
     const openedAt = Date.now();
     for (let next = 0; next < bench.rooms;) {
       const batch = Array.from({ length: Math.min(OPEN_CONCURRENCY, bench.rooms - next) }, () => next++);

@@ -28,9 +28,9 @@ function geoParam(type: GeoParamType, pipes: (PipeTransform | Type<PipeTransform
 
 /**
  * The event's payload (`data` as the client sent it), after the given pipes.
- * @example onMessage(@EventPayload(new ValidationPipe({ whitelist: true })) dto: ChatMessageDto)
+ * @example onMessage(@GeoEventPayload(new ValidationPipe({ whitelist: true })) dto: ChatMessageDto)
  */
-export function EventPayload(...pipes: (PipeTransform | Type<PipeTransform>)[]): ParameterDecorator {
+export function GeoEventPayload(...pipes: (PipeTransform | Type<PipeTransform>)[]): ParameterDecorator {
   return geoParam(GeoParamType.PAYLOAD, pipes);
 }
 
@@ -38,7 +38,7 @@ export function EventPayload(...pipes: (PipeTransform | Type<PipeTransform>)[]):
  * The envelope as the server stamped it, without `seq` (not assigned yet):
  * `{ event_id, room_id, type, sender, timestamp, region, data }`.
  */
-export function EventEnvelope(): ParameterDecorator {
+export function GeoEventEnvelope(): ParameterDecorator {
   return geoParam(GeoParamType.ENVELOPE);
 }
 
@@ -48,6 +48,6 @@ export function GeoUser(): ParameterDecorator {
 }
 
 /** The `GeoConnection` the event came from (its id, principal, region and rooms). */
-export function ConnectedClient(): ParameterDecorator {
+export function GeoConnectedClient(): ParameterDecorator {
   return geoParam(GeoParamType.CONNECTION);
 }

@@ -1,6 +1,6 @@
 import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { GEO_SUBSCRIBE_METADATA } from './metadata-keys.js';
-import { GeoEnvelopeInterceptor } from '../envelope/geo-envelope.interceptor.js';
+import { GeoEnvelopeInterceptor } from './geo-envelope.interceptor.js';
 import type { GeoSubscribeMetadata, GeoSubscribeOptions } from './geo-subscribe.options.js';
 
 /**
@@ -15,7 +15,7 @@ import type { GeoSubscribeMetadata, GeoSubscribeOptions } from './geo-subscribe.
  * @Injectable()
  * export class ChatGateway {
  *   @GeoSubscribe('chat.message')
- *   onMessage(@EventPayload(new ValidationPipe()) message: ChatMessageDto) {
+ *   onMessage(@GeoEventPayload(new ValidationPipe()) message: ChatMessageDto) {
  *     return { text: message.text.trim() };
  *   }
  *

@@ -7,7 +7,7 @@ import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.options.j
 import { EVENT_TYPE_PATTERN, RESERVED_EVENT_PREFIX } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
 import { GeoConfigError } from '../errors/geo-config.error.js';
-import type { GeoConnection } from '../gateway/geo-connection.js';
+import type { GeoConnection } from '../decorators/geo-connection.js';
 import { GeoMetadataAccessor } from './geo-metadata.accessor.js';
 import { GeoParamsFactory } from './geo-params.factory.js';
 import { quietContextCreator } from './quiet-error-proxy.js';

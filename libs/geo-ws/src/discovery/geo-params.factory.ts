@@ -1,7 +1,7 @@
 import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creator.js';
 import { GeoParamType } from '../decorators/geo-params.decorators.js';
-import { stampedEnvelopeOf } from '../envelope/geo-envelope.interceptor.js';
-import type { GeoConnection } from '../gateway/geo-connection.js';
+import { stampedEnvelopeOf } from '../decorators/geo-envelope.interceptor.js';
+import type { GeoConnection } from '../decorators/geo-connection.js';
 
 /** Resolves the geo-ws parameter decorators from a handler call's `(connection, frameData, event)`. */
 export class GeoParamsFactory implements ParamsFactory {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import type { GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { waitFor } from '../testing/wait-for.js';
 import { globalLog } from '../transport/log-ref.js';
-import { MemoryNetwork } from '../transport/memory/memory-network.js';
+import { GeoMemoryNetwork } from '../transport/memory/memory-network.js';
 import { MemoryTransport } from '../transport/memory/memory.transport.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { ReplayBudget, type ReplayLimits } from './replay-budget.js';
@@ -38,7 +38,7 @@ describe('RoomFeeds', () => {
   };
 
   async function setup(delayMs = 0, retention = context.retention, limits: Partial<ReplayLimits> = {}) {
-    const network = new MemoryNetwork({ delayMs });
+    const network = new GeoMemoryNetwork({ delayMs });
     const writer = new MemoryTransport(network, { ...context, retention, region: 'eu' });
     const reader = new MemoryTransport(network, { ...context, retention, region: 'us' });
     transports.push(writer, reader);

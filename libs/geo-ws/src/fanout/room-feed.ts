@@ -2,8 +2,8 @@ import type { GeoWireCodec } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
-import type { GeoTransport, Subscription } from '../transport/geo-transport.interface.js';
-import type { LogRef } from '../transport/log-ref.js';
+import type { GeoTransport, GeoSubscription } from '../transport/geo-transport.interface.js';
+import type { GeoLogRef } from '../transport/log-ref.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
 import type { ReplayBudget, ReplayTarget } from './replay-budget.js';
 
@@ -14,7 +14,7 @@ export interface FeedMember extends ReplayTarget {
   deliver(event: GeoLoggedEnvelope): void;
   deliverEphemeral(envelope: GeoEnvelopeDraft): void;
   /** The feed broke (e.g. the log was deleted): the member is no longer in it. */
-  evicted(log: LogRef, reason: string): void;
+  evicted(log: GeoLogRef, reason: string): void;
 }
 
 /**
@@ -91,8 +91,8 @@ export class RoomFeed {
   private many: Map<FeedMember, Position> | undefined = undefined;
   private lastSeq = 0;
   private epoch = '';
-  private tail: Subscription | undefined = undefined;
-  private ephemeral: Subscription | undefined = undefined;
+  private tail: GeoSubscription | undefined = undefined;
+  private ephemeral: GeoSubscription | undefined = undefined;
   private closed = false;
   /** Set by the host while {@link open} runs: joins wait for it. */
   opening: Promise<void> | undefined = undefined;
@@ -101,7 +101,7 @@ export class RoomFeed {
 
   constructor(
     private readonly host: FeedHost,
-    readonly log: LogRef,
+    readonly log: GeoLogRef,
   ) {}
 
   /** Reads the log's head and opens the live tail and the ephemeral subscription there. */

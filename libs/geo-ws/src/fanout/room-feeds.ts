@@ -1,5 +1,5 @@
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
-import { logKey, type LogRef } from '../transport/log-ref.js';
+import { logKey, type GeoLogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
 import { FeedBreakLog } from './feed-break-log.js';
@@ -31,7 +31,7 @@ export class RoomFeeds implements FeedHost {
     return this.global.size + this.regional.size;
   }
 
-  async join(log: LogRef, member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
+  async join(log: GeoLogRef, member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
     const feed = this.find(log) ?? this.open(log);
     if (feed.opening) {
       feed.waiting++;
@@ -53,11 +53,11 @@ export class RoomFeeds implements FeedHost {
    * if it is not live there (not a member, or still replaying). Read when a session is
    * saved, never on delivery.
    */
-  positionOf(log: LogRef, member: FeedMember): number | undefined {
+  positionOf(log: GeoLogRef, member: FeedMember): number | undefined {
     return this.find(log)?.cursorOf(member);
   }
 
-  leave(log: LogRef, member: FeedMember): void {
+  leave(log: GeoLogRef, member: FeedMember): void {
     const feed = this.find(log);
     if (!feed) return;
     if (feed.opening) {
@@ -94,7 +94,7 @@ export class RoomFeeds implements FeedHost {
     this.forget(feed);
   }
 
-  private open(log: LogRef): RoomFeed {
+  private open(log: GeoLogRef): RoomFeed {
     const feed = new RoomFeed(this, log);
     if (log.scope === 'global') this.global.set(log.room, feed);
     else this.regional.set(logKey(log), feed);
@@ -110,7 +110,7 @@ export class RoomFeeds implements FeedHost {
     return feed;
   }
 
-  private find(log: LogRef): RoomFeed | undefined {
+  private find(log: GeoLogRef): RoomFeed | undefined {
     return log.scope === 'global' ? this.global.get(log.room) : this.regional.get(logKey(log));
   }
 

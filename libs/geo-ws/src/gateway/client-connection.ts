@@ -5,8 +5,8 @@ import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelo
 import type { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { FeedMember } from '../fanout/room-feed.js';
 import type { Session } from '../sessions/session-keeper.js';
-import type { LogRef } from '../transport/log-ref.js';
-import type { GeoConnection } from './geo-connection.js';
+import type { GeoLogRef } from '../transport/log-ref.js';
+import type { GeoConnection } from '../decorators/geo-connection.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { packMsgpack } from '../protocol/msgpack.js';
@@ -43,7 +43,7 @@ export interface ConnectionLimits {
 /** What the server hears from a connection. */
 export interface ConnectionHooks {
   /** A feed dropped this connection from a log (e.g. the log was reset). */
-  evicted(connection: ClientConnection, log: LogRef): void;
+  evicted(connection: ClientConnection, log: GeoLogRef): void;
   /** The connection is being closed for not reading fast enough. */
   slowConsumer(connection: ClientConnection): void;
   /** The connection's credential expired (and no `geo.auth` refreshed it). */
@@ -157,7 +157,7 @@ export class ClientConnection implements GeoConnection, FeedMember, Expiring {
     this.sendFrame(ephemeralFrames.of(envelope, this.codec));
   }
 
-  evicted(log: LogRef): void {
+  evicted(log: GeoLogRef): void {
     this.hooks.evicted(this, log);
   }
 

@@ -28,7 +28,7 @@ import {
   type JoinPosition,
 } from '../protocol/frames.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
-import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
+import { globalLog, regionalLog, type GeoLogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
 import type { ConnectionIndex } from './connection-index.js';
 import type { LimitLog } from './limit-log.js';
@@ -168,7 +168,7 @@ export class FrameDispatcher {
   }
 
   /** Resolves once `geo.joined` is sent; the replay and live events continue on their own. */
-  private joinLog(connection: ClientConnection, log: LogRef, position: JoinPosition, scope: 'regional' | undefined): Promise<void> {
+  private joinLog(connection: ClientConnection, log: GeoLogRef, position: JoinPosition, scope: 'regional' | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let announced = false;
       const announce = (outcome: JoinOutcome): void => {
@@ -338,7 +338,7 @@ export class FrameDispatcher {
   }
 
   /** A feed dropped the connection from a log (e.g. the log was reset): it must join again. */
-  evicted(connection: ClientConnection, log: LogRef): void {
+  evicted(connection: ClientConnection, log: GeoLogRef): void {
     if (!connection.rooms.delete(log.room)) return;
     this.leaveLogs(connection, log.room);
     connection.sendError(new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}" log was reset; join it again`), log.room);

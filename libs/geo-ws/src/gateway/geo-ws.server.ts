@@ -8,8 +8,8 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
-import { WebSocketServer, type PerMessageDeflateOptions, type RawData, type WebSocket } from 'ws';
-import { chooseSubprotocol, codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import { codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import { AccessPolicy, REVOCATION_RECHECK_MS } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
@@ -22,7 +22,7 @@ import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { RoomPresence } from '../presence/room-presence.js';
 import { SessionKeeper } from '../sessions/session-keeper.js';
-import { GeoTransport, type Subscription } from '../transport/geo-transport.interface.js';
+import { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
 import { ClientConnection, deliveredFrameBytes, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
 import { ConnectionIndex, tooManyConnections } from './connection-index.js';
@@ -32,16 +32,20 @@ import { LimitLog } from './limit-log.js';
 import { RefusalLog } from './refusal-log.js';
 import { GeoMetrics } from '../metrics/geo-metrics.js';
 import { instrumentStateStore } from '../metrics/instrumented-state-store.js';
-import { UpgradeHandler } from './upgrade-handler.js';
-
-/** Heartbeats are spread over this many turns per `heartbeatMs`. */
-const HEARTBEAT_SLICES = 10;
+import { createWebSocketServer, UpgradeHandler } from './upgrade-handler.js';
+import { ConnectionUpkeep } from './connection-upkeep.js';
+import { Revocations } from './revocations.js';
 
 /**
- * The WebSocket side of one region's app. Upgrades are authenticated by the
- * `UpgradeHandler`, frames run through the `FrameDispatcher`, room logs reach local
- * members through `RoomFeeds`; this class owns the lifecycle around them: start-up,
- * connections, heartbeats, the bound on memory held for slow readers, and the drain.
+ * The WebSocket side of one region's app. Inject it to revoke a token (`revoke`) or to read
+ * the region's state (`isReady()`, `isDraining`, `connectionCount`).
+ *
+ * Upgrades are authenticated by the `UpgradeHandler`, frames run through the
+ * `FrameDispatcher`, room logs reach local members through `RoomFeeds`, heartbeats and the
+ * bound on memory held for slow readers are the `ConnectionUpkeep`'s, revocations the
+ * `Revocations`'; this class owns the lifecycle around them: start-up, connections, and
+ * the drain. Members tagged internal are read by the module's own controllers and by this
+ * repository's tests; the published declarations leave them out (`stripInternal`).
  */
 @Injectable()
 export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
@@ -50,14 +54,13 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly connections = new Map<WebSocket, ClientConnection>();
   /** The same connections by user. */
   private readonly index = new ConnectionIndex();
-  /** Connections accepted so far and heartbeat turns taken: which slice a connection is in, which slice is checked. */
-  private acceptedCount = 0;
-  private heartbeatTurn = 0;
   private readonly feeds: RoomFeeds;
   private readonly access: AccessPolicy;
   private readonly auth: HandshakeAuth;
   private readonly limitLog: LimitLog;
   private readonly dispatcher: FrameDispatcher;
+  private readonly upkeep: ConnectionUpkeep;
+  private readonly revocations: Revocations;
   /** What every connection enforces itself, the same for all. */
   private readonly connectionLimits: ConnectionLimits;
   /** What connections tell the server, one object for all (each call names its connection). */
@@ -73,17 +76,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     message: (this: WebSocket, raw: RawData, isBinary: boolean) => void;
   };
   private readonly sessions: SessionKeeper | undefined;
-  /** Cross-region presence, when `presence` is on. */
+  /** @internal Cross-region presence, when `presence` is on: read by `GET /geo/presence/:room`. */
   readonly presence: RoomPresence | undefined;
   private wss: WebSocketServer | undefined;
   private httpServer: HttpServer | undefined;
   private upgrades: UpgradeHandler | undefined;
-  /** The state store's revocation channel, once watched. */
-  private revocationWatch: Subscription | undefined;
-  /** Set while a failed watch waits to be tried again. */
-  private revocationRetry: NodeJS.Timeout | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
-  private bufferSweep: NodeJS.Timeout | undefined;
   private started = false;
   private draining = false;
 
@@ -121,9 +118,11 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
           }
         : undefined,
     );
-    this.access = new AccessPolicy(options.region, state, REVOCATION_RECHECK_MS, (tokenId) => this.closeRevoked(tokenId));
+    this.access = new AccessPolicy(options.region, state, REVOCATION_RECHECK_MS, (tokenId) => this.revocations.closeRevoked(tokenId));
     this.auth = new HandshakeAuth(options.authenticate, this.access);
     this.limitLog = new LimitLog(options.region);
+    this.revocations = new Revocations(transport, this.access, this.index, this.limitLog, this.logger);
+    this.upkeep = new ConnectionUpkeep(options, this.connections, this.limitLog);
     this.presence = options.presenceTtlMs ? new RoomPresence(state, options.presenceTtlMs) : undefined;
     // Positions are read from the feeds when a session is saved, never written on delivery.
     this.sessions = options.sessions
@@ -182,21 +181,22 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return this.isAccepting() && this.transport.isReady();
   }
 
+  /** True once the drain has begun (shutdown): `/readyz` answers 503 and new upgrades are refused. */
   get isDraining(): boolean {
     return this.draining;
   }
 
-  /** Connected clients on this instance. */
-  /** The upgrade's decision, for the handshake check (`GET /geo/handshake`); `undefined` until the region started. */
+  /** @internal The upgrade's decision, for the handshake check (`GET /geo/handshake`); `undefined` until the region started. */
   get upgradeHandler(): UpgradeHandler | undefined {
     return this.upgrades;
   }
 
+  /** Connected clients on this instance (as `/readyz` and the connections gauge report them). */
   get connectionCount(): number {
     return this.connections.size;
   }
 
-  /** Open live tails on this instance (one per log with local members, whatever the client count). */
+  /** @internal Open live tails on this instance (one per log with local members, whatever the client count): for tests. */
   get feedCount(): number {
     return this.feeds.count;
   }
@@ -223,20 +223,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.dispatcher.useHandlers(handlers);
     this.metrics?.useEvents(handlers.keys());
     this.metrics?.watch(this.gaugeSource, this.transport.name);
-    // Frames past twice the limit are refused by ws itself (close 1009); smaller oversize
-    // frames get PAYLOAD_TOO_LARGE and the connection stays open.
-    this.wss = new WebSocketServer({
-      noServer: true,
-      // The server keeps its own map of connections: ws's Set would add an entry and a
-      // 'close' listener per connection (and grow the listener array past two).
-      clientTracking: false,
-      maxPayload: this.options.limits.maxPayloadBytes * 2 + 1024,
-      // Browsers offer ['geo-ws.v1' or 'geo-ws.v1.msgpack', 'bearer.<token>']: answer with ours, never echo the token.
-      handleProtocols: chooseSubprotocol,
-      perMessageDeflate: perMessageDeflate(this.options.compression),
-    });
+    this.wss = createWebSocketServer(this.options);
     // Before the first upgrade: a revocation announced from now on closes its connections here.
-    await this.watchRevocations();
+    await this.revocations.start();
     this.upgrades = new UpgradeHandler(
       this.options,
       server,
@@ -249,10 +238,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.metrics ? (status, code) => this.metrics?.upgradeRefused(status, code) : undefined,
     );
     server.on('upgrade', this.upgrades.handle);
-    this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatMs / HEARTBEAT_SLICES);
-    this.heartbeat.unref();
-    this.bufferSweep = setInterval(() => this.sweepBuffers(), BUFFER_SWEEP_MS);
-    this.bufferSweep.unref();
+    this.upkeep.start();
     this.started = true;
     this.logger.log(`Region "${this.options.region}" serving WebSocket on ${this.options.path} over the ${this.transport.name} transport`);
   }
@@ -273,13 +259,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     this.metrics?.unwatch(this.gaugeSource);
-    clearTimeout(this.revocationRetry);
-    this.revocationRetry = undefined;
-    const watch = this.revocationWatch;
-    this.revocationWatch = undefined;
-    await watch?.close().catch(() => undefined);
-    clearInterval(this.heartbeat);
-    clearInterval(this.bufferSweep);
+    await this.revocations.stop();
+    this.upkeep.stop();
     this.presence?.stop();
     if (this.upgrades) this.httpServer?.off('upgrade', this.upgrades.handle);
     // Connections still open close here: their sessions are saved like any close, and
@@ -318,7 +299,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     }
     this.connections.set(ws, connection);
     this.index.added(connection);
-    connection.heartbeatSlice = this.acceptedCount++ % HEARTBEAT_SLICES;
+    this.upkeep.accepted(connection);
     const { pong, error, close, message } = this.socketListeners;
     ws.on('pong', pong).on('error', error).on('close', close).on('message', message);
     // Frames that arrive while the session loads wait in the connection's queue.
@@ -365,50 +346,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
    * before this resolves, without waiting for its own announcement.
    */
   async revoke(tokenId: string, expiresAt: number): Promise<void> {
-    await this.transport.state.revoke(tokenId, expiresAt);
-    this.access.markRevoked(tokenId);
-  }
-
-  /**
-   * Watches the state store's revocation channel. A watch that cannot start is tried again
-   * every second (frames still meet the revocation recheck meanwhile); once it runs after
-   * such a failure, what it may have missed is read again.
-   */
-  private async watchRevocations(afterFailure = false): Promise<void> {
-    this.revocationRetry = undefined;
-    try {
-      this.revocationWatch = await this.transport.state.watchRevocations(
-        (tokenId) => this.access.markRevoked(tokenId),
-        () => this.recheckRevocations(),
-      );
-      if (afterFailure) this.recheckRevocations();
-    } catch (error) {
-      this.logger.warn(`cannot watch the revocation channel yet, retrying every second: ${(error as Error).message}`);
-      this.revocationRetry = setTimeout(() => void this.watchRevocations(true), 1000);
-      this.revocationRetry.unref();
-    }
-  }
-
-  /**
-   * The revocation channel may have missed announcements (it reconnected): the status of
-   * every token held by a connection here is read once, a batch at a time. The cost grows
-   * with the channel's reconnects and the distinct tokens, never with time.
-   */
-  private recheckRevocations(): void {
-    const tokens = this.index.tokenIds();
-    if (tokens.length === 0) return;
-    this.logger.log(`revocation channel back: reading the status of ${tokens.length} token(s) held here again`);
-    void this.access.recheck(tokens);
-  }
-
-  /** A token is revoked: each connection holding it is told and closed (4003). */
-  private closeRevoked(tokenId: string): void {
-    for (const connection of this.index.withToken(tokenId)) {
-      if (!connection.isOpen) continue;
-      this.limitLog.hit(connection, 'TOKEN_REVOKED');
-      connection.sendError(new GeoProtocolError(GeoErrorCode.UNAUTHORIZED, 'the token was revoked'));
-      connection.close(GeoCloseCode.TOKEN_REVOKED, 'token revoked');
-    }
+    await this.revocations.revoke(tokenId, expiresAt);
   }
 
   private onClose(ws: WebSocket, connection: ClientConnection): void {
@@ -421,58 +359,6 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.dispatcher.disconnected(connection);
   }
 
-  /**
-   * Bounds the memory held for clients that do not read: one over its own limit, or the
-   * biggest ones while all of them together are over the instance's limit, are closed as
-   * slow consumers (live sends check the per-connection limit too, at once).
-   */
-  private sweepBuffers(): void {
-    const { maxBufferedBytes, maxBufferedBytesTotal } = this.options.limits;
-    let total = 0;
-    const holding: ClientConnection[] = [];
-    for (const connection of this.connections.values()) {
-      const backlog = connection.backlogBytes;
-      if (backlog === 0 || !connection.isOpen) continue;
-      if (backlog > maxBufferedBytes) {
-        connection.closeSlowConsumer();
-        continue;
-      }
-      total += backlog;
-      holding.push(connection);
-    }
-    if (total <= maxBufferedBytesTotal) return;
-    holding.sort((a, b) => b.backlogBytes - a.backlogBytes);
-    for (const connection of holding) {
-      if (total <= maxBufferedBytesTotal) break;
-      total -= connection.backlogBytes;
-      connection.closeSlowConsumer();
-    }
-  }
-
-  /**
-   * Pings one slice of the connections per turn, so each is pinged once per `heartbeatMs`
-   * without one burst of a write per connection (6,700 pings held a region's event loop
-   * for ~80 ms at 20,000 clients).
-   */
-  private checkHeartbeats(): void {
-    const { idleTimeoutMs } = this.options.limits;
-    const slice = this.heartbeatTurn++ % HEARTBEAT_SLICES;
-    for (const connection of this.connections.values()) {
-      if (connection.heartbeatSlice !== slice) continue;
-      if (idleTimeoutMs > 0 && Date.now() - connection.lastFrameAt > idleTimeoutMs) {
-        this.limitLog.hit(connection, 'IDLE_TIMEOUT');
-        connection.close(GeoCloseCode.IDLE_TIMEOUT, 'idle');
-        continue;
-      }
-      if (!connection.alive) {
-        connection.terminate();
-        continue;
-      }
-      connection.alive = false;
-      connection.ping();
-    }
-  }
-
   /** The next region in directory order: where this region's clients should go while it drains. */
   private suggestRegion(): { region: string; url: string } {
     const names = [...this.options.regions.keys()];
@@ -481,26 +367,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   }
 }
 
-/**
- * ws's permessage-deflate settings for `compression`. No context takeover either way: each
- * frame is compressed on its own, so no frame's compression depends on (or reveals) an
- * earlier frame's content, and a connection's window carries nothing between frames.
- */
-function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): PerMessageDeflateOptions | false {
-  if (!compression) return false;
-  return {
-    threshold: compression.thresholdBytes,
-    serverNoContextTakeover: true,
-    clientNoContextTakeover: true,
-    zlibDeflateOptions: { level: compression.level },
-  };
-}
-
 /** For a socket refused right after it opened, which has no other listener. */
 function ignoreError(): void {}
-
-/** How often the memory held for slow readers is checked. */
-const BUFFER_SWEEP_MS = 1000;
 
 /** A promise and the function that resolves it, apart (`Promise.withResolvers` is Node 22+). */
 function gate(): { promise: Promise<void>; open: () => void } {

@@ -1,13 +1,14 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer, type PerMessageDeflateOptions, type WebSocket } from 'ws';
 import type { AccessPolicy } from '../auth/access-policy.js';
 import type { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import type { GeoPrincipal } from '../auth/geo-principal.js';
+import { chooseSubprotocol } from '../protocol/wire.js';
 import { tooManyConnections } from './connection-index.js';
 import { RefusalLog } from './refusal-log.js';
 
@@ -135,6 +136,39 @@ export class UpgradeHandler {
 
   private readonly onHandshakeError = (error: Error): void => {
     this.logger.debug(`a client dropped its connection during the handshake: ${error.message}`);
+  };
+}
+
+/**
+ * The `ws` server accepted upgrades are handed to, without an HTTP server of its own (the
+ * `UpgradeHandler` listens on the app's). Frames past twice the limit are refused by ws
+ * itself (close 1009); smaller oversize frames get PAYLOAD_TOO_LARGE and the connection stays open.
+ */
+export function createWebSocketServer(options: ResolvedGeoWsOptions): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    // The server keeps its own map of connections: ws's Set would add an entry and a
+    // 'close' listener per connection (and grow the listener array past two).
+    clientTracking: false,
+    maxPayload: options.limits.maxPayloadBytes * 2 + 1024,
+    // Browsers offer ['geo-ws.v1' or 'geo-ws.v1.msgpack', 'bearer.<token>']: answer with ours, never echo the token.
+    handleProtocols: chooseSubprotocol,
+    perMessageDeflate: perMessageDeflate(options.compression),
+  });
+}
+
+/**
+ * ws's permessage-deflate settings for `compression`. No context takeover either way: each
+ * frame is compressed on its own, so no frame's compression depends on (or reveals) an
+ * earlier frame's content, and a connection's window carries nothing between frames.
+ */
+function perMessageDeflate(compression: ResolvedGeoWsOptions['compression']): PerMessageDeflateOptions | false {
+  if (!compression) return false;
+  return {
+    threshold: compression.thresholdBytes,
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+    zlibDeflateOptions: { level: compression.level },
   };
 }
 

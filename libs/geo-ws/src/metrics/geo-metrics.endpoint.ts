@@ -1,27 +1,24 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
-import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { GeoMetrics } from './geo-metrics.js';
 
 /**
  * Serves the metrics registry at `metrics.path` (default `GET /metrics`) on the app's HTTP
  * server, through Nest's HTTP adapter (Express or Fastify). Registered in `onModuleInit`,
  * before Nest adds its not-found handler; outside any global prefix, where Prometheus
- * expects it.
+ * expects it. The path is read from `GeoMetrics`, which exists only when `metrics` is on.
  */
 @Injectable()
 export class GeoMetricsEndpoint implements OnModuleInit {
   private readonly logger = new Logger(GeoMetricsEndpoint.name);
 
   constructor(
-    @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
     @Inject(GeoMetrics) private readonly metrics: GeoMetrics | null,
     private readonly adapterHost: HttpAdapterHost,
   ) {}
 
   onModuleInit(): void {
-    const path = this.options.metrics?.path;
+    const path = this.metrics?.path;
     const adapter = this.adapterHost.httpAdapter as typeof this.adapterHost.httpAdapter | undefined;
     if (!this.metrics || !path || !adapter) return;
     const { registry } = this.metrics;

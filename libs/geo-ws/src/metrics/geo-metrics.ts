@@ -4,6 +4,7 @@ import { GeoFrame } from '../protocol/wire.js';
 import type { GeoMetricsRegistry, ResolvedGeoMetricsOptions } from './geo-metrics.options.js';
 import { REPORT_FRAME, type GeoClientReport } from './client-report.js';
 import { loadPromClient } from './load-prom-client.js';
+import { Tally, talliesOf, type Child, type TallyCounter } from './tally.js';
 
 /** The label value of everything outside a bounded set (events, regions, codes). */
 export const OTHER = 'other';
@@ -20,40 +21,6 @@ export interface GeoGaugeSource {
 export type GeoStateOperation =
   'putSession' | 'getSession' | 'deleteSession' | 'revoke' | 'isRevoked' | 'touchPresence' | 'removePresence' | 'presence';
 
-type Child = { inc(value?: number): void };
-
-/**
- * A counter series counted in a plain number and handed to prom-client at scrape time: a
- * prom-client child hashes its labels on every `inc` (~190 ns); this is an addition.
- */
-class Tally implements Child {
-  private pending = 0;
-  constructor(private readonly series: Child) {}
-  inc(value = 1): void {
-    this.pending += value;
-  }
-  flush(): void {
-    if (this.pending === 0) return;
-    this.series.inc(this.pending);
-    this.pending = 0;
-  }
-}
-
-/** A counter whose series are {@link Tally}s. */
-interface TallyCounter {
-  labels(labels: Record<string, string>): Child;
-}
-
-/** The tallies of each counter of each registry, flushed by the counter's `collect`. */
-const talliesByRegistry = new WeakMap<object, Map<string, Set<Tally>>>();
-
-function talliesOf(registry: object, name: string): Set<Tally> {
-  let byName = talliesByRegistry.get(registry);
-  if (!byName) talliesByRegistry.set(registry, (byName = new Map<string, Set<Tally>>()));
-  let tallies = byName.get(name);
-  if (!tallies) byName.set(name, (tallies = new Set<Tally>()));
-  return tallies;
-}
 type Observer = { observe(value: number): void };
 
 /** Control frames the server sends or receives: event labels besides the app's own events. */
@@ -190,6 +157,11 @@ export class GeoMetrics {
   /** How often clients are asked to send `geo.report`. */
   get reportMs(): number {
     return this.options.reportMs;
+  }
+
+  /** Where the registry is served on the app's HTTP server (`metrics.path`); `false` when the app serves it itself. */
+  get path(): string | false {
+    return this.options.path;
   }
 
   /** The app's `@GeoSubscribe` events get their own label value; any other event name is `other`. */

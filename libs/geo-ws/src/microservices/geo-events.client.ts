@@ -3,13 +3,13 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { randomUUID } from 'node:crypto';
 import { assertEnvelope, utcTimestamp } from '../envelope/envelope.rules.js';
 import type { GeoEnvelopeDraft } from '../envelope/geo-envelope.interface.js';
-import type { AppendResult } from '../transport/geo-transport.interface.js';
+import type { GeoAppendResult } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
 import { NatsTransport } from '../transport/nats/nats.transport.js';
-import type { NatsTransportOptions } from '../transport/nats/nats-transport.options.js';
+import type { GeoNatsTransportOptions } from '../transport/nats/nats-transport.options.js';
 
 /** Options of {@link GeoEventsClient}. */
-export interface GeoEventsClientOptions extends Pick<NatsTransportOptions, 'servers' | 'namespace' | 'connection' | 'requestTimeoutMs'> {
+export interface GeoEventsClientOptions extends Pick<GeoNatsTransportOptions, 'servers' | 'namespace' | 'connection' | 'requestTimeoutMs'> {
   /** The region this service runs in: stamped as the envelope's `region`. */
   region: string;
   /** Default `sender` of emitted events (a service identity). Default `service`. */
@@ -60,7 +60,7 @@ export class GeoEventsClient extends ClientProxy {
     return () => undefined;
   }
 
-  protected async dispatchEvent<T = AppendResult>(packet: ReadPacket<GeoEmitData>): Promise<T> {
+  protected async dispatchEvent<T = GeoAppendResult>(packet: ReadPacket<GeoEmitData>): Promise<T> {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- emit() from plain JavaScript may pass nothing
     const { room_id, data, event_id, sender } = packet.data ?? ({} as GeoEmitData);
     const draft: GeoEnvelopeDraft = {

@@ -1,5 +1,7 @@
 // Every default of geo-ws in one place: the module's options and the microservice client
-// read them from here, and the README's option table states the same values.
+// read them from here, and the README's option table states the same values. The frame
+// nesting depth is the wire protocol's own (protocol/wire.ts), listed here with the rest.
+import { DEFAULT_MAX_DEPTH } from '../protocol/wire.js';
 
 /** Shortest dedup window: client retries within it are stored once (G1). */
 export const MIN_DEDUP_WINDOW_MS = 120_000;
@@ -15,7 +17,7 @@ const MIB = 1024 * 1024;
 /** `limits` when not set (see `GeoWsLimits` for what each one bounds). */
 export const DEFAULT_LIMITS = {
   maxPayloadBytes: 64 * 1024,
-  maxDepth: 32,
+  maxDepth: DEFAULT_MAX_DEPTH,
   maxRoomsPerConnection: 100,
   maxConnectionsPerUser: 20,
   rate: { perSecond: 50, burst: 100 },

@@ -1,7 +1,7 @@
 import { isValidEventId, isValidRoomId } from '../envelope/envelope.rules.js';
-import { DEFAULT_LIMITS } from '../options/defaults.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
+import { DEFAULT_MAX_DEPTH } from './wire.js';
 import { FORBIDDEN_KEY, forbiddenKey } from './forbidden-key.js';
 import { guardMsgpack } from './msgpack-guard.js';
 import { unpackMsgpack } from './msgpack.js';
@@ -44,8 +44,8 @@ export interface JoinRequest extends JoinPosition {
   regional?: JoinPosition;
 }
 
-/** Default for `limits.maxDepth` (the client SDK checks the same before sending). */
-export const DEFAULT_MAX_DEPTH = DEFAULT_LIMITS.maxDepth;
+// The parsers' default depth is the protocol's; the SDK's specs compare theirs with it here.
+export { DEFAULT_MAX_DEPTH };
 
 /**
  * Parses one raw WebSocket message into a frame, or throws `MALFORMED_FRAME`. `data` may

@@ -4,6 +4,12 @@ export const GEO_SUBPROTOCOL = 'geo-ws.v1';
 /** The same protocol in MessagePack binary frames (docs/PROTOCOL.md, "Subprotocols and codecs"). */
 export const GEO_MSGPACK_SUBPROTOCOL = 'geo-ws.v1.msgpack';
 
+/**
+ * Default for `limits.maxDepth`: how deep a frame's `data` may nest arrays and objects (the
+ * client SDK checks the same before sending). options/defaults.ts lists it with the other limits.
+ */
+export const DEFAULT_MAX_DEPTH = 32;
+
 /** How a connection's frames are encoded: JSON text frames, or MessagePack binary frames. */
 export type GeoWireCodec = 'json' | 'msgpack';
 

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../errors/geo-transport-unavailable.error.js';
-import type { GeoTransport, GeoTransportContext, GeoTransportFactory, Subscription } from '../transport/geo-transport.interface.js';
-import { globalLog, regionalLog, type LogRef } from '../transport/log-ref.js';
+import type { GeoTransport, GeoTransportContext, GeoTransportFactory, GeoSubscription } from '../transport/geo-transport.interface.js';
+import { globalLog, regionalLog, type GeoLogRef } from '../transport/log-ref.js';
 import { waitFor } from './wait-for.js';
 
 /** One isolated deployment of the transport under test: its regions share logs. */
-export interface ContractCluster {
+export interface GeoContractCluster {
   /** Builds one region's transport (not yet connected). */
   transport: GeoTransportFactory;
   /** Frees what the cluster holds (streams, keys, servers). */
@@ -17,12 +17,13 @@ export interface ContractCluster {
    * the transport's back, a JetStream stream deleted and created again). Leave it out for
    * a transport whose broker cannot lose data apart from the process (memory).
    */
-  loseLog?(log: LogRef): Promise<void>;
+  loseLog?(log: GeoLogRef): Promise<void>;
 }
 
-export interface TransportContractOptions {
+/** Options of {@link describeTransportContract}: the clusters to test and what they promise. */
+export interface GeoTransportContractOptions {
   /** A fresh cluster for one test. */
-  newCluster(): ContractCluster | Promise<ContractCluster>;
+  newCluster(): GeoContractCluster | Promise<GeoContractCluster>;
   /** Region names; default asia, eu, us. */
   regions?: string[];
   /** Per-test timeout; raise it for transports with real network delay. Default 20 s. */
@@ -39,11 +40,11 @@ export interface TransportContractOptions {
    * `globals: true`); with Vitest's default config pass them:
    * `testApi: { describe, it, expect, afterEach }` imported from `vitest`.
    */
-  testApi?: ContractTestApi;
+  testApi?: GeoContractTestApi;
 }
 
 /** The assertions the contract makes: Jest's and Vitest's `expect` both have them. */
-export interface ContractAssertions {
+export interface GeoContractAssertions {
   toBe(expected: unknown): void;
   toEqual(expected: unknown): void;
   toBeGreaterThan(expected: number): void;
@@ -53,23 +54,23 @@ export interface ContractAssertions {
 }
 
 /** `expect(actual)` as the contract uses it. */
-export interface ContractMatchers extends ContractAssertions {
-  readonly not: ContractAssertions;
+export interface GeoContractMatchers extends GeoContractAssertions {
+  readonly not: GeoContractAssertions;
   readonly rejects: { toBeInstanceOf(expected: abstract new (...args: never[]) => unknown): Promise<void> };
 }
 
 /** What the contract needs of a test framework (Jest, Vitest, or anything with the same shape). */
-export interface ContractTestApi {
+export interface GeoContractTestApi {
   describe: (name: string, body: () => void) => void;
   it: (name: string, body: () => Promise<void>, timeoutMs?: number) => void;
   afterEach: (body: () => Promise<void>) => void;
-  expect: (actual: unknown) => ContractMatchers;
+  expect: (actual: unknown) => GeoContractMatchers;
 }
 
 /** The framework passed in, or the one whose globals are defined. */
-function resolveTestApi(given: ContractTestApi | undefined): ContractTestApi {
+function resolveTestApi(given: GeoContractTestApi | undefined): GeoContractTestApi {
   if (given) return given;
-  const globals = globalThis as Partial<ContractTestApi>;
+  const globals = globalThis as Partial<GeoContractTestApi>;
   if (globals.describe && globals.it && globals.expect && globals.afterEach) {
     return { describe: globals.describe, it: globals.it, expect: globals.expect, afterEach: globals.afterEach };
   }
@@ -87,16 +88,16 @@ const REGIONS = ['asia', 'eu', 'us'];
  * Call it from a spec file with a factory of isolated clusters:
  *
  * @example
- * describeTransportContract('memory', { newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork() }) }) });
+ * describeTransportContract('memory', { newCluster: () => ({ transport: memoryTransport({ network: new GeoMemoryNetwork() }) }) });
  */
-export function describeTransportContract(name: string, options: TransportContractOptions): void {
+export function describeTransportContract(name: string, options: GeoTransportContractOptions): void {
   const regions = options.regions ?? REGIONS;
   const timeout = options.timeoutMs ?? 20_000;
   const { describe, it, expect, afterEach } = resolveTestApi(options.testApi);
 
   describe(`GeoTransport contract: ${name}`, () => {
     const open: GeoTransport[] = [];
-    const clusters: ContractCluster[] = [];
+    const clusters: GeoContractCluster[] = [];
 
     afterEach(async () => {
       await Promise.allSettled(open.splice(0).map((transport) => transport.close()));
@@ -137,7 +138,7 @@ export function describeTransportContract(name: string, options: TransportContra
       }
     };
     let counter = 0;
-    const draft = (log: LogRef, region: string, data: unknown = { n: ++counter }, eventId = randomUUID()): GeoEnvelopeDraft => ({
+    const draft = (log: GeoLogRef, region: string, data: unknown = { n: ++counter }, eventId = randomUUID()): GeoEnvelopeDraft => ({
       event_id: eventId,
       room_id: log.room,
       type: 'test.event',
@@ -155,7 +156,7 @@ export function describeTransportContract(name: string, options: TransportContra
       expect(values[0]).toBeGreaterThan(0);
     };
     /** Appends `n` events and returns their seqs. */
-    const appendMany = async (transport: GeoTransport, log: LogRef, n: number) => {
+    const appendMany = async (transport: GeoTransport, log: GeoLogRef, n: number) => {
       const result: number[] = [];
       for (let i = 0; i < n; i++) result.push((await transport.append(log, draft(log, regions[0]))).seq);
       return result;
@@ -664,15 +665,15 @@ export function describeTransportContract(name: string, options: TransportContra
  */
 function describeRevocationChannel(
   name: string,
-  options: TransportContractOptions,
+  options: GeoTransportContractOptions,
   regions: string[],
   timeout: number,
-  { describe, it, expect, afterEach }: ContractTestApi,
+  { describe, it, expect, afterEach }: GeoContractTestApi,
 ): void {
   describe(`GeoTransport contract: ${name}, revocation channel`, () => {
     const open: GeoTransport[] = [];
-    const clusters: ContractCluster[] = [];
-    const watches: Subscription[] = [];
+    const clusters: GeoContractCluster[] = [];
+    const watches: GeoSubscription[] = [];
 
     afterEach(async () => {
       await Promise.allSettled(watches.splice(0).map((watch) => watch.close()));

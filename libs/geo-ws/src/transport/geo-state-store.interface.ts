@@ -23,7 +23,7 @@ export interface GeoStateStore {
    * cares about again. The cost grows with revocations and reconnects, never with time or
    * connections. Resolves once watching; `close()` stops it.
    */
-  watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<RevocationWatch>;
+  watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<GeoRevocationWatch>;
 
   /** Marks a member present in a room for `ttlMs`; heartbeats call it again before that passes. */
   touchPresence(room: string, member: GeoPresenceMember, ttlMs: number): Promise<void>;
@@ -32,8 +32,8 @@ export interface GeoStateStore {
   presence(room: string): Promise<GeoPresenceMember[]>;
 }
 
-/** A revocation watch (a `Subscription` of the transport); `close()` is idempotent. */
-export interface RevocationWatch {
+/** A revocation watch (a `GeoSubscription` of the transport); `close()` is idempotent. */
+export interface GeoRevocationWatch {
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoStateStore } from './geo-state-store.interface.js';
-import type { LogRef } from './log-ref.js';
+import type { GeoLogRef } from './log-ref.js';
 
 /**
  * The room log: the one pluggable part that gives geo-ws its guarantees.
@@ -46,22 +46,22 @@ export interface GeoTransport {
    * transport promises (G4). Rejects with `GeoTransportUnavailableError` when the log
    * cannot be reached; the caller may retry with the same `event_id`.
    */
-  append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult>;
+  append(log: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult>;
 
   /**
    * Reads up to `limit` events with `seq > afterSeq`, in `seq` order. When retention
    * may have removed events the caller asked for, `truncated` is true and the answer
-   * starts at the first retained event (see {@link ReadResult.truncated}).
+   * starts at the first retained event (see {@link GeoReadResult.truncated}).
    */
-  read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult>;
+  read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult>;
 
   /**
    * The log's incarnation and bounds without reading events. A join whose `since` is at or
    * past `lastSeq` is answered `recovered: true` without a read, so `lastSeq` is never
    * below an event retention removed: a log emptied by retention reports a position at or
-   * after its last event, never 0 (see {@link LogHead.lastSeq}).
+   * after its last event, never 0 (see {@link GeoLogHead.lastSeq}).
    */
-  head(log: LogRef): Promise<LogHead>;
+  head(log: GeoLogRef): Promise<GeoLogHead>;
 
   /**
    * Delivers every event with `seq > afterSeq` to `onEvent`, in order, none missing and
@@ -73,13 +73,18 @@ export interface GeoTransport {
    * unreachable, or retention removed events after `afterSeq` (read from the first
    * retained event, then tail from there).
    */
-  tail(log: LogRef, afterSeq: number, onEvent: (event: GeoLoggedEnvelope) => void, onError?: (error: Error) => void): Promise<Subscription>;
+  tail(
+    log: GeoLogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<GeoSubscription>;
 
   /** At-most-once, not stored: typing indicators, cursors (G5). */
-  publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void>;
+  publishEphemeral(log: GeoLogRef, envelope: GeoEnvelopeDraft): Promise<void>;
 
   /** Receives ephemeral events published on this log by any region. */
-  subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription>;
+  subscribeEphemeral(log: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription>;
 
   /** Sessions, revocations and presence, on the same broker (G6). */
   readonly state: GeoStateStore;
@@ -89,7 +94,7 @@ export interface GeoTransport {
    * starts a new incarnation: a new `epoch`; gap-free transports number it from 1 again,
    * NATS goes on with the stream's sequence.
    */
-  deleteLog(log: LogRef): Promise<void>;
+  deleteLog(log: GeoLogRef): Promise<void>;
 
   /** Stops every tail and subscription and disconnects. Idempotent. */
   close(): Promise<void>;
@@ -101,7 +106,7 @@ export interface GeoTransport {
  */
 export const GeoTransport = Symbol('GeoTransport');
 
-export interface AppendResult {
+export interface GeoAppendResult {
   seq: number;
   /** Identifies the log incarnation; clients resume only against the same epoch (G3). */
   epoch: string;
@@ -109,7 +114,7 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
-export interface ReadResult {
+export interface GeoReadResult {
   epoch: string;
   events: GeoLoggedEnvelope[];
   /**
@@ -120,11 +125,11 @@ export interface ReadResult {
    * true then (docs/TRANSPORTS.md, NATS "Retention", lists when).
    */
   truncated: boolean;
-  /** The log's head when the read happened: as {@link LogHead.lastSeq}. */
+  /** The log's head when the read happened: as {@link GeoLogHead.lastSeq}. */
   lastSeq: number;
 }
 
-export interface LogHead {
+export interface GeoLogHead {
   epoch: string;
   /** The first retained `seq` (`lastSeq + 1` when nothing is retained). */
   firstSeq: number;
@@ -138,7 +143,7 @@ export interface LogHead {
   lastSeq: number;
 }
 
-export interface Subscription {
+export interface GeoSubscription {
   close(): Promise<void>;
 }
 

@@ -1,10 +1,10 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
-import { logKey, type LogRef } from '../log-ref.js';
+import { logKey, type GeoLogRef } from '../log-ref.js';
 import { randomUUID } from 'node:crypto';
 import { MemoryStateStore } from './memory-state.store.js';
 
 /** Options of the simulated network shared by the regions of one process. */
-export interface MemoryNetworkOptions {
+export interface GeoMemoryNetworkOptions {
   /**
    * The region whose "broker" holds global logs. Appends from other regions pay a round
    * trip to it and their live tails one trip from it. Default: the first region that
@@ -117,7 +117,7 @@ export class MemoryLog {
  * simulates the delay between regions. Give the same instance to every region's
  * `memoryTransport({ network })`; each app then sees the others as remote regions.
  */
-export class MemoryNetwork {
+export class GeoMemoryNetwork {
   /** Part of every epoch: logs of another network (another process) are other incarnations. */
   private readonly id = randomUUID();
   /** Logs that have events or live tails; a log only read is not kept (any client can read rooms). */
@@ -131,7 +131,7 @@ export class MemoryNetwork {
   /** Sessions, revocations and presence shared by the regions of this network. */
   readonly state = new MemoryStateStore();
 
-  constructor(private readonly options: MemoryNetworkOptions = {}) {
+  constructor(private readonly options: GeoMemoryNetworkOptions = {}) {
     this.home = options.home;
   }
 
@@ -141,7 +141,7 @@ export class MemoryNetwork {
   }
 
   /** The region that holds `log`: its own region for regional logs, the home region otherwise. */
-  homeOf(log: LogRef): string {
+  homeOf(log: GeoLogRef): string {
     return log.scope === 'regional' ? log.region : (this.home ?? 'home');
   }
 
@@ -156,7 +156,7 @@ export class MemoryNetwork {
    * that has neither gets an empty one that is not kept, with the same epoch, so reading
    * rooms cannot grow the process and the epoch a reader saw is the one events get.
    */
-  log(log: LogRef, dedupWindowMs: number, retention: { maxEvents: number; maxAgeMs: number }, keep = true): MemoryLog {
+  log(log: GeoLogRef, dedupWindowMs: number, retention: { maxEvents: number; maxAgeMs: number }, keep = true): MemoryLog {
     const key = logKey(log);
     const stored = this.logs.get(key);
     if (stored) return stored;
@@ -167,7 +167,7 @@ export class MemoryNetwork {
     return fresh;
   }
 
-  deleteLog(log: LogRef): void {
+  deleteLog(log: GeoLogRef): void {
     const key = logKey(log);
     const stored = this.logs.get(key);
     this.logs.delete(key);
@@ -175,11 +175,11 @@ export class MemoryNetwork {
     stored?.markDeleted();
   }
 
-  publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): void {
+  publishEphemeral(log: GeoLogRef, envelope: GeoEnvelopeDraft): void {
     for (const listener of this.ephemeralListeners.get(logKey(log)) ?? []) listener(envelope);
   }
 
-  listenEphemeral(log: LogRef, listener: (envelope: GeoEnvelopeDraft) => void): () => void {
+  listenEphemeral(log: GeoLogRef, listener: (envelope: GeoEnvelopeDraft) => void): () => void {
     const key = logKey(log);
     const listeners = this.ephemeralListeners.get(key) ?? new Set();
     listeners.add(listener);

@@ -1,5 +1,5 @@
 import { assertStateId, type GeoPresenceMember, type GeoSessionState, type GeoStateStore } from '../geo-state-store.interface.js';
-import type { Subscription } from '../geo-transport.interface.js';
+import type { GeoSubscription } from '../geo-transport.interface.js';
 import { settle } from './settle.js';
 
 interface Expiring<T> {
@@ -7,7 +7,7 @@ interface Expiring<T> {
   expiresAt: number;
 }
 
-/** The state store of the memory transport: shared by every region of one `MemoryNetwork`. */
+/** The state store of the memory transport: shared by every region of one `GeoMemoryNetwork`. */
 export class MemoryStateStore implements GeoStateStore {
   private readonly sessions = new Map<string, Expiring<GeoSessionState>>();
   private readonly revocations = new Map<string, number>();
@@ -53,7 +53,7 @@ export class MemoryStateStore implements GeoStateStore {
     });
   }
 
-  watchRevocations(onRevoked: (tokenId: string) => void): Promise<Subscription> {
+  watchRevocations(onRevoked: (tokenId: string) => void): Promise<GeoSubscription> {
     return settle(() => {
       const watcher = (tokenId: string) => onRevoked(tokenId);
       this.revocationWatchers.add(watcher);

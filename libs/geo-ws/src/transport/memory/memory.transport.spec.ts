@@ -2,17 +2,17 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { describeTransportContract } from '../../testing/transport-contract.js';
 import { globalLog } from '../log-ref.js';
-import { MemoryNetwork } from './memory-network.js';
+import { GeoMemoryNetwork } from './memory-network.js';
 import { memoryTransport, type MemoryTransport } from './memory.transport.js';
 
 describeTransportContract('memory', {
-  newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork() }) }),
+  newCluster: () => ({ transport: memoryTransport({ network: new GeoMemoryNetwork() }) }),
   gapFreeSeq: true,
 });
 
 // Given the framework's functions (as a Vitest suite without globals does), not its globals.
 describeTransportContract('memory with 30 ms between regions', {
-  newCluster: () => ({ transport: memoryTransport({ network: new MemoryNetwork({ delayMs: 30 }) }) }),
+  newCluster: () => ({ transport: memoryTransport({ network: new GeoMemoryNetwork({ delayMs: 30 }) }) }),
   gapFreeSeq: true,
   testApi: { describe, it, expect, afterEach },
 });
@@ -28,10 +28,10 @@ describe('memory transport: rooms only read leave nothing behind', () => {
     region: 'eu',
     data: null,
   });
-  const held = (network: MemoryNetwork) => (network as unknown as { logs: Map<string, unknown> }).logs.size;
+  const held = (network: GeoMemoryNetwork) => (network as unknown as { logs: Map<string, unknown> }).logs.size;
 
   it('1,000 rooms read and tailed, then left, hold no log; a room that got an event keeps it and its epoch', async () => {
-    const network = new MemoryNetwork();
+    const network = new GeoMemoryNetwork();
     const transport = memoryTransport({ network })(context) as MemoryTransport;
     await transport.connect();
     const epochs = new Map<string, string>();

@@ -1,26 +1,26 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import type {
-  AppendResult,
+  GeoAppendResult,
   GeoTransport,
   GeoTransportContext,
   GeoTransportFactory,
-  LogHead,
-  ReadResult,
-  Subscription,
+  GeoLogHead,
+  GeoReadResult,
+  GeoSubscription,
 } from '../geo-transport.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 import { DelayedQueue } from './delayed-queue.js';
-import { MemoryNetwork, type MemoryLog } from './memory-network.js';
+import { GeoMemoryNetwork, type MemoryLog } from './memory-network.js';
 import { settle } from './settle.js';
 
 /** Options of {@link memoryTransport}. */
-export interface MemoryTransportOptions {
+export interface GeoMemoryTransportOptions {
   /**
    * The network shared by the regions of this process. Give every region the same one
    * to run several regions in one process; default: a private network (one region).
    */
-  network?: MemoryNetwork;
+  network?: GeoMemoryNetwork;
 }
 
 /**
@@ -29,12 +29,12 @@ export interface MemoryTransportOptions {
  * survives a restart.
  * @example GeoWsModule.forRoot({ region: 'eu', regions, transport: memoryTransport({ network }) })
  */
-export function memoryTransport(options: MemoryTransportOptions = {}): GeoTransportFactory {
-  const network = options.network ?? new MemoryNetwork();
+export function memoryTransport(options: GeoMemoryTransportOptions = {}): GeoTransportFactory {
+  const network = options.network ?? new GeoMemoryNetwork();
   return (context) => new MemoryTransport(network, context);
 }
 
-/** One region's view of a {@link MemoryNetwork}. */
+/** One region's view of a {@link GeoMemoryNetwork}. */
 export class MemoryTransport implements GeoTransport {
   readonly name = 'memory';
   readonly contiguousSeq = true;
@@ -47,7 +47,7 @@ export class MemoryTransport implements GeoTransport {
   }
 
   constructor(
-    private readonly network: MemoryNetwork,
+    private readonly network: GeoMemoryNetwork,
     private readonly context: GeoTransportContext,
   ) {}
 
@@ -63,7 +63,7 @@ export class MemoryTransport implements GeoTransport {
     return this.connected && !this.closed && !this.network.isIsolated(this.context.region);
   }
 
-  async append(ref: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+  async append(ref: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
     const home = this.network.homeOf(ref);
     await this.travel(this.context.region, home);
     const log = this.logOf(ref);
@@ -72,7 +72,7 @@ export class MemoryTransport implements GeoTransport {
     return { ...result, epoch: log.epoch };
   }
 
-  async read(ref: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
+  async read(ref: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
     const home = this.network.homeOf(ref);
     await this.travel(this.context.region, home);
     const log = this.logOf(ref, false);
@@ -82,7 +82,7 @@ export class MemoryTransport implements GeoTransport {
     return result;
   }
 
-  async head(ref: LogRef): Promise<LogHead> {
+  async head(ref: GeoLogRef): Promise<GeoLogHead> {
     const home = this.network.homeOf(ref);
     await this.travel(this.context.region, home);
     const log = this.logOf(ref, false);
@@ -92,15 +92,15 @@ export class MemoryTransport implements GeoTransport {
   }
 
   tail(
-    ref: LogRef,
+    ref: GeoLogRef,
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
-  ): Promise<Subscription> {
+  ): Promise<GeoSubscription> {
     return settle(() => this.openTail(ref, afterSeq, onEvent, onError));
   }
 
-  publishEphemeral(ref: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
+  publishEphemeral(ref: GeoLogRef, envelope: GeoEnvelopeDraft): Promise<void> {
     return settle(() => {
       this.assertUsable();
       const from = this.context.region;
@@ -109,11 +109,11 @@ export class MemoryTransport implements GeoTransport {
     });
   }
 
-  subscribeEphemeral(ref: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+  subscribeEphemeral(ref: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription> {
     return settle(() => this.openEphemeral(ref, onEvent));
   }
 
-  async deleteLog(ref: LogRef): Promise<void> {
+  async deleteLog(ref: GeoLogRef): Promise<void> {
     await this.travel(this.context.region, this.network.homeOf(ref));
     this.network.deleteLog(ref);
   }
@@ -127,11 +127,11 @@ export class MemoryTransport implements GeoTransport {
   }
 
   private openTail(
-    ref: LogRef,
+    ref: GeoLogRef,
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
-  ): Subscription {
+  ): GeoSubscription {
     this.assertUsable();
     const log = this.logOf(ref);
     const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
@@ -170,7 +170,7 @@ export class MemoryTransport implements GeoTransport {
     return { close: () => settle(stop) };
   }
 
-  private openEphemeral(ref: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Subscription {
+  private openEphemeral(ref: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): GeoSubscription {
     this.assertUsable();
     const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
     const queue = new DelayedQueue<GeoEnvelopeDraft>(onEvent);
@@ -187,7 +187,7 @@ export class MemoryTransport implements GeoTransport {
   }
 
   /** The log's current incarnation; `keep` false for reads, which must not make one stay. */
-  private logOf(ref: LogRef, keep = true): MemoryLog {
+  private logOf(ref: GeoLogRef, keep = true): MemoryLog {
     return this.network.log(ref, this.context.dedupWindowMs, this.context.retention, keep);
   }
 

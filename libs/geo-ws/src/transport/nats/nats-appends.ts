@@ -1,6 +1,6 @@
 import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js';
-import type { AppendResult } from '../geo-transport.interface.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoAppendResult } from '../geo-transport.interface.js';
+import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, fullEpoch, joinEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
@@ -31,7 +31,7 @@ export class NatsAppends {
     private readonly clients: () => NatsClients,
   ) {}
 
-  append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+  append(log: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
     let clients: NatsClients;
     try {
       clients = this.clients();
@@ -56,20 +56,20 @@ export class NatsAppends {
   }
 
   /** The log's state from the caches, when both parts are cached. */
-  private known(log: LogRef): LogState | undefined {
+  private known(log: GeoLogRef): LogState | undefined {
     const logEpoch = this.epochs.cachedLogEpoch(log);
     const incarnation = this.epochs.cachedIncarnation(this.names.stream(log));
     if (logEpoch === undefined || incarnation === undefined) return undefined;
     return { logEpoch, incarnation };
   }
 
-  private async lookUp(log: LogRef): Promise<LogState> {
+  private async lookUp(log: GeoLogRef): Promise<LogState> {
     const [logEpoch, incarnation] = await Promise.all([this.epochs.logEpoch(log), this.epochs.incarnationOf(this.names.stream(log))]);
     return { logEpoch, incarnation };
   }
 
   /** Publishes now (synchronously), resolves with the stream's answer. */
-  private async send({ nats, publisher }: NatsClients, log: LogRef, draft: GeoEnvelopeDraft, state: LogState): Promise<AppendResult> {
+  private async send({ nats, publisher }: NatsClients, log: GeoLogRef, draft: GeoEnvelopeDraft, state: LogState): Promise<GeoAppendResult> {
     const epoch = joinEpoch(state.logEpoch, state.incarnation);
     const headers = nats.core.headers();
     // Only the KV part: whichever stream the message lands in is its incarnation, even if

@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { randomUUID } from 'node:crypto';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsNames } from './nats-names.js';
@@ -86,12 +86,12 @@ export class NatsEpochs {
   }
 
   /** The log's own epoch if cached (see {@link logEpoch}), without asking. */
-  cachedLogEpoch(log: LogRef): string | undefined {
+  cachedLogEpoch(log: GeoLogRef): string | undefined {
     return this.logEpochs.get(this.names.logKey(log));
   }
 
   /** The log's own epoch: its KV entry, or `0`. The watcher keeps the cache current. */
-  async logEpoch(log: LogRef): Promise<string> {
+  async logEpoch(log: GeoLogRef): Promise<string> {
     const key = this.names.logKey(log);
     const cached = this.logEpochs.get(key);
     if (cached) return cached;
@@ -109,7 +109,7 @@ export class NatsEpochs {
   }
 
   /** Gives a log a new epoch (`deleteLog`), before its events are purged. */
-  async rotate(log: LogRef): Promise<void> {
+  async rotate(log: GeoLogRef): Promise<void> {
     const key = this.names.logKey(log);
     const bucket = this.bucket();
     const { nats } = this.clients();

@@ -1,5 +1,5 @@
 import { GeoConfigError } from '../../errors/geo-config.error.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 
 /**
  * Room ids become one subject token in base64url, so `.`, `*`, `>`, spaces or anything
@@ -32,7 +32,7 @@ export class NatsNames {
   }
 
   /** The stream holding `log`. */
-  stream(log: LogRef): string {
+  stream(log: GeoLogRef): string {
     return log.scope === 'global' ? this.globalStream : this.regionalStream(log.region);
   }
 
@@ -46,24 +46,24 @@ export class NatsNames {
   }
 
   /** Every room subject of the stream holding `log`. */
-  streamSubjects(log: LogRef): string {
+  streamSubjects(log: GeoLogRef): string {
     return log.scope === 'global' ? this.globalSubjects() : this.regionalSubjects(log.region);
   }
 
   /** The subject of one room log. */
-  subject(log: LogRef): string {
+  subject(log: GeoLogRef): string {
     const token = roomToken(log.room);
     return log.scope === 'global' ? `${this.prefix}.g.${token}` : `${this.prefix}.r.${log.region}.${token}`;
   }
 
   /** Core (not stored) subject for ephemeral events of a log. */
-  ephemeralSubject(log: LogRef): string {
+  ephemeralSubject(log: GeoLogRef): string {
     const token = roomToken(log.room);
     return log.scope === 'global' ? `${this.prefix}.e.g.${token}` : `${this.prefix}.e.r.${log.region}.${token}`;
   }
 
   /** KV key of a log (epochs bucket). */
-  logKey(log: LogRef): string {
+  logKey(log: GeoLogRef): string {
     const token = roomToken(log.room);
     return log.scope === 'global' ? `g.${token}` : `r.${log.region}.${token}`;
   }

@@ -1,6 +1,6 @@
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { assertStateId, type GeoPresenceMember, type GeoSessionState, type GeoStateStore } from '../geo-state-store.interface.js';
-import type { Subscription } from '../geo-transport.interface.js';
+import type { GeoSubscription } from '../geo-transport.interface.js';
 import { roomToken } from './nats-names.js';
 
 /** How long a revocation watch that NATS ended waits before it watches again. */
@@ -61,7 +61,7 @@ export class NatsStateStore implements GeoStateStore {
    * If NATS ends the watch, it is opened again after {@link REWATCH_MS} and `onMissed`
    * follows, since entries may have come in between.
    */
-  async watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<Subscription> {
+  async watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<GeoSubscription> {
     type Watch = AsyncIterable<KvWatchEntry> & { stop(): void };
     const open = (): Promise<Watch> => this.run(({ revocations }) => revocations.watch({ include: 'updates', ignoreDeletes: true }));
     const state: { closed: boolean; current: Watch } = { closed: false, current: await open() };

@@ -8,7 +8,7 @@ import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavail
 import { isApiError, setUpError, STREAM_NAME_IN_USE } from './nats-errors.js';
 import type { NatsNames } from './nats-names.js';
 import type { NatsStateBuckets } from './nats-state.store.js';
-import type { NatsTransportOptions } from './nats-transport.options.js';
+import type { GeoNatsTransportOptions } from './nats-transport.options.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -27,7 +27,7 @@ export class NatsStreams {
 
   constructor(
     private readonly names: NatsNames,
-    private readonly options: NatsTransportOptions,
+    private readonly options: GeoNatsTransportOptions,
     private readonly context: GeoTransportContext,
     private readonly timeoutMs: number,
     /** Set-up stops retrying once the transport is closed. */

@@ -2,8 +2,8 @@ import { Logger } from '@nestjs/common';
 import type { Msg } from '@nats-io/transport-node';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
-import type { Subscription } from '../geo-transport.interface.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoSubscription } from '../geo-transport.interface.js';
+import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, ofEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
@@ -65,11 +65,11 @@ export class NatsTails {
    * leader elections) are healed by the reader.
    */
   async open(
-    log: LogRef,
+    log: GeoLogRef,
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
-  ): Promise<Subscription> {
+  ): Promise<GeoSubscription> {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
     const stream = this.names.stream(log);
@@ -245,7 +245,7 @@ export class NatsTails {
 
 /** What one tail follows and where it delivers. */
 interface TailSpec {
-  log: LogRef;
+  log: GeoLogRef;
   key: string;
   stream: string;
   subject: string;
@@ -292,7 +292,7 @@ class RoomTail {
     this.delivered = spec.afterSeq;
   }
 
-  get log(): LogRef {
+  get log(): GeoLogRef {
     return this.spec.log;
   }
 

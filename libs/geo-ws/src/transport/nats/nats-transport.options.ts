@@ -1,5 +1,5 @@
 /** Options of {@link natsTransport}. */
-export interface NatsTransportOptions {
+export interface GeoNatsTransportOptions {
   /**
    * NATS server URLs. A function gets the region, so each region's app connects to its
    * own region's cluster in a supercluster.

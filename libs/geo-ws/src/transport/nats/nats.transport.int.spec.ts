@@ -6,7 +6,7 @@ import { dropNatsNamespace } from '../../testing/broker-namespaces.js';
 import { describe, expect, it } from '@jest/globals';
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 import { loadNats } from './load-nats.js';
 import { NatsNames } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
@@ -27,7 +27,7 @@ for (const [mode, sharedTailFrom] of [
         dispose: () => dropNatsNamespace(servers, namespace),
         // The log's stream deleted and created again with the same configuration, as after a
         // server lost its store and an app set the stream up again.
-        loseLog: async (log: LogRef) => {
+        loseLog: async (log: GeoLogRef) => {
           const nc = await connect({ servers });
           try {
             const jsm = await jetstreamManager(nc);

@@ -2,18 +2,18 @@ import { Logger } from '@nestjs/common';
 import type { NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import type {
-  AppendResult,
+  GeoAppendResult,
   GeoTransport,
   GeoTransportContext,
   GeoTransportFactory,
-  LogHead,
-  ReadResult,
-  Subscription,
+  GeoLogHead,
+  GeoReadResult,
+  GeoSubscription,
 } from '../geo-transport.interface.js';
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 import { loadNats, type NatsClients } from './load-nats.js';
 import { NatsAppends } from './nats-appends.js';
 import { NatsEpochs } from './nats-epochs.js';
@@ -24,7 +24,7 @@ import { NatsPublisher } from './nats-publisher.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
 import { DEFAULT_SHARED_TAIL_FROM, DEFAULT_TAIL_GIVE_UP_MS, MIN_TAIL_GIVE_UP_MS, NatsTails } from './nats-tails.js';
-import type { NatsTransportOptions } from './nats-transport.options.js';
+import type { GeoNatsTransportOptions } from './nats-transport.options.js';
 
 /** Time limit of each JetStream request when `requestTimeoutMs` is not set. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
@@ -33,7 +33,7 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
  * The room log on NATS JetStream.
  * @example transport: natsTransport({ servers: (region) => `nats://nats-${region}:4222`, homeCluster: 'eu' })
  */
-export function natsTransport(options: NatsTransportOptions): GeoTransportFactory {
+export function natsTransport(options: GeoNatsTransportOptions): GeoTransportFactory {
   return (context) => new NatsTransport(options, context);
 }
 
@@ -86,7 +86,7 @@ export class NatsTransport implements GeoTransport {
   private closed = false;
 
   constructor(
-    private readonly options: NatsTransportOptions,
+    private readonly options: GeoNatsTransportOptions,
     private readonly context: GeoTransportContext,
   ) {
     this.names = new NatsNames(options.namespace ?? 'geo');
@@ -125,29 +125,29 @@ export class NatsTransport implements GeoTransport {
     return this.connected && !this.closed;
   }
 
-  append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+  append(log: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
     return this.appends.append(log, draft);
   }
 
-  read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
+  read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
     return this.reads.read(log, afterSeq, limit);
   }
 
-  head(log: LogRef): Promise<LogHead> {
+  head(log: GeoLogRef): Promise<GeoLogHead> {
     return this.reads.head(log);
   }
 
   tail(
-    log: LogRef,
+    log: GeoLogRef,
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
-  ): Promise<Subscription> {
+  ): Promise<GeoSubscription> {
     return this.tails.open(log, afterSeq, onEvent, onError);
   }
 
   /** At most once: handed to the connection, never confirmed. */
-  publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
+  publishEphemeral(log: GeoLogRef, envelope: GeoEnvelopeDraft): Promise<void> {
     try {
       const { nc } = this.require();
       nc.publish(this.names.ephemeralSubject(log), JSON.stringify(envelope));
@@ -157,7 +157,7 @@ export class NatsTransport implements GeoTransport {
     }
   }
 
-  async subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+  async subscribeEphemeral(log: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription> {
     const { nc, nats } = this.require();
     const subscription: NatsSubscription = nc.subscribe(this.names.ephemeralSubject(log), {
       callback: (error, message) => {
@@ -182,7 +182,7 @@ export class NatsTransport implements GeoTransport {
     };
   }
 
-  async deleteLog(log: LogRef): Promise<void> {
+  async deleteLog(log: GeoLogRef): Promise<void> {
     const { jsm, nats } = this.require();
     // New epoch first, then purge: readers skip whatever of the old epoch is still there.
     await this.epochs.rotate(log);

@@ -5,7 +5,7 @@ import { loadRedis } from './load-redis.js';
 import { replicationIdOf, type DatasetRedis, type RedisDataset } from './redis-dataset.js';
 import { APPEND_SCRIPT, CHECK_SCRIPT, EPOCH_SCRIPT, RESET_SCRIPT, VALIDATE_SCRIPT } from './redis-scripts.js';
 import type { ReadSource, StreamReply } from './redis-stream.reader.js';
-import type { RedisEndpoint, RedisTransportOptions } from './redis-transport.options.js';
+import type { GeoRedisEndpoint, GeoRedisTransportOptions } from './redis-transport.options.js';
 
 /** The commands the scripts add to a connection (`redis-scripts.ts`). */
 export interface ScriptedRedis extends DatasetRedis {
@@ -52,7 +52,7 @@ export class RedisConnections {
   private closed = false;
 
   constructor(
-    private readonly options: RedisTransportOptions,
+    private readonly options: GeoRedisTransportOptions,
     private readonly region: string,
     /** The dataset the primary serves, as last checked (which history a replica must serve). */
     private readonly dataset: RedisDataset,
@@ -214,7 +214,7 @@ export class RedisConnections {
     }
   }
 
-  private async connect(endpoint: RedisEndpoint, role: string): Promise<Redis> {
+  private async connect(endpoint: GeoRedisEndpoint, role: string): Promise<Redis> {
     const { Redis: RedisClient } = await loadRedis();
     const base: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000 };
     const client =

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js';
-import type { Subscription } from '../geo-transport.interface.js';
+import type { GeoSubscription } from '../geo-transport.interface.js';
 import { unavailable } from './redis-errors.js';
 
 type EphemeralHandler = (envelope: GeoEnvelopeDraft) => void;
@@ -15,7 +15,7 @@ export class EphemeralChannels {
 
   constructor(private readonly subscriber: () => Redis) {}
 
-  async add(channel: string, handler: EphemeralHandler): Promise<Subscription> {
+  async add(channel: string, handler: EphemeralHandler): Promise<GeoSubscription> {
     const subscriber = this.subscriber();
     const held = this.handlers.get(channel);
     if (held === undefined) this.handlers.set(channel, handler);
@@ -56,7 +56,7 @@ export class EphemeralChannels {
 }
 
 /** One feed's ephemeral subscription: three references, no closure. */
-class EphemeralSubscription implements Subscription {
+class EphemeralSubscription implements GeoSubscription {
   constructor(
     private readonly channels: EphemeralChannels,
     private readonly channel: string,

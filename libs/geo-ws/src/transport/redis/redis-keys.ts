@@ -1,5 +1,5 @@
 import { GeoConfigError } from '../../errors/geo-config.error.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 
 /** Room ids in keys: base64url, so `:`, `{`, `}`, `*` or anything else cannot reach another key. */
 function encode(value: string): string {
@@ -19,28 +19,28 @@ export class RedisKeys {
     }
   }
 
-  private tag(log: LogRef): string {
+  private tag(log: GeoLogRef): string {
     const room = encode(log.room);
     return log.scope === 'global' ? `{${this.namespace}:g:${room}}` : `{${this.namespace}:r:${log.region}:${room}}`;
   }
 
   /** The Stream holding the log's events; entry ids are `<seq>-0`. */
-  stream(log: LogRef): string {
+  stream(log: GeoLogRef): string {
     return `geows:${this.tag(log)}:log`;
   }
 
   /** Hash `{ epoch, seq }`: the incarnation and the last assigned seq. */
-  meta(log: LogRef): string {
+  meta(log: GeoLogRef): string {
     return `geows:${this.tag(log)}:meta`;
   }
 
   /** Dedup key of one event id (G1). */
-  eventId(log: LogRef, eventId: string): string {
+  eventId(log: GeoLogRef, eventId: string): string {
     return `geows:${this.tag(log)}:id:${eventId}`;
   }
 
   /** Pattern of every dedup key of a log (for deleteLog). */
-  eventIdPattern(log: LogRef): string {
+  eventIdPattern(log: GeoLogRef): string {
     return `geows:${this.tag(log)}:id:*`.replace(/[{}[\]]/g, (char) => `\\${char}`);
   }
 
@@ -50,7 +50,7 @@ export class RedisKeys {
   }
 
   /** Pub/Sub channel of the log's ephemeral events. */
-  ephemeral(log: LogRef): string {
+  ephemeral(log: GeoLogRef): string {
     return `geows:${this.tag(log)}:eph`;
   }
 

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
-import type { LogHead, ReadResult } from '../geo-transport.interface.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogHead, GeoReadResult } from '../geo-transport.interface.js';
+import type { GeoLogRef } from '../log-ref.js';
 import type { RedisConnections } from './redis-connections.js';
 import { replicationIdOf, type RedisDataset } from './redis-dataset.js';
 import { unavailable } from './redis-errors.js';
@@ -27,12 +27,12 @@ export class RedisLogReader {
     private readonly emptyLogTtlMs: number,
   ) {}
 
-  async read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
+  async read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
     const { epoch, firstSeq, lastSeq, events } = await this.snapshot(log, afterSeq, limit);
     return { epoch, events, truncated: afterSeq + 1 < firstSeq, lastSeq };
   }
 
-  async head(log: LogRef): Promise<LogHead> {
+  async head(log: GeoLogRef): Promise<GeoLogHead> {
     const { epoch, firstSeq, lastSeq } = await this.snapshot(log, undefined, 0);
     return { epoch, firstSeq, lastSeq };
   }
@@ -48,7 +48,7 @@ export class RedisLogReader {
    * first, or the primary is read instead. A log without events gets (or keeps) an
    * expiring epoch.
    */
-  async snapshot(log: LogRef, afterSeq: number | undefined, limit: number, connection?: Redis, attempt = 0): Promise<Snapshot> {
+  async snapshot(log: GeoLogRef, afterSeq: number | undefined, limit: number, connection?: Redis, attempt = 0): Promise<Snapshot> {
     const { connections, dataset } = this;
     const clusterMode = connections.clusterMode;
     const reader = connection ?? connections.readConnection();

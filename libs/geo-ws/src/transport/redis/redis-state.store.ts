@@ -6,7 +6,7 @@ import {
   type GeoSessionState,
   type GeoStateStore,
 } from '../geo-state-store.interface.js';
-import type { Subscription } from '../geo-transport.interface.js';
+import type { GeoSubscription } from '../geo-transport.interface.js';
 import { unavailable } from './redis-errors.js';
 import type { RedisKeys } from './redis-keys.js';
 
@@ -56,7 +56,7 @@ export class RedisStateStore implements GeoStateStore {
    * subscription is in place (a PING behind it answered), so a revocation is either heard
    * or already stored when the caller reads again.
    */
-  async watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<Subscription> {
+  async watchRevocations(onRevoked: (tokenId: string) => void, onMissed?: () => void): Promise<GeoSubscription> {
     const channel = this.keys.revocations();
     let connection: Redis;
     try {

@@ -1,6 +1,6 @@
 import type { GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
-import type { Subscription } from '../geo-transport.interface.js';
+import type { GeoSubscription } from '../geo-transport.interface.js';
 
 /** What a tail needs of the reader that feeds it. */
 export interface TailOwner {
@@ -12,7 +12,7 @@ export interface TailOwner {
  * transport returns. A class with its fields rather than an object of closures: a node may
  * tail tens of thousands of rooms, each with one tail (about 0.3 KB less per room).
  */
-export class StreamTail implements Subscription {
+export class StreamTail implements GeoSubscription {
   /** When the periodic check next extends its log's meta (epoch ms; see `RedisTransport`). */
   extendAt = 0;
   private stopped = false;

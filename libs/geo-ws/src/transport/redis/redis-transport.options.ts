@@ -1,13 +1,13 @@
 /** A Redis endpoint: a URL (`redis://host:port/db`) or ioredis options (e.g. `{ sentinels, name }`). */
-export type RedisEndpoint = string | Record<string, unknown>;
+export type GeoRedisEndpoint = string | Record<string, unknown>;
 
 /** Options of {@link redisTransport}: `primary` (standalone or Sentinel) or `cluster`. */
-export interface RedisTransportOptions {
+export interface GeoRedisTransportOptions {
   /**
    * The primary, in the home region: every append goes there. With Sentinel, pass
    * `{ sentinels: [{ host, port }], name: 'mymaster' }`: ioredis follows failovers.
    */
-  primary?: RedisEndpoint;
+  primary?: GeoRedisEndpoint;
   /**
    * Redis Cluster instead of one primary: its startup nodes, and options for ioredis's
    * `Cluster`. Reads go to the masters; `replica` does not apply.
@@ -18,7 +18,7 @@ export interface RedisTransportOptions {
    * falling back to the primary while it is down or lagging. A function gets the region.
    * @example replica: (region) => `redis://redis-${region}.internal:6379`
    */
-  replica?: RedisEndpoint | ((region: string) => RedisEndpoint | undefined);
+  replica?: GeoRedisEndpoint | ((region: string) => GeoRedisEndpoint | undefined);
   /** Separates deployments on one Redis: keys `geows:{<ns>:…}`. Default `geo`. */
   namespace?: string;
   /** A replica whose link is down, or silent for longer than this, is not read from. Default 5000. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describeTransportContract } from '../../testing/transport-contract.js';
 import { dropRedisNamespace } from '../../testing/broker-namespaces.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 import { RedisKeys } from './redis-keys.js';
 import { redisTransport } from './redis.transport.js';
 
@@ -15,7 +15,7 @@ describeTransportContract(`redis (${url})`, {
       transport: redisTransport({ primary: url, namespace }),
       dispose: () => dropRedisNamespace(url, namespace),
       // The log's keys deleted behind the transport's back, as a flush or a restart without data would.
-      loseLog: async (log: LogRef) => {
+      loseLog: async (log: GeoLogRef) => {
         const keys = new RedisKeys(namespace);
         const client = new Redis(url);
         try {

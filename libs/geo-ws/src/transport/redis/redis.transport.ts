@@ -2,18 +2,18 @@ import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import type {
-  AppendResult,
+  GeoAppendResult,
   GeoTransport,
   GeoTransportContext,
   GeoTransportFactory,
-  LogHead,
-  ReadResult,
-  Subscription,
+  GeoLogHead,
+  GeoReadResult,
+  GeoSubscription,
 } from '../geo-transport.interface.js';
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
-import type { LogRef } from '../log-ref.js';
+import type { GeoLogRef } from '../log-ref.js';
 import { RedisConnections, type AppendReply } from './redis-connections.js';
 import { RedisDataset } from './redis-dataset.js';
 import { EphemeralChannels } from './redis-ephemeral.js';
@@ -24,7 +24,7 @@ import { RedisLogReader } from './redis-log.reader.js';
 import { RedisStateStore } from './redis-state.store.js';
 import { logEpochOf, RedisStreamReader, type LiveReader } from './redis-stream.reader.js';
 import { StreamTail } from './redis-tails.js';
-import type { RedisTransportOptions } from './redis-transport.options.js';
+import type { GeoRedisTransportOptions } from './redis-transport.options.js';
 import { RedisWakeReader } from './redis-wake.reader.js';
 
 /** Default life of the epoch of a log without events after its last read or live check. */
@@ -35,7 +35,7 @@ const EMPTY_LOG_TTL_MS = 60 * 60 * 1000;
  * read by each region from its own replica.
  * @example transport: redisTransport({ primary: 'redis://redis-eu:6379', replica: (region) => `redis://redis-${region}:6379` })
  */
-export function redisTransport(options: RedisTransportOptions): GeoTransportFactory {
+export function redisTransport(options: GeoRedisTransportOptions): GeoTransportFactory {
   return (context) => new RedisTransport(options, context);
 }
 
@@ -87,7 +87,7 @@ export class RedisTransport implements GeoTransport {
   private closed = false;
 
   constructor(
-    options: RedisTransportOptions,
+    options: GeoRedisTransportOptions,
     private readonly context: GeoTransportContext,
   ) {
     if (!options.primary === !options.cluster) {
@@ -136,7 +136,7 @@ export class RedisTransport implements GeoTransport {
     return !this.closed && this.connections.isReady();
   }
 
-  async append(log: LogRef, draft: GeoEnvelopeDraft): Promise<AppendResult> {
+  async append(log: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
     const { dedupWindowMs, retention } = this.context;
     const stream = this.keys.stream(log);
     const keys = [stream, this.keys.meta(log), this.keys.eventId(log, draft.event_id)];
@@ -174,20 +174,20 @@ export class RedisTransport implements GeoTransport {
     throw new GeoTransportUnavailableError('the Redis dataset is being checked after a restart or failover; retry');
   }
 
-  read(log: LogRef, afterSeq: number, limit: number): Promise<ReadResult> {
+  read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
     return this.reads.read(log, afterSeq, limit);
   }
 
-  head(log: LogRef): Promise<LogHead> {
+  head(log: GeoLogRef): Promise<GeoLogHead> {
     return this.reads.head(log);
   }
 
   async tail(
-    log: LogRef,
+    log: GeoLogRef,
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
-  ): Promise<Subscription> {
+  ): Promise<GeoSubscription> {
     const { epoch, firstSeq } = await this.reads.snapshot(log, undefined, 0);
     if (afterSeq + 1 < firstSeq) {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
@@ -199,18 +199,18 @@ export class RedisTransport implements GeoTransport {
     return tail;
   }
 
-  async publishEphemeral(log: LogRef, envelope: GeoEnvelopeDraft): Promise<void> {
+  async publishEphemeral(log: GeoLogRef, envelope: GeoEnvelopeDraft): Promise<void> {
     await this.connections
       .requirePrimary()
       .publish(this.keys.ephemeral(log), JSON.stringify(envelope))
       .catch((error: unknown) => Promise.reject(unavailable(error)));
   }
 
-  subscribeEphemeral(log: LogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<Subscription> {
+  subscribeEphemeral(log: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription> {
     return this.ephemeral.add(this.keys.ephemeral(log), onEvent);
   }
 
-  async deleteLog(log: LogRef): Promise<void> {
+  async deleteLog(log: GeoLogRef): Promise<void> {
     const primary = this.connections.requirePrimary();
     try {
       await primary.geoReset(this.keys.stream(log), this.keys.meta(log), randomUUID(), this.emptyLogTtlMs);

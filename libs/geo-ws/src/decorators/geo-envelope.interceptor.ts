@@ -1,15 +1,15 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { map, type Observable } from 'rxjs';
-import { GEO_SUBSCRIBE_METADATA } from '../decorators/metadata-keys.js';
-import type { GeoSubscribeMetadata } from '../decorators/geo-subscribe.options.js';
-import type { GeoConnection } from '../gateway/geo-connection.js';
-import type { GeoEnvelopeDraft, GeoInboundEvent } from './geo-envelope.interface.js';
-import { assertEnvelope, inboundEventOf, utcTimestamp } from './envelope.rules.js';
+import { GEO_SUBSCRIBE_METADATA } from './metadata-keys.js';
+import type { GeoSubscribeMetadata } from './geo-subscribe.options.js';
+import type { GeoConnection } from './geo-connection.js';
+import type { GeoEnvelopeDraft, GeoInboundEvent } from '../envelope/geo-envelope.interface.js';
+import { assertEnvelope, inboundEventOf, utcTimestamp } from '../envelope/envelope.rules.js';
 
 /** The stamped envelope of each in-flight event, keyed by the frame data object. */
 const drafts = new WeakMap<object, GeoEnvelopeDraft>();
 
-/** @internal The envelope the interceptor stamped for this frame (for `@EventEnvelope()`). */
+/** @internal The envelope the interceptor stamped for this frame (for `@GeoEventEnvelope()`). */
 export function stampedEnvelopeOf(inbound: unknown): GeoEnvelopeDraft | undefined {
   return typeof inbound === 'object' && inbound !== null ? drafts.get(inbound) : undefined;
 }

@@ -3,7 +3,7 @@ import type { GeoWireCodec } from '../protocol/wire.js';
 
 /**
  * One client connection, as handlers, guards and interceptors see it
- * (`context.switchToWs().getClient<GeoConnection>()` or `@ConnectedClient()`).
+ * (`context.switchToWs().getClient<GeoConnection>()` or `@GeoConnectedClient()`).
  */
 export interface GeoConnection {
   /** Unique per connection (not per session). */

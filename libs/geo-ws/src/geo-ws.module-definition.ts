@@ -1,8 +1,10 @@
+// Beside the module, above everything it assembles: the builder names the HTTP controllers
+// the module serves, so it may not sit under options/ (which those controllers import).
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import { GeoDirectoryController } from '../directory/geo-directory.controller.js';
-import { GeoHandshakeController } from '../directory/geo-handshake.controller.js';
-import { GeoHealthController } from '../health/geo-health.controller.js';
-import type { GeoWsModuleOptions } from './geo-ws-options.interface.js';
+import { GeoDirectoryController } from './directory/geo-directory.controller.js';
+import { GeoHandshakeController } from './directory/geo-handshake.controller.js';
+import { GeoHealthController } from './health/geo-health.controller.js';
+import type { GeoWsModuleOptions } from './options/geo-ws-options.interface.js';
 
 export const {
   ConfigurableModuleClass: GeoWsConfigurableModule,
