@@ -1,10 +1,5 @@
-import { jsonCodec, type GeoCodec } from './codec.js';
-import type { BackoffOptions } from './dialer/backoff.js';
-import type { RttProbe } from './dialer/nearest-region.js';
-import { checkDirectoryUrl, checkRegions } from './dialer/regions.js';
-import { GeoClientError } from './errors.js';
+import type { GeoCodec } from './codec.js';
 import type { GeoRegion, GeoRegionOption, WebSocketConstructor } from './protocol.js';
-import type { PositionStorage } from './rooms/position-store.js';
 
 /** Options of {@link GeoClient.connect}. */
 export interface GeoClientOptions {
@@ -95,51 +90,27 @@ export interface GeoClientOptions {
   maxDepth?: number;
 }
 
-/** What the options say about where and how to connect, checked once at construction. */
-export interface ConnectionOptions {
-  /** The `regions` option, checked; `undefined` when the directory is read from `directoryUrl`. */
-  directory: GeoRegion[] | undefined;
-  directoryUrl: string | undefined;
-  Socket: WebSocketConstructor;
-  codec: GeoCodec;
+/** Reconnect and retry delays: exponential with jitter and a cap, so clients never stampede. */
+export interface BackoffOptions {
+  /** First ceiling, in ms. Default 250. */
+  baseMs?: number;
+  /** Largest ceiling, in ms. Default 8000. */
+  maxMs?: number;
 }
 
 /**
- * Checks what cannot work, in this order: no options, no or a malformed `regions` entry or
- * `directoryUrl`, a `pinRegion` not in `regions`, a `token` of another type, no WebSocket
- * class, a `codec` that is not one. Throws a `GeoClientError` with code `INVALID_OPTIONS`.
+ * Measures one round trip to a region, in ms; rejects if it does not answer. `signal`
+ * aborts when the client no longer needs the answer (`close()`): a probe should stop then,
+ * so that nothing of a closed client keeps a process alive.
  */
-export function checkOptions(options: GeoClientOptions): ConnectionOptions {
-  // Options come from plain JavaScript too: anything may be missing.
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-  if (typeof options !== 'object' || options === null)
-    throw invalidOptions('options are required: new GeoClient({ directoryUrl | regions, ... })');
-  let directory: GeoRegion[] | undefined;
-  let directoryUrl: string | undefined;
-  if (options.regions !== undefined) directory = checkRegions(options.regions, 'regions');
-  else if (options.directoryUrl !== undefined) directoryUrl = checkDirectoryUrl(options.directoryUrl);
-  else throw invalidOptions("give directoryUrl (any region's base URL) or regions ([{ name, url, wsUrl? }, ...])");
-  if (directory && options.pinRegion !== undefined && !directory.some((region) => region.name === options.pinRegion))
-    throw invalidOptions(`pinRegion "${options.pinRegion}" is not in regions (${directory.map((region) => region.name).join(', ')})`);
-  const token: unknown = options.token;
-  if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
-    throw invalidOptions(`token must be a string or a function returning one, got ${typeof token}`);
-  const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
-  const codec = options.codec ?? jsonCodec;
-  if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.subprotocol !== 'string')
-    throw invalidOptions('codec must be a GeoCodec, e.g. msgpackCodec from "@geo-ws/client/msgpack" (or leave it out for JSON)');
-  return { directory, directoryUrl, Socket, codec };
-}
+export type RttProbe = (region: GeoRegion, signal?: AbortSignal) => Promise<number>;
 
-export function invalidOptions(message: string): GeoClientError {
-  return new GeoClientError('INVALID_OPTIONS', `GeoClient: ${message}`);
-}
-
-/** What to do without a WebSocket class, in one line. */
-function noWebSocketClass(): string {
-  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
-  return node
-    ? `this runtime has no global WebSocket (Node ${node} < 22): pass { WebSocket } from the "ws" package: import { WebSocket } from 'ws'`
-    : 'this runtime has no global WebSocket: pass a WebSocket class as the WebSocket option';
+/**
+ * Where a {@link GeoClient} keeps its session id and room positions across page reloads:
+ * `sessionStorage` (per tab), `localStorage` (per origin), or anything with these two
+ * methods (a file, IndexedDB behind a cache, a test double).
+ */
+export interface PositionStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
 }

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { GeoClient, type GeoClientOptions } from './geo-client.js';
-import type { PositionStorage } from './rooms/position-store.js';
+import type { PositionStorage } from './geo-client-options.js';
 import { memorySockets } from './testing/memory-socket.js';
 
 /**

@@ -2,7 +2,8 @@ import { Dialer } from './dialer/dialer.js';
 import type { RankedRegion } from './dialer/nearest-region.js';
 import { GeoClientError } from './errors.js';
 import { ClientEvents, type ConnectionState, type EventDelivery, type GeoClientEvents, type RoomHandler } from './geo-client-events.js';
-import { checkOptions, type GeoClientOptions } from './geo-client-options.js';
+import { checkOptions } from './dialer/connection-options.js';
+import type { GeoClientOptions } from './geo-client-options.js';
 import { newEventId } from './outbox/event-id.js';
 import { Outbox } from './outbox/outbox.js';
 import {

@@ -8,12 +8,12 @@ export {
   type RoomHandler,
   type EventDelivery,
 } from './geo-client.js';
-export type { PositionStorage } from './rooms/position-store.js';
-export type { Anomaly, AnomalyKind, ConsistencyCounts } from './rooms/consistency.js';
+export type { BackoffOptions, PositionStorage, RttProbe } from './geo-client-options.js';
+export type { Anomaly, AnomalyKind } from './geo-client-events.js';
+export type { ConsistencyCounts } from './rooms/consistency.js';
 export { GeoClientError } from './errors.js';
 export { jsonCodec, type GeoCodec } from './codec.js';
-export type { BackoffOptions } from './dialer/backoff.js';
-export { httpProbe, type RttProbe, type RankedRegion } from './dialer/nearest-region.js';
+export { httpProbe, type RankedRegion } from './dialer/nearest-region.js';
 export { GeoCloseCode, GeoClientCloseCode } from './protocol.js';
 export type {
   GeoEnvelope,

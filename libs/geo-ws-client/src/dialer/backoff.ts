@@ -1,10 +1,4 @@
-/** Reconnect and retry delays: exponential with jitter and a cap, so clients never stampede. */
-export interface BackoffOptions {
-  /** First ceiling, in ms. Default 250. */
-  baseMs?: number;
-  /** Largest ceiling, in ms. Default 8000. */
-  maxMs?: number;
-}
+import type { BackoffOptions } from '../geo-client-options.js';
 
 /** The ceiling of attempt `attempt` (0-based): `min(maxMs, baseMs * 2^attempt)`. */
 function ceiling(attempt: number, options: BackoffOptions): number {

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { GeoClientError } from '../errors.js';
 import type { GeoClientEvents } from '../geo-client-events.js';
-import { checkOptions, type GeoClientOptions } from '../geo-client-options.js';
+import type { GeoClientOptions } from '../geo-client-options.js';
+import { checkOptions } from './connection-options.js';
 import { memorySockets } from '../testing/memory-socket.js';
 import { Dialer, type DialerHooks } from './dialer.js';
 

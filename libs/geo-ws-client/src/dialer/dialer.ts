@@ -2,7 +2,8 @@ import type { ClientConnection } from '../client-connection.js';
 import { jsonCodec, type GeoCodec } from '../codec.js';
 import { GeoClientError } from '../errors.js';
 import type { GeoClientEvents } from '../geo-client-events.js';
-import { invalidOptions, type ConnectionOptions, type GeoClientOptions } from '../geo-client-options.js';
+import type { GeoClientOptions } from '../geo-client-options.js';
+import { invalidOptions, type ConnectionOptions } from './connection-options.js';
 import {
   BEARER_PREFIX,
   GeoClientCloseCode,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { rankRegions, type RttProbe } from './nearest-region.js';
+import type { RttProbe } from '../geo-client-options.js';
+import { rankRegions } from './nearest-region.js';
 import type { GeoRegion } from '../protocol.js';
 
 const regions: GeoRegion[] = ['asia', 'eu', 'us'].map((name) => ({ name, url: `http://${name}`, wsUrl: `ws://${name}/ws` }));

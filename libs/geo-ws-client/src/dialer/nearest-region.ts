@@ -1,11 +1,5 @@
+import type { RttProbe } from '../geo-client-options.js';
 import type { GeoRegion } from '../protocol.js';
-
-/**
- * Measures one round trip to a region, in ms; rejects if it does not answer. `signal`
- * aborts when the client no longer needs the answer (`close()`): a probe should stop then,
- * so that nothing of a closed client keeps a process alive.
- */
-export type RttProbe = (region: GeoRegion, signal?: AbortSignal) => Promise<number>;
 
 /** How {@link rankRegions} orders regions. */
 export interface RankOptions {

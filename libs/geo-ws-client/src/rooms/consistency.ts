@@ -1,32 +1,6 @@
 // Consistency as the client sees it: every room-log event is checked against what the
 // client already delivered from that log (docs/CLIENT.md, "Consistency").
-
-/** What went wrong with a room-log event the server delivered. */
-export type AnomalyKind = 'duplicate' | 'regression' | 'gap';
-
-/**
- * A delivered event broke the order the server promises (the `anomaly` event). Duplicates
- * and regressions are dropped: the room's handlers never see them. A gap's event is
- * delivered (what was skipped cannot be had).
- */
-export interface Anomaly {
-  /**
-   * `duplicate`: an `event_id` already delivered from this log (same epoch), at any seq.
-   * `regression`: a new `event_id` at a seq at or below one already delivered.
-   * `gap`: a seq more than one above the last delivered, on a log that numbers seqs without
-   * gaps (`geo.joined` said `contiguous: true`).
-   */
-  kind: AnomalyKind;
-  room: string;
-  /** `'regional'` for the room's regional log (its own seq series). */
-  scope?: 'regional';
-  /** The event's seq. */
-  seq: number;
-  /** The seq the client expected next: the last one delivered from this log + 1. */
-  expected: number;
-  /** The event's `event_id`. */
-  eventId: string;
-}
+import type { AnomalyKind } from '../geo-client-events.js';
 
 /** Counts since the client was created (`client.consistency`); never reset. */
 export interface ConsistencyCounts {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import type { Anomaly } from './consistency.js';
+import type { Anomaly } from '../geo-client-events.js';
 import { GeoClient, type GeoClientOptions } from '../geo-client.js';
 import type { GeoEnvelope, GeoRegion } from '../protocol.js';
 import { FakeRegion, TEST_CLIENT_OPTIONS, testEnvelope as envelope, until, within, type FakeConnection } from '../testing/index.js';

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { GeoClient, type EventDelivery, type GeoClientOptions } from '../geo-client.js';
-import { parseSaved, STORAGE_WRITE_MS, type PositionStorage } from './position-store.js';
+import type { PositionStorage } from '../geo-client-options.js';
+import { parseSaved, STORAGE_WRITE_MS } from './position-store.js';
 import type { GeoEnvelope, GeoRegion } from '../protocol.js';
 import { FakeRegion, TEST_CLIENT_OPTIONS, until, within } from '../testing/index.js';
 

@@ -1,13 +1,4 @@
-/**
- * Where a {@link GeoClient} keeps its session id and room positions across page reloads:
- * `sessionStorage` (per tab), `localStorage` (per origin), or anything with these two
- * methods (a file, IndexedDB behind a cache, a test double).
- */
-export interface PositionStorage {
-  getItem(key: string): string | null;
-  setItem(key: string, value: string): void;
-}
-
+import type { PositionStorage } from '../geo-client-options.js';
 /** What is kept: whose positions they are, their session, and the position in each room's global log. */
 export interface SavedPositions {
   sessionId?: string;

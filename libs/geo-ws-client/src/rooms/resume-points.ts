@@ -1,5 +1,6 @@
 import type { WelcomeFrame } from '../protocol.js';
-import { PositionStore, type PositionStorage, type SavedPositions } from './position-store.js';
+import type { PositionStorage } from '../geo-client-options.js';
+import { PositionStore, type SavedPositions } from './position-store.js';
 
 /** A position in a room's global log. */
 export interface ResumePoint {
