@@ -4,7 +4,7 @@ import { WebSocket } from 'ws';
 import { GeoClient, type GeoClientOptions } from './geo-client.js';
 import { GeoClientError } from './errors.js';
 import type { GeoRegionOption } from './protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, activeTimers, sleep, startMuteHost, until, within } from './testing/index.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, sleep, startMuteHost, stopWatchingTimers, until, watchTimers, within } from './testing/index.js';
 
 /**
  * Issue #13, "SDK on Node": nothing of a closed client keeps a process alive (close()
@@ -45,6 +45,7 @@ describe('GeoClient on Node (issue #13)', () => {
   };
 
   afterEach(async () => {
+    stopWatchingTimers();
     for (const created of clients.splice(0)) created.close();
     await Promise.all([...fakes.splice(0).map((fake) => fake.close()), ...closers.splice(0).map((close) => close())]);
   });
@@ -53,36 +54,36 @@ describe('GeoClient on Node (issue #13)', () => {
     it('close() while the first connection is being opened: connect() rejects CLOSED at once; no timer left', async () => {
       const mute = await startMuteHost();
       closers.push(mute.close);
-      const before = activeTimers();
+      const timers = watchTimers();
       const geo = client({ regions: [mute.region], connectTimeoutMs: 30_000 });
       const connecting = geo.connect();
       await until(() => mute.accepted() === 1, 'the upgrade request');
-      expect(activeTimers()).toBeGreaterThan(before); // the connect deadline, the welcome deadline, the heartbeat
+      expect(timers.active()).toBeGreaterThan(0); // the connect deadline, the welcome deadline, the heartbeat
       geo.close();
       const error = await within(connecting, 500, 'connect() after close()').catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(GeoClientError);
       expect(error).toMatchObject({ code: 'CLOSED' });
       expect(geo.state).toBe('closed');
-      await until(() => activeTimers() <= before, 'no timer of the client left', 1000);
+      await until(() => timers.active() === 0, 'no timer of the client left', 1000);
       await expect(geo.connect()).rejects.toMatchObject({ code: 'CLOSED' }); // the same promise
     });
 
     it('close() while the directory is read: the request is aborted and connect() rejects CLOSED', async () => {
       const directory = await httpServer('hang');
-      const before = activeTimers();
+      const timers = watchTimers();
       const geo = client({ directoryUrl: directory.url });
       const connecting = geo.connect();
       await until(() => directory.requests.length === 1, 'the directory request');
       geo.close();
       await expect(within(connecting, 500, 'connect() after close()')).rejects.toMatchObject({ code: 'CLOSED' });
       await until(() => directory.requests[0].socket.destroyed, 'the directory request to be aborted', 1000);
-      await until(() => activeTimers() <= before, 'no timer of the client left', 1000);
+      await until(() => timers.active() === 0, 'no timer of the client left', 1000);
     });
 
     it('close() while probing: the probes are aborted, no heartbeat starts, connect() rejects CLOSED', async () => {
       const eu = await region('eu');
       const signals: AbortSignal[] = [];
-      const before = activeTimers();
+      const timers = watchTimers();
       const geo = client({
         regions: eu.regions,
         probe: (_region, signal) =>
@@ -98,7 +99,7 @@ describe('GeoClient on Node (issue #13)', () => {
       expect(signals.every((signal) => signal.aborted)).toBe(true);
       await sleep(20);
       expect(signals).toHaveLength(1); // no further sample was started
-      await until(() => activeTimers() <= before, 'no timer of the client left', 1000);
+      await until(() => timers.active() === 0, 'no timer of the client left', 1000);
       expect(eu.connections).toHaveLength(0);
     });
 
@@ -126,7 +127,7 @@ describe('GeoClient on Node (issue #13)', () => {
 
     it('the connect deadline covers reading the directory and probing: TIMEOUT (typed), nothing left running', async () => {
       const directory = await httpServer('hang');
-      const before = activeTimers();
+      const timers = watchTimers();
       const started = Date.now();
       const geo = client({ directoryUrl: directory.url, connectTimeoutMs: 300 });
       const error = await within(geo.connect(), 2000, 'connect()').catch((caught: unknown) => caught);
@@ -135,18 +136,18 @@ describe('GeoClient on Node (issue #13)', () => {
       expect(Date.now() - started).toBeLessThan(1000);
       expect(geo.state).toBe('closed');
       await until(() => directory.requests[0].socket.destroyed, 'the directory request to be aborted', 1000);
-      await until(() => activeTimers() <= before, 'no timer of the client left', 1000);
+      await until(() => timers.active() === 0, 'no timer of the client left', 1000);
     });
 
     it('close() does not wait 30 s (ws) for a server that does not answer its close frame', async () => {
       const eu = await region('eu');
-      const before = activeTimers();
+      const timers = watchTimers();
       const geo = client({ regions: eu.regions });
       await within(geo.connect(), 2000, 'connect()');
       // The server stops reading: the close frame is never answered.
       (eu.connections[0].socket as unknown as { _socket: { pause(): void } })._socket.pause();
       geo.close();
-      await until(() => activeTimers() <= before, 'ws to drop the socket', 2000);
+      await until(() => timers.active() === 0, 'ws to drop the socket', 2000);
     });
   });
 

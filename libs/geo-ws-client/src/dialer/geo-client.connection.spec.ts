@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { WebSocket } from 'ws';
 import { GeoClient, type GeoClientEvents, type GeoClientOptions } from '../geo-client.js';
 import { GeoClientCloseCode, GeoCloseCode, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from '../protocol.js';
-import { FakeLogs, FakeRegion, activeTimers, startMuteHost, until, within } from '../testing/index.js';
+import { FakeLogs, FakeRegion, startMuteHost, stopWatchingTimers, until, watchTimers, within } from '../testing/index.js';
 
 /**
  * GeoClient's connection lifecycle against fake regions (testing/fake-region.ts): the
@@ -50,6 +50,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
   };
 
   afterEach(async () => {
+    stopWatchingTimers();
     client?.close();
     client = undefined;
     await Promise.all([...fakes.splice(0).map((fake) => fake.close()), ...closers.splice(0).map((close) => close())]);
@@ -87,7 +88,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
 
     it('connect() rejects at once, and leaves nothing running, when no socket can be made or the token function fails', async () => {
       const eu = await region('eu');
-      const before = activeTimers();
+      const timers = watchTimers();
       const Refusing = function Refusing() {
         throw new SyntaxError('An invalid or duplicated subprotocol was specified');
       } as unknown as WebSocketConstructor;
@@ -100,7 +101,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
         token: () => Promise.reject(new Error('auth server down')),
       });
       await expect(within(noToken, 1000, 'connect() with a failing token function')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
-      expect(activeTimers()).toBeLessThanOrEqual(before);
+      await until(() => timers.active() === 0, 'no timer of the client left', 1000);
       expect(eu.connections).toHaveLength(0);
     });
 
@@ -331,7 +332,7 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
     it('leaves no timer running (the process can exit): heartbeat, drift, token refresh, join and publish retries, welcome deadline', async () => {
       const eu = await region('eu');
       eu.welcome = () => ({ expires_at: new Date(Date.now() + 3_600_000).toISOString() }); // a token refresh is scheduled
-      const before = activeTimers();
+      const timers = watchTimers();
       await connect(eu.regions, {
         heartbeatMs: 30_000,
         driftBackMs: 60_000,
@@ -344,23 +345,23 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       void client!.join('retried', () => undefined).catch(() => undefined);
       void client!.publish('r', 'chat.message', {}, 'retried').catch(() => undefined);
       await until(() => eu.joins.includes('retried') && eu.ids().length >= 1, 'the refusals');
-      expect(activeTimers()).toBeGreaterThan(before);
+      expect(timers.active()).toBeGreaterThan(0);
       client!.close();
-      await until(() => activeTimers() <= before, 'every timer of the client to be gone', 1000);
+      await until(() => timers.active() === 0, 'every timer of the client to be gone', 1000);
     });
 
     it('while waiting to reconnect: no further attempt, no timer left', async () => {
       const eu = await region('eu');
+      const timers = watchTimers();
       await connect(eu.regions, { backoff: { baseMs: 5000, maxMs: 5000 } });
       const random = jest.spyOn(Math, 'random').mockReturnValue(0.5); // the reconnect waits 2.5 s
       try {
-        const before = activeTimers();
         eu.dropAll();
         await until(() => reconnects.length === 1, 'the scheduled reconnect');
         expect(reconnects[0].delayMs).toBe(2500);
         client!.close();
         expect(client!.state).toBe('closed');
-        await until(() => activeTimers() < before, 'the heartbeat and the reconnect timer to be gone', 1000);
+        await until(() => timers.active() === 0, 'the heartbeat and the reconnect timer to be gone', 1000);
         expect(eu.connections).toHaveLength(1);
       } finally {
         random.mockRestore();

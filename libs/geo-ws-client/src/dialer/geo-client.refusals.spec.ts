@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { GeoClientError } from '../errors.js';
 import { GeoClient, type GeoClientOptions } from '../geo-client.js';
 import type { WebSocketConstructor, WebSocketLike } from '../protocol.js';
-import { FakeRegion, TEST_CLIENT_OPTIONS, activeTimers, sleep, until, within } from '../testing/index.js';
+import { FakeRegion, TEST_CLIENT_OPTIONS, sleep, stopWatchingTimers, until, watchTimers, within } from '../testing/index.js';
 
 /**
  * Issue #13, "SDK on Node": refused tokens surface at once as typed errors (with `ws`, and
@@ -60,6 +60,7 @@ describe('GeoClient on Node (issue #13)', () => {
   };
 
   afterEach(async () => {
+    stopWatchingTimers();
     for (const created of clients.splice(0)) created.close();
     await Promise.all(fakes.splice(0).map((fake) => fake.close()));
   });
@@ -68,7 +69,7 @@ describe('GeoClient on Node (issue #13)', () => {
     it('HTTP 401 with a fixed token: connect() rejects UNAUTHORIZED at once, naming the region and the reason; one attempt; nothing left running', async () => {
       const eu = await region('eu');
       eu.refuse = () => ({ status: 401, code: 'UNAUTHORIZED', message: 'a valid token is required' });
-      const before = activeTimers();
+      const timers = watchTimers();
       const started = Date.now();
       const geo = client({ regions: eu.regions, token: 'expired', connectTimeoutMs: 10_000 });
       const error = await within(geo.connect(), 2000, 'connect()').catch((caught: unknown) => caught);
@@ -80,7 +81,7 @@ describe('GeoClient on Node (issue #13)', () => {
       });
       expect(eu.refusedTokens).toEqual(['expired']);
       expect(geo.state).toBe('closed');
-      await until(() => activeTimers() <= before, 'no timer of the client left', 1000);
+      await until(() => timers.active() === 0, 'no timer of the client left', 1000);
     });
 
     it('HTTP 401 with a token function: one more attempt at once with a fresh token, then UNAUTHORIZED', async () => {
@@ -152,6 +153,7 @@ describe('GeoClient on Node (issue #13)', () => {
 
     it('after the first connection, a refused reconnect is reported as error and the client stops (closed): no loop', async () => {
       const eu = await region('eu');
+      const timers = watchTimers();
       const geo = client({ regions: eu.regions, token: 'soon-expired' });
       await within(geo.connect(), 2000, 'connect()');
       await geo.join('r', () => undefined);
@@ -161,7 +163,6 @@ describe('GeoClient on Node (issue #13)', () => {
       const states: string[] = [];
       geo.on('error', (error) => errors.push(error));
       geo.on('state', (state) => states.push(state));
-      const before = activeTimers();
       eu.refuse = () => ({ status: 401, code: 'UNAUTHORIZED', message: 'the token expired' });
       eu.dropAll();
       await expect(within(waiting, 2000, 'the waiting publish')).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
@@ -171,7 +172,7 @@ describe('GeoClient on Node (issue #13)', () => {
       expect(states.at(-1)).toBe('closed');
       await sleep(200);
       expect(eu.refusedTokens).toEqual(['soon-expired']);
-      await until(() => activeTimers() < before, 'no timer of the client left (the heartbeat is gone too)', 1000);
+      await until(() => timers.active() === 0, 'no timer of the client left (the heartbeat is gone too)', 1000);
     });
   });
 

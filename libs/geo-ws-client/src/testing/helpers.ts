@@ -1,4 +1,5 @@
 // Test support for the client's specs; not part of the package (excluded from its build).
+import { createHook } from 'node:async_hooks';
 import { WebSocket } from 'ws';
 import type { GeoEnvelope } from '../protocol.js';
 
@@ -43,5 +44,32 @@ export async function until(condition: () => boolean, what: string, ms = 3000): 
   }
 }
 
-/** Timers that keep the process alive (unref'd ones do not count). */
-export const activeTimers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+/** The watches `watchTimers()` started; `stopWatchingTimers()` (in an afterEach) ends them. */
+const timerWatches = new Set<{ disable(): unknown }>();
+
+/**
+ * Watches the timers created from now on, so a test counts its own and not those an earlier
+ * test file left behind in the same worker (a global count moved by 20 under CI). `active()`
+ * counts the watched timers still pending that keep the process alive. Async hooks slow every
+ * promise while enabled: call `stopWatchingTimers()` after each test.
+ */
+export function watchTimers(): { active(): number } {
+  // Node marks a timer `_destroyed` once it fired or was cleared; the destroy hook comes later.
+  type Timer = { hasRef?(): boolean; _destroyed?: boolean };
+  const pending = new Map<number, Timer>();
+  const hook = createHook({
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout') pending.set(id, resource as Timer);
+    },
+    destroy(id) {
+      pending.delete(id);
+    },
+  }).enable();
+  timerWatches.add(hook);
+  return { active: () => [...pending.values()].filter((timer) => !timer._destroyed && timer.hasRef?.() !== false).length };
+}
+
+export function stopWatchingTimers(): void {
+  for (const hook of timerWatches) hook.disable();
+  timerWatches.clear();
+}
