@@ -59,7 +59,7 @@ export function watchTimers(): { active(): number } {
   const pending = new Map<number, Timer>();
   const hook = createHook({
     init(id, type, _trigger, resource) {
-      if (type === 'Timeout') pending.set(id, resource as Timer);
+      if (type === 'Timeout') pending.set(id, resource);
     },
     destroy(id) {
       pending.delete(id);
