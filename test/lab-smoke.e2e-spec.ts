@@ -4,7 +4,7 @@
  * (nothing lost, duplicated or reordered, seqs without gaps); prints timings, never asserts them.
  */
 import { describe, expect, test } from '@jest/globals';
-import { DEFAULT_OPTIONS, type LabOptions } from '../apps/lab/src/run/lab-options.js';
+import { DEFAULT_OPTIONS, type LabOptions } from '../apps/lab/src/scenarios/lab-options.js';
 import { runLab } from '../apps/lab/src/run/lab-run.js';
 import { formatSummary } from '../apps/lab/src/report/terminal.js';
 import { SCENARIOS } from '../apps/lab/src/scenarios/scenarios.js';

@@ -7,7 +7,7 @@ import { writeHtmlReport } from './report/html.js';
 import { formatMarkdown } from './report/markdown.js';
 import type { LabReport } from './report/report.types.js';
 import { formatSummary } from './report/terminal.js';
-import { DEFAULT_OPTIONS, type LabOptions } from './run/lab-options.js';
+import { DEFAULT_OPTIONS, type LabOptions } from './scenarios/lab-options.js';
 import { runLab } from './run/lab-run.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 import type { Scenario } from './scenarios/scenario.js';

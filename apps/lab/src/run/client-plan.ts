@@ -1,6 +1,6 @@
 import type { Deployment } from '../deployment/deployment.types.js';
 import type { ClientPlan } from '../load/load.types.js';
-import type { LabOptions } from './lab-options.js';
+import type { LabOptions } from '../scenarios/lab-options.js';
 
 export interface LoadPlan {
   clients: ClientPlan[];

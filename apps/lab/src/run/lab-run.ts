@@ -5,7 +5,7 @@ import { writeHtmlReport } from '../report/html.js';
 import { writeJsonReport } from '../report/json.js';
 import type { ImplRun, LabReport } from '../report/report.types.js';
 import type { Scenario } from '../scenarios/scenario.js';
-import type { LabOptions } from './lab-options.js';
+import type { LabOptions } from '../scenarios/lab-options.js';
 import { Progress } from './progress.js';
 import { runImpl } from './run-impl.js';
 

@@ -10,7 +10,7 @@ import type { Impl, ProgressSample } from '../load/load.types.js';
 import type { FaultEvent, ImplRun, ServerStats } from '../report/report.types.js';
 import type { Scenario } from '../scenarios/scenario.js';
 import { planClients } from './client-plan.js';
-import type { LabOptions } from './lab-options.js';
+import type { LabOptions } from '../scenarios/lab-options.js';
 import { CpuMeter } from './process-stats.js';
 import { Progress } from './progress.js';
 

@@ -1,5 +1,5 @@
 import type { Deployment } from '../deployment/deployment.types.js';
-import type { LabOptions } from '../run/lab-options.js';
+import type { LabOptions } from './lab-options.js';
 
 /** What a fault step may act on. */
 export interface FaultContext {

@@ -1,4 +1,4 @@
-import type { LabOptions } from '../run/lab-options.js';
+import type { LabOptions } from './lab-options.js';
 import { numberKnob, stringKnob, type FaultStep, type Scenario } from './scenario.js';
 
 const lastRegion = (options: LabOptions): string => options.regions[options.regions.length - 1];
