@@ -8,6 +8,10 @@ export interface ReplayLimits {
   perInstance: { perSecond: number; burst: number };
   concurrent: number;
   highWaterBytes: number;
+  /** Live events each feed holds for resumes from memory (0: none). */
+  recentEvents: number;
+  /** How often held events are swept: each is held one to two sweeps. */
+  recentMs: number;
 }
 
 /** What a replay needs to know about the member it replays to. */

@@ -35,6 +35,9 @@ describe('RoomFeeds', () => {
     perInstance: { perSecond: 1_000_000, burst: 1_000_000 },
     concurrent: 64,
     highWaterBytes: 1 << 20,
+    // Off: these cases are about reads of the log; resumes from memory have their own below.
+    recentEvents: 0,
+    recentMs: 10_000,
   };
 
   async function setup(delayMs = 0, retention = context.retention, limits: Partial<ReplayLimits> = {}) {
@@ -326,5 +329,93 @@ describe('RoomFeeds', () => {
     await waitFor(() => whole.events.length === 3, 'the whole log');
     expect(blind.events).toEqual([]);
     expect(fromTwo.events.map((event) => event.seq)).toEqual([3]);
+  });
+  describe('resumes from memory (recentEvents)', () => {
+    /** Counts the reader's history reads. */
+    const countReads = (reader: MemoryTransport) => {
+      const reads: number[] = [];
+      const read = reader.read.bind(reader);
+      reader.read = (target, afterSeq, limit) => {
+        reads.push(afterSeq);
+        return read(target, afterSeq, limit);
+      };
+      return reads;
+    };
+
+    it('a member resuming after a recent event is replayed from what the feed holds: no read, recovered, nothing missed or twice', async () => {
+      const { writer, reader, feeds } = await setup(0, context.retention, { recentEvents: 50 });
+      for (let i = 0; i < 5; i++) await append(writer);
+      const live = new Member();
+      let epoch = '';
+      await feeds.join(log, live, {}, (outcome) => (epoch = outcome.epoch));
+      for (let i = 0; i < 20; i++) await append(writer); // seqs 6-25, held
+      await waitFor(() => live.events.length === 20, 'the live events');
+      const reads = countReads(reader);
+      const outcomes: JoinOutcome[] = [];
+      const resumed = new Member();
+      await feeds.join(log, resumed, { since: 12, epoch }, (outcome) => outcomes.push(outcome));
+      expect(outcomes).toEqual([{ seq: 25, epoch, recovered: true }]);
+      expect(resumed.events.map((event) => event.seq)).toEqual(Array.from({ length: 13 }, (_, i) => i + 13));
+      await append(writer);
+      await waitFor(() => resumed.events.length === 14, 'the next live event');
+      expect(resumed.events.at(-1)!.seq).toBe(26);
+      expect(reads).toEqual([]);
+    });
+
+    it('a position before what is held (more events since, or swept) is read from the log, exactly', async () => {
+      const { writer, reader, feeds } = await setup(0, context.retention, { recentEvents: 10, recentMs: 30 });
+      const live = new Member();
+      let epoch = '';
+      await feeds.join(log, live, {}, (outcome) => (epoch = outcome.epoch));
+      for (let i = 0; i < 25; i++) await append(writer); // 1-25; only 16-25 held
+      await waitFor(() => live.events.length === 25, 'the live events');
+      const reads = countReads(reader);
+      const early = new Member();
+      await feeds.join(log, early, { since: 14, epoch }, () => undefined);
+      await waitFor(() => early.events.length === 11, 'the events after 14');
+      expect(early.events.map((event) => event.seq)).toEqual(Array.from({ length: 11 }, (_, i) => i + 15));
+      expect(reads).toEqual([14]);
+      const held = new Member();
+      await feeds.join(log, held, { since: 15, epoch }, () => undefined); // the oldest held event's position: memory
+      expect(held.events).toHaveLength(10);
+      expect(reads).toEqual([14]);
+      // Two sweeps (30 ms apart) later, nothing is held any more: the log is read.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const late = new Member();
+      await feeds.join(log, late, { since: 20, epoch }, () => undefined);
+      await waitFor(() => late.events.length === 5, 'the events after 20');
+      expect(reads).toEqual([14, 20]);
+    });
+
+    it('a position of another epoch, or without one, is never answered from memory', async () => {
+      const { writer, reader, feeds } = await setup(0, context.retention, { recentEvents: 50 });
+      const live = new Member();
+      await feeds.join(log, live, {}, () => undefined);
+      for (let i = 0; i < 10; i++) await append(writer);
+      await waitFor(() => live.events.length === 10, 'the live events');
+      const reads = countReads(reader);
+      const outcomes: JoinOutcome[] = [];
+      await feeds.join(log, new Member(), { since: 5 }, (outcome) => outcomes.push(outcome));
+      await feeds.join(log, new Member(), { since: 5, epoch: 'another' }, (outcome) => outcomes.push(outcome));
+      expect(outcomes.map((outcome) => outcome.recovered)).toEqual([false, false]);
+      // The replay from 0 reads its first page (7 events), then finds the rest held.
+      expect(reads).toEqual([5, 0]);
+    });
+  });
+
+  it('replays from one position share their reads: one read per page, however many members resume', async () => {
+    const { writer, reader, feeds } = await setup(5, context.retention, { batchSize: 10 });
+    for (let i = 0; i < 25; i++) await append(writer);
+    let reads = 0;
+    const read = reader.read.bind(reader);
+    reader.read = (...args) => {
+      reads++;
+      return read(...args);
+    };
+    const members = Array.from({ length: 20 }, () => new Member());
+    await Promise.all(members.map((member) => feeds.join(log, member, { since: 0 }, () => undefined)));
+    await waitFor(() => members.every((member) => member.events.length === 25), 'every replay');
+    for (const member of members) expect(member.events.map((event) => event.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(reads).toBe(3); // after 0, 10, 20
   });
 });

@@ -2,9 +2,10 @@ import type { GeoWireCodec } from '../protocol/wire.js';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { GeoErrorCode } from '../errors/geo-error-code.js';
 import { GeoProtocolError } from '../errors/geo-protocol.error.js';
-import type { GeoTransport, GeoSubscription } from '../transport/geo-transport.interface.js';
+import type { GeoReadResult, GeoTransport, GeoSubscription } from '../transport/geo-transport.interface.js';
 import type { GeoLogRef } from '../transport/log-ref.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
+import { RecentEvents } from './recent-events.js';
 import type { ReplayBudget, ReplayTarget } from './replay-budget.js';
 
 /** A local receiver of a feed's events (one per connection and log). */
@@ -43,6 +44,8 @@ export interface FeedHost {
   readonly observer?: FeedObserver;
   /** The feed's live tail stopped (its members were told): the host forgets it and logs why. */
   broken(feed: RoomFeed, reason: string): void;
+  /** The feed started holding recent events: the host sweeps them from now on (see {@link RecentEvents}). */
+  holding(feed: RoomFeed): void;
 }
 
 /** A member whose replay runs: live events for it are held until the replay hands over. */
@@ -93,6 +96,10 @@ export class RoomFeed {
   private epoch = '';
   private tail: GeoSubscription | undefined = undefined;
   private ephemeral: GeoSubscription | undefined = undefined;
+  /** The last live events, for resumes from memory; made at the first event after a sweep emptied it. */
+  private recent: RecentEvents | undefined = undefined;
+  /** History reads in flight, by the position they read after: replays from one position share them. */
+  private reads: Map<number, Promise<GeoReadResult>> | undefined = undefined;
   private closed = false;
   /** Set by the host while {@link open} runs: joins wait for it. */
   opening: Promise<void> | undefined = undefined;
@@ -165,7 +172,9 @@ export class RoomFeed {
       } else {
         // `since: 0` is the whole log, whatever its epoch.
         const sameEpoch = epoch === undefined || epoch === this.epoch;
-        await this.replay(member, state, sameEpoch ? since : 0, live, sameEpoch, announce);
+        const held = sameEpoch ? this.recent?.after(since) : undefined;
+        if (held) this.replayHeld(member, state, since, held, announce);
+        else await this.replay(member, state, sameEpoch ? since : 0, live, sameEpoch, announce);
       }
     } catch (error) {
       if (this.positionOf(member) === state) this.remove(member);
@@ -179,6 +188,7 @@ export class RoomFeed {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.recent = undefined;
     this.solo = undefined;
     this.soloPosition = 0;
     this.many = undefined;
@@ -229,13 +239,19 @@ export class RoomFeed {
     sameEpoch: boolean,
     announce: (outcome: JoinOutcome) => void,
   ): Promise<void> {
-    const { budget, transport, observer } = this.host;
+    const { budget, observer } = this.host;
     const current = () => this.positionOf(member) === state;
     let after = from;
     let announced = false;
     while (!announced || state.cursor < (state.overflowed ? this.lastSeq : live)) {
       if (!(await budget.ready(member, current))) return;
-      const page = await budget.read(() => transport.read(this.log, after, budget.limits.batchSize));
+      // Once the replay has reached what the feed holds, the rest comes from memory.
+      const held = announced ? this.recent?.after(after) : undefined;
+      if (held) {
+        this.deliverHeld(member, state, held);
+        break;
+      }
+      const page = await this.readPage(after);
       if (!current()) return;
       if (page.epoch !== this.epoch) throw this.unavailable('its log was reset during the replay');
       if (!announced) {
@@ -272,6 +288,58 @@ export class RoomFeed {
     this.goLive(member, state);
   }
 
+  /**
+   * Replays `(since, live]` from the events this feed holds, in the same synchronous step as
+   * going live: no read, no wait, nothing can come between. Counted against the member's
+   * replay allowance like a read.
+   */
+  private replayHeld(
+    member: FeedMember,
+    state: Replaying,
+    since: number,
+    held: GeoLoggedEnvelope[],
+    announce: (outcome: JoinOutcome) => void,
+  ): void {
+    state.cursor = since;
+    announce({ seq: Math.max(this.lastSeq, since), epoch: this.epoch, recovered: true });
+    this.deliverHeld(member, state, held);
+    this.goLive(member, state);
+  }
+
+  /** Hands held events to a replaying member (those it has not had), counted like a replay page. */
+  private deliverHeld(member: FeedMember, state: Replaying, held: GeoLoggedEnvelope[]): void {
+    const { budget, observer } = this.host;
+    budget.spend(member, held.length);
+    for (const event of held) if (deliverTo(member, state, event)) observer?.delivered(event, 1, msgpackOf(member), false, false);
+    if (held.length > 0) observer?.replayed(held.length);
+  }
+
+  /** One page of history after `after`: replays from the same position share one read. */
+  private readPage(after: number): Promise<GeoReadResult> {
+    const reads = (this.reads ??= new Map<number, Promise<GeoReadResult>>());
+    let page = reads.get(after);
+    if (!page) {
+      const { budget, transport } = this.host;
+      page = budget.read(() => transport.read(this.log, after, budget.limits.batchSize));
+      reads.set(after, page);
+      const done = (): void => {
+        reads.delete(after);
+        if (reads.size === 0 && this.reads === reads) this.reads = undefined;
+      };
+      page.then(done, done);
+    }
+    return page;
+  }
+
+  /** The host's sweep: drops recent events held since the last one; true when none is left. */
+  sweepRecent(): boolean {
+    if (this.recent?.sweep() !== false) {
+      this.recent = undefined;
+      return true;
+    }
+    return false;
+  }
+
   /** Delivers what was held for `member`, then makes it live at its cursor (a number from then on). */
   private goLive(member: FeedMember, state: Replaying): void {
     if (this.positionOf(member) !== state) return;
@@ -283,6 +351,15 @@ export class RoomFeed {
   private onEvent(event: GeoLoggedEnvelope): void {
     // The tail hands events in seq order: one not after the last is a repeat.
     if (this.closed || event.seq <= this.lastSeq) return;
+    const { recentEvents } = this.host.budget.limits;
+    if (recentEvents > 0) {
+      if (!this.recent) {
+        // Every event after the last one is held from here on.
+        this.recent = new RecentEvents(this.lastSeq, recentEvents);
+        this.host.holding(this);
+      }
+      this.recent.push(event);
+    }
     this.lastSeq = event.seq;
     let delivered = 0;
     let msgpack = 0;

@@ -18,6 +18,9 @@ export class RoomFeeds implements FeedHost {
   /** …and of regional logs, by {@link logKey}. */
   private readonly regional = new Map<string, RoomFeed>();
   private readonly breaks = new FeedBreakLog();
+  /** Feeds holding recent events, swept every `recentMs` by one timer for the node. */
+  private readonly holders = new Set<RoomFeed>();
+  private sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly transport: GeoTransport,
@@ -78,6 +81,9 @@ export class RoomFeeds implements FeedHost {
     const feeds = [...this.global.values(), ...this.regional.values()];
     this.global.clear();
     this.regional.clear();
+    this.holders.clear();
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     this.breaks.close();
     await Promise.allSettled(
       feeds.map(async (feed) => {
@@ -92,6 +98,23 @@ export class RoomFeeds implements FeedHost {
     this.breaks.hit(feed.log.room, reason);
     this.observer?.tailStopped();
     this.forget(feed);
+  }
+
+  /** @internal A feed holds recent events: they are swept from now on. */
+  holding(feed: RoomFeed): void {
+    this.holders.add(feed);
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => this.sweep(), this.budget.limits.recentMs);
+    this.sweeper.unref();
+  }
+
+  /** Events held for two sweeps go; a feed left with none is no longer visited. */
+  private sweep(): void {
+    for (const feed of this.holders) if (feed.sweepRecent()) this.holders.delete(feed);
+    if (this.holders.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   private open(log: GeoLogRef): RoomFeed {
@@ -121,6 +144,7 @@ export class RoomFeeds implements FeedHost {
 
   /** Drops `feed` from the maps if it is still the one there; true if it was. */
   private forget(feed: RoomFeed): boolean {
+    this.holders.delete(feed);
     if (this.find(feed.log) !== feed) return false;
     if (feed.log.scope === 'global') this.global.delete(feed.log.room);
     else this.regional.delete(logKey(feed.log));

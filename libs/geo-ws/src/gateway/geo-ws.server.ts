@@ -101,6 +101,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
         perInstance: replay.perInstance,
         concurrent: replay.concurrent,
         highWaterBytes: replay.highWaterBytes,
+        recentEvents: replay.recentEvents,
+        recentMs: replay.recentMs,
       }),
       metrics
         ? {

@@ -30,6 +30,8 @@ export const DEFAULT_LIMITS = {
     perInstance: { perSecond: 50_000, burst: 100_000 },
     concurrent: 64,
     highWaterBytes: MIB,
+    recentEvents: 256,
+    recentMs: 10_000,
   },
 } as const;
 

@@ -145,6 +145,17 @@ export interface GeoWsReplayLimits {
    * or half of `limits.maxBufferedBytes` when that is lower; must be below it.
    */
   highWaterBytes?: number;
+  /**
+   * Live events each room's feed keeps in memory, so a client resuming from a recent
+   * position (a failover, a reconnect, a drain) is replayed without a read of the broker.
+   * Default 256; 0 keeps none (every resume reads the log).
+   */
+  recentEvents?: number;
+  /**
+   * How long those events are kept: each is dropped one to two periods after it arrived, so
+   * memory stays near the instance's event rate times two periods. Default 10000 ms.
+   */
+  recentMs?: number;
 }
 
 /** `limits` after defaults. */

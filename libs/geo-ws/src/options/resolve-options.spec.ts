@@ -28,6 +28,8 @@ describe('resolveOptions', () => {
         perInstance: { perSecond: 50_000, burst: 100_000 },
         concurrent: 64,
         highWaterBytes: 1024 * 1024,
+        recentEvents: 256,
+        recentMs: 10_000,
       },
     });
     expect(resolved.log).toEqual({ dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 }, replayBatchSize: 500 });

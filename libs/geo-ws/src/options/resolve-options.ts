@@ -196,6 +196,8 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
         perInstance: bucket(replay.perInstance, DEFAULT_LIMITS.replay.perInstance, 'limits.replay.perInstance'),
         concurrent: positiveInteger(replay.concurrent, DEFAULT_LIMITS.replay.concurrent, 'limits.replay.concurrent'),
         highWaterBytes,
+        recentEvents: positiveIntegerOrOff(replay.recentEvents, DEFAULT_LIMITS.replay.recentEvents, 'limits.replay.recentEvents'),
+        recentMs: positiveInteger(replay.recentMs, DEFAULT_LIMITS.replay.recentMs, 'limits.replay.recentMs'),
       },
     },
     log: {
