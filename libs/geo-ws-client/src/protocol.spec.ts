@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 // The server's own constants: the SDK declares what it relies on itself (it has no
 // dependencies), so this spec keeps the two in step.
 import * as server from '../../geo-ws/src/protocol/wire.js';
-import { GEO_SUBPROTOCOL, GeoClientCloseCode, GeoCloseCode, GeoFrame } from './protocol.js';
+import { GEO_SUBPROTOCOL, GeoClientCloseCode, GeoCloseCode, GeoFeature, GeoFrame } from './protocol.js';
 
 /** The close codes of the table in docs/PROTOCOL.md, "Drain and close codes". */
 function documentedCloseCodes(): number[] {
@@ -16,6 +16,7 @@ describe("the SDK's wire constants", () => {
   it("mirror the server's: close codes, frame names, subprotocol", () => {
     expect(GeoCloseCode).toEqual(server.GeoCloseCode);
     expect(GeoFrame).toEqual(server.GeoFrame);
+    expect(GeoFeature).toEqual(server.GeoFeature);
     expect(GEO_SUBPROTOCOL).toBe(server.GEO_SUBPROTOCOL);
   });
 

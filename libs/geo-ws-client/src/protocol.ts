@@ -71,6 +71,12 @@ export const GeoFrame = {
   RECONNECT: 'geo.reconnect',
 } as const;
 
+/** Protocol additions a server lists in `geo.welcome` `features` (docs/PROTOCOL.md). */
+export const GeoFeature = {
+  /** `geo.join { rooms: [...] }`: many rooms in one frame. */
+  JOIN_ROOMS: 'join.rooms',
+} as const;
+
 /**
  * A frame on the wire, both ways: `{ event, data }`. `data` is what the peer sent: the
  * client reads it as the frame type its `event` names (below).
@@ -96,6 +102,8 @@ export interface WelcomeFrame {
   restored?: Record<string, { seq: number; epoch: string }>;
   /** Send `geo.report` this often (ms); absent when the server's metrics are off. */
   report_ms?: number;
+  /** Protocol additions the server understands ({@link GeoFeature}); absent from servers older than the list. */
+  features?: string[];
 }
 
 /** The server's answer to `geo.auth` (`geo.authed`). */

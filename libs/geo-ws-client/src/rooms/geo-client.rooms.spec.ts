@@ -95,6 +95,33 @@ describe('GeoClient rooms (fake regions over a real WebSocket)', () => {
     expect(other.seqs()).toEqual([1]);
   });
 
+  it('a server that lists join.rooms gets every room back in one geo.join { rooms }; a refused room is retried alone', async () => {
+    const eu = await region();
+    eu.features = ['join.rooms'];
+    await connect(eu.regions);
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const rooms = new Map<string, Awaited<ReturnType<typeof joinCollecting>>>();
+    for (const name of names) rooms.set(name, await joinCollecting(name));
+    expect(eu.batchJoins).toEqual([]); // joins the app asks for go one by one, as they come
+    for (const name of names) eu.emit(name);
+    await until(() => names.every((name) => rooms.get(name)!.received.length === 1), 'one event per room');
+    await eu.away(client!);
+    for (const name of names) eu.emit(name); // missed while away
+    let refusedOnce = false;
+    eu.joinAnswer = (room) => (room === 'c' && !refusedOnce ? ((refusedOnce = true), { code: 'UNAVAILABLE' }) : 'ok');
+    const requests = eu.joinRequests.length;
+    eu.resume();
+    await until(() => names.every((name) => rooms.get(name)!.received.length === 2), 'every room resumed');
+    expect(eu.batchJoins).toEqual([names]);
+    expect(eu.joinRequests.slice(requests)).toEqual([
+      ...names.map((room) => ({ room, since: 1, epoch: 'e1' })),
+      { room: 'c', since: 1, epoch: 'e1' }, // the retry of the refused room: a single join
+    ]);
+    expect(eu.open[0].frames.filter((frame) => frame.event === 'geo.join')).toHaveLength(2);
+    for (const name of names) expect(rooms.get(name)!.seqs()).toEqual([1, 2]);
+    expect(client!.consistency).toMatchObject({ duplicates: 0, regressions: 0, gaps: 0 });
+  });
+
   it('recovered: false with another epoch (the log was recreated): `gap` with the new epoch, then its events from the start', async () => {
     const eu = await region();
     await connect(eu.regions);

@@ -162,4 +162,86 @@ describe('RoomTracker', () => {
     expect(left).toEqual([{ room: 's', code: 'FORBIDDEN', message: 'token changed' }]);
     expect(rooms.has('s')).toBe(false);
   });
+
+  describe('rejoining many rooms in one frame (geo.welcome features: join.rooms)', () => {
+    const welcome = (features?: string[]) =>
+      rooms.restore({ connection_id: 'c', region: 'eu', sender: 'me', ...(features ? { features } : {}) });
+    /** Joins `names`, each answered at seq 3, then loses the connection. */
+    const inRooms = (...names: string[]): void => {
+      for (const name of names) {
+        void rooms.join(name, () => undefined, {});
+        joined(name, 3);
+      }
+      rooms.connectionLost();
+      frames = [];
+    };
+
+    it('sends one geo.join { rooms } with every position; answers and refusals stay per room, a retry is a single join', async () => {
+      create();
+      inRooms('a', 'b', 'c');
+      welcome(['join.rooms', 'something.later']);
+      rooms.rejoinAll();
+      expect(joins()).toEqual([
+        {
+          rooms: [
+            { room: 'a', since: 3, epoch: 'e1' },
+            { room: 'b', since: 3, epoch: 'e1' },
+            { room: 'c', since: 3, epoch: 'e1' },
+          ],
+        },
+      ]);
+      joined('a', 5);
+      rooms.event(event('a', 4)); // replayed: the room's log check expected the answer from 3
+      expect(counter.snapshot).toMatchObject({ events: 1, duplicates: 0, regressions: 0 });
+      expect(rooms.refused({ code: 'RATE_LIMITED', message: 'slow down', room: 'b' })).toBe(true);
+      expect(rooms.refused({ code: 'FORBIDDEN', message: 'no', room: 'c' })).toBe(false);
+      await jest.advanceTimersByTimeAsync(50);
+      expect(joins().slice(1)).toEqual([{ room: 'b', since: 3, epoch: 'e1' }]);
+      expect([rooms.isJoined('a'), rooms.isJoined('b'), rooms.has('c')]).toEqual([true, false, false]);
+    });
+
+    it('one frame per room when the server does not list join.rooms, or for a single room', () => {
+      create();
+      inRooms('a', 'b');
+      welcome();
+      rooms.rejoinAll();
+      expect(joins()).toEqual([
+        { room: 'a', since: 3, epoch: 'e1' },
+        { room: 'b', since: 3, epoch: 'e1' },
+      ]);
+      rooms.leave('b');
+      frames = [];
+      welcome(['join.rooms']);
+      rooms.rejoinAll();
+      expect(joins()).toEqual([{ room: 'a', since: 3, epoch: 'e1' }]);
+      // A server without the feature after one with it (a failover to an older region): single frames again.
+      void rooms.join('d', () => undefined, {});
+      frames = [];
+      welcome([]);
+      rooms.rejoinAll();
+      expect(joins().map((join) => join.room)).toEqual(['a', 'd']);
+    });
+
+    it('at most 100 rooms per frame, and never more bytes than maxFrameBytes', () => {
+      create();
+      inRooms(...Array.from({ length: 250 }, (_, i) => `room-${i}`));
+      welcome(['join.rooms']);
+      rooms.rejoinAll();
+      expect(joins().map((join) => join.rooms.length)).toEqual([100, 100, 50]);
+      expect(joins().flatMap((join) => join.rooms.map((entry: { room: string }) => entry.room))).toEqual(
+        Array.from({ length: 250 }, (_, i) => `room-${i}`),
+      );
+
+      create({ maxFrameBytes: 1024 });
+      const long = (i: number) => `${'x'.repeat(120)}-${i}`;
+      inRooms(...Array.from({ length: 12 }, (_, i) => long(i)));
+      welcome(['join.rooms']);
+      rooms.rejoinAll();
+      const sizes = frames.map((frame) => Buffer.byteLength(JSON.stringify(frame)));
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(1024);
+      expect(joins().flatMap((join) => join.rooms.map((entry: { room: string }) => entry.room))).toEqual(
+        Array.from({ length: 12 }, (_, i) => long(i)),
+      );
+    });
+  });
 });

@@ -3,7 +3,16 @@ import { backoffDelay } from '../dialer/backoff.js';
 import { GeoClientError } from '../errors.js';
 import type { ClientEvents, EventDelivery, RoomHandler } from '../geo-client-events.js';
 import type { GeoClientOptions } from '../geo-client-options.js';
-import { GeoFrame, type ErrorFrame, type GeoEnvelope, type JoinedFrame, type LeftFrame, type WelcomeFrame } from '../protocol.js';
+import { DEFAULT_MAX_FRAME_BYTES, utf8Length } from '../outbox/publish-frame.js';
+import {
+  GeoFeature,
+  GeoFrame,
+  type ErrorFrame,
+  type GeoEnvelope,
+  type JoinedFrame,
+  type LeftFrame,
+  type WelcomeFrame,
+} from '../protocol.js';
 import { LogCheck, type ConsistencyCounter } from './consistency.js';
 import { ResumePoints } from './resume-points.js';
 
@@ -34,6 +43,17 @@ interface RoomState {
   retryTimer?: ReturnType<typeof setTimeout>;
 }
 
+/** One room's `geo.join` data, alone or as an entry of `geo.join { rooms }`. */
+interface JoinData {
+  room: string;
+  since?: number;
+  epoch?: string;
+  regional?: { since: number; epoch?: string };
+}
+
+/** Rooms in one `geo.join { rooms }` frame: the server's default `limits.maxRoomsPerConnection`. */
+const MAX_ROOMS_PER_JOIN = 100;
+
 /** Join refusals after which the client joins again (after a backoff delay). */
 const RETRYABLE_JOIN_CODES = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
 
@@ -58,6 +78,8 @@ export type Identity = () => { sessionId: string | undefined; sender: string | u
 export class RoomTracker {
   private readonly rooms = new Map<string, RoomState>();
   private readonly resume: ResumePoints;
+  /** The server of this connection takes many rooms in one `geo.join` (its welcome lists `join.rooms`). */
+  private batchJoins = false;
 
   constructor(
     /** `backoff`, `maxInternalRetries` are read when used; `storage`, `storageKey` at construction. */
@@ -130,6 +152,7 @@ export class RoomTracker {
    */
   restore(welcome: WelcomeFrame): void {
     this.resume.welcome(welcome);
+    this.batchJoins = Array.isArray(welcome.features) && welcome.features.includes(GeoFeature.JOIN_ROOMS);
     for (const room of this.rooms.values()) {
       const start = room.global.seq < 0 ? this.resume.of(room.name) : undefined;
       if (start) room.global = { seq: start.seq, epoch: start.epoch };
@@ -137,9 +160,32 @@ export class RoomTracker {
     this.resume.changed();
   }
 
-  /** Joins every room again on a new connection, each from where it is (`since`, `epoch`). */
+  /**
+   * Joins every room again on a new connection, each from where it is (`since`, `epoch`): in
+   * one `geo.join { rooms }` (per 100 rooms) where the server takes it, so a client in many
+   * rooms waits one round trip rather than one per room; else one frame per room.
+   */
   rejoinAll(): void {
-    for (const room of this.rooms.values()) this.sendJoin(room);
+    const rooms = [...this.rooms.values()];
+    if (!this.batchJoins || rooms.length < 2) {
+      for (const room of rooms) this.sendJoin(room);
+      return;
+    }
+    // Also cut by size, so a frame never exceeds what the server reads (long room ids and epochs).
+    const maxBytes = (this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) - 64;
+    let batch: JoinData[] = [];
+    let bytes = 0;
+    for (const room of rooms) {
+      const request = this.joinRequest(room);
+      const size = utf8Length(JSON.stringify(request)) + 1;
+      if (batch.length === MAX_ROOMS_PER_JOIN || (batch.length > 0 && bytes + size > maxBytes)) {
+        this.connection.send(GeoFrame.JOIN, { rooms: batch });
+        [batch, bytes] = [[], 0];
+      }
+      batch.push(request);
+      bytes += size;
+    }
+    this.connection.send(GeoFrame.JOIN, batch.length === 1 ? batch[0] : { rooms: batch });
   }
 
   /** The server answered a publish `NOT_JOINED` (it dropped the room): join it again. */
@@ -294,20 +340,28 @@ export class RoomTracker {
 
   // ---- internals ------------------------------------------------------------------------
 
-  /** Sends `geo.join` from where the room is: `since`/`epoch` of its global log, its regional one in the same region. */
+  /** Sends `geo.join` for one room (a first join, a retry after a refusal, a rejoin after NOT_JOINED). */
   private sendJoin(room: RoomState): void {
+    this.connection.send(GeoFrame.JOIN, this.joinRequest(room));
+  }
+
+  /**
+   * What `geo.join` says of a room, from where it is: `since`/`epoch` of its global log, its
+   * regional one in the same region. The room's logs start expecting the answer from here.
+   */
+  private joinRequest(room: RoomState): JoinData {
     clearTimeout(room.retryTimer);
     room.retryTimer = undefined;
     const { global, regional } = room;
     const sameRegion = regional.region === this.connection.region;
     (global.check ??= new LogCheck()).joining(global.seq >= 0 ? global.seq : undefined);
     (regional.check ??= new LogCheck()).joining(sameRegion && regional.seq >= 0 ? regional.seq : undefined);
-    this.connection.send(GeoFrame.JOIN, {
+    return {
       room: room.name,
       ...(global.seq >= 0 ? { since: global.seq, ...(global.epoch ? { epoch: global.epoch } : {}) } : {}),
       // A regional log belongs to one region: resume it only where it was.
       ...(sameRegion && regional.seq >= 0 ? { regional: { since: regional.seq, epoch: regional.epoch } } : {}),
-    });
+    };
   }
 
   /** A join refused with a code worth another try: `INTERNAL` only `maxInternalRetries` times. */

@@ -58,8 +58,12 @@ export class FakeRegion {
   readonly received: Received[] = [];
   /** The room of every geo.join, in arrival order. */
   readonly joins: string[] = [];
-  /** Every geo.join, in arrival order. */
+  /** Every geo.join, in arrival order (each room of a batch as its own). */
   readonly joinRequests: JoinRequest[] = [];
+  /** The rooms of every `geo.join { rooms }` frame, one list per frame. */
+  readonly batchJoins: string[][] = [];
+  /** `features` of the welcome, as a server lists what it speaks (`join.rooms`); none by default, as an older server. */
+  features: string[] = [];
   /** Every connection accepted, in order. */
   readonly connections: FakeConnection[] = [];
   /** Every token received with geo.auth. */
@@ -247,7 +251,13 @@ export class FakeRegion {
     socket.on('close', (code) => (connection.closeCode = code));
     const welcome = this.welcome(connection);
     if (welcome !== 'silent')
-      connection.send('geo.welcome', { connection_id: `c${this.connections.length}`, region: this.name, sender: 'tester', ...welcome });
+      connection.send('geo.welcome', {
+        connection_id: `c${this.connections.length}`,
+        region: this.name,
+        sender: 'tester',
+        ...(this.features.length > 0 ? { features: this.features } : {}),
+        ...welcome,
+      });
     // With ws's default binaryType ('nodebuffer') a message arrives as one Buffer.
     socket.on('message', (raw, binary) => {
       connection.binaryFrames.push(binary);
@@ -261,7 +271,13 @@ export class FakeRegion {
     const { send, rooms } = connection;
     switch (frame.event) {
       case 'geo.join':
-        return this.onJoin(connection, frame.data as JoinRequest);
+        if (!Array.isArray(frame.data.rooms)) return this.onJoin(connection, frame.data as JoinRequest);
+        // A batch (feature join.rooms): each room answered as its own join; refused whole where the server would.
+        if (!this.features.includes('join.rooms'))
+          return send('geo.error', { code: 'INVALID_ENVELOPE', message: 'geo.join: room must be 1-128 characters' });
+        this.batchJoins.push((frame.data.rooms as JoinRequest[]).map((entry) => entry.room));
+        for (const entry of frame.data.rooms as JoinRequest[]) this.onJoin(connection, entry);
+        return;
       case 'geo.leave':
         rooms.delete(frame.data.room);
         return send('geo.left', { room: frame.data.room });

@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { isUtf8 } from 'node:buffer';
 import type { RawData } from 'ws';
 import { GeoCloseCode, GeoFrame } from '../protocol/wire.js';
 import type { AccessPolicy } from '../auth/access-policy.js';
@@ -18,6 +17,7 @@ import {
   eventIdOf,
   parseFrame,
   parseJoin,
+  parseJoinBatch,
   parseLeave,
   parseMsgpackFrame,
   peekFrame,
@@ -26,11 +26,14 @@ import {
   type JoinedFrame,
   type JoinOutcome,
   type JoinPosition,
+  type JoinRequest,
 } from '../protocol/frames.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog, regionalLog, type GeoLogRef } from '../transport/log-ref.js';
 import type { ClientConnection } from './client-connection.js';
 import type { ConnectionIndex } from './connection-index.js';
+import { checkFrameType, isClientFault, rawToBuffer } from './inbound-frame.js';
+import { isJoinBatchFrame, paidRooms, runJoinBatch } from './join-batch.js';
 import type { LimitLog } from './limit-log.js';
 import { parseClientReport, REPORT_FRAME } from '../metrics/client-report.js';
 import { OTHER, type GeoMetrics } from '../metrics/geo-metrics.js';
@@ -70,6 +73,7 @@ export class FrameDispatcher {
     const bytes = rawToBuffer(raw);
     const { maxPayloadBytes, maxDepth } = this.options.limits;
     let frame: Partial<Frame> = {};
+    let paid = 1;
     try {
       // Taken before parsing: malformed frames cost the sender as much as valid ones.
       const withinRate = connection.bucket.take();
@@ -79,8 +83,12 @@ export class FrameDispatcher {
         frame = peekFrame(msgpack ? bytes : bytes.toString('utf8')); // only to name the refused request
         throw new GeoProtocolError(GeoErrorCode.PAYLOAD_TOO_LARGE, `frame is ${bytes.length} bytes; the limit is ${maxPayloadBytes}`);
       }
-      frame = msgpack ? parseMsgpackFrame(bytes, maxDepth) : parseFrame(bytes.toString('utf8'), maxDepth);
-      if (!withinRate)
+      const decoded = msgpack ? parseMsgpackFrame(bytes, maxDepth) : parseFrame(bytes.toString('utf8'), maxDepth);
+      frame = decoded;
+      // A batch join pays per room; the rooms it cannot pay for are refused one by one.
+      if (isJoinBatchFrame(decoded))
+        paid = paidRooms(decoded.data.rooms, withinRate, connection.bucket, this.options.limits.maxRoomsPerConnection);
+      else if (!withinRate)
         throw new GeoProtocolError(GeoErrorCode.RATE_LIMITED, 'too many frames; slow down and resend with the same event_id');
     } catch (error) {
       this.metrics?.frameReceived(frame.event ?? OTHER, connection.codec);
@@ -89,17 +97,19 @@ export class FrameDispatcher {
     }
     const parsed = frame as Frame;
     this.metrics?.frameReceived(parsed.event, connection.codec);
-    connection.queue = connection.queue.then(() => this.handleFrame(connection, parsed));
+    connection.queue = connection.queue.then(() => this.handleFrame(connection, parsed, paid));
   }
 
-  private async handleFrame(connection: ClientConnection, frame: Frame): Promise<void> {
+  /** `paid`: the rooms of a batch join the rate limit let through. */
+  private async handleFrame(connection: ClientConnection, frame: Frame, paid: number): Promise<void> {
     // Closed, or being closed by the server (token revoked, region refused...): what it sent
     // after that is not acted on, even while the close handshake is under way.
     if (connection.closed || !connection.isOpen) return;
     try {
       switch (frame.event) {
         case GeoFrame.JOIN:
-          return await this.join(connection, frame.data);
+          if (isJoinBatchFrame(frame)) return await this.joinBatch(connection, frame.data, paid);
+          return await this.join(connection, parseJoin(frame.data));
         case GeoFrame.LEAVE:
           return this.leave(connection, frame.data);
         case GeoFrame.PING:
@@ -112,10 +122,16 @@ export class FrameDispatcher {
           return await this.publish(connection, frame);
       }
     } catch (error) {
-      const { error: protocolError, unexpected } = toProtocolError(error, eventIdOf(frame.data));
-      if (unexpected) this.logger.error(`${frame.event} from ${connection.principal.id} failed`, stackOf(error));
-      this.refuse(connection, protocolError, roomOf(frame.data));
+      // A batch refused whole names no room: the client must not read it as one room's refusal.
+      this.fail(connection, frame.event, error, eventIdOf(frame.data), isJoinBatchFrame(frame) ? undefined : roomOf(frame.data));
     }
+  }
+
+  /** A request failed: logged if unexpected, answered with `geo.error`. */
+  private fail(connection: ClientConnection, event: string, error: unknown, eventId: string | undefined, room: string | undefined): void {
+    const { error: protocolError, unexpected } = toProtocolError(error, eventId);
+    if (unexpected) this.logger.error(`${event} from ${connection.principal.id} failed`, stackOf(error));
+    this.refuse(connection, protocolError, room);
   }
 
   /**
@@ -124,7 +140,7 @@ export class FrameDispatcher {
    * than answered for ever, so garbage cannot turn into a stream of error frames.
    */
   private refuse(connection: ClientConnection, error: GeoProtocolError, room?: string): void {
-    if (CLIENT_FAULTS.has(error.code)) {
+    if (isClientFault(error.code)) {
       if (error.code === GeoErrorCode.RATE_LIMITED || error.code === GeoErrorCode.PAYLOAD_TOO_LARGE)
         this.limitLog.hit(connection, error.code);
       if (!connection.refusals.take()) {
@@ -136,8 +152,20 @@ export class FrameDispatcher {
     connection.sendError(error, room);
   }
 
-  private async join(connection: ClientConnection, data: unknown): Promise<void> {
-    const request = parseJoin(data);
+  /**
+   * `geo.join { rooms }`: each room joined (access, TOO_MANY_ROOMS, replay) and answered as
+   * its own `geo.join` would be, several at a time; the frame's turn lasts until all are.
+   */
+  private async joinBatch(connection: ClientConnection, data: { rooms: unknown }, paid: number): Promise<void> {
+    const requests = parseJoinBatch(data, this.options.limits.maxRoomsPerConnection);
+    await runJoinBatch(requests, paid, {
+      join: (request) => this.join(connection, request),
+      refuse: (request, error) => this.fail(connection, GeoFrame.JOIN, error, undefined, request.room),
+      stopped: () => connection.closed || !connection.isOpen,
+    });
+  }
+
+  private async join(connection: ClientConnection, request: JoinRequest): Promise<void> {
     const checking = this.access.assertMayUse(connection.principal, request.room);
     if (checking) {
       await checking; // a stale revocation status is read first (one read, shared)
@@ -343,36 +371,6 @@ export class FrameDispatcher {
     this.leaveLogs(connection, log.room);
     connection.sendError(new GeoProtocolError(GeoErrorCode.UNAVAILABLE, `room "${log.room}" log was reset; join it again`), log.room);
   }
-}
-
-/**
- * Refusals caused by what the client sent (they count against `limits.refusals`); not
- * the server's own troubles, nor NOT_JOINED, which a resuming client meets in passing.
- */
-const CLIENT_FAULTS: ReadonlySet<string> = new Set<string>(
-  Object.values(GeoErrorCode).filter(
-    (code) => code !== GeoErrorCode.UNAVAILABLE && code !== GeoErrorCode.INTERNAL && code !== GeoErrorCode.NOT_JOINED,
-  ),
-);
-
-/**
- * A MessagePack connection sends binary frames only; a JSON connection sends text frames, or
- * binary frames holding UTF-8 JSON (accepted since v1), never MessagePack.
- */
-function checkFrameType(msgpack: boolean, isBinary: boolean, bytes: Buffer): void {
-  if (msgpack && !isBinary)
-    throw new GeoProtocolError(GeoErrorCode.MALFORMED_FRAME, 'this connection speaks MessagePack (geo-ws.v1.msgpack): send binary frames');
-  if (!msgpack && isBinary && !isUtf8(bytes))
-    throw new GeoProtocolError(
-      GeoErrorCode.MALFORMED_FRAME,
-      'binary frames on a JSON connection must hold UTF-8 JSON; for MessagePack, connect with the subprotocol geo-ws.v1.msgpack',
-    );
-}
-
-function rawToBuffer(raw: RawData): Buffer {
-  if (Buffer.isBuffer(raw)) return raw;
-  if (Array.isArray(raw)) return Buffer.concat(raw);
-  return Buffer.from(raw);
 }
 
 /** A stack for the log, whatever was thrown. */

@@ -9,7 +9,8 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
-import { codecOf, GeoCloseCode, GeoFrame } from '../protocol/wire.js';
+import { codecOf, GeoCloseCode, GeoFeature, GeoFrame } from '../protocol/wire.js';
+import type { WelcomeFrame } from '../protocol/frames.js';
 import { AccessPolicy, REVOCATION_RECHECK_MS } from '../auth/access-policy.js';
 import { HandshakeAuth } from '../auth/handshake-auth.js';
 import { GeoHandlerExplorer } from '../discovery/geo-handler.explorer.js';
@@ -35,6 +36,9 @@ import { instrumentStateStore } from '../metrics/instrumented-state-store.js';
 import { createWebSocketServer, UpgradeHandler } from './upgrade-handler.js';
 import { ConnectionUpkeep } from './connection-upkeep.js';
 import { Revocations } from './revocations.js';
+
+/** Every protocol addition this server speaks, for `geo.welcome`. */
+const WELCOME_FEATURES: string[] = Object.values(GeoFeature);
 
 /**
  * The WebSocket side of one region's app. Inject it to revoke a token (`revoke`) or to read
@@ -313,7 +317,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.session = started?.session;
     // Gone while its session loaded: onClose found no session to end, so end it here.
     if (connection.closed && started) void this.sessions?.end(started.session);
-    connection.send(GeoFrame.WELCOME, {
+    const welcome: WelcomeFrame = {
       connection_id: connection.id,
       region: this.options.region,
       sender: principal.id,
@@ -322,7 +326,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       ...(started?.restored ? { restored: started.restored } : {}),
       // Consistency reports (geo.report) are asked for only when there are metrics to put them in.
       ...(this.metrics ? { report_ms: this.metrics.reportMs } : {}),
-    });
+      features: WELCOME_FEATURES,
+    };
+    connection.send(GeoFrame.WELCOME, welcome);
     loading.open();
   }
 

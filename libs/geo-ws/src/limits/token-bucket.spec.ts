@@ -21,4 +21,15 @@ describe('TokenBucket', () => {
     expect(bucket.take(t0 + 1000)).toBe(false);
     expect(bucket.msUntilAvailable(t0 + 2002)).toBe(0);
   });
+
+  it('takes up to N tokens at once: as many as there are, whole ones only', () => {
+    const bucket = new TokenBucket({ perSecond: 10, burst: 5 });
+    const t0 = Date.now();
+    expect(bucket.takeUpTo(3, t0)).toBe(3);
+    expect(bucket.takeUpTo(3, t0)).toBe(2);
+    expect(bucket.takeUpTo(3, t0)).toBe(0);
+    expect(bucket.takeUpTo(3, t0 + 150)).toBe(1); // 1.5 tokens: one whole
+    expect(bucket.take(t0 + 200)).toBe(true); // the half left plus half a token refilled
+    expect(bucket.takeUpTo(0, t0 + 10_000)).toBe(0);
+  });
 });

@@ -16,6 +16,17 @@ export class TokenBucket {
   }
 
   /**
+   * Takes up to `count` tokens, as many as there are; returns how many it took. A frame that
+   * stands for several requests (a `geo.join` of many rooms) pays for each, as separate frames would.
+   */
+  takeUpTo(count: number, now = Date.now()): number {
+    this.refill(now);
+    const taken = Math.max(0, Math.min(count, Math.floor(this.tokens)));
+    this.tokens -= taken;
+    return taken;
+  }
+
+  /**
    * Spends `count` tokens even past empty: work already done (a page of history read) is
    * paid for afterwards, and the debt delays the next piece (see `msUntilAvailable`).
    */

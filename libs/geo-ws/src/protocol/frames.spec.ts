@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseFrame, parseJoin, parseLeave } from './frames.js';
+import { isJoinBatch, parseFrame, parseJoin, parseJoinBatch, parseLeave } from './frames.js';
 
 describe('frames', () => {
   it('parses { event, data }', () => {
@@ -38,5 +38,34 @@ describe('frames', () => {
   it('parses leaves', () => {
     expect(parseLeave({ room: 'r' })).toEqual({ room: 'r' });
     expect(() => parseLeave(null)).toThrow(expect.objectContaining({ code: 'INVALID_ENVELOPE' }));
+  });
+
+  it('parses a batch join: each entry as a single join, in order', () => {
+    expect(isJoinBatch({ rooms: [] })).toBe(true);
+    expect(isJoinBatch({ room: 'r' })).toBe(false);
+    expect(parseJoinBatch({ rooms: [{ room: 'a' }, { room: 'b', since: 4, epoch: 'e1', regional: { since: 2 } }] }, 100)).toEqual([
+      { room: 'a', since: undefined, epoch: undefined, regional: undefined },
+      { room: 'b', since: 4, epoch: 'e1', regional: { since: 2, epoch: undefined } },
+    ]);
+  });
+
+  it.each([
+    [{ rooms: null }, 'rooms must be a non-empty array'],
+    [{ rooms: {} }, 'rooms must be a non-empty array'],
+    [{ rooms: [] }, 'rooms must be a non-empty array'],
+    [{ rooms: [{ room: 'a' }], room: 'a' }, 'either { room, since?, epoch? } or { rooms: [...] }'],
+    [{ rooms: [{ room: 'a' }, 'b'] }, 'rooms[1] must be { room, since?, epoch? }'],
+    [{ rooms: [{ room: 'a' }, { room: 'a b' }] }, 'rooms[1].room must be'],
+    [{ rooms: [{ room: 'a', since: -1 }] }, 'rooms[0].since must be'],
+    [{ rooms: [{ room: 'a', regional: { epoch: 7 } }] }, 'rooms[0].regional.epoch must be'],
+    [{ rooms: [{ room: 'a' }, { room: 'b' }, { room: 'a', since: 3 }] }, 'rooms[2]: room "a" is listed twice'],
+    [
+      { rooms: [{ room: 'a' }, { room: 'b' }, { room: 'c' }, { room: 'd' }] },
+      'rooms has 4 entries; at most 3 (limits.maxRoomsPerConnection)',
+    ],
+  ])('refuses the batch %j whole (INVALID_ENVELOPE: %s)', (data, message) => {
+    expect(() => parseJoinBatch(data, 3)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ENVELOPE', message: expect.stringContaining(message) }),
+    );
   });
 });

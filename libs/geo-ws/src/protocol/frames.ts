@@ -44,6 +44,19 @@ export interface JoinRequest extends JoinPosition {
   regional?: JoinPosition;
 }
 
+/** `geo.welcome` as sent: who and where the connection is, and what the server speaks. */
+export interface WelcomeFrame {
+  connection_id: string;
+  region: string;
+  sender: string;
+  expires_at?: string;
+  session_id?: string;
+  restored?: Record<string, { seq: number; epoch: string }>;
+  report_ms?: number;
+  /** Protocol additions this server understands (`GeoFeature`); a client ignores names it does not know. */
+  features: string[];
+}
+
 // The parsers' default depth is the protocol's; the SDK's specs compare theirs with it here.
 export { DEFAULT_MAX_DEPTH };
 
@@ -172,10 +185,41 @@ function invalidJoin(message: string): GeoProtocolError {
 
 /** Checks a `geo.join` payload. */
 export function parseJoin(data: unknown): JoinRequest {
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalidJoin('data must be { room, since?, epoch? }');
+  return parseJoinAt(data, '');
+}
+
+/** One room's join; `at` names where it sits in a batch (`rooms[3].`), so a refusal points at it. */
+function parseJoinAt(data: unknown, at: string): JoinRequest {
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw invalidJoin(`${at ? at.slice(0, -1) : 'data'} must be { room, since?, epoch? }`);
   const { room, regional } = data as Record<string, unknown>;
-  if (!isValidRoomId(room)) throw invalidJoin('room must be 1-128 characters with no whitespace or control characters');
-  return { room, ...position(data, ''), regional: regional === undefined ? undefined : position(regional, 'regional.') };
+  if (!isValidRoomId(room)) throw invalidJoin(`${at}room must be 1-128 characters with no whitespace or control characters`);
+  return { room, ...position(data, at), regional: regional === undefined ? undefined : position(regional, `${at}regional.`) };
+}
+
+/** A `geo.join` of many rooms (`{ rooms: [...] }`, feature `join.rooms`) rather than one. */
+export function isJoinBatch(data: unknown): data is { rooms: unknown } {
+  return typeof data === 'object' && data !== null && Object.hasOwn(data, 'rooms');
+}
+
+/**
+ * Checks a `geo.join { rooms: [...] }`: 1 to `maxRooms` entries, each what a single
+ * `geo.join` takes, no room twice. Checked whole: one bad entry refuses the batch
+ * (`INVALID_ENVELOPE`, naming the entry) and nothing is joined.
+ */
+export function parseJoinBatch(data: { rooms: unknown }, maxRooms: number): JoinRequest[] {
+  const { rooms } = data;
+  if (Object.hasOwn(data, 'room')) throw invalidJoin('send either { room, since?, epoch? } or { rooms: [...] }, not both');
+  if (!Array.isArray(rooms) || rooms.length === 0) throw invalidJoin('rooms must be a non-empty array of { room, since?, epoch? }');
+  if (rooms.length > maxRooms) throw invalidJoin(`rooms has ${rooms.length} entries; at most ${maxRooms} (limits.maxRoomsPerConnection)`);
+  const seen = new Set<string>();
+  return rooms.map((entry, i) => {
+    const request = parseJoinAt(entry, `rooms[${i}].`);
+    // Two joins of one room in one batch would race each other: the client meant one of them.
+    if (seen.has(request.room)) throw invalidJoin(`rooms[${i}]: room "${request.room}" is listed twice; list each room once`);
+    seen.add(request.room);
+    return request;
+  });
 }
 
 /** Checks a `geo.leave` payload. */

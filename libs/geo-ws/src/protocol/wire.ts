@@ -43,6 +43,15 @@ export const GeoFrame = {
   PONG: 'geo.pong',
 } as const;
 
+/**
+ * What this server speaks beyond wire protocol v1 as first published, listed in
+ * `geo.welcome` `features` so a client uses an addition only where it is understood.
+ */
+export const GeoFeature = {
+  /** `geo.join { rooms: [...] }`: many rooms in one frame (docs/PROTOCOL.md, "Joining many rooms at once"). */
+  JOIN_ROOMS: 'join.rooms',
+} as const;
+
 /** WebSocket close codes used by the server. */
 export const GeoCloseCode = {
   /** Service restart: the server is draining; reconnect (to the region in `geo.reconnect`). */
