@@ -118,13 +118,22 @@ describe('client SDK against three regions in one process', () => {
         { name: 'eu', url: eu.url, wsUrl: `ws://127.0.0.1:${link.port}/ws` },
         { name: 'us', url: us.url, wsUrl: us.wsUrl },
       ];
-      const client = await connect('frank', { regions, regionOrder: ['eu', 'us'], heartbeatMs: 200, failoverAfter: 1 });
+      const client = await connect('frank', {
+        regions,
+        regionOrder: ['eu', 'us'],
+        heartbeatMs: 200,
+        heartbeatTimeoutMs: 300,
+        failoverAfter: 1,
+      });
       await client.join(room, () => undefined);
       expect(client.region).toBe('eu');
       const silentAt = Date.now();
       link.blackhole();
       await waitFor(() => client.region === 'us', 'the client to leave the silent region', 5000);
-      console.log(`silent region left after ${Date.now() - silentAt} ms (heartbeat 200 ms)`);
+      const leftAfter = Date.now() - silentAt;
+      console.log(`silent region left after ${leftAfter} ms (heartbeatMs 200 + heartbeatTimeoutMs 300)`);
+      // Detected within 500 ms of the last frame, then one backoff delay and a welcome from us.
+      expect(leftAfter).toBeLessThan(1500);
       expect((await client.publish(room, 'note.add', { text: 'from us' })).seq).toEqual(expect.any(Number));
     } finally {
       await link.stop();

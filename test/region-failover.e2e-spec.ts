@@ -129,12 +129,19 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
       received.set(client, events);
       await client.join(room, (event) => events.push(event));
     }
-    // Leaving on the drain notice is a close with 4100 (MOVING), then a connection to another region.
+    // Leaving on the drain notice is made before break: the client connects to another region
+    // and switches at its welcome (the `region` event), never leaving the state `open`.
     const leftAt = new Map<GeoClient, number>();
     const movedTo = new Map<GeoClient, string>();
+    const states: string[] = [];
+    const reconnects: number[] = [];
     for (const client of onEu) {
-      client.on('reconnect', ({ code }) => code === 4100 && !leftAt.has(client) && leftAt.set(client, Date.now()));
-      client.on('region', ({ region }) => region !== 'eu' && movedTo.set(client, region));
+      client.on(
+        'region',
+        ({ region }) => region !== 'eu' && !leftAt.has(client) && (leftAt.set(client, Date.now()), movedTo.set(client, region)),
+      );
+      client.on('state', (state) => states.push(state));
+      client.on('reconnect', ({ code }) => reconnects.push(code));
     }
     const perClient = 10;
     const publishing = clients.map(async (client, c) => {
@@ -151,12 +158,13 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
     const deadline = Date.now() + 20_000;
     while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 50));
-    console.log(`drain: ${onEu.length} clients left ${[...leftAt.values()].map((at) => exitedAt - at).join(', ')} ms before eu exited`);
+    console.log(`drain: ${onEu.length} clients switched ${[...leftAt.values()].map((at) => exitedAt - at).join(', ')} ms before eu exited`);
     expect(leftAt.size).toBe(onEu.length);
-    // The region exits once its clients left (not at its grace period's 1012), so each left first.
-    // (Its welcome elsewhere may come after the exit: the client closes, then dials.)
+    // The region exits once its clients left (not at its grace period's 1012), so each was
+    // welcomed elsewhere first, with no gap: no other state than open, no reconnect.
     for (const at of leftAt.values()) expect(at).toBeLessThanOrEqual(exitedAt);
     expect(movedTo.size).toBe(onEu.length);
+    expect([states, reconnects]).toEqual([[], []]);
     const reference = [...received.values()][0];
     expect(reference).toHaveLength(total);
     for (const events of received.values()) expect(events).toEqual(reference);

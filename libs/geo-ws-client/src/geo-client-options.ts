@@ -53,8 +53,18 @@ export interface GeoClientOptions {
   backoff?: BackoffOptions;
   /** Failed connection attempts to a region before moving to the next. Default 3. */
   failoverAfter?: number;
-  /** Client heartbeat: `geo.ping` this often; no frame for twice as long means dead. Default 15000. */
+  /**
+   * Client heartbeat: `geo.ping` once no frame has arrived for this long (a connection that
+   * keeps receiving sends none). Default 5000.
+   */
   heartbeatMs?: number;
+  /**
+   * After that ping, how long the connection may stay silent (no frame at all, the pong or
+   * any other) before it is dead (close code 4102) and the client reconnects, failing over
+   * as after a lost connection: a silent region is left within `heartbeatMs +
+   * heartbeatTimeoutMs` (10 s by default) of its last frame. Default 5000.
+   */
+  heartbeatTimeoutMs?: number;
   /** Check every this many ms whether a nearer region is healthy again and move back. Off by default. */
   driftBackMs?: number;
   /** Session id to resume; the server returns one otherwise (kept for you with `storage`). */

@@ -43,7 +43,7 @@ describe('GeoClient close(): no timer of the client is left', () => {
     const geo = client({ driftBackMs: 60_000, token: () => 'fresh', storage });
     const connecting = geo.connect();
     await settle();
-    expect(jest.getTimerCount()).toBe(4); // the connect deadline, the heartbeat, the drift check, the welcome deadline
+    expect(jest.getTimerCount()).toBe(3); // the connect deadline, the drift check, the welcome deadline (the heartbeat starts at the welcome)
     const socket = sockets.last();
     socket.welcome({ expires_at: new Date(Date.now() + 3_600_000).toISOString(), report_ms: 1000 });
     await connecting;
@@ -73,12 +73,12 @@ describe('GeoClient close(): no timer of the client is left', () => {
     expect(socket.closedWith).toBe(1000);
   });
 
-  it('while the first connection waits for its welcome: the connect and welcome deadlines and the heartbeat', async () => {
+  it('while the first connection waits for its welcome: the connect and welcome deadlines', async () => {
     const geo = client();
     const connecting = geo.connect();
     await settle();
     sockets.last().open();
-    expect(jest.getTimerCount()).toBe(3);
+    expect(jest.getTimerCount()).toBe(2);
     geo.close();
     expect(jest.getTimerCount()).toBe(0);
     await expect(connecting).rejects.toMatchObject({ code: 'CLOSED' });

@@ -96,6 +96,8 @@ export class GeoClient {
           this.rooms.rejoinAll();
         },
         frame: (frame) => this.route(frame),
+        draining: (frame) => this.routeDraining(frame),
+        settled: () => this.rooms.allJoined(),
         rtt: (ms) => (this.rttMs = ms),
         lost: () => {
           this.sender = undefined;
@@ -265,6 +267,20 @@ export class GeoClient {
         if (frame.event.startsWith('geo.')) return;
         this.rooms.event(frame.data as GeoEnvelope);
     }
+  }
+
+  /**
+   * A frame of a drained region's connection after the next one took over: acks of
+   * publishes sent on it (the first answer resolves a publish; the resend's is ignored),
+   * and the events of rooms not joined on the new connection yet (global log and ephemeral:
+   * a room's seq positions drop what both connections deliver; a regional log belongs to
+   * the region it was joined in, and that region's is left with it).
+   */
+  private routeDraining(frame: Frame): void {
+    if (frame.event === GeoFrame.ACK) return this.outbox.acked(frame.data as AckFrame);
+    if (frame.event.startsWith('geo.')) return;
+    const envelope = frame.data as GeoEnvelope;
+    if (envelope.scope !== 'regional' && !this.rooms.isJoined(envelope.room_id)) this.rooms.event(envelope);
   }
 
   private setState(state: ConnectionState): void {

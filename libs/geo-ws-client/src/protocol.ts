@@ -220,7 +220,7 @@ export const GeoClientCloseCode = {
   MOVING: 4100,
   /** 4101: the region accepted the connection but did not complete it with `geo.welcome` in time (twice `heartbeatMs`, at most 10 s). */
   NO_WELCOME: 4101,
-  /** 4102: no frame, not even `geo.pong`, for twice `heartbeatMs`: the connection is dead. */
+  /** 4102: no frame, not even `geo.pong`, for `heartbeatMs + heartbeatTimeoutMs`: the connection is dead. */
   SILENT: 4102,
 } as const;
 

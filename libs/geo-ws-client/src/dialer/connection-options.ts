@@ -16,7 +16,8 @@ export interface ConnectionOptions {
 /**
  * Checks what cannot work, in this order: no options, no or a malformed `regions` entry or
  * `directoryUrl`, a `pinRegion` not in `regions`, a `token` of another type, no WebSocket
- * class, a `codec` that is not one. Throws a `GeoClientError` with code `INVALID_OPTIONS`.
+ * class, a `heartbeatMs` or `heartbeatTimeoutMs` that is not a positive number of ms, a
+ * `codec` that is not one. Throws a `GeoClientError` with code `INVALID_OPTIONS`.
  */
 export function checkOptions(options: GeoClientOptions): ConnectionOptions {
   // Options come from plain JavaScript too: anything may be missing.
@@ -35,11 +36,21 @@ export function checkOptions(options: GeoClientOptions): ConnectionOptions {
     throw invalidOptions(`token must be a string or a function returning one, got ${typeof token}`);
   const Socket = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (typeof Socket !== 'function') throw invalidOptions(noWebSocketClass());
+  for (const name of ['heartbeatMs', 'heartbeatTimeoutMs'] as const) {
+    const value: unknown = options[name];
+    if (value !== undefined && (typeof value !== 'number' || !(value > 0) || value > MAX_TIMER_MS))
+      throw invalidOptions(
+        `${name} must be a number of milliseconds above 0 (at most ${MAX_TIMER_MS}), got ${typeof value === 'number' ? value : typeof value}`,
+      );
+  }
   const codec = options.codec ?? jsonCodec;
   if (typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.subprotocol !== 'string')
     throw invalidOptions('codec must be a GeoCodec, e.g. msgpackCodec from "@geo-ws/client/msgpack" (or leave it out for JSON)');
   return { directory, directoryUrl, Socket, codec };
 }
+
+/** The longest delay a timer takes (`setTimeout` fires at once for longer ones). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function invalidOptions(message: string): GeoClientError {
   return new GeoClientError('INVALID_OPTIONS', `GeoClient: ${message}`);

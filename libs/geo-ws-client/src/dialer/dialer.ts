@@ -1,64 +1,41 @@
 import type { ClientConnection } from '../client-connection.js';
-import { jsonCodec, type GeoCodec } from '../codec.js';
+import type { GeoCodec } from '../codec.js';
 import { GeoClientError } from '../errors.js';
-import type { GeoClientEvents } from '../geo-client-events.js';
 import type { GeoClientOptions } from '../geo-client-options.js';
 import { invalidOptions, type ConnectionOptions } from './connection-options.js';
 import {
-  BEARER_PREFIX,
   GeoClientCloseCode,
   GeoFrame,
-  type ErrorFrame,
   type Frame,
   type GeoRegion,
   type ReconnectFrame,
   type WebSocketConstructor,
   type WelcomeFrame,
 } from '../protocol.js';
+import { prepareDial } from './dial.js';
+import type { DialerHooks } from './dialer-hooks.js';
+import { Handover } from './handover.js';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, Heartbeat } from './heartbeat.js';
 import type { RankedRegion } from './nearest-region.js';
-import { RegionConnection } from './region-connection.js';
+import { RegionConnection, type Dial } from './region-connection.js';
 import { ABNORMAL_CLOSURE, type Refusal } from './refusals.js';
 import { RegionList } from './region-list.js';
 import { RetrySchedule } from './retry-schedule.js';
 
-/** Defaults of {@link GeoClientOptions.heartbeatMs} and {@link GeoClientOptions.connectTimeoutMs}. */
-const DEFAULT_HEARTBEAT_MS = 15_000;
+/** Default of {@link GeoClientOptions.connectTimeoutMs}. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-/** The longest wait for `geo.welcome` (otherwise twice `heartbeatMs`). */
-const MAX_WELCOME_WAIT_MS = 10_000;
 
-/** What the dialer tells the client, and asks of it. */
-export interface DialerHooks {
-  /** The session to ask back on each connection (`session` query parameter). */
-  sessionId(): string | undefined;
-  /** The regions are ranked: the first attempt follows now. */
-  ranked(): void;
-  /** An attempt starts: the state is `connecting` until the first connection opens, `reconnecting` after. */
-  attempting(): void;
-  /** `geo.welcome`: the connection is open (the client updates its state and joins its rooms again). */
-  welcomed(welcome: WelcomeFrame, region: RankedRegion): void;
-  /** Any frame of the connection other than `geo.welcome`, `geo.reconnect` and `geo.pong`. */
-  frame(frame: Frame): void;
-  /** `geo.pong`: the round trip of the last `geo.ping`, in ms. */
-  rtt(ms: number): void;
-  /** The connection ended: whatever was sent on it is unanswered. */
-  lost(): void;
-  /** The next attempt is scheduled. */
-  retrying(reconnect: GeoClientEvents['reconnect']): void;
-  /** A failure of the dialer's own that does not stop it, or the reason it stopped after the first connection. */
-  error(error: ErrorFrame): void;
-  /** Gives up for good: the client stops, and everything waiting rejects with `reason`. */
-  stop(reason: GeoClientError): void;
-}
+export type { DialerHooks };
 
 /**
  * Connects to the nearest region and keeps a connection open: it reads the directory and
  * ranks the regions (all within `connectTimeoutMs`), opens one {@link RegionConnection} at a
- * time, and after each ends decides when and where to try again ({@link RetrySchedule}:
+ * time (two while it leaves a draining region), and after each ends decides when and where to try again ({@link RetrySchedule}:
  * backoff, penalties, failover). It tells a dead connection by its heartbeat, moves back
  * to a nearer region (`driftBackMs`) or away from a draining one, and gives up on a refused
- * token. It owns the connect deadline, the heartbeat, the drift check and the reconnect
- * timer; the other parts use the connection through {@link ClientConnection}.
+ * token. A drain is handed over make-before-break ({@link Handover}). It owns the connect
+ * deadline, the heartbeat, the drift check, the reconnect timer and the handover's bound;
+ * the other parts use the connection through {@link ClientConnection}.
  */
 export class Dialer implements ClientConnection {
   private readonly regions: RegionList;
@@ -69,15 +46,16 @@ export class Dialer implements ClientConnection {
   private readonly codec: GeoCodec;
   /** The connection open or being opened; none between connections. */
   private connection: RegionConnection | undefined;
+  /** A move away from a draining region under way: its two connections. */
+  private handover: Handover | undefined;
+  private readonly heartbeat: Heartbeat;
   private connectedRegion: string | undefined;
   /** When the current connection got its `geo.welcome`. */
   private openedAt: number | undefined;
-  private pingSentAt = 0;
   /** A 401 made the client ask the `token` function for a fresh token (once, until the next `geo.welcome`). */
   private freshTokenTried = false;
   /** The first connection's waiters (`connect()`), until it opens or the client gives up. */
   private firstOpen: { resolve(): void; reject(error: Error): void } | undefined;
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
   private drift: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   /** The deadline of `connect()` (`connectTimeoutMs`). */
@@ -94,6 +72,14 @@ export class Dialer implements ClientConnection {
     ({ directory: this.directory, directoryUrl: this.directoryUrl, Socket: this.Socket, codec: this.codec } = checked);
     this.regions = new RegionList(options, lifetime);
     this.schedule = new RetrySchedule(options);
+    this.heartbeat = new Heartbeat(
+      options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      {
+        ping: (connection) => connection.send(GeoFrame.PING, { t: connection.pingSentAt }),
+        dead: (connection) => connection.abandon(GeoClientCloseCode.SILENT),
+      },
+    );
   }
 
   /** Open and welcomed. */
@@ -149,8 +135,6 @@ export class Dialer implements ClientConnection {
       );
       return await opened;
     }
-    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    this.heartbeat = setInterval(() => this.checkHeartbeat(heartbeatMs), heartbeatMs);
     if (this.options.driftBackMs) this.drift = setInterval(() => void this.driftBack(), this.options.driftBackMs);
     this.hooks.ranked();
     this.openNext();
@@ -164,6 +148,7 @@ export class Dialer implements ClientConnection {
     if (this.closed()) return;
     this.regions.select(index);
     this.schedule.moved();
+    this.endHandover(true);
     if (this.connection) return this.connection.close(GeoClientCloseCode.MOVING, 'moving region');
     // Between connections: go now rather than after the backoff delay.
     if (this.reconnectTimer !== undefined) this.scheduleOpen(0);
@@ -171,11 +156,12 @@ export class Dialer implements ClientConnection {
 
   /** `close()`: the timers are cleared and the connection closed with 1000; nothing is told. */
   stop(): void {
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
+    this.endHandover(true);
     clearInterval(this.drift);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
-    this.heartbeat = this.drift = this.reconnectTimer = this.connectTimer = undefined;
+    this.drift = this.reconnectTimer = this.connectTimer = undefined;
     const connection = this.connection;
     this.connection = undefined;
     connection?.dispose();
@@ -234,49 +220,70 @@ export class Dialer implements ClientConnection {
 
   private async open(): Promise<void> {
     if (this.closed()) return;
-    const region = this.regions.current;
-    const url = this.regions.takeUrl();
-    for (const [key, value] of Object.entries(this.options.query ?? {})) url.searchParams.set(key, value);
-    const sessionId = this.hooks.sessionId();
-    if (sessionId) url.searchParams.set('session', sessionId);
-    let token: string | undefined;
-    try {
-      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-    } catch (error) {
-      throw new GeoClientError('UNAUTHORIZED', `the token function failed: ${(error as Error).message}`);
-    }
+    const dial = await this.prepareDial();
     if (this.closed()) return;
     this.hooks.attempting();
-    // JSON needs no subprotocol (the server's default); another codec is always asked for.
-    const protocols = token
-      ? [this.codec.subprotocol, `${BEARER_PREFIX}${token}`]
-      : this.codec === jsonCodec
-        ? undefined
-        : [this.codec.subprotocol];
-    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    const dial = {
-      region,
-      url,
-      token,
-      protocols,
-      Socket: this.Socket,
-      codec: this.codec,
-      welcomeWaitMs: Math.min(MAX_WELCOME_WAIT_MS, 2 * heartbeatMs),
-      lifetime: this.lifetime,
-    };
-    // What it tells after it is over counts only while no other connection started
-    // (a handshake check answers later) and the client is not closed.
-    const current = (): boolean => !this.closed() && this.connection === undefined;
-    this.connection = new RegionConnection(dial, {
-      frame: (frame) => this.onFrame(frame, region),
-      over: () => (this.connection = undefined),
-      closed: (code) => {
-        if (current()) this.onClose(code);
-      },
-      refused: (refusal) => {
-        if (current()) this.onRefused(region, refusal);
-      },
+    this.connection = this.track(dial);
+  }
+
+  /** The next attempt, to the current region (see {@link prepareDial}). */
+  private prepareDial(): Promise<Dial> {
+    const { options, regions, Socket, codec, lifetime } = this;
+    return prepareDial({
+      options,
+      region: regions.current,
+      url: regions.takeUrl(),
+      sessionId: this.hooks.sessionId(),
+      Socket,
+      codec,
+      lifetime,
     });
+  }
+
+  /** Opens a connection and routes what it tells. */
+  private track(dial: Dial): RegionConnection {
+    // What it tells after it is over counts only if it was the current connection then and
+    // no other started since (a handshake check answers later).
+    let wasCurrent = false;
+    const connection: RegionConnection = new RegionConnection(dial, {
+      frame: (frame) => this.onFrame(connection, frame),
+      over: () => {
+        if (this.connection !== connection) return;
+        this.connection = undefined;
+        wasCurrent = true;
+      },
+      closed: (code) => this.onEnded(connection, wasCurrent, code),
+      refused: (refusal) => this.onEnded(connection, wasCurrent, ABNORMAL_CLOSURE, refusal),
+    });
+    return connection;
+  }
+
+  /**
+   * A connection ended (`refusal`: its upgrade was refused). Of a handover, the connection
+   * that is not the client's ends it: the next region failed before its welcome (the
+   * draining one stays until the server closes it, then the usual reconnect), or the
+   * drained one is gone. The client's connection ended during a handover: the next one, if
+   * opening, is the next attempt at once.
+   */
+  private onEnded(connection: RegionConnection, wasCurrent: boolean, code: number, refusal?: Refusal): void {
+    if (this.closed()) return;
+    const handover = this.handover;
+    if (handover && (connection === handover.next || connection === handover.old) && connection !== this.connection && !wasCurrent) {
+      this.handover = undefined;
+      handover.end();
+      return;
+    }
+    if (!wasCurrent || this.connection !== undefined) return;
+    if (handover) {
+      this.handover = undefined;
+      const next = handover.next;
+      if (!handover.promoted && next && !next.isOver) return this.retryWith(next, code);
+      handover.end();
+      // Closed by the server before the next connection could start: go there at once.
+      if (!handover.promoted) return this.onClose(code, GeoClientCloseCode.MOVING);
+    }
+    if (refusal) this.onRefused(connection.region, refusal);
+    else this.onClose(code);
   }
 
   /**
@@ -301,56 +308,113 @@ export class Dialer implements ClientConnection {
   /**
    * A connection ended with `code` (the server's, the client's own, or 1006). Every room
    * and every publish sent on it starts again on the next connection; when, and where, is
-   * the {@link RetrySchedule}'s to say.
+   * the {@link RetrySchedule}'s to say (as for `scheduleAs`, the code unless said otherwise).
    */
-  private onClose(code: number): void {
+  private onClose(code: number, scheduleAs = code): void {
     const openFor = this.openedAt === undefined ? 0 : Date.now() - this.openedAt;
     this.openedAt = undefined;
     this.hooks.lost();
     if (this.closed()) return;
-    const delayMs = this.schedule.afterClose(code, openFor, this.regions);
+    const delayMs = this.schedule.afterClose(scheduleAs, openFor, this.regions);
     this.hooks.retrying({ attempt: this.schedule.attempt, delayMs, region: this.regions.current.name, code });
     this.scheduleOpen(delayMs);
   }
 
-  private onFrame(frame: Frame, region: RankedRegion): void {
+  /** The draining connection closed before the next one was welcomed: that one is the next attempt, already under way. */
+  private retryWith(next: RegionConnection, code: number): void {
+    this.openedAt = undefined;
+    this.hooks.lost();
+    this.hooks.retrying({ attempt: this.schedule.attempt, delayMs: 0, region: next.region.name, code });
+    this.connection = next;
+  }
+
+  private onFrame(connection: RegionConnection, frame: Frame): void {
+    if (connection !== this.connection) {
+      const handover = this.handover;
+      if (handover?.next === connection && frame.event === GeoFrame.WELCOME) this.promote(handover, frame.data as WelcomeFrame);
+      else if (handover?.old === connection && handover.promoted) this.hooks.draining(frame);
+      return;
+    }
     switch (frame.event) {
-      case GeoFrame.WELCOME: {
-        const welcome = frame.data as WelcomeFrame;
-        this.connection?.welcome();
-        this.openedAt = Date.now();
-        this.connectedRegion = welcome.region;
-        this.schedule.welcomed();
-        this.freshTokenTried = false;
-        this.hooks.welcomed(welcome, region);
-        clearTimeout(this.connectTimer);
-        this.connectTimer = undefined;
-        this.firstOpen?.resolve();
-        this.firstOpen = undefined;
-        return;
-      }
+      case GeoFrame.WELCOME:
+        return this.onWelcome(connection, frame.data as WelcomeFrame);
       case GeoFrame.RECONNECT:
-        // The region drains: move to our next-nearest region now, before it closes us.
-        // The server's suggestion is used only when we know no other region.
-        this.regions.drain(this.connectedRegion, (frame.data as ReconnectFrame).url);
-        this.schedule.draining();
-        this.connection?.close(GeoClientCloseCode.MOVING, 'moving on drain');
-        return;
+        return this.onDrain(connection, frame.data as ReconnectFrame);
       case GeoFrame.PONG:
-        this.hooks.rtt(Date.now() - this.pingSentAt);
+        this.hooks.rtt(Date.now() - connection.pingSentAt);
         return;
       default:
         this.hooks.frame(frame);
+        // A join answered on the new connection: maybe the last one the drained one waits for.
+        if (this.handover?.promoted && (frame.event === GeoFrame.JOINED || frame.event === GeoFrame.ERROR || frame.event === GeoFrame.LEFT))
+          this.settleHandover();
     }
   }
 
-  /** Pings every `heartbeatMs`; a connection with no frame for twice as long is dead. */
-  private checkHeartbeat(heartbeatMs: number): void {
-    const connection = this.connection;
-    if (!connection?.socketOpen) return;
-    if (Date.now() - connection.lastFrameAt > 2 * heartbeatMs) return connection.abandon(GeoClientCloseCode.SILENT);
-    this.pingSentAt = Date.now();
-    this.send(GeoFrame.PING, { t: this.pingSentAt });
+  /** `geo.welcome` on the client's connection (`handedOver`: it takes over from a draining one that is still open). */
+  private onWelcome(connection: RegionConnection, welcome: WelcomeFrame, handedOver = false): void {
+    connection.welcome();
+    this.openedAt = Date.now();
+    this.connectedRegion = welcome.region;
+    this.schedule.welcomed();
+    this.freshTokenTried = false;
+    this.heartbeat.watch(connection);
+    // Nothing is joined on the new connection yet: rooms join again, and what is
+    // unacknowledged is sent again once its room is joined (acks on the old one still count).
+    if (handedOver) this.hooks.lost();
+    this.hooks.welcomed(welcome, connection.region);
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.firstOpen?.resolve();
+    this.firstOpen = undefined;
+  }
+
+  /**
+   * `geo.reconnect`: the region drains. The next attempt goes to our next-nearest region
+   * (the server's suggestion only when we know no other), and opens while this connection
+   * stays the client's, so nothing pauses (make before break). A connection not welcomed
+   * yet just moves, as before.
+   */
+  private onDrain(connection: RegionConnection, reconnect: ReconnectFrame): void {
+    if (this.handover?.old === connection) return; // told twice
+    this.endHandover(); // the region we just moved to drains too: the one before goes now
+    this.regions.drain(this.connectedRegion, reconnect.url);
+    this.schedule.draining();
+    if (!connection.welcomed) return connection.close(GeoClientCloseCode.MOVING, 'moving on drain');
+    const handover = new Handover(connection);
+    this.handover = handover;
+    void this.dialNext(handover);
+  }
+
+  /** Opens the handover's connection; if that fails before there is a socket, the draining one stays until the server closes it. */
+  private async dialNext(handover: Handover): Promise<void> {
+    try {
+      const dial = await this.prepareDial();
+      if (!this.closed() && this.handover === handover) handover.next = this.track(dial);
+    } catch {
+      if (this.handover === handover) this.handover = undefined;
+    }
+  }
+
+  /** The next region welcomed the handover's connection: it is the client's from now on. */
+  private promote(handover: Handover, welcome: WelcomeFrame): void {
+    this.connection = handover.next;
+    handover.promote(() => this.endHandover());
+    this.onWelcome(handover.next!, welcome, true);
+    this.settleHandover();
+  }
+
+  /** Every room is joined on the new connection: the drained one closes. */
+  private settleHandover(): void {
+    if (this.handover?.promoted && this.hooks.settled()) this.endHandover();
+  }
+
+  /** Ends the handover under way, if any (`drop`: `close()`, or a move elsewhere: the connection not the client's goes at once). */
+  private endHandover(drop = false): void {
+    const handover = this.handover;
+    this.handover = undefined;
+    if (drop) handover?.dispose();
+    else handover?.end();
   }
 
   /** Every `driftBackMs`: measures the regions again and moves to the nearest if it is not this one. */

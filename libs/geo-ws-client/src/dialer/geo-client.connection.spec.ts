@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { WebSocket } from 'ws';
 import { GeoClient, type GeoClientEvents, type GeoClientOptions } from '../geo-client.js';
 import { GeoClientCloseCode, GeoCloseCode, type GeoEnvelope, type GeoRegion, type WebSocketConstructor } from '../protocol.js';
-import { FakeLogs, FakeRegion, startMuteHost, stopWatchingTimers, until, watchTimers, within } from '../testing/index.js';
+import { FakeLogs, FakeRegion, sleep, startMuteHost, stopWatchingTimers, until, watchTimers, within } from '../testing/index.js';
 
 /**
  * GeoClient's connection lifecycle against fake regions (testing/fake-region.ts): the
@@ -214,32 +214,70 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
   });
 
   describe('geo.reconnect (the region drains)', () => {
-    it('with other regions known: closes with 4100 (MOVING) and moves at once to its next region, where every room resumes and pending publishes are resent', async () => {
+    it('make before break: the next region is joined while the draining one still delivers; state stays open, every event is handed over once, every publish stored and acked once; then 4100', async () => {
       const logs = new FakeLogs();
       const [eu, us, asia] = [await region('eu', logs), await region('us', logs), await region('asia', logs)];
       await connect([eu.region, us.region, asia.region]);
-      const events: GeoEnvelope[] = [];
-      await client!.join('r', (event) => events.push(event));
+      const states: string[] = [];
+      client!.on('state', (state) => states.push(state));
+      const seen = { r: [] as GeoEnvelope[], s: [] as GeoEnvelope[] };
+      await client!.join('r', (event) => seen.r.push(event));
+      await client!.join('s', (event) => seen.s.push(event));
       await client!.publish('r', 'chat.message', { text: 'before' }, 'p1');
-      eu.answer = () => 'silent'; // p2 is in flight when the drain starts
-      const pending = client!.publish('r', 'chat.message', { text: 'in flight' }, 'p2');
-      await until(() => eu.ids().includes('p2'), 'p2 sent to eu');
-      // The server suggests a region by its own configuration; the client's ranking knows better.
-      eu.drain(asia.region);
-      const ack = await within(pending, 3000, 'p2 after the move');
-      expect(client!.region).toBe('us');
-      expect(reconnects).toEqual([{ attempt: 0, delayMs: 0, region: 'us', code: GeoClientCloseCode.MOVING }]);
-      await until(() => eu.connections[0].closeCode !== undefined, 'the close seen by eu');
+      // p2 is in flight and never answered by eu; p3 is acked by eu late, maybe after us took over.
+      eu.answer = (frame) => (frame.eventId === 'p2' ? 'silent' : { delayMs: 30 });
+      const acks = [client!.publish('r', 'chat.message', { text: 'in flight' }, 'p2')];
+      acks.push(client!.publish('s', 'chat.message', { text: 'acked late' }, 'p3'));
+      await until(() => eu.ids().includes('p2') && eu.ids().includes('p3'), 'p2 and p3 sent to eu');
+      // Other members keep publishing through the move, in both regions.
+      let n = 0;
+      const traffic = setInterval(() => (n++ % 2 ? us : eu).emit(n % 3 ? 'r' : 's'), 2);
+      try {
+        // The server suggests a region by its own configuration; the client's ranking knows better.
+        eu.drain(asia.region);
+        await until(() => eu.connections[0].closeCode !== undefined, 'the draining connection closed');
+        expect(client!.region).toBe('us');
+        const [p2, p3] = await within(Promise.all(acks), 3000, 'the publishes in flight');
+        expect([p2.event_id, p3.event_id]).toEqual(['p2', 'p3']);
+      } finally {
+        clearInterval(traffic);
+      }
+      us.emit('r');
+      await until(() => seen.r.length === logs.log('r').length && seen.s.length === logs.log('s').length, 'every event');
       expect(eu.connections[0].closeCode).toBe(GeoClientCloseCode.MOVING);
-      expect(us.joinRequests).toEqual([{ room: 'r', since: 1, epoch: 'e1' }]);
-      expect(ack.seq).toBe(2);
-      expect(us.ids()).toEqual(['p2']);
-      await until(() => events.length === 2, 'p2 delivered');
-      expect(events.map((event) => event.event_id)).toEqual(['p1', 'p2']);
+      expect([states, reconnects]).toEqual([[], []]);
+      for (const room of ['r', 's'] as const) {
+        expect(seen[room].map((event) => event.seq)).toEqual(logs.log(room).map((event) => event.seq));
+        expect(new Set(logs.log(room).map((event) => event.event_id)).size).toBe(logs.log(room).length);
+      }
+      expect(logs.log('r').filter((event) => event.event_id === 'p2')).toHaveLength(1);
+      expect(logs.log('s').filter((event) => event.event_id === 'p3')).toHaveLength(1);
+      expect(client!.unacknowledged).toBe(0);
+      expect(client!.consistency).toMatchObject({ duplicates: 0, regressions: 0, gaps: 0 });
+      expect(us.joinRequests.map((request) => request.room).sort()).toEqual(['r', 's']);
+      expect(us.ids()).toContain('p2'); // resent there, stored once
       expect(asia.connections).toHaveLength(0);
     });
 
-    it("with no other region known: follows the server's suggestion", async () => {
+    it('the next region refuses: the client stays on the draining one until it closes (1012), then fails over as usual', async () => {
+      const logs = new FakeLogs();
+      const [eu, us, asia] = [await region('eu', logs), await region('us', logs), await region('asia', logs)];
+      await connect([eu.region, us.region, asia.region]);
+      const events: number[] = [];
+      await client!.join('r', (event) => events.push(event.seq!));
+      us.refusing = true;
+      eu.drain(us.region);
+      await sleep(100); // the upgrade to us is refused (HTTP 503)
+      expect([client!.state, client!.region]).toEqual(['open', 'eu']);
+      eu.emit('r'); // still delivered by the draining region
+      await until(() => events.length === 1, 'an event on the draining connection');
+      eu.closeAll(GeoCloseCode.SERVICE_RESTART, 'drained');
+      await until(() => client!.region === 'asia' && client!.state === 'open' && asia.joinRequests.length === 1, 'the failover');
+      expect(reconnects.map(({ code, region: name }) => `${code} ${name}`)).toEqual(['1012 asia']);
+      expect(asia.joinRequests).toEqual([{ room: 'r', since: 1, epoch: 'e1' }]);
+    });
+
+    it("with no other region known: follows the server's suggestion, make before break too", async () => {
       const logs = new FakeLogs();
       const eu = await region('eu', logs);
       const us = await region('us', logs); // not in the client's directory
@@ -247,7 +285,8 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       await client!.join('r', () => undefined);
       eu.drain(us.region);
       await until(() => client!.region === 'us' && us.joinRequests.length === 1, 'the move to the suggested region');
-      expect(reconnects.map((reconnect) => [reconnect.code, reconnect.delayMs])).toEqual([[GeoClientCloseCode.MOVING, 0]]);
+      await until(() => eu.connections[0].closeCode !== undefined, 'the draining connection closed');
+      expect([reconnects, eu.connections[0].closeCode]).toEqual([[], GeoClientCloseCode.MOVING]);
       expect(us.joinRequests).toEqual([{ room: 'r', since: 0, epoch: 'e1' }]);
     });
 
@@ -290,9 +329,9 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       expect(mute.accepted()).toBe(1);
     });
 
-    it('no frame for twice heartbeatMs after the welcome (pings unanswered): abandoned with 4102 (SILENT); the rooms resume', async () => {
+    it('no frame for heartbeatMs + heartbeatTimeoutMs after the welcome (pings unanswered): abandoned with 4102 (SILENT); the rooms resume', async () => {
       const eu = await region('eu');
-      await connect(eu.regions, { heartbeatMs: 40 });
+      await connect(eu.regions, { heartbeatMs: 40, heartbeatTimeoutMs: 40 });
       await client!.join('r', () => undefined);
       await until(() => client!.rttMs !== undefined, 'a pong');
       eu.answerPings = false;
@@ -301,6 +340,58 @@ describe('GeoClient connection (fake regions over a real WebSocket)', () => {
       expect(reconnects[0]).toMatchObject({ region: 'eu', code: GeoClientCloseCode.SILENT });
       await until(() => eu.joinRequests.length === 2 && client!.state === 'open', 'the rejoin');
       expect(eu.open).toHaveLength(1);
+    });
+  });
+
+  describe('liveness: a region that goes silent (a black hole) is left within heartbeatMs + heartbeatTimeoutMs', () => {
+    it.each([
+      [100, 100],
+      [40, 200],
+    ])(
+      'heartbeatMs %i, heartbeatTimeoutMs %i: 4102 within the bound, then the next region, where every room resumes with no loss',
+      async (heartbeatMs, heartbeatTimeoutMs) => {
+        const logs = new FakeLogs();
+        const [eu, us] = [await region('eu', logs), await region('us', logs)];
+        await connect([eu.region, us.region], { heartbeatMs, heartbeatTimeoutMs, failoverAfter: 1 });
+        const events: number[] = [];
+        await client!.join('r', (event) => events.push(event.seq!));
+        eu.emit('r');
+        await until(() => events.length === 1, 'the first event');
+        const mutedAt = Date.now();
+        eu.mute();
+        eu.emit('r'); // stored while the client cannot hear eu
+        let detectedAt = 0;
+        client!.on('reconnect', () => (detectedAt ||= Date.now()));
+        await until(() => client!.region === 'us' && client!.state === 'open' && events.length === 2, 'the failover', 3000);
+        const bound = heartbeatMs + heartbeatTimeoutMs;
+        expect(detectedAt - mutedAt).toBeGreaterThanOrEqual(heartbeatTimeoutMs - 5);
+        expect(detectedAt - mutedAt).toBeLessThanOrEqual(bound + 60); // timer and event-loop slack
+        expect(reconnects).toEqual([{ attempt: 1, delayMs: expect.any(Number), region: 'us', code: GeoClientCloseCode.SILENT }]);
+        expect(us.joinRequests).toEqual([{ room: 'r', since: 1, epoch: 'e1' }]);
+        expect(events).toEqual([1, 2]);
+      },
+    );
+
+    it('a connection that keeps receiving sends no ping; an idle one pings every heartbeatMs', async () => {
+      const eu = await region('eu');
+      await connect(eu.regions, { heartbeatMs: 60, heartbeatTimeoutMs: 60 });
+      await client!.join('r', () => undefined);
+      const pings = (): number => eu.connections[0].frames.filter((frame) => frame.event === 'geo.ping').length;
+      const before = pings();
+      const traffic = setInterval(() => eu.emit('r'), 15);
+      await sleep(400);
+      clearInterval(traffic);
+      expect(pings()).toBe(before);
+      await sleep(200);
+      expect(pings()).toBeGreaterThanOrEqual(before + 2);
+      expect(reconnects).toEqual([]);
+    });
+
+    it.each([0, -1, Number.NaN, '5000', 2 ** 31])('heartbeatMs or heartbeatTimeoutMs %p: INVALID_OPTIONS', (value) => {
+      for (const name of ['heartbeatMs', 'heartbeatTimeoutMs'])
+        expect(() => new GeoClient({ regions: [{ name: 'eu', url: 'http://eu.test' }], WebSocket, [name]: value })).toThrow(
+          expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringContaining(name) }),
+        );
     });
   });
 

@@ -48,6 +48,10 @@ interface NodeEmitter {
 export class RegionConnection {
   /** When the last frame arrived (or the attempt started): the dialer's heartbeat reads it. */
   lastFrameAt: number;
+  /** When the client last sent a frame on it (or the attempt started). */
+  lastSentAt: number;
+  /** When the last `geo.ping` was sent on it (0: none): its `geo.pong` gives the RTT. */
+  pingSentAt = 0;
   /** `geo.welcome` arrived: the server reads what is sent now as this client's. */
   welcomed = false;
   private readonly socket: WebSocketLike;
@@ -72,7 +76,7 @@ export class RegionConnection {
     const emitter = socket as Partial<NodeEmitter>;
     const tellsStatus = typeof emitter.on === 'function';
     if (tellsStatus) emitter.on!('unexpected-response', (_request: unknown, response: HttpResponse) => this.refusedUpgrade(response));
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = this.lastSentAt = Date.now();
     // A region that accepts TCP but never answers (a dead host behind a load balancer)
     // must count as a failed attempt, not hang the client.
     this.welcomeTimer = setTimeout(() => {
@@ -114,6 +118,11 @@ export class RegionConnection {
     return this.dial.region;
   }
 
+  /** The dialer let go of it (closed, abandoned, disposed): nothing of it is told any more. */
+  get isOver(): boolean {
+    return this.ended;
+  }
+
   /** The socket is open (welcomed or not). */
   get socketOpen(): boolean {
     return this.socket.readyState === OPEN;
@@ -129,12 +138,14 @@ export class RegionConnection {
   send(event: string, data: unknown): boolean {
     if (!this.socketOpen) return false;
     this.socket.send(this.dial.codec.encode({ event, data }));
+    this.lastSentAt = Date.now();
     return true;
   }
 
   /** Sends a frame encoded already. */
   sendEncoded(wire: string | Uint8Array): void {
     this.socket.send(wire);
+    this.lastSentAt = Date.now();
   }
 
   /** Closes it on the client's initiative: it is handled as `code`, whatever the server answers. */

@@ -111,6 +111,12 @@ export class RoomTracker {
     return this.rooms.get(room)?.joined === true;
   }
 
+  /** Every room is joined on the current connection (a draining connection waits for it). */
+  allJoined(): boolean {
+    for (const room of this.rooms.values()) if (!room.joined) return false;
+    return true;
+  }
+
   /** See `GeoClient.join`. The caller checks that the client is not closed. */
   join(room: string, handler: RoomHandler, position: { since?: number; epoch?: string }): Promise<JoinedFrame> {
     let state = this.rooms.get(room);

@@ -76,6 +76,8 @@ export class FakeRegion {
   welcome: (connection: FakeConnection) => Record<string, unknown> | 'silent' = () => ({});
   /** Answer geo.ping with geo.pong. */
   answerPings = true;
+  /** A black hole: the sockets stay open, nothing is read or sent (see `mute()`). */
+  muted = false;
   /** Say `contiguous: true` in geo.joined, as a server on memory or Redis (its logs are numbered 1, 2, 3… as these are). Off: as NATS. */
   contiguous = false;
   /** The `expires_at` of the answer to geo.auth. */
@@ -147,6 +149,16 @@ export class FakeRegion {
     this.refusing = true;
     this.dropAll();
     while (client.state !== 'reconnecting') await sleep(2);
+  }
+
+  /**
+   * Becomes a black hole: the open sockets stay open (no close, no FIN), but nothing the
+   * client sends is read and nothing is sent to it, as a region whose process hangs or
+   * whose network drops every packet.
+   */
+  mute(): void {
+    this.muted = true;
+    for (const connection of this.open) connection.socket.pause();
   }
 
   /** Accepts connections again. */
@@ -242,7 +254,7 @@ export class FakeRegion {
       rooms: new Set(),
       frames: [],
       send: (event, data) => {
-        if (socket.readyState !== socket.OPEN) return;
+        if (socket.readyState !== socket.OPEN || this.muted) return;
         if (connection.codec === 'msgpack') socket.send(msgpackCodec.encode({ event, data }));
         else socket.send(JSON.stringify({ event, data }));
       },
