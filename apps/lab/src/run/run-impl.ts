@@ -51,6 +51,7 @@ export async function runImpl(
     netns: options.netns,
     demoSecret,
     namespace: `lab${runId}`,
+    homeClientLinks: scenario.homeClientLinks?.(options) ?? false,
     env: {
       ...scenario.env,
       ...(impl === 'geo' && options.wire === 'deflate' ? { GEO_COMPRESSION_THRESHOLD: String(DEFLATE_THRESHOLD) } : {}),
