@@ -102,6 +102,36 @@ describe('lab link proxy', () => {
       await proxy.stop();
     }
   });
+
+  it('stall holds a close until heal, after the bytes sent before it', async () => {
+    // The upstream side records what reaches it and when its peer goes away.
+    let upstreamData = '';
+    let upstreamClosed = false;
+    const sink = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => (upstreamData += chunk.toString()));
+      socket.on('close', () => (upstreamClosed = true));
+    });
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', () => resolve()));
+    const proxy = await new LinkProxy({ host: '127.0.0.1', port: (sink.address() as { port: number }).port }).start();
+    try {
+      const caller = await open(proxy.port);
+      proxy.stall();
+      caller.socket.write('late');
+      await sleep(50);
+      caller.socket.destroy();
+      await sleep(300);
+      expect(upstreamData).toBe('');
+      expect(upstreamClosed).toBe(false);
+      proxy.heal();
+      await sleep(200);
+      expect(upstreamData).toBe('late');
+      expect(upstreamClosed).toBe(true);
+    } finally {
+      await proxy.stop();
+      await new Promise<void>((resolve) => sink.close(() => resolve()));
+    }
+  });
 });
 
 const alive = (pid: number): boolean => {

@@ -95,7 +95,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
   /** Region → the Redis primary as that region's servers dial it (direct at home, else through a proxy). */
   const primaryUrlFor = new Map<string, string>();
   const servers = new Map<string, ServerProcess[]>();
-  /** `${home}>${remote}>${k}` → the client proxy to instance k of `remote`. */
+  /** `${home}>${remote}>${k}` → the client proxy to instance k of `remote` (`home === remote`: the home link, with `homeClientLinks`). */
   const clientLinks = new Map<string, LinkProxy>();
 
   let stopping: Promise<void> | undefined;
@@ -145,6 +145,18 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
     const startClientLinks = async (): Promise<void> => {
       const pending: Promise<void>[] = [];
       for (const home of regions) {
+        if (options.homeClientLinks) {
+          for (let k = 0; k < instances; k++) {
+            // Same region: no delay, and no `localAddress`, so nftables' loss never applies to it.
+            const proxy = new LinkProxy({ host: netOf(home).host, port: portOf(home, k) }, 0, { name: `client[${k}] ${home}→${home}` });
+            links.push({ from: home, to: home, kind: `client[${k}]`, proxy });
+            pending.push(
+              proxy.start().then(() => {
+                clientLinks.set(`${home}>${home}>${k}`, proxy);
+              }),
+            );
+          }
+        }
         for (const remote of regions) {
           if (home === remote) continue;
           for (let k = 0; k < instances; k++) {
@@ -220,6 +232,8 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
     netOf(b);
     return links.filter((link) => (link.from === a && link.to === b) || (link.from === b && link.to === a));
   };
+  /** Every client link that ends in `region`: its own clients' and the other regions' failover links. */
+  const clientLinksInto = (region: string): Link[] => links.filter((link) => link.to === region && link.kind.startsWith('client['));
   const byDistance = (home: string): string[] =>
     regions
       .filter((region) => region !== home)
@@ -237,7 +251,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
     },
     targetsFor(home, index) {
       const k = ((index % instances) + instances) % instances;
-      const local = serversOf(home)[k];
+      const local = clientLinks.get(`${home}>${home}>${k}`) ?? serversOf(home)[k];
       return [
         target(home, local.host, local.port),
         ...byDistance(home).map((remote) => {
@@ -304,6 +318,17 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
     stallLink(a, b) {
       for (const link of linksBetween(a, b)) link.proxy.stall();
       log(`link ${a}–${b} stalled`);
+    },
+    stallRegion(region) {
+      netOf(region);
+      if (!options.homeClientLinks) throw new Error(`stallRegion(${region}): the deployment was started without homeClientLinks`);
+      const into = clientLinksInto(region);
+      for (const link of into) link.proxy.stall();
+      log(`region ${region} stalled (${into.length} client links black-holed)`);
+    },
+    healRegion(region) {
+      for (const link of clientLinksInto(region)) link.proxy.heal();
+      log(`region ${region} healed`);
     },
     healLink(a, b) {
       for (const link of linksBetween(a, b)) link.proxy.heal();

@@ -26,6 +26,12 @@ export interface DeploymentOptions {
   demoSecret: string;
   /** Separates this run's data from other runs on any shared broker. */
   namespace: string;
+  /**
+   * Clients reach their home region through a link proxy too (no delay, no loss), so a
+   * fault can black-hole a region for its own clients (`stallRegion`). Off: they connect
+   * directly, with no user-space hop.
+   */
+  homeClientLinks?: boolean;
   /** Extra environment for every server process. */
   env?: Record<string, string>;
   /** Write a V8 CPU profile of every server process into this folder when it exits (`--cpu-prof`). */
@@ -48,6 +54,15 @@ export interface Deployment {
   killRegion(region: string): Promise<void>;
   /** Start every server process of `region` again; resolves when all are ready. */
   startRegion(region: string): Promise<void>;
+  /**
+   * Black-holes every client path into `region` (its own clients' links, needs
+   * `homeClientLinks`, and the other regions' failover links to it): its processes keep
+   * running and their sockets stay open, nothing reaches them and nothing they send
+   * reaches a client, no FIN, no RST. Broker links stay up, as with `killRegion`.
+   */
+  stallRegion(region: string): void;
+  /** Undoes `stallRegion`: held bytes go out (late), then held closes. */
+  healRegion(region: string): void;
   /** Rolling restart: SIGTERM one instance, wait for its exit, start it, wait until ready, next. */
   drainRegion(region: string): Promise<void>;
   /**

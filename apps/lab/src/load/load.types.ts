@@ -122,7 +122,37 @@ export interface ClientLog {
   gaps: number;
   /** Error codes the client saw, with counts. */
   errors: Record<string, number>;
+  /**
+   * geo: each failover's milestones (`Date.now()`, 0 where not reached), flat,
+   * {@link FAILOVER_STRIDE} numbers per failover in {@link FailoverField} order.
+   */
+  failovers?: number[];
 }
+
+/**
+ * Where each milestone of a failover sits in {@link ClientLog.failovers}. A failover runs
+ * from the SDK's state leaving `open` to being back in every room; one set per failover,
+ * so a client pays a few numbers per failover and nothing per event.
+ */
+export const FailoverField = {
+  /** The SDK's `state` left `open`. */
+  leftOpenAt: 0,
+  /** Connection attempts (sockets constructed) during the failover. */
+  attempts: 1,
+  /** The sum of the `reconnect` events' `delayMs` during the failover. */
+  backoffMs: 2,
+  /** The start of the last attempt (its socket constructed). */
+  attemptAt: 3,
+  /** That socket's `open` (TCP and WebSocket upgrade done). */
+  socketOpenAt: 4,
+  /** The SDK's `state` back to `open` (`geo.welcome`). */
+  welcomeAt: 5,
+  /** `geo.joined` for every room: back in every room. */
+  joinedAt: 6,
+  /** The first event delivered after that. */
+  firstEventAt: 7,
+} as const;
+export const FAILOVER_STRIDE = 8;
 
 export interface RoomLog {
   room: string;

@@ -203,7 +203,11 @@ function stopPublishing(): void {
 }
 
 function collect(current: WorkerPlan): void {
-  send({ type: 'logs', worker: current.worker, publishes, clients: [...records.values()].map((record) => record.log) });
+  const clients = [...records.values()].map((record) => {
+    const failovers = record.client.failovers?.();
+    return failovers ? { ...record.log, failovers } : record.log;
+  });
+  send({ type: 'logs', worker: current.worker, publishes, clients });
 }
 
 function shutdown(code: number): void {

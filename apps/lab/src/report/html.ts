@@ -12,6 +12,8 @@ import {
   runLabel,
   serverRssPeak,
   summarySections,
+  failoverPhaseTable,
+  PHASE_COLUMNS,
 } from './summary.js';
 
 /**
@@ -26,6 +28,7 @@ export function renderHtml(report: LabReport): string {
     report.notes.length || report.runs.some((run) => run.limitedBy) ? notesHtml(report) : '',
     section('Anomalies', anomaliesHtml(report)),
     section('Summary', summaryHtml(report)),
+    report.runs.some((run) => failoverPhaseTable(run)) ? section('Failover timeline', failoverPhasesHtml(report)) : '',
     section(
       'Latency histograms',
       `<p class="hint">Share of deliveries per latency bucket (log-spaced), from send to arrival. Same region: the receiver was connected to the publisher's region.</p><div class="grid">${report.runs
@@ -93,6 +96,7 @@ th:first-child, td:first-child { text-align: left; }
 thead th { font-weight: 600; color: var(--muted); border-bottom: 2px solid var(--line); }
 tr.group td { font-weight: 600; padding-top: 12px; text-align: left; border-bottom: none; }
 td.ratio { color: var(--muted); }
+td.meaning { color: var(--muted); text-align: left; white-space: normal; }
 td.ok { background: #ebfbee; color: #2b8a3e; font-weight: 600; }
 td.bad { background: #fff5f5; color: #c92a2a; font-weight: 700; }
 /* auto-fill: a lone histogram keeps its column's width instead of doubling its text. */
@@ -154,6 +158,24 @@ function summaryHtml(report: LabReport): string {
     }
   }
   return `<table>${head}<tbody>${rows.join('')}</tbody></table>`;
+}
+
+/** Per impl with failovers: phase × n, p50, p95, p99, max (ms), and what each phase measures. */
+function failoverPhasesHtml(report: LabReport): string {
+  const tables = report.runs.map((run) => {
+    const table = failoverPhaseTable(run);
+    if (!table) return '';
+    const head = `<thead><tr><th>phase</th>${PHASE_COLUMNS.map((column) => `<th>${column}</th>`).join('')}<th>from → to</th></tr></thead>`;
+    const rows = table.rows.map(
+      ([phase, ...rest]) =>
+        `<tr><td>${esc(phase)}</td>${rest
+          .slice(0, PHASE_COLUMNS.length)
+          .map((value) => `<td>${esc(value)}</td>`)
+          .join('')}<td class="meaning">${esc(rest[PHASE_COLUMNS.length] ?? '')}</td></tr>`,
+    );
+    return `<figure><figcaption>${esc(table.heading)}</figcaption><table>${head}<tbody>${rows.join('')}</tbody></table></figure>`;
+  });
+  return `<p class="hint">Each failover of the SDK clients split at its milestones (a failover: the SDK's state leaves open until geo.joined of every room). Phases are measured on every failover that reached them, so their quantiles do not add up.</p>${tables.join('')}`;
 }
 
 function examplesHtml(report: LabReport): string {

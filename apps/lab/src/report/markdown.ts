@@ -1,5 +1,5 @@
 import type { LabReport } from './report.types.js';
-import { baseRun, formatValue, ratioText, runLabel, summarySections } from './summary.js';
+import { baseRun, failoverPhaseTable, formatValue, PHASE_COLUMNS, ratioText, runLabel, summarySections } from './summary.js';
 
 /** Pipes and line breaks would break a Markdown table cell. */
 function cell(text: string): string {
@@ -27,6 +27,18 @@ export function formatMarkdown(report: LabReport): string {
       const ratios = others.map((run) => (row.ratio ? ratioText(row.values[report.runs.indexOf(run)], row.values[baseIndex]) : ''));
       out.push(`| ${[row.label, ...values, ...ratios].map(cell).join(' | ')} |`);
     }
+  }
+  for (const run of report.runs) {
+    const table = failoverPhaseTable(run);
+    if (!table) continue;
+    out.push(
+      '',
+      `${table.heading}:`,
+      '',
+      `| phase | ${PHASE_COLUMNS.join(' | ')} | from → to |`,
+      `|---|${PHASE_COLUMNS.map(() => '---:').join('|')}|---|`,
+    );
+    for (const row of table.rows) out.push(`| ${row.map(cell).join(' | ')} |`);
   }
   const faults = report.runs[0]?.faults ?? [];
   if (faults.length > 0) out.push('', `Faults: ${faults.map((fault) => `${(fault.at / 1000).toFixed(1)} s ${fault.label}`).join('; ')}.`);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 
 import type { CheckResult } from '../check/check.types.js';
+import type { FailoverPhases } from '../check/failover-phases.js';
 import { LATENCY_BOUNDS_MS } from '../check/checker.js';
 import type { Impl } from '../load/load.types.js';
 import { esc, renderHtml, writeHtmlReport } from './html.js';
@@ -141,6 +142,42 @@ describe('formatMarkdown', () => {
     expect(rows[0]).toBe('|  | geo | socketio | socketio/geo |');
     expect(markdown).toMatch(/\| lost \(member × acked event\) \| 0 \| 3 \|/);
     expect(markdown).toContain('| server RSS peak | 180.0 MiB | 260.0 MiB | 1.4x |');
+  });
+});
+
+describe('the failover timeline', () => {
+  const phases: FailoverPhases = {
+    failovers: 100,
+    completed: 99,
+    attempts: { p50: 1, max: 3 },
+    phases: [
+      { phase: 'detect', meaning: 'last fault step → SDK state leaves open', count: 100, p50: 2.5, p95: 30_100, p99: 31_000, max: 44_000 },
+      { phase: 'rejoin', meaning: 'state open → geo.joined of every room', count: 0, p50: 0, p95: 0, p99: 0, max: 0 },
+    ],
+  };
+  const report: LabReport = { ...sample, runs: [{ ...sample.runs[0], failoverPhases: phases }, sample.runs[1]] };
+
+  it('is a phase × n/p50/p95/p99/max table in the terminal, after the summary, for the runs that have one', () => {
+    const text = formatSummary(report);
+    expect(text).toContain('Failover timeline (geo, ms): 100 failovers, 99 back in every room, attempts p50 1 / max 3');
+    expect(text).toMatch(/phase\s+n\s+p50\s+p95\s+p99\s+max\s+from → to/);
+    expect(text).toMatch(/detect\s+100\s+2\.5\s+30,100\s+31,000\s+44,000\s+last fault step → SDK state leaves open/);
+    expect(text).toMatch(/rejoin\s+0\s+–\s+–\s+–\s+–/);
+    expect(text.indexOf('Failover timeline')).toBeGreaterThan(text.indexOf('Server cost'));
+    expect(formatSummary(sample)).not.toContain('Failover timeline');
+  });
+
+  it('is a Markdown table of its own', () => {
+    const markdown = formatMarkdown(report);
+    expect(markdown).toContain('| phase | n | p50 | p95 | p99 | max | from → to |');
+    expect(markdown).toContain('| detect | 100 | 2.5 | 30,100 | 31,000 | 44,000 | last fault step → SDK state leaves open |');
+  });
+
+  it('is a section of the HTML report', () => {
+    const html = renderHtml(report);
+    expect(html).toContain('<h2>Failover timeline</h2>');
+    expect(html).toContain('<td>detect</td><td>100</td><td>2.5</td><td>30,100</td><td>31,000</td><td>44,000</td>');
+    expect(renderHtml(sample)).not.toContain('Failover timeline');
   });
 });
 

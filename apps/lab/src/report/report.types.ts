@@ -1,4 +1,5 @@
 import type { CheckResult } from '../check/check.types.js';
+import type { FailoverPhases } from '../check/failover-phases.js';
 import type { Impl } from '../load/load.types.js';
 
 /** A fault or recovery on the run's timeline. */
@@ -41,6 +42,8 @@ export interface ImplRun {
   /** geo: bytes the clients' TCP sockets read over the publish window (events, acks, pings, headers), per delivery. */
   bytesReadPerDelivery?: number;
   faults: FaultEvent[];
+  /** geo: where each failover's time went (detect, backoff, dial, welcome, rejoin, replay). */
+  failoverPhases?: FailoverPhases;
   /** Set when something stopped the run short (e.g. clients that could not connect), in words. */
   limitedBy?: string;
   durationMs: number;

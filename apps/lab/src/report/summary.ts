@@ -130,6 +130,25 @@ export function summarySections(report: LabReport): SummarySection[] {
   ];
 }
 
+/** Columns of the failover timeline table, after the phase's name. */
+export const PHASE_COLUMNS = ['n', 'p50', 'p95', 'p99', 'max'] as const;
+
+/** A run's failover timeline as a heading and rows of cells (phase, n, p50, p95, p99, max, meaning), or none without failovers. */
+export function failoverPhaseTable(run: ImplRun): { heading: string; rows: string[][] } | undefined {
+  const phases = run.failoverPhases;
+  if (!phases || phases.failovers === 0) return undefined;
+  const heading =
+    `Failover timeline (${run.impl}, ms): ${fmtCount(phases.failovers)} failovers, ${fmtCount(phases.completed)} back in every room, ` +
+    `attempts p50 ${fmtCount(phases.attempts.p50)} / max ${fmtCount(phases.attempts.max)}`;
+  const rows = phases.phases.map((stats) => [
+    stats.phase,
+    fmtCount(stats.count),
+    ...(stats.count > 0 ? [stats.p50, stats.p95, stats.p99, stats.max].map((ms) => formatValue(ms, 'ms')) : ['–', '–', '–', '–']),
+    stats.meaning,
+  ]);
+  return { heading, rows };
+}
+
 /** The highest summed server RSS of the once-a-second samples (what a client that stops reading can drive up), or none without samples. */
 export function serverRssPeak(server: ServerStats): number | undefined {
   return server.samples.length > 0 ? server.samples.reduce((peak, sample) => Math.max(peak, sample.rssBytes), 0) : undefined;

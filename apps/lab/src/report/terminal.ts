@@ -1,5 +1,5 @@
 import type { LabReport } from './report.types.js';
-import { baseRun, fmtCount, formatValue, ratioText, runLabel, summarySections } from './summary.js';
+import { baseRun, failoverPhaseTable, fmtCount, formatValue, PHASE_COLUMNS, ratioText, runLabel, summarySections } from './summary.js';
 
 const LABEL_WIDTH = 34;
 const MIN_COLUMN = 12;
@@ -48,8 +48,22 @@ export function formatSummary(report: LabReport): string {
     out.push(section.title);
     for (const [label, ...values] of cells[s]) out.push(line(`  ${label}`, values));
   });
+  for (const run of report.runs) out.push(...phaseLines(run));
   out.push(...notes(report));
   return out.join('\n');
+}
+
+/** The failover timeline: phase × n, p50, p95, p99, max (ms), with what each phase measures. */
+function phaseLines(run: LabReport['runs'][number]): string[] {
+  const table = failoverPhaseTable(run);
+  if (!table) return [];
+  const width = Math.max(...table.rows.map((row) => row[0].length)) + 4;
+  const row = (cells: readonly string[]): string =>
+    `  ${cells[0].padEnd(width)}${cells
+      .slice(1, 1 + PHASE_COLUMNS.length)
+      .map((cell) => cell.padStart(9))
+      .join('')}${cells[1 + PHASE_COLUMNS.length] ? `   ${cells[1 + PHASE_COLUMNS.length]}` : ''}`;
+  return ['', table.heading, row(['phase', ...PHASE_COLUMNS, 'from → to']), ...table.rows.map(row)];
 }
 
 function notes(report: LabReport): string[] {

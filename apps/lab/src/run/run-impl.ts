@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { check } from '../check/checker.js';
+import { failoverPhases } from '../check/failover-phases.js';
 import { startDeployment } from '../deployment/deployment.js';
 import type { Deployment } from '../deployment/deployment.types.js';
 import { LoadFleet } from '../load/fleet.js';
@@ -51,6 +52,7 @@ export async function runImpl(
     netns: options.netns,
     demoSecret,
     namespace: `lab${runId}`,
+    homeClientLinks: scenario.homeClientLinks?.(options) ?? false,
     env: {
       ...scenario.env,
       ...(impl === 'geo' && options.wire === 'deflate' ? { GEO_COMPRESSION_THRESHOLD: String(DEFLATE_THRESHOLD) } : {}),
@@ -139,6 +141,10 @@ export async function runImpl(
       contiguousSeqs: impl === 'geo' && broker === 'redis',
       startedAt,
     });
+    const phases = failoverPhases(
+      logs.clients,
+      faults.map((fault) => startedAt + fault.at),
+    );
     const connections = options.clients - connected.failed.length;
     const cpuSeconds = meter.cpuSeconds - cpuAtStart;
     const sorted = [...connected.connectMs].sort((a, b) => a - b);
@@ -166,6 +172,7 @@ export async function runImpl(
       cpuPer1kDeliveries: result.deliveries > 0 ? (cpuSeconds * 1000) / result.deliveries : 0,
       ...(impl === 'geo' && result.deliveries > 0 ? { wire: options.wire, bytesReadPerDelivery: bytesRead / result.deliveries } : {}),
       faults,
+      ...(phases ? { failoverPhases: phases } : {}),
       limitedBy:
         [
           connected.failed.length > 0 ? connectFailures(connected.failed, options.clients) : '',

@@ -32,6 +32,8 @@ export interface Scenario {
   /** Options that differ from the lab's defaults for this scenario. */
   defaults: Partial<LabOptions>;
   knobs: ScenarioKnob[];
+  /** Whether clients reach their home region through a link proxy too (so a step can black-hole it); default no. */
+  homeClientLinks?(options: LabOptions): boolean;
   /** Extra environment for geo's server processes (e.g. a lower slow-consumer limit). */
   env?: Record<string, string>;
   steps(options: LabOptions): FaultStep[];

@@ -28,22 +28,46 @@ const steady: Scenario = {
   steps: () => [],
 };
 
+/** `region-down --mode`: kill (SIGKILL) or stall (black hole). */
+function regionDownMode(options: LabOptions): 'kill' | 'stall' {
+  const mode = stringKnob(options, 'mode', 'kill');
+  if (mode !== 'kill' && mode !== 'stall') throw new Error(`--mode ${mode}: region-down takes kill or stall`);
+  return mode;
+}
+
 const regionDown: Scenario = {
   name: 'region-down',
-  summary: 'SIGKILL every process of one region mid-run; its clients fail over and resume; optionally bring it back',
+  summary:
+    'SIGKILL every process of one region mid-run (or black-hole it: --mode stall); its clients fail over and resume; optionally bring it back',
   defaults: {},
   knobs: [
     { flag: 'region', description: 'the region to kill', default: 'the last region' },
     { flag: 'kill-at', description: 'seconds after publishing starts', default: 6 },
-    { flag: 'restart-after', description: 'seconds until the region starts again (0: it stays down)', default: 8 },
+    { flag: 'restart-after', description: 'seconds until the region starts again, or its stall ends (0: it stays down)', default: 8 },
+    {
+      flag: 'mode',
+      description:
+        'kill (SIGKILL its servers) or stall (every client path into the region black-holed: processes and sockets stay, nothing gets through, no FIN, no RST)',
+      default: 'kill',
+    },
   ],
+  homeClientLinks: (options) => regionDownMode(options) === 'stall',
   steps(options) {
     const region = regionOf(options);
     const killAt = numberKnob(options, this.knobs, 'kill-at');
     const restartAfter = numberKnob(options, this.knobs, 'restart-after');
-    const steps: FaultStep[] = [{ atS: killAt, label: `SIGKILL region ${region}`, run: ({ deployment }) => deployment.killRegion(region) }];
+    const stall = regionDownMode(options) === 'stall';
+    const steps: FaultStep[] = [
+      stall
+        ? { atS: killAt, label: `stall region ${region}`, run: ({ deployment }) => deployment.stallRegion(region) }
+        : { atS: killAt, label: `SIGKILL region ${region}`, run: ({ deployment }) => deployment.killRegion(region) },
+    ];
     if (restartAfter > 0) {
-      steps.push({ atS: killAt + restartAfter, label: `region ${region} back`, run: ({ deployment }) => deployment.startRegion(region) });
+      steps.push({
+        atS: killAt + restartAfter,
+        label: `region ${region} back`,
+        run: ({ deployment }) => (stall ? deployment.healRegion(region) : deployment.startRegion(region)),
+      });
     }
     return steps;
   },

@@ -41,11 +41,14 @@ interface Direction {
  * A user-space TCP link (this kernel has no netem): per direction a FIFO that holds each
  * chunk for a one-way delay plus uniform jitter and never reorders. It can be cut (every
  * connection reset, new ones refused), stalled (connections stay open, nothing is
- * forwarded: a black hole, the senders' TCP buffers fill up) and healed.
+ * forwarded: a black hole, the senders' TCP buffers fill up; a side that closes meanwhile
+ * is not told to the other side until the heal, after what it sent before) and healed.
  */
 export class LinkProxy {
   private readonly sockets = new Set<Socket>();
   private readonly directions = new Set<Direction>();
+  /** Closes that happened while stalled: the other side learns of them only on `heal()` (a black hole carries no FIN or RST). */
+  private readonly heldCloses = new Set<() => void>();
   private server: Server | undefined;
   private isCut = false;
   private isStalled = false;
@@ -110,6 +113,7 @@ export class LinkProxy {
   /** Resets every open connection and refuses new ones until `heal()`. */
   cut(): void {
     this.isCut = true;
+    this.heldCloses.clear();
     for (const socket of this.sockets) socket.resetAndDestroy();
     this.sockets.clear();
   }
@@ -124,7 +128,7 @@ export class LinkProxy {
     }
   }
 
-  /** Undoes `cut()` and `stall()`: held chunks go out in order (late), senders resume. */
+  /** Undoes `cut()` and `stall()`: held chunks go out in order (late), senders resume, held closes follow them. */
   heal(): void {
     this.isCut = false;
     if (!this.isStalled) return;
@@ -133,6 +137,9 @@ export class LinkProxy {
       this.schedule(direction);
       this.resumeIfRoom(direction);
     }
+    const closes = [...this.heldCloses];
+    this.heldCloses.clear();
+    for (const close of closes) close();
   }
 
   /** Former `TcpProxy` names, kept for the tests that use them. */
@@ -166,6 +173,17 @@ export class LinkProxy {
     const up = this.direction(client, upstream, true);
     const down = this.direction(upstream, client, false);
     let closed = false;
+    const closeBoth = (): void => {
+      for (const direction of [up, down]) {
+        clearTimeout(direction.timer);
+        direction.queue.length = 0;
+        direction.queuedBytes = 0;
+        this.directions.delete(direction);
+      }
+      // One side closed: the other goes too (with RST when it was an error, like a real peer would see).
+      client.destroy();
+      upstream.destroy();
+    };
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
       socket.on('close', () => {
@@ -173,15 +191,17 @@ export class LinkProxy {
         if (closed) return;
         closed = true;
         this.counters.open--;
-        for (const direction of [up, down]) {
-          clearTimeout(direction.timer);
-          direction.queue.length = 0;
-          direction.queuedBytes = 0;
-          this.directions.delete(direction);
-        }
-        // One side closed: the other goes too (with RST when it was an error, like a real peer would see).
-        client.destroy();
-        upstream.destroy();
+        if (!this.isStalled) return closeBoth();
+        // Stalled: the other side hears nothing until the heal, and then first what was sent before the close.
+        const toOther = socket === client ? up : down;
+        const held = (): void => {
+          if (toOther.queue.length > 0 && !toOther.to.destroyed) {
+            setTimeout(held, 5);
+            return;
+          }
+          closeBoth();
+        };
+        this.heldCloses.add(held);
       });
     }
     // Half-close: pass the FIN on once everything queued before it has been delivered.

@@ -4,6 +4,7 @@ import { msgpackCodec } from '@geo-ws/client/msgpack';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import type { TokenAuthority } from '../load.types.js';
+import { FailoverTimeline } from './failover-timeline.js';
 import { numberOf, reason, type ClientOptions, type LoadClient, type PublishAck } from './load-client.js';
 
 /** Tokens live this long (the demo authority accepts at most 10 min) and are signed again this long before they expire. */
@@ -37,6 +38,8 @@ export class GeoLoadClient implements LoadClient {
   /** Bytes read by the TCP sockets of earlier connections, and the current one's socket. */
   private bytesOfClosed = 0;
   private tcp: Socket | undefined;
+  /** Each failover's milestones, for the report's failover timeline. */
+  private readonly timeline = new FailoverTimeline();
 
   constructor(private readonly options: ClientOptions) {
     this.lastRegion = options.plan.home;
@@ -77,23 +80,32 @@ export class GeoLoadClient implements LoadClient {
       if (state === 'open') {
         this.rejoined.clear();
         if (client.region) this.lastRegion = client.region;
+        this.timeline.welcomed();
       } else if (this.isUp) {
         this.isUp = false;
+        this.timeline.left();
         sink.down();
       }
     });
     client.on('gap', ({ room }) => sink.gap(room));
     client.on('error', ({ code }) => sink.error(code));
-    client.on('reconnect', ({ code }) => sink.error(`close-${code}`));
+    client.on('reconnect', ({ code, delayMs }) => {
+      this.timeline.retrying(delayMs);
+      sink.error(`close-${code}`);
+    });
     if (client.region) this.lastRegion = client.region;
     const handler = (envelope: GeoEnvelope): void => {
+      this.timeline.event();
       sink.message(envelope.room_id, numberOf((envelope.data as { text?: unknown } | null)?.text), envelope.seq ?? -1);
     };
     await Promise.all(plan.rooms.map((room) => client.join(room, handler)));
     this.isUp = client.state === 'open';
     this.started = true;
     // Lost again while the first joins were answered: that is a disconnect like any other.
-    if (!this.isUp) sink.down();
+    if (!this.isUp) {
+      this.timeline.left();
+      sink.down();
+    }
   }
 
   async publish(room: string, eventId: string, text: string): Promise<PublishAck> {
@@ -120,12 +132,20 @@ export class GeoLoadClient implements LoadClient {
     this.client?.close();
   }
 
+  failovers(): number[] {
+    return this.timeline.values;
+  }
+
   bytesRead(): number {
     return this.bytesOfClosed + (this.tcp?.bytesRead ?? 0);
   }
 
   private attach(socket: WebSocket): void {
     this.socket = socket;
+    this.timeline.attempt();
+    socket.once('open', () => {
+      if (this.socket === socket) this.timeline.socketOpen();
+    });
     socket.on('error', () => undefined);
     socket.once('upgrade', (response) => {
       if (this.tcp) this.bytesOfClosed += this.tcp.bytesRead;
@@ -160,6 +180,7 @@ export class GeoLoadClient implements LoadClient {
     if (this.isUp || !this.started) return;
     if (this.options.plan.rooms.every((name) => this.rejoined.has(name))) {
       this.isUp = true;
+      this.timeline.joined();
       this.options.sink.up();
     }
   }

@@ -35,6 +35,8 @@ export interface LoadClient {
   pauseReading(ms: number): void;
   /** Bytes its TCP sockets read so far, over every connection (where the adapter counts them). */
   bytesRead?(): number;
+  /** geo: each failover's milestones (`ClientLog.failovers`). */
+  failovers?(): number[];
   /** Closes for good: no reconnect, no timer left. */
   close(): void;
 }
