@@ -51,7 +51,7 @@ export interface GeoClientOptions {
   probeSamples?: number;
   /** Reconnect delays, and publish retry delays. Default `{ baseMs: 250, maxMs: 8000 }`. */
   backoff?: BackoffOptions;
-  /** Failed connection attempts to a region before moving to the next. Default 3. */
+  /** Failed connection attempts to a region before moving to the next. Default 2: the lost region once more, then the next. */
   failoverAfter?: number;
   /**
    * Client heartbeat: `geo.ping` once no frame has arrived for this long (a connection that

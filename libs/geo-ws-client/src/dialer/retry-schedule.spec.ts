@@ -29,6 +29,12 @@ describe('RetrySchedule', () => {
     expect([failovers, schedule.attempt]).toEqual([1, 2]);
   });
 
+  it('by default the lost region is tried once more, then the next one', () => {
+    const schedule = new RetrySchedule({ backoff });
+    expect([1, 2, 3].map(() => schedule.afterClose(1006, 0, regions(3)))).toEqual([50, 50, 100]);
+    expect(failovers).toBe(1);
+  });
+
   it('with one region there is nowhere to fail over to: the backoff keeps growing', () => {
     const schedule = new RetrySchedule({ backoff, failoverAfter: 1 });
     expect([1, 2, 3, 4, 5].map(() => schedule.afterClose(1006, 0, regions(1)))).toEqual([50, 100, 200, 400, 500]);

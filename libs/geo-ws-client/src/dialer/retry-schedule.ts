@@ -12,6 +12,12 @@ export const PENALTY_CODES: ReadonlySet<number> = new Set([
   GeoCloseCode.SLOW_CONSUMER,
   GeoCloseCode.TOO_MANY_CONNECTIONS,
 ]);
+/**
+ * Failed attempts on a region before the next one: the lost region is tried once more
+ * (a blip), then left. Measured with the lab's region-down (1,000 clients of a killed
+ * region): 3 cost the clients 517 ms p50 of backoff before the first attempt elsewhere.
+ */
+export const DEFAULT_FAILOVER_AFTER = 2;
 /** A connection that stayed open this long ends a run of {@link PENALTY_CODES} closes. */
 export const SETTLED_MS = 60_000;
 
@@ -87,7 +93,7 @@ export class RetrySchedule {
       this.attempts++;
       return delayMs;
     }
-    if (++this.failuresHere >= (this.options.failoverAfter ?? 3) && regions.count > 1) this.failOver(regions);
+    if (++this.failuresHere >= (this.options.failoverAfter ?? DEFAULT_FAILOVER_AFTER) && regions.count > 1) this.failOver(regions);
     return backoffDelay(this.attempts++, this.options.backoff);
   }
 
