@@ -121,6 +121,50 @@ describe('session writes follow membership changes only', () => {
     again.close();
   }, 60_000);
 
+  it('the session is read while the revocation list is (one wait, not two), and still only for its own sender', async () => {
+    const name = `early-${randomUUID().slice(0, 6)}`;
+    const first = await WsTestClient.connect(`${deployment.region('eu').wsUrl}?name=${name}`);
+    const sessionId = first.frames.find((frame) => frame.event === 'geo.welcome')!.data.session_id as string;
+    first.send('geo.join', { room: rooms[0] });
+    await first.next('geo.joined', (data) => data.room === rooms[0]);
+    await sleep(SETTLE_MS); // the session is saved
+    first.close();
+    const state = deployment.network.state;
+    const [isRevoked, getSession] = [state.isRevoked.bind(state), state.getSession.bind(state)];
+    const steps: string[] = [];
+    state.isRevoked = async (tokenId) => {
+      steps.push('revocation read starts');
+      await sleep(300); // e.g. a primary in another region
+      steps.push('revocation read answered');
+      return isRevoked(tokenId);
+    };
+    state.getSession = (id) => {
+      steps.push('session read starts');
+      return getSession(id);
+    };
+    try {
+      const resumed = await WsTestClient.connect(
+        `${deployment.region('eu').wsUrl}?name=${name}&session=${sessionId}&token_id=t-${randomUUID()}`,
+      );
+      expect(steps).toEqual(['session read starts', 'revocation read starts', 'revocation read answered']);
+      expect(resumed.frames.find((frame) => frame.event === 'geo.welcome')!.data.session_id).toBe(sessionId);
+      resumed.close();
+      // Another sender naming that session: read as early, never restored.
+      steps.length = 0;
+      const intruder = await WsTestClient.connect(
+        `${deployment.region('eu').wsUrl}?name=intruder&session=${sessionId}&token_id=t-${randomUUID()}`,
+      );
+      const welcome = intruder.frames.find((frame) => frame.event === 'geo.welcome')!.data;
+      expect(steps[0]).toBe('session read starts');
+      expect(welcome.session_id).not.toBe(sessionId);
+      expect(welcome.restored).toBeUndefined();
+      intruder.close();
+    } finally {
+      state.isRevoked = isRevoked;
+      state.getSession = getSession;
+    }
+  });
+
   it('a state store that does not answer delays geo.welcome by loadTimeoutMs at most (a new session), never until the client gives up', async () => {
     const state = deployment.network.state;
     const getSession = state.getSession.bind(state);

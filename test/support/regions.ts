@@ -30,11 +30,12 @@ export interface Deployment {
   close(): Promise<void>;
 }
 
-/** Demo-style identities from `?name=`; `nobody` is refused at the handshake. */
+/** Demo-style identities from `?name=` (a revocable token with `?token_id=`); `nobody` is refused at the handshake. */
 const nameAuthenticator: GeoWsModuleOptions['authenticate'] = ({ url }) => {
   const name = url.searchParams.get('name');
   if (name === 'nobody') return null;
-  return { id: name ?? 'anonymous' };
+  const tokenId = url.searchParams.get('token_id');
+  return { id: name ?? 'anonymous', ...(tokenId ? { tokenId } : {}) };
 };
 
 /**

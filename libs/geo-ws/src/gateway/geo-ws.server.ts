@@ -22,7 +22,7 @@ import { RoomFeeds } from '../fanout/room-feeds.js';
 import { GEO_WS_RESOLVED_OPTIONS } from '../options/geo-ws.tokens.js';
 import type { ResolvedGeoWsOptions } from '../options/geo-ws-options.interface.js';
 import { RoomPresence } from '../presence/room-presence.js';
-import { SessionKeeper } from '../sessions/session-keeper.js';
+import { SessionKeeper, type SessionRead } from '../sessions/session-keeper.js';
 import { GeoTransport } from '../transport/geo-transport.interface.js';
 import { globalLog } from '../transport/log-ref.js';
 import { ClientConnection, deliveredFrameBytes, type ConnectionHooks, type ConnectionLimits } from './client-connection.js';
@@ -240,7 +240,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.access,
       () => this.isAccepting(),
       (principalId) => this.index.countOf(principalId),
-      (ws, principal, sessionId) => this.onConnection(ws, principal, sessionId),
+      (sessionId) => this.sessions?.read(sessionId),
+      (ws, principal, session) => this.onConnection(ws, principal, session),
       this.metrics ? (status, code) => this.metrics?.upgradeRefused(status, code) : undefined,
     );
     server.on('upgrade', this.upgrades.handle);
@@ -285,7 +286,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     return this.started && !this.draining;
   }
 
-  private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined): Promise<void> {
+  private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionRead: SessionRead | undefined): Promise<void> {
     const connection = new ClientConnection(
       ws,
       principal,
@@ -313,7 +314,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     connection.queue = loading.promise;
     connection.expireAt(principal.expiresAt);
     // Bounded by sessions.loadTimeoutMs: a slow state store must not hold back geo.welcome.
-    const started = await this.sessions?.start(sessionId, principal.id, connection);
+    const started = await this.sessions?.start(sessionRead, principal.id, connection);
     connection.session = started?.session;
     // Gone while its session loaded: onClose found no session to end, so end it here.
     if (connection.closed && started) void this.sessions?.end(started.session);

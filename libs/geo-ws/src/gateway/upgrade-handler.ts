@@ -11,6 +11,7 @@ import type { GeoPrincipal } from '../auth/geo-principal.js';
 import { chooseSubprotocol } from '../protocol/wire.js';
 import { tooManyConnections } from './connection-index.js';
 import { RefusalLog } from './refusal-log.js';
+import type { SessionRead } from '../sessions/session-keeper.js';
 
 /**
  * What the upgrade of a request gets: accepted, with its principal, or refused with an
@@ -45,7 +46,12 @@ export class UpgradeHandler {
     private readonly accepting: () => boolean,
     /** Open connections of a user on this server (`limits.maxConnectionsPerUser`). */
     private readonly connectionsOf: (principalId: string) => number,
-    private readonly onConnection: (ws: WebSocket, principal: GeoPrincipal, sessionId: string | undefined) => Promise<void>,
+    /**
+     * Starts reading the session a connection asks back, once its token is verified: the
+     * read runs while the revocation list is read, one wait instead of two.
+     */
+    private readonly readSession: (sessionId: string | undefined) => SessionRead | undefined,
+    private readonly onConnection: (ws: WebSocket, principal: GeoPrincipal, session: SessionRead | undefined) => Promise<void>,
     /** Counts refused upgrades (metrics), by HTTP status and code. */
     private readonly onRefused?: (status: number, code: string) => void,
   ) {
@@ -65,7 +71,7 @@ export class UpgradeHandler {
    * has fewer than `limits.maxConnectionsPerUser` connections here (429). One run of
    * `authenticate` and one revocation read, as one upgrade costs.
    */
-  async check(request: IncomingMessage, url: URL): Promise<HandshakeVerdict> {
+  async check(request: IncomingMessage, url: URL, authenticated?: (principal: GeoPrincipal) => void): Promise<HandshakeVerdict> {
     if (!this.accepting()) return refusal(503, 'UNAVAILABLE', 'this region is draining or starting; try another');
     // Absent (non-browser clients) is allowed; present, even empty, must be on the list: an
     // empty Origin is no proof of a same-site page (an `Origin: ` sent by a script, a proxy).
@@ -77,7 +83,7 @@ export class UpgradeHandler {
     }
     let principal: GeoPrincipal | null;
     try {
-      principal = await this.auth.fromUpgrade(request, url);
+      principal = await this.auth.fromUpgrade(request, url, authenticated);
     } catch (error) {
       // The shared state (e.g. the revocation list) unreadable: this region cannot vouch
       // for the token right now, which is no reason to tell the client its token is bad.
@@ -111,7 +117,9 @@ export class UpgradeHandler {
       }
       return;
     }
-    void this.check(request, url)
+    const sessionId = url.searchParams.get('session') ?? undefined;
+    let session: SessionRead | undefined;
+    void this.check(request, url, () => (session = this.readSession(sessionId)))
       .then((verdict) => {
         if (!verdict.accepted) {
           this.onRefused?.(verdict.status, verdict.code);
@@ -121,7 +129,7 @@ export class UpgradeHandler {
         this.wss.handleUpgrade(request, socket, head, (ws) => {
           // ws watches the socket for errors from here on: one listener array less per connection.
           socket.off('error', this.onHandshakeError);
-          this.onConnection(ws, principal, url.searchParams.get('session') ?? undefined).catch((error: unknown) => {
+          this.onConnection(ws, principal, session).catch((error: unknown) => {
             this.logger.error(`a connection failed to start: ${(error as Error).message}`, (error as Error).stack);
             ws.terminate();
           });

@@ -4,6 +4,12 @@ import type { FeedMember } from '../fanout/room-feed.js';
 import { STATE_ID_PATTERN, type GeoSessionState, type GeoStateStore } from '../transport/geo-state-store.interface.js';
 import { SessionStoreLog } from './session-store-log.js';
 
+/** A session's read, started while its connection's handshake still runs. */
+export interface SessionRead {
+  id: string;
+  stored: Promise<GeoSessionState | null>;
+}
+
 type RoomPosition = GeoSessionState['rooms'][string];
 
 /**
@@ -97,21 +103,30 @@ export class SessionKeeper {
   ) {}
 
   /**
-   * The session of a new connection: the one it names, if valid, the same sender's
-   * (positions never cross identities) and read within `loadTimeoutMs`, else a new one.
-   * Returns what was restored.
+   * Starts reading the session `requestedId` names, if it is a valid id (within
+   * `loadTimeoutMs`; never rejects), so the read can run beside other handshake work.
+   */
+  read(requestedId: string | undefined): SessionRead | undefined {
+    return requestedId && STATE_ID_PATTERN.test(requestedId) ? { id: requestedId, stored: this.load(requestedId) } : undefined;
+  }
+
+  /**
+   * The session of a new connection: the one it names (an id, or its {@link read} already
+   * under way), if valid, the same sender's (positions never cross identities) and read
+   * within `loadTimeoutMs`, else a new one. Returns what was restored.
    */
   async start(
-    requestedId: string | undefined,
+    requested: string | SessionRead | undefined,
     sender: string,
     member: FeedMember,
   ): Promise<{ session: Session; restored?: GeoSessionState['rooms'] }> {
     let restored: GeoSessionState['rooms'] | undefined;
-    if (requestedId && STATE_ID_PATTERN.test(requestedId)) {
-      const stored = await this.load(requestedId);
+    const read = typeof requested === 'string' ? this.read(requested) : requested;
+    if (read) {
+      const stored = await read.stored;
       if (stored && stored.sender === sender) restored = stored.rooms;
     }
-    const session = new Session(restored ? requestedId! : randomUUID(), sender, member, this);
+    const session = new Session(restored ? read!.id : randomUUID(), sender, member, this);
     for (const [room, position] of Object.entries(restored ?? {})) session.rooms.set(room, { ...position });
     return { session, restored };
   }
