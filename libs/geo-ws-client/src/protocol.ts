@@ -102,6 +102,8 @@ export interface WelcomeFrame {
   restored?: Record<string, { seq: number; epoch: string }>;
   /** Send `geo.report` this often (ms); absent when the server's metrics are off. */
   report_ms?: number;
+  /** The server closes a connection that sends nothing this long (4002): the client pings within half of it. */
+  idle_timeout_ms?: number;
   /** Protocol additions the server understands ({@link GeoFeature}); absent from servers older than the list. */
   features?: string[];
 }

@@ -113,6 +113,22 @@ describe('Dialer', () => {
     expect(socket.closedWith).toBeUndefined();
   });
 
+  it('a server that says its idle timeout (idle_timeout_ms) gets a ping within half of it from a client that only listens', async () => {
+    const created = dialer({ heartbeatTimeoutMs: 500 });
+    const connecting = created.connect();
+    await jest.advanceTimersByTimeAsync(0);
+    const socket = sockets.last();
+    socket.welcome({ idle_timeout_ms: 4000 });
+    await connecting;
+    for (let t = 0; t < 12_000; t += 900) {
+      socket.receive('chat.message', { room_id: 'r', seq: null });
+      await jest.advanceTimersByTimeAsync(900);
+    }
+    // Sent at 2 s, 4 s, ... : never 4 s without a frame from the client.
+    expect(socket.frames('geo.ping').length).toBeGreaterThanOrEqual(5);
+    expect(socket.closedWith).toBeUndefined();
+  });
+
   it('no geo.welcome within twice heartbeatMs: abandoned with 4101, a failed attempt', async () => {
     const created = dialer({ failoverAfter: 1 });
     void created.connect();

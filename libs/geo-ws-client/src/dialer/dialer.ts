@@ -358,7 +358,7 @@ export class Dialer implements ClientConnection {
     this.connectedRegion = welcome.region;
     this.schedule.welcomed();
     this.freshTokenTried = false;
-    this.heartbeat.watch(connection);
+    this.heartbeat.watch(connection, welcome.idle_timeout_ms);
     // Nothing is joined on the new connection yet: rooms join again, and what is
     // unacknowledged is sent again once its room is joined (acks on the old one still count).
     if (handedOver) this.hooks.lost();

@@ -6,8 +6,9 @@ export const DEFAULT_HEARTBEAT_MS = 5000;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5000;
 /**
  * A connection that receives all the time never needs a ping to prove it is alive, but the
- * server closes one that sends nothing for `limits.idleTimeoutMs` (15 min by default): the
- * client sends a ping at least this often (or every `heartbeatMs`, if longer).
+ * server closes one that sends nothing for `limits.idleTimeoutMs` (15 min by default, told
+ * in `geo.welcome` as `idle_timeout_ms`): the client sends a ping at least this often (or
+ * every `heartbeatMs`, if longer), and within half the server's idle timeout.
  */
 export const KEEPALIVE_MS = 60_000;
 
@@ -35,19 +36,23 @@ export interface HeartbeatActions {
 export class Heartbeat {
   private watched: RegionConnection | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
-  private readonly keepaliveMs: number;
+  /** How long the watched connection may send nothing. */
+  private keepaliveMs = KEEPALIVE_MS;
 
   constructor(
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly actions: HeartbeatActions,
-  ) {
-    this.keepaliveMs = Math.max(KEEPALIVE_MS, intervalMs);
-  }
+  ) {}
 
-  /** Watches `connection` (just welcomed) from now on; the one watched before is let go. */
-  watch(connection: RegionConnection): void {
+  /**
+   * Watches `connection` (just welcomed, by a server that closes connections silent for
+   * `idleTimeoutMs`, if it said so) from now on; the one watched before is let go.
+   */
+  watch(connection: RegionConnection, idleTimeoutMs?: number): void {
     this.watched = connection;
+    const keepalive = Math.max(KEEPALIVE_MS, this.intervalMs);
+    this.keepaliveMs = idleTimeoutMs && idleTimeoutMs > 0 ? Math.min(keepalive, Math.floor(idleTimeoutMs / 2)) : keepalive;
     this.wakeAt(this.nextDue(connection));
   }
 

@@ -327,6 +327,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       ...(started?.restored ? { restored: started.restored } : {}),
       // Consistency reports (geo.report) are asked for only when there are metrics to put them in.
       ...(this.metrics ? { report_ms: this.metrics.reportMs } : {}),
+      // A client that only listens sends nothing: it learns how often it must say something.
+      ...(this.options.limits.idleTimeoutMs > 0 ? { idle_timeout_ms: this.options.limits.idleTimeoutMs } : {}),
       features: WELCOME_FEATURES,
     };
     connection.send(GeoFrame.WELCOME, welcome);

@@ -53,6 +53,8 @@ export interface WelcomeFrame {
   session_id?: string;
   restored?: Record<string, { seq: number; epoch: string }>;
   report_ms?: number;
+  /** The server closes a connection that sends nothing this long (4002); absent when it never does. */
+  idle_timeout_ms?: number;
   /** Protocol additions this server understands (`GeoFeature`); a client ignores names it does not know. */
   features: string[];
 }
