@@ -83,7 +83,7 @@ describe('Dialer', () => {
     expect([created.isOpen, created.region, told]).toEqual([true, 'eu', ['ranked', 'attempting', 'welcomed eu']]);
   });
 
-  it('pings after heartbeatMs without a frame; after heartbeatTimeoutMs more of silence the socket is abandoned (4102) and the next attempt scheduled', async () => {
+  it('pings after heartbeatMs without a frame; after heartbeatTimeoutMs more of silence the socket is abandoned (4102) and the next attempt scheduled, at the next region', async () => {
     const created = await connected({ heartbeatTimeoutMs: 500 });
     const socket = sockets.last();
     await jest.advanceTimersByTimeAsync(999);
@@ -99,7 +99,7 @@ describe('Dialer', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect([socket.closedWith, created.isOpen]).toEqual([4102, false]);
     expect(told.slice(-2)).toEqual(['rtt', 'lost']);
-    expect(reconnects).toEqual([{ attempt: 1, delayMs: 50, region: 'eu', code: 4102 }]);
+    expect(reconnects).toEqual([{ attempt: 1, delayMs: 50, region: 'us', code: 4102 }]);
   });
 
   it('a connection that keeps receiving sends no ping (but one a minute, for the server idle timeout), and any frame counts as life', async () => {

@@ -35,6 +35,14 @@ describe('RetrySchedule', () => {
     expect(failovers).toBe(1);
   });
 
+  it('a silent connection (4102): the next region at once, not after failoverAfter tries', () => {
+    const schedule = new RetrySchedule({ backoff, failoverAfter: 3 });
+    expect(schedule.afterClose(GeoClientCloseCode.SILENT, 5000, regions(3))).toBe(50);
+    expect(failovers).toBe(1);
+    expect(schedule.afterClose(GeoClientCloseCode.SILENT, 0, regions(1))).toBe(100); // nowhere else to go
+    expect(failovers).toBe(1);
+  });
+
   it('with one region there is nowhere to fail over to: the backoff keeps growing', () => {
     const schedule = new RetrySchedule({ backoff, failoverAfter: 1 });
     expect([1, 2, 3, 4, 5].map(() => schedule.afterClose(1006, 0, regions(1)))).toEqual([50, 100, 200, 400, 500]);

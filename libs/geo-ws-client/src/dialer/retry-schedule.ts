@@ -40,7 +40,11 @@ export interface FailoverTarget {
  *   {@link penaltyDelay} that grows with each such close in a row (a `geo.welcome` does not
  *   end the run; a connection that stays open {@link SETTLED_MS} does), so a client that
  *   keeps causing them never loops hot;
- * - anything else (lost, token expired, idle, no welcome, silent): after a full-jitter
+ * - the connection went silent ({@link GeoClientCloseCode.SILENT}: a black-holed region):
+ *   to the next region after a full-jitter backoff delay, at once rather than after
+ *   `failoverAfter` tries: a retry there would only wait out its handshake deadline too
+ *   (the lab's `region-down --mode stall`: 10 s more per client);
+ * - anything else (lost, token expired, idle, no welcome): after a full-jitter
  *   backoff delay that grows with the failed attempts in a row; after `failoverAfter` of
  *   them, to the next region.
  */
@@ -93,7 +97,8 @@ export class RetrySchedule {
       this.attempts++;
       return delayMs;
     }
-    if (++this.failuresHere >= (this.options.failoverAfter ?? DEFAULT_FAILOVER_AFTER) && regions.count > 1) this.failOver(regions);
+    const failoverAfter = code === GeoClientCloseCode.SILENT ? 1 : (this.options.failoverAfter ?? DEFAULT_FAILOVER_AFTER);
+    if (++this.failuresHere >= failoverAfter && regions.count > 1) this.failOver(regions);
     return backoffDelay(this.attempts++, this.options.backoff);
   }
 
