@@ -9,7 +9,8 @@ export interface RegionConfig {
   transport: 'memory' | 'nats' | 'redis';
   /** Simulated one-way delay between regions for the memory transport, in ms. */
   interRegionDelayMs: number;
-  drainGraceMs: number;
+  /** Undefined: the library's default. */
+  drainGraceMs: number | undefined;
   /** A client whose unsent bytes pass this is closed (1013) and resumes; `undefined`: the library's default (8 MiB). */
   maxBufferedBytes: number | undefined;
   /** permessage-deflate for frames from this many bytes up (`GEO_COMPRESSION_THRESHOLD`); `undefined`: compression off. */
@@ -126,7 +127,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
     regions,
     transport,
     interRegionDelayMs: integer(env, 'GEO_INTER_REGION_DELAY_MS', 40),
-    drainGraceMs: integer(env, 'GEO_DRAIN_GRACE_MS', 2000),
+    drainGraceMs: variable(env, 'GEO_DRAIN_GRACE_MS') === undefined ? undefined : integer(env, 'GEO_DRAIN_GRACE_MS', 0),
     maxBufferedBytes: variable(env, 'GEO_MAX_BUFFERED_BYTES') === undefined ? undefined : integer(env, 'GEO_MAX_BUFFERED_BYTES', 0),
     compressionThresholdBytes:
       variable(env, 'GEO_COMPRESSION_THRESHOLD') === undefined ? undefined : integer(env, 'GEO_COMPRESSION_THRESHOLD', 0),

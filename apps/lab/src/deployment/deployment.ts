@@ -13,8 +13,11 @@ const PEER_ENTRIES = {
   ceiling: fileURLToPath(new URL('../../dist/peers/ceiling-server.js', import.meta.url)),
 };
 
-/** Short so a rolling restart does not spend the run waiting; clients are told to leave at once anyway. */
-const DRAIN_GRACE_MS = 1_000;
+/**
+ * The library's default `drainGraceMs` (left unset, so `drain` measures what a deploy gets:
+ * a drain ends once its clients have left): how long a stopping server may take to drain.
+ */
+const DRAIN_GRACE_MS = 6_000;
 const READY_TIMEOUT_MS = 30_000;
 
 /** One proxied link between two regions (either direction), for cut, stall and heal. */
@@ -181,7 +184,6 @@ export async function startDeployment(options: DeploymentOptions): Promise<LabDe
         GEO_NAMESPACE: options.namespace,
         GEO_DEMO_SECRET: options.demoSecret,
         GEO_QUIET: '1',
-        GEO_DRAIN_GRACE_MS: String(DRAIN_GRACE_MS),
       };
       if (nats) {
         env.GEO_TRANSPORT = 'nats';

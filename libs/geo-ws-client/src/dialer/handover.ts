@@ -4,7 +4,7 @@ import type { RegionConnection } from './region-connection.js';
 /**
  * The longest a draining connection stays open once its successor is welcomed, waiting for
  * every room to be joined there. The server closes it at the end of its `drainGraceMs`
- * (2 s by default) anyway; this bounds a server with a longer grace and rooms whose join
+ * (6 s by default) anyway; this bounds a server with a longer grace and rooms whose join
  * keeps failing.
  */
 export const HANDOVER_MAX_MS = 5000;

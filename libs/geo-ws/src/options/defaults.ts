@@ -36,7 +36,13 @@ export const DEFAULT_LIMITS = {
 } as const;
 
 /** Lifecycle and state-store defaults. */
-export const DEFAULT_DRAIN_GRACE_MS = 2000;
+/**
+ * Longer than the SDK's own handover bound (5 s, `HANDOVER_MAX_MS` in @geo-ws/client): a
+ * drain never cuts a client that is still moving its rooms to the next region. The drain
+ * ends as soon as the last client has left, so a grace nobody needs costs nothing. The
+ * lab's `drain` with 2 s: 60 of 1,000 clients cut before their handover ended.
+ */
+export const DEFAULT_DRAIN_GRACE_MS = 6000;
 export const DEFAULT_HEARTBEAT_MS = 30_000;
 export const DEFAULT_SESSIONS = { ttlMs: 60 * 60 * 1000, loadTimeoutMs: 2000 } as const;
 export const DEFAULT_PRESENCE_TTL_MS = 30_000;

@@ -38,7 +38,7 @@ export interface GeoWsModuleOptions {
   authenticate?: GeoAuthenticator;
   limits?: GeoWsLimits;
   log?: GeoWsLogOptions;
-  /** Graceful drain on shutdown: how long clients get to move after `geo.reconnect`. Default 2000 ms. */
+  /** Graceful drain on shutdown: how long clients get to move after `geo.reconnect`. Default 6000 ms (the drain ends once every client has left). */
   drainGraceMs?: number;
   /** WebSocket ping interval; a connection that missed one pong is dropped. Default 30000 ms. */
   heartbeatMs?: number;

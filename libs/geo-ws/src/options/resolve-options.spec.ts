@@ -33,7 +33,7 @@ describe('resolveOptions', () => {
       },
     });
     expect(resolved.log).toEqual({ dedupWindowMs: 120_000, retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 }, replayBatchSize: 500 });
-    expect(resolved.drainGraceMs).toBe(2000);
+    expect(resolved.drainGraceMs).toBe(6000);
     expect(resolved.heartbeatMs).toBe(30_000);
     expect(resolved.sessions).toEqual({ ttlMs: 3_600_000, loadTimeoutMs: 2000 });
     expect(resolved.presenceTtlMs).toBeUndefined();
