@@ -82,6 +82,9 @@ export async function deployRegions(
             authenticate: nameAuthenticator,
             drainGraceMs: 0,
             ...options.geo,
+            // Every region of a test shares Jest's event loop, which a busy CI machine can
+            // stall for a second: load shedding only where a test asks for it.
+            limits: { maxEventLoopDelayMs: 0, ...options.geo?.limits },
           }),
         ],
         providers: [FixtureGateway],

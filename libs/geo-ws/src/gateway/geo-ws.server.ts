@@ -36,6 +36,7 @@ import { instrumentStateStore } from '../metrics/instrumented-state-store.js';
 import { createWebSocketServer, UpgradeHandler } from './upgrade-handler.js';
 import { ConnectionUpkeep } from './connection-upkeep.js';
 import { Revocations } from './revocations.js';
+import { LoopDelayGate } from '../limits/loop-delay-gate.js';
 
 /** Every protocol addition this server speaks, for `geo.welcome`. */
 const WELCOME_FEATURES: string[] = Object.values(GeoFeature);
@@ -64,6 +65,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly limitLog: LimitLog;
   private readonly dispatcher: FrameDispatcher;
   private readonly upkeep: ConnectionUpkeep;
+  /** Sheds new connections while this instance's event loop lags (`limits.maxEventLoopDelayMs`). */
+  private readonly arrivals: LoopDelayGate;
   private readonly revocations: Revocations;
   /** What every connection enforces itself, the same for all. */
   private readonly connectionLimits: ConnectionLimits;
@@ -129,6 +132,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.limitLog = new LimitLog(options.region);
     this.revocations = new Revocations(transport, this.access, this.index, this.limitLog, this.logger);
     this.upkeep = new ConnectionUpkeep(options, this.connections, this.limitLog);
+    this.arrivals = new LoopDelayGate(options.limits.maxEventLoopDelayMs);
     this.presence = options.presenceTtlMs ? new RoomPresence(state, options.presenceTtlMs) : undefined;
     // Positions are read from the feeds when a session is saved, never written on delivery.
     this.sessions = options.sessions
@@ -238,7 +242,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
       this.wss,
       this.auth,
       this.access,
-      () => this.isAccepting(),
+      () => this.unavailableReason(),
       (principalId) => this.index.countOf(principalId),
       (sessionId) => this.sessions?.read(sessionId),
       (ws, principal, session) => this.onConnection(ws, principal, session),
@@ -246,6 +250,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     );
     server.on('upgrade', this.upgrades.handle);
     this.upkeep.start();
+    this.arrivals.start();
     this.started = true;
     this.logger.log(`Region "${this.options.region}" serving WebSocket on ${this.options.path} over the ${this.transport.name} transport`);
   }
@@ -268,6 +273,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.metrics?.unwatch(this.gaugeSource);
     await this.revocations.stop();
     this.upkeep.stop();
+    this.arrivals.stop();
     this.presence?.stop();
     if (this.upgrades) this.httpServer?.off('upgrade', this.upgrades.handle);
     // Connections still open close here: their sessions are saved like any close, and
@@ -284,6 +290,12 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
 
   private isAccepting(): boolean {
     return this.started && !this.draining;
+  }
+
+  /** Why new connections are refused with 503 now, or undefined. */
+  private unavailableReason(): string | undefined {
+    if (!this.isAccepting()) return 'this region is draining or starting; try another';
+    return this.arrivals.refusal();
   }
 
   private async onConnection(ws: WebSocket, principal: GeoPrincipal, sessionRead: SessionRead | undefined): Promise<void> {

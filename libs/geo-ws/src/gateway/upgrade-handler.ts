@@ -42,8 +42,8 @@ export class UpgradeHandler {
     private readonly wss: WebSocketServer,
     private readonly auth: HandshakeAuth,
     private readonly access: AccessPolicy,
-    /** False while the server starts or drains: upgrades get 503. */
-    private readonly accepting: () => boolean,
+    /** Why upgrades get 503 right now (the server starts, drains or is overloaded), or undefined. */
+    private readonly unavailable: () => string | undefined,
     /** Open connections of a user on this server (`limits.maxConnectionsPerUser`). */
     private readonly connectionsOf: (principalId: string) => number,
     /**
@@ -65,14 +65,15 @@ export class UpgradeHandler {
 
   /**
    * Whether the upgrade of `request` would be accepted, exactly as the upgrade decides it:
-   * the region accepts connections (not starting or draining: 503), the `Origin` is
+   * the region accepts connections (not starting, draining or overloaded: 503), the `Origin` is
    * allowed (403), the token authenticates and is not revoked (401; 503 when the
    * revocation list cannot be read), the token may be used in this region (403), its user
    * has fewer than `limits.maxConnectionsPerUser` connections here (429). One run of
    * `authenticate` and one revocation read, as one upgrade costs.
    */
   async check(request: IncomingMessage, url: URL, authenticated?: (principal: GeoPrincipal) => void): Promise<HandshakeVerdict> {
-    if (!this.accepting()) return refusal(503, 'UNAVAILABLE', 'this region is draining or starting; try another');
+    const unavailable = this.unavailable();
+    if (unavailable !== undefined) return refusal(503, 'UNAVAILABLE', unavailable);
     // Absent (non-browser clients) is allowed; present, even empty, must be on the list: an
     // empty Origin is no proof of a same-site page (an `Origin: ` sent by a script, a proxy).
     const origin = request.headers.origin;
@@ -195,8 +196,10 @@ const REFUSAL_LINGER_MS = 1000;
 function refuse(socket: Duplex, status: number, text: string, code?: string, message?: string): void {
   if (socket.destroyed || !socket.writable) return void socket.destroy();
   const body = code ? JSON.stringify({ code, message }) : '';
+  // 503 (starting, draining, overloaded) passes: a client may come back in a second.
+  const retryAfter = status === 503 ? 'Retry-After: 1\r\n' : '';
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${retryAfter}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }

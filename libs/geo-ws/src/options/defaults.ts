@@ -20,6 +20,7 @@ export const DEFAULT_LIMITS = {
   maxDepth: DEFAULT_MAX_DEPTH,
   maxRoomsPerConnection: 100,
   maxConnectionsPerUser: 20,
+  maxEventLoopDelayMs: 1000,
   rate: { perSecond: 50, burst: 100 },
   refusals: { perSecond: 10, burst: 500 },
   idleTimeoutMs: 15 * 60 * 1000,

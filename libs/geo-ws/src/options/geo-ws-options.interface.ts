@@ -104,6 +104,14 @@ export interface GeoWsLimits {
    */
   maxConnectionsPerUser?: number;
   /**
+   * Load shedding: while this instance's event loop lags more than this (the longest delay
+   * of each 500 ms), new connections are refused with HTTP 503 `UNAVAILABLE` and
+   * `Retry-After: 1`. A herd of arrivals (another region's clients failing over here) then
+   * backs off or goes to another region instead of slowing the clients already here;
+   * connections already open are never touched. Default 1000; 0 turns it off.
+   */
+  maxEventLoopDelayMs?: number;
+  /**
    * Token bucket per connection. Every frame takes a token, well-formed or not, so garbage
    * costs as much as a publish. Default 50 frames/s, bursts of 100.
    */
@@ -165,6 +173,8 @@ export interface ResolvedGeoWsLimits {
   maxRoomsPerConnection: number;
   /** 0: no limit. */
   maxConnectionsPerUser: number;
+  /** 0: no load shedding. */
+  maxEventLoopDelayMs: number;
   rate: { perSecond: number; burst: number };
   refusals: { perSecond: number; burst: number };
   idleTimeoutMs: number;

@@ -18,6 +18,7 @@ describe('resolveOptions', () => {
       maxDepth: 32,
       maxRoomsPerConnection: 100,
       maxConnectionsPerUser: 20,
+      maxEventLoopDelayMs: 1000,
       rate: { perSecond: 50, burst: 100 },
       refusals: { perSecond: 10, burst: 500 },
       idleTimeoutMs: 900_000,

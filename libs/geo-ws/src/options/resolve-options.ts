@@ -181,6 +181,11 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
         DEFAULT_LIMITS.maxConnectionsPerUser,
         'limits.maxConnectionsPerUser',
       ),
+      maxEventLoopDelayMs: positiveIntegerOrOff(
+        limits.maxEventLoopDelayMs,
+        DEFAULT_LIMITS.maxEventLoopDelayMs,
+        'limits.maxEventLoopDelayMs',
+      ),
       rate: bucket(limits.rate, DEFAULT_LIMITS.rate, 'limits.rate'),
       refusals: bucket(limits.refusals, DEFAULT_LIMITS.refusals, 'limits.refusals'),
       idleTimeoutMs:
