@@ -22,16 +22,16 @@ describe('RetrySchedule', () => {
     jest.restoreAllMocks();
   });
 
-  it('a lost connection: full-jitter backoff growing with each failed attempt; after failoverAfter of them, the next region from attempt 0', () => {
+  it('a lost connection: full-jitter backoff growing with each failed attempt; after failoverAfter of them, the next region at once, then from attempt 1', () => {
     const schedule = new RetrySchedule({ backoff, failoverAfter: 3 });
     const delays = [1, 2, 3, 4].map(() => schedule.afterClose(1006, 0, regions(2)));
-    expect(delays).toEqual([50, 100, 50, 100]); // the third failure moved on: attempts start again
+    expect(delays).toEqual([50, 100, 0, 100]); // the third failure moved on at once: attempts start again
     expect([failovers, schedule.attempt]).toEqual([1, 2]);
   });
 
   it('by default the lost region is tried once more, then the next one', () => {
     const schedule = new RetrySchedule({ backoff });
-    expect([1, 2, 3].map(() => schedule.afterClose(1006, 0, regions(3)))).toEqual([50, 50, 100]);
+    expect([1, 2, 3].map(() => schedule.afterClose(1006, 0, regions(3)))).toEqual([50, 0, 100]);
     expect(failovers).toBe(1);
   });
 
