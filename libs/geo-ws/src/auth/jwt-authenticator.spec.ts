@@ -1,4 +1,5 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import { webcrypto } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { jwtAuthenticator } from './jwt-authenticator.js';
 
@@ -66,5 +67,33 @@ describe('jwtAuthenticator: what a principal holds for its connection', () => {
     expect(ana?.rooms).toEqual([]);
     expect(ana?.claims?.rooms).toBe('lobby');
     expect(ana?.claims).toMatchObject({ iss: 'iss', aud: 'aud', sub: 'ana' });
+  });
+});
+
+describe('jwtAuthenticator: a shared secret', () => {
+  const signWith = (alg: string, secret = SECRET): Promise<string> =>
+    new SignJWT({})
+      .setProtectedHeader({ alg })
+      .setSubject('ana')
+      .setIssuer('iss')
+      .setAudience('aud')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(secret));
+
+  it('verifies each allowed HS algorithm with its own key, many tokens with one import, and refuses the others', async () => {
+    const tokens = await Promise.all([signWith('HS256'), signWith('HS384'), signWith('HS256')]);
+    const imports = jest.spyOn(webcrypto.subtle, 'importKey');
+    const authenticate = jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET, algorithms: ['HS256', 'HS384'] });
+    for (const token of tokens) expect(await authenticate({ url, token })).toMatchObject({ id: 'ana' });
+    expect(imports).toHaveBeenCalledTimes(2); // one key per algorithm, none per token
+    imports.mockRestore();
+    expect(await authenticate({ url, token: await signWith('HS512') })).toBeNull();
+    expect(await authenticate({ url, token: await signWith('HS256', 'another-secret-that-is-long-enough-too!!') })).toBeNull();
+  });
+
+  it('is refused with an algorithm that is not HS256, HS384 or HS512', () => {
+    expect(() => jwtAuthenticator({ issuer: 'iss', audience: 'aud', secret: SECRET, algorithms: ['HS257'] })).toThrow(
+      'a secret verifies HS256, HS384 and HS512 only',
+    );
   });
 });
