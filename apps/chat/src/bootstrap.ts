@@ -36,7 +36,7 @@ export async function startRegion(config: RegionConfig, transport: GeoTransportF
   app.enableShutdownHooks();
   // app.listen() has no backlog parameter: init, then listen with Node's options object.
   await app.init();
-  const server = app.getHttpServer() as Server;
+  const server: Server = app.getHttpServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => {
