@@ -1,26 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import WebSocket from 'ws';
 import { deployRegions, type Deployment } from './support/regions.js';
+import { handshakeResponse } from './support/tokens.js';
 import { WsTestClient } from './support/ws-test-client.js';
 
-/** The upgrade's outcome with the refusal's `Retry-After` header and body. */
-function upgrade(url: string): Promise<{ status: number; retryAfter?: string; body?: { code: string; message: string } }> {
-  return new Promise((resolve) => {
-    const socket = new WebSocket(`${url}?name=arrival`);
-    socket.once('open', () => {
-      resolve({ status: 101 });
-      socket.close();
-    });
-    socket.once('unexpected-response', (_request, response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, retryAfter: response.headers['retry-after'], body: JSON.parse(text) }),
-      );
-    });
-    socket.once('error', () => undefined);
-  });
-}
+/** The upgrade of a new client of the fixture app (its authenticator takes a `name`). */
+const upgrade = (wsUrl: string) => handshakeResponse(`${wsUrl}?name=arrival`);
 
 /** Stalls this process's event loop (the region runs in it) for `ms` of every `everyMs`, as a herd of arrivals would. */
 function stallLoop(ms: number, everyMs: number): () => void {

@@ -18,10 +18,19 @@ export function signTestToken(secret: string, sub: string, claims: { regions?: s
 }
 
 /** The upgrade's outcome: 101, or the HTTP status and `code` of the refusal. */
-export function handshakeOutcome(
+export async function handshakeOutcome(
   url: string,
   options: { token?: string; origin?: string } = {},
 ): Promise<{ status: number; code?: string }> {
+  const { status, body } = await handshakeResponse(url, options);
+  return status === 101 ? { status } : { status, code: body?.code };
+}
+
+/** The upgrade's outcome in full: 101, or the refusal's status, `Retry-After` header and JSON body. */
+export function handshakeResponse(
+  url: string,
+  options: { token?: string; origin?: string } = {},
+): Promise<{ status: number; retryAfter?: string; body?: { code?: string; message?: string } }> {
   return new Promise((resolve) => {
     const protocols = ['geo-ws.v1', ...(options.token ? [`bearer.${options.token}`] : [])];
     const socket = new WebSocket(url, protocols, options.origin ? { origin: options.origin } : {});
@@ -33,7 +42,11 @@ export function handshakeOutcome(
       let text = '';
       response.on('data', (chunk: Buffer) => (text += chunk.toString()));
       response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, code: text ? (JSON.parse(text) as { code?: string }).code : undefined }),
+        resolve({
+          status: response.statusCode ?? 0,
+          retryAfter: response.headers['retry-after'],
+          body: text ? (JSON.parse(text) as { code?: string; message?: string }) : undefined,
+        }),
       );
     });
     socket.once('error', () => undefined);
