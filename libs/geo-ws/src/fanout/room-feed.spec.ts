@@ -418,4 +418,38 @@ describe('RoomFeeds', () => {
     for (const member of members) expect(member.events.map((event) => event.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     expect(reads).toBe(3); // after 0, 10, 20
   });
+
+  it('a feed that does not open in time fails its joins with UNAVAILABLE, and what it opened late is closed', async () => {
+    const { reader } = await setup();
+    const tail = reader.tail.bind(reader);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let closedLate = 0;
+    reader.tail = async (...args) => {
+      await released; // the broker's answer comes, but only after the joins gave up
+      const subscription = await tail(...args);
+      return {
+        close: () => {
+          closedLate++;
+          return subscription.close();
+        },
+      };
+    };
+    const feeds = new RoomFeeds(reader, new ReplayBudget(unlimited), undefined, 50);
+    const announced: JoinOutcome[] = [];
+    const joins = [new Member(), new Member()].map((member) => feeds.join(log, member, {}, (outcome) => announced.push(outcome)));
+    for (const join of joins)
+      await expect(join).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringMatching(/did not open its feed within 50 ms; join it again/),
+      });
+    expect([announced, feeds.count]).toEqual([[], 0]);
+    release();
+    await waitFor(() => closedLate === 1, 'the late tail to be closed');
+    // A new join opens a new feed and is answered.
+    reader.tail = tail;
+    await feeds.join(log, new Member(), {}, (outcome) => announced.push(outcome));
+    expect(announced).toHaveLength(1);
+    expect(feeds.count).toBe(1);
+  });
 });

@@ -1,9 +1,20 @@
+import { GeoErrorCode } from '../errors/geo-error-code.js';
+import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type GeoLogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
 import { FeedBreakLog } from './feed-break-log.js';
 import { RoomFeed, type FeedHost, type FeedMember, type FeedObserver } from './room-feed.js';
+
+/**
+ * The longest a feed may take to open (the log's head, its live tail, its ephemeral
+ * subscription). Past it, the joins waiting for the feed get `UNAVAILABLE` and join again, so
+ * a join is always answered. A broker reply that never comes would otherwise hold the
+ * joins for good. CI saw one once: a join after a Redis restart, under load, waited 20 s and
+ * got no answer.
+ */
+export const FEED_OPEN_TIMEOUT_MS = 10_000;
 
 /**
  * This node's feeds: one per log that has at least one local member.
@@ -27,6 +38,7 @@ export class RoomFeeds implements FeedHost {
     readonly budget: ReplayBudget,
     /** Metrics, when they are on. */
     readonly observer?: FeedObserver,
+    private readonly openTimeoutMs = FEED_OPEN_TIMEOUT_MS,
   ) {}
 
   /** Number of open feeds (one broker tail each). */
@@ -121,11 +133,30 @@ export class RoomFeeds implements FeedHost {
     const feed = new RoomFeed(this, log);
     if (log.scope === 'global') this.global.set(log.room, feed);
     else this.regional.set(logKey(log), feed);
-    feed.opening = feed.open().then(
+    const opened = feed.open();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new GeoProtocolError(
+            GeoErrorCode.UNAVAILABLE,
+            `room "${log.room}": the broker did not open its feed within ${this.openTimeoutMs} ms; join it again`,
+          ),
+        );
+        // Whatever it opened by the time it finishes goes too: a new join opens a new feed.
+        opened.then(
+          () => void feed.close(),
+          () => undefined,
+        );
+      }, this.openTimeoutMs);
+    });
+    feed.opening = Promise.race([opened, late]).then(
       () => {
+        clearTimeout(timer);
         feed.opening = undefined;
       },
       (error: unknown) => {
+        clearTimeout(timer);
         this.forget(feed);
         throw error;
       },
