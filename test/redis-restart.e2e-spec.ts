@@ -114,6 +114,8 @@ describe('Redis primary restarted', () => {
       expect(member.errors()).toEqual([]); // no "log was reset; join it again"
       expect(writer.errors().filter((error) => error.code !== 'UNAVAILABLE')).toEqual([]); // only retries while Redis was down
 
+      // geo.joined says where eu's feed is: once its member there has 90, so has the feed.
+      await writer.waitForEvents(room, 90);
       const resumer = await connect('eu', 'resumer');
       const joined = await resumer.join(room, { since: 60, epoch });
       expect(joined).toMatchObject({ recovered: true, epoch, seq: 90 });

@@ -441,7 +441,7 @@ describe('RoomFeeds', () => {
     for (const join of joins)
       await expect(join).rejects.toMatchObject({
         code: 'UNAVAILABLE',
-        message: expect.stringMatching(/did not open its feed within 50 ms; join it again/),
+        message: expect.stringMatching(/no answer from the broker within 50 ms; join it again/),
       });
     expect([announced, feeds.count]).toEqual([[], 0]);
     release();
@@ -451,5 +451,28 @@ describe('RoomFeeds', () => {
     await feeds.join(log, new Member(), {}, (outcome) => announced.push(outcome));
     expect(announced).toHaveLength(1);
     expect(feeds.count).toBe(1);
+  });
+
+  it('a resume whose history read never returns is answered UNAVAILABLE in time, and the next join reads again', async () => {
+    const { writer, reader } = await setup(0, context.retention, { recentEvents: 0 });
+    for (let i = 0; i < 5; i++) await append(writer);
+    const read = reader.read.bind(reader);
+    reader.read = () => new Promise(() => undefined); // a broker that never answers
+    const feeds = new RoomFeeds(reader, new ReplayBudget(unlimited), undefined, 50);
+    await feeds.join(log, new Member(), {}, () => undefined); // the feed is open, a bystander in it
+    const stuck = new Member();
+    const announced: JoinOutcome[] = [];
+    await expect(feeds.join(log, stuck, { since: 0 }, (outcome) => announced.push(outcome))).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/no answer from the broker within 50 ms; join it again/),
+    });
+    expect(announced).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 60)); // the pending read is shared no more
+    reader.read = read;
+    const next = new Member();
+    await feeds.join(log, next, { since: 0 }, (outcome) => announced.push(outcome));
+    await waitFor(() => next.events.length === 5, 'the replay of the next join');
+    expect(announced).toHaveLength(1);
+    expect(stuck.events).toEqual([]);
   });
 });
