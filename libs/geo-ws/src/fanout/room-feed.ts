@@ -46,8 +46,6 @@ export interface FeedHost {
   broken(feed: RoomFeed, reason: string): void;
   /** The feed started holding recent events: the host sweeps them from now on (see {@link RecentEvents}). */
   holding(feed: RoomFeed): void;
-  /** How long a join waits for its outcome (`JOIN_ANSWER_MS`): a read pending longer is shared no more. */
-  readonly answerTimeoutMs: number;
 }
 
 /** A member whose replay runs: live events for it are held until the replay hands over. */
@@ -324,15 +322,10 @@ export class RoomFeed {
       const { budget, transport } = this.host;
       page = budget.read(() => transport.read(this.log, after, budget.limits.batchSize));
       reads.set(after, page);
-      const shared = page;
       const done = (): void => {
-        clearTimeout(expiry);
-        if (reads.get(after) !== shared) return;
         reads.delete(after);
         if (reads.size === 0 && this.reads === reads) this.reads = undefined;
       };
-      // A read the broker never answers is shared no longer than a join waits for it.
-      const expiry = setTimeout(done, this.host.answerTimeoutMs).unref();
       page.then(done, done);
     }
     return page;

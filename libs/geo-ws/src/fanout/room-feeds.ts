@@ -1,21 +1,9 @@
-import { GeoErrorCode } from '../errors/geo-error-code.js';
-import { GeoProtocolError } from '../errors/geo-protocol.error.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type GeoLogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
 import type { JoinOutcome, JoinPosition } from '../protocol/frames.js';
 import { FeedBreakLog } from './feed-break-log.js';
 import { RoomFeed, type FeedHost, type FeedMember, type FeedObserver } from './room-feed.js';
-
-/**
- * The longest a join waits for its outcome: the feed's opening (the log's head, its live
- * tail, its ephemeral subscription) and, for a resume, its first history read. Past it the
- * join gets `UNAVAILABLE` and the client joins again. A feed not open by then is dropped, and
- * a shared read still pending is no longer shared, so the next join asks the broker again.
- * A broker reply that never comes would otherwise hold joins for good. CI saw it once: a join
- * after a Redis restart, under load, got no answer for 20 s.
- */
-export const JOIN_ANSWER_MS = 10_000;
 
 /**
  * This node's feeds: one per log that has at least one local member.
@@ -39,7 +27,6 @@ export class RoomFeeds implements FeedHost {
     readonly budget: ReplayBudget,
     /** Metrics, when they are on. */
     readonly observer?: FeedObserver,
-    readonly answerTimeoutMs = JOIN_ANSWER_MS,
   ) {}
 
   /** Number of open feeds (one broker tail each). */
@@ -47,44 +34,7 @@ export class RoomFeeds implements FeedHost {
     return this.global.size + this.regional.size;
   }
 
-  /**
-   * Adds `member` to the log's feed (opened if needed). `announce` runs once the outcome is
-   * known, within {@link JOIN_ANSWER_MS}. Past it, the join fails with `UNAVAILABLE`,
-   * the member is taken out, and a late outcome is dropped: a join is always answered, even
-   * when a broker read never returns.
-   */
   async join(log: GeoLogRef, member: FeedMember, position: JoinPosition, announce: (outcome: JoinOutcome) => void): Promise<void> {
-    let state: 'waiting' | 'announced' | 'late' = 'waiting';
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        if (state !== 'waiting') return;
-        state = 'late';
-        this.leave(log, member);
-        reject(this.noAnswer(log));
-      }, this.answerTimeoutMs).unref();
-    });
-    const answer = (outcome: JoinOutcome): void => {
-      if (state === 'late') {
-        this.leave(log, member);
-        return;
-      }
-      state = 'announced';
-      announce(outcome);
-    };
-    try {
-      await Promise.race([this.joinFeed(log, member, position, answer), late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private async joinFeed(
-    log: GeoLogRef,
-    member: FeedMember,
-    position: JoinPosition,
-    announce: (outcome: JoinOutcome) => void,
-  ): Promise<void> {
     const feed = this.find(log) ?? this.open(log);
     if (feed.opening) {
       feed.waiting++;
@@ -171,37 +121,16 @@ export class RoomFeeds implements FeedHost {
     const feed = new RoomFeed(this, log);
     if (log.scope === 'global') this.global.set(log.room, feed);
     else this.regional.set(logKey(log), feed);
-    const opened = feed.open();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(this.noAnswer(log));
-        // Whatever it opened by the time it finishes goes too: a new join opens a new feed.
-        opened.then(
-          () => void feed.close(),
-          () => undefined,
-        );
-      }, this.answerTimeoutMs).unref();
-    });
-    feed.opening = Promise.race([opened, late]).then(
+    feed.opening = feed.open().then(
       () => {
-        clearTimeout(timer);
         feed.opening = undefined;
       },
       (error: unknown) => {
-        clearTimeout(timer);
         this.forget(feed);
         throw error;
       },
     );
     return feed;
-  }
-
-  private noAnswer(log: GeoLogRef): GeoProtocolError {
-    return new GeoProtocolError(
-      GeoErrorCode.UNAVAILABLE,
-      `room "${log.room}": no answer from the broker within ${this.answerTimeoutMs} ms; join it again`,
-    );
   }
 
   private find(log: GeoLogRef): RoomFeed | undefined {
