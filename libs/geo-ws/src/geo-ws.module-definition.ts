@@ -17,8 +17,9 @@ export const {
     ...definition,
     global: extras.isGlobal,
     // The HTTP endpoints (`/healthz`, `/readyz`, `/geo/regions`, `/geo/presence/:room`,
-    // `/geo/handshake`); `endpoints: false` leaves them out (the client SDK probes the first
-    // three, and asks the last when its WebSocket cannot read why an upgrade was refused).
+    // `/geo/rooms/:room`, `/geo/handshake`); `endpoints: false` leaves them out (the client
+    // SDK probes the first three, and asks the last when its WebSocket cannot read why an
+    // upgrade was refused).
     controllers: extras.endpoints ? [GeoHealthController, GeoDirectoryController, GeoHandshakeController] : [],
   }))
   .build();

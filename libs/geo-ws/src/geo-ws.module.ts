@@ -49,6 +49,7 @@ import { GeoTransport } from './transport/geo-transport.interface.js';
           regions: [...options.regions.keys()],
           dedupWindowMs: options.log.dedupWindowMs,
           retention: options.log.retention,
+          placeRoom: options.placeRoom,
         });
         try {
           await transport.connect();

@@ -40,7 +40,7 @@ export type { GeoAuthenticator, GeoHandshake, GeoPrincipal } from './auth/geo-pr
 // The running server (revocation, readiness) and the wire protocol's names
 export { GeoWsServer } from './gateway/geo-ws.server.js';
 export { GEO_MSGPACK_SUBPROTOCOL, GEO_SUBPROTOCOL, GeoCloseCode, GeoFrame, type GeoWireCodec } from './protocol/wire.js';
-export type { GeoRegionDirectory } from './directory/geo-directory.controller.js';
+export type { GeoRegionDirectory, GeoRoomHomeAnswer } from './directory/geo-directory.controller.js';
 
 // Transports, and what a transport author implements
 export { memoryTransport, type GeoMemoryTransportOptions } from './transport/memory/memory.transport.js';
@@ -60,6 +60,7 @@ export {
 } from './transport/geo-transport.interface.js';
 export type { GeoPresenceMember, GeoRevocationWatch, GeoSessionState, GeoStateStore } from './transport/geo-state-store.interface.js';
 export { globalLog, regionalLog, type GeoLogRef } from './transport/log-ref.js';
+export type { GeoPlacement, GeoRoomHome } from './transport/room-home.js';
 
 // Deprecated: the names before the Geo prefix, removed in 0.2.0
 /* eslint-disable @typescript-eslint/no-deprecated -- handing the old names on is what they are kept for */

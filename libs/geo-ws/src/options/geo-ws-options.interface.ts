@@ -1,4 +1,5 @@
 import type { GeoTransportFactory } from '../transport/geo-transport.interface.js';
+import type { GeoPlacement } from '../transport/room-home.js';
 import type { GeoAuthenticator } from '../auth/geo-principal.js';
 import type { GeoMetricsOptions, ResolvedGeoMetricsOptions } from '../metrics/geo-metrics.options.js';
 
@@ -22,6 +23,15 @@ export interface GeoWsModuleOptions {
   regions: Record<string, string | GeoRegionEndpoint>;
   /** The room log. @example memoryTransport(), natsTransport({...}), redisTransport({...}) */
   transport: GeoTransportFactory;
+  /**
+   * The home region of each global room: where its log lives and its events are ordered.
+   * Members in the home region get their room's events without a round trip to another
+   * region; appends from elsewhere pay one. Called at a room's first append, on transports
+   * that place rooms one by one (memory, NATS with `roomHomes`; docs/TRANSPORTS.md).
+   * Default: the region that appends first.
+   * @example placement: (room) => room.split(':')[0] // rooms named "eu:support-42" live in eu
+   */
+  placement?: GeoPlacement;
   /** The WebSocket path on the app's HTTP server. Default `/ws`. */
   path?: string;
   /**
@@ -197,6 +207,8 @@ export interface ResolvedGeoWsOptions {
   region: string;
   regions: ReadonlyMap<string, Required<GeoRegionEndpoint>>;
   transport: GeoTransportFactory;
+  /** The home of a room this region appends first: `placement`'s answer, checked, or this region. */
+  placeRoom: (room: string) => string;
   path: string;
   authenticate: GeoAuthenticator;
   allowedOrigins: ReadonlySet<string> | undefined;

@@ -15,6 +15,7 @@ import {
 } from './defaults.js';
 import { resolveMetricsOptions } from '../metrics/geo-metrics.options.js';
 import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from './geo-ws-options.interface.js';
+import type { GeoPlacement } from '../transport/room-home.js';
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -164,6 +165,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
   return {
     region: options.region,
     regions,
+    placeRoom: roomPlacement(options.placement, options.region, names),
     transport: options.transport,
     path,
     authenticate: options.authenticate ?? anonymous,
@@ -227,5 +229,25 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     presenceTtlMs: !options.presence
       ? undefined
       : positiveInteger(options.presence === true ? undefined : options.presence.ttlMs, DEFAULT_PRESENCE_TTL_MS, 'presence.ttlMs'),
+  };
+}
+
+/**
+ * `placement` as transports call it: its answer must name a region. A wrong answer fails
+ * the append with a message that names the room and the answer (the event is not stored;
+ * the client may retry once the app is fixed), not a boot error: it depends on the room.
+ */
+function roomPlacement(placement: GeoPlacement | undefined, region: string, regions: readonly string[]): (room: string) => string {
+  if (placement === undefined) return () => region;
+  if (typeof placement !== 'function')
+    throw new GeoConfigError(`placement must be a function (room, { region, regions }) => region, got ${typeof placement}.`);
+  return (room) => {
+    const home = placement(room, { region, regions }) ?? region;
+    if (!regions.includes(home)) {
+      throw new GeoConfigError(
+        `placement returned ${JSON.stringify(home)} for room "${room}": it must return one of ${regions.join(', ')}, or undefined.`,
+      );
+    }
+    return home;
   };
 }

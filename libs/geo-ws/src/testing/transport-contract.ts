@@ -36,6 +36,12 @@ export interface GeoTransportContractOptions {
    */
   gapFreeSeq?: boolean;
   /**
+   * True when the transport places each global room's log in its own home region
+   * (`home()` answers `placement: 'per-room'`): the first append places the room, in the
+   * region `placeRoom` names. Default false (`fixed`: every log in one place).
+   */
+  roomHomes?: boolean;
+  /**
    * The test framework's functions. Default: the globals Jest defines (and Vitest with
    * `globals: true`); with Vitest's default config pass them:
    * `testApi: { describe, it, expect, afterEach }` imported from `vitest`.
@@ -654,6 +660,68 @@ export function describeTransportContract(name: string, options: GeoTransportCon
       },
       timeout,
     );
+
+    it(
+      'homes: every region names the same home for a room; asking places nothing',
+      async () => {
+        const transports = await deploy();
+        const log = globalLog(room('home'));
+        const before = await Promise.all(transports.map((transport) => transport.home(log.room)));
+        const placement = before[0].placement;
+        expect(placement).toBe(options.roomHomes ? 'per-room' : 'fixed');
+        for (const home of before) expect(home).toEqual(before[0]);
+        if (options.roomHomes) expect(before[0]).toEqual({ room: log.room, region: null, term: 0, placement });
+        await transports[1].append(log, draft(log, regions[1]));
+        const after = await Promise.all(transports.map((transport) => transport.home(log.room)));
+        for (const home of after) expect(home).toEqual(after[0]);
+        // Without per-room homes, appends change nothing; with them, the first one placed the room where it was made.
+        if (options.roomHomes) expect(after[0]).toEqual({ room: log.room, region: regions[1], term: 1, placement });
+        else expect(after[0]).toEqual(before[0]);
+      },
+      timeout,
+    );
+
+    if (options.roomHomes) {
+      it(
+        'homes: placement chooses the home at the first append; later appends from anywhere keep it',
+        async () => {
+          const last = regions[regions.length - 1];
+          const transports = await deploy({ placeRoom: (name) => (name.startsWith('placed-') ? last : regions[0]) });
+          const log = globalLog(room('placed'));
+          await transports[0].append(log, draft(log, regions[0]));
+          for (const [i, transport] of transports.entries()) await transport.append(log, draft(log, regions[i]));
+          for (const transport of transports) expect(await transport.home(log.room)).toMatchObject({ region: last, term: 1 });
+        },
+        timeout,
+      );
+
+      it(
+        'homes: first appends racing from every region agree on one home and one order',
+        async () => {
+          const transports = await deploy();
+          const log = globalLog(room('race'));
+          const tails = transports.map(() => [] as GeoLoggedEnvelope[]);
+          await Promise.all(transports.map((transport, i) => transport.tail(log, 0, (event) => tails[i].push(event))));
+          const acks = await Promise.all(
+            transports.map(async (transport, i) => {
+              const own: number[] = [];
+              for (let n = 0; n < 5; n++) own.push((await transport.append(log, draft(log, regions[i], { n }))).seq);
+              return own;
+            }),
+          );
+          const total = 5 * transports.length;
+          await waitFor(() => tails.every((tail) => tail.length >= total), `${total} events on every tail`, timeout / 2);
+          const homes = await Promise.all(transports.map((transport) => transport.home(log.room)));
+          expect(homes.map((home) => home.region).every((region) => region === homes[0].region)).toBe(true);
+          expect(regions.includes(homes[0].region ?? '')).toBe(true);
+          const reference = (await transports[0].read(log, 0, 100)).events;
+          expect(seqs(reference).sort((a, b) => a - b)).toEqual(acks.flat().sort((a, b) => a - b));
+          expectLogOrder(seqs(reference));
+          for (const tail of tails) expect(tail).toEqual(reference);
+        },
+        timeout,
+      );
+    }
   });
 
   describeRevocationChannel(name, options, regions, timeout, { describe, it, expect, afterEach });

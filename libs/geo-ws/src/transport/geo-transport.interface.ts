@@ -1,6 +1,7 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoStateStore } from './geo-state-store.interface.js';
 import type { GeoLogRef } from './log-ref.js';
+import type { GeoRoomHome } from './room-home.js';
 
 /**
  * The room log: the one pluggable part that gives geo-ws its guarantees.
@@ -86,6 +87,14 @@ export interface GeoTransport {
   /** Receives ephemeral events published on this log by any region. */
   subscribeEphemeral(log: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription>;
 
+  /**
+   * Where a global room's log lives and under which fencing term (`GET /geo/rooms/:room`).
+   * Transports that place each room's log in its own home region (memory, NATS with
+   * `roomHomes`) answer `placement: 'per-room'`; others `fixed`. Reads only: asking
+   * places nothing.
+   */
+  home(room: string): Promise<GeoRoomHome>;
+
   /** Sessions, revocations and presence, on the same broker (G6). */
   readonly state: GeoStateStore;
 
@@ -157,6 +166,11 @@ export interface GeoTransportContext {
   dedupWindowMs: number;
   /** History retention: whichever limit is reached first trims the log. */
   retention: { maxEvents: number; maxAgeMs: number };
+  /**
+   * The home region of a global room whose first event this region appends
+   * (`GeoWsModuleOptions.placement`, checked to name a region). Default: this region.
+   */
+  placeRoom?: (room: string) => string;
 }
 
 /**

@@ -1,14 +1,16 @@
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { logKey, type GeoLogRef } from '../log-ref.js';
+import type { GeoRoomHome } from '../room-home.js';
 import { randomUUID } from 'node:crypto';
 import { MemoryStateStore } from './memory-state.store.js';
 
 /** Options of the simulated network shared by the regions of one process. */
 export interface GeoMemoryNetworkOptions {
   /**
-   * The region whose "broker" holds global logs. Appends from other regions pay a round
-   * trip to it and their live tails one trip from it. Default: the first region that
-   * connects.
+   * The region whose "broker" holds every global log (`placement: 'fixed'`). Default: none,
+   * each room's log lives in its own home region, chosen by its first append (the
+   * module's `placement`). Appends from other regions pay a round trip to the home, and
+   * their live tails one trip from it.
    */
   home?: string;
   /**
@@ -127,7 +129,9 @@ export class GeoMemoryNetwork {
   private readonly ephemeralListeners = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
   private readonly isolated = new Set<string>();
   private readonly isolationListeners = new Set<(region: string, isolated: boolean) => void>();
-  private home: string | undefined;
+  /** Home region of each global room that had an event (per-room placement). */
+  private readonly homes = new Map<string, string>();
+  private readonly home: string | undefined;
   /** Sessions, revocations and presence shared by the regions of this network. */
   readonly state = new MemoryStateStore();
 
@@ -135,14 +139,29 @@ export class GeoMemoryNetwork {
     this.home = options.home;
   }
 
-  /** @internal Called by each region's transport on connect. */
-  attach(region: string): void {
-    this.home ??= region;
+  /**
+   * The region that holds `log`: its own region for regional logs, the room's home for
+   * global ones; `from` for a room with no home yet (it has nothing to read).
+   */
+  homeOf(log: GeoLogRef, from: string): string {
+    if (log.scope === 'regional') return log.region;
+    return this.home ?? this.homes.get(log.room) ?? from;
   }
 
-  /** The region that holds `log`: its own region for regional logs, the home region otherwise. */
-  homeOf(log: GeoLogRef): string {
-    return log.scope === 'regional' ? log.region : (this.home ?? 'home');
+  /** The home of `log`, placing a global room in `chosen` if it has none: the first append decides. */
+  place(log: GeoLogRef, chosen: string): string {
+    if (log.scope === 'regional') return log.region;
+    if (this.home) return this.home;
+    const home = this.homes.get(log.room);
+    if (home) return home;
+    this.homes.set(log.room, chosen);
+    return chosen;
+  }
+
+  roomHome(room: string): GeoRoomHome {
+    if (this.home) return { room, region: this.home, term: 1, placement: 'fixed' };
+    const region = this.homes.get(room) ?? null;
+    return { room, region, term: region ? 1 : 0, placement: 'per-room' };
   }
 
   delay(from: string, to: string): number {

@@ -8,11 +8,19 @@ import { memoryTransport, type MemoryTransport } from './memory.transport.js';
 describeTransportContract('memory', {
   newCluster: () => ({ transport: memoryTransport({ network: new GeoMemoryNetwork() }) }),
   gapFreeSeq: true,
+  roomHomes: true,
 });
 
 // Given the framework's functions (as a Vitest suite without globals does), not its globals.
 describeTransportContract('memory with 30 ms between regions', {
   newCluster: () => ({ transport: memoryTransport({ network: new GeoMemoryNetwork({ delayMs: 30 }) }) }),
+  gapFreeSeq: true,
+  roomHomes: true,
+  testApi: { describe, it, expect, afterEach },
+});
+
+describeTransportContract('memory with every log in one home region', {
+  newCluster: () => ({ transport: memoryTransport({ network: new GeoMemoryNetwork({ home: 'eu', delayMs: 5 }) }) }),
   gapFreeSeq: true,
   testApi: { describe, it, expect, afterEach },
 });

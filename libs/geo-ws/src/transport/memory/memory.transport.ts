@@ -10,6 +10,7 @@ import type {
 } from '../geo-transport.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoLogRef } from '../log-ref.js';
+import type { GeoRoomHome } from '../room-home.js';
 import { DelayedQueue } from './delayed-queue.js';
 import { GeoMemoryNetwork, type MemoryLog } from './memory-network.js';
 import { settle } from './settle.js';
@@ -54,7 +55,6 @@ export class MemoryTransport implements GeoTransport {
   connect(): Promise<void> {
     return settle(() => {
       if (this.closed) throw new GeoTransportUnavailableError('the memory transport was closed; connect a new one');
-      this.network.attach(this.context.region);
       this.connected = true;
     });
   }
@@ -64,7 +64,10 @@ export class MemoryTransport implements GeoTransport {
   }
 
   async append(ref: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
-    const home = this.network.homeOf(ref);
+    this.assertUsable();
+    const { region, placeRoom } = this.context;
+    // Decided at once, as the broker's record would be: concurrent first appends agree.
+    const home = this.network.place(ref, placeRoom?.(ref.room) ?? region);
     await this.travel(this.context.region, home);
     const log = this.logOf(ref);
     const result = log.append(draft);
@@ -73,7 +76,7 @@ export class MemoryTransport implements GeoTransport {
   }
 
   async read(ref: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
-    const home = this.network.homeOf(ref);
+    const home = this.network.homeOf(ref, this.context.region);
     await this.travel(this.context.region, home);
     const log = this.logOf(ref, false);
     const { events, truncated } = log.after(afterSeq, limit);
@@ -83,7 +86,7 @@ export class MemoryTransport implements GeoTransport {
   }
 
   async head(ref: GeoLogRef): Promise<GeoLogHead> {
-    const home = this.network.homeOf(ref);
+    const home = this.network.homeOf(ref, this.context.region);
     await this.travel(this.context.region, home);
     const log = this.logOf(ref, false);
     const head = { epoch: log.epoch, firstSeq: log.firstSeq, lastSeq: log.lastSeq };
@@ -105,7 +108,10 @@ export class MemoryTransport implements GeoTransport {
       this.assertUsable();
       const from = this.context.region;
       // Fire and forget: at-most-once, like the real brokers' pub/sub path.
-      setTimeout(() => this.network.publishEphemeral(ref, envelope), this.network.delay(from, this.network.homeOf(ref)));
+      setTimeout(
+        () => this.network.publishEphemeral(ref, envelope),
+        this.network.delay(from, this.network.homeOf(ref, this.context.region)),
+      );
     });
   }
 
@@ -113,8 +119,15 @@ export class MemoryTransport implements GeoTransport {
     return settle(() => this.openEphemeral(ref, onEvent));
   }
 
+  home(room: string): Promise<GeoRoomHome> {
+    return settle(() => {
+      this.assertUsable();
+      return this.network.roomHome(room);
+    });
+  }
+
   async deleteLog(ref: GeoLogRef): Promise<void> {
-    await this.travel(this.context.region, this.network.homeOf(ref));
+    await this.travel(this.context.region, this.network.homeOf(ref, this.context.region));
     this.network.deleteLog(ref);
   }
 
@@ -134,7 +147,8 @@ export class MemoryTransport implements GeoTransport {
   ): GeoSubscription {
     this.assertUsable();
     const log = this.logOf(ref);
-    const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
+    // Asked per event: a room with no home yet when the tail opened gets one at its first append.
+    const delay = () => this.network.delay(this.network.homeOf(ref, this.context.region), this.context.region);
     let expected = afterSeq + 1;
     const queue = new DelayedQueue<GeoLoggedEnvelope>((event) => {
       if (event.seq !== expected) return; // never repeat, never skip silently
@@ -147,8 +161,8 @@ export class MemoryTransport implements GeoTransport {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${ref.room}" after seq ${afterSeq}: retention removed events after it`);
     }
-    for (const event of backlog.events) queue.push(event, delay);
-    const unlisten = log.listen((event) => queue.push(event, delay));
+    for (const event of backlog.events) queue.push(event, delay());
+    const unlisten = log.listen((event) => queue.push(event, delay()));
     const unwatchDeletion = log.onDeleted(() => {
       stop();
       onError?.(new GeoTransportUnavailableError(`log of room "${ref.room}" was deleted; its epoch changed`));
@@ -172,10 +186,10 @@ export class MemoryTransport implements GeoTransport {
 
   private openEphemeral(ref: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): GeoSubscription {
     this.assertUsable();
-    const delay = this.network.delay(this.network.homeOf(ref), this.context.region);
+    const { region } = this.context;
     const queue = new DelayedQueue<GeoEnvelopeDraft>(onEvent);
     const unlisten = this.network.listenEphemeral(ref, (envelope) => {
-      if (!this.network.isIsolated(this.context.region)) queue.push(envelope, delay);
+      if (!this.network.isIsolated(region)) queue.push(envelope, this.network.delay(this.network.homeOf(ref, region), region));
     });
     const stop = (): void => {
       unlisten();

@@ -14,6 +14,7 @@ import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { GeoLogRef } from '../log-ref.js';
+import type { GeoRoomHome } from '../room-home.js';
 import { loadNats, type NatsClients } from './load-nats.js';
 import { NatsAppends } from './nats-appends.js';
 import { NatsEpochs } from './nats-epochs.js';
@@ -180,6 +181,11 @@ export class NatsTransport implements GeoTransport {
         return Promise.resolve();
       },
     };
+  }
+
+  /** Without room homes every global log lives in the global stream, in `homeCluster` on a supercluster. */
+  home(room: string): Promise<GeoRoomHome> {
+    return Promise.resolve({ room, region: this.options.homeCluster ?? null, term: 0, placement: 'fixed' });
   }
 
   async deleteLog(log: GeoLogRef): Promise<void> {

@@ -14,6 +14,7 @@ import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
 import type { GeoLogRef } from '../log-ref.js';
+import type { GeoRoomHome } from '../room-home.js';
 import { RedisConnections, type AppendReply } from './redis-connections.js';
 import { RedisDataset } from './redis-dataset.js';
 import { EphemeralChannels } from './redis-ephemeral.js';
@@ -208,6 +209,11 @@ export class RedisTransport implements GeoTransport {
 
   subscribeEphemeral(log: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription> {
     return this.ephemeral.add(this.keys.ephemeral(log), onEvent);
+  }
+
+  /** Every global log lives with the primary (or the cluster), wherever the deployment put it. */
+  home(room: string): Promise<GeoRoomHome> {
+    return Promise.resolve({ room, region: null, term: 0, placement: 'fixed' });
   }
 
   async deleteLog(log: GeoLogRef): Promise<void> {
