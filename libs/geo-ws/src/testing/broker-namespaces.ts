@@ -10,7 +10,11 @@ export async function dropNatsNamespace(servers: string, namespace: string): Pro
   const { core, jetstream } = await loadNats();
   const names = new NatsNames(namespace);
   const buckets = new Set(Object.values(names.kv).map((bucket) => `KV_${bucket}`));
-  const ours = (stream: string) => stream === names.globalStream || stream.startsWith(`${names.globalStream}_R_`) || buckets.has(stream);
+  // The global stream, its regional (`_R_`) and room-home (`_H_`) streams, and the buckets.
+  const ours = (stream: string) =>
+    stream === names.globalStream ||
+    ['_R_', '_H_'].some((kind) => stream.startsWith(`${names.globalStream}${kind}`)) ||
+    buckets.has(stream);
   const nc = await core.connect({ servers });
   try {
     const jsm = await jetstream.jetstreamManager(nc);

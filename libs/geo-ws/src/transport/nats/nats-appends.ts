@@ -1,15 +1,18 @@
 import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js';
 import type { GeoAppendResult } from '../geo-transport.interface.js';
-import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, fullEpoch, joinEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
-import type { NatsNames } from './nats-names.js';
+import type { NatsLogRef, NatsNames } from './nats-names.js';
+import { generationPart, type NatsHomes } from './nats-homes.js';
 
 /** What an append needs to know about its log besides the event. */
 interface LogState {
+  /** The log with its home (room homes), whose stream the event goes to. */
+  located: NatsLogRef;
   logEpoch: string;
+  /** The epoch's second part: the stream's creation time, or the room's generation (room homes). */
   incarnation: string;
 }
 
@@ -29,9 +32,13 @@ export class NatsAppends {
     private readonly epochs: NatsEpochs,
     private readonly reads: NatsLogReader,
     private readonly clients: () => NatsClients,
+    /** Room homes: where each room's log lives; `undefined` without `roomHomes`. */
+    private readonly homes: NatsHomes | undefined,
+    /** The home of a room this region appends first. */
+    private readonly placeRoom: (room: string) => string,
   ) {}
 
-  append(log: GeoLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
+  append(log: NatsLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
     let clients: NatsClients;
     try {
       clients = this.clients();
@@ -41,11 +48,11 @@ export class NatsAppends {
     const key = this.names.logKey(log);
     const before = this.queued.get(key);
     const known = before ? undefined : this.known(log);
-    if (known) return this.send(clients, log, draft, known);
+    if (known) return this.send(clients, draft, known);
     // Look-ups first (or an earlier append of this log still waits for its own): queue,
     // and publish in turn. The turn resolves once published, not once acked.
     const turn = (before ?? Promise.resolve()).then(async () => ({
-      acked: this.send(clients, log, draft, this.known(log) ?? (await this.lookUp(log))),
+      acked: this.send(clients, draft, this.known(log) ?? (await this.lookUp(log))),
     }));
     const handedOver = turn.catch(() => undefined);
     this.queued.set(key, handedOver);
@@ -55,21 +62,28 @@ export class NatsAppends {
     return turn.then(({ acked }) => acked);
   }
 
-  /** The log's state from the caches, when both parts are cached. */
-  private known(log: GeoLogRef): LogState | undefined {
-    const logEpoch = this.epochs.cachedLogEpoch(log);
-    const incarnation = this.epochs.cachedIncarnation(this.names.stream(log));
+  /** The log's state from the caches, when every part is cached. */
+  private known(log: NatsLogRef): LogState | undefined {
+    const located = this.homes ? this.homes.cached(log) : log;
+    if (!located) return undefined;
+    const logEpoch = this.epochs.cachedLogEpoch(located);
+    const incarnation = located.home ? generationPart(located.home.generation) : this.epochs.cachedIncarnation(this.names.stream(located));
     if (logEpoch === undefined || incarnation === undefined) return undefined;
-    return { logEpoch, incarnation };
+    return { located, logEpoch, incarnation };
   }
 
-  private async lookUp(log: GeoLogRef): Promise<LogState> {
-    const [logEpoch, incarnation] = await Promise.all([this.epochs.logEpoch(log), this.epochs.incarnationOf(this.names.stream(log))]);
-    return { logEpoch, incarnation };
+  private async lookUp(log: NatsLogRef): Promise<LogState> {
+    const located = this.homes ? await this.homes.place(log, this.placeRoom(log.room)) : log;
+    const [logEpoch, incarnation] = await Promise.all([
+      this.epochs.logEpoch(located),
+      located.home ? generationPart(located.home.generation) : this.epochs.incarnationOf(this.names.stream(located)),
+    ]);
+    return { located, logEpoch, incarnation };
   }
 
   /** Publishes now (synchronously), resolves with the stream's answer. */
-  private async send({ nats, publisher }: NatsClients, log: GeoLogRef, draft: GeoEnvelopeDraft, state: LogState): Promise<GeoAppendResult> {
+  private async send({ nats, publisher }: NatsClients, draft: GeoEnvelopeDraft, state: LogState): Promise<GeoAppendResult> {
+    const log = state.located;
     const epoch = joinEpoch(state.logEpoch, state.incarnation);
     const headers = nats.core.headers();
     // Only the KV part: whichever stream the message lands in is its incarnation, even if

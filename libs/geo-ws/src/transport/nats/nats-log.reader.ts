@@ -3,11 +3,11 @@ import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoLogHead, GeoReadResult } from '../geo-transport.interface.js';
-import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs, type StreamHead } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
-import type { NatsNames } from './nats-names.js';
+import type { NatsLogRef, NatsNames } from './nats-names.js';
+import { generationPart, HomeStreamReplacedError } from './nats-homes.js';
 
 /** Where one stored event sits: its stream sequence (its `seq`) and its epoch header. */
 export interface LogPosition {
@@ -72,7 +72,7 @@ export class NatsLogReader {
     private readonly timeoutMs: number,
   ) {}
 
-  async read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
+  async read(log: NatsLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
     const bounds = await this.bounds(log, afterSeq, true);
     const { epoch, first, last } = bounds;
     if (!first || !last || afterSeq >= last.seq) return { epoch, events: [], truncated: bounds.truncated, lastSeq: bounds.lastSeq };
@@ -84,23 +84,23 @@ export class NatsLogReader {
     return { epoch, events, truncated: bounds.truncated || firstSeq !== from, lastSeq: last.seq };
   }
 
-  async head(log: GeoLogRef): Promise<GeoLogHead> {
+  async head(log: NatsLogRef): Promise<GeoLogHead> {
     const { epoch, first, lastSeq } = await this.bounds(log, undefined, true);
     return { epoch, firstSeq: first?.seq ?? lastSeq + 1, lastSeq };
   }
 
   /** The log's last stored event. */
-  lastPosition(log: GeoLogRef): Promise<LogPosition | undefined> {
+  lastPosition(log: NatsLogRef): Promise<LogPosition | undefined> {
     return this.direct(log, { last_by_subj: this.names.subject(log) });
   }
 
   /** The log's first retained event. */
-  firstPosition(log: GeoLogRef): Promise<LogPosition | undefined> {
+  firstPosition(log: NatsLogRef): Promise<LogPosition | undefined> {
     return this.direct(log, { seq: 1, next_by_subj: this.names.subject(log) });
   }
 
   /** The stored event a direct get finds, if any. */
-  async direct(log: GeoLogRef, query: DirectQuery): Promise<LogPosition | undefined> {
+  async direct(log: NatsLogRef, query: DirectQuery): Promise<LogPosition | undefined> {
     const { jsm, nats } = this.clients();
     let message: StoredMsg | null;
     try {
@@ -131,7 +131,7 @@ export class NatsLogReader {
    * log a new epoch before it purges; and no event is appended and aged out within one
    * look (`maxAgeMs` is at least the dedup window, two minutes in a module).
    */
-  async bounds(log: GeoLogRef, afterSeq: number | undefined, head: boolean): Promise<LogBounds> {
+  async bounds(log: NatsLogRef, afterSeq: number | undefined, head: boolean): Promise<LogBounds> {
     this.clients(); // not connected: fail at once, not in four places
     for (let attempt = 1; ; attempt++) {
       const look = await this.look(log);
@@ -146,7 +146,7 @@ export class NatsLogReader {
   }
 
   /** One look: the log's own epoch, its stream's state and its first and last events, asked together. */
-  private async look(log: GeoLogRef): Promise<LogLook> {
+  private async look(log: NatsLogRef): Promise<LogLook> {
     const [logEpoch, stream, first, last] = await Promise.all([
       this.epochs.logEpoch(log),
       // Asked afresh: positions read from a stream created again must never be reported under the old one's epoch.
@@ -158,9 +158,12 @@ export class NatsLogReader {
   }
 
   /** The bounds from one look (and a second where needed); undefined when the log changed under it: look again. */
-  private async settle(log: GeoLogRef, look: LogLook, afterSeq: number | undefined, head: boolean): Promise<LogBounds | undefined> {
+  private async settle(log: NatsLogRef, look: LogLook, afterSeq: number | undefined, head: boolean): Promise<LogBounds | undefined> {
     const { stream, first, last } = look;
-    const epoch = joinEpoch(look.logEpoch, stream.incarnation);
+    // A room with a home: its epoch counts generations, and a home stream created again
+    // since its record was written starts the next one (the transport renews the record).
+    if (log.home && stream.incarnation !== log.home.incarnation) throw new HomeStreamReplacedError(log, stream.incarnation);
+    const epoch = joinEpoch(look.logEpoch, log.home ? generationPart(log.home.generation) : stream.incarnation);
     if (first && last) {
       const truncated = afterSeq === undefined ? false : await this.removedAfter(log, look, first, afterSeq);
       return truncated === undefined ? undefined : { epoch, stream, first, last, truncated, lastSeq: last.seq };
@@ -192,7 +195,7 @@ export class NatsLogReader {
    *   on, so its retained events span at least that many sequences, unless one aged out
    *   since, which the first case catches). So yes if either holds, else no.
    */
-  private async removedAfter(log: GeoLogRef, look: LogLook, first: LogPosition, afterSeq: number): Promise<boolean | undefined> {
+  private async removedAfter(log: NatsLogRef, look: LogLook, first: LogPosition, afterSeq: number): Promise<boolean | undefined> {
     const { stream } = look;
     if (afterSeq + 1 >= first.seq) return false;
     if (afterSeq + 1 < stream.firstSeq) return true;
@@ -209,7 +212,7 @@ export class NatsLogReader {
    * is down and the placement picked it), direct gets, which any replica answers.
    */
   private async fetch(
-    log: GeoLogRef,
+    log: NatsLogRef,
     from: number,
     afterSeq: number,
     last: number,
@@ -249,7 +252,7 @@ export class NatsLogReader {
   }
 
   /** The log's first stored message at or after stream sequence `from`, by a direct get (any replica answers). */
-  async next(log: GeoLogRef, from: number): Promise<StoredMsg | null> {
+  async next(log: NatsLogRef, from: number): Promise<StoredMsg | null> {
     const { jsm, nats } = this.clients();
     return jsm.direct
       .getMessage(this.names.stream(log), { seq: from, next_by_subj: this.names.subject(log) })
@@ -257,7 +260,7 @@ export class NatsLogReader {
   }
 
   /** Direct gets of a log's next message from `from` on, until `take` has what it needs or the log ends. */
-  private async fetchDirect(log: GeoLogRef, from: number, take: (message: LogMessage) => boolean): Promise<void> {
+  private async fetchDirect(log: NatsLogRef, from: number, take: (message: LogMessage) => boolean): Promise<void> {
     for (let next = from; ;) {
       const message = await this.next(log, next);
       if (!message) return;

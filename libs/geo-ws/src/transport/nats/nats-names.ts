@@ -1,6 +1,24 @@
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import type { GeoLogRef } from '../log-ref.js';
 
+/** A room's home as the homes bucket records it (see {@link NatsHomes}). */
+export interface NatsRoomHome {
+  region: string;
+  /** Fencing term: 1 for the first placement. */
+  term: number;
+  /** Goes up when the home stream was found created again (its store lost): part of the room's epoch. */
+  generation: number;
+  /** The home stream's creation time (base 36) when this generation began. */
+  incarnation: string;
+}
+
+/**
+ * A log with where it lives: a global room with a home carries its record, and its events
+ * are in its home region's stream; every other log is where {@link NatsNames} puts it
+ * without one (regional logs, and every global log without `roomHomes`).
+ */
+export type NatsLogRef = GeoLogRef & { readonly home?: NatsRoomHome };
+
 /**
  * Room ids become one subject token in base64url, so `.`, `*`, `>`, spaces or anything
  * else in a room id can never add a token or widen a subscription.
@@ -12,7 +30,7 @@ export function roomToken(room: string): string {
 /** Names of every NATS resource of one namespace. */
 export class NatsNames {
   readonly globalStream: string;
-  readonly kv: { epochs: string; sessions: string; revocations: string; presence: string };
+  readonly kv: { epochs: string; homes: string; sessions: string; revocations: string; presence: string };
   private readonly prefix: string;
 
   constructor(readonly namespace: string) {
@@ -24,15 +42,31 @@ export class NatsNames {
     this.prefix = `geows.${namespace}`;
     this.globalStream = `GEOWS_${namespace.toUpperCase()}`;
     const bucket = (name: string) => `geows_${namespace}_${name}`;
-    this.kv = { epochs: bucket('epochs'), sessions: bucket('sessions'), revocations: bucket('revocations'), presence: bucket('presence') };
+    this.kv = {
+      epochs: bucket('epochs'),
+      homes: bucket('homes'),
+      sessions: bucket('sessions'),
+      revocations: bucket('revocations'),
+      presence: bucket('presence'),
+    };
   }
 
   regionalStream(region: string): string {
     return `${this.globalStream}_R_${region.toUpperCase()}`;
   }
 
+  /** The stream of the global rooms homed in `region` (`roomHomes`). */
+  homeStream(region: string): string {
+    return `${this.globalStream}_H_${region.toUpperCase()}`;
+  }
+
+  homeSubjects(region: string): string {
+    return `${this.prefix}.h.${region}.*`;
+  }
+
   /** The stream holding `log`. */
-  stream(log: GeoLogRef): string {
+  stream(log: NatsLogRef): string {
+    if (log.home) return this.homeStream(log.home.region);
     return log.scope === 'global' ? this.globalStream : this.regionalStream(log.region);
   }
 
@@ -46,13 +80,15 @@ export class NatsNames {
   }
 
   /** Every room subject of the stream holding `log`. */
-  streamSubjects(log: GeoLogRef): string {
+  streamSubjects(log: NatsLogRef): string {
+    if (log.home) return this.homeSubjects(log.home.region);
     return log.scope === 'global' ? this.globalSubjects() : this.regionalSubjects(log.region);
   }
 
   /** The subject of one room log. */
-  subject(log: GeoLogRef): string {
+  subject(log: NatsLogRef): string {
     const token = roomToken(log.room);
+    if (log.home) return `${this.prefix}.h.${log.home.region}.${token}`;
     return log.scope === 'global' ? `${this.prefix}.g.${token}` : `${this.prefix}.r.${log.region}.${token}`;
   }
 

@@ -15,6 +15,8 @@ const DAY = 24 * 60 * 60 * 1000;
 /** Every KV bucket of a namespace: the state store's and the log epochs'. */
 export interface NatsBuckets extends NatsStateBuckets {
   epochs: KV;
+  /** Room homes (`roomHomes` only). */
+  homes: KV | undefined;
 }
 
 /**
@@ -54,13 +56,28 @@ export class NatsStreams {
       return;
     }
     const { region } = this.context;
-    const regionalCluster = this.options.regionalCluster?.(region) ?? (this.options.homeCluster ? region : undefined);
     // A cluster that is still forming answers "no suitable peers for placement" for a
     // few seconds: retry set-up for a while before failing the boot.
     await this.retrying(async () => {
       await this.ensureStream(clients, this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
-      await this.ensureStream(clients, this.names.regionalStream(region), this.names.regionalSubjects(region), regionalCluster);
+      await this.ensureStream(clients, this.names.regionalStream(region), this.names.regionalSubjects(region), this.clusterOf(region));
+      if (this.options.roomHomes) await this.ensureHomeStream(clients, region);
     });
+  }
+
+  /**
+   * The stream of the rooms homed in `region`, in that region's cluster. Each region makes
+   * its own at boot; a region placing a room in another region's home makes it there if
+   * that region has not booted yet.
+   */
+  async ensureHomeStream(clients: NatsClients, region: string): Promise<void> {
+    if (this.options.setup === 'verify') return;
+    await this.ensureStream(clients, this.names.homeStream(region), this.names.homeSubjects(region), this.clusterOf(region));
+  }
+
+  /** The cluster holding a region's own streams (regional logs, room homes), on a supercluster. */
+  private clusterOf(region: string): string | undefined {
+    return this.options.regionalCluster?.(region) ?? (this.options.homeCluster ? region : undefined);
   }
 
   /** The KV buckets (sessions, revocations and presence with their age limits; log epochs). */
@@ -90,13 +107,14 @@ export class NatsStreams {
           throw setUpError(nats, `NATS KV bucket ${name}`, error);
         }),
       );
-    const [epochs, sessions, revocations, presence] = await Promise.all([
+    const [epochs, homes, sessions, revocations, presence] = await Promise.all([
       open(this.names.kv.epochs),
+      this.options.roomHomes ? open(this.names.kv.homes) : undefined,
       open(this.names.kv.sessions, ttl.sessions ?? DAY),
       open(this.names.kv.revocations, ttl.revocations ?? 7 * DAY),
       open(this.names.kv.presence, ttl.presence ?? 5 * 60 * 1000),
     ]);
-    return { epochs, sessions, revocations, presence };
+    return { epochs, homes, sessions, revocations, presence };
   }
 
   /** Retries what may go away by itself (unavailable); a refused configuration fails at once. */

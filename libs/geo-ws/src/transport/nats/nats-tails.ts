@@ -3,12 +3,11 @@ import type { Msg } from '@nats-io/transport-node';
 import type { GeoEnvelopeDraft, GeoLoggedEnvelope } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoSubscription } from '../geo-transport.interface.js';
-import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, ofEpoch, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
-import type { NatsNames } from './nats-names.js';
+import type { NatsLogRef, NatsNames } from './nats-names.js';
 import { NatsPushConsumer, SILENT_MS, type PushConsumerSpec } from './nats-push-consumer.js';
 
 /** How often every consumer of the transport is checked for silence (one timer, not one per consumer). */
@@ -65,7 +64,7 @@ export class NatsTails {
    * leader elections) are healed by the reader.
    */
   async open(
-    log: GeoLogRef,
+    log: NatsLogRef,
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
@@ -245,7 +244,7 @@ export class NatsTails {
 
 /** What one tail follows and where it delivers. */
 interface TailSpec {
-  log: GeoLogRef;
+  log: NatsLogRef;
   key: string;
   stream: string;
   subject: string;
@@ -292,7 +291,7 @@ class RoomTail {
     this.delivered = spec.afterSeq;
   }
 
-  get log(): GeoLogRef {
+  get log(): NatsLogRef {
     return this.spec.log;
   }
 

@@ -18,7 +18,16 @@ export interface GeoNatsTransportOptions {
    * "home" region). Regional logs are placed in the cluster named by `regionalCluster`.
    */
   homeCluster?: string;
-  /** Cluster of each region's regional logs; default: the region's name when `homeCluster` is set. */
+  /**
+   * Each global room's log lives in the stream of its own home region (`GEOWS_<NS>_H_<REGION>`,
+   * in that region's cluster), chosen at its first append by the module's `placement`, and
+   * recorded in the `geows_<ns>_homes` bucket. Members in a room's home region then get its
+   * events without a round trip to another region. Off by default: on, global logs no longer
+   * live in the `homeCluster` stream, so turn it on for a new namespace (docs/TRANSPORTS.md,
+   * "Room homes"). `homeCluster` still places the KV buckets.
+   */
+  roomHomes?: boolean;
+  /** Cluster of each region's regional logs and room homes; default: the region's name when `homeCluster` is set. */
   regionalCluster?: (region: string) => string | undefined;
   /** Stream replicas: 3 on a stretched cluster to survive losing a region. Default 1. */
   replicas?: number;

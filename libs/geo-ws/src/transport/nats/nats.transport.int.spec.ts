@@ -8,22 +8,25 @@ import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoLogRef } from '../log-ref.js';
 import { loadNats } from './load-nats.js';
-import { NatsNames } from './nats-names.js';
+import { NatsNames, type NatsRoomHome } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
 import { natsTransport, type NatsTransport } from './nats.transport.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 
-// Twice: rooms tailed through a consumer each, and every stream read through one consumer.
-for (const [mode, sharedTailFrom] of [
-  ['a consumer per room', Number.POSITIVE_INFINITY],
-  ['one consumer per stream', 1],
+// Three times: rooms tailed through a consumer each, every stream read through one
+// consumer, and each room's log in its home region's stream (roomHomes).
+for (const [mode, sharedTailFrom, roomHomes] of [
+  ['a consumer per room', Number.POSITIVE_INFINITY, false],
+  ['one consumer per stream', 1, false],
+  ['room homes', 64, true],
 ] as const)
   describeTransportContract(`nats (JetStream at ${servers}), ${mode}`, {
+    roomHomes,
     newCluster: () => {
       const namespace = `t${randomUUID().slice(0, 8)}`;
       return {
-        transport: natsTransport({ servers, namespace, sharedTailFrom }),
+        transport: natsTransport({ servers, namespace, sharedTailFrom, roomHomes }),
         dispose: () => dropNatsNamespace(servers, namespace),
         // The log's stream deleted and created again with the same configuration, as after a
         // server lost its store and an app set the stream up again.
@@ -31,7 +34,9 @@ for (const [mode, sharedTailFrom] of [
           const nc = await connect({ servers });
           try {
             const jsm = await jetstreamManager(nc);
-            const name = new NatsNames(namespace).stream(log);
+            const names = new NatsNames(namespace);
+            const home = roomHomes ? await homeOf(nc, names, log) : undefined;
+            const name = names.stream(home ? { ...log, home } : log);
             const { config } = await jsm.streams.info(name);
             await jsm.streams.delete(name);
             await jsm.streams.add(config);
@@ -42,6 +47,14 @@ for (const [mode, sharedTailFrom] of [
       };
     },
   });
+
+/** The home a room's record names (roomHomes), read as the transport writes it. */
+async function homeOf(nc: Awaited<ReturnType<typeof connect>>, names: NatsNames, log: GeoLogRef): Promise<NatsRoomHome | undefined> {
+  const { Kvm } = await import('@nats-io/kv');
+  const bucket = await new Kvm(nc).open(names.kv.homes);
+  const entry = await bucket.get(names.logKey(log));
+  return entry?.operation === 'PUT' ? entry.json<NatsRoomHome>() : undefined;
+}
 
 const waitUntil = async (done: () => boolean, ms = 5000) => {
   for (const until = Date.now() + ms; !done() && Date.now() < until;) await new Promise((resolve) => setTimeout(resolve, 20));

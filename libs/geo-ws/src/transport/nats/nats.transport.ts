@@ -13,14 +13,15 @@ import type {
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
 import type { GeoStateStore } from '../geo-state-store.interface.js';
-import type { GeoLogRef } from '../log-ref.js';
+import { globalLog, type GeoLogRef } from '../log-ref.js';
 import type { GeoRoomHome } from '../room-home.js';
 import { loadNats, type NatsClients } from './load-nats.js';
 import { NatsAppends } from './nats-appends.js';
-import { NatsEpochs } from './nats-epochs.js';
+import { joinEpoch, NatsEpochs } from './nats-epochs.js';
+import { generationPart, HomeStreamReplacedError, NatsHomes } from './nats-homes.js';
 import { setUpError, unavailable } from './nats-errors.js';
 import { NatsLogReader } from './nats-log.reader.js';
-import { NatsNames } from './nats-names.js';
+import { NatsNames, type NatsLogRef } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
@@ -76,6 +77,8 @@ export class NatsTransport implements GeoTransport {
   private readonly reads: NatsLogReader;
   private readonly tails: NatsTails;
   private readonly appends: NatsAppends;
+  /** Room homes (`roomHomes`); `undefined` when every global log is in the global stream. */
+  private readonly homes: NatsHomes | undefined;
   /** Ephemeral subscriptions and the epoch watcher, ended by close(). */
   private readonly subscriptions = new Set<() => void>();
   /** The connection as soon as it exists, so close() can end it even in the middle of connect(). */
@@ -105,7 +108,17 @@ export class NatsTransport implements GeoTransport {
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
     this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
     this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom, tailGiveUpMs);
-    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients);
+    this.homes = options.roomHomes
+      ? new NatsHomes(
+          this.names,
+          clients,
+          () => this.requireBuckets().homes!,
+          this.epochs,
+          (region) => this.streams.ensureHomeStream(this.require(), region),
+        )
+      : undefined;
+    const placeRoom = context.placeRoom ?? (() => context.region);
+    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, placeRoom);
     this.state = new NatsStateStore(
       () => this.requireBuckets(),
       (error) => unavailable(this.clients?.nats, error),
@@ -131,11 +144,17 @@ export class NatsTransport implements GeoTransport {
   }
 
   read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
-    return this.reads.read(log, afterSeq, limit);
+    return this.located(log, async (located) => {
+      if (located) return this.reads.read(located, afterSeq, limit);
+      // No home: nothing was ever appended. A position past 0 cannot be of this log.
+      return { epoch: await this.unplacedEpoch(log), events: [], truncated: afterSeq > 0, lastSeq: 0 };
+    });
   }
 
   head(log: GeoLogRef): Promise<GeoLogHead> {
-    return this.reads.head(log);
+    return this.located(log, async (located) =>
+      located ? this.reads.head(located) : { epoch: await this.unplacedEpoch(log), firstSeq: 1, lastSeq: 0 },
+    );
   }
 
   tail(
@@ -144,7 +163,9 @@ export class NatsTransport implements GeoTransport {
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
   ): Promise<GeoSubscription> {
-    return this.tails.open(log, afterSeq, onEvent, onError);
+    return this.located(log, (located) =>
+      located ? this.tails.open(located, afterSeq, onEvent, onError) : this.tailUnplaced(log, afterSeq, onEvent, onError),
+    );
   }
 
   /** At most once: handed to the connection, never confirmed. */
@@ -185,14 +206,17 @@ export class NatsTransport implements GeoTransport {
 
   /** Without room homes every global log lives in the global stream, in `homeCluster` on a supercluster. */
   home(room: string): Promise<GeoRoomHome> {
+    if (this.homes) return this.homes.home(globalLog(room));
     return Promise.resolve({ room, region: this.options.homeCluster ?? null, term: 0, placement: 'fixed' });
   }
 
   async deleteLog(log: GeoLogRef): Promise<void> {
     const { jsm, nats } = this.require();
+    const located: NatsLogRef = this.homes ? await this.homes.locate(log) : log;
     // New epoch first, then purge: readers skip whatever of the old epoch is still there.
     await this.epochs.rotate(log);
-    await jsm.streams.purge(this.names.stream(log), { filter: this.names.subject(log) }).catch((error: unknown) => {
+    if (this.homes && log.scope === 'global' && !located.home) return; // no home: nothing stored
+    await jsm.streams.purge(this.names.stream(located), { filter: this.names.subject(located) }).catch((error: unknown) => {
       throw unavailable(nats, error);
     });
   }
@@ -207,6 +231,71 @@ export class NatsTransport implements GeoTransport {
     this.subscriptions.clear();
     await this.connecting?.catch(() => undefined);
     await this.nc?.close().catch(() => undefined);
+  }
+
+  // ---- room homes ----------------------------------------------------------------------
+
+  /**
+   * Runs `use` with the log where it lives: as it is without room homes or for a regional
+   * log, with its home, or `undefined` for a global room with none yet. A home stream found
+   * created again since the room's record was written renews the record (a new generation,
+   * so a new epoch) and `use` runs again once.
+   */
+  private async located<T>(log: GeoLogRef, use: (located: NatsLogRef | undefined) => Promise<T>): Promise<T> {
+    if (!this.homes || log.scope === 'regional') return use(log);
+    const located = await this.homes.locate(log);
+    if (!located.home) return use(undefined);
+    try {
+      return await use(located);
+    } catch (error) {
+      if (!(error instanceof HomeStreamReplacedError)) throw error;
+      return use(await this.homes.renew(located, error.incarnation));
+    }
+  }
+
+  /** The epoch of a room with no home: the one its first append will start (generation 0). */
+  private async unplacedEpoch(log: GeoLogRef): Promise<string> {
+    return joinEpoch(await this.epochs.logEpoch(log), generationPart(0));
+  }
+
+  /**
+   * A tail of a room nobody appended to yet: it waits for the room's home (the first
+   * append places it, in any region) and then reads the home stream from the start of the
+   * log, so no event is missed between the two.
+   */
+  private tailUnplaced(
+    log: GeoLogRef,
+    afterSeq: number,
+    onEvent: (event: GeoLoggedEnvelope) => void,
+    onError?: (error: Error) => void,
+  ): Promise<GeoSubscription> {
+    let tail: GeoSubscription | undefined;
+    let closed = false;
+    const stopWaiting = this.homes!.whenPlaced(log, (located) => {
+      if (closed) return;
+      this.tails.open(located, afterSeq, onEvent, onError).then(
+        (opened) => {
+          if (closed) void opened.close();
+          else tail = opened;
+        },
+        (error: unknown) => {
+          if (!closed) onError?.(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+    const stop = () => {
+      closed = true;
+      stopWaiting();
+      this.subscriptions.delete(stop);
+      void tail?.close();
+    };
+    this.subscriptions.add(stop);
+    return Promise.resolve({
+      close: () => {
+        stop();
+        return Promise.resolve();
+      },
+    });
   }
 
   // ---- connection ----------------------------------------------------------------------
@@ -243,6 +332,7 @@ export class NatsTransport implements GeoTransport {
     this.clients = { nats, nc, js, jsm, publisher: new NatsPublisher(nats, nc, this.timeoutMs) };
     await this.streams.setUp(this.clients);
     this.buckets = await this.streams.openBuckets(this.clients);
+    if (this.homes) this.subscriptions.add(await this.homes.watch().catch((error: unknown) => Promise.reject(unavailable(nats, error))));
     const stopWatching = await this.epochs
       .watch(this.buckets.epochs, (key, epoch) => this.tails.rotated(key, epoch))
       .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
@@ -259,6 +349,7 @@ export class NatsTransport implements GeoTransport {
         this.logger.log(`NATS connection of region "${this.context.region}" restored`);
         // The server we reconnected to may not host the old consumers: start fresh ones.
         this.tails.renewAll();
+        this.homes?.recheckWaiting();
       }
     }
   }

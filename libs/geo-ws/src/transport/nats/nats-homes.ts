@@ -1,0 +1,220 @@
+import { Logger } from '@nestjs/common';
+import type { KV } from '@nats-io/kv';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
+import type { GeoLogRef } from '../log-ref.js';
+import type { GeoRoomHome } from '../room-home.js';
+import type { NatsClients } from './load-nats.js';
+import type { NatsEpochs } from './nats-epochs.js';
+import { isApiError, unavailable } from './nats-errors.js';
+import type { NatsLogRef, NatsNames, NatsRoomHome } from './nats-names.js';
+
+/**
+ * A room's home stream is not the one its record names (created again since): thrown by
+ * reads, caught by the transport, which renews the record and reads again.
+ */
+export class HomeStreamReplacedError extends GeoTransportUnavailableError {
+  constructor(
+    readonly log: NatsLogRef,
+    readonly incarnation: string,
+  ) {
+    super(`the home stream of room "${log.room}" was created again`);
+  }
+}
+
+/** Homes cached per instance stay below this many rooms (an evicted one is read again). */
+const CACHE_LIMIT = 10_000;
+/** The epoch part of a room in its first generation, and of a room with no home yet: the same, so placing it changes no epoch. */
+export function generationPart(generation: number): string {
+  return `g${generation}`;
+}
+
+/**
+ * Room homes (`roomHomes`): which region's stream holds each global room's log, recorded
+ * in a KV bucket, one key per room, written once by the first append (a create, so the
+ * first one to reach the bucket wins and racing regions follow it) and changed only when
+ * the home stream is found created again (its generation goes up, and with it the room's
+ * epoch). Rooms that are only read or joined get no record.
+ *
+ * A room's epoch is `<log epoch>.g<generation>`, not the stream's creation time as without
+ * homes: a room with no home yet answers reads under generation 0, the one its first
+ * append starts, so members who joined an empty room keep their positions when it gets a
+ * home.
+ */
+export class NatsHomes {
+  private readonly logger = new Logger(NatsHomes.name);
+  private readonly cache = new Map<string, NatsRoomHome>();
+  /** Tails of rooms with no home yet, by log key: called once the room gets one. */
+  private readonly waiting = new Map<string, Set<(home: NatsRoomHome) => void>>();
+
+  constructor(
+    private readonly names: NatsNames,
+    private readonly clients: () => NatsClients,
+    private readonly bucket: () => KV,
+    private readonly epochs: NatsEpochs,
+    /** Makes sure a region's home stream exists (placing a room in a region that never booted). */
+    private readonly ensureHomeStream: (region: string) => Promise<void>,
+  ) {}
+
+  /** The log with its home when this instance knows it, without asking; regional logs as they are. */
+  cached(log: GeoLogRef): NatsLogRef | undefined {
+    if (log.scope === 'regional') return log;
+    const home = this.cache.get(this.names.logKey(log));
+    return home ? { ...log, home } : undefined;
+  }
+
+  /** The log with its home, asked of the bucket if not cached; without one (`home` unset) for a room nobody appended to. */
+  async locate(log: GeoLogRef): Promise<NatsLogRef> {
+    const known = this.cached(log);
+    if (known) return known;
+    const home = await this.read(this.names.logKey(log));
+    return home ? { ...log, home } : log;
+  }
+
+  /** The log with its home, placing the room in `region` if it has none. */
+  async place(log: GeoLogRef, region: string): Promise<NatsLogRef> {
+    const located = await this.locate(log);
+    if (located.home || log.scope === 'regional') return located;
+    await this.ensureHomeStream(region);
+    const stream = this.names.homeStream(region);
+    const home: NatsRoomHome = { region, term: 1, generation: 0, incarnation: await this.epochs.incarnationOf(stream, true) };
+    const key = this.names.logKey(log);
+    const { nats } = this.clients();
+    try {
+      await this.bucket().create(key, JSON.stringify(home));
+      this.settled(key, home);
+      this.logger.debug(`room "${log.room}" placed in ${region}`);
+      return { ...log, home };
+    } catch (error) {
+      // Another instance or region placed it first: follow its record.
+      const winner = await this.read(key);
+      if (winner) return { ...log, home: winner };
+      throw unavailable(nats, error);
+    }
+  }
+
+  /**
+   * The room's home stream was created again since its record was written (its store was
+   * lost): the room starts a new generation, so its epoch changes and no member resumes a
+   * position of the lost stream against the new one. Idempotent: instances noticing it
+   * together agree on one new generation.
+   */
+  async renew(log: NatsLogRef, incarnation: string): Promise<NatsLogRef> {
+    const key = this.names.logKey(log);
+    const { nats } = this.clients();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const entry = await this.bucket()
+        .get(key)
+        .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+      const current = entry?.operation === 'PUT' ? parseHome(entry.string()) : undefined;
+      if (!current) return log;
+      if (current.incarnation === incarnation) {
+        this.settled(key, current);
+        return { ...log, home: current };
+      }
+      const next: NatsRoomHome = { ...current, generation: current.generation + 1, incarnation };
+      try {
+        await this.bucket().update(key, JSON.stringify(next), entry!.revision);
+        this.settled(key, next);
+        this.logger.warn(`the home stream of room "${log.room}" was created again (its store was lost): the room starts a new epoch`);
+        return { ...log, home: next };
+      } catch (error) {
+        if (!isApiError(nats, error, WRONG_LAST_SEQUENCE)) throw unavailable(nats, error);
+        // Someone else renewed it first: read theirs.
+      }
+    }
+    throw unavailable(nats, new Error(`the home of room "${log.room}" kept changing`));
+  }
+
+  /** What `GET /geo/rooms/:room` says. */
+  async home(log: GeoLogRef): Promise<GeoRoomHome> {
+    const { home } = await this.locate(log);
+    return { room: log.room, region: home?.region ?? null, term: home?.term ?? 0, placement: 'per-room' };
+  }
+
+  /**
+   * Calls `onPlaced` once the room gets a home (at once if it has one). Returns the stop.
+   * Used by tails of rooms with no home yet: they start reading the home stream then.
+   */
+  whenPlaced(log: GeoLogRef, onPlaced: (located: NatsLogRef) => void): () => void {
+    const key = this.names.logKey(log);
+    const listeners = this.waiting.get(key) ?? new Set<(home: NatsRoomHome) => void>();
+    const listener = (home: NatsRoomHome) => {
+      stop();
+      onPlaced({ ...log, home });
+    };
+    listeners.add(listener);
+    this.waiting.set(key, listeners);
+    const stop = () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.waiting.get(key) === listeners) this.waiting.delete(key);
+    };
+    // Registered first, then asked: a placement between the two is seen by one of them.
+    void this.read(key)
+      .then((home) => {
+        if (home && listeners.has(listener)) listener(home);
+      })
+      .catch(() => undefined);
+    return stop;
+  }
+
+  /** After a reconnect the watcher may have missed placements: the rooms still waiting ask again. */
+  recheckWaiting(): void {
+    for (const key of [...this.waiting.keys()]) {
+      void this.read(key)
+        .then((home) => home && this.settled(key, home))
+        .catch(() => undefined);
+    }
+  }
+
+  /** Follows placements and renewals made anywhere. Returns the stop. */
+  async watch(): Promise<() => void> {
+    const { nats } = this.clients();
+    const watcher = await this.bucket().watch({ include: nats.kv.KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const entry of watcher) {
+        const home = entry.operation === 'PUT' ? parseHome(entry.string()) : undefined;
+        if (home) this.settled(entry.key, home);
+      }
+    })().catch(() => undefined);
+    return () => watcher.stop();
+  }
+
+  private async read(key: string): Promise<NatsRoomHome | undefined> {
+    const { nats } = this.clients();
+    const entry = await this.bucket()
+      .get(key)
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    const home = entry?.operation === 'PUT' ? parseHome(entry.string()) : undefined;
+    if (home) this.settled(key, home);
+    return home;
+  }
+
+  /** Caches a record (a newer generation never gives way to an older one) and wakes the room's waiting tails. */
+  private settled(key: string, home: NatsRoomHome): void {
+    const cached = this.cache.get(key);
+    if (!cached || home.generation >= cached.generation) {
+      this.cache.delete(key);
+      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(key, home);
+    }
+    for (const listener of [...(this.waiting.get(key) ?? [])]) listener(this.cache.get(key)!);
+  }
+}
+
+/** JetStream's "wrong last sequence": a KV update lost its race. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+function parseHome(text: string): NatsRoomHome | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<NatsRoomHome>;
+    if (typeof value.region !== 'string' || typeof value.term !== 'number') return undefined;
+    return {
+      region: value.region,
+      term: value.term,
+      generation: typeof value.generation === 'number' ? value.generation : 0,
+      incarnation: typeof value.incarnation === 'string' ? value.incarnation : '',
+    };
+  } catch {
+    return undefined;
+  }
+}
