@@ -135,6 +135,13 @@ describe('chat page in a browser (three region processes, NATS)', () => {
     await send(a.pane, texts[0]);
     expect(await shownMessage(b.pane, texts[0])).toMatchObject({ seq: 1, sender: 'alice', origin: 'asia' });
     expect(await shownMessage(a.pane, texts[0])).toMatchObject({ seq: 1, origin: 'asia' });
+    // The first message placed the room's log in asia: every pane says so.
+    for (const pane of [a.pane, b.pane]) {
+      await pane
+        .getByTestId('home')
+        .filter({ hasText: /^asia$/ })
+        .waitFor({ timeout: 10_000 });
+    }
 
     // Typing is ephemeral (at most once, no replay), so it is checked only now that bob's
     // pane has surely joined the room: it got message 1.

@@ -74,6 +74,7 @@ function placePane(region, pane) {
 class Pane {
   constructor(region, name, roomName, codec, onClose) {
     this.home = region.name; // the region this pane prefers; the SDK may fail over elsewhere
+    this.regionUrl = region.url; // asked where rooms live (GET /geo/rooms/:room)
     this.name = name;
     this.codec = codec; // 'json' or 'msgpack': the frames of this pane's connection
     this.onClose = onClose;
@@ -95,6 +96,7 @@ class Pane {
       rtt: $('[data-testid=rtt]', this.root),
       via: $('[data-testid=via]', this.root),
       away: $('[data-testid=away]', this.root),
+      roomHome: $('[data-testid=home]', this.root),
       sender: $('[data-testid=sender]', this.root),
       retry: $('[data-testid=retry]', this.root),
       rooms: $('.rooms', this.root),
@@ -267,6 +269,21 @@ class Pane {
     this.ui.messages.scrollTop = this.ui.messages.scrollHeight;
     this.clearTypers();
     this.renderRoomTabs();
+    void this.showHome(this.room);
+  }
+
+  /** The shown room's home region, asked until the room has one (its first message places it). */
+  async showHome(room) {
+    if (!room.home) {
+      try {
+        room.home = (await fetchJson(`${this.regionUrl}/geo/rooms/${encodeURIComponent(room.name)}`)).home;
+      } catch {
+        // Endpoint off, or the region is down: show what is known.
+      }
+    }
+    if (room !== this.room) return;
+    this.ui.roomHome.textContent = room.home ?? 'no region yet';
+    this.ui.roomHome.dataset.origin = room.home ?? '';
   }
 
   renderRoomTabs() {
@@ -313,6 +330,7 @@ class Pane {
     room.lastSeq = envelope.seq;
     this.dropPendingRow(room, envelope.event_id);
     this.insert(room, row, envelope.seq);
+    if (!room.home) void this.showHome(room);
     this.spokeAt.set(envelope.sender, Date.parse(envelope.timestamp));
     if (room === this.room) this.hideTyper(envelope.sender);
   }
@@ -451,6 +469,7 @@ function createRoom(name) {
     list,
     join: null, // the SDK join in progress or done; null until asked (or after it failed)
     epoch: undefined, // the log epoch the rows belong to
+    home: null, // the region holding the room's log, once it has one
     liveAfter: Infinity, // geo.joined's seq of the first join: events up to it are history
     lastSeq: 0, // seq of the last event shown, where notices go
     pending: new Map(), // event_id -> row of our message, until its event comes back

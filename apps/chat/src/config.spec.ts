@@ -61,6 +61,12 @@ describe('chat config from the environment', () => {
     expect(() => readRegionConfig({ ...env, REGION: 'asia' })).toThrow('GEO_NATS_URL has no entry for region "asia"');
   });
 
+  it('homes each room in its own region on NATS unless GEO_NATS_ROOM_HOMES=0', () => {
+    expect(readRegionConfig({ REGION: 'eu' }).nats.roomHomes).toBe(true);
+    expect(readRegionConfig({ REGION: 'eu', GEO_NATS_ROOM_HOMES: '0' }).nats.roomHomes).toBe(false);
+    expect(() => readRegionConfig({ REGION: 'eu', GEO_NATS_ROOM_HOMES: 'yes' })).toThrow('GEO_NATS_ROOM_HOMES must be 1 or 0, got "yes"');
+  });
+
   it('keeps "=" inside URLs', () => {
     expect(parseRegions('eu=http://h/?a=b')).toEqual({ eu: { url: 'http://h/?a=b' } });
   });

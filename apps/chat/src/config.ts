@@ -21,7 +21,7 @@ export interface RegionConfig {
   metrics: boolean;
   /** Separates deployments sharing one broker. */
   namespace: string;
-  nats: { url: string; homeCluster?: string; replicas: number };
+  nats: { url: string; homeCluster?: string; replicas: number; roomHomes: boolean };
   redis: { url: string; replicaUrl?: string };
   auth: AuthConfig;
   /**
@@ -83,6 +83,14 @@ function variable(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
+/** `1` or `0`; unset: `fallback`. */
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = variable(env, name);
+  if (raw === undefined) return fallback;
+  if (raw !== '1' && raw !== '0') throw new ConfigError(`${name} must be 1 or 0, got "${raw}"`);
+  return raw === '1';
+}
+
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -138,6 +146,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
       url: natsUrlFor(env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222', region),
       homeCluster: env.GEO_NATS_HOME_CLUSTER || undefined,
       replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
+      roomHomes: flag(env, 'GEO_NATS_ROOM_HOMES', true),
     },
     auth: readAuth(env, production),
     allowedOrigins: readAllowedOrigins(env, regions),

@@ -16,6 +16,7 @@ export function transportFor(config: RegionConfig, network?: GeoMemoryNetwork): 
         namespace: config.namespace,
         homeCluster: config.nats.homeCluster,
         replicas: config.nats.replicas,
+        roomHomes: config.nats.roomHomes,
       });
     case 'redis':
       return redisTransport({ primary: config.redis.url, replica: config.redis.replicaUrl, namespace: config.namespace });
