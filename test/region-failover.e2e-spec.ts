@@ -98,7 +98,7 @@ describe('region killed mid-stream (separate processes, NATS JetStream)', () => 
     while ([...received.values()].some((events) => events.length < total) && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 50));
 
-    const transport = await natsTransport({ servers, namespace })({
+    const transport = await natsTransport({ servers, namespace, roomHomes: true })({
       region: 'eu',
       regions: REGIONS,
       dedupWindowMs: 120_000,

@@ -107,7 +107,7 @@ describe('SDK publish order across a broker outage (nats-server kill -9 and rest
     await sleep(300); // anything extra (a duplicate) would arrive now
 
     const order = seen.filter((event) => event.sender === 'writer').map(textOf);
-    const transport = await natsTransport({ servers: nats.node('eu').clientUrl, namespace })({
+    const transport = await natsTransport({ servers: nats.node('eu').clientUrl, namespace, roomHomes: true })({
       region: 'eu',
       regions: ['eu'],
       dedupWindowMs: 120_000,

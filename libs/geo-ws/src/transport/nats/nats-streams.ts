@@ -43,8 +43,9 @@ export class NatsStreams {
    */
   async setUp(clients: NatsClients): Promise<void> {
     const { jsm, nats } = clients;
+    await this.checkLayout(clients);
     if (this.options.setup === 'verify') {
-      const stream = this.names.globalStream;
+      const stream = this.options.roomHomes ? `KV_${this.names.kv.homes}` : this.names.globalStream;
       await jsm.streams.info(stream).catch((error: unknown) => {
         if (isApiError(nats, error, nats.jetstream.JetStreamApiCodes.StreamNotFound)) {
           throw new GeoConfigError(
@@ -59,10 +60,38 @@ export class NatsStreams {
     // A cluster that is still forming answers "no suitable peers for placement" for a
     // few seconds: retry set-up for a while before failing the boot.
     await this.retrying(async () => {
-      await this.ensureStream(clients, this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
+      if (!this.options.roomHomes) {
+        await this.ensureStream(clients, this.names.globalStream, this.names.globalSubjects(), this.options.homeCluster);
+      }
       await this.ensureStream(clients, this.names.regionalStream(region), this.names.regionalSubjects(region), this.clusterOf(region));
       if (this.options.roomHomes) await this.ensureHomeStream(clients, region);
     });
+  }
+
+  /**
+   * Refuses to run a namespace the other way its apps do: with and without `roomHomes`,
+   * one room would have two logs, each with its own order. The homes bucket marks a
+   * namespace with homes; events in the global stream mark one without.
+   */
+  private async checkLayout({ jsm, nats }: NatsClients): Promise<void> {
+    const exists = (stream: string) =>
+      jsm.streams.info(stream).catch((error: unknown) => {
+        if (isApiError(nats, error, nats.jetstream.JetStreamApiCodes.StreamNotFound)) return undefined;
+        throw setUpError(nats, `JetStream stream ${stream}`, error);
+      });
+    const namespace = JSON.stringify(this.names.namespace);
+    if (this.options.roomHomes) {
+      const global = await exists(this.names.globalStream);
+      if (global && global.state.messages > 0) {
+        throw new GeoConfigError(
+          `natsTransport: namespace ${namespace} holds room logs written without roomHomes (stream ${this.names.globalStream}, ${global.state.messages} events): run every app of a namespace with the same roomHomes, or turn roomHomes on for a new namespace`,
+        );
+      }
+    } else if (await exists(`KV_${this.names.kv.homes}`)) {
+      throw new GeoConfigError(
+        `natsTransport: namespace ${namespace} keeps its room logs in their home regions (bucket ${this.names.kv.homes}): set roomHomes: true, as its apps do`,
+      );
+    }
   }
 
   /**

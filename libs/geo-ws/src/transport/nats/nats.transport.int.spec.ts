@@ -101,6 +101,37 @@ describe('NATS transport specifics', () => {
     }
   });
 
+  it('refuses to run a namespace with roomHomes other than its apps do (one room would get two logs)', async () => {
+    const log = { room: 'lobby', scope: 'global' } as const;
+    for (const [first, second, says] of [
+      [true, false, 'set roomHomes: true, as its apps do'],
+      [false, true, 'written without roomHomes (stream GEOWS_'],
+    ] as const) {
+      const namespace = `t${randomUUID().slice(0, 8)}`;
+      const running = natsTransport({ servers, namespace, roomHomes: first })(context) as NatsTransport;
+      try {
+        await running.connect();
+        await running.append(log, draftIn('lobby'));
+        const other = natsTransport({ servers, namespace, roomHomes: second })(context) as NatsTransport;
+        const refused = await other.connect().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        await other.close();
+        expect(refused).toBeInstanceOf(GeoConfigError);
+        expect((refused as Error).message).toContain(says);
+        // The same setting joins it, including a side service that only verifies.
+        const same = natsTransport({ servers, namespace, roomHomes: first, setup: 'verify' })(context) as NatsTransport;
+        await same.connect();
+        expect((await same.read(log, 0, 10)).events).toHaveLength(1);
+        await same.close();
+      } finally {
+        await running.close();
+        await dropNatsNamespace(servers, namespace);
+      }
+    }
+  });
+
   it("appends made back to back, none waiting for an ack, are stored in the order they were made (a log's first ones too)", async () => {
     const namespace = `t${randomUUID().slice(0, 8)}`;
     const transport = natsTransport({ servers, namespace })(context) as NatsTransport;
