@@ -61,6 +61,14 @@ function percent(value: string): number {
   return number;
 }
 
+/** A share from 0 to 1 (`--affinity 0.8`). */
+function fraction(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number < 0 || number > 1)
+    throw new InvalidArgumentError('expected a number from 0 to 1 (e.g. 0.8)');
+  return number;
+}
+
 /** The options every scenario shares, with this scenario's defaults shown in --help. */
 function addCommonOptions(command: Command, defaults: LabOptions): Command {
   const delaysText = Object.entries(defaults.delays)
@@ -76,8 +84,13 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
     .addOption(new Option('--regions <list>', 'region names').argParser(list).default(defaults.regions, defaults.regions.join(',')))
     .option('--instances <n>', 'server processes per region', positiveInteger, defaults.instances)
     .option('--clients <n>', 'concurrent clients, spread over the regions', positiveInteger, defaults.clients)
-    .option('--room-size <n>', 'members per room (rooms span every region)', positiveInteger, defaults.roomSize)
+    .option('--room-size <n>', 'members per room (rooms span every region unless --affinity)', positiveInteger, defaults.roomSize)
     .option('--publishers <n>', 'publishing members per room', positiveInteger, defaults.publishersPerRoom)
+    .option(
+      '--affinity <0..1>',
+      "rooms with a home region: room i's region is regions[i mod n], this share of its members and its publishers live there (default: rooms span every region)",
+      fraction,
+    )
     .option('--rate <n>', 'messages per second per publisher', nonNegative, defaults.rate)
     .option('--duration <s>', 'seconds of publishing', nonNegative, defaults.duration)
     .option('--payload <bytes>', 'message text size (≤ 500)', positiveInteger, defaults.payloadBytes)
@@ -116,6 +129,7 @@ interface CommonFlags {
   clients: number;
   roomSize: number;
   publishers: number;
+  affinity?: number;
   rate: number;
   duration: number;
   payload: number;
@@ -153,6 +167,7 @@ function toOptions(scenario: Scenario, flags: CommonFlags): LabOptions {
     clients: flags.clients,
     roomSize: flags.roomSize,
     publishersPerRoom: Math.min(flags.publishers, flags.roomSize),
+    affinity: flags.affinity,
     rate: flags.rate,
     duration: flags.duration,
     payloadBytes: flags.payload,

@@ -56,12 +56,25 @@ export interface TimelinePoint {
   reconnecting: number;
 }
 
+/** Deliveries of one publisher region's events: to receivers in that region, and elsewhere. */
+export interface PublisherRegionLatency {
+  region: string;
+  same: LatencyStats;
+  cross: LatencyStats;
+}
+
 export interface CheckResult {
   anomalies: Anomalies;
   publishes: { total: number; acked: number; failed: number; unacked: number; duplicateAcks: number };
   deliveries: number;
   /** Same-region (receiver in the publisher's region) vs cross-region, from send to arrival. */
-  latency: { all: LatencyStats; same: LatencyStats; cross: LatencyStats };
+  latency: {
+    all: LatencyStats;
+    same: LatencyStats;
+    cross: LatencyStats;
+    /** The same split per publisher region, by region name (absent from reports written before it). */
+    byPublisherRegion?: PublisherRegionLatency[];
+  };
   histograms: { same: Histogram; cross: Histogram };
   /** Disconnect → back in every room, per outage (ms). */
   failover: { count: number; p50: number; p99: number; max: number };

@@ -165,6 +165,71 @@ describe('check: latency, failover, timeline', () => {
     expect(result.histograms.same.bounds[i]).toBeGreaterThan(10);
   });
 
+  it("splits latency per publisher region too: same-region and cross-region of each region's events", () => {
+    // asia publishes 1..4, eu 5..6. a (asia) gets asia's 10 ms after sending and eu's 100 ms after; b (eu) 100 and 20.
+    const publishes = [pub(1), pub(2), pub(3), pub(4), pub(5, { region: 'eu' }), pub(6, { region: 'eu' })];
+    const a = client(
+      'a',
+      all(6).map(([n]) => [n, n, n + (n <= 4 ? 10 : 100), 'asia']),
+    );
+    const b = client(
+      'b',
+      all(6).map(([n]) => [n, n, n + (n <= 4 ? 100 : 20), 'eu']),
+    );
+    const result = check(input(publishes, [a, b]));
+    expect(result.latency.byPublisherRegion).toEqual([
+      {
+        region: 'asia',
+        same: { count: 4, p50: 10, p95: 10, p99: 10, max: 10 },
+        cross: { count: 4, p50: 100, p95: 100, p99: 100, max: 100 },
+      },
+      { region: 'eu', same: { count: 2, p50: 20, p95: 20, p99: 20, max: 20 }, cross: { count: 2, p50: 100, p95: 100, p99: 100, max: 100 } },
+    ]);
+    // The overall split is unchanged by it: every region's same-region deliveries together.
+    expect(result.latency.same).toEqual({ count: 6, p50: 10, p95: 20, p99: 20, max: 20 });
+    expect(result.latency.cross).toEqual({ count: 6, p50: 100, p95: 100, p99: 100, max: 100 });
+    expect(result.latency.all).toEqual({ count: 12, p50: 20, p95: 100, p99: 100, max: 100 });
+  });
+
+  it('per publisher region and overall, the percentiles are exact over interleaved regions', () => {
+    const regions = ['asia', 'eu', 'us'];
+    // A fixed pseudo-random sequence: every region publishes, every receiver region gets every event.
+    let seed = 7;
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const n = 300;
+    const publishes = Array.from({ length: n }, (_, i) => pub(i + 1, { region: regions[Math.floor(random() * 3)], sentAt: T0 }));
+    const clients = regions.map((region) =>
+      client(
+        region,
+        publishes.map((p): Delivery => [p.number, p.number, Math.round(1 + random() * 500), region]),
+      ),
+    );
+    const result = check(input(publishes, clients));
+    /** Nearest-rank figures of a plain list, the way the checker defines them. */
+    const expected = (latencies: number[]) => {
+      const sorted = [...latencies].sort((x, y) => x - y);
+      const at = (p: number) => (sorted.length ? sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
+      return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted.at(-1) ?? 0 };
+    };
+    const latencies = (keep: (publisher: string, receiver: string) => boolean): number[] =>
+      clients.flatMap((c) =>
+        c.rooms[0].numbers.flatMap((number, k) => {
+          const p = publishes[number - 1];
+          return keep(p.region, c.rooms[0].regions[k]) ? [c.rooms[0].receivedAt[k] - p.sentAt] : [];
+        }),
+      );
+    expect(result.latency.byPublisherRegion).toEqual(
+      regions.map((region) => ({
+        region,
+        same: expected(latencies((publisher, receiver) => publisher === region && receiver === region)),
+        cross: expected(latencies((publisher, receiver) => publisher === region && receiver !== region)),
+      })),
+    );
+    expect(result.latency.same).toEqual(expected(latencies((publisher, receiver) => publisher === receiver)));
+    expect(result.latency.cross).toEqual(expected(latencies((publisher, receiver) => publisher !== receiver)));
+    expect(result.latency.all).toEqual(expected(latencies(() => true)));
+  });
+
   it('percentiles are exact (nearest rank) over many deliveries', () => {
     const n = 1000;
     const publishes = Array.from({ length: n }, (_, i) => pub(i + 1, { sentAt: T0 }));

@@ -1,5 +1,5 @@
 import type { ClientLog, PublishLog, RoomLog } from '../load/load.types.js';
-import type { Anomalies, CheckInput, CheckResult, Histogram, LatencyStats, TimelinePoint } from './check.types.js';
+import type { Anomalies, CheckInput, CheckResult, Histogram, LatencyStats, PublisherRegionLatency, TimelinePoint } from './check.types.js';
 
 /** Concrete examples kept per anomaly kind: enough to start looking, few enough to read. */
 const EXAMPLES_PER_KIND = 5;
@@ -33,7 +33,7 @@ interface RoomState {
 /**
  * Checks one run: every client's log against every publish (see `Anomalies` for what each
  * count means), plus latency, failover and a per-second timeline. Linear in the number of
- * deliveries apart from two numeric sorts, so ~2 million deliveries take about a second.
+ * deliveries apart from the numeric sorts, so ~2 million deliveries take about a second.
  */
 export function check(input: CheckInput): CheckResult {
   const examples = new Examples();
@@ -103,8 +103,16 @@ export function check(input: CheckInput): CheckResult {
     }
   }
 
-  // Latency and timeline buffers, sized once: same-region from the front, cross-region from the back.
+  // Latency and timeline buffers, sized once: same-region from the front, cross-region from the back,
+  // and at the same position the publisher's region (an index into `publisherRegions`).
   const latencies = new Float64Array(deliveries);
+  const latencyRegions = new Uint16Array(deliveries);
+  const publisherRegions = new Map<string, number>();
+  const publisherRegionIndex = (region: string): number => {
+    let i = publisherRegions.get(region);
+    if (i === undefined) publisherRegions.set(region, (i = publisherRegions.size));
+    return i;
+  };
   let sameCount = 0;
   let crossCount = 0;
   const sameHistogram = new Uint32Array(LATENCY_BOUNDS_MS.length + 1);
@@ -190,13 +198,11 @@ export function check(input: CheckInput): CheckResult {
         if (publish) {
           const latency = at - publish.sentAt;
           const region = log.regions[k];
-          if (region === publish.region) {
-            latencies[sameCount++] = latency;
-            sameHistogram[bucketOf(latency)]++;
-          } else {
-            latencies[deliveries - 1 - crossCount++] = latency;
-            crossHistogram[bucketOf(latency)]++;
-          }
+          const slot = region === publish.region ? sameCount++ : deliveries - 1 - crossCount++;
+          latencies[slot] = latency;
+          latencyRegions[slot] = publisherRegionIndex(publish.region);
+          if (region === publish.region) sameHistogram[bucketOf(latency)]++;
+          else crossHistogram[bucketOf(latency)]++;
           deliverySecond[timed] = secondOf(at, input.startedAt);
           deliveryLatency[timed++] = latency;
         }
@@ -236,14 +242,20 @@ export function check(input: CheckInput): CheckResult {
     examples.add('appliedTwice', `number ${number} appears under seqs ${seqs.join(', ')}`);
   }
 
-  const same = latencies.subarray(0, sameCount).sort();
-  const cross = latencies.subarray(deliveries - crossCount).sort();
+  // Each half grouped by publisher region and each group sorted: the per-region figures read
+  // their group, the overall ones merge the groups.
+  const same = groupByKey(latencies, latencyRegions, 0, sameCount, publisherRegions.size);
+  const cross = groupByKey(latencies, latencyRegions, deliveries - crossCount, deliveries, publisherRegions.size);
+  for (const group of [...same, ...cross]) group.sort();
+  const byPublisherRegion: PublisherRegionLatency[] = [...publisherRegions]
+    .map(([region, i]) => ({ region, same: stats(same[i]), cross: stats(cross[i]) }))
+    .sort((a, b) => a.region.localeCompare(b.region));
   const failover = failoverOf(input.clients);
   return {
     anomalies,
     publishes,
     deliveries,
-    latency: { all: mergedStats(same, cross), same: stats(same), cross: stats(cross) },
+    latency: { all: mergedStats([...same, ...cross]), same: mergedStats(same), cross: mergedStats(cross), byPublisherRegion },
     histograms: { same: histogram(sameHistogram), cross: histogram(crossHistogram) },
     failover,
     gaps,
@@ -322,21 +334,57 @@ function stats(sorted: Float64Array): LatencyStats {
   };
 }
 
-/** Percentiles over two sorted arrays without building a third: one merge walk to the highest rank needed. */
-function mergedStats(a: Float64Array, b: Float64Array): LatencyStats {
-  const n = a.length + b.length;
+/**
+ * Percentiles over a few sorted arrays without building one more: one merge walk to the
+ * highest rank needed, taking the smallest head each step.
+ */
+function mergedStats(sorted: Float64Array[]): LatencyStats {
+  const n = sorted.reduce((sum, run) => sum + run.length, 0);
   if (n === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };
   const rank = (p: number): number => Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
   const wanted = [rank(50), rank(95), rank(99)];
   const found: number[] = [];
-  let i = 0;
-  let j = 0;
+  const heads = new Int32Array(sorted.length);
   for (let k = 0; k <= wanted[2]; k++) {
-    const value = j >= b.length || (i < a.length && a[i] <= b[j]) ? a[i++] : b[j++];
+    let smallest = -1;
+    for (let r = 0; r < sorted.length; r++) {
+      if (heads[r] < sorted[r].length && (smallest < 0 || sorted[r][heads[r]] < sorted[smallest][heads[smallest]])) smallest = r;
+    }
+    const value = sorted[smallest][heads[smallest]++];
     for (let w = 0; w < wanted.length; w++) if (wanted[w] === k) found[w] = value;
   }
-  const max = Math.max(a.length ? a[a.length - 1] : -Infinity, b.length ? b[b.length - 1] : -Infinity);
+  const max = sorted.reduce((most, run) => (run.length ? Math.max(most, run[run.length - 1]) : most), -Infinity);
   return { count: n, p50: round(found[0]), p95: round(found[1]), p99: round(found[2]), max: round(max) };
+}
+
+/**
+ * Groups `values[from, to)` by `keys` (0 … groups-1, at the same positions) in place, the
+ * keys moving with their values: a counting pass, then each value swapped straight into its
+ * group. Returns each key's group as a view.
+ */
+function groupByKey(values: Float64Array, keys: Uint16Array, from: number, to: number, groups: number): Float64Array[] {
+  const begin = new Int32Array(groups + 1);
+  for (let i = from; i < to; i++) begin[keys[i] + 1]++;
+  begin[0] = from;
+  for (let g = 0; g < groups; g++) begin[g + 1] += begin[g];
+  const next = begin.slice(0, groups);
+  for (let g = 0; g < groups; g++) {
+    while (next[g] < begin[g + 1]) {
+      const i = next[g];
+      const key = keys[i];
+      if (key === g) {
+        next[g]++;
+        continue;
+      }
+      const j = next[key]++;
+      const value = values[i];
+      values[i] = values[j];
+      values[j] = value;
+      keys[i] = keys[j];
+      keys[j] = key;
+    }
+  }
+  return Array.from({ length: groups }, (_, g) => values.subarray(begin[g], begin[g + 1]));
 }
 
 /** Outages per client: a `down` then the next `up`; an outage that never ended is not a failover time. */

@@ -14,6 +14,10 @@ import {
   summarySections,
   failoverPhaseTable,
   PHASE_COLUMNS,
+  PUBLISHER_REGION_COLUMNS,
+  publisherRegionTable,
+  roomHomesTable,
+  roomRegionsText,
 } from './summary.js';
 
 /**
@@ -28,7 +32,11 @@ export function renderHtml(report: LabReport): string {
     report.notes.length || report.runs.some((run) => run.limitedBy) ? notesHtml(report) : '',
     section('Anomalies', anomaliesHtml(report)),
     section('Summary', summaryHtml(report)),
+    report.runs.some((run) => publisherRegionTable(report, run))
+      ? section('Latency by publisher region', publisherRegionsHtml(report))
+      : '',
     report.runs.some((run) => failoverPhaseTable(run)) ? section('Failover timeline', failoverPhasesHtml(report)) : '',
+    report.runs.some((run) => roomHomesTable(report, run)) ? section('Room homes', roomHomesHtml(report)) : '',
     section(
       'Latency histograms',
       `<p class="hint">Share of deliveries per latency bucket (log-spaced), from send to arrival. Same region: the receiver was connected to the publisher's region.</p><div class="grid">${report.runs
@@ -178,6 +186,34 @@ function failoverPhasesHtml(report: LabReport): string {
   return `<p class="hint">Each failover of the SDK clients split at its milestones (a failover: the SDK's state leaves open until geo.joined of every room). Phases are measured on every failover that reached them, so their quantiles do not add up.</p>${tables.join('')}`;
 }
 
+/** A plain table of text cells under a header row. */
+function cellsTable(columns: readonly string[], rows: string[][]): string {
+  const head = `<thead><tr>${columns.map((column) => `<th>${esc(column)}</th>`).join('')}</tr></thead>`;
+  return `<table>${head}<tbody>${rows.map((row) => `<tr>${row.map((value) => `<td>${esc(value)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+}
+
+/** Per impl: same-region and cross-region latency of each publisher region's events. */
+function publisherRegionsHtml(report: LabReport): string {
+  const tables = report.runs.map((run) => {
+    const table = publisherRegionTable(report, run);
+    if (!table) return '';
+    return `<figure><figcaption>${esc(table.heading)}</figcaption>${cellsTable(['publisher region', ...PUBLISHER_REGION_COLUMNS], table.rows)}</figure>`;
+  });
+  return `<p class="hint">The latency above split by where the event was published: same region, the receiver was connected to the publisher's region; cross region, to another one. n counts first deliveries.</p>${tables.join('')}`;
+}
+
+/** Per geo run: how many rooms each region is home to at the end of the run. */
+function roomHomesHtml(report: LabReport): string {
+  const tables = report.runs.map((run) => {
+    const table = roomHomesTable(report, run);
+    if (!table) return '';
+    return `<figure><figcaption>${esc(table.heading)}</figcaption><p class="hint">${esc(table.summary)}</p>${
+      table.rows.length ? cellsTable(table.columns, table.rows) : ''
+    }</figure>`;
+  });
+  return `<p class="hint">Where each room's log lives once the load stopped, as the regions answer <code>GET /geo/rooms/:room</code>.</p>${tables.join('')}`;
+}
+
 function examplesHtml(report: LabReport): string {
   return report.runs
     .filter((run) => run.check.examples.length)
@@ -190,9 +226,11 @@ function examplesHtml(report: LabReport): string {
 
 function parametersHtml(report: LabReport): string {
   const entries = Object.entries(report.parameters).filter(([, value]) => value !== undefined);
+  // Every room's region, not only the first few the text reports show.
+  const roomRegions = roomRegionsText(report, Infinity);
   return `<dl class="params">${entries
     .map(([key, value]) => `<dt>${esc(key)}</dt><dd>${esc(typeof value === 'string' ? value : JSON.stringify(value))}</dd>`)
-    .join('')}</dl>`;
+    .join('')}${roomRegions ? `<dt>room regions</dt><dd>${esc(roomRegions)}</dd>` : ''}</dl>`;
 }
 
 // ---- charts -------------------------------------------------------------------------

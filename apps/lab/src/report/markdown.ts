@@ -1,14 +1,36 @@
 import type { LabReport } from './report.types.js';
-import { baseRun, failoverPhaseTable, formatValue, PHASE_COLUMNS, ratioText, runLabel, summarySections } from './summary.js';
+import {
+  baseRun,
+  failoverPhaseTable,
+  formatValue,
+  PHASE_COLUMNS,
+  PUBLISHER_REGION_COLUMNS,
+  publisherRegionTable,
+  ratioText,
+  roomHomesTable,
+  roomRegionsText,
+  runLabel,
+  summarySections,
+} from './summary.js';
 
 /** Pipes and line breaks would break a Markdown table cell. */
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
+/** A Markdown table: a header row, its alignment row (the first column left, the others right), the rows. */
+function markdownTable(columns: readonly string[], rows: string[][]): string[] {
+  return [
+    `| ${columns.map(cell).join(' | ')} |`,
+    `|${columns.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...rows.map((row) => `| ${row.map(cell).join(' | ')} |`),
+  ];
+}
+
 /**
  * The summary as a Markdown table (one column per implementation, then ratios to geo-ws),
- * followed by the faults and notes: what docs/LAB.md quotes.
+ * followed by the latency per publisher region, the failover timelines, the room homes, the
+ * faults and notes: what docs/LAB.md quotes.
  */
 export function formatMarkdown(report: LabReport): string {
   const base = baseRun(report);
@@ -28,6 +50,12 @@ export function formatMarkdown(report: LabReport): string {
       out.push(`| ${[row.label, ...values, ...ratios].map(cell).join(' | ')} |`);
     }
   }
+  const roomRegions = roomRegionsText(report);
+  if (roomRegions) out.push('', `${roomRegions}.`);
+  for (const run of report.runs) {
+    const regions = publisherRegionTable(report, run);
+    if (regions) out.push('', `${regions.heading}:`, '', ...markdownTable(['publisher region', ...PUBLISHER_REGION_COLUMNS], regions.rows));
+  }
   for (const run of report.runs) {
     const table = failoverPhaseTable(run);
     if (!table) continue;
@@ -39,6 +67,12 @@ export function formatMarkdown(report: LabReport): string {
       `|---|${PHASE_COLUMNS.map(() => '---:').join('|')}|---|`,
     );
     for (const row of table.rows) out.push(`| ${row.map(cell).join(' | ')} |`);
+  }
+  for (const run of report.runs) {
+    const homes = roomHomesTable(report, run);
+    if (!homes) continue;
+    out.push('', `${homes.heading}:`, '', `${homes.summary}.`);
+    if (homes.rows.length) out.push('', ...markdownTable(homes.columns, homes.rows));
   }
   const faults = report.runs[0]?.faults ?? [];
   if (faults.length > 0) out.push('', `Faults: ${faults.map((fault) => `${(fault.at / 1000).toFixed(1)} s ${fault.label}`).join('; ')}.`);

@@ -35,6 +35,18 @@ function result(over: { lost?: number; duplicated?: number; sameP99: number; cro
       all: { count: 2000, p50: 20, p95: 80, p99: over.crossP99, max: 400 },
       same: { count: 1000, p50: 4, p95: 9, p99: over.sameP99, max: 40 },
       cross: { count: 1000, p50: 80, p95: 95, p99: over.crossP99, max: 400 },
+      byPublisherRegion: [
+        {
+          region: 'asia',
+          same: { count: 600, p50: 3, p95: 8, p99: 9, max: 30 },
+          cross: { count: 1000, p50: 85, p95: 96, p99: 120, max: 400 },
+        },
+        {
+          region: 'eu',
+          same: { count: 400, p50: 5, p95: 9, p99: over.sameP99, max: 40 },
+          cross: { count: 0, p50: 0, p95: 0, p99: 0, max: 0 },
+        },
+      ],
     },
     histograms: { same: { bounds: [...LATENCY_BOUNDS_MS], counts }, cross: { bounds: [...LATENCY_BOUNDS_MS], counts: [...counts] } },
     failover: { count: 10, p50: 800, p99: 1500, max: 1600 },
@@ -136,7 +148,11 @@ describe('formatSummary', () => {
 describe('formatMarkdown', () => {
   it('is one Markdown table with a column per impl, ratio columns, and the anomaly rows', () => {
     const markdown = formatMarkdown(sample);
-    const rows = markdown.split('\n').filter((line) => line.startsWith('|'));
+    // The summary table: everything before the first blank line (the other tables follow it).
+    const rows = markdown
+      .split('\n\n')[0]
+      .split('\n')
+      .filter((line) => line.startsWith('|'));
     const pipes = (line: string) => line.replace(/\\\|/g, '').split('|').length;
     expect(new Set(rows.map(pipes))).toEqual(new Set([pipes(rows[0])]));
     expect(rows[0]).toBe('|  | geo | socketio | socketio/geo |');
@@ -178,6 +194,79 @@ describe('the failover timeline', () => {
     expect(html).toContain('<h2>Failover timeline</h2>');
     expect(html).toContain('<td>detect</td><td>100</td><td>2.5</td><td>30,100</td><td>31,000</td><td>44,000</td>');
     expect(renderHtml(sample)).not.toContain('Failover timeline');
+  });
+});
+
+describe('latency by publisher region', () => {
+  it('is a publisher region × same/cross p50/p99 table per impl in the terminal, after the summary', () => {
+    const text = formatSummary(sample);
+    expect(text).toContain('Latency by publisher region (geo, ms)');
+    expect(text).toContain('Latency by publisher region (socketio, ms)');
+    expect(text).toMatch(/publisher region\s+same n\s+same p50\s+same p99\s+cross n\s+cross p50\s+cross p99/);
+    expect(text).toMatch(/asia\s+600\s+3\.0\s+9\.0\s+1,000\s+85\s+120/);
+    // No cross-region delivery of eu's events: no figures, not zeros.
+    expect(text).toMatch(/eu\s+400\s+5\.0\s+10\s+0\s+–\s+–/);
+    expect(text.indexOf('Latency by publisher region')).toBeGreaterThan(text.indexOf('Server cost'));
+  });
+
+  it('is a Markdown table and an HTML section', () => {
+    const markdown = formatMarkdown(sample);
+    expect(markdown).toContain('Latency by publisher region (geo, ms):');
+    expect(markdown).toContain('| publisher region | same n | same p50 | same p99 | cross n | cross p50 | cross p99 |');
+    expect(markdown).toContain('| asia | 600 | 3.0 | 9.0 | 1,000 | 85 | 120 |');
+    const html = renderHtml(sample);
+    expect(html).toContain('<h2>Latency by publisher region</h2>');
+    expect(html).toContain('<td>eu</td><td>400</td><td>5.0</td><td>13</td><td>0</td><td>–</td><td>–</td>');
+  });
+
+  it('is left out for reports written before it', () => {
+    const latency = { ...sample.runs[0].check.latency, byPublisherRegion: undefined };
+    const old: LabReport = { ...sample, runs: [{ ...sample.runs[0], check: { ...sample.runs[0].check, latency } }] };
+    expect(formatSummary(old)).not.toContain('by publisher region');
+    expect(formatMarkdown(old)).not.toContain('by publisher region');
+    expect(renderHtml(old)).not.toContain('by publisher region');
+  });
+});
+
+describe('room homes', () => {
+  const homes = { 'room-0': 'asia', 'room-1': 'eu', 'room-2': 'eu', 'room-3': 'asia', 'room-4': null };
+  const roomRegions = { 'room-0': 'asia', 'room-1': 'eu', 'room-2': 'us', 'room-3': 'asia', 'room-4': 'eu' };
+  const spread: LabReport = { ...sample, runs: [{ ...sample.runs[0], homes }, sample.runs[1]] };
+  const regional: LabReport = { ...spread, parameters: { ...sample.parameters, affinity: 0.8 }, roomRegions };
+
+  it('counts rooms per home region in the terminal, every region listed; nothing for the peers', () => {
+    const text = formatSummary(spread);
+    expect(text).toContain('Room homes (geo)\n  5 rooms\n');
+    expect(text).toMatch(/home\s+rooms\n\s+asia\s+2\n\s+eu\s+2\n\s+us\s+0\n\s+not placed\s+1/);
+    expect(text).not.toContain('Room homes (socketio)');
+    expect(text).not.toContain('room regions');
+  });
+
+  it('with --affinity: the room regions, and how many rooms are homed in theirs', () => {
+    const text = formatSummary(regional);
+    expect(text).toContain('room regions (affinity 0.8): asia 2 rooms (room-0, room-3); eu 2 rooms (room-1, room-4); us 1 room (room-2)');
+    expect(text).toContain('5 rooms, 3 homed in their room region');
+    expect(text).toMatch(/home\s+rooms\s+in their room region\n\s+asia\s+2\s+2\n\s+eu\s+2\s+1\n\s+us\s+0\s+0\n\s+not placed\s+1\n/);
+    const markdown = formatMarkdown(regional);
+    expect(markdown).toContain(
+      'room regions (affinity 0.8): asia 2 rooms (room-0, room-3); eu 2 rooms (room-1, room-4); us 1 room (room-2).',
+    );
+    expect(markdown).toContain('Room homes (geo):\n\n5 rooms, 3 homed in their room region.');
+    expect(markdown).toContain('| home | rooms | in their room region |\n|---|---:|---:|\n| asia | 2 | 2 |\n| eu | 2 | 1 |');
+    const html = renderHtml(regional);
+    expect(html).toContain('<h2>Room homes</h2>');
+    expect(html).toContain('<td>eu</td><td>2</td><td>1</td>');
+    expect(html).toContain('<dt>room regions</dt>');
+  });
+
+  it('says so when the server did not report them, and shows nothing for runs without geo', () => {
+    expect(formatSummary(sample)).toContain('Room homes (geo)\n  homes: not reported by the server');
+    expect(formatMarkdown(sample)).toContain('homes: not reported by the server.');
+    expect(renderHtml(sample)).toContain('homes: not reported by the server');
+    const peers: LabReport = { ...sample, runs: [sample.runs[1]] };
+    expect(formatSummary(peers)).not.toContain('homes');
+    expect(formatMarkdown(peers)).not.toContain('homes');
+    expect(renderHtml(peers)).not.toContain('Room homes');
   });
 });
 

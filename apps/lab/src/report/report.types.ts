@@ -44,6 +44,8 @@ export interface ImplRun {
   faults: FaultEvent[];
   /** geo: where each failover's time went (detect, backoff, dial, welcome, rejoin, replay). */
   failoverPhases?: FailoverPhases;
+  /** geo: each room's home region at the end of the run (`null`: not placed yet); absent when the server did not report them. */
+  homes?: Record<string, string | null>;
   /** Set when something stopped the run short (e.g. clients that could not connect), in words. */
   limitedBy?: string;
   durationMs: number;
@@ -55,6 +57,8 @@ export interface LabReport {
   machine: { cpus: number; node: string; platform: string };
   /** Every option the run used, exactly. */
   parameters: Record<string, unknown>;
+  /** `--affinity` runs: room → its room region, where most of its members and its publishers lived. */
+  roomRegions?: Record<string, string>;
   /** What was and was not simulated (namespaces, loss), and other notes for the reader. */
   notes: string[];
   runs: ImplRun[];

@@ -1,4 +1,4 @@
-import type { Anomalies } from '../check/check.types.js';
+import type { Anomalies, LatencyStats } from '../check/check.types.js';
 import type { ImplRun, LabReport, ServerStats } from './report.types.js';
 
 /** How a figure reads: a count, milliseconds, bytes, a rate, or text. */
@@ -147,6 +147,92 @@ export function failoverPhaseTable(run: ImplRun): { heading: string; rows: strin
     stats.meaning,
   ]);
   return { heading, rows };
+}
+
+/** Columns of the latency-by-publisher-region table, after the region. */
+export const PUBLISHER_REGION_COLUMNS = ['same n', 'same p50', 'same p99', 'cross n', 'cross p50', 'cross p99'] as const;
+
+/**
+ * A run's latency split by publisher region as a heading and rows of cells (region, then
+ * PUBLISHER_REGION_COLUMNS: same-region and cross-region deliveries of that region's events),
+ * or none when the run has no such split (no deliveries, or a report from before it).
+ */
+export function publisherRegionTable(report: LabReport, run: ImplRun): { heading: string; rows: string[][] } | undefined {
+  const regions = run.check.latency.byPublisherRegion;
+  if (!regions?.length) return undefined;
+  const cells = (stats: LatencyStats): string[] => [
+    fmtCount(stats.count),
+    formatValue(statOrNone(stats.count, stats.p50), 'ms'),
+    formatValue(statOrNone(stats.count, stats.p99), 'ms'),
+  ];
+  return {
+    heading: `Latency by publisher region (${runLabel(report, run)}, ms)`,
+    rows: regions.map(({ region, same, cross }) => [region, ...cells(same), ...cells(cross)]),
+  };
+}
+
+/** What the reports say of a geo run whose server did not answer `GET /geo/rooms/:room`. */
+export const HOMES_NOT_REPORTED = 'homes: not reported by the server';
+
+/**
+ * Where a geo run's rooms ended up: a heading, a line of totals (or HOMES_NOT_REPORTED), and
+ * rows of cells: home region, rooms homed there, and with `--affinity` how many of those are
+ * that region's own rooms. None for the peers, which have no homes.
+ */
+export function roomHomesTable(
+  report: LabReport,
+  run: ImplRun,
+): { heading: string; summary: string; columns: string[]; rows: string[][] } | undefined {
+  if (run.impl !== 'geo') return undefined;
+  const heading = `Room homes (${runLabel(report, run)})`;
+  if (!run.homes) return { heading, summary: HOMES_NOT_REPORTED, columns: [], rows: [] };
+  const roomRegions = report.roomRegions;
+  const homes = Object.entries(run.homes);
+  const own = (entries: [string, string | null][]): number =>
+    entries.filter(([room, home]) => home !== null && roomRegions?.[room] === home).length;
+  // Every region of the run, with rooms or not, then any other home the server named.
+  const named = homes.map(([, home]) => home).filter((home): home is string => home !== null);
+  const rows = [...new Set([...regionsOf(report), ...named.sort()])].map((region) => {
+    const homed = homes.filter(([, home]) => home === region);
+    return [region, fmtCount(homed.length), ...(roomRegions ? [fmtCount(own(homed))] : [])];
+  });
+  const unplaced = homes.filter(([, home]) => home === null).length;
+  if (unplaced > 0) rows.push(['not placed', fmtCount(unplaced), ...(roomRegions ? [''] : [])]);
+  return {
+    heading,
+    summary: `${roomsText(homes.length)}${roomRegions ? `, ${fmtCount(own(homes))} homed in their room region` : ''}`,
+    columns: ['home', 'rooms', ...(roomRegions ? ['in their room region'] : [])],
+    rows,
+  };
+}
+
+/**
+ * With `--affinity`: which rooms were regional where, per region the number of rooms and the
+ * first `shown` of their names. None for spread rooms.
+ */
+export function roomRegionsText(report: LabReport, shown = 4): string | undefined {
+  if (!report.roomRegions) return undefined;
+  const byRegion = new Map<string, string[]>();
+  for (const [room, region] of Object.entries(report.roomRegions)) {
+    const rooms = byRegion.get(region) ?? [];
+    byRegion.set(region, rooms);
+    rooms.push(room);
+  }
+  const parts = [...byRegion].map(
+    ([region, rooms]) => `${region} ${roomsText(rooms.length)} (${rooms.slice(0, shown).join(', ')}${rooms.length > shown ? ', …' : ''})`,
+  );
+  const affinity = report.parameters.affinity;
+  return `room regions${typeof affinity === 'number' ? ` (affinity ${affinity})` : ''}: ${parts.join('; ')}`;
+}
+
+function roomsText(count: number): string {
+  return `${fmtCount(count)} ${count === 1 ? 'room' : 'rooms'}`;
+}
+
+/** The run's regions in the order it was given them. */
+function regionsOf(report: LabReport): string[] {
+  const regions = report.parameters.regions;
+  return Array.isArray(regions) ? regions.filter((region): region is string => typeof region === 'string') : [];
 }
 
 /** The highest summed server RSS of the once-a-second samples (what a client that stops reading can drive up), or none without samples. */

@@ -1,5 +1,18 @@
 import type { LabReport } from './report.types.js';
-import { baseRun, failoverPhaseTable, fmtCount, formatValue, PHASE_COLUMNS, ratioText, runLabel, summarySections } from './summary.js';
+import {
+  baseRun,
+  failoverPhaseTable,
+  fmtCount,
+  formatValue,
+  PHASE_COLUMNS,
+  PUBLISHER_REGION_COLUMNS,
+  publisherRegionTable,
+  ratioText,
+  roomHomesTable,
+  roomRegionsText,
+  runLabel,
+  summarySections,
+} from './summary.js';
 
 const LABEL_WIDTH = 34;
 const MIN_COLUMN = 12;
@@ -17,6 +30,8 @@ export function formatSummary(report: LabReport): string {
     `geo lab · ${report.scenario} · started ${report.startedAt} · ${report.machine.cpus} CPUs, node ${report.machine.node}, ${report.machine.platform}`,
   );
   out.push(...wrap(`parameters: ${formatParameters(report.parameters)}`, LINE_WIDTH, '  '));
+  const roomRegions = roomRegionsText(report);
+  if (roomRegions) out.push(...wrap(roomRegions, LINE_WIDTH, '  '));
   if (report.runs.length === 0) {
     out.push('', 'No run completed.');
     return [...out, ...notes(report)].join('\n');
@@ -48,7 +63,9 @@ export function formatSummary(report: LabReport): string {
     out.push(section.title);
     for (const [label, ...values] of cells[s]) out.push(line(`  ${label}`, values));
   });
+  for (const run of report.runs) out.push(...publisherRegionLines(report, run));
   for (const run of report.runs) out.push(...phaseLines(run));
+  for (const run of report.runs) out.push(...homeLines(report, run));
   out.push(...notes(report));
   return out.join('\n');
 }
@@ -64,6 +81,34 @@ function phaseLines(run: LabReport['runs'][number]): string[] {
       .map((cell) => cell.padStart(9))
       .join('')}${cells[1 + PHASE_COLUMNS.length] ? `   ${cells[1 + PHASE_COLUMNS.length]}` : ''}`;
   return ['', table.heading, row(['phase', ...PHASE_COLUMNS, 'from → to']), ...table.rows.map(row)];
+}
+
+/** Same-region and cross-region latency of each publisher region's events. */
+function publisherRegionLines(report: LabReport, run: LabReport['runs'][number]): string[] {
+  const table = publisherRegionTable(report, run);
+  if (!table) return [];
+  const width = Math.max('publisher region'.length, ...table.rows.map((row) => row[0].length)) + 4;
+  const row = (cells: readonly string[]): string =>
+    `  ${cells[0].padEnd(width)}${cells
+      .slice(1)
+      .map((cell) => cell.padStart(11))
+      .join('')}`;
+  return ['', table.heading, row(['publisher region', ...PUBLISHER_REGION_COLUMNS]), ...table.rows.map(row)];
+}
+
+/** geo: how many rooms each region is home to at the end of the run. */
+function homeLines(report: LabReport, run: LabReport['runs'][number]): string[] {
+  const table = roomHomesTable(report, run);
+  if (!table) return [];
+  const lines = ['', table.heading, `  ${table.summary}`];
+  if (table.rows.length === 0) return lines;
+  const width = Math.max(...table.rows.map((row) => row[0].length), table.columns[0].length) + 4;
+  const row = (cells: readonly string[]): string =>
+    `  ${cells[0].padEnd(width)}${cells
+      .slice(1)
+      .map((cell, c) => cell.padStart(table.columns[c + 1].length + 4))
+      .join('')}`.trimEnd();
+  return [...lines, row(table.columns), ...table.rows.map(row)];
 }
 
 function notes(report: LabReport): string[] {

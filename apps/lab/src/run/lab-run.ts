@@ -6,6 +6,7 @@ import { writeJsonReport } from '../report/json.js';
 import type { ImplRun, LabReport } from '../report/report.types.js';
 import type { Scenario } from '../scenarios/scenario.js';
 import type { LabOptions } from '../scenarios/lab-options.js';
+import { roomRegions } from './client-plan.js';
 import { Progress } from './progress.js';
 import { runImpl } from './run-impl.js';
 
@@ -32,6 +33,7 @@ export async function runLab(scenario: Scenario, options: LabOptions): Promise<L
     startedAt: startedAt.toISOString(),
     machine: { cpus: cpus().length, node: process.version, platform: `${process.platform} ${process.arch}` },
     parameters: { ...options, scenario: scenario.name, knobs: options.scenario },
+    roomRegions: roomRegions(options),
     notes: [...notes],
     runs,
   };

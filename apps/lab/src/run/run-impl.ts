@@ -14,6 +14,7 @@ import { planClients } from './client-plan.js';
 import type { LabOptions } from '../scenarios/lab-options.js';
 import { CpuMeter } from './process-stats.js';
 import { Progress } from './progress.js';
+import { askRoomHomes } from './room-homes.js';
 
 /** The demo authority's issuer and audience in the sample app (apps/chat/src/config.ts). */
 const DEMO_ISSUER = 'geo-ws-demo';
@@ -141,6 +142,7 @@ export async function runImpl(
       contiguousSeqs: impl === 'geo' && broker === 'redis',
       startedAt,
     });
+    const homes = impl === 'geo' ? await roomHomes(options, deployment, Object.keys(plan.members), progress) : undefined;
     const phases = failoverPhases(
       logs.clients,
       faults.map((fault) => startedAt + fault.at),
@@ -173,6 +175,7 @@ export async function runImpl(
       ...(impl === 'geo' && result.deliveries > 0 ? { wire: options.wire, bytesReadPerDelivery: bytesRead / result.deliveries } : {}),
       faults,
       ...(phases ? { failoverPhases: phases } : {}),
+      ...(homes ? { homes } : {}),
       limitedBy:
         [
           connected.failed.length > 0 ? connectFailures(connected.failed, options.clients) : '',
@@ -190,6 +193,24 @@ export async function runImpl(
     await fleet?.close();
     await deployment.stop();
   }
+}
+
+/**
+ * geo, after the load: where each room's log ended up, asking one instance per room (rooms
+ * spread over the regions and their instances). None when the server does not say.
+ */
+async function roomHomes(
+  options: LabOptions,
+  deployment: Deployment,
+  rooms: string[],
+  progress: Progress,
+): Promise<Record<string, string | null> | undefined> {
+  progress.phase('geo', `asking where ${rooms.length} rooms live`);
+  const regions = options.regions;
+  const answer = await askRoomHomes(rooms, (_, i) => deployment.targetsFor(regions[i % regions.length], Math.floor(i / regions.length)));
+  if ('homes' in answer) return answer.homes;
+  progress.note(`homes: not reported by the server (${answer.notReported})`);
+  return undefined;
 }
 
 /** Fires the scenario's steps at their times, one after the other, and records them on the timeline. */

@@ -12,6 +12,12 @@ export interface LabOptions {
   clients: number;
   roomSize: number;
   publishersPerRoom: number;
+  /**
+   * Rooms with a home region (`--affinity`): room i's "room region" is regions[i mod n], this
+   * share of its members live there and publish from there, the rest spread over the other
+   * regions. Absent: every room is spread over every region.
+   */
+  affinity?: number;
   /** Messages per second per publisher. */
   rate: number;
   /** Seconds of publishing. */
