@@ -67,6 +67,31 @@ describe('AccessPolicy: revocation at the handshake, on geo.auth, and for joins 
     expect(list.reads).toBe(2);
   });
 
+  it('a token in steady use never waits: a frame near the end of the period reads again in the background, and a revocation found there applies to the next frame', async () => {
+    const list = revocationList();
+    const policy = new AccessPolicy('eu', list.state, 100); // reads again from 50 ms (refresh ahead: half the period)
+    await policy.assertNotRevoked(alice);
+    for (let i = 0; i < 12; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20)); // a publisher every 20 ms, 240 ms in all
+      expect(policy.assertMayUse(alice, 'lobby', `e${i}`)).toBeUndefined(); // judged at once, never a promise
+    }
+    expect(list.reads).toBeGreaterThanOrEqual(3); // the handshake's, then about one per 50-100 ms of use
+    // Revoked elsewhere: a background read started by a frame finds it, and a later frame is refused at once.
+    list.revoked.add('jti-alice');
+    const revokedAt = Date.now();
+    let refused: unknown;
+    while (refused === undefined && Date.now() - revokedAt < 1000) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      try {
+        expect(policy.assertMayUse(alice, 'lobby', 'after')).toBeUndefined();
+      } catch (error) {
+        refused = error;
+      }
+    }
+    // Refused within a second (the period is 100 ms), and no frame before it waited.
+    expect(refused).toMatchObject({ code: 'UNAUTHORIZED', message: 'the token was revoked' });
+  });
+
   it('markRevoked (revoke() on this instance, the revocation channel) applies to the next frame at once, and tells onRevoked once', async () => {
     const list = revocationList();
     const told: string[] = [];
