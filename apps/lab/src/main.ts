@@ -61,6 +61,17 @@ function percent(value: string): number {
   return number;
 }
 
+/** `KEY=VALUE[,KEY=VALUE…]`: environment variables of the sample app. */
+function serverEnv(value: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const match = /^(GEO_[A-Z0-9_]+)=(.*)$/.exec(pair.trim());
+    if (!match) throw new InvalidArgumentError(`expected GEO_NAME=value pairs separated by commas, got "${pair}"`);
+    env[match[1]] = match[2];
+  }
+  return env;
+}
+
 /** A share from 0 to 1 (`--affinity 0.8`). */
 function fraction(value: string): number {
   const number = Number(value);
@@ -90,6 +101,11 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
       '--affinity <0..1>',
       "rooms with a home region: room i's region is regions[i mod n], this share of its members and its publishers live there (default: rooms span every region)",
       fraction,
+    )
+    .option(
+      '--server-env <pairs>',
+      "extra environment of the geo-ws servers, e.g. GEO_NATS_ROOM_HOMES=0 (the sample app's variables, README)",
+      serverEnv,
     )
     .option('--rate <n>', 'messages per second per publisher', nonNegative, defaults.rate)
     .option('--duration <s>', 'seconds of publishing', nonNegative, defaults.duration)
@@ -130,6 +146,7 @@ interface CommonFlags {
   roomSize: number;
   publishers: number;
   affinity?: number;
+  serverEnv?: Record<string, string>;
   rate: number;
   duration: number;
   payload: number;
@@ -168,6 +185,7 @@ function toOptions(scenario: Scenario, flags: CommonFlags): LabOptions {
     roomSize: flags.roomSize,
     publishersPerRoom: Math.min(flags.publishers, flags.roomSize),
     affinity: flags.affinity,
+    serverEnv: flags.serverEnv,
     rate: flags.rate,
     duration: flags.duration,
     payloadBytes: flags.payload,

@@ -57,6 +57,7 @@ export async function runImpl(
     env: {
       ...scenario.env,
       ...(impl === 'geo' && options.wire === 'deflate' ? { GEO_COMPRESSION_THRESHOLD: String(DEFLATE_THRESHOLD) } : {}),
+      ...(impl === 'geo' ? options.serverEnv : {}),
     },
     cpuProfileDir: options.cpuProf && join(options.cpuProf, impl),
     log: (line) => progress.note(line),

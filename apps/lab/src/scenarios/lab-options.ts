@@ -18,6 +18,8 @@ export interface LabOptions {
    * regions. Absent: every room is spread over every region.
    */
   affinity?: number;
+  /** Extra environment of the geo-ws servers (`--server-env KEY=VALUE`), after the scenario's own. */
+  serverEnv?: Record<string, string>;
   /** Messages per second per publisher. */
   rate: number;
   /** Seconds of publishing. */

@@ -43,6 +43,8 @@ export function generationPart(generation: number): string {
 export class NatsHomes {
   private readonly logger = new Logger(NatsHomes.name);
   private readonly cache = new Map<string, NatsRoomHome>();
+  /** Per region: its home stream's creation time, once made sure of. */
+  private readonly incarnations = new Map<string, Promise<string>>();
   /** Tails of rooms with no home yet, by log key: called once the room gets one. */
   private readonly waiting = new Map<string, Set<(home: NatsRoomHome) => void>>();
 
@@ -70,13 +72,15 @@ export class NatsHomes {
     return home ? { ...log, home } : log;
   }
 
-  /** The log with its home, placing the room in `region` if it has none. */
+  /**
+   * The log with its home, placing the room in `region` if it has none. Not cached here:
+   * the create is tried at once (it fails if the room has a home), so a room's first
+   * append waits for one round trip to the bucket, not two.
+   */
   async place(log: GeoLogRef, region: string): Promise<NatsLogRef> {
-    const located = await this.locate(log);
-    if (located.home || log.scope === 'regional') return located;
-    await this.ensureHomeStream(region);
-    const stream = this.names.homeStream(region);
-    const home: NatsRoomHome = { region, term: 1, generation: 0, incarnation: await this.epochs.incarnationOf(stream, true) };
+    const known = this.cached(log);
+    if (known) return known;
+    const home: NatsRoomHome = { region, term: 1, generation: 0, incarnation: await this.homeStreamIncarnation(region) };
     const key = this.names.logKey(log);
     const { nats } = this.clients();
     try {
@@ -123,6 +127,20 @@ export class NatsHomes {
       }
     }
     throw unavailable(nats, new Error(`the home of room "${log.room}" kept changing`));
+  }
+
+  /**
+   * A region's home stream's creation time, made sure of once per region and process (a
+   * stream created again later is caught by the first read, which renews the record).
+   */
+  private homeStreamIncarnation(region: string): Promise<string> {
+    let incarnation = this.incarnations.get(region);
+    if (!incarnation) {
+      incarnation = this.ensureHomeStream(region).then(() => this.epochs.incarnationOf(this.names.homeStream(region), true));
+      this.incarnations.set(region, incarnation);
+      incarnation.catch(() => this.incarnations.delete(region));
+    }
+    return incarnation;
   }
 
   /** What `GET /geo/rooms/:room` says. */

@@ -68,6 +68,14 @@ export class NatsTails {
     afterSeq: number,
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
+    /**
+     * Read through the stream's shared reader whatever `sharedFrom` says: for a tail that
+     * starts while an event waits for it (a room's first event, just placed). Creating a
+     * consumer costs a round trip to the JetStream meta leader, often in another region;
+     * joining a shared reader costs a direct get, and only the stream's first one here
+     * creates a consumer.
+     */
+    shared = false,
   ): Promise<GeoSubscription> {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
@@ -96,7 +104,7 @@ export class NatsTails {
     forKey.add(tail);
     this.tails.set(key, forKey);
     try {
-      await this.start(tail, head.lastSeq);
+      await this.start(tail, head.lastSeq, shared);
     } catch (error) {
       tail.stop();
       throw unavailable(nats, error);
@@ -128,11 +136,11 @@ export class NatsTails {
   }
 
   /** Reads the tail through the stream's shared reader, or its own consumer while the node tails few of the stream's rooms. */
-  private async start(tail: RoomTail, streamLastSeq: number): Promise<void> {
+  private async start(tail: RoomTail, streamLastSeq: number, preferShared: boolean): Promise<void> {
     const shared = this.shared.get(tail.stream);
     if (shared) return shared.attach(tail);
     const own = this.own.get(tail.stream) ?? new Set<RoomTail>();
-    if (own.size + 1 >= this.sharedFrom) return this.share(tail, own, streamLastSeq);
+    if (preferShared || own.size + 1 >= this.sharedFrom) return this.share(tail, own, streamLastSeq);
     const consumer = new NatsPushConsumer(
       this.consumerSpec(tail.stream, tail.subject, tail.incarnation, `room "${tail.room}"`, tail, async (from) => {
         // The stream lost messages from `from` on: were any of them this room's?

@@ -273,7 +273,7 @@ export class NatsTransport implements GeoTransport {
     let closed = false;
     const stopWaiting = this.homes!.whenPlaced(log, (located) => {
       if (closed) return;
-      this.tails.open(located, afterSeq, onEvent, onError).then(
+      this.tails.open(located, afterSeq, onEvent, onError, true).then(
         (opened) => {
           if (closed) void opened.close();
           else tail = opened;
