@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { globalLog, natsTransport, type GeoLoggedEnvelope, type GeoTransport } from '@geo-ws/nest';
 import { GeoEventContext, GeoEventsClient, GeoEventsServer } from '@geo-ws/nest/microservices';
 import { waitFor } from '@geo-ws/nest/testing';
+import { dropNatsNamespace } from './support/nats-namespace.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 const namespace = `ms${randomUUID().slice(0, 6)}`;
@@ -132,4 +133,69 @@ describe('@nestjs/microservices over the geo event log (JetStream)', () => {
     });
     await waitFor(() => persisted.some((event) => event.event_id === eventId), 'the worker to see the imported event');
   });
+});
+
+describe('@nestjs/microservices over a namespace with room homes (a stream per home region)', () => {
+  const homedNamespace = `mh${randomUUID().slice(0, 6)}`;
+  const transports: GeoTransport[] = [];
+  let worker: INestMicroservice | undefined;
+  let client: GeoEventsClient | undefined;
+
+  afterAll(async () => {
+    await worker?.close();
+    await client?.close();
+    await Promise.all(transports.map((transport) => transport.close()));
+    await dropNatsNamespace(servers, homedNamespace);
+  });
+
+  it('the worker consumes every home stream, including one made after it started; each room in its order', async () => {
+    const regionTransport = async (region: string) => {
+      const transport = await natsTransport({ servers, namespace: homedNamespace, roomHomes: true })({
+        region,
+        regions: ['eu', 'us'],
+        dedupWindowMs: 120_000,
+        retention: { maxEvents: 1000, maxAgeMs: 3_600_000 },
+      });
+      await transport.connect();
+      transports.push(transport);
+      return transport;
+    };
+    const eu = await regionTransport('eu');
+    worker = await NestFactory.createMicroservice(WorkerModule, {
+      strategy: new GeoEventsServer({ servers, namespace: homedNamespace, durable: 'history', retryDelayMs: 200 }),
+      logger: false,
+    });
+    await worker.listen();
+    const us = await regionTransport('us'); // its home stream is made after the worker started
+    const rooms = { eu: `homed-eu-${randomUUID().slice(0, 6)}`, us: `homed-us-${randomUUID().slice(0, 6)}` };
+    const appended: Record<string, number[]> = { [rooms.eu]: [], [rooms.us]: [] };
+    for (let n = 0; n < 10; n++) {
+      for (const [region, transport] of [
+        ['eu', eu],
+        ['us', us],
+      ] as const) {
+        const room = rooms[region];
+        const draft = {
+          event_id: randomUUID(),
+          room_id: room,
+          type: 'chat.message',
+          sender: 'alice',
+          timestamp: new Date().toISOString(),
+          region,
+          data: { n },
+        };
+        appended[room].push((await transport.append(globalLog(room), draft)).seq);
+      }
+    }
+    expect((await eu.home(rooms.us)).region).toBe('us');
+    // The worker finds us's home stream on its next look (every 10 s).
+    await waitFor(() => persisted.filter((event) => event.room_id === rooms.us).length >= 10, 'the us room at the worker', 20_000);
+    for (const room of Object.values(rooms)) {
+      expect(persisted.filter((event) => event.room_id === room).map((event) => event.seq)).toEqual(appended[room]);
+    }
+    // A side service that appends follows the apps' layout; the other setting is refused.
+    client = new GeoEventsClient({ servers, namespace: homedNamespace, region: 'us', sender: 'importer', roomHomes: true });
+    const result = await lastValueFrom(client.emit<{ seq: number }>('chat.message', { room_id: rooms.us, data: { text: 'imported' } }));
+    expect(result.seq).toBeGreaterThan(appended[rooms.us].at(-1)!);
+  }, 60_000);
 });

@@ -8,6 +8,9 @@ import { loadNats } from '../transport/nats/load-nats.js';
 import { NatsNames } from '../transport/nats/nats-names.js';
 import { GeoEventContext } from './geo-event.context.js';
 
+/** How often a server of a namespace with room homes looks for home streams made since it started. */
+const HOME_STREAMS_RESCAN_MS = 10_000;
+
 /** Options of {@link GeoEventsServer}. */
 export interface GeoEventsServerOptions {
   servers: string | string[];
@@ -30,7 +33,8 @@ export interface GeoEventsServerOptions {
 /**
  * A Nest microservice transport over the geo event log: `@EventPattern('<event type>')`
  * handlers receive every global room event (the envelope) in log order through a durable
- * JetStream consumer. An event is acked when its handler returns; a handler that throws
+ * JetStream consumer (one per home region's stream when the apps home rooms by region,
+ * `roomHomes`: each room's events still come in its order). An event is acked when its handler returns; a handler that throws
  * gets it again after `retryDelayMs`. Delivery is at-least-once: use `event_id` to make
  * side effects idempotent.
  *
@@ -42,7 +46,11 @@ export interface GeoEventsServerOptions {
 export class GeoEventsServer extends Server implements CustomTransportStrategy {
   protected override readonly logger = new Logger(GeoEventsServer.name);
   private nc: NatsConnection | undefined;
-  private messages: ConsumerMessages | undefined;
+  /** What is consumed, per stream: the global stream, or each region's home stream (room homes). */
+  private readonly consuming = new Map<string, ConsumerMessages>();
+  /** Room homes: looks for home streams made since (a region that booted later). */
+  private rescan: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly names: NatsNames;
 
   constructor(private readonly options: GeoEventsServerOptions) {
@@ -60,7 +68,10 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
   }
 
   async close(): Promise<void> {
-    await this.messages?.close().catch(() => undefined);
+    this.closed = true;
+    clearInterval(this.rescan);
+    await Promise.all([...this.consuming.values()].map((messages) => messages.close().catch(() => undefined)));
+    this.consuming.clear();
     await this.nc?.drain().catch(() => undefined);
     this.nc = undefined;
   }
@@ -83,14 +94,44 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
       ...this.options.connection,
     });
     const jsm = await nats.jetstream.jetstreamManager(this.nc);
-    const js = nats.jetstream.jetstream(this.nc);
-    const stream = this.names.globalStream;
+    // The namespace's layout, as its apps made it: with room homes (the homes bucket
+    // exists), each room's events are in its home region's stream, so every home stream
+    // is consumed (a room's order is its stream's); without, the global stream.
+    const homed = await jsm.streams.info(`KV_${this.names.kv.homes}`).then(
+      () => true,
+      () => false,
+    );
+    if (!homed) return this.consume(this.names.globalStream, this.names.globalSubjects());
+    await this.consumeHomeStreams();
+    this.rescan = setInterval(() => {
+      void this.consumeHomeStreams().catch((error: unknown) =>
+        this.logger.warn(`looking for new home streams failed: ${(error as Error).message}`),
+      );
+    }, HOME_STREAMS_RESCAN_MS).unref();
+  }
+
+  /** Consumes every region's home stream not consumed yet. */
+  private async consumeHomeStreams(): Promise<void> {
+    const nats = await loadNats();
+    const jsm = await nats.jetstream.jetstreamManager(this.nc!);
+    const prefix = this.names.homeStream('');
+    for await (const stream of jsm.streams.names()) {
+      if (!stream.startsWith(prefix) || this.consuming.has(stream) || this.closed) continue;
+      const info = await jsm.streams.info(stream);
+      await this.consume(stream, info.config.subjects[0]);
+    }
+  }
+
+  private async consume(stream: string, subjects: string): Promise<void> {
+    const nats = await loadNats();
+    const jsm = await nats.jetstream.jetstreamManager(this.nc!);
+    const js = nats.jetstream.jetstream(this.nc!);
     await jsm.consumers
       .add(stream, {
         durable_name: this.options.durable,
         ack_policy: nats.jetstream.AckPolicy.Explicit,
         deliver_policy: this.options.deliver === 'new' ? nats.jetstream.DeliverPolicy.New : nats.jetstream.DeliverPolicy.All,
-        filter_subject: this.names.globalSubjects(),
+        filter_subject: subjects,
         ack_wait: (this.options.ackWaitMs ?? 30_000) * 1_000_000,
         max_deliver: this.options.maxDeliver ?? 10,
       })
@@ -100,8 +141,9 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
         });
       });
     const consumer = await js.consumers.get(stream, this.options.durable);
-    this.messages = await consumer.consume({ max_messages: 64 });
-    void this.run(this.messages);
+    const messages = await consumer.consume({ max_messages: 64 });
+    this.consuming.set(stream, messages);
+    void this.run(messages);
   }
 
   private async run(messages: ConsumerMessages): Promise<void> {

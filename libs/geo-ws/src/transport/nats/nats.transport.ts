@@ -204,10 +204,20 @@ export class NatsTransport implements GeoTransport {
     };
   }
 
-  /** Without room homes every global log lives in the global stream, in `homeCluster` on a supercluster. */
-  home(room: string): Promise<GeoRoomHome> {
+  /**
+   * Without room homes every global log lives in the global stream: its region is the
+   * cluster that holds the stream, when the clusters are named after the regions (a
+   * supercluster; not a stretched cluster).
+   */
+  async home(room: string): Promise<GeoRoomHome> {
     if (this.homes) return this.homes.home(globalLog(room));
-    return Promise.resolve({ room, region: this.options.homeCluster ?? null, term: 0, placement: 'fixed' });
+    const { jsm, nats } = this.require();
+    const cluster = await jsm.streams
+      .info(this.names.globalStream)
+      .then((info) => info.cluster?.name)
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    const region = cluster !== undefined && this.context.regions.includes(cluster) ? cluster : null;
+    return { room, region, term: 0, placement: 'fixed' };
   }
 
   async deleteLog(log: GeoLogRef): Promise<void> {
