@@ -100,72 +100,80 @@ describe('joining never-published rooms leaves no permanent broker state', () =>
     }, 60_000);
   });
 
-  describe('NATS', () => {
-    const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
-    const namespace = testNamespace('bounds');
-    let deployment: Deployment;
+  for (const roomHomes of [false, true])
+    describe(roomHomes ? 'NATS with room homes' : 'NATS', () => {
+      const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
+      const namespace = testNamespace('bounds');
+      let deployment: Deployment;
+      /** Buckets that keep their entries (no age limit): one entry per deleted log, or per published room's home. */
+      const kept = [`KV_geows_${namespace}_epochs`, `KV_geows_${namespace}_homes`];
 
-    beforeAll(async () => {
-      deployment = await deployRegions(['eu'], { transport: () => natsTransport({ servers, namespace }), geo });
-    }, 30_000);
+      beforeAll(async () => {
+        deployment = await deployRegions(['eu'], { transport: () => natsTransport({ servers, namespace, roomHomes }), geo });
+      }, 30_000);
 
-    afterAll(async () => {
-      await deployment?.close();
-      await dropNatsNamespace(servers, namespace);
-    });
-
-    async function buckets(): Promise<Record<string, { messages: number; maxAgeMs: number }>> {
-      const nc = await connect({ servers });
-      try {
-        const jsm = await jetstreamManager(nc);
-        const result: Record<string, { messages: number; maxAgeMs: number }> = {};
-        for await (const info of jsm.streams.list()) {
-          const name = info.config.name;
-          if (name.startsWith(`KV_geows_${namespace}_`) || name.startsWith(`GEOWS_${namespace.toUpperCase()}`)) {
-            result[name] = { messages: info.state.messages, maxAgeMs: info.config.max_age / 1_000_000 };
-          }
-        }
-        return result;
-      } finally {
-        await nc.close();
-      }
-    }
-
-    it(`${ROOMS} joined empty rooms create no KV entry; every bucket and stream expires what it holds; a published room keeps its epoch`, async () => {
-      const eu = deployment.region('eu');
-      const joiner = await WsTestClient.connect(eu.wsUrl, { name: 'joiner' });
-      await joinEmptyRooms(joiner, 'empty', ROOMS);
-      const member = await WsTestClient.connect(eu.wsUrl, { name: 'member' });
-      const emptyJoin = await member.join('published');
-      await member.publish('note.add', 'published', { text: 'first' });
-      await member.waitForEvents('published', 1);
-
-      const state = await buckets();
-      console.log(`nats: after ${ROOMS} joins ${JSON.stringify(state)}`);
-      expect(state[`KV_geows_${namespace}_epochs`].messages).toBe(0);
-      for (const [name, { maxAgeMs }] of Object.entries(state)) {
-        if (name !== `KV_geows_${namespace}_epochs`) expect([name, maxAgeMs > 0]).toEqual([name, true]);
-      }
-      joiner.close();
-      member.close();
-
-      // The epoch the empty room was joined with is the published room's, in a fresh instance too.
-      const back = await WsTestClient.connect(eu.wsUrl, { name: 'member' });
-      expect(await back.join('published', { since: 0, epoch: emptyJoin.epoch })).toMatchObject({ recovered: true, epoch: emptyJoin.epoch });
-      await back.waitForEvents('published', 1);
-      back.close();
-      const fresh = await natsTransport({ servers, namespace, setup: 'verify' })({
-        region: 'us',
-        regions: ['eu', 'us'],
-        dedupWindowMs: 120_000,
-        retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 },
+      afterAll(async () => {
+        await deployment?.close();
+        await dropNatsNamespace(servers, namespace);
       });
-      await fresh.connect();
-      try {
-        expect((await fresh.head(globalLog('published'))).epoch).toBe(emptyJoin.epoch);
-      } finally {
-        await fresh.close();
+
+      async function buckets(): Promise<Record<string, { messages: number; maxAgeMs: number }>> {
+        const nc = await connect({ servers });
+        try {
+          const jsm = await jetstreamManager(nc);
+          const result: Record<string, { messages: number; maxAgeMs: number }> = {};
+          for await (const info of jsm.streams.list()) {
+            const name = info.config.name;
+            if (name.startsWith(`KV_geows_${namespace}_`) || name.startsWith(`GEOWS_${namespace.toUpperCase()}`)) {
+              result[name] = { messages: info.state.messages, maxAgeMs: info.config.max_age / 1_000_000 };
+            }
+          }
+          return result;
+        } finally {
+          await nc.close();
+        }
       }
-    }, 60_000);
-  });
+
+      it(`${ROOMS} joined empty rooms create no KV entry; every bucket and stream expires what it holds; a published room keeps its epoch`, async () => {
+        const eu = deployment.region('eu');
+        const joiner = await WsTestClient.connect(eu.wsUrl, { name: 'joiner' });
+        await joinEmptyRooms(joiner, 'empty', ROOMS);
+        const member = await WsTestClient.connect(eu.wsUrl, { name: 'member' });
+        const emptyJoin = await member.join('published');
+        await member.publish('note.add', 'published', { text: 'first' });
+        await member.waitForEvents('published', 1);
+
+        const state = await buckets();
+        console.log(`nats: after ${ROOMS} joins ${JSON.stringify(state)}`);
+        expect(state[`KV_geows_${namespace}_epochs`].messages).toBe(0);
+        // Joins place no room: the only home is the published room's.
+        if (roomHomes) expect(state[`KV_geows_${namespace}_homes`].messages).toBe(1);
+        for (const [name, { maxAgeMs }] of Object.entries(state)) {
+          if (!kept.includes(name)) expect([name, maxAgeMs > 0]).toEqual([name, true]);
+        }
+        joiner.close();
+        member.close();
+
+        // The epoch the empty room was joined with is the published room's, in a fresh instance too.
+        const back = await WsTestClient.connect(eu.wsUrl, { name: 'member' });
+        expect(await back.join('published', { since: 0, epoch: emptyJoin.epoch })).toMatchObject({
+          recovered: true,
+          epoch: emptyJoin.epoch,
+        });
+        await back.waitForEvents('published', 1);
+        back.close();
+        const fresh = await natsTransport({ servers, namespace, roomHomes, setup: 'verify' })({
+          region: 'us',
+          regions: ['eu', 'us'],
+          dedupWindowMs: 120_000,
+          retention: { maxEvents: 10_000, maxAgeMs: 86_400_000 },
+        });
+        await fresh.connect();
+        try {
+          expect((await fresh.head(globalLog('published'))).epoch).toBe(emptyJoin.epoch);
+        } finally {
+          await fresh.close();
+        }
+      }, 60_000);
+    });
 });
