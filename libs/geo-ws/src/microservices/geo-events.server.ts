@@ -50,6 +50,7 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
   private readonly consuming = new Map<string, ConsumerMessages>();
   /** Room homes: looks for home streams made since (a region that booted later). */
   private rescan: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | undefined;
   private closed = false;
   private readonly names: NatsNames;
 
@@ -104,9 +105,11 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
     if (!homed) return this.consume(this.names.globalStream, this.names.globalSubjects());
     await this.consumeHomeStreams();
     this.rescan = setInterval(() => {
-      void this.consumeHomeStreams().catch((error: unknown) =>
-        this.logger.warn(`looking for new home streams failed: ${(error as Error).message}`),
-      );
+      // One look at a time: two could both start consuming a new stream, and two readers
+      // of one durable would handle a room's events out of order.
+      this.scanning ??= this.consumeHomeStreams()
+        .catch((error: unknown) => this.logger.warn(`looking for new home streams failed: ${(error as Error).message}`))
+        .finally(() => (this.scanning = undefined));
     }, HOME_STREAMS_RESCAN_MS).unref();
   }
 
