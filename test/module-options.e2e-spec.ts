@@ -3,6 +3,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { NestFactory, RouterModule } from '@nestjs/core';
 import {
   GeoConfigError,
+  GeoMemoryNetwork,
   GeoSubscribe,
   GeoWsModule,
   memoryTransport,
@@ -28,6 +29,14 @@ async function bootError(options: Partial<GeoWsModuleOptions>, providers: any[] 
 }
 
 describe('GeoWsModule options: misconfiguration fails at boot with a message that says what to fix', () => {
+  it('placement on a transport that keeps every global log in one place', async () => {
+    const error = await bootError({ transport: memoryTransport({ network: new GeoMemoryNetwork({ home: 'eu' }) }), placement: () => 'eu' });
+    expect(error).toBeInstanceOf(GeoConfigError);
+    expect(error?.message).toContain(
+      'placement needs a transport that homes rooms one by one (memoryTransport, or natsTransport({ roomHomes: true }))',
+    );
+  });
+
   it.each([
     ['an unknown region', { region: 'mars' }, /unknown region "mars": set region to one of eu, us/],
     ['no region at all', { region: undefined }, /unknown region undefined/],

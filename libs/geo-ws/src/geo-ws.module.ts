@@ -10,6 +10,7 @@ import { GEO_WS_RESOLVED_OPTIONS } from './options/geo-ws.tokens.js';
 import type { GeoWsModuleOptions, ResolvedGeoWsOptions } from './options/geo-ws-options.interface.js';
 import { resolveOptions } from './options/resolve-options.js';
 import { GeoTransport } from './transport/geo-transport.interface.js';
+import { GeoConfigError } from './errors/geo-config.error.js';
 
 /**
  * Makes a Nest app one region of a geo-distributed WebSocket system. Import it once in
@@ -51,6 +52,12 @@ import { GeoTransport } from './transport/geo-transport.interface.js';
           retention: options.log.retention,
           placeRoom: options.placeRoom,
         });
+        if (options.placeRoom && transport.placement === 'fixed') {
+          await transport.close().catch(() => undefined);
+          throw new GeoConfigError(
+            `GeoWsModule: placement needs a transport that homes rooms one by one (memoryTransport, or natsTransport({ roomHomes: true })); the ${transport.name} transport keeps every global log in one place. Remove placement, or change the transport.`,
+          );
+        }
         try {
           await transport.connect();
         } catch (error) {

@@ -9,7 +9,10 @@ import { NatsTransport } from '../transport/nats/nats.transport.js';
 import type { GeoNatsTransportOptions } from '../transport/nats/nats-transport.options.js';
 
 /** Options of {@link GeoEventsClient}. */
-export interface GeoEventsClientOptions extends Pick<GeoNatsTransportOptions, 'servers' | 'namespace' | 'connection' | 'requestTimeoutMs'> {
+export interface GeoEventsClientOptions extends Pick<
+  GeoNatsTransportOptions,
+  'servers' | 'namespace' | 'connection' | 'requestTimeoutMs' | 'roomHomes'
+> {
   /** The region this service runs in: stamped as the envelope's `region`. */
   region: string;
   /** Default `sender` of emitted events (a service identity). Default `service`. */

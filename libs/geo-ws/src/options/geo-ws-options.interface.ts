@@ -207,8 +207,8 @@ export interface ResolvedGeoWsOptions {
   region: string;
   regions: ReadonlyMap<string, Required<GeoRegionEndpoint>>;
   transport: GeoTransportFactory;
-  /** The home of a room this region appends first: `placement`'s answer, checked, or this region. */
-  placeRoom: (room: string) => string;
+  /** The home of a room this region appends first: `placement`'s answer, checked; `undefined` without `placement` (this region). */
+  placeRoom: ((room: string) => string) | undefined;
   path: string;
   authenticate: GeoAuthenticator;
   allowedOrigins: ReadonlySet<string> | undefined;

@@ -127,3 +127,28 @@ describe('resolveOptions', () => {
     expect(a?.id).not.toBe(b?.id);
   });
 });
+
+describe('resolveOptions: placement', () => {
+  const base = { region: 'eu', regions: { eu: 'http://eu.test', us: 'http://us.test' }, transport: memoryTransport() };
+
+  it('is left to the transport (the appending region) when not given', () => {
+    expect(resolveOptions(base).placeRoom).toBeUndefined();
+  });
+
+  it('checks each answer: a region of the deployment, or undefined for the appending one; anything else names the room and the answer', () => {
+    const { placeRoom } = resolveOptions({
+      ...base,
+      placement: (room) => (room.startsWith('us:') ? 'us' : room === 'odd' ? 'mars' : undefined),
+    });
+    expect(placeRoom?.('us:support')).toBe('us');
+    expect(placeRoom?.('lobby')).toBe('eu');
+    expect(() => placeRoom?.('odd')).toThrow(GeoConfigError);
+    expect(() => placeRoom?.('odd')).toThrow('placement returned "mars" for room "odd": it must return one of eu, us, or undefined.');
+  });
+
+  it('refuses a placement that is not a function at boot', () => {
+    expect(() => resolveOptions({ ...base, placement: 'eu' as never })).toThrow(
+      'placement must be a function (room, { region, regions }) => region, got string.',
+    );
+  });
+});

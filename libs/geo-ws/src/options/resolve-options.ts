@@ -237,8 +237,12 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
  * the append with a message that names the room and the answer (the event is not stored;
  * the client may retry once the app is fixed), not a boot error: it depends on the room.
  */
-function roomPlacement(placement: GeoPlacement | undefined, region: string, regions: readonly string[]): (room: string) => string {
-  if (placement === undefined) return () => region;
+function roomPlacement(
+  placement: GeoPlacement | undefined,
+  region: string,
+  regions: readonly string[],
+): ((room: string) => string) | undefined {
+  if (placement === undefined) return undefined;
   if (typeof placement !== 'function')
     throw new GeoConfigError(`placement must be a function (room, { region, regions }) => region, got ${typeof placement}.`);
   return (room) => {

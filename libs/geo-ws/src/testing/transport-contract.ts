@@ -669,6 +669,7 @@ export function describeTransportContract(name: string, options: GeoTransportCon
         const before = await Promise.all(transports.map((transport) => transport.home(log.room)));
         const placement = before[0].placement;
         expect(placement).toBe(options.roomHomes ? 'per-room' : 'fixed');
+        for (const transport of transports) expect(transport.placement).toBe(placement);
         for (const home of before) expect(home).toEqual(before[0]);
         if (options.roomHomes) expect(before[0]).toEqual({ room: log.room, region: null, term: 0, placement });
         await transports[1].append(log, draft(log, regions[1]));

@@ -88,6 +88,14 @@ export interface GeoTransport {
   subscribeEphemeral(log: GeoLogRef, onEvent: (envelope: GeoEnvelopeDraft) => void): Promise<GeoSubscription>;
 
   /**
+   * `per-room` when each global room's log lives in its own home region, chosen at its
+   * first append (memory, NATS with `roomHomes`); `fixed` when every global log lives in
+   * one place (Redis, NATS without `roomHomes`). The module refuses a `placement` option
+   * on a `fixed` transport.
+   */
+  readonly placement: GeoRoomHome['placement'];
+
+  /**
    * Where a global room's log lives and under which fencing term (`GET /geo/rooms/:room`).
    * Transports that place each room's log in its own home region (memory, NATS with
    * `roomHomes`) answer `placement: 'per-room'`; others `fixed`. Reads only: asking

@@ -158,6 +158,11 @@ export class GeoMemoryNetwork {
     return chosen;
   }
 
+  /** `fixed` with the option `home` (every global log there), `per-room` otherwise. */
+  get placement(): GeoRoomHome['placement'] {
+    return this.home ? 'fixed' : 'per-room';
+  }
+
   roomHome(room: string): GeoRoomHome {
     if (this.home) return { room, region: this.home, term: 1, placement: 'fixed' };
     const region = this.homes.get(room) ?? null;

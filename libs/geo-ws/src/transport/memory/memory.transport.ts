@@ -47,6 +47,10 @@ export class MemoryTransport implements GeoTransport {
     return this.network.state;
   }
 
+  get placement(): GeoRoomHome['placement'] {
+    return this.network.placement;
+  }
+
   constructor(
     private readonly network: GeoMemoryNetwork,
     private readonly context: GeoTransportContext,

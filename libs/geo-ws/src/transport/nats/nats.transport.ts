@@ -68,6 +68,7 @@ export class NatsTransport implements GeoTransport {
   readonly name = 'nats';
   /** Stream sequences are shared by every room of the stream. */
   readonly contiguousSeq = false;
+  readonly placement: GeoRoomHome['placement'];
   readonly state: GeoStateStore;
   private readonly logger = new Logger(NatsTransport.name);
   private readonly names: NatsNames;
@@ -108,6 +109,7 @@ export class NatsTransport implements GeoTransport {
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
     this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
     this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom, tailGiveUpMs);
+    this.placement = options.roomHomes ? 'per-room' : 'fixed';
     this.homes = options.roomHomes
       ? new NatsHomes(
           this.names,
@@ -217,7 +219,7 @@ export class NatsTransport implements GeoTransport {
       .then((info) => info.cluster?.name)
       .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
     const region = cluster !== undefined && this.context.regions.includes(cluster) ? cluster : null;
-    return { room, region, term: 0, placement: 'fixed' };
+    return { room, region, term: 0, placement: this.placement };
   }
 
   async deleteLog(log: GeoLogRef): Promise<void> {

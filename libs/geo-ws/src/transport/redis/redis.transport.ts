@@ -212,8 +212,10 @@ export class RedisTransport implements GeoTransport {
   }
 
   /** Every global log lives with the primary (or the cluster), wherever the deployment put it. */
+  readonly placement = 'fixed';
+
   home(room: string): Promise<GeoRoomHome> {
-    return Promise.resolve({ room, region: null, term: 0, placement: 'fixed' });
+    return Promise.resolve({ room, region: null, term: 0, placement: this.placement });
   }
 
   async deleteLog(log: GeoLogRef): Promise<void> {
