@@ -63,6 +63,20 @@ export interface PublisherRegionLatency {
   cross: LatencyStats;
 }
 
+/** An event's place in its room: the rank of its publish among the room's publishes by `sentAt`, bucketed. */
+export type RoomPlace = '1st' | '2nd' | '3rd-5th' | '6th and later';
+
+/**
+ * First deliveries of the events at one place in their rooms: to receivers in the
+ * publisher's region, and elsewhere. A room's first events pay for placing it and starting
+ * its readers; later ones show the steady latency.
+ */
+export interface PlaceLatency {
+  place: RoomPlace;
+  same: LatencyStats;
+  cross: LatencyStats;
+}
+
 export interface CheckResult {
   anomalies: Anomalies;
   publishes: { total: number; acked: number; failed: number; unacked: number; duplicateAcks: number };
@@ -74,6 +88,8 @@ export interface CheckResult {
     cross: LatencyStats;
     /** The same split per publisher region, by region name (absent from reports written before it). */
     byPublisherRegion?: PublisherRegionLatency[];
+    /** The same split by the event's place in its room, every place in order (absent from reports written before it). */
+    byPlaceInRoom?: PlaceLatency[];
   };
   histograms: { same: Histogram; cross: Histogram };
   /** Disconnect → back in every room, per outage (ms). */

@@ -228,6 +228,71 @@ describe('check: latency, failover, timeline', () => {
     expect(result.latency.same).toEqual(expected(latencies((publisher, receiver) => publisher === receiver)));
     expect(result.latency.cross).toEqual(expected(latencies((publisher, receiver) => publisher !== receiver)));
     expect(result.latency.all).toEqual(expected(latencies(() => true)));
+    // Every publish has the same sentAt, so a room place is the number's rank (ties by number): 1, 2, 3–5, 6 and later.
+    const placeOf = (number: number): number => (number <= 2 ? number - 1 : number <= 5 ? 2 : 3);
+    const ofPlace = (place: number, receiverSame: boolean): number[] =>
+      clients.flatMap((c) =>
+        c.rooms[0].numbers.flatMap((number, k) => {
+          const p = publishes[number - 1];
+          const sameRegion = p.region === c.rooms[0].regions[k];
+          return placeOf(number) === place && sameRegion === receiverSame ? [c.rooms[0].receivedAt[k] - p.sentAt] : [];
+        }),
+      );
+    expect(result.latency.byPlaceInRoom).toEqual(
+      ['1st', '2nd', '3rd-5th', '6th and later'].map((place, q) => ({
+        place,
+        same: expected(ofPlace(q, true)),
+        cross: expected(ofPlace(q, false)),
+      })),
+    );
+  });
+
+  it("splits latency by the event's place in its room: rank by sentAt within the room, first receipts of known publishes", () => {
+    // Room r, by sentAt: 2, 3, 1, 4, 5, 6, 7 (not number order); 3's retry log comes later and is the same event.
+    // Room s (eu publishes): 8 (sent before anything in r, still only s's 1st), then 9.
+    const sentAt: Record<number, number> = { 1: 30, 2: 10, 3: 20, 4: 40, 5: 50, 6: 60, 7: 70, 8: 5, 9: 200 };
+    const publishes = [
+      ...[1, 2, 3, 4, 5, 6, 7].map((n) => pub(n, { sentAt: T0 + sentAt[n] })),
+      pub(3, { sentAt: T0 + 100, duplicate: true }),
+      ...[8, 9].map((n) => pub(n, { room: 's', region: 'eu', sentAt: T0 + sentAt[n] })),
+    ];
+    // Same-region latency per number; cross-region is 100 ms more, except the firsts and seconds (below).
+    const same: Record<number, number> = { 2: 300, 3: 200, 1: 30, 4: 40, 5: 50, 6: 10, 7: 12, 8: 500, 9: 220 };
+    const cross: Record<number, number> = { 2: 400, 3: 250, 1: 130, 4: 140, 5: 150, 6: 110, 7: 112, 8: 600, 9: 270 };
+    const inOrder = (numbers: number[], latency: Record<number, number>, region: string): Delivery[] =>
+      numbers.map((n, k) => [n, k + 1, sentAt[n] + latency[n], region]);
+    const r = [2, 3, 1, 4, 5, 6, 7];
+    const a = client('a', [...inOrder(r, same, 'asia'), [2, 1, 900, 'asia'], [99, 8, 900, 'asia']]);
+    const b = client('b', inOrder(r, cross, 'eu'));
+    const c = client('c', inOrder([8, 9], same, 'eu'), {}, 's');
+    const d = client('d', inOrder([8, 9], cross, 'asia'), {}, 's');
+    const result = check(input(publishes, [a, b, c, d], { members: { r: ['a', 'b'], s: ['c', 'd'] } }));
+    const figures = (...values: number[]) => {
+      const sorted = [...values].sort((x, y) => x - y);
+      const at = (p: number) => sorted[Math.ceil((p / 100) * sorted.length) - 1];
+      return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted[sorted.length - 1] };
+    };
+    expect(result.latency.byPlaceInRoom).toEqual([
+      // r's 2 and s's 8.
+      {
+        place: '1st',
+        same: { count: 2, p50: 300, p95: 500, p99: 500, max: 500 },
+        cross: { count: 2, p50: 400, p95: 600, p99: 600, max: 600 },
+      },
+      // r's 3 (its retry log does not move it) and s's 9.
+      { place: '2nd', same: figures(200, 220), cross: figures(250, 270) },
+      // r's 1, 4, 5.
+      {
+        place: '3rd-5th',
+        same: { count: 3, p50: 40, p95: 50, p99: 50, max: 50 },
+        cross: { count: 3, p50: 140, p95: 150, p99: 150, max: 150 },
+      },
+      // r's 6, 7.
+      { place: '6th and later', same: figures(10, 12), cross: figures(110, 112) },
+    ]);
+    // Every first delivery of a known publish is in exactly one place: the duplicate and the unknown 99 are in none.
+    expect(result.latency.same.count).toBe(9);
+    expect(result.latency.cross.count).toBe(9);
   });
 
   it('percentiles are exact (nearest rank) over many deliveries', () => {

@@ -1,5 +1,15 @@
 import type { ClientLog, PublishLog, RoomLog } from '../load/load.types.js';
-import type { Anomalies, CheckInput, CheckResult, Histogram, LatencyStats, PublisherRegionLatency, TimelinePoint } from './check.types.js';
+import type {
+  Anomalies,
+  CheckInput,
+  CheckResult,
+  Histogram,
+  LatencyStats,
+  PlaceLatency,
+  PublisherRegionLatency,
+  RoomPlace,
+  TimelinePoint,
+} from './check.types.js';
 
 /** Concrete examples kept per anomaly kind: enough to start looking, few enough to read. */
 const EXAMPLES_PER_KIND = 5;
@@ -14,6 +24,9 @@ const MAX_TIMELINE_SECONDS = 36_000;
 export const LATENCY_BOUNDS_MS: readonly number[] = Array.from({ length: HISTOGRAM_BUCKETS + 1 }, (_, i) =>
   Number((HISTOGRAM_MIN_MS * Math.pow(HISTOGRAM_MAX_MS / HISTOGRAM_MIN_MS, i / HISTOGRAM_BUCKETS)).toPrecision(3)),
 );
+
+/** The places of an event in its room the latency is split by, in order (see `placeOf`). */
+export const ROOM_PLACES: readonly RoomPlace[] = ['1st', '2nd', '3rd-5th', '6th and later'];
 
 type AnomalyKind = keyof Anomalies;
 
@@ -91,6 +104,7 @@ export function check(input: CheckInput): CheckResult {
   }
   // A number logged twice (a retry) is still one event of the room.
   for (const state of rooms.values()) state.acked = [...new Set(state.acked)];
+  const placeByNumber = placesInRooms(publishByNumber.values());
 
   let deliveries = 0;
   let gaps = 0;
@@ -104,9 +118,10 @@ export function check(input: CheckInput): CheckResult {
   }
 
   // Latency and timeline buffers, sized once: same-region from the front, cross-region from the back,
-  // and at the same position the publisher's region (an index into `publisherRegions`).
+  // and at the same position a key: the publisher's region (an index into `publisherRegions`) ×
+  // ROOM_PLACES.length + the event's place in its room (an index into ROOM_PLACES).
   const latencies = new Float64Array(deliveries);
-  const latencyRegions = new Uint16Array(deliveries);
+  const latencyKeys = new Uint16Array(deliveries);
   const publisherRegions = new Map<string, number>();
   const publisherRegionIndex = (region: string): number => {
     let i = publisherRegions.get(region);
@@ -200,7 +215,7 @@ export function check(input: CheckInput): CheckResult {
           const region = log.regions[k];
           const slot = region === publish.region ? sameCount++ : deliveries - 1 - crossCount++;
           latencies[slot] = latency;
-          latencyRegions[slot] = publisherRegionIndex(publish.region);
+          latencyKeys[slot] = publisherRegionIndex(publish.region) * ROOM_PLACES.length + (placeByNumber.get(number) ?? 0);
           if (region === publish.region) sameHistogram[bucketOf(latency)]++;
           else crossHistogram[bucketOf(latency)]++;
           deliverySecond[timed] = secondOf(at, input.startedAt);
@@ -242,20 +257,35 @@ export function check(input: CheckInput): CheckResult {
     examples.add('appliedTwice', `number ${number} appears under seqs ${seqs.join(', ')}`);
   }
 
-  // Each half grouped by publisher region and each group sorted: the per-region figures read
-  // their group, the overall ones merge the groups.
-  const same = groupByKey(latencies, latencyRegions, 0, sameCount, publisherRegions.size);
-  const cross = groupByKey(latencies, latencyRegions, deliveries - crossCount, deliveries, publisherRegions.size);
+  // Each half grouped by (publisher region, place in room) and each group sorted: the per-region
+  // and per-place figures merge their groups, the overall ones every group.
+  const groups = publisherRegions.size * ROOM_PLACES.length;
+  const same = groupByKey(latencies, latencyKeys, 0, sameCount, groups);
+  const cross = groupByKey(latencies, latencyKeys, deliveries - crossCount, deliveries, groups);
   for (const group of [...same, ...cross]) group.sort();
+  const ofRegion = (half: Float64Array[], region: number): Float64Array[] =>
+    half.slice(region * ROOM_PLACES.length, (region + 1) * ROOM_PLACES.length);
+  const ofPlace = (half: Float64Array[], place: number): Float64Array[] => half.filter((_, g) => g % ROOM_PLACES.length === place);
   const byPublisherRegion: PublisherRegionLatency[] = [...publisherRegions]
-    .map(([region, i]) => ({ region, same: stats(same[i]), cross: stats(cross[i]) }))
+    .map(([region, i]) => ({ region, same: mergedStats(ofRegion(same, i)), cross: mergedStats(ofRegion(cross, i)) }))
     .sort((a, b) => a.region.localeCompare(b.region));
+  const byPlaceInRoom: PlaceLatency[] = ROOM_PLACES.map((place, q) => ({
+    place,
+    same: mergedStats(ofPlace(same, q)),
+    cross: mergedStats(ofPlace(cross, q)),
+  }));
   const failover = failoverOf(input.clients);
   return {
     anomalies,
     publishes,
     deliveries,
-    latency: { all: mergedStats([...same, ...cross]), same: mergedStats(same), cross: mergedStats(cross), byPublisherRegion },
+    latency: {
+      all: mergedStats([...same, ...cross]),
+      same: mergedStats(same),
+      cross: mergedStats(cross),
+      byPublisherRegion,
+      byPlaceInRoom,
+    },
     histograms: { same: histogram(sameHistogram), cross: histogram(crossHistogram) },
     failover,
     gaps,
@@ -294,6 +324,30 @@ class Examples {
   }
 }
 
+/** The index into ROOM_PLACES of the publish at `rank` (0: the room's first) in its room. */
+function placeOf(rank: number): number {
+  return rank === 0 ? 0 : rank === 1 ? 1 : rank < 5 ? 2 : 3;
+}
+
+/**
+ * Each publish's place in its room (number → index into ROOM_PLACES): its rank among the
+ * room's publishes ordered by `sentAt`, ties by number. One entry per publish, none per delivery.
+ */
+function placesInRooms(publishes: Iterable<PublishLog>): Map<number, number> {
+  const byRoom = new Map<string, PublishLog[]>();
+  for (const p of publishes) {
+    const list = byRoom.get(p.room);
+    if (list) list.push(p);
+    else byRoom.set(p.room, [p]);
+  }
+  const places = new Map<number, number>();
+  for (const list of byRoom.values()) {
+    list.sort((a, b) => a.sentAt - b.sentAt || a.number - b.number);
+    list.forEach((p, rank) => places.set(p.number, placeOf(rank)));
+  }
+  return places;
+}
+
 function secondOf(at: number, startedAt: number): number {
   return Math.min(MAX_TIMELINE_SECONDS, Math.max(0, Math.floor((at - startedAt) / 1000)));
 }
@@ -324,37 +378,45 @@ function round(ms: number): number {
   return Math.round(ms * 100) / 100;
 }
 
-function stats(sorted: Float64Array): LatencyStats {
-  return {
-    count: sorted.length,
-    p50: round(percentile(sorted, 50)),
-    p95: round(percentile(sorted, 95)),
-    p99: round(percentile(sorted, 99)),
-    max: round(sorted.length ? sorted[sorted.length - 1] : 0),
-  };
-}
-
 /**
- * Percentiles over a few sorted arrays without building one more: one merge walk to the
- * highest rank needed, taking the smallest head each step.
+ * Percentiles over a few sorted arrays without building one more: each rank found by a merge
+ * walk from the nearer end (the smallest head or the largest tail each step), so p99 reads
+ * 1% of the values and p50 half of them.
  */
 function mergedStats(sorted: Float64Array[]): LatencyStats {
-  const n = sorted.reduce((sum, run) => sum + run.length, 0);
+  const runs = sorted.filter((run) => run.length > 0);
+  const n = runs.reduce((sum, run) => sum + run.length, 0);
   if (n === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };
-  const rank = (p: number): number => Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
-  const wanted = [rank(50), rank(95), rank(99)];
-  const found: number[] = [];
-  const heads = new Int32Array(sorted.length);
-  for (let k = 0; k <= wanted[2]; k++) {
-    let smallest = -1;
-    for (let r = 0; r < sorted.length; r++) {
-      if (heads[r] < sorted[r].length && (smallest < 0 || sorted[r][heads[r]] < sorted[smallest][heads[smallest]])) smallest = r;
+  const at = (p: number): number => round(valueAtRank(runs, n, Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))));
+  const max = runs.reduce((most, run) => Math.max(most, run[run.length - 1]), -Infinity);
+  return { count: n, p50: at(50), p95: at(95), p99: at(99), max: round(max) };
+}
+
+/** The value at rank `k` (0-based) of non-empty sorted `runs` (`n` values in all) merged. */
+function valueAtRank(runs: Float64Array[], n: number, k: number): number {
+  if (runs.length === 1) return runs[0][k];
+  // How many values each run has given up from the end walked.
+  const taken = new Int32Array(runs.length);
+  if (k < n / 2) {
+    for (let step = 0; ; step++) {
+      let smallest = -1;
+      for (let r = 0; r < runs.length; r++) {
+        if (taken[r] < runs[r].length && (smallest < 0 || runs[r][taken[r]] < runs[smallest][taken[smallest]])) smallest = r;
+      }
+      const value = runs[smallest][taken[smallest]++];
+      if (step === k) return value;
     }
-    const value = sorted[smallest][heads[smallest]++];
-    for (let w = 0; w < wanted.length; w++) if (wanted[w] === k) found[w] = value;
   }
-  const max = sorted.reduce((most, run) => (run.length ? Math.max(most, run[run.length - 1]) : most), -Infinity);
-  return { count: n, p50: round(found[0]), p95: round(found[1]), p99: round(found[2]), max: round(max) };
+  const tail = (r: number): number => runs[r][runs[r].length - 1 - taken[r]];
+  for (let step = n - 1; ; step--) {
+    let largest = -1;
+    for (let r = 0; r < runs.length; r++) {
+      if (taken[r] < runs[r].length && (largest < 0 || tail(r) > tail(largest))) largest = r;
+    }
+    const value = tail(largest);
+    taken[largest]++;
+    if (step === k) return value;
+  }
 }
 
 /**

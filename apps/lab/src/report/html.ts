@@ -14,6 +14,10 @@ import {
   summarySections,
   failoverPhaseTable,
   PHASE_COLUMNS,
+  PLACE_IN_ROOM_COLUMNS,
+  PLACE_IN_ROOM_MEANING,
+  PLACE_IN_ROOM_TITLE,
+  placeInRoomTable,
   PUBLISHER_REGION_COLUMNS,
   publisherRegionTable,
   roomHomesTable,
@@ -35,6 +39,7 @@ export function renderHtml(report: LabReport): string {
     report.runs.some((run) => publisherRegionTable(report, run))
       ? section('Latency by publisher region', publisherRegionsHtml(report))
       : '',
+    report.runs.some((run) => placeInRoomTable(report, run)) ? section(PLACE_IN_ROOM_TITLE, placeInRoomHtml(report)) : '',
     report.runs.some((run) => failoverPhaseTable(run)) ? section('Failover timeline', failoverPhasesHtml(report)) : '',
     report.runs.some((run) => roomHomesTable(report, run)) ? section('Room homes', roomHomesHtml(report)) : '',
     section(
@@ -200,6 +205,16 @@ function publisherRegionsHtml(report: LabReport): string {
     return `<figure><figcaption>${esc(table.heading)}</figcaption>${cellsTable(['publisher region', ...PUBLISHER_REGION_COLUMNS], table.rows)}</figure>`;
   });
   return `<p class="hint">The latency above split by where the event was published: same region, the receiver was connected to the publisher's region; cross region, to another one. n counts first deliveries.</p>${tables.join('')}`;
+}
+
+/** Per impl: same-region and cross-region latency of each room's 1st, 2nd, 3rd-5th and later events. */
+function placeInRoomHtml(report: LabReport): string {
+  const tables = report.runs.map((run) => {
+    const table = placeInRoomTable(report, run);
+    if (!table) return '';
+    return `<figure><figcaption>${esc(table.heading)}</figcaption>${cellsTable(['place', ...PLACE_IN_ROOM_COLUMNS], table.rows)}</figure>`;
+  });
+  return `<p class="hint">${esc(PLACE_IN_ROOM_MEANING)} An event's place: the rank of its publish among its room's publishes by send time. n counts first deliveries.</p>${tables.join('')}`;
 }
 
 /** Per geo run: how many rooms each region is home to at the end of the run. */

@@ -4,6 +4,9 @@ import {
   failoverPhaseTable,
   formatValue,
   PHASE_COLUMNS,
+  PLACE_IN_ROOM_COLUMNS,
+  PLACE_IN_ROOM_MEANING,
+  placeInRoomTable,
   PUBLISHER_REGION_COLUMNS,
   publisherRegionTable,
   ratioText,
@@ -29,8 +32,8 @@ function markdownTable(columns: readonly string[], rows: string[][]): string[] {
 
 /**
  * The summary as a Markdown table (one column per implementation, then ratios to geo-ws),
- * followed by the latency per publisher region, the failover timelines, the room homes, the
- * faults and notes: what docs/LAB.md quotes.
+ * followed by the latency per publisher region and by the event's place in its room, the
+ * failover timelines, the room homes, the faults and notes: what docs/LAB.md quotes.
  */
 export function formatMarkdown(report: LabReport): string {
   const base = baseRun(report);
@@ -55,6 +58,11 @@ export function formatMarkdown(report: LabReport): string {
   for (const run of report.runs) {
     const regions = publisherRegionTable(report, run);
     if (regions) out.push('', `${regions.heading}:`, '', ...markdownTable(['publisher region', ...PUBLISHER_REGION_COLUMNS], regions.rows));
+  }
+  for (const run of report.runs) {
+    const places = placeInRoomTable(report, run);
+    if (!places) continue;
+    out.push('', `${places.heading}:`, '', PLACE_IN_ROOM_MEANING, '', ...markdownTable(['place', ...PLACE_IN_ROOM_COLUMNS], places.rows));
   }
   for (const run of report.runs) {
     const table = failoverPhaseTable(run);

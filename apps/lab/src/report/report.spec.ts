@@ -47,6 +47,24 @@ function result(over: { lost?: number; duplicated?: number; sameP99: number; cro
           cross: { count: 0, p50: 0, p95: 0, p99: 0, max: 0 },
         },
       ],
+      byPlaceInRoom: [
+        {
+          place: '1st',
+          same: { count: 100, p50: 300, p95: 420, p99: 450, max: 600 },
+          cross: { count: 200, p50: 400, p95: 480, p99: 500, max: 800 },
+        },
+        { place: '2nd', same: { count: 100, p50: 120, p95: 200, p99: 250, max: 300 }, cross: { count: 0, p50: 0, p95: 0, p99: 0, max: 0 } },
+        {
+          place: '3rd-5th',
+          same: { count: 300, p50: 5, p95: 9, p99: 9.5, max: 20 },
+          cross: { count: 600, p50: 80, p95: 90, p99: 95, max: 110 },
+        },
+        {
+          place: '6th and later',
+          same: { count: 500, p50: 4, p95: 8, p99: 9, max: 40 },
+          cross: { count: 200, p50: 78, p95: 88, p99: 92, max: 100 },
+        },
+      ],
     },
     histograms: { same: { bounds: [...LATENCY_BOUNDS_MS], counts }, cross: { bounds: [...LATENCY_BOUNDS_MS], counts: [...counts] } },
     failover: { count: 10, p50: 800, p99: 1500, max: 1600 },
@@ -225,6 +243,61 @@ describe('latency by publisher region', () => {
     expect(formatSummary(old)).not.toContain('by publisher region');
     expect(formatMarkdown(old)).not.toContain('by publisher region');
     expect(renderHtml(old)).not.toContain('by publisher region');
+  });
+});
+
+describe("latency by the event's place in its room", () => {
+  const meaning = "A room's first events pay for placing it and starting its readers; later ones show steady latency.";
+
+  it('is a place × same/cross n/p50/p99/max table per impl in the terminal, its purpose on the line under the title', () => {
+    const text = formatSummary(sample);
+    expect(text).toContain(`Latency by the event's place in its room (geo, ms)\n  ${meaning}\n`);
+    expect(text).toContain("Latency by the event's place in its room (socketio, ms)");
+    expect(text).toMatch(/place\s+same n\s+same p50\s+same p99\s+same max\s+cross n\s+cross p50\s+cross p99\s+cross max/);
+    expect(text).toMatch(/1st\s+100\s+300\s+450\s+600\s+200\s+400\s+500\s+800\n/);
+    // No cross-region delivery of a room's second event: no figures, not zeros.
+    expect(text).toMatch(/2nd\s+100\s+120\s+250\s+300\s+0\s+–\s+–\s+–\n/);
+    expect(text).toMatch(/3rd-5th\s+300\s+5\.0\s+9\.5\s+20\s+600\s+80\s+95\s+110\n/);
+    expect(text).toMatch(/6th and later\s+500\s+4\.0\s+9\.0\s+40\s+200\s+78\s+92\s+100\n/);
+    // After the publisher regions, before the failover timeline and the room homes.
+    expect(text.indexOf('place in its room')).toBeGreaterThan(text.indexOf('Latency by publisher region (socketio'));
+    expect(text.indexOf('place in its room')).toBeLessThan(text.indexOf('Room homes'));
+  });
+
+  it('is a Markdown table and an HTML section', () => {
+    const markdown = formatMarkdown(sample);
+    expect(markdown).toContain(
+      `Latency by the event's place in its room (geo, ms):\n\n${meaning}\n\n` +
+        '| place | same n | same p50 | same p99 | same max | cross n | cross p50 | cross p99 | cross max |\n' +
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
+        '| 1st | 100 | 300 | 450 | 600 | 200 | 400 | 500 | 800 |\n' +
+        '| 2nd | 100 | 120 | 250 | 300 | 0 | – | – | – |',
+    );
+    const html = renderHtml(sample);
+    const section = html.slice(html.indexOf('<h2>Latency by the event&#39;s place in its room</h2>'));
+    expect(section).toContain(`<p class="hint">${esc(meaning)}`);
+    expect(section).toContain('<figcaption>Latency by the event&#39;s place in its room (geo, ms)</figcaption>');
+    expect(section).toContain(
+      '<td>3rd-5th</td><td>300</td><td>5.0</td><td>9.5</td><td>20</td><td>600</td><td>80</td><td>95</td><td>110</td>',
+    );
+  });
+
+  it('is left out for reports written before it, and for runs with no deliveries', () => {
+    const without = (byPlaceInRoom: CheckResult['latency']['byPlaceInRoom']): LabReport => ({
+      ...sample,
+      runs: sample.runs.map((r) => ({ ...r, check: { ...r.check, latency: { ...r.check.latency, byPlaceInRoom } } })),
+    });
+    const none = { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+    for (const report of [
+      without(undefined),
+      without((['1st', '2nd', '3rd-5th', '6th and later'] as const).map((place) => ({ place, same: none, cross: none }))),
+    ]) {
+      expect(formatSummary(report)).not.toContain('place in its room');
+      expect(formatMarkdown(report)).not.toContain('place in its room');
+      expect(renderHtml(report)).not.toContain('place in its room');
+      // The rest still renders.
+      expect(formatSummary(report)).toContain('Latency by publisher region (geo, ms)');
+    }
   });
 });
 

@@ -171,6 +171,41 @@ export function publisherRegionTable(report: LabReport, run: ImplRun): { heading
   };
 }
 
+/** Title of the latency-by-place tables, and the line under it saying what they are for. */
+export const PLACE_IN_ROOM_TITLE = "Latency by the event's place in its room";
+export const PLACE_IN_ROOM_MEANING = "A room's first events pay for placing it and starting its readers; later ones show steady latency.";
+
+/** Columns of the latency-by-place table, after the place. */
+export const PLACE_IN_ROOM_COLUMNS = [
+  'same n',
+  'same p50',
+  'same p99',
+  'same max',
+  'cross n',
+  'cross p50',
+  'cross p99',
+  'cross max',
+] as const;
+
+/**
+ * A run's latency split by the event's place in its room (1st, 2nd, 3rd-5th, 6th and later
+ * publish of the room by send time) as a heading and rows of cells (place, then
+ * PLACE_IN_ROOM_COLUMNS), or none when the run has no such split (no deliveries, or a report
+ * from before it).
+ */
+export function placeInRoomTable(report: LabReport, run: ImplRun): { heading: string; rows: string[][] } | undefined {
+  const places = run.check.latency.byPlaceInRoom;
+  if (!places?.some(({ same, cross }) => same.count + cross.count > 0)) return undefined;
+  const cells = (stats: LatencyStats): string[] => [
+    fmtCount(stats.count),
+    ...[stats.p50, stats.p99, stats.max].map((ms) => formatValue(statOrNone(stats.count, ms), 'ms')),
+  ];
+  return {
+    heading: `${PLACE_IN_ROOM_TITLE} (${runLabel(report, run)}, ms)`,
+    rows: places.map(({ place, same, cross }) => [place, ...cells(same), ...cells(cross)]),
+  };
+}
+
 /** What the reports say of a geo run whose server did not answer `GET /geo/rooms/:room`. */
 export const HOMES_NOT_REPORTED = 'homes: not reported by the server';
 

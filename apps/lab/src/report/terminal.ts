@@ -5,6 +5,9 @@ import {
   fmtCount,
   formatValue,
   PHASE_COLUMNS,
+  PLACE_IN_ROOM_COLUMNS,
+  PLACE_IN_ROOM_MEANING,
+  placeInRoomTable,
   PUBLISHER_REGION_COLUMNS,
   publisherRegionTable,
   ratioText,
@@ -64,6 +67,7 @@ export function formatSummary(report: LabReport): string {
     for (const [label, ...values] of cells[s]) out.push(line(`  ${label}`, values));
   });
   for (const run of report.runs) out.push(...publisherRegionLines(report, run));
+  for (const run of report.runs) out.push(...placeInRoomLines(report, run));
   for (const run of report.runs) out.push(...phaseLines(run));
   for (const run of report.runs) out.push(...homeLines(report, run));
   out.push(...notes(report));
@@ -94,6 +98,19 @@ function publisherRegionLines(report: LabReport, run: LabReport['runs'][number])
       .map((cell) => cell.padStart(11))
       .join('')}`;
   return ['', table.heading, row(['publisher region', ...PUBLISHER_REGION_COLUMNS]), ...table.rows.map(row)];
+}
+
+/** Same-region and cross-region latency of each room's 1st, 2nd, 3rd-5th and later events. */
+function placeInRoomLines(report: LabReport, run: LabReport['runs'][number]): string[] {
+  const table = placeInRoomTable(report, run);
+  if (!table) return [];
+  const width = Math.max('place'.length, ...table.rows.map((row) => row[0].length)) + 4;
+  const row = (cells: readonly string[]): string =>
+    `  ${cells[0].padEnd(width)}${cells
+      .slice(1)
+      .map((cell) => cell.padStart(11))
+      .join('')}`;
+  return ['', table.heading, `  ${PLACE_IN_ROOM_MEANING}`, row(['place', ...PLACE_IN_ROOM_COLUMNS]), ...table.rows.map(row)];
 }
 
 /** geo: how many rooms each region is home to at the end of the run. */
