@@ -272,17 +272,23 @@ class Pane {
     void this.showHome(this.room);
   }
 
-  /** The shown room's home region, asked until the room has one (its first message places it). */
+  /**
+   * The shown room's home region, asked until the room has one (its first message places
+   * it). A transport that keeps every room's log in one place says so (`placement: fixed`).
+   */
   async showHome(room) {
-    if (!room.home) {
+    if (!room.home && room.placement !== 'fixed') {
       try {
-        room.home = (await fetchJson(`${this.regionUrl}/geo/rooms/${encodeURIComponent(room.name)}`)).home;
+        const answer = await fetchJson(`${this.regionUrl}/geo/rooms/${encodeURIComponent(room.name)}`);
+        room.home = answer.home;
+        room.placement = answer.placement;
       } catch {
         // Endpoint off, or the region is down: show what is known.
       }
     }
     if (room !== this.room) return;
-    this.ui.roomHome.textContent = room.home ?? 'no region yet';
+    const unknown = room.placement === 'fixed' ? 'one place for every room' : 'no region yet';
+    this.ui.roomHome.textContent = room.home ?? unknown;
     this.ui.roomHome.dataset.origin = room.home ?? '';
   }
 
@@ -470,6 +476,7 @@ function createRoom(name) {
     join: null, // the SDK join in progress or done; null until asked (or after it failed)
     epoch: undefined, // the log epoch the rows belong to
     home: null, // the region holding the room's log, once it has one
+    placement: undefined, // 'per-room' or 'fixed', from GET /geo/rooms/:room
     liveAfter: Infinity, // geo.joined's seq of the first join: events up to it are history
     lastSeq: 0, // seq of the last event shown, where notices go
     pending: new Map(), // event_id -> row of our message, until its event comes back
