@@ -247,7 +247,8 @@ describe('latency by publisher region', () => {
 });
 
 describe("latency by the event's place in its room", () => {
-  const meaning = "A room's first events pay for placing it and starting its readers; later ones show steady latency.";
+  const meaning =
+    "A room's first events pay for setting it up (geo-ws: placing its log, starting its readers); later ones show the steady latency.";
 
   it('is a place × same/cross n/p50/p99/max table per impl in the terminal, its purpose on the line under the title', () => {
     const text = formatSummary(sample);

@@ -173,7 +173,8 @@ export function publisherRegionTable(report: LabReport, run: ImplRun): { heading
 
 /** Title of the latency-by-place tables, and the line under it saying what they are for. */
 export const PLACE_IN_ROOM_TITLE = "Latency by the event's place in its room";
-export const PLACE_IN_ROOM_MEANING = "A room's first events pay for placing it and starting its readers; later ones show steady latency.";
+export const PLACE_IN_ROOM_MEANING =
+  "A room's first events pay for setting it up (geo-ws: placing its log, starting its readers); later ones show the steady latency.";
 
 /** Columns of the latency-by-place table, after the place. */
 export const PLACE_IN_ROOM_COLUMNS = [
