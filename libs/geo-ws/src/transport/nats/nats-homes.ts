@@ -166,22 +166,15 @@ export class NatsHomes {
       listeners.delete(listener);
       if (listeners.size === 0 && this.waiting.get(key) === listeners) this.waiting.delete(key);
     };
-    // Registered first, then asked: a placement between the two is seen by one of them.
-    void this.read(key)
-      .then((home) => {
-        if (home && listeners.has(listener)) listener(home);
-      })
-      .catch(() => undefined);
+    // Registered first, then asked (a read that finds a home wakes the listeners): a
+    // placement between the two is seen by one of them.
+    void this.read(key).catch(() => undefined);
     return stop;
   }
 
   /** After a reconnect the watcher may have missed placements: the rooms still waiting ask again. */
   recheckWaiting(): void {
-    for (const key of [...this.waiting.keys()]) {
-      void this.read(key)
-        .then((home) => home && this.settled(key, home))
-        .catch(() => undefined);
-    }
+    for (const key of [...this.waiting.keys()]) void this.read(key).catch(() => undefined);
   }
 
   /** Follows placements and renewals made anywhere. Returns the stop. */
@@ -197,6 +190,7 @@ export class NatsHomes {
     return () => watcher.stop();
   }
 
+  /** The room's record, asked of the bucket; one found is cached and wakes the room's waiting tails. */
   private async read(key: string): Promise<NatsRoomHome | undefined> {
     const { nats } = this.clients();
     const entry = await this.bucket()
