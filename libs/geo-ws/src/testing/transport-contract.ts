@@ -697,6 +697,32 @@ export function describeTransportContract(name: string, options: GeoTransportCon
       );
 
       it(
+        "homes: a room placed after the broker trimmed other rooms' history is whole from position 0 (members who joined it empty lose nothing)",
+        async () => {
+          const [transport] = await deploy({ retention: { maxEvents: 2, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));
+          const busy = globalLog(room('busy'));
+          await appendMany(transport, busy, 5); // its oldest events are trimmed: the broker's history no longer starts at 1
+          const quiet = globalLog(room('quiet'));
+          const empty = await transport.head(quiet); // what a member who joins the empty room holds
+          const written = await appendMany(transport, quiet, 2);
+          for (const position of [0, empty.lastSeq]) {
+            const read = await transport.read(quiet, position, 10);
+            expect({ position, truncated: read.truncated, seqs: seqs(read.events), epoch: read.epoch }).toEqual({
+              position,
+              truncated: false,
+              seqs: written,
+              epoch: empty.epoch,
+            });
+          }
+          const seen: GeoLoggedEnvelope[] = [];
+          await transport.tail(quiet, 0, (event) => seen.push(event));
+          await waitFor(() => seen.length >= 2, 'both events on a tail from 0', timeout / 2);
+          expect(seqs(seen)).toEqual(written);
+        },
+        timeout,
+      );
+
+      it(
         'homes: first appends racing from every region agree on one home and one order',
         async () => {
           const transports = await deploy();

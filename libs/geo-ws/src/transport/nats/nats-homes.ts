@@ -21,6 +21,11 @@ export class HomeStreamReplacedError extends GeoTransportUnavailableError {
   }
 }
 
+/** A position in a room's log, raised to its start for a homed room: positions before it precede its first event. */
+export function fromRoomStart(log: NatsLogRef, afterSeq: number): number {
+  return log.home ? Math.max(afterSeq, log.home.startSeq) : afterSeq;
+}
+
 /** Homes cached per instance stay below this many rooms (an evicted one is read again). */
 const CACHE_LIMIT = 10_000;
 /** The epoch part of a room in its first generation, and of a room with no home yet: the same, so placing it changes no epoch. */
@@ -43,8 +48,8 @@ export function generationPart(generation: number): string {
 export class NatsHomes {
   private readonly logger = new Logger(NatsHomes.name);
   private readonly cache = new Map<string, NatsRoomHome>();
-  /** Per region: its home stream's creation time, once made sure of. */
-  private readonly incarnations = new Map<string, Promise<string>>();
+  /** Per region: its home stream, once made sure of. */
+  private readonly homeStreams = new Map<string, Promise<void>>();
   /** Tails of rooms with no home yet, by log key: called once the room gets one. */
   private readonly waiting = new Map<string, Set<(home: NatsRoomHome) => void>>();
 
@@ -80,7 +85,10 @@ export class NatsHomes {
   async place(log: GeoLogRef, region: string): Promise<NatsLogRef> {
     const known = this.cached(log);
     if (known) return known;
-    const home: NatsRoomHome = { region, term: 1, generation: 0, incarnation: await this.homeStreamIncarnation(region) };
+    // Read before the record exists: no event of the room can be in the stream yet.
+    await this.homeStreamReady(region);
+    const stream = await this.epochs.streamHead(this.names.homeStream(region));
+    const home: NatsRoomHome = { region, term: 1, generation: 0, incarnation: stream.incarnation, startSeq: stream.lastSeq };
     const key = this.names.logKey(log);
     const { nats } = this.clients();
     try {
@@ -115,7 +123,8 @@ export class NatsHomes {
         this.settled(key, current);
         return { ...log, home: current };
       }
-      const next: NatsRoomHome = { ...current, generation: current.generation + 1, incarnation };
+      // The stream was created again: its sequences start over, and any may be the room's.
+      const next: NatsRoomHome = { ...current, generation: current.generation + 1, incarnation, startSeq: 0 };
       try {
         await this.bucket().update(key, JSON.stringify(next), entry!.revision);
         this.settled(key, next);
@@ -129,18 +138,15 @@ export class NatsHomes {
     throw unavailable(nats, new Error(`the home of room "${log.room}" kept changing`));
   }
 
-  /**
-   * A region's home stream's creation time, made sure of once per region and process (a
-   * stream created again later is caught by the first read, which renews the record).
-   */
-  private homeStreamIncarnation(region: string): Promise<string> {
-    let incarnation = this.incarnations.get(region);
-    if (!incarnation) {
-      incarnation = this.ensureHomeStream(region).then(() => this.epochs.incarnationOf(this.names.homeStream(region), true));
-      this.incarnations.set(region, incarnation);
-      incarnation.catch(() => this.incarnations.delete(region));
+  /** A region's home stream, made sure of once per region and process. */
+  private homeStreamReady(region: string): Promise<void> {
+    let ready = this.homeStreams.get(region);
+    if (!ready) {
+      ready = this.ensureHomeStream(region);
+      this.homeStreams.set(region, ready);
+      ready.catch(() => this.homeStreams.delete(region));
     }
-    return incarnation;
+    return ready;
   }
 
   /** What `GET /geo/rooms/:room` says. */
@@ -225,6 +231,7 @@ function parseHome(text: string): NatsRoomHome | undefined {
       term: value.term,
       generation: typeof value.generation === 'number' ? value.generation : 0,
       incarnation: typeof value.incarnation === 'string' ? value.incarnation : '',
+      startSeq: typeof value.startSeq === 'number' ? value.startSeq : 0,
     };
   } catch {
     return undefined;

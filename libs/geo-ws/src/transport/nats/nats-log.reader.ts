@@ -7,7 +7,7 @@ import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs, type StreamHead } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import type { NatsLogRef, NatsNames } from './nats-names.js';
-import { generationPart, HomeStreamReplacedError } from './nats-homes.js';
+import { fromRoomStart, generationPart, HomeStreamReplacedError } from './nats-homes.js';
 
 /** Where one stored event sits: its stream sequence (its `seq`) and its epoch header. */
 export interface LogPosition {
@@ -72,7 +72,8 @@ export class NatsLogReader {
     private readonly timeoutMs: number,
   ) {}
 
-  async read(log: NatsLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
+  async read(log: NatsLogRef, position: number, limit: number): Promise<GeoReadResult> {
+    const afterSeq = fromRoomStart(log, position);
     const bounds = await this.bounds(log, afterSeq, true);
     const { epoch, first, last } = bounds;
     if (!first || !last || afterSeq >= last.seq) return { epoch, events: [], truncated: bounds.truncated, lastSeq: bounds.lastSeq };
@@ -131,8 +132,9 @@ export class NatsLogReader {
    * log a new epoch before it purges; and no event is appended and aged out within one
    * look (`maxAgeMs` is at least the dedup window, two minutes in a module).
    */
-  async bounds(log: NatsLogRef, afterSeq: number | undefined, head: boolean): Promise<LogBounds> {
+  async bounds(log: NatsLogRef, position: number | undefined, head: boolean): Promise<LogBounds> {
     this.clients(); // not connected: fail at once, not in four places
+    const afterSeq = position === undefined ? undefined : fromRoomStart(log, position);
     for (let attempt = 1; ; attempt++) {
       const look = await this.look(log);
       const bounds = !look.first === !look.last ? await this.settle(log, look, afterSeq, head) : undefined;

@@ -10,6 +10,12 @@ export interface NatsRoomHome {
   generation: number;
   /** The home stream's creation time (base 36) when this generation began. */
   incarnation: string;
+  /**
+   * The home stream's last sequence when the room was placed: every event of the room comes
+   * after it, so a position at or below it (a member who joined the empty room) is "before
+   * the room's first event", whatever the stream removed of other rooms' events.
+   */
+  startSeq: number;
 }
 
 /**

@@ -9,6 +9,7 @@ import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames } from './nats-names.js';
 import { NatsPushConsumer, SILENT_MS, type PushConsumerSpec } from './nats-push-consumer.js';
+import { fromRoomStart } from './nats-homes.js';
 
 /** How often every consumer of the transport is checked for silence (one timer, not one per consumer). */
 const WATCHDOG_EVERY_MS = 1000;
@@ -94,7 +95,8 @@ export class NatsTails {
         subject: this.names.subject(log),
         epoch: bounds.epoch,
         incarnation: head.incarnation,
-        afterSeq,
+        // Nothing of a homed room is at or before its start: the tail catches up from there.
+        afterSeq: fromRoomStart(log, afterSeq),
         onEvent,
         onError,
       },
