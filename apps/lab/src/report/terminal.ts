@@ -90,27 +90,24 @@ function phaseLines(run: LabReport['runs'][number]): string[] {
 /** Same-region and cross-region latency of each publisher region's events. */
 function publisherRegionLines(report: LabReport, run: LabReport['runs'][number]): string[] {
   const table = publisherRegionTable(report, run);
-  if (!table) return [];
-  const width = Math.max('publisher region'.length, ...table.rows.map((row) => row[0].length)) + 4;
-  const row = (cells: readonly string[]): string =>
-    `  ${cells[0].padEnd(width)}${cells
-      .slice(1)
-      .map((cell) => cell.padStart(11))
-      .join('')}`;
-  return ['', table.heading, row(['publisher region', ...PUBLISHER_REGION_COLUMNS]), ...table.rows.map(row)];
+  return table ? latencyTableLines(table, ['publisher region', ...PUBLISHER_REGION_COLUMNS]) : [];
 }
 
 /** Same-region and cross-region latency of each room's 1st, 2nd, 3rd-5th and later events. */
 function placeInRoomLines(report: LabReport, run: LabReport['runs'][number]): string[] {
   const table = placeInRoomTable(report, run);
-  if (!table) return [];
-  const width = Math.max('place'.length, ...table.rows.map((row) => row[0].length)) + 4;
+  return table ? latencyTableLines(table, ['place', ...PLACE_IN_ROOM_COLUMNS], PLACE_IN_ROOM_MEANING) : [];
+}
+
+/** A latency table: a label column wide enough for its rows, then figures right-aligned. */
+function latencyTableLines(table: { heading: string; rows: string[][] }, header: readonly string[], caption?: string): string[] {
+  const width = Math.max(header[0].length, ...table.rows.map((row) => row[0].length)) + 4;
   const row = (cells: readonly string[]): string =>
     `  ${cells[0].padEnd(width)}${cells
       .slice(1)
       .map((cell) => cell.padStart(11))
       .join('')}`;
-  return ['', table.heading, `  ${PLACE_IN_ROOM_MEANING}`, row(['place', ...PLACE_IN_ROOM_COLUMNS]), ...table.rows.map(row)];
+  return ['', table.heading, ...(caption ? [`  ${caption}`] : []), row(header), ...table.rows.map(row)];
 }
 
 /** geo: how many rooms each region is home to at the end of the run. */
