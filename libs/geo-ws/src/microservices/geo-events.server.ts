@@ -6,6 +6,7 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import type { GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import { loadNats } from '../transport/nats/load-nats.js';
 import { NatsNames } from '../transport/nats/nats-names.js';
+import { ALIAS_HEADER, positionOf, SEAL_HEADER, termOfSubject } from '../transport/nats/nats-segments.js';
 import { GeoEventContext } from './geo-event.context.js';
 
 /** How often a server of a namespace with room homes looks for home streams made since it started. */
@@ -154,10 +155,15 @@ export class GeoEventsServer extends Server implements CustomTransportStrategy {
   }
 
   private async handle(message: JsMsg): Promise<void> {
+    // Markers a move leaves in a home stream (a segment's seal, aliases of its event ids) are not events.
+    if (message.headers?.has(SEAL_HEADER) || message.headers?.has(ALIAS_HEADER)) {
+      message.ack();
+      return;
+    }
     let envelope: GeoLoggedEnvelope;
     try {
-      // The stream sequence is the event's seq (see the NATS transport).
-      envelope = { ...message.json<GeoLoggedEnvelope>(), seq: message.seq };
+      // The event's seq is its stream sequence, in its segment's range for a room that moved (see the NATS transport).
+      envelope = { ...message.json<GeoLoggedEnvelope>(), seq: positionOf(termOfSubject(message.subject), message.seq) };
     } catch {
       this.logger.warn(`skipping a message on ${message.subject} that is not an envelope`);
       message.term();

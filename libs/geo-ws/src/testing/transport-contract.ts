@@ -748,6 +748,77 @@ export function describeTransportContract(name: string, options: GeoTransportCon
         },
         timeout,
       );
+
+      it(
+        'moves: a room moved while every region appends keeps one order: nothing lost, repeated or reordered, same epoch, every ack once',
+        async () => {
+          const transports = await deploy();
+          const log = globalLog(room('moving'));
+          await transports[0].append(log, draft(log, regions[0])); // placed in the first region
+          const before = await transports[0].head(log);
+          const tails = transports.map(() => [] as GeoLoggedEnvelope[]);
+          await Promise.all(transports.map((transport, i) => transport.tail(log, 0, (event) => tails[i].push(event))));
+          const to = regions[regions.length - 1];
+          // Every region appends before, during and after the move, each one at a time, as a publisher would.
+          let moved = false;
+          const acks = transports.map(() => [] as number[]);
+          const publishing = transports.map(async (transport, i) => {
+            for (let n = 0; !moved || n < 12; n++) {
+              const ack = await transport.append(log, draft(log, regions[i], { i, n }));
+              expect(ack.duplicate).toBe(false);
+              expect(ack.epoch).toBe(before.epoch);
+              acks[i].push(ack.seq);
+              await sleep(20);
+            }
+          });
+          await sleep(100);
+          const home = await transports[1].move!(log.room, to);
+          moved = true;
+          expect(home).toMatchObject({ room: log.room, region: to, term: 2, placement: 'per-room' });
+          await Promise.all(publishing);
+          const total = 1 + acks.flat().length;
+          await waitFor(() => tails.every((tail) => tail.length >= total), `${total} events on every tail`, timeout / 2);
+          const reference = (await transports[2].read(log, 0, 1000)).events;
+          expect(reference).toHaveLength(total);
+          expectLogOrder(seqs(reference));
+          for (const own of acks) for (const seq of own) expect(seqs(reference).includes(seq)).toBe(true);
+          for (const tail of tails) expect(seqs(tail)).toEqual(seqs(reference));
+          for (const transport of transports) expect(await transport.home(log.room)).toMatchObject({ region: to, term: 2 });
+          expect((await transports[0].head(log)).epoch).toBe(before.epoch);
+          // A position taken before the move resumes exactly, by a read and by a tail.
+          const position = before.lastSeq;
+          const resumed = await transports[1].read(log, position, 1000);
+          expect({ truncated: resumed.truncated, seqs: seqs(resumed.events) }).toEqual({
+            truncated: false,
+            seqs: seqs(reference).slice(1),
+          });
+          const late: GeoLoggedEnvelope[] = [];
+          await transports[0].tail(log, position, (event) => late.push(event));
+          await waitFor(() => late.length >= total - 1, 'the rest of the log on a tail from before the move', timeout / 2);
+          expect(seqs(late)).toEqual(seqs(reference).slice(1));
+        },
+        timeout,
+      );
+
+      it(
+        'moves: an event_id appended before a move and retried after it is a duplicate at its original position',
+        async () => {
+          const transports = await deploy();
+          const log = globalLog(room('moved-dedup'));
+          const original = draft(log, regions[0]);
+          const first = await transports[0].append(log, original);
+          await transports[0].append(log, draft(log, regions[0]));
+          await transports[0].move!(log.room, regions[1]);
+          const retried = await transports[1].append(log, original);
+          expect(retried).toEqual({ seq: first.seq, epoch: first.epoch, duplicate: true });
+          const after = await transports[1].append(log, draft(log, regions[1]));
+          expect(after.seq).toBeGreaterThan(first.seq);
+          const { events } = await transports[2].read(log, 0, 10);
+          expect(events.map((event) => event.event_id).filter((id) => id === original.event_id)).toHaveLength(1);
+          expect(events).toHaveLength(3);
+        },
+        timeout,
+      );
     }
   });
 

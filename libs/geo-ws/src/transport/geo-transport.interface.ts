@@ -103,6 +103,16 @@ export interface GeoTransport {
    */
   home(room: string): Promise<GeoRoomHome>;
 
+  /**
+   * Moves a global room's log to `region` (per-room transports; `GeoWsModuleOptions.placement`
+   * returning `'auto'` calls it when a room's traffic moved). Never loses, repeats or
+   * reorders an event: appends in flight are acked once, an `event_id` retried after the
+   * move is still a duplicate, and positions taken before the move stay valid (the epoch
+   * does not change). Resolves with the new home (the current one if it is there already);
+   * a room with no home is placed there. Transports with `placement: 'fixed'` leave it out.
+   */
+  move?(room: string, region: string): Promise<GeoRoomHome>;
+
   /** Sessions, revocations and presence, on the same broker (G6). */
   readonly state: GeoStateStore;
 

@@ -22,9 +22,12 @@ export interface GeoRoomHome {
 
 /**
  * Chooses the home region of a global room when its first event is appended. Called in
- * the region that appends (`region`); return one of `regions`, or `undefined` for that
- * region. Return the same answer for a room wherever it is called: the first append to
- * reach the broker decides, the others follow it.
+ * the region that appends (`region`); return one of `regions`, `undefined` for that
+ * region, or `'auto'`: placed in that region, and from then on the room's log follows its
+ * traffic (it moves to a region that publishes most of its events; see
+ * `GeoWsModuleOptions.homeMoves`). Return the same answer for a room wherever it is
+ * called: the first append to reach the broker decides, the others follow it.
  * @example placement: (room) => room.split(':')[0] // rooms named "eu:support-42"
+ * @example placement: () => 'auto' // every room lives where its traffic is
  */
 export type GeoPlacement = (room: string, context: { region: string; regions: readonly string[] }) => string | undefined;

@@ -129,8 +129,8 @@ export class GeoMemoryNetwork {
   private readonly ephemeralListeners = new Map<string, Set<(envelope: GeoEnvelopeDraft) => void>>();
   private readonly isolated = new Set<string>();
   private readonly isolationListeners = new Set<(region: string, isolated: boolean) => void>();
-  /** Home region of each global room that had an event (per-room placement). */
-  private readonly homes = new Map<string, string>();
+  /** Home region and fencing term of each global room that had an event (per-room placement). */
+  private readonly homes = new Map<string, { region: string; term: number }>();
   private readonly home: string | undefined;
   /** Sessions, revocations and presence shared by the regions of this network. */
   readonly state = new MemoryStateStore();
@@ -145,7 +145,7 @@ export class GeoMemoryNetwork {
    */
   homeOf(log: GeoLogRef, from: string): string {
     if (log.scope === 'regional') return log.region;
-    return this.home ?? this.homes.get(log.room) ?? from;
+    return this.home ?? this.homes.get(log.room)?.region ?? from;
   }
 
   /** The home of `log`, placing a global room in `chosen` if it has none: the first append decides. */
@@ -153,9 +153,21 @@ export class GeoMemoryNetwork {
     if (log.scope === 'regional') return log.region;
     if (this.home) return this.home;
     const home = this.homes.get(log.room);
-    if (home) return home;
-    this.homes.set(log.room, chosen);
+    if (home) return home.region;
+    this.homes.set(log.room, { region: chosen, term: 1 });
     return chosen;
+  }
+
+  /**
+   * Moves a global room's log to `region` under the next term. The simulated broker holds
+   * one log per room whatever its home, so nothing in flight is lost or reordered; what
+   * changes is which region pays the round trips.
+   */
+  move(room: string, region: string): GeoRoomHome {
+    const home = this.homes.get(room);
+    if (!home) this.homes.set(room, { region, term: 1 });
+    else if (home.region !== region) this.homes.set(room, { region, term: home.term + 1 });
+    return this.roomHome(room);
   }
 
   /** `fixed` with the option `home` (every global log there), `per-room` otherwise. */
@@ -165,8 +177,8 @@ export class GeoMemoryNetwork {
 
   roomHome(room: string): GeoRoomHome {
     if (this.home) return { room, region: this.home, term: 1, placement: 'fixed' };
-    const region = this.homes.get(room) ?? null;
-    return { room, region, term: region ? 1 : 0, placement: 'per-room' };
+    const home = this.homes.get(room);
+    return { room, region: home?.region ?? null, term: home?.term ?? 0, placement: 'per-room' };
   }
 
   delay(from: string, to: string): number {

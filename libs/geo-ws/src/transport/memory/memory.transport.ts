@@ -9,7 +9,8 @@ import type {
   GeoSubscription,
 } from '../geo-transport.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
-import type { GeoLogRef } from '../log-ref.js';
+import { GeoConfigError } from '../../errors/geo-config.error.js';
+import { globalLog, type GeoLogRef } from '../log-ref.js';
 import type { GeoRoomHome } from '../room-home.js';
 import { DelayedQueue } from './delayed-queue.js';
 import { GeoMemoryNetwork, type MemoryLog } from './memory-network.js';
@@ -128,6 +129,19 @@ export class MemoryTransport implements GeoTransport {
       this.assertUsable();
       return this.network.roomHome(room);
     });
+  }
+
+  /** Moves a room's home (per-room placement only; the option `home` fixes every room's). */
+  async move(room: string, region: string): Promise<GeoRoomHome> {
+    this.assertUsable();
+    if (this.network.placement === 'fixed') throw new GeoConfigError('memory network with `home`: every room lives there, none moves');
+    if (!this.context.regions.includes(region))
+      throw new GeoConfigError(`cannot move room "${room}" to "${region}": not one of ${this.context.regions.join(', ')}`);
+    const from = this.network.homeOf(globalLog(room), this.context.region);
+    await this.travel(this.context.region, from);
+    const home = this.network.move(room, region);
+    await this.travel(from, this.context.region);
+    return home;
   }
 
   async deleteLog(ref: GeoLogRef): Promise<void> {

@@ -5,7 +5,18 @@ import { EPOCH_HEADER, fullEpoch, joinEpoch, type NatsEpochs } from './nats-epoc
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames } from './nats-names.js';
-import { generationPart, type NatsHomes } from './nats-homes.js';
+import { generationPart, LEASE_MS, type NatsHomes } from './nats-homes.js';
+import type { NatsMoves } from './nats-moves.js';
+import { positionOf } from './nats-segments.js';
+
+/**
+ * A move under way whose seal may be written any moment (its lease is over): appends wait
+ * for the move instead of going to the old home, where they would land after the seal.
+ */
+function sealingSoon(log: NatsLogRef): boolean {
+  const moving = log.home?.moving;
+  return !!moving && Date.now() >= moving.since + LEASE_MS;
+}
 
 /** What an append needs to know about its log besides the event. */
 interface LogState {
@@ -32,8 +43,9 @@ export class NatsAppends {
     private readonly epochs: NatsEpochs,
     private readonly reads: NatsLogReader,
     private readonly clients: () => NatsClients,
-    /** Room homes: where each room's log lives; `undefined` without `roomHomes`. */
+    /** Room homes: where each room's log lives, and its moves; `undefined` without `roomHomes`. */
     private readonly homes: NatsHomes | undefined,
+    private readonly moves: NatsMoves | undefined,
     /** The home of a room this region appends first. */
     private readonly placeRoom: (room: string) => string,
   ) {}
@@ -62,10 +74,10 @@ export class NatsAppends {
     return turn.then(({ acked }) => acked);
   }
 
-  /** The log's state from the caches, when every part is cached. */
+  /** The log's state from the caches, when every part is cached (and no move of it is about to seal). */
   private known(log: NatsLogRef): LogState | undefined {
     const located = this.homes ? this.homes.cached(log) : log;
-    if (!located) return undefined;
+    if (!located || sealingSoon(located)) return undefined;
     const logEpoch = this.epochs.cachedLogEpoch(located);
     const incarnation = located.home ? generationPart(located.home.generation) : this.epochs.cachedIncarnation(this.names.stream(located));
     if (logEpoch === undefined || incarnation === undefined) return undefined;
@@ -73,7 +85,9 @@ export class NatsAppends {
   }
 
   private async lookUp(log: NatsLogRef): Promise<LogState> {
-    const located = this.homes ? await this.homes.place(log, this.placeRoom(log.room)) : log;
+    let located = this.homes ? await this.homes.place(log, this.placeRoom(log.room)) : log;
+    // A move about to seal the segment: wait for it, rather than append what would be sent again.
+    if (located.home && sealingSoon(located)) located = await this.moves!.settled({ ...located, home: located.home });
     const [logEpoch, incarnation] = await Promise.all([
       this.epochs.logEpoch(located),
       located.home ? generationPart(located.home.generation) : this.epochs.incarnationOf(this.names.stream(located)),
@@ -96,9 +110,14 @@ export class NatsAppends {
     } catch (error) {
       throw unavailable(nats, error);
     }
-    if (!ack.duplicate) return { seq: ack.seq, epoch, duplicate: false };
-    // The original's epoch is in its headers (it may predate a reset of the log).
+    const { home } = log;
+    // A homed room may be moving: an ack is the room's only if stored before the seal.
+    if (home && !(await this.moves!.confirm({ ...log, home }, ack.seq, performance.now()))) return this.append(log, draft);
+    const seq = home ? positionOf(home.term, ack.seq) : ack.seq;
+    if (!ack.duplicate) return { seq, epoch, duplicate: false };
+    // The original's epoch is in its headers (it may predate a reset of the log); an alias
+    // left by a move stands for an event of an earlier segment, at the position it names.
     const original = await this.reads.direct(log, { seq: ack.seq });
-    return { seq: ack.seq, epoch: original?.epoch ? fullEpoch(original.epoch, epoch) : epoch, duplicate: true };
+    return { seq: original?.alias ?? seq, epoch: original?.epoch ? fullEpoch(original.epoch, epoch) : epoch, duplicate: true };
   }
 }

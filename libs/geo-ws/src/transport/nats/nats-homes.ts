@@ -50,8 +50,17 @@ export class NatsHomes {
   private readonly cache = new Map<string, NatsRoomHome>();
   /** Per region: its home stream, once made sure of. */
   private readonly homeStreams = new Map<string, Promise<void>>();
-  /** Tails of rooms with no home yet, by log key: called once the room gets one. */
-  private readonly waiting = new Map<string, Set<(home: NatsRoomHome) => void>>();
+  /** Per log key: called with each record the instance learns (tails waiting for a home or following moves). */
+  private readonly listeners = new Map<string, Set<(home: NatsRoomHome) => void>>();
+  /** The last bucket revision the watcher applied to the cache. */
+  private applied = 0;
+  /**
+   * Until when (performance.now()) the cache is known to hold every record as it was at
+   * some moment after `freshUntil - LEASE_MS`: see {@link isFresh}.
+   */
+  private freshUntil = 0;
+  /** Resolves waiters for {@link applied} to reach a revision. */
+  private readonly appliedWaiters = new Set<() => void>();
 
   constructor(
     private readonly names: NatsNames,
@@ -124,7 +133,8 @@ export class NatsHomes {
         return { ...log, home: current };
       }
       // The stream was created again: its sequences start over, and any may be the room's.
-      const next: NatsRoomHome = { ...current, generation: current.generation + 1, incarnation, startSeq: 0 };
+      // Earlier segments belong to the old generation's epoch: nobody resumes into them.
+      const next: NatsRoomHome = { ...current, generation: current.generation + 1, incarnation, startSeq: 0, past: undefined };
       try {
         await this.bucket().update(key, JSON.stringify(next), entry!.revision);
         this.settled(key, next);
@@ -139,7 +149,7 @@ export class NatsHomes {
   }
 
   /** A region's home stream, made sure of once per region and process. */
-  private homeStreamReady(region: string): Promise<void> {
+  homeStreamReady(region: string): Promise<void> {
     let ready = this.homeStreams.get(region);
     if (!ready) {
       ready = this.ensureHomeStream(region);
@@ -160,40 +170,135 @@ export class NatsHomes {
    * Used by tails of rooms with no home yet: they start reading the home stream then.
    */
   whenPlaced(log: GeoLogRef, onPlaced: (located: NatsLogRef) => void): () => void {
-    const key = this.names.logKey(log);
-    const listeners = this.waiting.get(key) ?? new Set<(home: NatsRoomHome) => void>();
-    const listener = (home: NatsRoomHome) => {
+    const stop = this.follow(log, (located) => {
       stop();
-      onPlaced({ ...log, home });
-    };
+      onPlaced(located);
+    });
+    return stop;
+  }
+
+  /**
+   * Calls `onRecord` with each record of the room this instance learns (from the watcher,
+   * or any read), starting with one asked now. Returns the stop. Tails follow moves by it.
+   */
+  follow(log: GeoLogRef, onRecord: (located: NatsLogRef) => void): () => void {
+    const key = this.names.logKey(log);
+    const listeners = this.listeners.get(key) ?? new Set<(home: NatsRoomHome) => void>();
+    const listener = (home: NatsRoomHome) => onRecord({ ...log, home });
     listeners.add(listener);
-    this.waiting.set(key, listeners);
+    this.listeners.set(key, listeners);
     const stop = () => {
       listeners.delete(listener);
-      if (listeners.size === 0 && this.waiting.get(key) === listeners) this.waiting.delete(key);
+      if (listeners.size === 0 && this.listeners.get(key) === listeners) this.listeners.delete(key);
     };
-    // Registered first, then asked (a read that finds a home wakes the listeners): a
-    // placement between the two is seen by one of them.
+    // Registered first, then asked (a read that finds a record wakes the listeners): a
+    // change between the two is seen by one of them.
     void this.read(key).catch(() => undefined);
     return stop;
   }
 
-  /** After a reconnect the watcher may have missed placements: the rooms still waiting ask again. */
+  /** After a reconnect the watcher may have missed changes: the rooms followed ask again. */
   recheckWaiting(): void {
-    for (const key of [...this.waiting.keys()]) void this.read(key).catch(() => undefined);
+    for (const key of [...this.listeners.keys()]) void this.read(key).catch(() => undefined);
   }
 
-  /** Follows placements and renewals made anywhere. Returns the stop. */
+  /**
+   * Follows placements, moves and renewals made anywhere, from the bucket's revision when
+   * it starts (so {@link applied} says how far the cache is), and keeps the cache's
+   * freshness (see {@link isFresh}). Returns the stop.
+   */
   async watch(): Promise<() => void> {
-    const { nats } = this.clients();
-    const watcher = await this.bucket().watch({ include: nats.kv.KvWatchInclude.UpdatesOnly });
+    const status = await this.bucket().status();
+    this.applied = status.streamInfo.state.last_seq;
+    const watcher = await this.bucket().watch({ resumeFromRevision: this.applied + 1 });
     void (async () => {
       for await (const entry of watcher) {
         const home = entry.operation === 'PUT' ? parseHome(entry.string()) : undefined;
         if (home) this.settled(entry.key, home);
+        this.applied = Math.max(this.applied, entry.revision);
+        for (const waiter of [...this.appliedWaiters]) waiter();
       }
     })().catch(() => undefined);
-    return () => watcher.stop();
+    const probe = setInterval(() => void this.probe(), PROBE_EVERY_MS);
+    probe.unref();
+    void this.probe();
+    return () => {
+      clearInterval(probe);
+      watcher.stop();
+    };
+  }
+
+  /**
+   * True while the cache is known to hold every record as it was at some moment less
+   * than {@link LEASE_MS} ago. An append acked now to a room the cache shows with no move
+   * under way was stored before any seal: a move waits `LEASE_MS` after recording itself
+   * before it seals (see `NatsMoves`).
+   */
+  isFresh(now = performance.now()): boolean {
+    return now < this.freshUntil;
+  }
+
+  /**
+   * One freshness check: the bucket's last revision, asked now, then the watcher reaching
+   * it. Failures only let the freshness lapse (appends are then confirmed one by one).
+   */
+  private async probe(): Promise<void> {
+    const askedAt = performance.now();
+    try {
+      const status = await this.bucket().status();
+      const target = status.streamInfo.state.last_seq;
+      if (this.applied < target) await this.appliedReaches(target, LEASE_MS);
+      if (this.applied >= target) this.freshUntil = Math.max(this.freshUntil, askedAt + LEASE_MS);
+    } catch {
+      // Not connected, or the bucket's region is unreachable: the freshness lapses.
+    }
+  }
+
+  private appliedReaches(revision: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        if (this.applied < revision && !timedOut) return;
+        clearTimeout(timer);
+        this.appliedWaiters.delete(done);
+        resolve();
+      };
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        done();
+      }, timeoutMs);
+      this.appliedWaiters.add(done);
+    });
+  }
+
+  /** The room's record as the bucket holds it now, with its revision (for a compare-and-set). */
+  async fetch(log: GeoLogRef): Promise<{ home: NatsRoomHome; revision: number } | undefined> {
+    const key = this.names.logKey(log);
+    const { nats } = this.clients();
+    const entry = await this.bucket()
+      .get(key)
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    const home = entry?.operation === 'PUT' ? parseHome(entry.string()) : undefined;
+    if (!home) return undefined;
+    this.settled(key, home);
+    return { home, revision: entry!.revision };
+  }
+
+  /**
+   * Replaces the room's record if it is still at `revision`; false when another instance
+   * changed it first (the caller reads it again).
+   */
+  async replace(log: GeoLogRef, home: NatsRoomHome, revision: number): Promise<boolean> {
+    const key = this.names.logKey(log);
+    const { nats } = this.clients();
+    try {
+      await this.bucket().update(key, JSON.stringify(home), revision);
+    } catch (error) {
+      if (isApiError(nats, error, WRONG_LAST_SEQUENCE)) return false;
+      throw unavailable(nats, error);
+    }
+    this.settled(key, home);
+    return true;
   }
 
   /** The room's record, asked of the bucket; one found is cached and wakes the room's waiting tails. */
@@ -207,17 +312,35 @@ export class NatsHomes {
     return home;
   }
 
-  /** Caches a record (a newer generation never gives way to an older one) and wakes the room's waiting tails. */
+  /**
+   * Caches a record (never one older than the cached one: a newer generation, term or
+   * step of a move wins) and wakes the room's listeners.
+   */
   private settled(key: string, home: NatsRoomHome): void {
     const cached = this.cache.get(key);
-    if (!cached || home.generation >= cached.generation) {
+    if (!cached || !isOlder(home, cached)) {
       this.cache.delete(key);
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(key, home);
     }
-    for (const listener of [...(this.waiting.get(key) ?? [])]) listener(this.cache.get(key)!);
+    for (const listener of [...(this.listeners.get(key) ?? [])]) listener(this.cache.get(key)!);
   }
 }
+
+/** Whether record `a` precedes record `b` of the same room. */
+function isOlder(a: NatsRoomHome, b: NatsRoomHome): boolean {
+  if (a.generation !== b.generation) return a.generation < b.generation;
+  if (a.term !== b.term) return a.term < b.term;
+  return !a.moving && !!b.moving;
+}
+
+/**
+ * How long a freshness check vouches for the cache (see {@link NatsHomes.isFresh}), and so
+ * how long a move waits between recording itself and sealing the old segment.
+ */
+export const LEASE_MS = 2000;
+/** How often the cache's freshness is checked: several checks per lease, so one slow answer does not let it lapse. */
+const PROBE_EVERY_MS = 500;
 
 /** JetStream's "wrong last sequence": a KV update lost its race. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -232,6 +355,8 @@ function parseHome(text: string): NatsRoomHome | undefined {
       generation: typeof value.generation === 'number' ? value.generation : 0,
       incarnation: typeof value.incarnation === 'string' ? value.incarnation : '',
       startSeq: typeof value.startSeq === 'number' ? value.startSeq : 0,
+      ...(value.moving ? { moving: value.moving } : {}),
+      ...(Array.isArray(value.past) ? { past: value.past } : {}),
     };
   } catch {
     return undefined;

@@ -8,19 +8,27 @@ import { EPOCH_HEADER, joinEpoch, ofEpoch, type NatsEpochs, type StreamHead } fr
 import { unavailable } from './nats-errors.js';
 import type { NatsLogRef, NatsNames } from './nats-names.js';
 import { fromRoomStart, generationPart, HomeStreamReplacedError } from './nats-homes.js';
+import { ALIAS_HEADER, SEAL_HEADER } from './nats-segments.js';
 
 /** Where one stored event sits: its stream sequence (its `seq`) and its epoch header. */
 export interface LogPosition {
   seq: number;
-  epoch: string;
+  epoch: string | undefined;
+  /** An alias marker's (see `NatsNames.aliasSubject`): the position of the event it stands for. */
+  alias?: number;
 }
 
 /** A stored message as a read takes it, from a consumer or a direct get. */
 interface LogMessage {
   seq: number;
   epoch: string | undefined;
+  /** The seal a move wrote after the segment's last event. */
+  seal: boolean;
   draft(): GeoEnvelopeDraft;
 }
+
+/** A read of one segment: `sealed` when it reached the seal a move wrote after the segment's last event. */
+export type SegmentReadResult = GeoReadResult & { sealed: boolean };
 
 type DirectQuery = Parameters<JetStreamManager['direct']['getMessage']>[1];
 
@@ -72,17 +80,24 @@ export class NatsLogReader {
     private readonly timeoutMs: number,
   ) {}
 
-  async read(log: NatsLogRef, position: number, limit: number): Promise<GeoReadResult> {
+  /**
+   * Events of the log (for a homed room: of the segment `log.home`) after stream sequence
+   * `position`, their `seq` the stream sequence (the transport makes positions of them).
+   */
+  async read(log: NatsLogRef, position: number, limit: number): Promise<SegmentReadResult> {
     const afterSeq = fromRoomStart(log, position);
     const bounds = await this.bounds(log, afterSeq, true);
     const { epoch, first, last } = bounds;
-    if (!first || !last || afterSeq >= last.seq) return { epoch, events: [], truncated: bounds.truncated, lastSeq: bounds.lastSeq };
+    const sealSeq = log.home?.sealSeq;
+    if (!first || !last || afterSeq >= last.seq || (sealSeq !== undefined && afterSeq + 1 >= sealSeq)) {
+      return { epoch, events: [], truncated: bounds.truncated, lastSeq: bounds.lastSeq, sealed: sealSeq !== undefined };
+    }
     // From the position itself when it is still stored (the member's own last event, a
     // witness), else from the room's first retained event: the first message fetched must
     // be that one, or retention removed it, and maybe more after `afterSeq`, since the bounds.
     const from = Math.max(afterSeq, first.seq);
-    const { events, firstSeq } = await this.fetch(log, from, afterSeq, last.seq, limit, epoch);
-    return { epoch, events, truncated: bounds.truncated || firstSeq !== from, lastSeq: last.seq };
+    const { events, firstSeq, sealed } = await this.fetch(log, from, afterSeq, last.seq, limit, epoch);
+    return { epoch, events, truncated: bounds.truncated || firstSeq !== from, lastSeq: last.seq, sealed };
   }
 
   async head(log: NatsLogRef): Promise<GeoLogHead> {
@@ -110,7 +125,8 @@ export class NatsLogReader {
       throw unavailable(nats, error);
     }
     if (!message) return undefined;
-    return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER) };
+    const alias = message.header.get(ALIAS_HEADER);
+    return { seq: message.seq, epoch: message.header.get(EPOCH_HEADER), ...(alias ? { alias: Number(alias) } : {}) };
   }
 
   /**
@@ -220,13 +236,20 @@ export class NatsLogReader {
     last: number,
     limit: number,
     epoch: string,
-  ): Promise<{ events: GeoLoggedEnvelope[]; firstSeq: number | undefined }> {
+  ): Promise<{ events: GeoLoggedEnvelope[]; firstSeq: number | undefined; sealed: boolean }> {
     const { js, nats } = this.clients();
     const events: GeoLoggedEnvelope[] = [];
     let firstSeq: number | undefined;
+    let sealed = false;
+    const sealSeq = log.home?.sealSeq ?? Infinity;
     /** Takes one message; false once the read has what it needs. */
     const take = (message: LogMessage): boolean => {
       firstSeq ??= message.seq;
+      // The segment ends at its seal: what a late append left after it is not the room's.
+      if (message.seal || message.seq >= sealSeq) {
+        sealed = true;
+        return false;
+      }
       // Events left over from before a reset (another epoch) are not part of this log.
       if (message.seq > afterSeq && ofEpoch(message.epoch, epoch)) events.push({ ...message.draft(), seq: message.seq });
       return events.length < limit && message.seq < last;
@@ -237,20 +260,22 @@ export class NatsLogReader {
     } catch (error) {
       this.logger.debug(`read of room "${log.room}" by direct gets: ${error instanceof Error ? error.message : String(error)}`);
       await this.fetchDirect(log, from, take);
-      return { events, firstSeq };
+      return { events, firstSeq, sealed };
     }
     try {
       // One more than asked for: the first may be the position itself.
       const messages = await consumer.fetch({ max_messages: limit + 1, expires: this.timeoutMs });
       for await (const message of messages) {
-        if (!take({ seq: message.seq, epoch: message.headers?.get(EPOCH_HEADER), draft: () => message.json<GeoEnvelopeDraft>() })) break;
+        const headers = message.headers;
+        const seal = headers?.has(SEAL_HEADER) ?? false;
+        if (!take({ seq: message.seq, epoch: headers?.get(EPOCH_HEADER), seal, draft: () => message.json<GeoEnvelopeDraft>() })) break;
       }
     } catch (error) {
       throw unavailable(nats, error);
     } finally {
       void consumer.delete().catch(() => undefined);
     }
-    return { events, firstSeq };
+    return { events, firstSeq, sealed };
   }
 
   /** The log's first stored message at or after stream sequence `from`, by a direct get (any replica answers). */
@@ -266,7 +291,8 @@ export class NatsLogReader {
     for (let next = from; ;) {
       const message = await this.next(log, next);
       if (!message) return;
-      if (!take({ seq: message.seq, epoch: message.header.get(EPOCH_HEADER), draft: () => message.json<GeoEnvelopeDraft>() })) return;
+      const seal = message.header.has(SEAL_HEADER);
+      if (!take({ seq: message.seq, epoch: message.header.get(EPOCH_HEADER), seal, draft: () => message.json<GeoEnvelopeDraft>() })) return;
       next = message.seq + 1;
     }
   }

@@ -1,10 +1,25 @@
 import { GeoConfigError } from '../../errors/geo-config.error.js';
 import type { GeoLogRef } from '../log-ref.js';
 
-/** A room's home as the homes bucket records it (see {@link NatsHomes}). */
-export interface NatsRoomHome {
+/**
+ * One stretch of a room's log in one home stream: the events its home appended under one
+ * fencing term. A move seals it (a marker at `sealSeq` in the stream) and starts the next.
+ */
+export interface NatsSegment {
   region: string;
-  /** Fencing term: 1 for the first placement. */
+  /** The fencing term the segment was written under: its events are the room's subject for that term. */
+  term: number;
+  /** The home stream's creation time (base 36) when the segment began. */
+  incarnation: string;
+  /** The home stream's last sequence when the segment began: all its events come after it. */
+  startSeq: number;
+  /** Past segments only: the stream sequence of the seal marker; the segment's events come before it. */
+  sealSeq?: number;
+}
+
+/** A room's home as the homes bucket records it (see {@link NatsHomes}). */
+export interface NatsRoomHome extends NatsSegment {
+  /** Fencing term: 1 for the first placement, one more per move. */
   term: number;
   /** Goes up when the home stream was found created again (its store lost): part of the room's epoch. */
   generation: number;
@@ -16,6 +31,13 @@ export interface NatsRoomHome {
    * the room's first event", whatever the stream removed of other rooms' events.
    */
   startSeq: number;
+  /**
+   * Set while a move to `to` is under way (see {@link NatsHomes.move}): appends still go to
+   * the current home, but each is confirmed against the seal the move will write.
+   */
+  moving?: { to: string; since: number };
+  /** Earlier segments of the room (the last few, oldest first), for reads from positions before a move. */
+  past?: NatsSegment[];
 }
 
 /**
@@ -31,6 +53,16 @@ export type NatsLogRef = GeoLogRef & { readonly home?: NatsRoomHome };
  */
 export function roomToken(room: string): string {
   return Buffer.from(room, 'utf8').toString('base64url');
+}
+
+/**
+ * A homed room's subject token for a term: the room token alone for the first term (the
+ * names before moves existed), then `<token>~<term>`, one subject per segment, so each
+ * segment's bounds are its subject's. `~` is not in base64url, so no room collides.
+ */
+function segmentToken(token: string, term: number): string {
+  // Read back by `termOfSubject` (nats-segments.ts).
+  return term <= 1 ? token : `${token}~${term}`;
 }
 
 /** Names of every NATS resource of one namespace. */
@@ -91,11 +123,20 @@ export class NatsNames {
     return log.scope === 'global' ? this.globalSubjects() : this.regionalSubjects(log.region);
   }
 
-  /** The subject of one room log. */
+  /** The subject of one room log (for a homed room: of its segment `log.home`). */
   subject(log: NatsLogRef): string {
     const token = roomToken(log.room);
-    if (log.home) return `${this.prefix}.h.${log.home.region}.${token}`;
+    if (log.home) return `${this.prefix}.h.${log.home.region}.${segmentToken(token, log.home.term)}`;
     return log.scope === 'global' ? `${this.prefix}.g.${token}` : `${this.prefix}.r.${log.region}.${token}`;
+  }
+
+  /**
+   * Where a move leaves, in the new home's stream, one marker per event of the last dedup
+   * window (`Nats-Msg-Id` of the event, its position in a header), so an `event_id` retried
+   * after the move is answered as a duplicate with its original position.
+   */
+  aliasSubject(log: NatsLogRef & { home: NatsRoomHome }): string {
+    return `${this.subject(log)}~a`;
   }
 
   /** Core (not stored) subject for ephemeral events of a log. */

@@ -10,6 +10,7 @@ import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames } from './nats-names.js';
 import { NatsPushConsumer, SILENT_MS, type PushConsumerSpec } from './nats-push-consumer.js';
 import { fromRoomStart } from './nats-homes.js';
+import { SEAL_HEADER } from './nats-segments.js';
 
 /** How often every consumer of the transport is checked for silence (one timer, not one per consumer). */
 const WATCHDOG_EVERY_MS = 1000;
@@ -77,6 +78,8 @@ export class NatsTails {
      * creates a consumer.
      */
     shared = false,
+    /** Called (and the tail stopped) when the tail reaches the seal a move wrote after its segment's last event. */
+    onSealed?: () => void,
   ): Promise<GeoSubscription> {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
@@ -99,6 +102,7 @@ export class NatsTails {
         afterSeq: fromRoomStart(log, afterSeq),
         onEvent,
         onError,
+        onSealed,
       },
       () => this.forget(tail),
     );
@@ -265,6 +269,7 @@ interface TailSpec {
   afterSeq: number;
   onEvent(event: GeoLoggedEnvelope): void;
   onError?(error: Error): void;
+  onSealed?(): void;
 }
 
 /** A stored message as a tail takes it: from a consumer (a core message) or a direct get. */
@@ -321,7 +326,8 @@ class RoomTail {
       this.held.push({ message, seq });
       return true;
     }
-    return this.deliver(seq, message.headers?.get(EPOCH_HEADER), message);
+    const headers = message.headers;
+    return this.deliver(seq, headers?.get(EPOCH_HEADER), headers?.has(SEAL_HEADER) ?? false, message);
   }
 
   onFailed(reason: string): void {
@@ -346,7 +352,7 @@ class RoomTail {
     for (let from = this.delivered + 1; from <= upTo && !this.stopped;) {
       const stored = await reads.next(this.spec.log, from);
       if (!stored || stored.seq > upTo) break;
-      if (!this.deliver(stored.seq, stored.header.get(EPOCH_HEADER), stored)) return;
+      if (!this.deliver(stored.seq, stored.header.get(EPOCH_HEADER), stored.header.has(SEAL_HEADER), stored)) return;
       from = stored.seq + 1;
     }
     const held = this.held ?? [];
@@ -369,9 +375,15 @@ class RoomTail {
     this.spec.onError?.(new GeoTransportUnavailableError(reason));
   }
 
-  private deliver(seq: number, epochHeader: string | undefined, message: TailMessage): boolean {
+  private deliver(seq: number, epochHeader: string | undefined, seal: boolean, message: TailMessage): boolean {
     if (this.stopped) return false;
     if (seq <= this.delivered) return true;
+    if (seal) {
+      // A move sealed the segment: what follows on this subject is not the room's.
+      this.stop();
+      this.spec.onSealed?.();
+      return false;
+    }
     if (!ofEpoch(epochHeader, this.epoch)) {
       this.fail(`log of room "${this.room}" was reset; its epoch changed`);
       return false;

@@ -20,7 +20,9 @@ import { NatsAppends } from './nats-appends.js';
 import { joinEpoch, NatsEpochs } from './nats-epochs.js';
 import { generationPart, HomeStreamReplacedError, NatsHomes } from './nats-homes.js';
 import { setUpError, unavailable } from './nats-errors.js';
+import { NatsHomedLogs } from './nats-homed-logs.js';
 import { NatsLogReader } from './nats-log.reader.js';
+import { NatsMoves } from './nats-moves.js';
 import { NatsNames, type NatsLogRef } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
 import { NatsStateStore } from './nats-state.store.js';
@@ -78,8 +80,10 @@ export class NatsTransport implements GeoTransport {
   private readonly reads: NatsLogReader;
   private readonly tails: NatsTails;
   private readonly appends: NatsAppends;
-  /** Room homes (`roomHomes`); `undefined` when every global log is in the global stream. */
+  /** Room homes (`roomHomes`): records, moves, and logs across segments; `undefined` when every global log is in the global stream. */
   private readonly homes: NatsHomes | undefined;
+  private readonly moves: NatsMoves | undefined;
+  private readonly homedLogs: NatsHomedLogs | undefined;
   /** Ephemeral subscriptions and the epoch watcher, ended by close(). */
   private readonly subscriptions = new Set<() => void>();
   /** The connection as soon as it exists, so close() can end it even in the middle of connect(). */
@@ -119,8 +123,10 @@ export class NatsTransport implements GeoTransport {
           (region) => this.streams.ensureHomeStream(this.require(), region),
         )
       : undefined;
+    this.moves = this.homes && new NatsMoves(this.names, this.homes, this.epochs, clients, context.dedupWindowMs);
+    this.homedLogs = this.homes && new NatsHomedLogs(this.homes, this.reads, this.tails);
     const placeRoom = context.placeRoom ?? (() => context.region);
-    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, placeRoom);
+    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, this.moves, placeRoom);
     this.state = new NatsStateStore(
       () => this.requireBuckets(),
       (error) => unavailable(this.clients?.nats, error),
@@ -147,6 +153,7 @@ export class NatsTransport implements GeoTransport {
 
   read(log: GeoLogRef, afterSeq: number, limit: number): Promise<GeoReadResult> {
     return this.located(log, async (located) => {
+      if (located?.home) return this.homedLogs!.read({ ...located, home: located.home }, afterSeq, limit);
       if (located) return this.reads.read(located, afterSeq, limit);
       // No home: nothing was ever appended. A position past 0 cannot be of this log.
       return { epoch: await this.unplacedEpoch(log), events: [], truncated: afterSeq > 0, lastSeq: 0 };
@@ -154,9 +161,10 @@ export class NatsTransport implements GeoTransport {
   }
 
   head(log: GeoLogRef): Promise<GeoLogHead> {
-    return this.located(log, async (located) =>
-      located ? this.reads.head(located) : { epoch: await this.unplacedEpoch(log), firstSeq: 1, lastSeq: 0 },
-    );
+    return this.located(log, async (located) => {
+      if (located?.home) return this.homedLogs!.head({ ...located, home: located.home });
+      return located ? this.reads.head(located) : { epoch: await this.unplacedEpoch(log), firstSeq: 1, lastSeq: 0 };
+    });
   }
 
   tail(
@@ -165,9 +173,10 @@ export class NatsTransport implements GeoTransport {
     onEvent: (event: GeoLoggedEnvelope) => void,
     onError?: (error: Error) => void,
   ): Promise<GeoSubscription> {
-    return this.located(log, (located) =>
-      located ? this.tails.open(located, afterSeq, onEvent, onError) : this.tailUnplaced(log, afterSeq, onEvent, onError),
-    );
+    return this.located(log, (located) => {
+      if (located?.home) return this.homedLogs!.tail({ ...located, home: located.home }, afterSeq, onEvent, onError);
+      return located ? this.tails.open(located, afterSeq, onEvent, onError) : this.tailUnplaced(log, afterSeq, onEvent, onError);
+    });
   }
 
   /** At most once: handed to the connection, never confirmed. */
@@ -222,15 +231,33 @@ export class NatsTransport implements GeoTransport {
     return { room, region, term: 0, placement: this.placement };
   }
 
+  /**
+   * Moves a global room's log to `region` (with `roomHomes`): see {@link NatsMoves}. Takes
+   * at least the lease (two seconds); appends meanwhile go on and are acked once it ends.
+   */
+  async move(room: string, region: string): Promise<GeoRoomHome> {
+    if (!this.moves) throw new GeoConfigError('natsTransport: moving a room needs roomHomes: true');
+    if (!this.context.regions.includes(region))
+      throw new GeoConfigError(`cannot move room "${room}" to "${region}": not one of ${this.context.regions.join(', ')}`);
+    const { home } = await this.moves.move(globalLog(room), region);
+    return { room, region: home?.region ?? null, term: home?.term ?? 0, placement: 'per-room' };
+  }
+
   async deleteLog(log: GeoLogRef): Promise<void> {
     const { jsm, nats } = this.require();
     const located: NatsLogRef = this.homes ? await this.homes.locate(log) : log;
     // New epoch first, then purge: readers skip whatever of the old epoch is still there.
     await this.epochs.rotate(log);
     if (this.homes && log.scope === 'global' && !located.home) return; // no home: nothing stored
-    await jsm.streams.purge(this.names.stream(located), { filter: this.names.subject(located) }).catch((error: unknown) => {
-      throw unavailable(nats, error);
-    });
+    // Every segment the record keeps: the room's events are under one subject per segment.
+    const segments = located.home
+      ? [...(located.home.past ?? []), located.home].map((segment) => ({ ...located, home: { ...located.home!, ...segment } }))
+      : [located];
+    for (const segment of segments) {
+      await jsm.streams.purge(this.names.stream(segment), { filter: this.names.subject(segment) }).catch((error: unknown) => {
+        throw unavailable(nats, error);
+      });
+    }
   }
 
   async close(): Promise<void> {
@@ -285,7 +312,7 @@ export class NatsTransport implements GeoTransport {
     let closed = false;
     const stopWaiting = this.homes!.whenPlaced(log, (located) => {
       if (closed) return;
-      this.tails.open(located, afterSeq, onEvent, onError, true).then(
+      this.homedLogs!.tail({ ...located, home: located.home! }, afterSeq, onEvent, onError, true).then(
         (opened) => {
           if (closed) void opened.close();
           else tail = opened;

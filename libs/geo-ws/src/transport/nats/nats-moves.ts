@@ -1,0 +1,216 @@
+import { Logger } from '@nestjs/common';
+import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js';
+import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
+import type { GeoLogRef } from '../log-ref.js';
+import type { NatsClients } from './load-nats.js';
+import { EPOCH_HEADER, type NatsEpochs } from './nats-epochs.js';
+import { unavailable } from './nats-errors.js';
+import { LEASE_MS, type NatsHomes } from './nats-homes.js';
+import type { NatsLogRef, NatsNames, NatsRoomHome } from './nats-names.js';
+import { ALIAS_HEADER, MAX_PAST_SEGMENTS, MAX_TERM, positionOf, SEAL_HEADER } from './nats-segments.js';
+
+/** Extra wait after the lease before sealing: covers clock-rate drift and timer lateness between instances. */
+const LEASE_MARGIN_MS = 250;
+/** A move recorded this long ago and not finished (its mover died) is finished by whoever meets it. */
+export const STALE_MOVE_MS = LEASE_MS * 4;
+/** How long an append waits for a move under way to finish before it fails as unavailable (the client retries). */
+const MOVE_WAIT_MS = STALE_MOVE_MS + 5000;
+
+type HomedLog = NatsLogRef & { home: NatsRoomHome };
+
+/**
+ * Moves of a room's log from its home region to another, without losing, repeating or
+ * reordering an event (see "Moves" in docs/TRANSPORTS.md):
+ *
+ * 1. the record gets `moving` (a compare-and-set on the homes bucket); appends keep going
+ *    to the old home, but each one acked from then on is confirmed against the seal;
+ * 2. the mover waits {@link LEASE_MS}: an instance whose cache did not show the move yet
+ *    may only take an ack as final while its cache is fresh (`NatsHomes.isFresh`), so
+ *    every append acked that way was stored before the seal;
+ * 3. a seal marker is appended to the old segment's subject: its events are those before
+ *    it; an append stored after it (acked late) is not the room's and is sent again;
+ * 4. alias markers for the segment's events of the last dedup window are written to the
+ *    new home's stream, so an `event_id` retried after the move is a duplicate there;
+ * 5. the record names the new home under the next term, with the sealed segment kept in
+ *    `past` for readers of older positions.
+ *
+ * Every step is idempotent (the seal and the aliases carry `Nats-Msg-Id`s), so a move left
+ * half done by a mover that died is finished by whoever meets it later.
+ */
+export class NatsMoves {
+  private readonly logger = new Logger(NatsMoves.name);
+
+  constructor(
+    private readonly names: NatsNames,
+    private readonly homes: NatsHomes,
+    private readonly epochs: NatsEpochs,
+    private readonly clients: () => NatsClients,
+    private readonly dedupWindowMs: number,
+  ) {}
+
+  /** Moves the room's log to `to`; resolves with the log where it lives then. Places a room with no home in `to`. */
+  async move(log: GeoLogRef, to: string): Promise<NatsLogRef> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const record = await this.homes.fetch(log);
+      if (!record) return this.homes.place(log, to);
+      const { home, revision } = record;
+      if (!home.moving && home.region === to) return { ...log, home };
+      if (home.moving) return this.finish({ ...log, home });
+      if (home.term >= MAX_TERM)
+        throw new GeoTransportUnavailableError(`room "${log.room}" has moved ${home.term - 1} times: no more moves in this epoch`);
+      const moving: NatsRoomHome = { ...home, moving: { to, since: Date.now() } };
+      if (!(await this.homes.replace(log, moving, revision))) continue; // changed meanwhile: look again
+      await sleep(LEASE_MS + LEASE_MARGIN_MS);
+      return this.finish({ ...log, home: moving }, true);
+    }
+    throw new GeoTransportUnavailableError(`the home of room "${log.room}" kept changing; retry the move`);
+  }
+
+  /**
+   * Waits until the room's move under way is finished (finishing it when it is stale) and
+   * returns where the room lives then.
+   */
+  async settled(log: HomedLog): Promise<HomedLog> {
+    const deadline = Date.now() + MOVE_WAIT_MS;
+    for (let current = log; ;) {
+      if (!current.home.moving) return current;
+      if (Date.now() - current.home.moving.since >= STALE_MOVE_MS) {
+        const finished = await this.move(log, current.home.moving.to);
+        if (finished.home) return finished as HomedLog;
+      }
+      if (Date.now() >= deadline) throw new GeoTransportUnavailableError(`room "${log.room}" is moving; retry`);
+      current = await this.nextRecord(current, deadline);
+    }
+  }
+
+  /**
+   * Whether an event acked at stream sequence `seq` of the segment `log.home` belongs to the
+   * room: true when stored before the segment's seal (or no seal can come before it).
+   */
+  async confirm(log: HomedLog, seq: number, ackedAt: number): Promise<boolean> {
+    const cached = this.homes.cached(log)?.home;
+    // The cache showed this term with no move under way while fresh: stored before any seal.
+    if (cached && cached.term === log.home.term && !cached.moving && this.homes.isFresh(ackedAt)) return true;
+    const deadline = Date.now() + MOVE_WAIT_MS;
+    for (;;) {
+      const record = await this.homes.fetch(log);
+      if (!record) return true;
+      const { home } = record;
+      if (home.generation !== log.home.generation) return false;
+      if (home.term === log.home.term && !home.moving) return true;
+      const sealed = home.past?.find((segment) => segment.term === log.home.term);
+      if (sealed?.sealSeq !== undefined) return seq < sealed.sealSeq;
+      if (home.term > log.home.term) return false; // sealed long ago, no longer recorded: not an event acked now
+      if (Date.now() - (home.moving?.since ?? 0) >= STALE_MOVE_MS) await this.move(log, home.moving!.to).catch(() => undefined);
+      else await this.nextRecord({ ...log, home }, deadline);
+      if (Date.now() >= deadline) throw new GeoTransportUnavailableError(`room "${log.room}" is moving; retry`);
+    }
+  }
+
+  /** Steps 3 to 5 of a move recorded as `log.home.moving`. */
+  private async finish(log: HomedLog, waited = false): Promise<NatsLogRef> {
+    const { home } = log;
+    const to = home.moving!.to;
+    if (!waited) {
+      const left = home.moving!.since + LEASE_MS + LEASE_MARGIN_MS - Date.now();
+      if (left > 0) await sleep(left);
+    }
+    const key = this.names.logKey(log);
+    const { nats, publisher } = this.clients();
+    await this.homes.homeStreamReady(to);
+    // 3. The seal.
+    const sealHeaders = nats.core.headers();
+    sealHeaders.set(SEAL_HEADER, String(home.term));
+    sealHeaders.set('Nats-Msg-Id', `${key}:seal:${home.generation}:${home.term}`);
+    const seal = await publisher
+      .publish(this.names.subject(log), '', sealHeaders)
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    // 4. Aliases in the new home's stream for the ids still inside the dedup window.
+    const next: NatsRoomHome = {
+      region: to,
+      term: home.term + 1,
+      generation: home.generation,
+      incarnation: '',
+      startSeq: 0,
+      past: [
+        ...(home.past ?? []),
+        { region: home.region, term: home.term, incarnation: home.incarnation, startSeq: home.startSeq, sealSeq: seal.seq },
+      ].slice(-MAX_PAST_SEGMENTS),
+    };
+    const aliases = await this.writeAliases(log, seal.seq, { ...log, home: next });
+    // 5. The new segment starts after everything in the new stream now (aliases included).
+    const head = await this.epochs.streamHead(this.names.homeStream(to));
+    const moved: NatsRoomHome = { ...next, incarnation: head.incarnation, startSeq: head.lastSeq };
+    const current = await this.homes.fetch(log);
+    if (!current || current.home.term !== home.term || !current.home.moving) return { ...log, ...(current ? { home: current.home } : {}) };
+    if (!(await this.homes.replace(log, moved, current.revision))) return { ...log, home: (await this.homes.fetch(log))?.home ?? moved };
+    this.logger.debug(`room "${log.room}" moved from ${home.region} to ${to} (term ${moved.term}, ${aliases} aliases)`);
+    return { ...log, home: moved };
+  }
+
+  /**
+   * Copies the ids of the sealed segment's events stored within the dedup window into
+   * alias markers in the next segment's stream. Returns how many.
+   */
+  private async writeAliases(sealed: HomedLog, sealSeq: number, next: HomedLog): Promise<number> {
+    const { js, nats, publisher } = this.clients();
+    const since = new Date(Date.now() - this.dedupWindowMs).toISOString();
+    const key = this.names.logKey(sealed);
+    let consumer;
+    try {
+      consumer = await js.consumers.get(this.names.stream(sealed), { filter_subjects: this.names.subject(sealed), opt_start_time: since });
+    } catch (error) {
+      throw unavailable(nats, error);
+    }
+    const acks: Promise<unknown>[] = [];
+    try {
+      for (let done = false; !done;) {
+        const messages = await consumer.fetch({ max_messages: 256, expires: 2000 });
+        let count = 0;
+        for await (const message of messages) {
+          count++;
+          if (message.seq >= sealSeq || message.headers?.has(SEAL_HEADER)) {
+            done = true;
+            break;
+          }
+          const id = (message.json<GeoEnvelopeDraft>() as Partial<GeoEnvelopeDraft>).event_id;
+          if (typeof id !== 'string') continue;
+          const headers = nats.core.headers();
+          headers.set('Nats-Msg-Id', `${key}:${id}`);
+          headers.set(ALIAS_HEADER, String(positionOf(sealed.home.term, message.seq)));
+          const epoch = message.headers?.get(EPOCH_HEADER);
+          if (epoch) headers.set(EPOCH_HEADER, epoch);
+          acks.push(publisher.publish(this.names.aliasSubject(next), '', headers));
+        }
+        if (count === 0) done = true;
+      }
+      await Promise.all(acks);
+    } catch (error) {
+      throw unavailable(nats, error);
+    } finally {
+      void consumer.delete().catch(() => undefined);
+    }
+    return acks.length;
+  }
+
+  /** The room's next record this instance learns, or the current one at the deadline. */
+  private nextRecord(log: HomedLog, deadline: number): Promise<HomedLog> {
+    return new Promise((resolve) => {
+      let stop = (): void => undefined;
+      const finish = (next: HomedLog) => {
+        clearTimeout(timer);
+        stop();
+        resolve(next);
+      };
+      const timer = setTimeout(() => finish(log), Math.max(0, Math.min(deadline - Date.now(), LEASE_MS)));
+      stop = this.homes.follow(log, (located) => {
+        const home = located.home!;
+        if (home.term !== log.home.term || !!home.moving !== !!log.home.moving) finish(located as HomedLog);
+      });
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
