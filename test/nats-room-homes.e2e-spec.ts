@@ -71,4 +71,63 @@ describe('room homes on a NATS supercluster (roomHomes: each room in its home cl
     expect(report).toEqual({ clients: 6, events: total, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
     expect(new Set(log.map((event) => event.region))).toEqual(new Set(REGIONS));
   }, 120_000);
+
+  it("placement 'auto': the room moves to us's cluster when us publishes most of it, while every region keeps publishing; one order, nothing lost", async () => {
+    topology ??= await startSupercluster(REGIONS);
+    const clusters = topology;
+    const namespace = `mv${randomUUID().slice(0, 6)}`;
+    const moving = await deployRegions(REGIONS, {
+      transport: (region) => natsTransport({ servers: clusters.node(region).clientUrl, namespace, homeCluster: 'eu', roomHomes: true }),
+      geo: { placement: () => 'auto', homeMoves: { windowMs: 2000 }, metrics: true, limits: { rate: { perSecond: 1000, burst: 1000 } } },
+    });
+    try {
+      const room = `sun-${randomUUID().slice(0, 6)}`;
+      const members: WsTestClient[] = [];
+      for (const region of REGIONS) {
+        const client = await WsTestClient.connect(moving.region(region).wsUrl, { name: `${region}-member` });
+        clients.push(client);
+        members.push(client);
+        await client.join(room);
+      }
+      const [asia, eu, us] = members;
+      for (let n = 0; n < 10; n++) await asia.publishUntilAcked('note.add', room, { text: `asia-${n}` });
+      const homeIn = async (region: string) =>
+        (await (await fetch(`${moving.region(region).url}/geo/rooms/${room}`)).json()) as { home: string; term: number };
+      expect(await homeIn('eu')).toMatchObject({ home: 'asia', term: 1 });
+      // us publishes most from now on; asia and eu go on a little, so appends from every region cross the move.
+      let sent = 10;
+      const deadline = Date.now() + 30_000;
+      for (let n = 0; (await homeIn('asia')).home !== 'us' || n < 40; n++) {
+        if (Date.now() > deadline) throw new Error('the room did not follow its traffic to us');
+        const publisher = n % 5 === 3 ? asia : n % 5 === 4 ? eu : us;
+        await publisher.publishUntilAcked('note.add', room, { text: `late-${n}` });
+        sent++;
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      for (const region of REGIONS) expect(await homeIn(region)).toMatchObject({ home: 'us', term: 2 });
+      for (const member of members) await member.waitForEvents(room, sent, 20_000);
+      const log = (await moving.region('eu').transport.read(globalLog(room), 0, 1000)).events;
+      const report = checkLogs(
+        log,
+        members.map((member) => member.events(room)),
+      );
+      expect(report).toEqual({ clients: 3, events: sent, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
+      for (const member of members) {
+        expect(member.frames.filter((frame) => frame.event === 'geo.joined' && frame.data.recovered === false)).toEqual([]);
+      }
+      expect(await (await fetch(`${moving.region('us').url}/metrics`)).text()).toMatch(
+        /geows_room_moves_total\{region="us",from="asia"\} 1/,
+      );
+      // The new segment lives in us's cluster.
+      const nc = await connect({ servers: clusters.node('eu').clientUrl });
+      try {
+        const info = await (await jetstreamManager(nc)).streams.info(`GEOWS_${namespace.toUpperCase()}_H_US`);
+        expect(info.cluster?.name).toBe('us');
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await moving.close();
+    }
+  }, 120_000);
 });

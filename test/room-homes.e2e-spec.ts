@@ -70,6 +70,40 @@ describe('room homes over the memory transport (GET /geo/rooms/:room, placement)
     await publisher.publish('note.add', placed, { text: 'still here' });
   });
 
+  it("placement 'auto': a room whose publishers move to another region follows them; members see one log, no gap, no recovered: false", async () => {
+    deployment = await deployRegions(['asia', 'eu', 'us'], {
+      delayMs: 20,
+      geo: { placement: () => 'auto', homeMoves: { windowMs: 1000 }, metrics: true, limits: { rate: { perSecond: 1000, burst: 1000 } } },
+    });
+    const name = room('follows');
+    const members = await Promise.all(['asia', 'eu', 'us'].map((region) => connect(region, `${region}-member`)));
+    for (const member of members) await member.join(name);
+    const [asia, , us] = members;
+    // Morning in asia: the room is homed there.
+    for (let n = 0; n < 12; n++) await asia.publishUntilAcked('note.add', name, { text: `asia-${n}` });
+    expect((await homeOf(deployment, 'us', name)).body).toMatchObject({ home: 'asia', term: 1 });
+    // Then us takes over: after a window of mostly-us events, us moves the room to itself.
+    let n = 0;
+    const deadline = Date.now() + 15_000;
+    while ((await homeOf(deployment, 'eu', name)).body.home !== 'us') {
+      if (Date.now() > deadline) throw new Error('the room did not follow its traffic to us');
+      await us.publishUntilAcked('note.add', name, { text: `us-${n++}` });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (let k = 0; k < 5; k++) await us.publishUntilAcked('note.add', name, { text: `us-${n++}` });
+    const total = 12 + n;
+    expect((await homeOf(deployment, 'asia', name)).body).toMatchObject({ home: 'us', term: 2 });
+    for (const member of members) {
+      const events = await member.waitForEvents(name, total);
+      expect(events.map((event) => event.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(member.frames.filter((frame) => frame.event === 'geo.joined' && frame.data.recovered === false)).toEqual([]);
+    }
+    const metrics = await (await fetch(`${deployment.region('us').url}/metrics`)).text();
+    expect(metrics).toMatch(/geows_room_moves_total\{region="us",from="asia"\} 1/);
+    // asia's events never came from us: it moved nothing.
+    expect(await (await fetch(`${deployment.region('asia').url}/metrics`)).text()).not.toMatch(/geows_room_moves_total\{region="asia"/);
+  });
+
   it('refuses a malformed room id with 400', async () => {
     deployment = await deployRegions(['eu']);
     expect((await homeOf(deployment, 'eu', 'a b')).status).toBe(400);

@@ -30,6 +30,8 @@ export class ChatModule {
           ...(config.maxBufferedBytes === undefined ? {} : { limits: { maxBufferedBytes: config.maxBufferedBytes } }),
           ...(config.metrics ? { metrics: true } : {}),
           ...(config.compressionThresholdBytes === undefined ? {} : { compression: { thresholdBytes: config.compressionThresholdBytes } }),
+          // GEO_PLACEMENT=auto: every room's log follows its traffic.
+          ...(config.homeMoves ? { placement: () => 'auto' as const, homeMoves: { windowMs: config.homeMoves.windowMs } } : {}),
         }),
       ],
       controllers: demo ? [DemoTokenController] : [],

@@ -67,6 +67,18 @@ describe('chat config from the environment', () => {
     expect(() => readRegionConfig({ REGION: 'eu', GEO_NATS_ROOM_HOMES: 'yes' })).toThrow('GEO_NATS_ROOM_HOMES must be 1 or 0, got "yes"');
   });
 
+  it('lets rooms follow their traffic with GEO_PLACEMENT=auto, only on transports that move rooms', () => {
+    expect(readRegionConfig({ REGION: 'eu' }).homeMoves).toBeUndefined();
+    expect(readRegionConfig({ REGION: 'eu', GEO_PLACEMENT: 'auto', GEO_HOME_MOVE_WINDOW_MS: '5000' }).homeMoves).toEqual({
+      windowMs: 5000,
+    });
+    expect(readRegionConfig({ REGION: 'eu', GEO_TRANSPORT: 'nats', GEO_PLACEMENT: 'auto' }).homeMoves).toEqual({ windowMs: undefined });
+    expect(() => readRegionConfig({ REGION: 'eu', GEO_PLACEMENT: 'sometimes' })).toThrow('GEO_PLACEMENT must be first-append or auto');
+    expect(() => readRegionConfig({ REGION: 'eu', GEO_TRANSPORT: 'redis', GEO_PLACEMENT: 'auto' })).toThrow(
+      'it needs GEO_TRANSPORT=memory',
+    );
+  });
+
   it('keeps "=" inside URLs', () => {
     expect(parseRegions('eu=http://h/?a=b')).toEqual({ eu: { url: 'http://h/?a=b' } });
   });

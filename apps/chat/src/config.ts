@@ -22,6 +22,12 @@ export interface RegionConfig {
   /** Separates deployments sharing one broker. */
   namespace: string;
   nats: { url: string; homeCluster?: string; replicas: number; roomHomes: boolean };
+  /**
+   * `GEO_PLACEMENT=auto`: each room's log follows its traffic (geo-ws's `placement: () => 'auto'`),
+   * moved after `GEO_HOME_MOVE_WINDOW_MS` (default the library's 30 s) of mostly one region's
+   * events; `undefined` (`first-append`, the default): a room lives where its first event was published.
+   */
+  homeMoves: { windowMs: number | undefined } | undefined;
   redis: { url: string; replicaUrl?: string };
   auth: AuthConfig;
   /**
@@ -116,6 +122,19 @@ function urlFor(value: string, region: string, variable: string, optional: boole
   return url;
 }
 
+/** `GEO_PLACEMENT`: `first-append` (default) or `auto` (rooms follow their traffic; memory, or NATS with room homes). */
+function readHomeMoves(env: NodeJS.ProcessEnv, transport: RegionConfig['transport'], roomHomes: boolean): RegionConfig['homeMoves'] {
+  const placement = variable(env, 'GEO_PLACEMENT') ?? 'first-append';
+  if (placement === 'first-append') return undefined;
+  if (placement !== 'auto') throw new ConfigError(`GEO_PLACEMENT must be first-append or auto, got "${placement}"`);
+  if (transport === 'redis' || (transport === 'nats' && !roomHomes)) {
+    throw new ConfigError(
+      'GEO_PLACEMENT=auto moves room logs between regions: it needs GEO_TRANSPORT=memory, or nats with GEO_NATS_ROOM_HOMES=1',
+    );
+  }
+  return { windowMs: variable(env, 'GEO_HOME_MOVE_WINDOW_MS') === undefined ? undefined : integer(env, 'GEO_HOME_MOVE_WINDOW_MS', 0) };
+}
+
 /** Reads one region's configuration. `PORT` defaults to the port in that region's URL. */
 export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionConfig {
   const regions = parseRegions(env.GEO_REGIONS ?? DEFAULT_REGIONS);
@@ -128,6 +147,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
   }
   const urlPort = Number(new URL(regions[region].url).port || 80);
   const production = env.NODE_ENV === 'production';
+  const roomHomes = flag(env, 'GEO_NATS_ROOM_HOMES', true);
   return {
     region,
     port: integer(env, 'PORT', urlPort),
@@ -146,8 +166,9 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
       url: natsUrlFor(env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222', region),
       homeCluster: env.GEO_NATS_HOME_CLUSTER || undefined,
       replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
-      roomHomes: flag(env, 'GEO_NATS_ROOM_HOMES', true),
+      roomHomes,
     },
+    homeMoves: readHomeMoves(env, transport, roomHomes),
     auth: readAuth(env, production),
     allowedOrigins: readAllowedOrigins(env, regions),
     production,

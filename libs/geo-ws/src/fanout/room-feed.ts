@@ -46,6 +46,8 @@ export interface FeedHost {
   broken(feed: RoomFeed, reason: string): void;
   /** The feed started holding recent events: the host sweeps them from now on (see {@link RecentEvents}). */
   holding(feed: RoomFeed): void;
+  /** Each live event of the node's feeds, when rooms follow their traffic (`HomeFollower`). */
+  readonly traffic?: (log: GeoLogRef, event: GeoLoggedEnvelope) => void;
 }
 
 /** A member whose replay runs: live events for it are held until the replay hands over. */
@@ -375,6 +377,7 @@ export class RoomFeed {
       msgpack = msgpackOf(this.solo);
     }
     if (delivered > 0) this.host.observer?.delivered(event, delivered, msgpack, true, false);
+    this.host.traffic?.(this.log, event);
   }
 
   private onEphemeral(envelope: GeoEnvelopeDraft): void {

@@ -1,3 +1,4 @@
+import type { GeoLoggedEnvelope } from '../envelope/geo-envelope.interface.js';
 import type { GeoTransport } from '../transport/geo-transport.interface.js';
 import { logKey, type GeoLogRef } from '../transport/log-ref.js';
 import type { ReplayBudget } from './replay-budget.js';
@@ -27,6 +28,8 @@ export class RoomFeeds implements FeedHost {
     readonly budget: ReplayBudget,
     /** Metrics, when they are on. */
     readonly observer?: FeedObserver,
+    /** Live events, for rooms that follow their traffic. */
+    readonly traffic?: (log: GeoLogRef, event: GeoLoggedEnvelope) => void,
   ) {}
 
   /** Number of open feeds (one broker tail each). */

@@ -37,6 +37,7 @@ import { createWebSocketServer, UpgradeHandler } from './upgrade-handler.js';
 import { ConnectionUpkeep } from './connection-upkeep.js';
 import { Revocations } from './revocations.js';
 import { LoopDelayGate } from '../limits/loop-delay-gate.js';
+import { HomeFollower } from '../homes/home-follower.js';
 
 /** Every protocol addition this server speaks, for `geo.welcome`. */
 const WELCOME_FEATURES: string[] = Object.values(GeoFeature);
@@ -90,6 +91,8 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
   private upgrades: UpgradeHandler | undefined;
   private started = false;
   private draining = false;
+  /** Moves rooms that follow their traffic here (`placement` answering `'auto'`). */
+  private readonly follower: HomeFollower | undefined;
 
   constructor(
     @Inject(GEO_WS_RESOLVED_OPTIONS) private readonly options: ResolvedGeoWsOptions,
@@ -101,6 +104,9 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     const { rate, refusals, replay, maxBufferedBytes } = options.limits;
     // Metrics hook in only when on: with them off, nothing below costs a call.
     const state = metrics ? instrumentStateStore(transport.state, metrics) : transport.state;
+    this.follower =
+      options.homeMoves &&
+      new HomeFollower(transport, options.region, options.homeMoves, metrics ? (from) => metrics.roomMoved(from) : undefined);
     this.feeds = new RoomFeeds(
       transport,
       new ReplayBudget({
@@ -126,6 +132,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
             tailStopped: () => metrics.tailStopped(),
           }
         : undefined,
+      this.follower && ((log, event) => this.follower!.observe(log, event)),
     );
     this.access = new AccessPolicy(options.region, state, REVOCATION_RECHECK_MS, (tokenId) => this.revocations.closeRevoked(tokenId));
     this.auth = new HandshakeAuth(options.authenticate, this.access);
@@ -275,6 +282,7 @@ export class GeoWsServer implements OnApplicationBootstrap, BeforeApplicationShu
     this.upkeep.stop();
     this.arrivals.stop();
     this.presence?.stop();
+    this.follower?.close();
     if (this.upgrades) this.httpServer?.off('upgrade', this.upgrades.handle);
     // Connections still open close here: their sessions are saved like any close, and
     // written before the transport (closed after this hook) goes away.

@@ -64,6 +64,7 @@ export class GeoMetrics {
   private readonly joinsUnrecovered: Child;
   private readonly slowConsumers: Child;
   private readonly tailStops: Child;
+  private readonly roomMoves: TallyCounter;
   private readonly clientEvents: Child;
   private readonly anomalies: Record<'duplicate' | 'regression' | 'gap', Child>;
 
@@ -119,6 +120,10 @@ export class GeoMetrics {
       'Live tails of room logs that stopped (log reset, stream recreated, broker silent): their members joined again',
       ['region'],
     ).labels(here);
+    this.roomMoves = this.counter(`${p}room_moves_total`, "Rooms whose log this region moved to itself, following the room's traffic", [
+      'region',
+      'from',
+    ]);
     this.clientEvents = this.counter(`${p}client_events_total`, 'Events clients reported receiving (geo.report)', ['region']).labels(here);
     const anomalies = this.counter(`${p}client_anomalies_total`, 'Duplicates, seq regressions and gaps clients reported (geo.report)', [
       'region',
@@ -252,6 +257,11 @@ export class GeoMetrics {
 
   tailStopped(): void {
     this.tailStops.inc();
+  }
+
+  /** This region moved a room's log here from `from` (`placement` answering `'auto'`). */
+  roomMoved(from: string): void {
+    this.roomMoves.labels({ region: this.region, from }).inc();
   }
 
   slowConsumerClosed(): void {

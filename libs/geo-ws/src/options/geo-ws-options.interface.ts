@@ -1,4 +1,5 @@
 import type { GeoTransportFactory } from '../transport/geo-transport.interface.js';
+import type { ResolvedHomeMoves } from '../homes/home-follower.js';
 import type { GeoPlacement } from '../transport/room-home.js';
 import type { GeoAuthenticator } from '../auth/geo-principal.js';
 import type { GeoMetricsOptions, ResolvedGeoMetricsOptions } from '../metrics/geo-metrics.options.js';
@@ -32,6 +33,13 @@ export interface GeoWsModuleOptions {
    * @example placement: (room) => room.split(':')[0] // rooms named "eu:support-42" live in eu
    */
   placement?: GeoPlacement;
+  /**
+   * When rooms whose `placement` answer is `'auto'` move (docs/TRANSPORTS.md, "Moves"): once
+   * more than `share` of a room's events over the last `windowMs` were published in one
+   * region (at least ten), that region moves the room's log to itself. A room stays at
+   * least `windowMs` where it moved. Defaults: `share` 0.6, `windowMs` 30,000.
+   */
+  homeMoves?: { share?: number; windowMs?: number };
   /** The WebSocket path on the app's HTTP server. Default `/ws`. */
   path?: string;
   /**
@@ -209,6 +217,8 @@ export interface ResolvedGeoWsOptions {
   transport: GeoTransportFactory;
   /** The home of a room this region appends first: `placement`'s answer, checked; `undefined` without `placement` (this region). */
   placeRoom: ((room: string) => string) | undefined;
+  /** Rooms whose log follows its traffic, and when they move; `undefined` without `placement`. */
+  homeMoves: ResolvedHomeMoves | undefined;
   path: string;
   authenticate: GeoAuthenticator;
   allowedOrigins: ReadonlySet<string> | undefined;

@@ -143,7 +143,33 @@ describe('resolveOptions: placement', () => {
     expect(placeRoom?.('us:support')).toBe('us');
     expect(placeRoom?.('lobby')).toBe('eu');
     expect(() => placeRoom?.('odd')).toThrow(GeoConfigError);
-    expect(() => placeRoom?.('odd')).toThrow('placement returned "mars" for room "odd": it must return one of eu, us, or undefined.');
+    expect(() => placeRoom?.('odd')).toThrow(
+      'placement returned "mars" for room "odd": it must return one of eu, us, \'auto\', or undefined.',
+    );
+  });
+
+  it("'auto' places a room in the appending region and makes it follow its traffic, with homeMoves' defaults or its checked values", () => {
+    const { placeRoom, homeMoves } = resolveOptions({ ...base, placement: (room) => (room.startsWith('team-') ? 'auto' : 'us') });
+    expect(placeRoom?.('team-1')).toBe('eu');
+    expect(homeMoves).toMatchObject({ share: 0.6, windowMs: 30_000 });
+    expect(homeMoves?.follows('team-1')).toBe(true);
+    expect(homeMoves?.follows('lobby')).toBe(false);
+    expect(resolveOptions({ ...base, placement: () => 'auto', homeMoves: { share: 0.75, windowMs: 5000 } }).homeMoves).toMatchObject({
+      share: 0.75,
+      windowMs: 5000,
+    });
+    expect(() => resolveOptions({ ...base, placement: () => 'auto', homeMoves: { share: 0.4 } })).toThrow(
+      'homeMoves.share must be at least 0.5 and below 1',
+    );
+    expect(() => resolveOptions({ ...base, homeMoves: {} })).toThrow("homeMoves needs a placement that answers 'auto'");
+    // A placement that throws never trips delivery: the room is taken as not following.
+    const throwing = resolveOptions({
+      ...base,
+      placement: () => {
+        throw new Error('app bug');
+      },
+    });
+    expect(throwing.homeMoves?.follows('x')).toBe(false);
   });
 
   it('refuses a placement that is not a function at boot', () => {

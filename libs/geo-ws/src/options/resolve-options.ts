@@ -15,6 +15,7 @@ import {
 } from './defaults.js';
 import { resolveMetricsOptions } from '../metrics/geo-metrics.options.js';
 import type { GeoRegionEndpoint, GeoWsModuleOptions, ResolvedGeoWsOptions } from './geo-ws-options.interface.js';
+import type { ResolvedHomeMoves } from '../homes/home-follower.js';
 import type { GeoPlacement } from '../transport/room-home.js';
 
 const REGION_NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -166,6 +167,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     region: options.region,
     regions,
     placeRoom: roomPlacement(options.placement, options.region, names),
+    homeMoves: homeMoves(options, names),
     transport: options.transport,
     path,
     authenticate: options.authenticate ?? anonymous,
@@ -246,12 +248,39 @@ function roomPlacement(
   if (typeof placement !== 'function')
     throw new GeoConfigError(`placement must be a function (room, { region, regions }) => region, got ${typeof placement}.`);
   return (room) => {
-    const home = placement(room, { region, regions }) ?? region;
+    const answer = placement(room, { region, regions });
+    const home = answer === undefined || answer === 'auto' ? region : answer;
     if (!regions.includes(home)) {
       throw new GeoConfigError(
-        `placement returned ${JSON.stringify(home)} for room "${room}": it must return one of ${regions.join(', ')}, or undefined.`,
+        `placement returned ${JSON.stringify(home)} for room "${room}": it must return one of ${regions.join(', ')}, 'auto', or undefined.`,
       );
     }
     return home;
   };
+}
+
+/** Defaults of `homeMoves`. */
+export const DEFAULT_HOME_MOVES = { share: 0.6, windowMs: 30_000 };
+
+/** `homeMoves`, checked: rooms follow their traffic only where `placement` answers `'auto'`. */
+function homeMoves(options: GeoWsModuleOptions, regions: readonly string[]): ResolvedHomeMoves | undefined {
+  const { placement, homeMoves: given = {} } = options;
+  if (placement === undefined || typeof placement !== 'function') {
+    if (options.homeMoves) throw new GeoConfigError("homeMoves needs a placement that answers 'auto' for the rooms that move.");
+    return undefined;
+  }
+  const share = given.share ?? DEFAULT_HOME_MOVES.share;
+  if (!(share >= 0.5 && share < 1)) {
+    throw new GeoConfigError(`homeMoves.share must be at least 0.5 and below 1 (one region's share of a room's events), got ${share}.`);
+  }
+  const windowMs = positiveInteger(given.windowMs, DEFAULT_HOME_MOVES.windowMs, 'homeMoves.windowMs');
+  const { region } = options;
+  const follows = (room: string): boolean => {
+    try {
+      return placement(room, { region, regions }) === 'auto';
+    } catch {
+      return false; // its first append reports the error; delivery must not trip on it
+    }
+  };
+  return { follows, share, windowMs };
 }
