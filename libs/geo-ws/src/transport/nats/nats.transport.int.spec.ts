@@ -20,6 +20,7 @@ for (const [mode, sharedTailFrom, roomHomes] of [
   ['a consumer per room', Number.POSITIVE_INFINITY, false],
   ['one consumer per stream', 1, false],
   ['room homes', 64, true],
+  ['room homes, one consumer per stream', 1, true],
 ] as const)
   describeTransportContract(`nats (JetStream at ${servers}), ${mode}`, {
     roomHomes,
@@ -130,6 +131,80 @@ describe('NATS transport specifics', () => {
         await dropNatsNamespace(servers, namespace);
       }
     }
+  });
+
+  describe('moves (roomHomes)', () => {
+    const regions = { ...context, regions: ['eu', 'us'] };
+    const withHomes = async (use: (transport: NatsTransport, namespace: string) => Promise<void>) => {
+      const namespace = `t${randomUUID().slice(0, 8)}`;
+      const transport = natsTransport({ servers, namespace, roomHomes: true })(regions) as NatsTransport;
+      try {
+        await transport.connect();
+        await use(transport, namespace);
+      } finally {
+        await transport.close();
+        await dropNatsNamespace(servers, namespace);
+      }
+    };
+    const kv = async (nc: Awaited<ReturnType<typeof connect>>, namespace: string) => {
+      const { Kvm } = await import('@nats-io/kv');
+      return new Kvm(nc).open(new NatsNames(namespace).kv.homes);
+    };
+
+    it('a move left half done by a mover that died is finished by the next append; nothing is lost', async () => {
+      await withHomes(async (transport, namespace) => {
+        const log = { room: 'orphan', scope: 'global' } as const;
+        const first = await transport.append(log, draftIn('orphan'));
+        // A mover recorded the move long ago and died before sealing.
+        const nc = await connect({ servers });
+        try {
+          const bucket = await kv(nc, namespace);
+          const key = new NatsNames(namespace).logKey(log);
+          const entry = (await bucket.get(key))!;
+          const stale: NatsRoomHome = { ...entry.json<NatsRoomHome>(), moving: { to: 'us', since: Date.now() - 60_000 } };
+          await bucket.update(key, JSON.stringify(stale), entry.revision);
+        } finally {
+          await nc.close();
+        }
+        await waitUntil(() => false, 300); // the watcher hands the record to the cache
+        const second = await transport.append(log, draftIn('orphan'));
+        expect(second.seq).toBeGreaterThan(first.seq);
+        expect(second.epoch).toBe(first.epoch);
+        expect(await transport.home('orphan')).toMatchObject({ region: 'us', term: 2 });
+        expect((await transport.read(log, 0, 10)).events.map((event) => event.seq)).toEqual([first.seq, second.seq]);
+      });
+    });
+
+    it("what a late append left after a segment's seal is not the room's: reads and tails skip it", async () => {
+      await withHomes(async (transport, namespace) => {
+        const log = { room: 'sealed', scope: 'global' } as const;
+        const names = new NatsNames(namespace);
+        const before = await transport.append(log, draftIn('sealed'));
+        const sealed = (await transport.home('sealed')).region!;
+        await transport.move('sealed', 'us');
+        // An append acked after the seal, as an instance with a stale cache would make it.
+        const nc = await connect({ servers });
+        try {
+          const nats = await loadNats();
+          const headers = nats.core.headers();
+          headers.set('Nats-Msg-Id', `late-${randomUUID()}`);
+          const home: NatsRoomHome = { region: sealed, term: 1, generation: 0, incarnation: '', startSeq: 0 };
+          const js = (await import('@nats-io/jetstream')).jetstream(nc);
+          await js.publish(names.subject({ ...log, home }), JSON.stringify(draftIn('sealed')), { headers });
+        } finally {
+          await nc.close();
+        }
+        const after = await transport.append(log, draftIn('sealed'));
+        const read = await transport.read(log, 0, 10);
+        expect(read.events.map((event) => event.seq)).toEqual([before.seq, after.seq]);
+        const seen: number[] = [];
+        const tail = await transport.tail(log, 0, (event) => seen.push(event.seq));
+        await waitUntil(() => seen.length >= 2);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await tail.close();
+        expect(seen).toEqual([before.seq, after.seq]);
+      });
+    });
   });
 
   it("appends made back to back, none waiting for an ack, are stored in the order they were made (a log's first ones too)", async () => {
