@@ -29,6 +29,26 @@ describe('room homes on a NATS supercluster (roomHomes: each room in its home cl
       transport: (region) => natsTransport({ servers: clusters.node(region).clientUrl, namespace, homeCluster: 'eu', roomHomes: true }),
       geo: { limits: { rate: { perSecond: 1000, burst: 1000 } } },
     });
+    // Each region made its copies of the others' room logs at boot (awaited a few seconds, then in the background).
+    const mirrors = await connect({ servers: clusters.node('eu').clientUrl });
+    try {
+      const jsm = await jetstreamManager(mirrors);
+      for (const at of ['asia', 'eu']) {
+        const name = `GEOWS_${namespace.toUpperCase()}_M_US_${at.toUpperCase()}`;
+        for (
+          const until = Date.now() + 30_000;
+          !(await jsm.streams.info(name).then(
+            () => true,
+            () => false,
+          ));
+        ) {
+          if (Date.now() > until) throw new Error(`no mirror ${name} after 30 s`);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+    } finally {
+      await mirrors.close();
+    }
     const room = `team-${randomUUID().slice(0, 6)}`;
     for (const region of REGIONS) {
       for (const n of [1, 2]) {
@@ -45,11 +65,17 @@ describe('room homes on a NATS supercluster (roomHomes: each room in its home cl
     );
     for (const answer of answers) expect(answer).toEqual({ room, home: 'us', term: 1, placement: 'per-room' });
 
-    // The home stream is in us's cluster.
+    // The home stream is in us's cluster; asia and eu read its live events from their own
+    // copies of it, in their own clusters (mirrors: on, as streams are placed by cluster).
     const nc = await connect({ servers: clusters.node('eu').clientUrl });
     try {
-      const info = await (await jetstreamManager(nc)).streams.info(`GEOWS_${namespace.toUpperCase()}_H_US`);
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(`GEOWS_${namespace.toUpperCase()}_H_US`);
       expect(info.cluster?.name).toBe('us');
+      for (const region of ['asia', 'eu']) {
+        const mirror = await jsm.streams.info(`GEOWS_${namespace.toUpperCase()}_M_US_${region.toUpperCase()}`);
+        expect({ cluster: mirror.cluster?.name, tails: mirror.state.consumer_count > 0 }).toEqual({ cluster: region, tails: true });
+      }
     } finally {
       await nc.close();
     }

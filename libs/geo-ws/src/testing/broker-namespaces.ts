@@ -10,10 +10,10 @@ export async function dropNatsNamespace(servers: string, namespace: string): Pro
   const { core, jetstream } = await loadNats();
   const names = new NatsNames(namespace);
   const buckets = new Set(Object.values(names.kv).map((bucket) => `KV_${bucket}`));
-  // The global stream, its regional (`_R_`) and room-home (`_H_`) streams, and the buckets.
+  // The global stream, its regional (`_R_`), room-home (`_H_`) and mirror (`_M_`) streams, and the buckets.
   const ours = (stream: string) =>
     stream === names.globalStream ||
-    ['_R_', '_H_'].some((kind) => stream.startsWith(`${names.globalStream}${kind}`)) ||
+    ['_R_', '_H_', '_M_'].some((kind) => stream.startsWith(`${names.globalStream}${kind}`)) ||
     buckets.has(stream);
   const nc = await core.connect({ servers });
   try {

@@ -78,6 +78,8 @@ export class NatsLogReader {
     private readonly epochs: NatsEpochs,
     private readonly clients: () => NatsClients,
     private readonly timeoutMs: number,
+    /** Gets answered by each stream's leader, not any replica or mirror (see {@link get}). */
+    private readonly leaderGets = false,
   ) {}
 
   /**
@@ -115,12 +117,12 @@ export class NatsLogReader {
     return this.direct(log, { seq: 1, next_by_subj: this.names.subject(log) });
   }
 
-  /** The stored event a direct get finds, if any. */
+  /** The stored event a get finds, if any. */
   async direct(log: NatsLogRef, query: DirectQuery): Promise<LogPosition | undefined> {
-    const { jsm, nats } = this.clients();
+    const { nats } = this.clients();
     let message: StoredMsg | null;
     try {
-      message = await jsm.direct.getMessage(this.names.stream(log), query);
+      message = await this.get(log, query);
     } catch (error) {
       throw unavailable(nats, error);
     }
@@ -280,10 +282,25 @@ export class NatsLogReader {
 
   /** The log's first stored message at or after stream sequence `from`, by a direct get (any replica answers). */
   async next(log: NatsLogRef, from: number): Promise<StoredMsg | null> {
-    const { jsm, nats } = this.clients();
-    return jsm.direct
-      .getMessage(this.names.stream(log), { seq: from, next_by_subj: this.names.subject(log) })
-      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    const { nats } = this.clients();
+    return this.get(log, { seq: from, next_by_subj: this.names.subject(log) }).catch((error: unknown) =>
+      Promise.reject(unavailable(nats, error)),
+    );
+  }
+
+  /**
+   * One stored message of the log's stream: a direct get (any replica answers), or, where
+   * mirrors copy the stream (`leaderGets`), a get the stream's leader answers. NATS lets a
+   * mirror of a direct-enabled stream answer its direct gets, from a copy that may lag:
+   * the bounds above would then miss events the stream holds.
+   */
+  private get(log: NatsLogRef, query: DirectQuery): Promise<StoredMsg | null> {
+    const { jsm } = this.clients();
+    const stream = this.names.stream(log);
+    // The leader's get takes the same queries on NATS 2.9+ (next_by_subj included), though the client types omit it.
+    return this.leaderGets
+      ? jsm.streams.getMessage(stream, query as Parameters<typeof jsm.streams.getMessage>[1])
+      : jsm.direct.getMessage(stream, query);
   }
 
   /** Direct gets of a log's next message from `from` on, until `take` has what it needs or the log ends. */

@@ -98,6 +98,11 @@ export class NatsNames {
     return `${this.globalStream}_H_${region.toUpperCase()}`;
   }
 
+  /** The copy of `home`'s home stream kept in region `at`'s cluster (see `mirrors` in the options). */
+  mirrorStream(home: string, at: string): string {
+    return `${this.globalStream}_M_${home.toUpperCase()}_${at.toUpperCase()}`;
+  }
+
   homeSubjects(region: string): string {
     return `${this.prefix}.h.${region}.*`;
   }

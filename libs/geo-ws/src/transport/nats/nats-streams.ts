@@ -104,6 +104,72 @@ export class NatsStreams {
     await this.ensureStream(clients, this.names.homeStream(region), this.names.homeSubjects(region), this.clusterOf(region));
   }
 
+  /**
+   * Region `at`'s mirror of region `home`'s home stream, in `at`'s cluster, with the home
+   * stream's limits (so retention decisions read the same on both). Mirrors keep the home
+   * stream's sequences and headers, so a tail reads a mirror as it would the home stream.
+   * Idempotent. Returns the incarnation of the home stream it mirrors: a mirror of an
+   * earlier incarnation (the home stream was created again: a mirror copies nothing of the
+   * new one until it passes the old one's last sequence, then the wrong events) is
+   * deleted and made again. The incarnation is kept in the mirror's description (NATS 2.9
+   * has no stream metadata).
+   */
+  async ensureMirror(clients: NatsClients, home: string, at: string): Promise<string> {
+    const { jsm, nats } = clients;
+    const name = this.names.mirrorStream(home, at);
+    const origin = this.names.homeStream(home);
+    try {
+      await this.ensureHomeStream(clients, home);
+      const incarnation = Date.parse((await jsm.streams.info(origin)).created).toString(36);
+      const description = mirrorDescription(origin, incarnation);
+      const cluster = this.clusterOf(at);
+      const config: Partial<StreamConfig> & { name: string } = {
+        name,
+        description,
+        mirror: { name: origin },
+        max_msgs_per_subject: this.context.retention.maxEvents,
+        max_age: this.context.retention.maxAgeMs * 1_000_000,
+        num_replicas: this.options.replicas ?? 1,
+        storage: this.options.storage ?? 'file',
+        discard: 'old',
+        ...(cluster ? { placement: { cluster, tags: [] } } : {}),
+      };
+      let info = await jsm.streams.info(name).catch((error: unknown) => {
+        if (isApiError(nats, error, nats.jetstream.JetStreamApiCodes.StreamNotFound)) return undefined;
+        throw error;
+      });
+      if (info && info.config.description !== description) {
+        this.logger.warn(`mirror ${name} copies an earlier ${origin} (created again since): made again`);
+        await jsm.streams.delete(name).catch(() => undefined);
+        info = undefined;
+      }
+      if (!info) {
+        await jsm.streams.add(config).catch((error: unknown) => {
+          if (!isApiError(nats, error, STREAM_NAME_IN_USE)) throw error;
+        });
+      } else if (info.config.max_msgs_per_subject !== config.max_msgs_per_subject || info.config.max_age !== config.max_age) {
+        await jsm.streams.update(name, { ...info.config, max_msgs_per_subject: config.max_msgs_per_subject, max_age: config.max_age });
+      }
+      return incarnation;
+    } catch (error) {
+      throw setUpError(nats, `JetStream mirror ${name}`, error);
+    }
+  }
+
+  /** The incarnation of the home stream region `at`'s mirror of `home` copies, if the mirror exists (`setup: 'verify'` makes none). */
+  async mirrored({ jsm }: NatsClients, home: string, at: string): Promise<string | undefined> {
+    const info = await jsm.streams.info(this.names.mirrorStream(home, at)).catch(() => undefined);
+    return info?.config.description?.match(/\(created ([0-9a-z]+)\)$/)?.[1];
+  }
+
+  /** Whether regions read live events from mirrors (see `mirrors` in the options). */
+  get mirrors(): boolean {
+    return (
+      !!this.options.roomHomes &&
+      (this.options.mirrors ?? (this.options.homeCluster !== undefined || this.options.regionalCluster !== undefined))
+    );
+  }
+
   /** The cluster holding a region's own streams (regional logs, room homes), on a supercluster. */
   private clusterOf(region: string): string | undefined {
     return this.options.regionalCluster?.(region) ?? (this.options.homeCluster ? region : undefined);
@@ -200,4 +266,9 @@ export class NatsStreams {
       throw setUpError(nats, `JetStream stream ${name}`, error);
     }
   }
+}
+
+/** What a mirror says of the home stream it copies: read back by `mirrored`. */
+function mirrorDescription(origin: string, incarnation: string): string {
+  return `geo-ws: a copy of ${origin} (created ${incarnation})`;
 }

@@ -47,7 +47,12 @@ export class NatsTails {
   /** Per stream: the one reader of the whole stream, once this node tails enough of its rooms. */
   private readonly shared = new Map<string, SharedStreamTail>();
   /** One check of every consumer of this transport for silence. */
-  private readonly watchdog = setInterval(() => this.checkSilence(), WATCHDOG_EVERY_MS).unref();
+  private readonly watchdog = setInterval(() => {
+    this.checkSilence();
+    void this.checkOrigins();
+  }, WATCHDOG_EVERY_MS).unref();
+  /** A check of the home streams behind mirrors is under way. */
+  private checkingOrigins = false;
 
   constructor(
     private readonly names: NatsNames,
@@ -58,6 +63,8 @@ export class NatsTails {
     private readonly sharedFrom: number,
     /** A reader NATS sent nothing for this long fails its tails (their members join again). */
     private readonly giveUpMs: number,
+    /** The stream a log's live events are read from: its own, or this region's mirror of its incarnation `incarnation`. */
+    private readonly readStream: (log: NatsLogRef, incarnation: string) => string = (log) => names.stream(log),
   ) {}
 
   /**
@@ -83,13 +90,17 @@ export class NatsTails {
   ): Promise<GeoSubscription> {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
-    const stream = this.names.stream(log);
     const bounds = await this.reads.bounds(log, afterSeq, false);
     if (bounds.truncated) {
       // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
       throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
     }
     const head = bounds.stream;
+    const origin = this.names.stream(log);
+    const stream = this.readStream(log, head.incarnation);
+    // A mirror is a stream of its own: its consumers are checked against its incarnation,
+    // and the home stream's is checked apart (see checkOrigins).
+    const incarnation = stream === origin ? head.incarnation : (await this.epochs.streamHead(stream)).incarnation;
     const tail = new RoomTail(
       {
         log,
@@ -97,7 +108,8 @@ export class NatsTails {
         stream,
         subject: this.names.subject(log),
         epoch: bounds.epoch,
-        incarnation: head.incarnation,
+        incarnation,
+        origin: { stream: origin, incarnation: head.incarnation },
         // Nothing of a homed room is at or before its start: the tail catches up from there.
         afterSeq: fromRoomStart(log, afterSeq),
         onEvent,
@@ -246,6 +258,40 @@ export class NatsTails {
     }
   }
 
+  /**
+   * Tails that read a mirror do not see their home stream created again (the mirror goes
+   * on copying nothing, then, once the new stream passes the old one's last sequence, its
+   * events): each home stream behind a mirror tail is asked for its incarnation here, once
+   * a second, and the tails of one created again fail (their members join again).
+   */
+  private async checkOrigins(): Promise<void> {
+    if (this.checkingOrigins) return;
+    const byOrigin = new Map<string, RoomTail[]>();
+    for (const tails of this.tails.values()) {
+      for (const tail of tails) {
+        if (tail.stream === tail.origin.stream) continue;
+        const list = byOrigin.get(tail.origin.stream) ?? [];
+        list.push(tail);
+        byOrigin.set(tail.origin.stream, list);
+      }
+    }
+    if (byOrigin.size === 0) return;
+    this.checkingOrigins = true;
+    try {
+      await Promise.all(
+        [...byOrigin].map(async ([origin, tails]) => {
+          const head = await this.epochs.streamHead(origin).catch(() => undefined);
+          if (!head) return; // unreachable: the silence checks cover it
+          for (const tail of tails)
+            if (tail.origin.incarnation !== head.incarnation)
+              tail.fail(`the stream of room "${tail.room}" was recreated; its epoch changed`);
+        }),
+      );
+    } finally {
+      this.checkingOrigins = false;
+    }
+  }
+
   private forget(tail: RoomTail): void {
     const tails = this.tails.get(tail.key);
     tails?.delete(tail);
@@ -270,6 +316,8 @@ interface TailSpec {
   onEvent(event: GeoLoggedEnvelope): void;
   onError?(error: Error): void;
   onSealed?(): void;
+  /** The log's own stream and its incarnation when the tail started (the tail may read a mirror of it). */
+  origin: { stream: string; incarnation: string };
 }
 
 /** A stored message as a tail takes it: from a consumer (a core message) or a direct get. */
@@ -284,6 +332,7 @@ class RoomTail {
   readonly stream: string;
   readonly subject: string;
   readonly incarnation: string;
+  readonly origin: TailSpec['origin'];
   /** The last stream sequence delivered: nothing at or below it is delivered again. */
   delivered: number;
   /** The tail's own consumer, while it reads through one. */
@@ -303,6 +352,7 @@ class RoomTail {
     this.stream = spec.stream;
     this.subject = spec.subject;
     this.incarnation = spec.incarnation;
+    this.origin = spec.origin;
     this.delivered = spec.afterSeq;
   }
 

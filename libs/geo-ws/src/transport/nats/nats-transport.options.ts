@@ -27,6 +27,15 @@ export interface GeoNatsTransportOptions {
    * "Room homes"). `homeCluster` still places the KV buckets.
    */
   roomHomes?: boolean;
+  /**
+   * With `roomHomes`: each region keeps a mirror of every other region's home stream in its
+   * own cluster (`GEOWS_<NS>_M_<HOME>_<HERE>`) and reads live events from it, so fan-out
+   * never waits on a consumer in another region's cluster, and events already copied keep
+   * flowing to members while that cluster is away. Appends and reads still go to the home
+   * stream (the one order). Default: on when the streams are placed by cluster (`homeCluster`
+   * or `regionalCluster` set: a supercluster), off otherwise.
+   */
+  mirrors?: boolean;
   /** Cluster of each region's regional logs and room homes; default: the region's name when `homeCluster` is set. */
   regionalCluster?: (region: string) => string | undefined;
   /** Stream replicas: 3 on a stretched cluster to survive losing a region. Default 1. */

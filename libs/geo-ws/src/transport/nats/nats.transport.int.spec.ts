@@ -14,20 +14,21 @@ import { natsTransport, type NatsTransport } from './nats.transport.js';
 
 const servers = process.env.GEO_NATS_URL ?? 'nats://127.0.0.1:4222';
 
-// Three times: rooms tailed through a consumer each, every stream read through one
-// consumer, and each room's log in its home region's stream (roomHomes).
-for (const [mode, sharedTailFrom, roomHomes] of [
-  ['a consumer per room', Number.POSITIVE_INFINITY, false],
-  ['one consumer per stream', 1, false],
-  ['room homes', 64, true],
-  ['room homes, one consumer per stream', 1, true],
+// Four times: rooms tailed through a consumer each, every stream read through one
+// consumer, and each room's log in its home region's stream (roomHomes), read live from
+// each region's mirror of it, or from the home stream through one consumer per stream.
+for (const [mode, sharedTailFrom, roomHomes, mirrors] of [
+  ['a consumer per room', Number.POSITIVE_INFINITY, false, false],
+  ['one consumer per stream', 1, false, false],
+  ['room homes, live events from mirrors', 64, true, true],
+  ['room homes, one consumer per stream', 1, true, false],
 ] as const)
   describeTransportContract(`nats (JetStream at ${servers}), ${mode}`, {
     roomHomes,
     newCluster: () => {
       const namespace = `t${randomUUID().slice(0, 8)}`;
       return {
-        transport: natsTransport({ servers, namespace, sharedTailFrom, roomHomes }),
+        transport: natsTransport({ servers, namespace, sharedTailFrom, roomHomes, mirrors }),
         dispose: () => dropNatsNamespace(servers, namespace),
         // The log's stream deleted and created again with the same configuration, as after a
         // server lost its store and an app set the stream up again.

@@ -30,6 +30,10 @@ import { NatsStreams, type NatsBuckets } from './nats-streams.js';
 import { DEFAULT_SHARED_TAIL_FROM, DEFAULT_TAIL_GIVE_UP_MS, MIN_TAIL_GIVE_UP_MS, NatsTails } from './nats-tails.js';
 import type { GeoNatsTransportOptions } from './nats-transport.options.js';
 
+/** How long connect() waits for this region's mirrors of the other regions' room logs before going on without them. */
+const MIRRORS_AT_BOOT_MS = 3000;
+/** A mirror that could not be made is tried again after this long. */
+const MIRROR_RETRY_MS = 5000;
 /** Time limit of each JetStream request when `requestTimeoutMs` is not set. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 
@@ -84,6 +88,11 @@ export class NatsTransport implements GeoTransport {
   private readonly homes: NatsHomes | undefined;
   private readonly moves: NatsMoves | undefined;
   private readonly homedLogs: NatsHomedLogs | undefined;
+  /**
+   * Per home region: the incarnation of its home stream this region's mirror copies (see
+   * `mirrors`); `false` while it is being made, absent when not looked at yet.
+   */
+  private readonly mirrorsReady = new Map<string, string | false>();
   /** Ephemeral subscriptions and the epoch watcher, ended by close(). */
   private readonly subscriptions = new Set<() => void>();
   /** The connection as soon as it exists, so close() can end it even in the middle of connect(). */
@@ -111,8 +120,10 @@ export class NatsTransport implements GeoTransport {
     const clients = () => this.require();
     this.streams = new NatsStreams(this.names, options, context, this.timeoutMs, () => this.closed);
     this.epochs = new NatsEpochs(this.names, clients, () => this.requireBuckets().epochs);
-    this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs);
-    this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom, tailGiveUpMs);
+    this.reads = new NatsLogReader(this.names, this.epochs, clients, this.timeoutMs, this.streams.mirrors);
+    this.tails = new NatsTails(this.names, this.epochs, this.reads, clients, sharedTailFrom, tailGiveUpMs, (log, incarnation) =>
+      this.readStream(log, incarnation),
+    );
     this.placement = options.roomHomes ? 'per-room' : 'fixed';
     this.homes = options.roomHomes
       ? new NatsHomes(
@@ -123,7 +134,7 @@ export class NatsTransport implements GeoTransport {
           (region) => this.streams.ensureHomeStream(this.require(), region),
         )
       : undefined;
-    this.moves = this.homes && new NatsMoves(this.names, this.homes, this.epochs, clients, context.dedupWindowMs);
+    this.moves = this.homes && new NatsMoves(this.names, this.homes, this.epochs, this.reads, clients, context.dedupWindowMs);
     this.homedLogs = this.homes && new NatsHomedLogs(this.homes, this.reads, this.tails);
     const placeRoom = context.placeRoom ?? (() => context.region);
     this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, this.moves, placeRoom);
@@ -337,6 +348,50 @@ export class NatsTransport implements GeoTransport {
     });
   }
 
+  // ---- mirrors ------------------------------------------------------------------------
+
+  /**
+   * Where a log's live events are read from: this region's mirror of another region's home
+   * stream once it is there and copies the home stream's current incarnation (it is made
+   * in the background, see {@link prepareMirror}), else the log's own stream.
+   */
+  private readStream(log: NatsLogRef, incarnation: string): string {
+    const home = log.home?.region;
+    if (!home || home === this.context.region || !this.streams.mirrors) return this.names.stream(log);
+    const mirrored = this.mirrorsReady.get(home);
+    if (mirrored === incarnation) return this.names.mirrorStream(home, this.context.region);
+    // Not looked at yet, or a copy of an earlier home stream: (re)made in the background.
+    if (mirrored !== false) void this.prepareMirror(home);
+    return this.names.stream(log);
+  }
+
+  /**
+   * Makes (or, with `setup: 'verify'`, looks for) this region's mirror of `home`'s stream.
+   * Never fails the caller: until it is there, tails read the home stream itself, and a
+   * failure is tried again later.
+   */
+  private async prepareMirror(home: string): Promise<void> {
+    this.mirrorsReady.set(home, false);
+    try {
+      const clients = this.require();
+      const { region } = this.context;
+      const mirrored =
+        this.options.setup === 'verify'
+          ? await this.streams.mirrored(clients, home, region)
+          : await this.streams.ensureMirror(clients, home, region);
+      if (mirrored) this.mirrorsReady.set(home, mirrored);
+      else this.mirrorsReady.delete(home);
+    } catch (error) {
+      this.logger.warn(
+        `no mirror of region "${home}"'s room logs in ${this.context.region} yet (tails read them from ${home} meanwhile): ${error instanceof Error ? error.message : String(error)}`,
+      );
+      // Tried again a little later (tails meanwhile read the home stream).
+      setTimeout(() => {
+        if (!this.closed) void this.prepareMirror(home);
+      }, MIRROR_RETRY_MS).unref();
+    }
+  }
+
   // ---- connection ----------------------------------------------------------------------
 
   private async open(): Promise<void> {
@@ -372,6 +427,12 @@ export class NatsTransport implements GeoTransport {
     await this.streams.setUp(this.clients);
     this.buckets = await this.streams.openBuckets(this.clients);
     if (this.homes) this.subscriptions.add(await this.homes.watch().catch((error: unknown) => Promise.reject(unavailable(nats, error))));
+    // Mirrors of the other regions' home streams: waited for a little, so the first tails
+    // read them, but never failing the boot (a region away now gets its mirror later).
+    if (this.streams.mirrors) {
+      const prepared = this.context.regions.filter((region) => region !== this.context.region).map((region) => this.prepareMirror(region));
+      await Promise.race([Promise.all(prepared), new Promise((resolve) => setTimeout(resolve, MIRRORS_AT_BOOT_MS).unref())]);
+    }
     const stopWatching = await this.epochs
       .watch(this.buckets.epochs, (key, epoch) => this.tails.rotated(key, epoch))
       .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
