@@ -338,9 +338,9 @@ function isOlder(a: NatsRoomHome, b: NatsRoomHome): boolean {
  * How long a freshness check vouches for the cache (see {@link NatsHomes.isFresh}), and so
  * how long a move waits between recording itself and sealing the old segment.
  */
-export const LEASE_MS = 2000;
+export const LEASE_MS = 1000;
 /** How often the cache's freshness is checked: several checks per lease, so one slow answer does not let it lapse. */
-const PROBE_EVERY_MS = 500;
+const PROBE_EVERY_MS = 250;
 
 /** JetStream's "wrong last sequence": a KV update lost its race. */
 const WRONG_LAST_SEQUENCE = 10071;

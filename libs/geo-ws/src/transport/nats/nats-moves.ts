@@ -6,11 +6,12 @@ import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import { LEASE_MS, type NatsHomes } from './nats-homes.js';
+import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames, NatsRoomHome } from './nats-names.js';
 import { ALIAS_HEADER, MAX_PAST_SEGMENTS, MAX_TERM, positionOf, SEAL_HEADER } from './nats-segments.js';
 
 /** Extra wait after the lease before sealing: covers clock-rate drift and timer lateness between instances. */
-const LEASE_MARGIN_MS = 250;
+const LEASE_MARGIN_MS = 100;
 /** A move recorded this long ago and not finished (its mover died) is finished by whoever meets it. */
 export const STALE_MOVE_MS = LEASE_MS * 4;
 /** How long an append waits for a move under way to finish before it fails as unavailable (the client retries). */
@@ -44,6 +45,7 @@ export class NatsMoves {
     private readonly names: NatsNames,
     private readonly homes: NatsHomes,
     private readonly epochs: NatsEpochs,
+    private readonly reads: NatsLogReader,
     private readonly clients: () => NatsClients,
     private readonly dedupWindowMs: number,
   ) {}
@@ -60,8 +62,11 @@ export class NatsMoves {
         throw new GeoTransportUnavailableError(`room "${log.room}" has moved ${home.term - 1} times: no more moves in this epoch`);
       const moving: NatsRoomHome = { ...home, moving: { to, since: Date.now() } };
       if (!(await this.homes.replace(log, moving, revision))) continue; // changed meanwhile: look again
+      // While the lease runs out, the aliases of what the segment holds so far are copied:
+      // after the seal only the last few are left to copy.
+      const ahead = this.copyAhead({ ...log, home: moving });
       await sleep(LEASE_MS + LEASE_MARGIN_MS);
-      return this.finish({ ...log, home: moving }, true);
+      return this.finish({ ...log, home: moving }, true, await ahead);
     }
     throw new GeoTransportUnavailableError(`the home of room "${log.room}" kept changing; retry the move`);
   }
@@ -108,7 +113,31 @@ export class NatsMoves {
   }
 
   /** Steps 3 to 5 of a move recorded as `log.home.moving`. */
-  private async finish(log: HomedLog, waited = false): Promise<NatsLogRef> {
+  /** Aliases of the segment's events stored so far; the last sequence copied (undefined: none, or it failed: the finish copies all). */
+  private async copyAhead(log: HomedLog): Promise<number | undefined> {
+    try {
+      const last = await this.reads.lastPosition(log);
+      if (!last) return undefined;
+      return (await this.writeAliases(log, this.nextSegment(log, 0), undefined, last.seq + 1)).last;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The record of the segment after `log.home`'s (its stream position `startSeq` is set once known). */
+  private nextSegment(log: HomedLog, sealSeq: number): HomedLog {
+    const { home } = log;
+    const past = [
+      ...(home.past ?? []),
+      { region: home.region, term: home.term, incarnation: home.incarnation, startSeq: home.startSeq, sealSeq },
+    ].slice(-MAX_PAST_SEGMENTS);
+    return {
+      ...log,
+      home: { region: home.moving!.to, term: home.term + 1, generation: home.generation, incarnation: '', startSeq: 0, past },
+    };
+  }
+
+  private async finish(log: HomedLog, waited = false, copiedUpTo?: number): Promise<NatsLogRef> {
     const { home } = log;
     const to = home.moving!.to;
     if (!waited) {
@@ -126,61 +155,67 @@ export class NatsMoves {
       .publish(this.names.subject(log), '', sealHeaders)
       .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
     // 4. Aliases in the new home's stream for the ids still inside the dedup window.
-    const next: NatsRoomHome = {
-      region: to,
-      term: home.term + 1,
-      generation: home.generation,
-      incarnation: '',
-      startSeq: 0,
-      past: [
-        ...(home.past ?? []),
-        { region: home.region, term: home.term, incarnation: home.incarnation, startSeq: home.startSeq, sealSeq: seal.seq },
-      ].slice(-MAX_PAST_SEGMENTS),
-    };
-    const aliases = await this.writeAliases(log, seal.seq, { ...log, home: next });
+    const next = this.nextSegment(log, seal.seq);
+    const { copied } = await this.writeAliases(log, next, copiedUpTo, seal.seq);
     // 5. The new segment starts after everything in the new stream now (aliases included).
     const head = await this.epochs.streamHead(this.names.homeStream(to));
-    const moved: NatsRoomHome = { ...next, incarnation: head.incarnation, startSeq: head.lastSeq };
+    const moved: NatsRoomHome = { ...next.home, incarnation: head.incarnation, startSeq: head.lastSeq };
     const current = await this.homes.fetch(log);
     if (!current || current.home.term !== home.term || !current.home.moving) return { ...log, ...(current ? { home: current.home } : {}) };
     if (!(await this.homes.replace(log, moved, current.revision))) return { ...log, home: (await this.homes.fetch(log))?.home ?? moved };
-    this.logger.debug(`room "${log.room}" moved from ${home.region} to ${to} (term ${moved.term}, ${aliases} aliases)`);
+    this.logger.debug(`room "${log.room}" moved from ${home.region} to ${to} (term ${moved.term}, ${copied} aliases after the seal)`);
     return { ...log, home: moved };
   }
 
   /**
-   * Copies the ids of the sealed segment's events stored within the dedup window into
-   * alias markers in the next segment's stream. Returns how many.
+   * Copies the ids of the segment's events stored within the dedup window (or after stream
+   * sequence `after`, what an earlier copy reached) into alias markers in the next
+   * segment's stream, up to stream sequence `end` (exclusive; the seal stops it too).
+   * Returns how many it copied and the last sequence it read.
    */
-  private async writeAliases(sealed: HomedLog, sealSeq: number, next: HomedLog): Promise<number> {
+  private async writeAliases(
+    segment: HomedLog,
+    next: HomedLog,
+    after: number | undefined,
+    end: number,
+  ): Promise<{ copied: number; last: number | undefined }> {
     const { js, nats, publisher } = this.clients();
-    const since = new Date(Date.now() - this.dedupWindowMs).toISOString();
-    const key = this.names.logKey(sealed);
+    if (after !== undefined && after + 1 >= end) return { copied: 0, last: after };
+    const key = this.names.logKey(segment);
+    const from =
+      after === undefined ? { opt_start_time: new Date(Date.now() - this.dedupWindowMs).toISOString() } : { opt_start_seq: after + 1 };
     let consumer;
     try {
-      consumer = await js.consumers.get(this.names.stream(sealed), { filter_subjects: this.names.subject(sealed), opt_start_time: since });
+      consumer = await js.consumers.get(this.names.stream(segment), { filter_subjects: this.names.subject(segment), ...from });
     } catch (error) {
       throw unavailable(nats, error);
     }
     const acks: Promise<unknown>[] = [];
+    let last = after;
     try {
       for (let done = false; !done;) {
-        const messages = await consumer.fetch({ max_messages: 256, expires: 2000 });
+        const messages = await consumer.fetch({ max_messages: 256, expires: 1000 });
         let count = 0;
         for await (const message of messages) {
           count++;
-          if (message.seq >= sealSeq || message.headers?.has(SEAL_HEADER)) {
+          if (message.seq >= end || message.headers?.has(SEAL_HEADER)) {
             done = true;
             break;
           }
+          last = message.seq;
           const id = (message.json<GeoEnvelopeDraft>() as Partial<GeoEnvelopeDraft>).event_id;
-          if (typeof id !== 'string') continue;
-          const headers = nats.core.headers();
-          headers.set('Nats-Msg-Id', `${key}:${id}`);
-          headers.set(ALIAS_HEADER, String(positionOf(sealed.home.term, message.seq)));
-          const epoch = message.headers?.get(EPOCH_HEADER);
-          if (epoch) headers.set(EPOCH_HEADER, epoch);
-          acks.push(publisher.publish(this.names.aliasSubject(next), '', headers));
+          if (typeof id === 'string') {
+            const headers = nats.core.headers();
+            headers.set('Nats-Msg-Id', `${key}:${id}`);
+            headers.set(ALIAS_HEADER, String(positionOf(segment.home.term, message.seq)));
+            const epoch = message.headers?.get(EPOCH_HEADER);
+            if (epoch) headers.set(EPOCH_HEADER, epoch);
+            acks.push(publisher.publish(this.names.aliasSubject(next), '', headers));
+          }
+          if (message.seq + 1 >= end) {
+            done = true;
+            break;
+          }
         }
         if (count === 0) done = true;
       }
@@ -190,7 +225,7 @@ export class NatsMoves {
     } finally {
       void consumer.delete().catch(() => undefined);
     }
-    return acks.length;
+    return { copied: acks.length, last };
   }
 
   /** The room's next record this instance learns, or the current one at the deadline. */
