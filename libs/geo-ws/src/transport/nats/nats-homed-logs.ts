@@ -171,12 +171,15 @@ class FollowingTail {
   }
 
   /** The live tail met its segment's seal: on to the next segment. */
-  private next(): void {
-    this.advancing = this.advancing.then(() => this.advance(false)).catch((error: unknown) => this.fail(error));
+  private next(sealedTerm: number): void {
+    this.advancing = this.advancing.then(() => this.advance(false, sealedTerm)).catch((error: unknown) => this.fail(error));
   }
 
-  /** Reads past segments up to the current one, then tails it live. */
-  private async advance(first: boolean): Promise<void> {
+  /**
+   * Reads past segments up to the current one, then tails it live. `sealedTerm`: the
+   * segment whose seal the live tail met, so everything of it was delivered (no read).
+   */
+  private async advance(first: boolean, sealedTerm?: number): Promise<void> {
     const old = this.live;
     this.live = undefined;
     await old?.close();
@@ -185,7 +188,9 @@ class FollowingTail {
       const cached = this.homes.cached(this.log)?.home;
       if (cached && cached.generation === this.log.home.generation && cached.term > this.log.home.term)
         this.log = { ...this.log, home: cached };
-      if (termAt(this.delivered) < this.log.home.term) {
+      if (sealedTerm !== undefined && termAt(this.delivered) === sealedTerm && this.log.home.term > sealedTerm) {
+        this.delivered = Math.max(this.delivered, segmentStart(nextSegmentLog(this.log, sealedTerm).home));
+      } else if (termAt(this.delivered) < this.log.home.term) {
         const page = await this.logs.read(this.log, this.delivered, 256);
         if (page.truncated) {
           throw new GeoTransportUnavailableError(
@@ -204,8 +209,9 @@ class FollowingTail {
       termAt(this.delivered) === term ? streamSeqAt(this.delivered) : startSeq,
       (event) => this.deliver({ ...event, seq: positionOf(term, event.seq) }),
       (error) => this.fail(error),
-      first && this.shared,
-      () => this.next(),
+      // A segment change reads through the stream's shared reader: an event waits for it.
+      !first || this.shared,
+      () => this.next(term),
     );
     // Closed while the tail opened? (A getter: the check above may be stale after the await.)
     if (this.isClosed) await subscription.close();

@@ -59,6 +59,11 @@ export class NatsHomes {
    * some moment after `freshUntil - LEASE_MS`: see {@link isFresh}.
    */
   private freshUntil = 0;
+  /**
+   * Per log key of a room whose move this instance saw begin: until when an append acked
+   * in its old segment was surely stored before the seal (see {@link fenceOf}).
+   */
+  private readonly fences = new Map<string, number>();
   /** Resolves waiters for {@link applied} to reach a revision. */
   private readonly appliedWaiters = new Set<() => void>();
 
@@ -239,6 +244,17 @@ export class NatsHomes {
   }
 
   /**
+   * For a room the cache shows moving: until when (performance.now()) an append acked in
+   * the segment being sealed was stored before the seal, without asking. The freshness
+   * in force when this instance first saw the move came from a check that completed
+   * before the move was applied here, so it vouched for a moment the room was not moving:
+   * the move was recorded after it, and the seal comes a lease after that. 0 when unknown.
+   */
+  fenceOf(log: GeoLogRef): number {
+    return this.fences.get(this.names.logKey(log)) ?? 0;
+  }
+
+  /**
    * One freshness check: the bucket's last revision, asked now, then the watcher reaching
    * it. Failures only let the freshness lapse (appends are then confirmed one by one).
    */
@@ -318,6 +334,13 @@ export class NatsHomes {
    */
   private settled(key: string, home: NatsRoomHome): void {
     const cached = this.cache.get(key);
+    if (cached && home.moving && !cached.moving && cached.term === home.term && cached.generation === home.generation) {
+      // The move begins now for this instance: see fenceOf.
+      if (this.fences.size >= CACHE_LIMIT) this.fences.delete(this.fences.keys().next().value as string);
+      this.fences.set(key, this.freshUntil);
+    } else if (!home.moving) {
+      this.fences.delete(key);
+    }
     if (!cached || !isOlder(home, cached)) {
       this.cache.delete(key);
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);

@@ -6,7 +6,6 @@ import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
 import { LEASE_MS, type NatsHomes } from './nats-homes.js';
-import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames, NatsRoomHome } from './nats-names.js';
 import { ALIAS_HEADER, MAX_PAST_SEGMENTS, MAX_TERM, positionOf, SEAL_HEADER } from './nats-segments.js';
 
@@ -27,11 +26,12 @@ type HomedLog = NatsLogRef & { home: NatsRoomHome };
  *    to the old home, but each one acked from then on is confirmed against the seal;
  * 2. the mover waits {@link LEASE_MS}: an instance whose cache did not show the move yet
  *    may only take an ack as final while its cache is fresh (`NatsHomes.isFresh`), so
- *    every append acked that way was stored before the seal;
+ *    every append acked that way was stored before the seal. Meanwhile it reads where the
+ *    next segment starts and starts copying aliases (step 4);
  * 3. a seal marker is appended to the old segment's subject: its events are those before
  *    it; an append stored after it (acked late) is not the room's and is sent again;
- * 4. alias markers for the segment's events of the last dedup window are written to the
- *    new home's stream, so an `event_id` retried after the move is a duplicate there;
+ * 4. alias markers for the segment's events of the last dedup window, up to the seal, are
+ *    in the new home's stream, so an `event_id` retried after the move is a duplicate there;
  * 5. the record names the new home under the next term, with the sealed segment kept in
  *    `past` for readers of older positions.
  *
@@ -45,7 +45,6 @@ export class NatsMoves {
     private readonly names: NatsNames,
     private readonly homes: NatsHomes,
     private readonly epochs: NatsEpochs,
-    private readonly reads: NatsLogReader,
     private readonly clients: () => NatsClients,
     private readonly dedupWindowMs: number,
   ) {}
@@ -62,11 +61,7 @@ export class NatsMoves {
         throw new GeoTransportUnavailableError(`room "${log.room}" has moved ${home.term - 1} times: no more moves in this epoch`);
       const moving: NatsRoomHome = { ...home, moving: { to, since: Date.now() } };
       if (!(await this.homes.replace(log, moving, revision))) continue; // changed meanwhile: look again
-      // While the lease runs out, the aliases of what the segment holds so far are copied:
-      // after the seal only the last few are left to copy.
-      const ahead = this.copyAhead({ ...log, home: moving });
-      await sleep(LEASE_MS + LEASE_MARGIN_MS);
-      return this.finish({ ...log, home: moving }, true, await ahead);
+      return this.finish({ ...log, home: moving });
     }
     throw new GeoTransportUnavailableError(`the home of room "${log.room}" kept changing; retry the move`);
   }
@@ -94,8 +89,12 @@ export class NatsMoves {
    */
   async confirm(log: HomedLog, seq: number, ackedAt: number): Promise<boolean> {
     const cached = this.homes.cached(log)?.home;
-    // The cache showed this term with no move under way while fresh: stored before any seal.
-    if (cached && cached.term === log.home.term && !cached.moving && this.homes.isFresh(ackedAt)) return true;
+    // The cache showed this term with no move under way while fresh: stored before any seal;
+    // or the move began, but the ack came before the seal could be written.
+    if (cached && cached.term === log.home.term && cached.generation === log.home.generation) {
+      if (!cached.moving && this.homes.isFresh(ackedAt)) return true;
+      if (cached.moving && ackedAt < this.homes.fenceOf(log)) return true;
+    }
     const deadline = Date.now() + MOVE_WAIT_MS;
     for (;;) {
       const record = await this.homes.fetch(log);
@@ -112,19 +111,44 @@ export class NatsMoves {
     }
   }
 
-  /** Steps 3 to 5 of a move recorded as `log.home.moving`. */
-  /** Aliases of the segment's events stored so far; the last sequence copied (undefined: none, or it failed: the finish copies all). */
-  private async copyAhead(log: HomedLog): Promise<number | undefined> {
-    try {
-      const last = await this.reads.lastPosition(log);
-      if (!last) return undefined;
-      return (await this.writeAliases(log, this.nextSegment(log, 0), undefined, last.seq + 1)).last;
-    } catch {
-      return undefined;
-    }
+  /**
+   * Steps 2 to 5 of a move recorded as `log.home.moving`: while the lease runs out, the new
+   * segment's start is read and the aliases of the old one's events are copied, by one
+   * reader that goes on until it meets the seal; so once the seal is written, the move is
+   * recorded as soon as that reader has seen it.
+   */
+  private async finish(log: HomedLog): Promise<NatsLogRef> {
+    const { home } = log;
+    const to = home.moving!.to;
+    const key = this.names.logKey(log);
+    const { nats, publisher } = this.clients();
+    await this.homes.homeStreamReady(to);
+    const next = this.nextSegment(log, 0);
+    // Nothing is appended under the next term before it is recorded: its start can be read now.
+    const started = this.epochs.streamHead(this.names.homeStream(to));
+    const copied = this.copyAliases(log, next);
+    copied.catch(() => undefined); // awaited below; a failure leaves the move to be finished later
+    const left = home.moving!.since + LEASE_MS + LEASE_MARGIN_MS - Date.now();
+    if (left > 0) await sleep(left);
+    // 3. The seal.
+    const sealHeaders = nats.core.headers();
+    sealHeaders.set(SEAL_HEADER, String(home.term));
+    sealHeaders.set('Nats-Msg-Id', `${key}:seal:${home.generation}:${home.term}`);
+    const seal = await publisher
+      .publish(this.names.subject(log), '', sealHeaders)
+      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+    // 4. Every alias written, up to the seal.
+    const [head, aliases] = await Promise.all([started, copied]);
+    // 5. The record.
+    const moved: NatsRoomHome = { ...this.nextSegment(log, seal.seq).home, incarnation: head.incarnation, startSeq: head.lastSeq };
+    const current = await this.homes.fetch(log);
+    if (!current || current.home.term !== home.term || !current.home.moving) return { ...log, ...(current ? { home: current.home } : {}) };
+    if (!(await this.homes.replace(log, moved, current.revision))) return { ...log, home: (await this.homes.fetch(log))?.home ?? moved };
+    this.logger.debug(`room "${log.room}" moved from ${home.region} to ${to} (term ${moved.term}, ${aliases} aliases)`);
+    return { ...log, home: moved };
   }
 
-  /** The record of the segment after `log.home`'s (its stream position `startSeq` is set once known). */
+  /** The record of the segment after `log.home`'s, once the old one is sealed at `sealSeq` (its `startSeq` set by the caller). */
   private nextSegment(log: HomedLog, sealSeq: number): HomedLog {
     const { home } = log;
     const past = [
@@ -137,95 +161,56 @@ export class NatsMoves {
     };
   }
 
-  private async finish(log: HomedLog, waited = false, copiedUpTo?: number): Promise<NatsLogRef> {
-    const { home } = log;
-    const to = home.moving!.to;
-    if (!waited) {
-      const left = home.moving!.since + LEASE_MS + LEASE_MARGIN_MS - Date.now();
-      if (left > 0) await sleep(left);
-    }
-    const key = this.names.logKey(log);
-    const { nats, publisher } = this.clients();
-    await this.homes.homeStreamReady(to);
-    // 3. The seal.
-    const sealHeaders = nats.core.headers();
-    sealHeaders.set(SEAL_HEADER, String(home.term));
-    sealHeaders.set('Nats-Msg-Id', `${key}:seal:${home.generation}:${home.term}`);
-    const seal = await publisher
-      .publish(this.names.subject(log), '', sealHeaders)
-      .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
-    // 4. Aliases in the new home's stream for the ids still inside the dedup window.
-    const next = this.nextSegment(log, seal.seq);
-    const { copied } = await this.writeAliases(log, next, copiedUpTo, seal.seq);
-    // 5. The new segment starts after everything in the new stream now (aliases included).
-    const head = await this.epochs.streamHead(this.names.homeStream(to));
-    const moved: NatsRoomHome = { ...next.home, incarnation: head.incarnation, startSeq: head.lastSeq };
-    const current = await this.homes.fetch(log);
-    if (!current || current.home.term !== home.term || !current.home.moving) return { ...log, ...(current ? { home: current.home } : {}) };
-    if (!(await this.homes.replace(log, moved, current.revision))) return { ...log, home: (await this.homes.fetch(log))?.home ?? moved };
-    this.logger.debug(`room "${log.room}" moved from ${home.region} to ${to} (term ${moved.term}, ${copied} aliases after the seal)`);
-    return { ...log, home: moved };
-  }
-
   /**
-   * Copies the ids of the segment's events stored within the dedup window (or after stream
-   * sequence `after`, what an earlier copy reached) into alias markers in the next
-   * segment's stream, up to stream sequence `end` (exclusive; the seal stops it too).
-   * Returns how many it copied and the last sequence it read.
+   * Copies the ids of the segment's events stored within the dedup window into alias
+   * markers in the next segment's stream, reading on until the seal. Returns how many.
    */
-  private async writeAliases(
-    segment: HomedLog,
-    next: HomedLog,
-    after: number | undefined,
-    end: number,
-  ): Promise<{ copied: number; last: number | undefined }> {
+  private async copyAliases(segment: HomedLog, next: HomedLog): Promise<number> {
     const { js, nats, publisher } = this.clients();
-    if (after !== undefined && after + 1 >= end) return { copied: 0, last: after };
     const key = this.names.logKey(segment);
-    const from =
-      after === undefined ? { opt_start_time: new Date(Date.now() - this.dedupWindowMs).toISOString() } : { opt_start_seq: after + 1 };
+    const deadline = Date.now() + MOVE_WAIT_MS;
     let consumer;
     try {
-      consumer = await js.consumers.get(this.names.stream(segment), { filter_subjects: this.names.subject(segment), ...from });
+      consumer = await js.consumers.get(this.names.stream(segment), {
+        filter_subjects: this.names.subject(segment),
+        opt_start_time: new Date(Date.now() - this.dedupWindowMs).toISOString(),
+      });
     } catch (error) {
       throw unavailable(nats, error);
     }
     const acks: Promise<unknown>[] = [];
-    let last = after;
+    let sealed = false;
     try {
-      for (let done = false; !done;) {
-        const messages = await consumer.fetch({ max_messages: 256, expires: 1000 });
-        let count = 0;
+      // Read as it comes (not in fetched batches, which wait out their expiry): the move ends once the seal is seen.
+      const messages = await consumer.consume({ max_messages: 256 });
+      const timer = setTimeout(() => messages.stop(), Math.max(0, deadline - Date.now()));
+      try {
         for await (const message of messages) {
-          count++;
-          if (message.seq >= end || message.headers?.has(SEAL_HEADER)) {
-            done = true;
+          if (message.headers?.has(SEAL_HEADER)) {
+            sealed = true;
             break;
           }
-          last = message.seq;
           const id = (message.json<GeoEnvelopeDraft>() as Partial<GeoEnvelopeDraft>).event_id;
-          if (typeof id === 'string') {
-            const headers = nats.core.headers();
-            headers.set('Nats-Msg-Id', `${key}:${id}`);
-            headers.set(ALIAS_HEADER, String(positionOf(segment.home.term, message.seq)));
-            const epoch = message.headers?.get(EPOCH_HEADER);
-            if (epoch) headers.set(EPOCH_HEADER, epoch);
-            acks.push(publisher.publish(this.names.aliasSubject(next), '', headers));
-          }
-          if (message.seq + 1 >= end) {
-            done = true;
-            break;
-          }
+          if (typeof id !== 'string') continue;
+          const headers = nats.core.headers();
+          headers.set('Nats-Msg-Id', `${key}:${id}`);
+          headers.set(ALIAS_HEADER, String(positionOf(segment.home.term, message.seq)));
+          const epoch = message.headers?.get(EPOCH_HEADER);
+          if (epoch) headers.set(EPOCH_HEADER, epoch);
+          acks.push(publisher.publish(this.names.aliasSubject(next), '', headers));
         }
-        if (count === 0) done = true;
+      } finally {
+        clearTimeout(timer);
+        messages.stop();
       }
+      if (!sealed) throw new GeoTransportUnavailableError(`the seal of room "${segment.room}" did not come back in time`);
       await Promise.all(acks);
     } catch (error) {
-      throw unavailable(nats, error);
+      throw error instanceof GeoTransportUnavailableError ? error : unavailable(nats, error);
     } finally {
       void consumer.delete().catch(() => undefined);
     }
-    return { copied: acks.length, last };
+    return acks.length;
   }
 
   /** The room's next record this instance learns, or the current one at the deadline. */

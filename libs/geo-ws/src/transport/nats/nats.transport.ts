@@ -134,7 +134,7 @@ export class NatsTransport implements GeoTransport {
           (region) => this.streams.ensureHomeStream(this.require(), region),
         )
       : undefined;
-    this.moves = this.homes && new NatsMoves(this.names, this.homes, this.epochs, this.reads, clients, context.dedupWindowMs);
+    this.moves = this.homes && new NatsMoves(this.names, this.homes, this.epochs, clients, context.dedupWindowMs);
     this.homedLogs = this.homes && new NatsHomedLogs(this.homes, this.reads, this.tails);
     const placeRoom = context.placeRoom ?? (() => context.region);
     this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, this.moves, placeRoom);
