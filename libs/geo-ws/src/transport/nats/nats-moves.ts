@@ -56,12 +56,12 @@ export class NatsMoves {
       if (!record) return this.homes.place(log, to);
       const { home, revision } = record;
       if (!home.moving && home.region === to) return { ...log, home };
-      if (home.moving) return this.finish({ ...log, home });
+      if (home.moving) return this.finishing({ ...log, home });
       if (home.term >= MAX_TERM)
         throw new GeoTransportUnavailableError(`room "${log.room}" has moved ${home.term - 1} times: no more moves in this epoch`);
       const moving: NatsRoomHome = { ...home, moving: { to, since: Date.now() } };
       if (!(await this.homes.replace(log, moving, revision))) continue; // changed meanwhile: look again
-      return this.finish({ ...log, home: moving });
+      return this.finishing({ ...log, home: moving });
     }
     throw new GeoTransportUnavailableError(`the home of room "${log.room}" kept changing; retry the move`);
   }
@@ -108,6 +108,22 @@ export class NatsMoves {
       if (Date.now() - (home.moving?.since ?? 0) >= STALE_MOVE_MS) await this.move(log, home.moving!.to).catch(() => undefined);
       else await this.nextRecord({ ...log, home }, deadline);
       if (Date.now() >= deadline) throw new GeoTransportUnavailableError(`room "${log.room}" is moving; retry`);
+    }
+  }
+
+  /**
+   * {@link finish}, tried again at once when a step fails (each is idempotent): the room's
+   * publishers wait while it is recorded as moving, and others would only finish it after
+   * {@link STALE_MOVE_MS}.
+   */
+  private async finishing(log: HomedLog): Promise<NatsLogRef> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.finish(log);
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        this.logger.warn(`moving room "${log.room}": ${error instanceof Error ? error.message : String(error)}; trying again`);
+      }
     }
   }
 
