@@ -99,8 +99,9 @@ function addCommonOptions(command: Command, defaults: LabOptions): Command {
     .option('--publishers <n>', 'publishing members per room', positiveInteger, defaults.publishersPerRoom)
     .option(
       '--affinity <0..1>',
-      "rooms with a home region: room i's region is regions[i mod n], this share of its members and its publishers live there (default: rooms span every region)",
+      "rooms with a home region: room i's region is regions[i mod n], this share of its members and its publishers live there (unset: rooms span every region)",
       fraction,
+      defaults.affinity,
     )
     .option(
       '--server-env <pairs>',

@@ -383,7 +383,7 @@ function round(ms: number): number {
  * walk from the nearer end (the smallest head or the largest tail each step), so p99 reads
  * 1% of the values and p50 half of them.
  */
-function mergedStats(sorted: Float64Array[]): LatencyStats {
+export function mergedStats(sorted: Float64Array[]): LatencyStats {
   const runs = sorted.filter((run) => run.length > 0);
   const n = runs.reduce((sum, run) => sum + run.length, 0);
   if (n === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };

@@ -214,11 +214,12 @@ export class LoadFleet {
 
   /** These clients stop reading their sockets for `ms`, then read again. */
   pauseReading(ids: string[], ms: number): void {
-    this.check();
-    for (const handle of this.workers) {
-      const mine = ids.filter((id) => handle.clientIds.has(id));
-      if (mine.length > 0) handle.send({ type: 'pause-reading', clientIds: mine, ms });
-    }
+    this.sendToOwners(ids, (clientIds) => ({ type: 'pause-reading', clientIds, ms }));
+  }
+
+  /** These clients start publishing to every room they joined (`on`), at the plan's rate, or stop publishing. */
+  setPublishing(ids: string[], on: boolean): void {
+    this.sendToOwners(ids, (clientIds) => ({ type: 'set-publishing', clientIds, on }));
   }
 
   /** Every publish and every client log, from every worker. */
@@ -267,6 +268,15 @@ export class LoadFleet {
         clearTimeout(timer);
       }),
     );
+  }
+
+  /** Sends each worker that runs some of `ids` the command for its own share of them. */
+  private sendToOwners(ids: string[], command: (clientIds: string[]) => WorkerCommand): void {
+    this.check();
+    for (const handle of this.workers) {
+      const mine = ids.filter((id) => handle.clientIds.has(id));
+      if (mine.length > 0) handle.send(command(mine));
+    }
   }
 
   private broadcast(command: WorkerCommand): void {

@@ -25,7 +25,7 @@ export interface ClientPlan {
   targets: RegionTarget[];
   /** Rooms it joins before publishing starts. */
   rooms: string[];
-  /** Rooms (a subset of `rooms`) it publishes to at the plan's rate. */
+  /** Rooms (a subset of `rooms`) it publishes to at the plan's rate from the start (a `set-publishing` command may change it). */
   publishTo: string[];
 }
 
@@ -65,6 +65,8 @@ export type WorkerCommand =
   | { type: 'publish-stop' }
   /** These clients stop reading their sockets (slow consumers) for `ms`, then read again. */
   | { type: 'pause-reading'; clientIds: string[]; ms: number }
+  /** These clients start publishing to every room they joined (`on`), at the plan's rate, or stop publishing. */
+  | { type: 'set-publishing'; clientIds: string[]; on: boolean }
   /** Send every log (`logs`), then stay connected until `close`. */
   | { type: 'collect' }
   | { type: 'close' };

@@ -25,8 +25,13 @@ class ClientRecord implements ClientSink {
   /** Between a `down` and the next `up`. */
   isDown = false;
   connected = false;
+  /** Rooms it publishes to while publishing is on: the plan's, until a `set-publishing` command. */
+  publishTo: string[];
+  /** Its publish timers: per room, the first (delayed) publish, then the interval. */
+  readonly publishTimers: NodeJS.Timeout[] = [];
 
   constructor(readonly plan: ClientPlan) {
+    this.publishTo = [...plan.publishTo];
     this.log = { id: plan.id, home: plan.home, rooms: [], connectivity: [], gaps: 0, errors: {} };
     for (const room of plan.rooms) {
       const log: RoomLog = { room, numbers: [], seqs: [], receivedAt: [], regions: [] };
@@ -78,7 +83,8 @@ class ClientRecord implements ClientSink {
 let plan: WorkerPlan | undefined;
 const records = new Map<string, ClientRecord>();
 const publishes: PublishLog[] = [];
-const publishTimers: NodeJS.Timeout[] = [];
+/** Between `publish-start` and `publish-stop`: clients publish only then, whatever `set-publishing` said. */
+let publishing = false;
 let counter = 0;
 let padding = '';
 
@@ -181,25 +187,43 @@ function publishOnce(current: WorkerPlan, record: ClientRecord, room: string): v
 }
 
 function startPublishing(current: WorkerPlan): void {
-  stopPublishing();
-  if (current.publishRatePerSec <= 0) return;
-  const intervalMs = 1000 / current.publishRatePerSec;
-  for (const record of records.values()) {
-    if (!record.connected) continue;
-    for (const room of record.plan.publishTo) {
-      // A random phase per publisher: no thundering herd at each interval.
-      const start = setTimeout(() => {
-        publishOnce(current, record, room);
-        publishTimers.push(setInterval(() => publishOnce(current, record, room), intervalMs));
-      }, Math.random() * intervalMs);
-      publishTimers.push(start);
-    }
-  }
+  publishing = true;
+  for (const record of records.values()) startPublisher(current, record);
 }
 
 function stopPublishing(): void {
+  publishing = false;
+  for (const record of records.values()) stopPublisher(record);
+}
+
+/** `set-publishing`: these clients publish to every room they joined from now on, or stop. */
+function setPublishing(current: WorkerPlan, clientIds: string[], on: boolean): void {
+  for (const id of clientIds) {
+    const record = records.get(id);
+    if (!record) continue;
+    record.publishTo = on ? [...record.plan.rooms] : [];
+    startPublisher(current, record);
+  }
+}
+
+/** (Re)starts one client's publish timers for its `publishTo`, while publishing is on and it is connected. */
+function startPublisher(current: WorkerPlan, record: ClientRecord): void {
+  stopPublisher(record);
+  if (!publishing || !record.connected || current.publishRatePerSec <= 0) return;
+  const intervalMs = 1000 / current.publishRatePerSec;
+  for (const room of record.publishTo) {
+    // A random phase per publisher: no thundering herd at each interval.
+    const start = setTimeout(() => {
+      publishOnce(current, record, room);
+      record.publishTimers.push(setInterval(() => publishOnce(current, record, room), intervalMs));
+    }, Math.random() * intervalMs);
+    record.publishTimers.push(start);
+  }
+}
+
+function stopPublisher(record: ClientRecord): void {
   // clearTimeout clears intervals too.
-  for (const timer of publishTimers.splice(0)) clearTimeout(timer);
+  for (const timer of record.publishTimers.splice(0)) clearTimeout(timer);
 }
 
 function collect(current: WorkerPlan): void {
@@ -232,6 +256,8 @@ process.on('message', (raw: unknown) => {
     case 'pause-reading':
       for (const id of command.clientIds) records.get(id)?.client.pauseReading(command.ms);
       return;
+    case 'set-publishing':
+      return setPublishing(current, command.clientIds, command.on);
     case 'collect':
       return collect(current);
     case 'close':

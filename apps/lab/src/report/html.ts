@@ -22,6 +22,9 @@ import {
   publisherRegionTable,
   roomHomesTable,
   roomRegionsText,
+  homeMoveTables,
+  SHIFT_REGION_COLUMNS,
+  SHIFT_ROOM_COLUMNS,
 } from './summary.js';
 
 /**
@@ -42,6 +45,7 @@ export function renderHtml(report: LabReport): string {
     report.runs.some((run) => placeInRoomTable(report, run)) ? section(PLACE_IN_ROOM_TITLE, placeInRoomHtml(report)) : '',
     report.runs.some((run) => failoverPhaseTable(run)) ? section('Failover timeline', failoverPhasesHtml(report)) : '',
     report.runs.some((run) => roomHomesTable(report, run)) ? section('Room homes', roomHomesHtml(report)) : '',
+    report.runs.some((run) => homeMoveTables(report, run)) ? section('Home move', homeMoveHtml(report)) : '',
     section(
       'Latency histograms',
       `<p class="hint">Share of deliveries per latency bucket (log-spaced), from send to arrival. Same region: the receiver was connected to the publisher's region.</p><div class="grid">${report.runs
@@ -227,6 +231,16 @@ function roomHomesHtml(report: LabReport): string {
     }</figure>`;
   });
   return `<p class="hint">Where each room's log lives once the load stopped, as the regions answer <code>GET /geo/rooms/:room</code>.</p>${tables.join('')}`;
+}
+
+/** Per run whose publishers moved: the home-move figures, the publishes per region around the shift, every room. */
+function homeMoveHtml(report: LabReport): string {
+  const tables = report.runs.map((run) => {
+    const move = homeMoveTables(report, run);
+    if (!move) return '';
+    return `<figure><figcaption>${esc(move.heading)}</figcaption><p class="hint">${esc(move.caption)}</p>${cellsTable(['figure', 'value'], move.figures)}${cellsTable(SHIFT_REGION_COLUMNS, move.regions)}${cellsTable(SHIFT_ROOM_COLUMNS, move.rooms)}</figure>`;
+  });
+  return `<p class="hint">Each room's publishers moved from its room region to the next region mid-run; a room's log follows once the servers see most of its traffic come from there (its term goes up by one per move, as <code>GET /geo/rooms/:room</code> answers at the end).</p>${tables.join('')}`;
 }
 
 function examplesHtml(report: LabReport): string {

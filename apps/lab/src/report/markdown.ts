@@ -3,6 +3,7 @@ import {
   baseRun,
   failoverPhaseTable,
   formatValue,
+  homeMoveTables,
   PHASE_COLUMNS,
   PLACE_IN_ROOM_COLUMNS,
   PLACE_IN_ROOM_MEANING,
@@ -13,6 +14,8 @@ import {
   roomHomesTable,
   roomRegionsText,
   runLabel,
+  SHIFT_REGION_COLUMNS,
+  SHIFT_ROOM_COLUMNS,
   summarySections,
 } from './summary.js';
 
@@ -81,6 +84,22 @@ export function formatMarkdown(report: LabReport): string {
     if (!homes) continue;
     out.push('', `${homes.heading}:`, '', `${homes.summary}.`);
     if (homes.rows.length) out.push('', ...markdownTable(homes.columns, homes.rows));
+  }
+  for (const run of report.runs) {
+    const move = homeMoveTables(report, run);
+    if (!move) continue;
+    out.push(
+      '',
+      `${move.heading}:`,
+      '',
+      move.caption,
+      '',
+      ...markdownTable(['figure', 'value'], move.figures),
+      '',
+      ...markdownTable(SHIFT_REGION_COLUMNS, move.regions),
+      '',
+      ...markdownTable(SHIFT_ROOM_COLUMNS, move.rooms),
+    );
   }
   const faults = report.runs[0]?.faults ?? [];
   if (faults.length > 0) out.push('', `Faults: ${faults.map((fault) => `${(fault.at / 1000).toFixed(1)} s ${fault.label}`).join('; ')}.`);

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 
 import type { CheckResult } from '../check/check.types.js';
 import type { FailoverPhases } from '../check/failover-phases.js';
+import type { PublisherShiftCheck } from '../check/publisher-shift.js';
 import { LATENCY_BOUNDS_MS } from '../check/checker.js';
 import type { Impl } from '../load/load.types.js';
 import { esc, renderHtml, writeHtmlReport } from './html.js';
@@ -341,6 +342,85 @@ describe('room homes', () => {
     expect(formatSummary(peers)).not.toContain('homes');
     expect(formatMarkdown(peers)).not.toContain('homes');
     expect(renderHtml(peers)).not.toContain('Room homes');
+  });
+});
+
+describe('home move', () => {
+  const stats = (count: number, p50: number, p99: number) => ({ count, p50, p95: p99, p99, max: p99 });
+  const publisherShift: PublisherShiftCheck = {
+    atS: 8,
+    duringS: 10,
+    during: stats(400, 90, 850),
+    whole: stats(2000, 60, 900),
+    rooms: [
+      { room: 'room-0', from: 'asia', to: 'eu', during: stats(200, 80, 800), whole: stats(1000, 50, 810) },
+      { room: 'room-1', from: 'eu', to: 'us', during: stats(200, 95, 850), whole: stats(1000, 70, 900) },
+      { room: 'room-2', from: 'us', to: 'asia', during: stats(0, 0, 0), whole: stats(0, 0, 0) },
+    ],
+    publishesByRegion: [
+      { region: 'asia', before: 16, after: 44 },
+      { region: 'eu', before: 16, after: 44 },
+      { region: 'us', before: 15, after: 45 },
+    ],
+  };
+  const geo = sample.runs[0];
+  const moved: ImplRun = {
+    ...geo,
+    check: { ...geo.check, gaps: 2 },
+    homes: { 'room-0': 'eu', 'room-1': 'eu', 'room-2': null },
+    terms: { 'room-0': 2, 'room-1': 1, 'room-2': 0 },
+    publisherShift,
+  };
+  const report: LabReport = { ...sample, scenario: 'home-move', runs: [moved, { ...sample.runs[1], publisherShift }] };
+
+  it('is a small table per run in the terminal: rooms moved, terms, anomalies, recovered: false, latency during the move', () => {
+    const text = formatSummary(report);
+    expect(text).toContain("Home move (geo): publishers moved to each room's next region at 8.0 s\n");
+    expect(text).toContain('"move": events published from 8.0 s to 18.0 s');
+    expect(text).toMatch(/rooms moved \/ total\s+1 \/ 3\n/);
+    expect(text).toMatch(/terms at the end\s+0 ×1, 1 ×1, 2 ×1\n/);
+    expect(text).toMatch(/anomalies \(all kinds\)\s+0\n/);
+    expect(text).toMatch(/rejoins told recovered: false\s+2\n/);
+    expect(text).toMatch(/latency during the move p50 \/ p99\s+90 \/ 850 ms \(400 deliveries\)\n/);
+    expect(text).toMatch(/latency over the run p50 \/ p99\s+60 \/ 900 ms \(2,000 deliveries\)\n/);
+    // The shift, visible: publishes per publisher region before and after.
+    expect(text).toMatch(/publisher region\s+before the shift\s+after\n\s+asia\s+16\s+44\n/);
+    expect(text).toMatch(/room\s+publishers\s+home at end\s+term\s+moves\s+move p50\s+move p99\s+run p50\s+run p99\n/);
+    expect(text).toMatch(/room-0\s+asia → eu\s+eu\s+2\s+1\s+80\s+800\s+50\s+810\n/);
+    expect(text).toMatch(/room-2\s+us → asia\s+not placed\s+0\s+0\s+–\s+–\s+–\s+–/);
+    // The peers: no homes, no terms, the rest as for geo.
+    expect(text).toContain("Home move (socketio): publishers moved to each room's next region at 8.0 s");
+    expect(text).toMatch(/rooms moved \/ total\s+– \/ 3\n\s+terms at the end\s+–\n\s+anomalies \(all kinds\)\s+5\n/);
+    expect(text).toMatch(/room-1\s+eu → us\s+–\s+–\s+–\s+95\s+850\s+70\s+900\n/);
+    expect(formatSummary(sample)).not.toContain('Home move');
+  });
+
+  it('says so when the server gave no terms', () => {
+    const text = formatSummary({ ...report, runs: [{ ...moved, terms: undefined }] });
+    expect(text).toMatch(/rooms moved \/ total\s+– \/ 3\n\s+terms at the end\s+not reported by the server\n/);
+  });
+
+  it('is a Markdown table of figures, of publishes per region, and of rooms', () => {
+    const markdown = formatMarkdown(report);
+    expect(markdown).toContain(
+      "Home move (geo): publishers moved to each room's next region at 8.0 s:\n\n" +
+        '"move": events published from 8.0 s to 18.0 s (the shift + 2 × the move window); "run": every event. Latency in ms, send to first arrival.\n\n' +
+        '| figure | value |\n|---|---:|\n| rooms moved / total | 1 / 3 |',
+    );
+    expect(markdown).toContain('| rejoins told recovered: false | 2 |');
+    expect(markdown).toContain('| publisher region | before the shift | after |\n|---|---:|---:|\n| asia | 16 | 44 |');
+    expect(markdown).toContain('| room-0 | asia → eu | eu | 2 | 1 | 80 | 800 | 50 | 810 |');
+    expect(formatMarkdown(sample)).not.toContain('Home move');
+  });
+
+  it('is a section of the HTML report', () => {
+    const html = renderHtml(report);
+    expect(html).toContain('<h2>Home move</h2>');
+    expect(html).toContain('<td>rooms moved / total</td><td>1 / 3</td>');
+    expect(html).toContain(
+      '<td>room-0</td><td>asia → eu</td><td>eu</td><td>2</td><td>1</td><td>80</td><td>800</td><td>50</td><td>810</td>',
+    );
+    expect(renderHtml(sample)).not.toContain('Home move');
   });
 });
 

@@ -1,5 +1,6 @@
 import type { CheckResult } from '../check/check.types.js';
 import type { FailoverPhases } from '../check/failover-phases.js';
+import type { PublisherShiftCheck } from '../check/publisher-shift.js';
 import type { Impl } from '../load/load.types.js';
 
 /** A fault or recovery on the run's timeline. */
@@ -46,6 +47,10 @@ export interface ImplRun {
   failoverPhases?: FailoverPhases;
   /** geo: each room's home region at the end of the run (`null`: not placed yet); absent when the server did not report them. */
   homes?: Record<string, string | null>;
+  /** geo: each room's home term at the end (1: its first home, one more per move), for the rooms the server gave one. */
+  terms?: Record<string, number>;
+  /** Scenarios that move publishers mid-run (`home-move`): latency during the move, publishes per region before and after. */
+  publisherShift?: PublisherShiftCheck;
   /** Set when something stopped the run short (e.g. clients that could not connect), in words. */
   limitedBy?: string;
   durationMs: number;

@@ -311,3 +311,99 @@ export function formatBytes(bytes: number): string {
   if (abs < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
   return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GiB`;
 }
+
+/** Columns of the home-move tables: the publishes per publisher region, and the rooms. */
+export const SHIFT_REGION_COLUMNS = ['publisher region', 'before the shift', 'after'] as const;
+export const SHIFT_ROOM_COLUMNS = [
+  'room',
+  'publishers',
+  'home at end',
+  'term',
+  'moves',
+  'move p50',
+  'move p99',
+  'run p50',
+  'run p99',
+] as const;
+
+/** A run's publisher shift (`home-move`) as the reports show it; see {@link homeMoveTables}. */
+export interface HomeMoveTables {
+  heading: string;
+  /** What "during the move" covers, in words. */
+  caption: string;
+  /** [figure, value] pairs: rooms moved, terms, anomalies, recovered: false, latency during the move and over the run. */
+  figures: [string, string][];
+  /** SHIFT_REGION_COLUMNS cells: publishes per publisher region before and after the shift. */
+  regions: string[][];
+  /** SHIFT_ROOM_COLUMNS cells, one row per room. */
+  rooms: string[][];
+}
+
+/**
+ * The home-move figures of a run whose publishers moved mid-run: how many rooms' logs
+ * followed them (term > 1; a room's moves are its term - 1), the anomalies and
+ * `recovered: false` rejoins the move must not cause, the latency of the events published
+ * during the move beside the whole run's, the publishes per region before and after the
+ * shift (it happened), and each room. None for runs without a shift.
+ */
+export function homeMoveTables(report: LabReport, run: ImplRun): HomeMoveTables | undefined {
+  const shift = run.publisherShift;
+  if (!shift) return undefined;
+  // Rooms the server gave no term for have none.
+  const terms: Partial<Record<string, number>> | undefined = run.terms;
+  const moved = terms ? shift.rooms.filter(({ room }) => (terms[room] ?? 0) > 1).length : undefined;
+  const anomalies = ANOMALY_LABELS.reduce((sum, [key]) => sum + run.check.anomalies[key], 0);
+  const at = (s: number): string => `${s.toFixed(1)} s`;
+  return {
+    heading: `Home move (${runLabel(report, run)}): publishers moved to each room's next region at ${at(shift.atS)}`,
+    caption: `"move": events published from ${at(shift.atS)} to ${at(shift.atS + shift.duringS)} (the shift + 2 × the move window); "run": every event. Latency in ms, send to first arrival.`,
+    figures: [
+      ['rooms moved / total', `${moved === undefined ? '–' : fmtCount(moved)} / ${fmtCount(shift.rooms.length)}`],
+      // The peers have no room homes.
+      ['terms at the end', run.impl === 'geo' ? termsText(shift.rooms, terms) : '–'],
+      ['anomalies (all kinds)', fmtCount(anomalies)],
+      ['rejoins told recovered: false', fmtCount(run.check.gaps)],
+      ['latency during the move p50 / p99', latencyText(shift.during)],
+      ['latency over the run p50 / p99', latencyText(shift.whole)],
+    ],
+    regions: shift.publishesByRegion.map(({ region, before, after }) => [region, fmtCount(before), fmtCount(after)]),
+    rooms: shift.rooms.map(({ room, from, to, during, whole }) => {
+      const term = terms?.[room];
+      const home = run.homes?.[room];
+      return [
+        room,
+        `${from} → ${to}`,
+        home === undefined ? '–' : (home ?? 'not placed'),
+        term === undefined ? '–' : fmtCount(term),
+        term === undefined ? '–' : fmtCount(Math.max(0, term - 1)),
+        ...p50AndP99(during),
+        ...p50AndP99(whole),
+      ];
+    }),
+  };
+}
+
+function p50AndP99(stats: LatencyStats): string[] {
+  return [stats.p50, stats.p99].map((ms) => formatValue(statOrNone(stats.count, ms), 'ms'));
+}
+
+/** `1 ×18, 2 ×2`: how many rooms ended at each term, or why there are none. */
+function termsText(rooms: { room: string }[], terms: Partial<Record<string, number>> | undefined): string {
+  if (!terms) return 'not reported by the server';
+  const counts = new Map<number, number>();
+  for (const { room } of rooms) {
+    const term = terms[room];
+    if (term !== undefined) counts.set(term, (counts.get(term) ?? 0) + 1);
+  }
+  if (counts.size === 0) return 'not reported by the server';
+  return [...counts]
+    .sort((a, b) => a[0] - b[0])
+    .map(([term, count]) => `${fmtCount(term)} ×${fmtCount(count)}`)
+    .join(', ');
+}
+
+/** `85 / 420 ms (1,200 deliveries)`, or '–' without deliveries. */
+function latencyText(stats: LatencyStats): string {
+  if (stats.count === 0) return '–';
+  return `${formatValue(stats.p50, 'ms')} / ${formatValue(stats.p99, 'ms')} ms (${fmtCount(stats.count)} deliveries)`;
+}

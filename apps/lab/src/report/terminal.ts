@@ -4,6 +4,7 @@ import {
   failoverPhaseTable,
   fmtCount,
   formatValue,
+  homeMoveTables,
   PHASE_COLUMNS,
   PLACE_IN_ROOM_COLUMNS,
   PLACE_IN_ROOM_MEANING,
@@ -14,6 +15,8 @@ import {
   roomHomesTable,
   roomRegionsText,
   runLabel,
+  SHIFT_REGION_COLUMNS,
+  SHIFT_ROOM_COLUMNS,
   summarySections,
 } from './summary.js';
 
@@ -22,6 +25,10 @@ const MIN_COLUMN = 12;
 const LINE_WIDTH = 110;
 /** Examples printed per run: the JSON and HTML reports have them all. */
 const EXAMPLES_SHOWN = 8;
+/** Rooms of the home-move table printed per run: the JSON, Markdown and HTML reports have them all. */
+const ROOMS_SHOWN = 24;
+/** The narrowest figure column of a table after the summary. */
+const FIGURE_COLUMN = 11;
 
 /**
  * The end-of-run summary: one column per implementation, then `<impl>/geo` ratio columns
@@ -70,6 +77,7 @@ export function formatSummary(report: LabReport): string {
   for (const run of report.runs) out.push(...placeInRoomLines(report, run));
   for (const run of report.runs) out.push(...phaseLines(run));
   for (const run of report.runs) out.push(...homeLines(report, run));
+  for (const run of report.runs) out.push(...homeMoveLines(report, run));
   out.push(...notes(report));
   return out.join('\n');
 }
@@ -101,13 +109,40 @@ function placeInRoomLines(report: LabReport, run: LabReport['runs'][number]): st
 
 /** A latency table: a label column wide enough for its rows, then figures right-aligned. */
 function latencyTableLines(table: { heading: string; rows: string[][] }, header: readonly string[], caption?: string): string[] {
-  const width = Math.max(header[0].length, ...table.rows.map((row) => row[0].length)) + 4;
-  const row = (cells: readonly string[]): string =>
-    `  ${cells[0].padEnd(width)}${cells
-      .slice(1)
-      .map((cell) => cell.padStart(11))
-      .join('')}`;
-  return ['', table.heading, ...(caption ? [`  ${caption}`] : []), row(header), ...table.rows.map(row)];
+  return ['', table.heading, ...(caption ? [`  ${caption}`] : []), ...alignedRows([header, ...table.rows])];
+}
+
+/** Rows of cells, indented: the first column left-aligned, the others right-aligned, each as wide as its cells need. */
+function alignedRows(rows: readonly (readonly string[])[]): string[] {
+  const first = Math.max(...rows.map((row) => row[0].length)) + 4;
+  const widths = rows[0].slice(1).map((_, c) => Math.max(FIGURE_COLUMN, ...rows.map((row) => (row[c + 1] ?? '').length + 2)));
+  return rows.map(
+    (cells) =>
+      `  ${cells[0].padEnd(first)}${cells
+        .slice(1)
+        .map((cell, c) => cell.padStart(widths[c]))
+        .join('')}`,
+  );
+}
+
+/** A run whose publishers moved mid-run: its home-move figures, the publishes per region around the shift, and its rooms. */
+function homeMoveLines(report: LabReport, run: LabReport['runs'][number]): string[] {
+  const tables = homeMoveTables(report, run);
+  if (!tables) return [];
+  const width = Math.max(...tables.figures.map(([label]) => label.length)) + 4;
+  const rooms = tables.rooms.slice(0, ROOMS_SHOWN);
+  const more = tables.rooms.length - rooms.length;
+  return [
+    '',
+    tables.heading,
+    ...wrap(tables.caption, LINE_WIDTH - 2, '').map((line) => `  ${line}`),
+    ...tables.figures.map(([label, value]) => `  ${label.padEnd(width)}${value}`),
+    '',
+    ...alignedRows([SHIFT_REGION_COLUMNS, ...tables.regions]),
+    '',
+    ...alignedRows([SHIFT_ROOM_COLUMNS, ...rooms]),
+    ...(more > 0 ? [`  … ${more} more rooms in the JSON, Markdown and HTML reports`] : []),
+  ];
 }
 
 /** geo: how many rooms each region is home to at the end of the run. */

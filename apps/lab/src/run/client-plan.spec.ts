@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { Deployment } from '../deployment/deployment.types.js';
 import type { ClientPlan, RegionTarget } from '../load/load.types.js';
 import { DEFAULT_OPTIONS, type LabOptions } from '../scenarios/lab-options.js';
-import { planClients, roomRegions } from './client-plan.js';
+import { planClients, publisherShift, roomRegions } from './client-plan.js';
 
 /** Only `targetsFor` is read: a target naming the region and the per-region index it was asked for. */
 const deployment = {
@@ -116,5 +116,55 @@ describe('planClients', () => {
       const urls = plan.clients.filter((client) => client.home === region).map((client) => client.targets[0].httpUrl);
       expect(urls).toEqual(urls.map((_, index) => `http://${region}/${index}`));
     }
+  });
+});
+
+describe('publisherShift (home-move)', () => {
+  const regional = options({ clients: 150, roomSize: 50, publishersPerRoom: 1, affinity: 0.8 });
+
+  it("hands each room's publishers over to as many members of the next region after its room region", () => {
+    expect(publisherShift(regional)).toEqual([
+      // 40 members in the room region first, then the others round-robin from the next region on.
+      { room: 'room-0', from: 'asia', to: 'eu', before: ['c0'], after: ['c40'] },
+      { room: 'room-1', from: 'eu', to: 'us', before: ['c50'], after: ['c90'] },
+      { room: 'room-2', from: 'us', to: 'asia', before: ['c100'], after: ['c140'] },
+    ]);
+  });
+
+  it("before: the plan's publishers; after: members of the next region that did not publish, as many", () => {
+    const o = options({ clients: 300, roomSize: 50, publishersPerRoom: 3, affinity: 0.8 });
+    const clients = new Map(planClients(o, deployment).clients.map((client) => [client.id, client]));
+    for (const { room, from, to, before, after } of publisherShift(o)) {
+      expect(before.map((id) => clients.get(id)?.publishTo)).toEqual([[room], [room], [room]]);
+      expect(before.map((id) => clients.get(id)?.home)).toEqual([from, from, from]);
+      expect(after).toHaveLength(3);
+      for (const id of after) {
+        expect(clients.get(id)).toMatchObject({ home: to, rooms: [room], publishTo: [] });
+      }
+    }
+  });
+
+  it('a publisher already living in the next region is not counted among the new ones', () => {
+    // 0.04 × 50 = 2 members in asia (c0, c1); c2 (eu) is the third publisher; eu's next non-publishers are c4, c6, c8.
+    const [room] = publisherShift(options({ clients: 50, roomSize: 50, publishersPerRoom: 3, affinity: 0.04 }));
+    expect(room).toEqual({ room: 'room-0', from: 'asia', to: 'eu', before: ['c0', 'c1', 'c2'], after: ['c4', 'c6', 'c8'] });
+  });
+
+  it("the next region never has fewer of a room's members than another region", () => {
+    // 3 members outside eu's room-1: us (its next region) gets 2, asia 1.
+    const counts = membersPerRegion(planClients(options({ clients: 20, roomSize: 10, affinity: 0.7 }), deployment).clients);
+    expect(counts['room-1']).toEqual({ eu: 7, us: 2, asia: 1 });
+  });
+
+  it('throws, saying why, without --affinity, with one region, or when a room has too few members in its next region', () => {
+    expect(() => publisherShift(options({ clients: 100, roomSize: 50 }))).toThrow(/--affinity/);
+    expect(() => publisherShift(options({ clients: 100, roomSize: 50, affinity: 0.8, regions: ['solo'] }))).toThrow(/two regions/);
+    expect(() => publisherShift(options({ clients: 100, roomSize: 50, affinity: 1 }))).toThrow(
+      /^room-0 has 0 non-publishing members in eu \(its next region after asia\) to take over from its 1 publishers/,
+    );
+    // A short last room: 5 members, 4 in us, 1 in asia (its next region), 2 publishers.
+    expect(() => publisherShift(options({ clients: 105, roomSize: 50, publishersPerRoom: 2, affinity: 0.8 }))).toThrow(
+      /^room-2 has 1 non-publishing members in asia/,
+    );
   });
 });

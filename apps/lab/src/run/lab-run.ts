@@ -16,6 +16,8 @@ import { runImpl } from './run-impl.js';
  * one report with every run side by side.
  */
 export async function runLab(scenario: Scenario, options: LabOptions): Promise<LabReport> {
+  // Before any process starts: a scenario that cannot run with these options says why now.
+  scenario.validate?.(options);
   const progress = new Progress(options.quiet);
   const startedAt = new Date();
   const runs: ImplRun[] = [];

@@ -39,7 +39,7 @@ function json(response: ServerResponse, status: number, body: unknown): void {
 const rooms = Array.from({ length: 40 }, (_, i) => `room-${i}`);
 
 describe('askRoomHomes', () => {
-  it("every room's home (null: not placed), asking each room's own target, a few at a time", async () => {
+  it("every room's home (null: not placed) and term, asking each room's own target, a few at a time", async () => {
     let inFlight = 0;
     let most = 0;
     const asked: string[] = [];
@@ -48,13 +48,19 @@ describe('askRoomHomes', () => {
       most = Math.max(most, ++inFlight);
       setTimeout(() => {
         inFlight--;
-        json(response, 200, { room, home: room === 'room-7' ? null : `home-of-${room}`, term: 1, placement: 'per-room' });
+        json(response, 200, {
+          room,
+          home: room === 'room-7' ? null : `home-of-${room}`,
+          term: room === 'room-7' ? 0 : 1,
+          placement: 'per-room',
+        });
       }, 5);
     };
     const targets = [await region('asia', answer('asia')), await region('eu', answer('eu'))];
     const result = await askRoomHomes(rooms, (_, i) => [targets[i % 2]], { concurrency: 4 });
     expect(result).toEqual({
       homes: Object.fromEntries(rooms.map((room) => [room, room === 'room-7' ? null : `home-of-${room}`])),
+      terms: Object.fromEntries(rooms.map((room) => [room, room === 'room-7' ? 0 : 1])),
     });
     // In the rooms' order, whatever order the answers came in.
     expect('homes' in result && Object.keys(result.homes)).toEqual(rooms);
@@ -82,7 +88,15 @@ describe('askRoomHomes', () => {
     const odd = await region('eu', (_, response) => json(response, 200, { room: 'x' }));
     const up = await region('eu', (room, response) => json(response, 200, { room, home: 'eu', term: 3 }));
     const result = await askRoomHomes(['room-0'], () => [down, broken, odd, up]);
-    expect(result).toEqual({ homes: { 'room-0': 'eu' } });
+    expect(result).toEqual({ homes: { 'room-0': 'eu' }, terms: { 'room-0': 3 } });
+  });
+
+  it('a server that gives no term: the homes alone', async () => {
+    const older = await region('asia', (room, response) => json(response, 200, { room, home: 'asia' }));
+    expect(await askRoomHomes(['room-0', 'room-1'], () => [older])).toEqual({
+      homes: { 'room-0': 'asia', 'room-1': 'asia' },
+      terms: {},
+    });
   });
 
   it('no target answers in time: not reported, saying why', async () => {

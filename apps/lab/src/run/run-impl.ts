@@ -4,12 +4,13 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { check } from '../check/checker.js';
 import { failoverPhases } from '../check/failover-phases.js';
+import { checkPublisherShift } from '../check/publisher-shift.js';
 import { startDeployment } from '../deployment/deployment.js';
 import type { Deployment } from '../deployment/deployment.types.js';
 import { LoadFleet } from '../load/fleet.js';
 import type { Impl, ProgressSample } from '../load/load.types.js';
 import type { FaultEvent, ImplRun, ServerStats } from '../report/report.types.js';
-import type { Scenario } from '../scenarios/scenario.js';
+import type { FaultContext, Scenario } from '../scenarios/scenario.js';
 import { planClients } from './client-plan.js';
 import type { LabOptions } from '../scenarios/lab-options.js';
 import { CpuMeter } from './process-stats.js';
@@ -55,7 +56,7 @@ export async function runImpl(
     namespace: `lab${runId}`,
     homeClientLinks: scenario.homeClientLinks?.(options) ?? false,
     env: {
-      ...scenario.env,
+      ...scenario.env?.(options),
       ...(impl === 'geo' && options.wire === 'deflate' ? { GEO_COMPRESSION_THRESHOLD: String(DEFLATE_THRESHOLD) } : {}),
       ...(impl === 'geo' ? options.serverEnv : {}),
     },
@@ -144,6 +145,8 @@ export async function runImpl(
       startedAt,
     });
     const homes = impl === 'geo' ? await roomHomes(options, deployment, Object.keys(plan.members), progress) : undefined;
+    const shift = scenario.publisherShift?.(options);
+    const shiftCheck = shift && checkPublisherShift({ shift, publishes: logs.publishes, clients: logs.clients, startedAt });
     const phases = failoverPhases(
       logs.clients,
       faults.map((fault) => startedAt + fault.at),
@@ -176,7 +179,8 @@ export async function runImpl(
       ...(impl === 'geo' && result.deliveries > 0 ? { wire: options.wire, bytesReadPerDelivery: bytesRead / result.deliveries } : {}),
       faults,
       ...(phases ? { failoverPhases: phases } : {}),
-      ...(homes ? { homes } : {}),
+      ...(homes ?? {}),
+      ...(shiftCheck ? { publisherShift: shiftCheck } : {}),
       limitedBy:
         [
           connected.failed.length > 0 ? connectFailures(connected.failed, options.clients) : '',
@@ -197,19 +201,20 @@ export async function runImpl(
 }
 
 /**
- * geo, after the load: where each room's log ended up, asking one instance per room (rooms
- * spread over the regions and their instances). None when the server does not say.
+ * geo, after the load: where each room's log ended up and under which term, asking one
+ * instance per room (rooms spread over the regions and their instances). None when the
+ * server does not say.
  */
 async function roomHomes(
   options: LabOptions,
   deployment: Deployment,
   rooms: string[],
   progress: Progress,
-): Promise<Record<string, string | null> | undefined> {
+): Promise<Pick<ImplRun, 'homes' | 'terms'> | undefined> {
   progress.phase('geo', `asking where ${rooms.length} rooms live`);
   const regions = options.regions;
   const answer = await askRoomHomes(rooms, (_, i) => deployment.targetsFor(regions[i % regions.length], Math.floor(i / regions.length)));
-  if ('homes' in answer) return answer.homes;
+  if ('homes' in answer) return { homes: answer.homes, ...(Object.keys(answer.terms).length > 0 ? { terms: answer.terms } : {}) };
   progress.note(`homes: not reported by the server (${answer.notReported})`);
   return undefined;
 }
@@ -225,7 +230,13 @@ async function runFaults(
   faults: FaultEvent[],
   progress: Progress,
 ): Promise<void> {
-  const context = { deployment, options, clients, pauseReading: (ids: string[], ms: number) => fleet.pauseReading(ids, ms) };
+  const context: FaultContext = {
+    deployment,
+    options,
+    clients,
+    pauseReading: (ids, ms) => fleet.pauseReading(ids, ms),
+    setPublishing: (ids, on) => fleet.setPublishing(ids, on),
+  };
   for (const step of scenario.steps(options)) {
     const wait = startedAt + step.atS * 1000 - Date.now();
     if (wait > 0) await sleep(wait);

@@ -1,4 +1,5 @@
 import type { Deployment } from '../deployment/deployment.types.js';
+import type { RoomShift } from '../run/client-plan.js';
 import type { LabOptions } from './lab-options.js';
 
 /** What a fault step may act on. */
@@ -9,6 +10,19 @@ export interface FaultContext {
   clients: { id: string; home: string; publishTo: string[] }[];
   /** Makes these clients stop reading their sockets for `ms`. */
   pauseReading: (ids: string[], ms: number) => void;
+  /** Turns publishing on (to every room the client joined, at the run's rate) or off for these clients. */
+  setPublishing: (ids: string[], on: boolean) => void;
+}
+
+/**
+ * Publishers handing over to others mid-run (`home-move`): the report splits the latency
+ * of events published in [atS, atS + duringS] ("during the move") from the whole run's.
+ */
+export interface PublisherShift {
+  /** Seconds after publishing starts. */
+  atS: number;
+  duringS: number;
+  rooms: RoomShift[];
 }
 
 /** One fault or recovery, `atS` seconds after publishing starts. */
@@ -34,8 +48,12 @@ export interface Scenario {
   knobs: ScenarioKnob[];
   /** Whether clients reach their home region through a link proxy too (so a step can black-hole it); default no. */
   homeClientLinks?(options: LabOptions): boolean;
-  /** Extra environment for geo's server processes (e.g. a lower slow-consumer limit). */
-  env?: Record<string, string>;
+  /** Extra environment for geo's server processes (e.g. a lower slow-consumer limit), from the options (knobs). */
+  env?(options: LabOptions): Record<string, string>;
+  /** Throws, saying why, when the options cannot run this scenario: called before anything starts. */
+  validate?(options: LabOptions): void;
+  /** The publishers that hand over mid-run, when the scenario moves them (the report measures the move). */
+  publisherShift?(options: LabOptions): PublisherShift;
   steps(options: LabOptions): FaultStep[];
 }
 

@@ -1,5 +1,6 @@
+import { publisherShift } from '../run/client-plan.js';
 import type { LabOptions } from './lab-options.js';
-import { numberKnob, stringKnob, type FaultStep, type Scenario } from './scenario.js';
+import { numberKnob, stringKnob, type FaultStep, type PublisherShift, type Scenario } from './scenario.js';
 
 const lastRegion = (options: LabOptions): string => options.regions[options.regions.length - 1];
 
@@ -175,7 +176,7 @@ const slowConsumer: Scenario = {
   // 5/s each: the SDK keeps one publish in flight, so one publisher to a log in another
   // region sends at most one per round trip.
   defaults: { clients: 100, roomSize: 50, publishersPerRoom: 20, rate: 5, payloadBytes: 480, duration: 45 },
-  env: { GEO_MAX_BUFFERED_BYTES: String(64 * 1024) },
+  env: () => ({ GEO_MAX_BUFFERED_BYTES: String(64 * 1024) }),
   knobs: [
     { flag: 'share', description: 'share of the non-publishing clients that stop reading (0..1)', default: 0.1 },
     { flag: 'at', description: 'seconds after publishing starts', default: 3 },
@@ -203,5 +204,68 @@ const slowConsumer: Scenario = {
   },
 };
 
+const homeMoveKnobs = [
+  { flag: 'move-at', description: "seconds after publishing starts when each room's publishers move to the next region", default: 10 },
+  {
+    flag: 'move-window',
+    description:
+      'seconds of traffic the servers weigh to move a room\'s log (GEO_HOME_MOVE_WINDOW_MS); the report\'s "during the move" is [move-at, move-at + 2 × this]',
+    default: 10,
+  },
+];
+
+/** `home-move`: when and for how long the publishers move, and who hands over to whom. */
+function homeMoveShift(options: LabOptions): PublisherShift {
+  const atS = numberKnob(options, homeMoveKnobs, 'move-at');
+  const windowS = numberKnob(options, homeMoveKnobs, 'move-window');
+  if (!(windowS > 0)) throw new Error(`--move-window ${windowS}: expected seconds > 0`);
+  if (!(atS >= 0 && atS < options.duration))
+    throw new Error(`--move-at ${atS}: expected seconds from 0 to --duration (${options.duration})`);
+  return { atS, duringS: 2 * windowS, rooms: publisherShift(options) };
+}
+
+/** `asia → eu, eu → us, us → asia`: each room region once, in the order of the rooms. */
+function moveNames(shift: PublisherShift): string {
+  return [...new Set(shift.rooms.map((room) => `${room.from} → ${room.to}`))].join(', ');
+}
+
+const homeMove: Scenario = {
+  name: 'home-move',
+  summary:
+    "follow the sun: regional rooms whose publishers move to the next region mid-run; with GEO_PLACEMENT=auto each room's log should follow its traffic",
+  // 50 s after the shift: the servers move a log once most of a window's events come from another region.
+  defaults: { affinity: 0.8, duration: 60 },
+  knobs: homeMoveKnobs,
+  env: (options) => ({
+    GEO_PLACEMENT: 'auto',
+    GEO_HOME_MOVE_WINDOW_MS: String(Math.round(numberKnob(options, homeMoveKnobs, 'move-window') * 1000)),
+  }),
+  validate(options) {
+    // The sample app refuses GEO_PLACEMENT=auto on Redis: its logs live on the primary and cannot move.
+    if (options.impls.includes('geo') && options.broker === 'redis')
+      throw new Error(
+        'home-move: room logs move between regions only on NATS with room homes: give --broker nats-supercluster or nats-stretched',
+      );
+    homeMoveShift(options);
+  },
+  publisherShift: homeMoveShift,
+  steps(options) {
+    const shift = homeMoveShift(options);
+    const before = shift.rooms.flatMap((room) => room.before);
+    const after = shift.rooms.flatMap((room) => room.after);
+    return [
+      {
+        atS: shift.atS,
+        label: `publishers move to the next region (${moveNames(shift)})`,
+        // Off, then on: each publisher keeps the run's rate, so each room keeps its traffic.
+        run: ({ setPublishing }) => {
+          setPublishing(before, false);
+          setPublishing(after, true);
+        },
+      },
+    ];
+  },
+};
+
 /** Every scenario, in the order `--help` lists them. */
-export const SCENARIOS: Scenario[] = [steady, regionDown, drain, brokerDown, partition, lossy, slowConsumer];
+export const SCENARIOS: Scenario[] = [steady, regionDown, drain, brokerDown, partition, lossy, slowConsumer, homeMove];
