@@ -10,6 +10,18 @@ import { WsTestClient } from './support/ws-test-client.js';
 
 const REGIONS = ['asia', 'eu', 'us'];
 
+/** Every client got the room's `total` events, as the log holds them: none lost, repeated or reordered. Returns the log. */
+async function expectOneLog(deployment: Deployment, room: string, clients: WsTestClient[], total: number) {
+  for (const client of clients) await client.waitForEvents(room, total, 20_000);
+  const log = (await deployment.region('eu').transport.read(globalLog(room), 0, 1000)).events;
+  const report = checkLogs(
+    log,
+    clients.map((client) => client.events(room)),
+  );
+  expect(report).toEqual({ clients: clients.length, events: total, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
+  return log;
+}
+
 describe('room homes on a NATS supercluster (roomHomes: each room in its home cluster)', () => {
   let topology: NatsTopology | undefined;
   let deployment: Deployment | undefined;
@@ -87,14 +99,7 @@ describe('room homes on a NATS supercluster (roomHomes: each room in its home cl
         for (let n = 0; n < 15; n++) acked.push(await publisher.publishUntilAcked('note.add', room, { text: `${REGIONS[p]}-${n}` }));
       }),
     );
-    const total = acked.length + 1;
-    for (const client of clients) await client.waitForEvents(room, total, 20_000);
-    const log = (await deployment.region('asia').transport.read(globalLog(room), 0, 1000)).events;
-    const report = checkLogs(
-      log,
-      clients.map((client) => client.events(room)),
-    );
-    expect(report).toEqual({ clients: 6, events: total, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
+    const log = await expectOneLog(deployment, room, clients, acked.length + 1);
     expect(new Set(log.map((event) => event.region))).toEqual(new Set(REGIONS));
   }, 120_000);
 
@@ -131,13 +136,7 @@ describe('room homes on a NATS supercluster (roomHomes: each room in its home cl
         await new Promise((resolve) => setTimeout(resolve, 40));
       }
       for (const region of REGIONS) expect(await homeIn(region)).toMatchObject({ home: 'us', term: 2 });
-      for (const member of members) await member.waitForEvents(room, sent, 20_000);
-      const log = (await moving.region('eu').transport.read(globalLog(room), 0, 1000)).events;
-      const report = checkLogs(
-        log,
-        members.map((member) => member.events(room)),
-      );
-      expect(report).toEqual({ clients: 3, events: sent, lost: 0, duplicated: 0, reordered: 0, divergent: 0 });
+      await expectOneLog(moving, room, members, sent);
       for (const member of members) {
         expect(member.frames.filter((frame) => frame.event === 'geo.joined' && frame.data.recovered === false)).toEqual([]);
       }
