@@ -90,7 +90,8 @@ export async function deployRegions(
         providers: [FixtureGateway],
       })
       class FixtureAppModule {}
-      const app = await NestFactory.create(FixtureAppModule, { logger: false });
+      // Silent; E2E_LOGS=1 shows the regions' warnings and errors when a run needs explaining.
+      const app = await NestFactory.create(FixtureAppModule, { logger: process.env.E2E_LOGS ? ['error', 'warn'] : false });
       try {
         await app.listen(ports[i], '127.0.0.1');
       } catch (error) {

@@ -70,19 +70,25 @@ export class HomeFollower {
       this.warnedNoMoves = true;
       return;
     }
+    let from: string | null;
     try {
-      const { region: from } = await this.transport.home(room);
-      if (from === null || this.traffic.verdict(room, from).moveTo !== this.region) return;
-      await this.transport.move(room, this.region);
-      this.traffic.moved(room);
-      this.onMoved(from);
-      this.moved++;
-      if (this.examples.length < 3) this.examples.push(`"${room}" from ${from}`);
-    } catch (error) {
-      // It stays where it is; its traffic will ask again.
-      this.logger.warn(`moving room "${room}" to ${this.region} failed: ${error instanceof Error ? error.message : String(error)}`);
-      this.traffic.moved(room); // not again before a window passed
+      from = (await this.transport.home(room)).region;
+    } catch {
+      return; // the broker is away: the room's traffic will ask again
     }
+    if (from === null || this.traffic.verdict(room, from).moveTo !== this.region) return;
+    this.traffic.moved(room); // one attempt per window, whatever comes of it
+    try {
+      await this.transport.move(room, this.region);
+    } catch (error) {
+      this.logger.warn(`moving room "${room}" to ${this.region} failed: ${error instanceof Error ? error.message : String(error)}`);
+      // A move left half done is finished by the next instance that meets it: counted if it got here.
+      const now = await this.transport.home(room).catch(() => undefined);
+      if (now?.region !== this.region) return;
+    }
+    this.onMoved(from);
+    this.moved++;
+    if (this.examples.length < 3) this.examples.push(`"${room}" from ${from}`);
   }
 
   private logMoves(): void {

@@ -65,6 +65,8 @@ export class GeoMetrics {
   private readonly slowConsumers: Child;
   private readonly tailStops: Child;
   private readonly roomMoves: TallyCounter;
+  /** Per region a room moved from: its series, made once. */
+  private readonly roomMovesFrom = new Map<string, Child>();
   private readonly clientEvents: Child;
   private readonly anomalies: Record<'duplicate' | 'regression' | 'gap', Child>;
 
@@ -261,7 +263,9 @@ export class GeoMetrics {
 
   /** This region moved a room's log here from `from` (`placement` answering `'auto'`). */
   roomMoved(from: string): void {
-    this.roomMoves.labels({ region: this.region, from }).inc();
+    let series = this.roomMovesFrom.get(from);
+    if (!series) this.roomMovesFrom.set(from, (series = this.roomMoves.labels({ region: this.region, from })));
+    series.inc();
   }
 
   slowConsumerClosed(): void {
