@@ -143,7 +143,9 @@ export class NatsMoves {
     // Nothing is appended under the next term before it is recorded: its start can be read now.
     const started = this.epochs.streamHead(this.names.homeStream(to));
     const copied = this.copyAliases(log, next);
-    copied.catch(() => undefined); // awaited below; a failure leaves the move to be finished later
+    // Both awaited below, after the lease: marked handled now, or a failure meanwhile would be an unhandled rejection.
+    started.catch(() => undefined);
+    copied.catch(() => undefined);
     const left = home.moving!.since + LEASE_MS + LEASE_MARGIN_MS - Date.now();
     if (left > 0) await sleep(left);
     // 3. The seal.
