@@ -215,7 +215,9 @@ export class NatsMoves {
           headers.set(ALIAS_HEADER, String(positionOf(segment.home.term, message.seq)));
           const epoch = message.headers?.get(EPOCH_HEADER);
           if (epoch) headers.set(EPOCH_HEADER, epoch);
-          acks.push(publisher.publish(this.names.aliasSubject(next), '', headers));
+          const ack = publisher.publish(this.names.aliasSubject(next), '', headers);
+          ack.catch(() => undefined); // awaited together below, unless the copy fails first
+          acks.push(ack);
         }
       } finally {
         clearTimeout(timer);
