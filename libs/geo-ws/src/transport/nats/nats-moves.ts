@@ -18,6 +18,16 @@ const MOVE_WAIT_MS = STALE_MOVE_MS + 5000;
 
 type HomedLog = NatsLogRef & { home: NatsRoomHome };
 
+/** A copy of a segment's event ids into aliases, under way (see `NatsMoves.copyAliases`). */
+interface AliasCopy {
+  done: Promise<number>;
+  last(): number | undefined;
+  stop(): void;
+}
+
+/** How long after the seal is written the live alias reader may take to meet it before it is replaced. */
+const SEAL_SEEN_MS = 500;
+
 /**
  * Moves of a room's log from its home region to another, without losing, repeating or
  * reordering an event (see "Moves" in docs/TRANSPORTS.md):
@@ -142,10 +152,9 @@ export class NatsMoves {
     const next = this.nextSegment(log, 0);
     // Nothing is appended under the next term before it is recorded: its start can be read now.
     const started = this.epochs.streamHead(this.names.homeStream(to));
-    const copied = this.copyAliases(log, next);
+    const copy = this.copyAliases(log, next);
     // Both awaited below, after the lease: marked handled now, or a failure meanwhile would be an unhandled rejection.
     started.catch(() => undefined);
-    copied.catch(() => undefined);
     const left = home.moving!.since + LEASE_MS + LEASE_MARGIN_MS - Date.now();
     if (left > 0) await sleep(left);
     // 3. The seal.
@@ -156,7 +165,7 @@ export class NatsMoves {
       .publish(this.names.subject(log), '', sealHeaders)
       .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
     // 4. Every alias written, up to the seal.
-    const [head, aliases] = await Promise.all([started, copied]);
+    const [head, aliases] = await Promise.all([started, this.copiedToSeal(log, next, copy)]);
     // 5. The record.
     const moved: NatsRoomHome = { ...this.nextSegment(log, seal.seq).home, incarnation: head.incarnation, startSeq: head.lastSeq };
     const current = await this.homes.fetch(log);
@@ -164,6 +173,20 @@ export class NatsMoves {
     if (!(await this.homes.replace(log, moved, current.revision))) return { ...log, home: (await this.homes.fetch(log))?.home ?? moved };
     this.logger.debug(`room "${log.room}" moved from ${home.region} to ${to} (term ${moved.term}, ${aliases} aliases)`);
     return { ...log, home: moved };
+  }
+
+  /**
+   * The aliases copied up to the seal. A live reader that has not met the seal shortly
+   * after it was written (an ordered consumer in another cluster was seen to stall for
+   * seconds under load) is replaced by a new one from where it got to: the seal is stored,
+   * so that one reads through to it at once.
+   */
+  private async copiedToSeal(log: HomedLog, next: HomedLog, copy: AliasCopy): Promise<number> {
+    const settled = await Promise.race([copy.done, sleep(SEAL_SEEN_MS).then(() => undefined)]);
+    if (settled !== undefined) return settled;
+    copy.stop();
+    const last = copy.last();
+    return this.copyAliases(log, next, last === undefined ? undefined : last + 1).done;
   }
 
   /** The record of the segment after `log.home`'s, once the old one is sealed at `sealSeq` (its `startSeq` set by the caller). */
@@ -180,57 +203,72 @@ export class NatsMoves {
   }
 
   /**
-   * Copies the ids of the segment's events stored within the dedup window into alias
-   * markers in the next segment's stream, reading on until the seal. Returns how many.
+   * Copies the ids of the segment's events stored within the dedup window (or from stream
+   * sequence `from` on) into alias markers in the next segment's stream, reading on until
+   * the seal. `done` resolves once every alias is stored; `stop` ends the reading early
+   * (`done` then rejects); `last` is the last sequence read.
    */
-  private async copyAliases(segment: HomedLog, next: HomedLog): Promise<number> {
+  private copyAliases(segment: HomedLog, next: HomedLog, from?: number): AliasCopy {
     const { js, nats, publisher } = this.clients();
     const key = this.names.logKey(segment);
-    const deadline = Date.now() + MOVE_WAIT_MS;
-    let consumer;
-    try {
-      consumer = await js.consumers.get(this.names.stream(segment), {
-        filter_subjects: this.names.subject(segment),
-        opt_start_time: new Date(Date.now() - this.dedupWindowMs).toISOString(),
-      });
-    } catch (error) {
-      throw unavailable(nats, error);
-    }
-    const acks: Promise<unknown>[] = [];
-    let sealed = false;
-    try {
-      // Read as it comes (not in fetched batches, which wait out their expiry): the move ends once the seal is seen.
-      const messages = await consumer.consume({ max_messages: 256 });
-      const timer = setTimeout(() => messages.stop(), Math.max(0, deadline - Date.now()));
+    let stopped = false;
+    let stopReading = (): void => undefined;
+    let last: number | undefined;
+    const copy = async (): Promise<number> => {
+      const start =
+        from === undefined ? { opt_start_time: new Date(Date.now() - this.dedupWindowMs).toISOString() } : { opt_start_seq: from };
+      const consumer = await js.consumers
+        .get(this.names.stream(segment), { filter_subjects: this.names.subject(segment), ...start })
+        .catch((error: unknown) => Promise.reject(unavailable(nats, error)));
+      const acks: Promise<unknown>[] = [];
+      let sealed = false;
       try {
-        for await (const message of messages) {
-          if (message.headers?.has(SEAL_HEADER)) {
-            sealed = true;
-            break;
+        // Read as it comes (not in fetched batches, which wait out their expiry): the move ends once the seal is seen.
+        const messages = await consumer.consume({ max_messages: 256 });
+        stopReading = () => messages.stop();
+        const timer = setTimeout(stopReading, MOVE_WAIT_MS);
+        try {
+          if (stopped) return 0;
+          for await (const message of messages) {
+            if (message.headers?.has(SEAL_HEADER)) {
+              sealed = true;
+              break;
+            }
+            last = message.seq;
+            const id = (message.json<GeoEnvelopeDraft>() as Partial<GeoEnvelopeDraft>).event_id;
+            if (typeof id !== 'string') continue;
+            const headers = nats.core.headers();
+            headers.set('Nats-Msg-Id', `${key}:${id}`);
+            headers.set(ALIAS_HEADER, String(positionOf(segment.home.term, message.seq)));
+            const epoch = message.headers?.get(EPOCH_HEADER);
+            if (epoch) headers.set(EPOCH_HEADER, epoch);
+            const ack = publisher.publish(this.names.aliasSubject(next), '', headers);
+            ack.catch(() => undefined); // awaited together below, unless the copy fails first
+            acks.push(ack);
           }
-          const id = (message.json<GeoEnvelopeDraft>() as Partial<GeoEnvelopeDraft>).event_id;
-          if (typeof id !== 'string') continue;
-          const headers = nats.core.headers();
-          headers.set('Nats-Msg-Id', `${key}:${id}`);
-          headers.set(ALIAS_HEADER, String(positionOf(segment.home.term, message.seq)));
-          const epoch = message.headers?.get(EPOCH_HEADER);
-          if (epoch) headers.set(EPOCH_HEADER, epoch);
-          const ack = publisher.publish(this.names.aliasSubject(next), '', headers);
-          ack.catch(() => undefined); // awaited together below, unless the copy fails first
-          acks.push(ack);
+        } finally {
+          clearTimeout(timer);
+          messages.stop();
         }
+        if (!sealed) throw new GeoTransportUnavailableError(`the seal of room "${segment.room}" did not come back in time`);
+        await Promise.all(acks);
+      } catch (error) {
+        throw error instanceof GeoTransportUnavailableError ? error : unavailable(nats, error);
       } finally {
-        clearTimeout(timer);
-        messages.stop();
+        void consumer.delete().catch(() => undefined);
       }
-      if (!sealed) throw new GeoTransportUnavailableError(`the seal of room "${segment.room}" did not come back in time`);
-      await Promise.all(acks);
-    } catch (error) {
-      throw error instanceof GeoTransportUnavailableError ? error : unavailable(nats, error);
-    } finally {
-      void consumer.delete().catch(() => undefined);
-    }
-    return acks.length;
+      return acks.length;
+    };
+    const done = copy();
+    done.catch(() => undefined); // awaited by the caller, maybe after it stopped it
+    return {
+      done,
+      last: () => last,
+      stop: () => {
+        stopped = true;
+        stopReading();
+      },
+    };
   }
 
   /** The room's next record this instance learns, or the current one at the deadline. */
