@@ -8,6 +8,7 @@ import {
   MAX_PAST_SEGMENTS,
   nextSegmentLog,
   oldestSegmentLog,
+  pastSegmentLogs,
   positionOf,
   segmentLog,
   segmentStart,
@@ -73,9 +74,9 @@ export class NatsHomedLogs {
   async head(log: HomedLog): Promise<GeoLogHead> {
     const { epoch, firstSeq, lastSeq } = await this.reads.head(log);
     const last = positionOf(log.home.term, lastSeq);
-    for (const segment of log.home.past ?? []) {
-      const first = await this.reads.firstPosition({ ...log, home: { ...log.home, ...segment } }).catch(() => undefined);
-      if (first && first.seq < segment.sealSeq!) return { epoch, firstSeq: positionOf(segment.term, first.seq), lastSeq: last };
+    for (const segment of pastSegmentLogs(log)) {
+      const first = await this.reads.firstPosition(segment).catch(() => undefined);
+      if (first && first.seq < segment.home.sealSeq!) return { epoch, firstSeq: positionOf(segment.home.term, first.seq), lastSeq: last };
     }
     return { epoch, firstSeq: firstSeq > lastSeq ? last + 1 : positionOf(log.home.term, firstSeq), lastSeq: last };
   }
@@ -109,20 +110,10 @@ export class NatsHomedLogs {
   }
 
   /** The room's record once it is past `term` (a move this instance met the seal of before hearing of it). */
-  recordAfter(log: HomedLog, term: number): Promise<HomedLog> {
-    return new Promise((resolve, reject) => {
-      let stop = (): void => undefined;
-      const timer = setTimeout(() => {
-        stop();
-        reject(new GeoTransportUnavailableError(`room "${log.room}" moved, and its new home is not known yet; retry`));
-      }, RECORD_WAIT_MS);
-      stop = this.homes.follow(log, (next) => {
-        if (next.home!.term <= term) return;
-        clearTimeout(timer);
-        stop();
-        resolve(next as HomedLog);
-      });
-    });
+  async recordAfter(log: HomedLog, term: number): Promise<HomedLog> {
+    const found = await this.homes.recordWhere(log, (home) => home.term > term, RECORD_WAIT_MS);
+    if (!found) throw new GeoTransportUnavailableError(`room "${log.room}" moved, and its new home is not known yet; retry`);
+    return found;
   }
 }
 

@@ -202,6 +202,29 @@ export class NatsHomes {
     return stop;
   }
 
+  /**
+   * The room's first record this instance learns (from now, a read included) that
+   * `accepts`; `undefined` once `timeoutMs` passed without one.
+   */
+  recordWhere(
+    log: GeoLogRef,
+    accepts: (home: NatsRoomHome) => boolean,
+    timeoutMs: number,
+  ): Promise<(NatsLogRef & { home: NatsRoomHome }) | undefined> {
+    return new Promise((resolve) => {
+      let stop = (): void => undefined;
+      const finish = (found: (NatsLogRef & { home: NatsRoomHome }) | undefined) => {
+        clearTimeout(timer);
+        stop();
+        resolve(found);
+      };
+      const timer = setTimeout(() => finish(undefined), Math.max(0, timeoutMs));
+      stop = this.follow(log, (located) => {
+        if (accepts(located.home!)) finish({ ...located, home: located.home! });
+      });
+    });
+  }
+
   /** After a reconnect the watcher may have missed changes: the rooms followed ask again. */
   recheckWaiting(): void {
     for (const key of [...this.listeners.keys()]) void this.read(key).catch(() => undefined);

@@ -272,20 +272,9 @@ export class NatsMoves {
   }
 
   /** The room's next record this instance learns, or the current one at the deadline. */
-  private nextRecord(log: HomedLog, deadline: number): Promise<HomedLog> {
-    return new Promise((resolve) => {
-      let stop = (): void => undefined;
-      const finish = (next: HomedLog) => {
-        clearTimeout(timer);
-        stop();
-        resolve(next);
-      };
-      const timer = setTimeout(() => finish(log), Math.max(0, Math.min(deadline - Date.now(), LEASE_MS)));
-      stop = this.homes.follow(log, (located) => {
-        const home = located.home!;
-        if (home.term !== log.home.term || !!home.moving !== !!log.home.moving) finish(located as HomedLog);
-      });
-    });
+  private async nextRecord(log: HomedLog, deadline: number): Promise<HomedLog> {
+    const changed = (home: NatsRoomHome) => home.term !== log.home.term || !!home.moving !== !!log.home.moving;
+    return (await this.homes.recordWhere(log, changed, Math.min(deadline - Date.now(), LEASE_MS))) ?? log;
   }
 }
 

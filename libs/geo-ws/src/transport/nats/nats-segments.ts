@@ -43,6 +43,11 @@ export function nextSegmentLog(log: NatsLogRef & { home: NatsRoomHome }, term: n
   return next ? { ...log, home: asHome(home, next) } : log;
 }
 
+/** Each past segment the record keeps, oldest first, as a log the reader takes. */
+export function pastSegmentLogs(log: NatsLogRef & { home: NatsRoomHome }): (NatsLogRef & { home: NatsRoomHome })[] {
+  return (log.home.past ?? []).map((segment) => ({ ...log, home: asHome(log.home, segment) }));
+}
+
 /** The oldest segment the record keeps. */
 export function oldestSegmentLog(log: NatsLogRef & { home: NatsRoomHome }): NatsLogRef & { home: NatsRoomHome } {
   const oldest = log.home.past?.[0];

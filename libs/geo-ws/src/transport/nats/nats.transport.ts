@@ -25,6 +25,7 @@ import { NatsLogReader } from './nats-log.reader.js';
 import { NatsMoves } from './nats-moves.js';
 import { NatsNames, type NatsLogRef } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
+import { pastSegmentLogs } from './nats-segments.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
 import { DEFAULT_SHARED_TAIL_FROM, DEFAULT_TAIL_GIVE_UP_MS, MIN_TAIL_GIVE_UP_MS, NatsTails } from './nats-tails.js';
@@ -261,9 +262,7 @@ export class NatsTransport implements GeoTransport {
     await this.epochs.rotate(log);
     if (this.homes && log.scope === 'global' && !located.home) return; // no home: nothing stored
     // Every segment the record keeps: the room's events are under one subject per segment.
-    const segments = located.home
-      ? [...(located.home.past ?? []), located.home].map((segment) => ({ ...located, home: { ...located.home!, ...segment } }))
-      : [located];
+    const segments = located.home ? [...pastSegmentLogs({ ...located, home: located.home }), located] : [located];
     for (const segment of segments) {
       await jsm.streams.purge(this.names.stream(segment), { filter: this.names.subject(segment) }).catch((error: unknown) => {
         throw unavailable(nats, error);
