@@ -6,6 +6,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { DEFAULT_OPTIONS, type LabOptions } from '../apps/lab/src/scenarios/lab-options.js';
 import { runLab } from '../apps/lab/src/run/lab-run.js';
+import { noAnomalies } from '../apps/lab/src/check/checker.js';
 import { formatSummary } from '../apps/lab/src/report/terminal.js';
 import { SCENARIOS } from '../apps/lab/src/scenarios/scenarios.js';
 
@@ -22,15 +23,7 @@ const SMALL: Partial<LabOptions> = {
 };
 
 /** Every member received every acked event of its room: nothing more, nothing less. */
-const NO_ANOMALIES = {
-  lost: 0,
-  duplicated: 0,
-  divergentMembers: 0,
-  orderViolations: 0,
-  seqGaps: 0,
-  appliedTwice: 0,
-  ackedMissing: 0,
-};
+const NO_ANOMALIES = noAnomalies();
 
 const RUNS: { title: string; scenario: string; knobs: LabOptions['scenario']; faults: number }[] = [
   { title: 'steady', scenario: 'steady', knobs: {}, faults: 0 },

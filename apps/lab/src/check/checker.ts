@@ -43,6 +43,11 @@ interface RoomState {
   logs: { client: ClientLog; log: RoomLog }[];
 }
 
+/** Every anomaly count at 0: what a run that kept every guarantee reports. */
+export function noAnomalies(): Anomalies {
+  return { lost: 0, duplicated: 0, divergentMembers: 0, orderViolations: 0, seqGaps: 0, appliedTwice: 0, ackedMissing: 0 };
+}
+
 /**
  * Checks one run: every client's log against every publish (see `Anomalies` for what each
  * count means), plus latency, failover and a per-second timeline. Linear in the number of
@@ -50,15 +55,7 @@ interface RoomState {
  */
 export function check(input: CheckInput): CheckResult {
   const examples = new Examples();
-  const anomalies: Anomalies = {
-    lost: 0,
-    duplicated: 0,
-    divergentMembers: 0,
-    orderViolations: 0,
-    seqGaps: 0,
-    appliedTwice: 0,
-    ackedMissing: 0,
-  };
+  const anomalies = noAnomalies();
 
   // Publishes: first log of each number wins for latency; every log counts in the totals.
   const publishByNumber = new Map<number, PublishLog>();
