@@ -123,6 +123,8 @@ class FollowingTail {
   private delivered: number;
   /** The live tail of the current segment. */
   private live: GeoSubscription | undefined;
+  /** The epoch the tails delivered events of, and the generation it was taken in. */
+  private epoch: { epoch: string; generation: number } | undefined;
   /** Segment changes run one at a time. */
   private advancing: Promise<void> = Promise.resolve();
   private closed = false;
@@ -194,16 +196,21 @@ class FollowingTail {
         break;
       }
     }
-    const { term, startSeq } = this.log.home;
+    const { term, startSeq, generation } = this.log.home;
+    const from = termAt(this.delivered) === term ? streamSeqAt(this.delivered) : startSeq;
+    // Straight from a seal to the start of the next segment: nothing to look up in its home.
+    const switched = sealedTerm === term - 1 && from === startSeq && this.epoch?.generation === generation;
     const subscription = await this.tails.open(
       this.log,
-      termAt(this.delivered) === term ? streamSeqAt(this.delivered) : startSeq,
+      from,
       (event) => this.deliver({ ...event, seq: positionOf(term, event.seq) }),
       (error) => this.fail(error),
       // A segment change reads through the stream's shared reader: an event waits for it.
       !first || this.shared,
       () => this.next(term),
+      switched ? { epoch: this.epoch!.epoch } : undefined,
     );
+    this.epoch = { epoch: subscription.epoch, generation };
     // Closed while the tail opened? (A getter: the check above may be stale after the await.)
     if (this.isClosed) await subscription.close();
     else this.live = subscription;

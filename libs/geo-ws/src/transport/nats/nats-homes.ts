@@ -203,7 +203,7 @@ export class NatsHomes {
   }
 
   /**
-   * The room's first record this instance learns (from now, a read included) that
+   * The room's first record this instance holds or learns (a read included) that
    * `accepts`; `undefined` once `timeoutMs` passed without one.
    */
   recordWhere(
@@ -211,6 +211,8 @@ export class NatsHomes {
     accepts: (home: NatsRoomHome) => boolean,
     timeoutMs: number,
   ): Promise<(NatsLogRef & { home: NatsRoomHome }) | undefined> {
+    const cached = this.cached(log);
+    if (cached?.home && accepts(cached.home)) return Promise.resolve({ ...cached, home: cached.home });
     return new Promise((resolve) => {
       let stop = (): void => undefined;
       const finish = (found: (NatsLogRef & { home: NatsRoomHome }) | undefined) => {
@@ -324,20 +326,21 @@ export class NatsHomes {
   }
 
   /**
-   * Replaces the room's record if it is still at `revision`; false when another instance
-   * changed it first (the caller reads it again).
+   * Replaces the room's record if it is still at `revision`; resolves with the record's new
+   * revision, or `undefined` when another instance changed it first (the caller reads it again).
    */
-  async replace(log: GeoLogRef, home: NatsRoomHome, revision: number): Promise<boolean> {
+  async replace(log: GeoLogRef, home: NatsRoomHome, revision: number): Promise<number | undefined> {
     const key = this.names.logKey(log);
     const { nats } = this.clients();
+    let next: number;
     try {
-      await this.bucket().update(key, JSON.stringify(home), revision);
+      next = await this.bucket().update(key, JSON.stringify(home), revision);
     } catch (error) {
-      if (isApiError(nats, error, WRONG_LAST_SEQUENCE)) return false;
+      if (isApiError(nats, error, WRONG_LAST_SEQUENCE)) return undefined;
       throw unavailable(nats, error);
     }
     this.settled(key, home);
-    return true;
+    return next;
   }
 
   /** The room's record, asked of the bucket; one found is cached and wakes the room's waiting tails. */

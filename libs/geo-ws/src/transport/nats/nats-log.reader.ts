@@ -280,10 +280,14 @@ export class NatsLogReader {
     return { events, firstSeq, sealed };
   }
 
-  /** The log's first stored message at or after stream sequence `from`, by a direct get (any replica answers). */
-  async next(log: NatsLogRef, from: number): Promise<StoredMsg | null> {
+  /**
+   * The log's first stored message at or after stream sequence `from`, by a direct get (any
+   * replica answers); from `stream` when given (a mirror of the log's stream, read by a
+   * tail up to where its reader got: everything up to there is in it).
+   */
+  async next(log: NatsLogRef, from: number, stream?: string): Promise<StoredMsg | null> {
     const { nats } = this.clients();
-    return this.get(log, { seq: from, next_by_subj: this.names.subject(log) }).catch((error: unknown) =>
+    return this.get(log, { seq: from, next_by_subj: this.names.subject(log) }, stream).catch((error: unknown) =>
       Promise.reject(unavailable(nats, error)),
     );
   }
@@ -294,9 +298,8 @@ export class NatsLogReader {
    * mirror of a direct-enabled stream answer its direct gets, from a copy that may lag:
    * the bounds above would then miss events the stream holds.
    */
-  private get(log: NatsLogRef, query: DirectQuery): Promise<StoredMsg | null> {
+  private get(log: NatsLogRef, query: DirectQuery, stream = this.names.stream(log)): Promise<StoredMsg | null> {
     const { jsm } = this.clients();
-    const stream = this.names.stream(log);
     // The leader's get takes the same queries on NATS 2.9+ (next_by_subj included), though the client types omit it.
     return this.leaderGets
       ? jsm.streams.getMessage(stream, query as Parameters<typeof jsm.streams.getMessage>[1])

@@ -87,28 +87,32 @@ export class NatsTails {
     shared = false,
     /** Called (and the tail stopped) when the tail reaches the seal a move wrote after its segment's last event. */
     onSealed?: () => void,
-  ): Promise<GeoSubscription> {
+    /**
+     * The tail starts a segment a move just opened (`afterSeq` is its start, from the
+     * record), in this epoch: its bounds are not asked of its home stream, in another
+     * region. Nothing of it can be gone yet: it began a moment ago, under a new subject.
+     */
+    segmentStart?: { epoch: string },
+  ): Promise<NatsSubscription> {
     const { nats } = this.clients();
     const key = this.names.logKey(log);
-    const bounds = await this.reads.bounds(log, afterSeq, false);
-    if (bounds.truncated) {
-      // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
-      throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
-    }
-    const head = bounds.stream;
+    const { epoch, head } = segmentStart
+      ? { epoch: segmentStart.epoch, head: { incarnation: log.home!.incarnation, lastSeq: afterSeq } }
+      : await this.liveBounds(log, afterSeq);
     const origin = this.names.stream(log);
     const stream = this.readStream(log, head.incarnation);
     // A mirror is a stream of its own: its consumers are checked against its incarnation,
-    // and the home stream's is checked apart (see checkOrigins).
-    const incarnation = stream === origin ? head.incarnation : (await this.epochs.streamHead(stream)).incarnation;
+    // and the home stream's is checked apart (see checkOrigins). A reader of it starts
+    // from its own end: what the home stream holds beyond that comes later, live.
+    const readHead: { incarnation: string; lastSeq: number } = stream === origin ? head : await this.epochs.streamHead(stream);
     const tail = new RoomTail(
       {
         log,
         key,
         stream,
         subject: this.names.subject(log),
-        epoch: bounds.epoch,
-        incarnation,
+        epoch,
+        incarnation: readHead.incarnation,
         origin: { stream: origin, incarnation: head.incarnation },
         // Nothing of a homed room is at or before its start: the tail catches up from there.
         afterSeq: fromRoomStart(log, afterSeq),
@@ -122,17 +126,28 @@ export class NatsTails {
     forKey.add(tail);
     this.tails.set(key, forKey);
     try {
-      await this.start(tail, head.lastSeq, shared);
+      await this.start(tail, readHead.lastSeq, shared);
     } catch (error) {
       tail.stop();
       throw unavailable(nats, error);
     }
     return {
+      epoch,
       close: () => {
         tail.stop();
         return Promise.resolve();
       },
     };
+  }
+
+  /** The log's epoch and home stream head, refusing a position retention went past. */
+  private async liveBounds(log: NatsLogRef, afterSeq: number): Promise<{ epoch: string; head: { incarnation: string; lastSeq: number } }> {
+    const bounds = await this.reads.bounds(log, afterSeq, false);
+    if (bounds.truncated) {
+      // Retryable: the caller reads again from the first retained event (a join says `recovered: false`).
+      throw new GeoTransportUnavailableError(`cannot tail room "${log.room}" after seq ${afterSeq}: retention removed events after it`);
+    }
+    return { epoch: bounds.epoch, head: bounds.stream };
   }
 
   /** After a reconnect: the server may not host the old consumers, so every reader starts a fresh one. */
@@ -302,6 +317,11 @@ export class NatsTails {
   }
 }
 
+/** A tail, with the epoch it delivers events of. */
+export interface NatsSubscription extends GeoSubscription {
+  readonly epoch: string;
+}
+
 /** What one tail follows and where it delivers. */
 interface TailSpec {
   log: NatsLogRef;
@@ -400,7 +420,7 @@ class RoomTail {
    */
   async catchUp(upTo: number, reads: NatsLogReader): Promise<void> {
     for (let from = this.delivered + 1; from <= upTo && !this.stopped;) {
-      const stored = await reads.next(this.spec.log, from);
+      const stored = await reads.next(this.spec.log, from, this.stream);
       if (!stored || stored.seq > upTo) break;
       if (!this.deliver(stored.seq, stored.header.get(EPOCH_HEADER), stored.header.has(SEAL_HEADER), stored)) return;
       from = stored.seq + 1;

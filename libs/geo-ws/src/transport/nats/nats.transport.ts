@@ -135,7 +135,11 @@ export class NatsTransport implements GeoTransport {
           (region) => this.streams.ensureHomeStream(this.require(), region),
         )
       : undefined;
-    this.moves = this.homes && new NatsMoves(this.names, this.homes, this.epochs, clients, context.dedupWindowMs);
+    this.moves =
+      this.homes &&
+      new NatsMoves(this.names, this.homes, this.epochs, this.reads, clients, context.dedupWindowMs, (log) =>
+        this.readStream(log, log.home.incarnation),
+      );
     this.homedLogs = this.homes && new NatsHomedLogs(this.homes, this.reads, this.tails);
     const placeRoom = context.placeRoom ?? (() => context.region);
     this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, this.moves, placeRoom);
