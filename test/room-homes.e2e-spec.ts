@@ -52,6 +52,23 @@ describe('room homes over the memory transport (GET /geo/rooms/:room, placement)
     ]);
   });
 
+  it('a room its placement names a region for is placed by its first join, before any event', async () => {
+    deployment = await deployRegions(['asia', 'eu', 'us'], { geo: { placement: (name) => (name.startsWith('us-') ? 'us' : undefined) } });
+    const named = room('us-joined');
+    const open = room('open');
+    const member = await connect('asia', 'member');
+    await member.join(named);
+    await member.join(open);
+    const deadline = Date.now() + 5000;
+    while ((await homeOf(deployment, 'eu', named)).body.home === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const region of ['asia', 'eu', 'us'])
+      expect((await homeOf(deployment, region, named)).body).toMatchObject({ home: 'us', term: 1 });
+    // placement leaves this one to its first event: a join does not place it.
+    expect((await homeOf(deployment, 'asia', open)).body).toMatchObject({ home: null, term: 0 });
+    await member.publish('note.add', named, { text: 'first' });
+    expect((await member.waitForEvents(named, 1)).map((event) => [event.seq, event.data])).toEqual([[1, { text: 'first' }]]);
+  });
+
   it('placement chooses the home; a placement answer that names no region fails the publish, not the server', async () => {
     deployment = await deployRegions(['asia', 'eu', 'us'], {
       geo: { placement: (name) => (name.startsWith('us-') ? 'us' : name.startsWith('bad-') ? 'mars' : undefined) },

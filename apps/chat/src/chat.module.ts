@@ -4,6 +4,12 @@ import { ChatGateway } from './chat/chat.gateway.js';
 import { DEMO_TOKEN_LIFETIME_S, type RegionConfig } from './config.js';
 import { DEMO_AUTH, DemoTokenController } from './demo-auth/demo-token.controller.js';
 
+/** The region a room's name starts with (`eu:support` → eu), if it names one of the regions. */
+function namedRegion(room: string, { regions }: { regions: readonly string[] }): string | undefined {
+  const prefix = room.split(':', 1)[0];
+  return room.includes(':') && regions.includes(prefix) ? prefix : undefined;
+}
+
 /** The chat app of one region. */
 @Module({})
 export class ChatModule {
@@ -32,6 +38,8 @@ export class ChatModule {
           ...(config.compressionThresholdBytes === undefined ? {} : { compression: { thresholdBytes: config.compressionThresholdBytes } }),
           // GEO_PLACEMENT=auto: every room's log follows its traffic.
           ...(config.homeMoves ? { placement: () => 'auto' as const, homeMoves: { windowMs: config.homeMoves.windowMs } } : {}),
+          // GEO_PLACEMENT=named: "eu:support" lives in eu from its first join; other rooms where first published.
+          ...(config.namedPlacement ? { placement: namedRegion } : {}),
         }),
       ],
       controllers: demo ? [DemoTokenController] : [],

@@ -73,9 +73,20 @@ describe('chat config from the environment', () => {
       windowMs: 5000,
     });
     expect(readRegionConfig({ REGION: 'eu', GEO_TRANSPORT: 'nats', GEO_PLACEMENT: 'auto' }).homeMoves).toEqual({ windowMs: undefined });
-    expect(() => readRegionConfig({ REGION: 'eu', GEO_PLACEMENT: 'sometimes' })).toThrow('GEO_PLACEMENT must be first-append or auto');
+    expect(() => readRegionConfig({ REGION: 'eu', GEO_PLACEMENT: 'sometimes' })).toThrow(
+      'GEO_PLACEMENT must be first-append, named or auto',
+    );
     expect(() => readRegionConfig({ REGION: 'eu', GEO_TRANSPORT: 'redis', GEO_PLACEMENT: 'auto' })).toThrow(
       'it needs GEO_TRANSPORT=memory',
+    );
+  });
+
+  it('places rooms named "<region>:…" in that region with GEO_PLACEMENT=named, only on transports that place rooms one by one', () => {
+    expect(readRegionConfig({ REGION: 'eu' }).namedPlacement).toBe(false);
+    const named = readRegionConfig({ REGION: 'eu', GEO_TRANSPORT: 'nats', GEO_PLACEMENT: 'named' });
+    expect({ named: named.namedPlacement, homeMoves: named.homeMoves }).toEqual({ named: true, homeMoves: undefined });
+    expect(() => readRegionConfig({ REGION: 'eu', GEO_TRANSPORT: 'redis', GEO_PLACEMENT: 'named' })).toThrow(
+      'GEO_PLACEMENT=named places room logs in different regions',
     );
   });
 

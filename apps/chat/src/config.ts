@@ -23,6 +23,11 @@ export interface RegionConfig {
   namespace: string;
   nats: { url: string; homeCluster?: string; replicas: number; roomHomes: boolean };
   /**
+   * `GEO_PLACEMENT=named`: a room named `<region>:<name>` (`eu:support`) lives in that region,
+   * placed at its first join; other rooms where their first event was published.
+   */
+  namedPlacement: boolean;
+  /**
    * `GEO_PLACEMENT=auto`: each room's log follows its traffic (geo-ws's `placement: () => 'auto'`),
    * moved after `GEO_HOME_MOVE_WINDOW_MS` (default the library's 30 s) of mostly one region's
    * events; `undefined` (`first-append`, the default): a room lives where its first event was published.
@@ -122,17 +127,27 @@ function urlFor(value: string, region: string, variable: string, optional: boole
   return url;
 }
 
-/** `GEO_PLACEMENT`: `first-append` (default) or `auto` (rooms follow their traffic; memory, or NATS with room homes). */
-function readHomeMoves(env: NodeJS.ProcessEnv, transport: RegionConfig['transport'], roomHomes: boolean): RegionConfig['homeMoves'] {
+/**
+ * `GEO_PLACEMENT`: `first-append` (default), `named` (rooms named `<region>:…` live there) or
+ * `auto` (rooms follow their traffic); the last two on memory, or NATS with room homes.
+ */
+function readPlacement(
+  env: NodeJS.ProcessEnv,
+  transport: RegionConfig['transport'],
+  roomHomes: boolean,
+): Pick<RegionConfig, 'namedPlacement' | 'homeMoves'> {
   const placement = variable(env, 'GEO_PLACEMENT') ?? 'first-append';
-  if (placement === 'first-append') return undefined;
-  if (placement !== 'auto') throw new ConfigError(`GEO_PLACEMENT must be first-append or auto, got "${placement}"`);
+  if (placement === 'first-append') return { namedPlacement: false, homeMoves: undefined };
+  if (placement !== 'auto' && placement !== 'named')
+    throw new ConfigError(`GEO_PLACEMENT must be first-append, named or auto, got "${placement}"`);
   if (transport === 'redis' || (transport === 'nats' && !roomHomes)) {
     throw new ConfigError(
-      'GEO_PLACEMENT=auto moves room logs between regions: it needs GEO_TRANSPORT=memory, or nats with GEO_NATS_ROOM_HOMES=1',
+      `GEO_PLACEMENT=${placement} places room logs in different regions: it needs GEO_TRANSPORT=memory, or nats with GEO_NATS_ROOM_HOMES=1`,
     );
   }
-  return { windowMs: variable(env, 'GEO_HOME_MOVE_WINDOW_MS') === undefined ? undefined : integer(env, 'GEO_HOME_MOVE_WINDOW_MS', 0) };
+  if (placement === 'named') return { namedPlacement: true, homeMoves: undefined };
+  const windowMs = variable(env, 'GEO_HOME_MOVE_WINDOW_MS') === undefined ? undefined : integer(env, 'GEO_HOME_MOVE_WINDOW_MS', 0);
+  return { namedPlacement: false, homeMoves: { windowMs } };
 }
 
 /** Reads one region's configuration. `PORT` defaults to the port in that region's URL. */
@@ -168,7 +183,7 @@ export function readRegionConfig(env: NodeJS.ProcessEnv = process.env): RegionCo
       replicas: integer(env, 'GEO_NATS_REPLICAS', 1),
       roomHomes,
     },
-    homeMoves: readHomeMoves(env, transport, roomHomes),
+    ...readPlacement(env, transport, roomHomes),
     auth: readAuth(env, production),
     allowedOrigins: readAllowedOrigins(env, regions),
     production,

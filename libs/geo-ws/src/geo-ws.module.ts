@@ -51,6 +51,7 @@ import { GeoConfigError } from './errors/geo-config.error.js';
           dedupWindowMs: options.log.dedupWindowMs,
           retention: options.log.retention,
           placeRoom: options.placeRoom,
+          placeOnJoin: options.placeOnJoin,
         });
         if (options.placeRoom && transport.placement === 'fixed') {
           await transport.close().catch(() => undefined);

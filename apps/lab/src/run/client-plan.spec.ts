@@ -62,17 +62,17 @@ describe('planClients', () => {
     const plan = planClients(o, deployment);
     const counts = membersPerRegion(plan.clients);
     // Room regions round-robin: room-0 asia, room-1 eu, room-2 us, room-3 asia…
-    expect(counts['room-0']).toEqual({ asia: 40, eu: 5, us: 5 });
-    expect(counts['room-1']).toEqual({ eu: 40, asia: 5, us: 5 });
-    expect(counts['room-2']).toEqual({ us: 40, asia: 5, eu: 5 });
-    expect(counts['room-3']).toEqual({ asia: 40, eu: 5, us: 5 });
+    expect(counts['asia:room-0']).toEqual({ asia: 40, eu: 5, us: 5 });
+    expect(counts['eu:room-1']).toEqual({ eu: 40, asia: 5, us: 5 });
+    expect(counts['us:room-2']).toEqual({ us: 40, asia: 5, eu: 5 });
+    expect(counts['asia:room-3']).toEqual({ asia: 40, eu: 5, us: 5 });
     expect(roomRegions(o)).toEqual({
-      'room-0': 'asia',
-      'room-1': 'eu',
-      'room-2': 'us',
-      'room-3': 'asia',
-      'room-4': 'eu',
-      'room-5': 'us',
+      'asia:room-0': 'asia',
+      'eu:room-1': 'eu',
+      'us:room-2': 'us',
+      'asia:room-3': 'asia',
+      'eu:room-4': 'eu',
+      'us:room-5': 'us',
     });
     expect(Object.values(plan.members).every((ids) => ids.length === 50)).toBe(true);
   });
@@ -93,21 +93,21 @@ describe('planClients', () => {
 
   it('--affinity 1 and 0, and a short last room', () => {
     expect(membersPerRegion(planClients(options({ clients: 60, roomSize: 30, affinity: 1 }), deployment).clients)).toEqual({
-      'room-0': { asia: 30 },
-      'room-1': { eu: 30 },
+      'asia:room-0': { asia: 30 },
+      'eu:room-1': { eu: 30 },
     });
     expect(membersPerRegion(planClients(options({ clients: 40, roomSize: 40, affinity: 0 }), deployment).clients)).toEqual({
-      'room-0': { eu: 20, us: 20 },
+      'asia:room-0': { eu: 20, us: 20 },
     });
     // 70 clients in rooms of 50: the last room has 20, round(0.5 × 20) = 10 of them in eu.
     expect(membersPerRegion(planClients(options({ clients: 70, roomSize: 50, affinity: 0.5 }), deployment).clients)).toEqual({
-      'room-0': { asia: 25, eu: 13, us: 12 },
-      'room-1': { eu: 10, asia: 5, us: 5 },
+      'asia:room-0': { asia: 25, eu: 13, us: 12 },
+      'eu:room-1': { eu: 10, asia: 5, us: 5 },
     });
     // One region: every member is in it.
     expect(
       membersPerRegion(planClients(options({ clients: 10, roomSize: 10, affinity: 0.3, regions: ['solo'] }), deployment).clients),
-    ).toEqual({ 'room-0': { solo: 10 } });
+    ).toEqual({ 'solo:room-0': { solo: 10 } });
   });
 
   it('--affinity: clients of one region still spread over its instances, by a per-region index', () => {
@@ -125,9 +125,9 @@ describe('publisherShift (home-move)', () => {
   it("hands each room's publishers over to as many members of the next region after its room region", () => {
     expect(publisherShift(regional)).toEqual([
       // 40 members in the room region first, then the others round-robin from the next region on.
-      { room: 'room-0', from: 'asia', to: 'eu', before: ['c0'], after: ['c40'] },
-      { room: 'room-1', from: 'eu', to: 'us', before: ['c50'], after: ['c90'] },
-      { room: 'room-2', from: 'us', to: 'asia', before: ['c100'], after: ['c140'] },
+      { room: 'asia:room-0', from: 'asia', to: 'eu', before: ['c0'], after: ['c40'] },
+      { room: 'eu:room-1', from: 'eu', to: 'us', before: ['c50'], after: ['c90'] },
+      { room: 'us:room-2', from: 'us', to: 'asia', before: ['c100'], after: ['c140'] },
     ]);
   });
 
@@ -147,24 +147,24 @@ describe('publisherShift (home-move)', () => {
   it('a publisher already living in the next region is not counted among the new ones', () => {
     // 0.04 × 50 = 2 members in asia (c0, c1); c2 (eu) is the third publisher; eu's next non-publishers are c4, c6, c8.
     const [room] = publisherShift(options({ clients: 50, roomSize: 50, publishersPerRoom: 3, affinity: 0.04 }));
-    expect(room).toEqual({ room: 'room-0', from: 'asia', to: 'eu', before: ['c0', 'c1', 'c2'], after: ['c4', 'c6', 'c8'] });
+    expect(room).toEqual({ room: 'asia:room-0', from: 'asia', to: 'eu', before: ['c0', 'c1', 'c2'], after: ['c4', 'c6', 'c8'] });
   });
 
   it("the next region never has fewer of a room's members than another region", () => {
     // 3 members outside eu's room-1: us (its next region) gets 2, asia 1.
     const counts = membersPerRegion(planClients(options({ clients: 20, roomSize: 10, affinity: 0.7 }), deployment).clients);
-    expect(counts['room-1']).toEqual({ eu: 7, us: 2, asia: 1 });
+    expect(counts['eu:room-1']).toEqual({ eu: 7, us: 2, asia: 1 });
   });
 
   it('throws, saying why, without --affinity, with one region, or when a room has too few members in its next region', () => {
     expect(() => publisherShift(options({ clients: 100, roomSize: 50 }))).toThrow(/--affinity/);
     expect(() => publisherShift(options({ clients: 100, roomSize: 50, affinity: 0.8, regions: ['solo'] }))).toThrow(/two regions/);
     expect(() => publisherShift(options({ clients: 100, roomSize: 50, affinity: 1 }))).toThrow(
-      /^room-0 has 0 non-publishing members in eu \(its next region after asia\) to take over from its 1 publishers/,
+      /^asia:room-0 has 0 non-publishing members in eu \(its next region after asia\) to take over from its 1 publishers/,
     );
     // A short last room: 5 members, 4 in us, 1 in asia (its next region), 2 publishers.
     expect(() => publisherShift(options({ clients: 105, roomSize: 50, publishersPerRoom: 2, affinity: 0.8 }))).toThrow(
-      /^room-2 has 1 non-publishing members in asia/,
+      /^us:room-2 has 1 non-publishing members in asia/,
     );
   });
 });

@@ -89,11 +89,11 @@ function nextRegion(regions: string[], region: string): string {
   return regions[(regions.indexOf(region) + 1) % regions.length];
 }
 
-/** Room → its room region (room-0 → regions[0], room-1 → regions[1], …); none without `affinity`. */
+/** Room → its room region (asia:room-0 → regions[0], eu:room-1 → regions[1], …); none without `affinity`. */
 export function roomRegions(options: LabOptions): Record<string, string> | undefined {
   if (options.affinity === undefined) return undefined;
   const regions: Record<string, string> = {};
-  for (let r = 0; r < roomCount(options); r++) regions[roomName(r)] = options.regions[r % options.regions.length];
+  for (let r = 0; r < roomCount(options); r++) regions[roomName(options, r)] = options.regions[r % options.regions.length];
   return regions;
 }
 
@@ -105,15 +105,16 @@ function planMembers(options: LabOptions): PlannedMember[] {
   return homes.map((home, i) => {
     const regionIndex = perRegion.get(home) ?? 0;
     perRegion.set(home, regionIndex + 1);
-    const room = roomName(Math.floor(i / options.roomSize));
+    const room = roomName(options, Math.floor(i / options.roomSize));
     const place = perRoom.get(room) ?? 0;
     perRoom.set(room, place + 1);
     return { id: `c${i}`, home, regionIndex, room, publishes: place < options.publishersPerRoom };
   });
 }
 
-function roomName(index: number): string {
-  return `room-${index}`;
+/** `room-<index>`; with `affinity`, prefixed by the room region (`eu:room-1`), as an app naming regional rooms would. */
+function roomName(options: LabOptions, index: number): string {
+  return options.affinity === undefined ? `room-${index}` : `${options.regions[index % options.regions.length]}:room-${index}`;
 }
 
 function roomCount(options: LabOptions): number {

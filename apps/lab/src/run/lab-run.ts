@@ -29,6 +29,8 @@ export async function runLab(scenario: Scenario, options: LabOptions): Promise<L
     if (impl !== 'geo' && options.broker !== 'redis')
       notes.add(`${impl} runs on Redis (primary + a replica per region): its adapter needs Redis pub/sub.`);
     if (run.limitedBy) notes.add(`${impl}: ${run.limitedBy}`);
+    const note = impl === 'geo' ? scenario.note?.(options) : undefined;
+    if (note) notes.add(note);
   }
   const report: LabReport = {
     scenario: scenario.name,

@@ -50,6 +50,8 @@ export interface Scenario {
   homeClientLinks?(options: LabOptions): boolean;
   /** Extra environment for geo's server processes (e.g. a lower slow-consumer limit), from the options (knobs). */
   env?(options: LabOptions): Record<string, string>;
+  /** A line for the report's notes about how the scenario set geo up, if it did. */
+  note?(options: LabOptions): string | undefined;
   /** Throws, saying why, when the options cannot run this scenario: called before anything starts. */
   validate?(options: LabOptions): void;
   /** The publishers that hand over mid-run, when the scenario moves them (the report measures the move). */

@@ -21,11 +21,38 @@ function regionOf(options: LabOptions): string {
   return region;
 }
 
+const steadyKnobs = [
+  {
+    flag: 'placement',
+    description:
+      'with --affinity, where geo-ws homes each room: named (rooms are named <region>:room-N and placed in that region at their first join) or first-append (where its first event is published)',
+    default: 'named',
+  },
+];
+
+/** How geo-ws places the rooms of a steady run: only regional rooms (`--affinity`) on a broker that homes rooms one by one have a choice. */
+function steadyPlacement(options: LabOptions): 'named' | 'first-append' | undefined {
+  if (options.affinity === undefined || options.broker === 'redis') return undefined;
+  const placement = stringKnob(options, 'placement', 'named');
+  if (placement !== 'named' && placement !== 'first-append')
+    throw new Error(`--placement ${placement}: steady takes named or first-append`);
+  return placement;
+}
+
 const steady: Scenario = {
   name: 'steady',
   summary: 'every region up, every link at its distance: the baseline',
   defaults: {},
-  knobs: [],
+  knobs: steadyKnobs,
+  env: (options): Record<string, string> => (steadyPlacement(options) === 'named' ? { GEO_PLACEMENT: 'named' } : {}),
+  note(options) {
+    if (steadyPlacement(options) !== 'named') return undefined;
+    return (
+      'geo-ws placed each room in its room region at its first join (GEO_PLACEMENT=named; rooms named <region>:room-N). ' +
+      "--placement first-append leaves it to each room's first event, which then waits a round trip to the region holding the room homes."
+    );
+  },
+  validate: (options) => void steadyPlacement(options),
   steps: () => [],
 };
 

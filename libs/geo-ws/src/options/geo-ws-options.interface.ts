@@ -28,7 +28,9 @@ export interface GeoWsModuleOptions {
    * The home region of each global room: where its log lives and its events are ordered.
    * Members in the home region get their room's events without a round trip to another
    * region; appends from elsewhere pay one. Called at a room's first append, on transports
-   * that place rooms one by one (memory, NATS with `roomHomes`; docs/TRANSPORTS.md).
+   * that place rooms one by one (memory, NATS with `roomHomes`; docs/TRANSPORTS.md), and
+   * at its first join: a room the answer names a region for is placed then, so its first
+   * event waits for no placement (`'auto'` or `undefined` leave it to the first append).
    * Default: the region that appends first.
    * @example placement: (room) => room.split(':')[0] // rooms named "eu:support-42" live in eu
    */
@@ -217,6 +219,8 @@ export interface ResolvedGeoWsOptions {
   transport: GeoTransportFactory;
   /** The home of a room this region appends first: `placement`'s answer, checked; `undefined` without `placement` (this region). */
   placeRoom: ((room: string) => string) | undefined;
+  /** The region `placement` names for a room, when it names one (the room is placed at its first join); `undefined` without `placement`. */
+  placeOnJoin: ((room: string) => string | undefined) | undefined;
   /** Rooms whose log follows its traffic, and when they move; `undefined` without `placement`. */
   homeMoves: ResolvedHomeMoves | undefined;
   path: string;

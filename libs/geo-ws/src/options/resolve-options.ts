@@ -167,6 +167,7 @@ export function resolveOptions(options: GeoWsModuleOptions | undefined): Resolve
     region: options.region,
     regions,
     placeRoom: roomPlacement(options.placement, options.region, names),
+    placeOnJoin: joinPlacement(options.placement, options.region, names),
     homeMoves: homeMoves(options, names),
     transport: options.transport,
     path,
@@ -256,6 +257,26 @@ function roomPlacement(
       );
     }
     return home;
+  };
+}
+
+/**
+ * The region `placement` names for a room at its first join, when it names one; never
+ * throws (a wrong answer is reported by the room's first append, see {@link roomPlacement}).
+ */
+function joinPlacement(
+  placement: GeoPlacement | undefined,
+  region: string,
+  regions: readonly string[],
+): ((room: string) => string | undefined) | undefined {
+  if (typeof placement !== 'function') return undefined;
+  return (room) => {
+    try {
+      const answer = placement(room, { region, regions });
+      return answer !== undefined && answer !== 'auto' && regions.includes(answer) ? answer : undefined;
+    } catch {
+      return undefined;
+    }
   };
 }
 

@@ -697,6 +697,30 @@ export function describeTransportContract(name: string, options: GeoTransportCon
       );
 
       it(
+        'homes: a room its placement names a region for is placed by its first join; one left to the first append is not',
+        async () => {
+          const last = regions[regions.length - 1];
+          const named = (name: string) => (name.startsWith('named-') ? last : undefined);
+          const transports = await deploy({ placeRoom: (name) => named(name) ?? regions[0], placeOnJoin: named });
+          const log = globalLog(room('named'));
+          const open = globalLog(room('open'));
+          const seen: GeoLoggedEnvelope[] = [];
+          await transports[0].tail(log, 0, (event) => seen.push(event));
+          await transports[0].tail(open, 0, () => undefined);
+          // No append: only the join can place it.
+          for (const deadline = Date.now() + timeout / 2; (await transports[0].home(log.room)).region === null && Date.now() < deadline;)
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          for (const transport of transports) expect(await transport.home(log.room)).toMatchObject({ region: last, term: 1 });
+          expect(await transports[0].home(open.room)).toMatchObject({ region: null, term: 0 });
+          // The member who joined before anything was appended gets every event, in order.
+          const written = await appendMany(transports[0], log, 3);
+          await waitFor(() => seen.length >= 3, 'the events on the tail opened before the placement', timeout / 2);
+          expect(seqs(seen)).toEqual(written);
+        },
+        timeout,
+      );
+
+      it(
         "homes: a room placed after the broker trimmed other rooms' history is whole from position 0 (members who joined it empty lose nothing)",
         async () => {
           const [transport] = await deploy({ retention: { maxEvents: 2, maxAgeMs: 3_600_000 } }, regions.slice(0, 1));

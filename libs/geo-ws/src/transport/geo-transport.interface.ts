@@ -189,6 +189,12 @@ export interface GeoTransportContext {
    * (`GeoWsModuleOptions.placement`, checked to name a region). Default: this region.
    */
   placeRoom?: (room: string) => string;
+  /**
+   * The region `placement` names for a global room when its answer is a region rather
+   * than left to the first append (`'auto'` or none): per-room transports place such a
+   * room as soon as a member tails it, so its first event waits for no placement.
+   */
+  placeOnJoin?: (room: string) => string | undefined;
 }
 
 /**

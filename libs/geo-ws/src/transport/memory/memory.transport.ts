@@ -164,6 +164,9 @@ export class MemoryTransport implements GeoTransport {
     onError?: (error: Error) => void,
   ): GeoSubscription {
     this.assertUsable();
+    // A room its placement names a region for gets its home at its first join.
+    const named = ref.scope === 'global' ? this.context.placeOnJoin?.(ref.room) : undefined;
+    if (named) this.network.place(ref, named);
     const log = this.logOf(ref);
     // Asked per event: a room with no home yet when the tail opened gets one at its first append.
     const delay = () => this.network.delay(this.network.homeOf(ref, this.context.region), this.context.region);

@@ -48,6 +48,8 @@ export function generationPart(generation: number): string {
 export class NatsHomes {
   private readonly logger = new Logger(NatsHomes.name);
   private readonly cache = new Map<string, NatsRoomHome>();
+  /** Per log key and region: the placement under way (see {@link place}). */
+  private readonly placing = new Map<string, Promise<NatsLogRef>>();
   /** Per region: its home stream, once made sure of. */
   private readonly homeStreams = new Map<string, Promise<void>>();
   /** Per log key: called with each record the instance learns (tails waiting for a home or following moves). */
@@ -96,9 +98,22 @@ export class NatsHomes {
    * the create is tried at once (it fails if the room has a home), so a room's first
    * append waits for one round trip to the bucket, not two.
    */
-  async place(log: GeoLogRef, region: string): Promise<NatsLogRef> {
+  place(log: GeoLogRef, region: string): Promise<NatsLogRef> {
     const known = this.cached(log);
-    if (known) return known;
+    if (known) return Promise.resolve(known);
+    // One placement of a room in a region at a time per instance: a join's and a first append's share it.
+    const key = `${this.names.logKey(log)} ${region}`;
+    let placing = this.placing.get(key);
+    if (!placing) {
+      placing = this.create(log, region);
+      this.placing.set(key, placing);
+      const done = () => this.placing.delete(key);
+      placing.then(done, done);
+    }
+    return placing;
+  }
+
+  private async create(log: GeoLogRef, region: string): Promise<NatsLogRef> {
     // Read before the record exists: no event of the room can be in the stream yet.
     await this.homeStreamReady(region);
     const stream = await this.epochs.streamHead(this.names.homeStream(region));

@@ -324,6 +324,11 @@ export class NatsTransport implements GeoTransport {
   ): Promise<GeoSubscription> {
     let tail: GeoSubscription | undefined;
     let closed = false;
+    // A room its placement names a region for is placed now, not at its first append: the
+    // tail opens on its home meanwhile, and the first event waits for nothing. A failure
+    // leaves it to the first append.
+    const named = this.context.placeOnJoin?.(log.room);
+    if (named) void this.homes!.place(log, named).catch(() => undefined);
     const stopWaiting = this.homes!.whenPlaced(log, (located) => {
       if (closed) return;
       this.homedLogs!.tail({ ...located, home: located.home! }, afterSeq, onEvent, onError, true).then(
