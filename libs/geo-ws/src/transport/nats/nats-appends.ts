@@ -5,8 +5,9 @@ import { EPOCH_HEADER, fullEpoch, joinEpoch, type NatsEpochs } from './nats-epoc
 import { unavailable } from './nats-errors.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames } from './nats-names.js';
-import { generationPart, LEASE_MS, type NatsHomes } from './nats-homes.js';
+import { generationPart, LEASE_MARGIN_MS, LEASE_MS, type NatsHomes } from './nats-homes.js';
 import type { NatsMoves } from './nats-moves.js';
+import type { NatsTakeovers } from './nats-takeovers.js';
 import { positionOf } from './nats-segments.js';
 
 /**
@@ -16,6 +17,15 @@ import { positionOf } from './nats-segments.js';
 function sealingSoon(log: NatsLogRef): boolean {
   const moving = log.home?.moving;
   return !!moving && Date.now() >= moving.since + LEASE_MS;
+}
+
+/**
+ * How long appends to a home a takeover just made must still wait: until a lease after the
+ * takeover, the lost home may still have taken an ack as final (docs/TRANSPORTS.md, "Takeover").
+ */
+function takeoverFence(log: NatsLogRef): number {
+  const at = log.home?.takenOverAt;
+  return at === undefined ? 0 : at + LEASE_MS + LEASE_MARGIN_MS - Date.now();
 }
 
 /** What an append needs to know about its log besides the event. */
@@ -48,6 +58,8 @@ export class NatsAppends {
     private readonly moves: NatsMoves | undefined,
     /** The home of a room this region appends first. */
     private readonly placeRoom: (room: string) => string,
+    /** Takes over rooms whose home region was lost (room homes with `takeoverAfterMs`). */
+    private readonly takeovers?: NatsTakeovers,
   ) {}
 
   append(log: NatsLogRef, draft: GeoEnvelopeDraft): Promise<GeoAppendResult> {
@@ -77,7 +89,8 @@ export class NatsAppends {
   /** The log's state from the caches, when every part is cached (and no move of it is about to seal). */
   private known(log: NatsLogRef): LogState | undefined {
     const located = this.homes ? this.homes.cached(log) : log;
-    if (!located || sealingSoon(located)) return undefined;
+    if (!located || sealingSoon(located) || takeoverFence(located) > 0) return undefined;
+    if (located.home && this.takeovers?.isLost(located.home.region)) return undefined;
     const logEpoch = this.epochs.cachedLogEpoch(located);
     const incarnation = located.home ? generationPart(located.home.generation) : this.epochs.cachedIncarnation(this.names.stream(located));
     if (logEpoch === undefined || incarnation === undefined) return undefined;
@@ -86,6 +99,11 @@ export class NatsAppends {
 
   private async lookUp(log: NatsLogRef): Promise<LogState> {
     let located = this.homes ? await this.homes.place(log, this.placeRoom(log.room)) : log;
+    // Its home region silent for long: taken over here (or found taken over elsewhere) first.
+    if (located.home && this.takeovers?.isLost(located.home.region))
+      located = (await this.takeovers.takeOver({ ...located, home: located.home }).catch(() => undefined)) ?? located;
+    const fence = takeoverFence(located);
+    if (fence > 0) await new Promise((resolve) => setTimeout(resolve, fence));
     // A move about to seal the segment: wait for it, rather than append what would be sent again.
     if (located.home && sealingSoon(located)) located = await this.moves!.settled({ ...located, home: located.home });
     const [logEpoch, incarnation] = await Promise.all([
@@ -105,12 +123,16 @@ export class NatsAppends {
     headers.set(EPOCH_HEADER, state.logEpoch);
     headers.set('Nats-Msg-Id', `${this.names.logKey(log)}:${draft.event_id}`);
     let ack;
+    const { home } = log;
     try {
       ack = await publisher.publish(this.names.subject(log), JSON.stringify(draft), headers);
     } catch (error) {
+      // The home region's brokers silent for long: the room is taken over here (or was,
+      // elsewhere), and the append goes to its new home.
+      const taken = home && (await this.takeovers?.takeOver({ ...log, home }).catch(() => undefined));
+      if (taken) return this.append(log, draft);
       throw unavailable(nats, error);
     }
-    const { home } = log;
     // A homed room may be moving: an ack is the room's only if stored before the seal.
     if (home && !(await this.moves!.confirm({ ...log, home }, ack.seq, performance.now()))) return this.append(log, draft);
     const seq = home ? positionOf(home.term, ack.seq) : ack.seq;

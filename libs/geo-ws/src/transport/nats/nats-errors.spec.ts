@@ -73,5 +73,11 @@ describe('NATS errors: what reaches clients as UNAVAILABLE (retryable) and what 
         /tailGiveUpMs must be at least 5000/,
       );
     }
+    for (const takeoverAfterMs of [1999, 0, Number.NaN]) {
+      expect(() => natsTransport({ servers: 'nats://127.0.0.1:4222', roomHomes: true, takeoverAfterMs })(context)).toThrow(
+        /takeoverAfterMs must be at least 2000 \(or Infinity\)/,
+      );
+    }
+    expect(() => natsTransport({ servers: 'nats://127.0.0.1:4222', roomHomes: true, takeoverAfterMs: Infinity })(context)).not.toThrow();
   });
 });

@@ -61,6 +61,8 @@ export class NatsHomes {
    * some moment after `freshUntil - LEASE_MS`: see {@link isFresh}.
    */
   private freshUntil = 0;
+  /** Since when (performance.now()) the cache has been fresh without a lapse. */
+  private freshSince = 0;
   /**
    * Per log key of a room whose move this instance saw begin: until when an append acked
    * in its old segment was surely stored before the seal (see {@link fenceOf}).
@@ -76,6 +78,8 @@ export class NatsHomes {
     private readonly epochs: NatsEpochs,
     /** Makes sure a region's home stream exists (placing a room in a region that never booted). */
     private readonly ensureHomeStream: (region: string) => Promise<void>,
+    /** Called when a cached room gets a newer generation (a takeover or a lost home stream): its tails' epoch ends. */
+    private readonly onNewGeneration: (key: string, generation: number) => void = () => undefined,
   ) {}
 
   /** The log with its home when this instance knows it, without asking; regional logs as they are. */
@@ -283,6 +287,11 @@ export class NatsHomes {
     return now < this.freshUntil;
   }
 
+  /** How long the cache has been fresh without a lapse (0 when it is not fresh now). */
+  freshFor(now = performance.now()): number {
+    return this.isFresh(now) ? now - this.freshSince : 0;
+  }
+
   /**
    * For a room the cache shows moving: until when (performance.now()) an append acked in
    * the segment being sealed was stored before the seal, without asking. The freshness
@@ -304,7 +313,10 @@ export class NatsHomes {
       const status = await this.bucket().status();
       const target = status.streamInfo.state.last_seq;
       if (this.applied < target) await this.appliedReaches(target, LEASE_MS);
-      if (this.applied >= target) this.freshUntil = Math.max(this.freshUntil, askedAt + LEASE_MS);
+      if (this.applied >= target) {
+        if (!this.isFresh(askedAt)) this.freshSince = performance.now(); // a lapse ends here
+        this.freshUntil = Math.max(this.freshUntil, askedAt + LEASE_MS);
+      }
     } catch {
       // Not connected, or the bucket's region is unreachable: the freshness lapses.
     }
@@ -382,6 +394,7 @@ export class NatsHomes {
     } else if (!home.moving) {
       this.fences.delete(key);
     }
+    if (cached && home.generation > cached.generation) this.onNewGeneration(key, home.generation);
     if (!cached || !isOlder(home, cached)) {
       this.cache.delete(key);
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
@@ -403,6 +416,8 @@ function isOlder(a: NatsRoomHome, b: NatsRoomHome): boolean {
  * how long a move waits between recording itself and sealing the old segment.
  */
 export const LEASE_MS = 1000;
+/** Extra wait after a lease before acting on its end: covers clock-rate drift and timer lateness between instances. */
+export const LEASE_MARGIN_MS = 100;
 /** How often the cache's freshness is checked: several checks per lease, so one slow answer does not let it lapse. */
 const PROBE_EVERY_MS = 250;
 
@@ -420,6 +435,7 @@ function parseHome(text: string): NatsRoomHome | undefined {
       incarnation: typeof value.incarnation === 'string' ? value.incarnation : '',
       startSeq: typeof value.startSeq === 'number' ? value.startSeq : 0,
       ...(value.moving ? { moving: value.moving } : {}),
+      ...(typeof value.takenOverAt === 'number' ? { takenOverAt: value.takenOverAt } : {}),
       ...(Array.isArray(value.past) ? { past: value.past } : {}),
     };
   } catch {

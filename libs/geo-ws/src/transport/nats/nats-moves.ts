@@ -5,13 +5,11 @@ import type { GeoLogRef } from '../log-ref.js';
 import type { NatsClients } from './load-nats.js';
 import { EPOCH_HEADER, type NatsEpochs } from './nats-epochs.js';
 import { unavailable } from './nats-errors.js';
-import { LEASE_MS, type NatsHomes } from './nats-homes.js';
+import { LEASE_MARGIN_MS, LEASE_MS, type NatsHomes } from './nats-homes.js';
 import type { NatsLogReader } from './nats-log.reader.js';
 import type { NatsLogRef, NatsNames, NatsRoomHome } from './nats-names.js';
 import { ALIAS_HEADER, MAX_PAST_SEGMENTS, MAX_TERM, positionOf, SEAL_HEADER } from './nats-segments.js';
 
-/** Extra wait after the lease before sealing: covers clock-rate drift and timer lateness between instances. */
-const LEASE_MARGIN_MS = 100;
 /** A move recorded this long ago and not finished (its mover died) is finished by whoever meets it. */
 export const STALE_MOVE_MS = LEASE_MS * 4;
 /** How long an append waits for a move under way to finish before it fails as unavailable (the client retries). */

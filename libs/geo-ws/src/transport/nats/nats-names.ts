@@ -36,6 +36,11 @@ export interface NatsRoomHome extends NatsSegment {
    * the current home, but each is confirmed against the seal the move will write.
    */
   moving?: { to: string; since: number };
+  /**
+   * Set by a takeover (`Date.now()` before its compare-and-set): appends to this home wait
+   * until a lease after it, when the lost home can no longer take an ack as final.
+   */
+  takenOverAt?: number;
   /** Earlier segments of the room (the last few, oldest first), for reads from positions before a move. */
   past?: NatsSegment[];
 }

@@ -162,6 +162,13 @@ export class NatsTails {
     }
   }
 
+  /** A homed room started a new generation (taken over, or its home stream lost): tails of an older one fail. */
+  regenerated(key: string, incarnation: string): void {
+    for (const tail of [...(this.tails.get(key) ?? [])]) {
+      if (!tail.epoch.endsWith(`.${incarnation}`)) tail.fail('the room changed home after its home region was lost; its epoch changed');
+    }
+  }
+
   closeAll(): void {
     clearInterval(this.watchdog);
     for (const tails of [...this.tails.values()]) for (const tail of [...tails]) tail.stop();

@@ -62,6 +62,13 @@ export interface GeoNatsTransportOptions {
    * 30000, at least 5000.
    */
   tailGiveUpMs?: number;
+  /**
+   * With `roomHomes`: after how long without an answer from a room's home region (its
+   * cluster's home stream, asked once a second) the next region to append to the room takes
+   * it over, under a new epoch (docs/TRANSPORTS.md, "Takeover"). Default 5000, at least
+   * 2000; `Infinity` never takes over (appends wait for the home to come back).
+   */
+  takeoverAfterMs?: number;
   /** Time limit of each JetStream request; past it the operation fails as unavailable. Default 5000. */
   requestTimeoutMs?: number;
   /**

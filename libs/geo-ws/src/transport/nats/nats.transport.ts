@@ -26,6 +26,7 @@ import { NatsMoves } from './nats-moves.js';
 import { NatsNames, type NatsLogRef } from './nats-names.js';
 import { NatsPublisher } from './nats-publisher.js';
 import { pastSegmentLogs } from './nats-segments.js';
+import { DEFAULT_TAKEOVER_AFTER_MS, MIN_TAKEOVER_AFTER_MS, NatsTakeovers } from './nats-takeovers.js';
 import { NatsStateStore } from './nats-state.store.js';
 import { NatsStreams, type NatsBuckets } from './nats-streams.js';
 import { DEFAULT_SHARED_TAIL_FROM, DEFAULT_TAIL_GIVE_UP_MS, MIN_TAIL_GIVE_UP_MS, NatsTails } from './nats-tails.js';
@@ -88,6 +89,7 @@ export class NatsTransport implements GeoTransport {
   /** Room homes (`roomHomes`): records, moves, and logs across segments; `undefined` when every global log is in the global stream. */
   private readonly homes: NatsHomes | undefined;
   private readonly moves: NatsMoves | undefined;
+  private readonly takeovers: NatsTakeovers | undefined;
   private readonly homedLogs: NatsHomedLogs | undefined;
   /**
    * Per home region: the incarnation of its home stream this region's mirror copies (see
@@ -133,8 +135,18 @@ export class NatsTransport implements GeoTransport {
           () => this.requireBuckets().homes!,
           this.epochs,
           (region) => this.streams.ensureHomeStream(this.require(), region),
+          (key, generation) => this.tails.regenerated(key, generationPart(generation)),
         )
       : undefined;
+    const takeoverAfterMs = options.takeoverAfterMs ?? DEFAULT_TAKEOVER_AFTER_MS;
+    if (!(takeoverAfterMs >= MIN_TAKEOVER_AFTER_MS))
+      throw new GeoConfigError(
+        `natsTransport: takeoverAfterMs must be at least ${MIN_TAKEOVER_AFTER_MS} (or Infinity), got ${takeoverAfterMs}`,
+      );
+    this.takeovers =
+      this.homes && takeoverAfterMs !== Infinity
+        ? new NatsTakeovers(this.names, this.homes, this.epochs, context.region, context.regions, takeoverAfterMs)
+        : undefined;
     this.moves =
       this.homes &&
       new NatsMoves(this.names, this.homes, this.epochs, this.reads, clients, context.dedupWindowMs, (log) =>
@@ -142,7 +154,7 @@ export class NatsTransport implements GeoTransport {
       );
     this.homedLogs = this.homes && new NatsHomedLogs(this.homes, this.reads, this.tails);
     const placeRoom = context.placeRoom ?? (() => context.region);
-    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, this.moves, placeRoom);
+    this.appends = new NatsAppends(this.names, this.epochs, this.reads, clients, this.homes, this.moves, placeRoom, this.takeovers);
     this.state = new NatsStateStore(
       () => this.requireBuckets(),
       (error) => unavailable(this.clients?.nats, error),
@@ -435,6 +447,7 @@ export class NatsTransport implements GeoTransport {
     await this.streams.setUp(this.clients);
     this.buckets = await this.streams.openBuckets(this.clients);
     if (this.homes) this.subscriptions.add(await this.homes.watch().catch((error: unknown) => Promise.reject(unavailable(nats, error))));
+    if (this.takeovers) this.subscriptions.add(this.takeovers.watch());
     // Mirrors of the other regions' home streams: waited for a little, so the first tails
     // read them, but never failing the boot (a region away now gets its mirror later).
     if (this.streams.mirrors) {
