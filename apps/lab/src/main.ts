@@ -222,7 +222,10 @@ const program = new Command('lab')
 for (const scenario of SCENARIOS) {
   const defaults = { ...DEFAULT_OPTIONS, ...scenario.defaults };
   const command = addCommonOptions(program.command(scenario.name).description(scenario.summary), defaults);
-  for (const knob of scenario.knobs) command.option(`--${knob.flag} <value>`, `${knob.description} (default: ${String(knob.default)})`);
+  for (const knob of scenario.knobs) {
+    if (typeof knob.default === 'boolean') command.option(`--${knob.flag}`, knob.description);
+    else command.option(`--${knob.flag} <value>`, `${knob.description} (default: ${String(knob.default)})`);
+  }
   command.action(async (flags: CommonFlags) => {
     const options = toOptions(scenario, flags);
     const report = await runLab(scenario, options);

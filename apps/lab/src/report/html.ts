@@ -23,6 +23,7 @@ import {
   roomHomesTable,
   roomRegionsText,
   homeMoveTables,
+  takeoverFigures,
   SHIFT_REGION_COLUMNS,
   SHIFT_ROOM_COLUMNS,
 } from './summary.js';
@@ -46,6 +47,7 @@ export function renderHtml(report: LabReport): string {
     report.runs.some((run) => failoverPhaseTable(run)) ? section('Failover timeline', failoverPhasesHtml(report)) : '',
     report.runs.some((run) => roomHomesTable(report, run)) ? section('Room homes', roomHomesHtml(report)) : '',
     report.runs.some((run) => homeMoveTables(report, run)) ? section('Home move', homeMoveHtml(report)) : '',
+    report.runs.some((run) => takeoverFigures(report, run)) ? section('Takeover', takeoverHtml(report)) : '',
     section(
       'Latency histograms',
       `<p class="hint">Share of deliveries per latency bucket (log-spaced), from send to arrival. Same region: the receiver was connected to the publisher's region.</p><div class="grid">${report.runs
@@ -241,6 +243,17 @@ function homeMoveHtml(report: LabReport): string {
     return `<figure><figcaption>${esc(move.heading)}</figcaption><p class="hint">${esc(move.caption)}</p>${cellsTable(['figure', 'value'], move.figures)}${cellsTable(SHIFT_REGION_COLUMNS, move.regions)}${cellsTable(SHIFT_ROOM_COLUMNS, move.rooms)}</figure>`;
   });
   return `<p class="hint">Each room's publishers moved from its room region to the next region mid-run; a room's log follows once the servers see most of its traffic come from there (its term goes up by one per move, as <code>GET /geo/rooms/:room</code> answers at the end).</p>${tables.join('')}`;
+}
+
+/** Per run that killed a region with its brokers: the rooms taken over, and when they were writable again. */
+function takeoverHtml(report: LabReport): string {
+  return report.runs
+    .map((run) => {
+      const takeover = takeoverFigures(report, run);
+      if (!takeover) return '';
+      return `<figure><figcaption>${esc(takeover.heading)}</figcaption><p class="hint">${esc(takeover.caption)}</p>${cellsTable(['figure', 'value'], takeover.figures)}</figure>`;
+    })
+    .join('');
 }
 
 function examplesHtml(report: LabReport): string {

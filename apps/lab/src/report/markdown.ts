@@ -4,6 +4,7 @@ import {
   failoverPhaseTable,
   formatValue,
   homeMoveTables,
+  takeoverFigures,
   PHASE_COLUMNS,
   PLACE_IN_ROOM_COLUMNS,
   PLACE_IN_ROOM_MEANING,
@@ -100,6 +101,10 @@ export function formatMarkdown(report: LabReport): string {
       '',
       ...markdownTable(SHIFT_ROOM_COLUMNS, move.rooms),
     );
+  }
+  for (const run of report.runs) {
+    const takeover = takeoverFigures(report, run);
+    if (takeover) out.push('', `${takeover.heading}:`, '', takeover.caption, '', ...markdownTable(['figure', 'value'], takeover.figures));
   }
   const faults = report.runs[0]?.faults ?? [];
   if (faults.length > 0) out.push('', `Faults: ${faults.map((fault) => `${(fault.at / 1000).toFixed(1)} s ${fault.label}`).join('; ')}.`);

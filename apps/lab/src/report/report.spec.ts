@@ -549,3 +549,30 @@ describe('writing the reports', () => {
     expect(readFileSync(join(dir, 'r.html'), 'utf8')).toBe(renderHtml(sample));
   });
 });
+
+describe('takeover', () => {
+  const geo = sample.runs[0];
+  const takenOver: ImplRun = {
+    ...geo,
+    check: { ...geo.check, gaps: 120 },
+    takeovers: {
+      killAtS: 6,
+      rooms: ['room-2', 'room-5'],
+      writableAfter: { count: 2, p50: 5200, p95: 7400, p99: 7400, max: 7400 },
+      neverWritable: 0,
+    },
+  };
+  const report: LabReport = { ...sample, scenario: 'region-down', runs: [takenOver, sample.runs[1]] };
+
+  it('counts the rooms taken over, when each was writable again, and the announced gaps apart from silent anomalies, in every report', () => {
+    const text = formatSummary(report);
+    expect(text).toContain('Takeover (geo): a region and its brokers killed at 6.0 s\n');
+    expect(text).toMatch(/rooms taken over\s+2\n/);
+    expect(text).toMatch(/writable again p50 \/ p99 \/ max\s+5,200 \/ 7,400 \/ 7,400 ms\n/);
+    expect(text).toMatch(/rejoins told recovered: false \(announced\)\s+120\n/);
+    expect(text).toMatch(/anomalies \(silent: lost, duplicated, reordered, …\)\s+0/);
+    expect(formatMarkdown(report)).toContain('| rooms taken over | 2 |');
+    expect(renderHtml(report)).toContain('<h2>Takeover</h2>');
+    expect(formatSummary(sample)).not.toContain('Takeover');
+  });
+});

@@ -1,6 +1,7 @@
 import type { CheckResult } from '../check/check.types.js';
 import type { FailoverPhases } from '../check/failover-phases.js';
 import type { PublisherShiftCheck } from '../check/publisher-shift.js';
+import type { TakeoverCheck } from '../check/takeovers.js';
 import type { Impl } from '../load/load.types.js';
 
 /** A fault or recovery on the run's timeline. */
@@ -51,6 +52,8 @@ export interface ImplRun {
   terms?: Record<string, number>;
   /** Scenarios that move publishers mid-run (`home-move`): latency during the move, publishes per region before and after. */
   publisherShift?: PublisherShiftCheck;
+  /** Runs that killed a region with its brokers (`region-down --brokers`, geo): the rooms taken over, and when each was writable again. */
+  takeovers?: TakeoverCheck;
   /** Set when something stopped the run short (e.g. clients that could not connect), in words. */
   limitedBy?: string;
   durationMs: number;

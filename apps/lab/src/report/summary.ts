@@ -383,6 +383,42 @@ export function homeMoveTables(report: LabReport, run: ImplRun): HomeMoveTables 
   };
 }
 
+/** The takeover figures of a run that killed a region with its brokers. */
+export interface TakeoverFigures {
+  heading: string;
+  caption: string;
+  figures: [string, string][];
+}
+
+/**
+ * What the surviving regions did with the killed region's rooms: how many they took over
+ * (term above 1 at the end), how long after the kill each accepted its first append again,
+ * and the anomalies, with the `recovered: false` announcements (a takeover starts a new
+ * epoch) apart from silent loss. None for runs that killed no brokers.
+ */
+export function takeoverFigures(report: LabReport, run: ImplRun): TakeoverFigures | undefined {
+  const takeovers = run.takeovers;
+  if (!takeovers) return undefined;
+  const { writableAfter } = takeovers;
+  const silent = ANOMALY_LABELS.reduce((sum, [key]) => sum + run.check.anomalies[key], 0);
+  const ms = (value: number): string => formatValue(value, 'ms');
+  return {
+    heading: `Takeover (${runLabel(report, run)}): a region and its brokers killed at ${takeovers.killAtS.toFixed(1)} s`,
+    caption:
+      'Rooms taken over: their home term went up (GET /geo/rooms/:room at the end). Writable again: from the kill to the first publish acked after it, per room.',
+    figures: [
+      ['rooms taken over', fmtCount(takeovers.rooms.length)],
+      [
+        'writable again p50 / p99 / max',
+        writableAfter.count === 0 ? '–' : `${ms(writableAfter.p50)} / ${ms(writableAfter.p99)} / ${ms(writableAfter.max)} ms`,
+      ],
+      ['taken over, never written again', fmtCount(takeovers.neverWritable)],
+      ['rejoins told recovered: false (announced)', fmtCount(run.check.gaps)],
+      ['anomalies (silent: lost, duplicated, reordered, …)', fmtCount(silent)],
+    ],
+  };
+}
+
 function p50AndP99(stats: LatencyStats): string[] {
   return [stats.p50, stats.p99].map((ms) => formatValue(statOrNone(stats.count, ms), 'ms'));
 }

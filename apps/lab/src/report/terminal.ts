@@ -5,6 +5,7 @@ import {
   fmtCount,
   formatValue,
   homeMoveTables,
+  takeoverFigures,
   PHASE_COLUMNS,
   PLACE_IN_ROOM_COLUMNS,
   PLACE_IN_ROOM_MEANING,
@@ -78,6 +79,7 @@ export function formatSummary(report: LabReport): string {
   for (const run of report.runs) out.push(...phaseLines(run));
   for (const run of report.runs) out.push(...homeLines(report, run));
   for (const run of report.runs) out.push(...homeMoveLines(report, run));
+  for (const run of report.runs) out.push(...takeoverLines(report, run));
   out.push(...notes(report));
   return out.join('\n');
 }
@@ -123,6 +125,19 @@ function alignedRows(rows: readonly (readonly string[])[]): string[] {
         .map((cell, c) => cell.padStart(widths[c]))
         .join('')}`,
   );
+}
+
+/** A run that killed a region with its brokers: the rooms taken over and when they were writable again. */
+function takeoverLines(report: LabReport, run: LabReport['runs'][number]): string[] {
+  const takeover = takeoverFigures(report, run);
+  if (!takeover) return [];
+  const width = Math.max(...takeover.figures.map(([label]) => label.length)) + 4;
+  return [
+    '',
+    takeover.heading,
+    ...wrap(takeover.caption, LINE_WIDTH - 2, '').map((line) => `  ${line}`),
+    ...takeover.figures.map(([label, value]) => `  ${label.padEnd(width)}${value}`),
+  ];
 }
 
 /** A run whose publishers moved mid-run: its home-move figures, the publishes per region around the shift, and its rooms. */

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { check } from '../check/checker.js';
 import { failoverPhases } from '../check/failover-phases.js';
 import { checkPublisherShift } from '../check/publisher-shift.js';
+import { checkTakeovers } from '../check/takeovers.js';
 import { startDeployment } from '../deployment/deployment.js';
 import type { Deployment } from '../deployment/deployment.types.js';
 import { LoadFleet } from '../load/fleet.js';
@@ -147,6 +148,11 @@ export async function runImpl(
     const homes = impl === 'geo' ? await roomHomes(options, deployment, Object.keys(plan.members), progress) : undefined;
     const shift = scenario.publisherShift?.(options);
     const shiftCheck = shift && checkPublisherShift({ shift, publishes: logs.publishes, clients: logs.clients, startedAt });
+    const killAtS = impl === 'geo' ? scenario.brokersKilledAtS?.(options) : undefined;
+    const takeovers =
+      killAtS === undefined
+        ? undefined
+        : checkTakeovers({ killedAt: startedAt + killAtS * 1000, killAtS, publishes: logs.publishes, terms: homes?.terms });
     const phases = failoverPhases(
       logs.clients,
       faults.map((fault) => startedAt + fault.at),
@@ -181,6 +187,7 @@ export async function runImpl(
       ...(phases ? { failoverPhases: phases } : {}),
       ...(homes ?? {}),
       ...(shiftCheck ? { publisherShift: shiftCheck } : {}),
+      ...(takeovers ? { takeovers } : {}),
       limitedBy:
         [
           connected.failed.length > 0 ? connectFailures(connected.failed, options.clients) : '',

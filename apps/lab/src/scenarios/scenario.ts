@@ -32,11 +32,11 @@ export interface FaultStep {
   run: (context: FaultContext) => Promise<void> | void;
 }
 
-/** A scenario-specific option (`--<flag> <value>`), shown by `--help`. */
+/** A scenario-specific option (`--<flag> <value>`, or `--<flag>` alone for a boolean), shown by `--help`. */
 export interface ScenarioKnob {
   flag: string;
   description: string;
-  default: string | number;
+  default: string | number | boolean;
 }
 
 export interface Scenario {
@@ -52,6 +52,8 @@ export interface Scenario {
   env?(options: LabOptions): Record<string, string>;
   /** A line for the report's notes about how the scenario set geo up, if it did. */
   note?(options: LabOptions): string | undefined;
+  /** When a region's brokers are killed (seconds after publishing starts), if the scenario does: the report counts the rooms taken over. */
+  brokersKilledAtS?(options: LabOptions): number | undefined;
   /** Throws, saying why, when the options cannot run this scenario: called before anything starts. */
   validate?(options: LabOptions): void;
   /** The publishers that hand over mid-run, when the scenario moves them (the report measures the move). */

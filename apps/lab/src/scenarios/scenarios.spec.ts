@@ -61,3 +61,45 @@ describe('home-move', () => {
     expect(() => homeMove.validate?.(options({ broker: 'redis', impls: ['socketio', 'ceiling'] }))).not.toThrow();
   });
 });
+
+describe('region-down --brokers', () => {
+  const regionDown = SCENARIOS.find((scenario) => scenario.name === 'region-down') as Scenario;
+  const withKnobs = (scenario: LabOptions['scenario']): LabOptions => ({ ...DEFAULT_OPTIONS, scenario });
+
+  /** The deployment calls each step makes, in order. */
+  async function deploymentCalls(o: LabOptions): Promise<string[][]> {
+    const fired: string[][] = [];
+    for (const step of regionDown.steps(o)) {
+      const calls: string[] = [];
+      const record = (name: string) => (target: string) => {
+        calls.push(`${name} ${target}`);
+        return Promise.resolve('');
+      };
+      const deployment = {
+        killRegion: record('killRegion'),
+        killBroker: record('killBroker'),
+        restartBroker: record('restartBroker'),
+        startRegion: record('startRegion'),
+      };
+      await step.run({ deployment } as unknown as FaultContext);
+      fired.push([step.label, ...calls]);
+    }
+    return fired;
+  }
+
+  it("kills the region's servers and its brokers together, and brings the brokers back before the servers", async () => {
+    expect(await deploymentCalls(withKnobs({ brokers: true, 'kill-at': 5, 'restart-after': 10 }))).toEqual([
+      ['SIGKILL region us and its brokers', 'killRegion us', 'killBroker us'],
+      ['region us back with its brokers', 'restartBroker us', 'startRegion us'],
+    ]);
+    expect(await deploymentCalls(withKnobs({ 'kill-at': 5, 'restart-after': 0 }))).toEqual([['SIGKILL region us', 'killRegion us']]);
+    expect(regionDown.brokersKilledAtS?.(withKnobs({ brokers: true, 'kill-at': 5 }))).toBe(5);
+    expect(regionDown.brokersKilledAtS?.(withKnobs({}))).toBeUndefined();
+  });
+
+  it('refuses --brokers with --mode stall, and for geo on Redis', () => {
+    expect(() => regionDown.validate?.(withKnobs({ brokers: true, mode: 'stall' }))).toThrow(/--brokers goes with --mode kill/);
+    expect(() => regionDown.validate?.({ ...withKnobs({ brokers: true }), broker: 'redis' })).toThrow(/NATS with room homes/);
+    expect(() => regionDown.validate?.({ ...withKnobs({ brokers: true }), broker: 'redis', impls: ['socketio'] })).not.toThrow();
+  });
+});

@@ -56,6 +56,11 @@ const steady: Scenario = {
   steps: () => [],
 };
 
+/** `region-down --brokers`: the region's broker nodes go with it. */
+function withBrokers(options: LabOptions): boolean {
+  return options.scenario.brokers === true;
+}
+
 /** `region-down --mode`: kill (SIGKILL) or stall (black hole). */
 function regionDownMode(options: LabOptions): 'kill' | 'stall' {
   const mode = stringKnob(options, 'mode', 'kill');
@@ -78,23 +83,50 @@ const regionDown: Scenario = {
         'kill (SIGKILL its servers) or stall (every client path into the region black-holed: processes and sockets stay, nothing gets through, no FIN, no RST)',
       default: 'kill',
     },
+    {
+      flag: 'brokers',
+      description:
+        "kill the region's broker nodes with it (NATS: its cluster), and bring them back with it: its rooms are taken over by the surviving regions",
+      default: false,
+    },
   ],
   homeClientLinks: (options) => regionDownMode(options) === 'stall',
+  validate(options) {
+    if (withBrokers(options) && regionDownMode(options) === 'stall') throw new Error('--brokers goes with --mode kill');
+    if (withBrokers(options) && options.broker === 'redis' && options.impls.includes('geo'))
+      throw new Error('--brokers: takeovers are built on NATS with room homes; give --broker nats-supercluster');
+  },
+  brokersKilledAtS(options) {
+    return withBrokers(options) ? numberKnob(options, this.knobs, 'kill-at') : undefined;
+  },
   steps(options) {
     const region = regionOf(options);
     const killAt = numberKnob(options, this.knobs, 'kill-at');
     const restartAfter = numberKnob(options, this.knobs, 'restart-after');
     const stall = regionDownMode(options) === 'stall';
+    const brokers = withBrokers(options);
     const steps: FaultStep[] = [
       stall
         ? { atS: killAt, label: `stall region ${region}`, run: ({ deployment }) => deployment.stallRegion(region) }
-        : { atS: killAt, label: `SIGKILL region ${region}`, run: ({ deployment }) => deployment.killRegion(region) },
+        : brokers
+          ? {
+              atS: killAt,
+              label: `SIGKILL region ${region} and its brokers`,
+              run: async ({ deployment }) => {
+                await Promise.all([deployment.killRegion(region), deployment.killBroker(region)]);
+              },
+            }
+          : { atS: killAt, label: `SIGKILL region ${region}`, run: ({ deployment }) => deployment.killRegion(region) },
     ];
     if (restartAfter > 0) {
       steps.push({
         atS: killAt + restartAfter,
-        label: `region ${region} back`,
-        run: ({ deployment }) => (stall ? deployment.healRegion(region) : deployment.startRegion(region)),
+        label: `region ${region} back${brokers ? ' with its brokers' : ''}`,
+        run: async ({ deployment }) => {
+          if (stall) return deployment.healRegion(region);
+          if (brokers) await deployment.restartBroker(region);
+          return deployment.startRegion(region);
+        },
       });
     }
     return steps;
