@@ -95,6 +95,12 @@ export interface CheckResult {
   /** Disconnect → back in every room, per outage (ms). */
   failover: { count: number; p50: number; p99: number; max: number };
   gaps: number;
+  /**
+   * Member × acked event never delivered, where the member was told of a gap in that room
+   * (a rejoin with `recovered: false`) after the event was sent: a loss announced, not
+   * counted in `anomalies.lost` (absent from reports written before it).
+   */
+  announcedLost?: number;
   errors: Record<string, number>;
   timeline: TimelinePoint[];
   /** A few concrete examples per non-zero anomaly, for the report. */

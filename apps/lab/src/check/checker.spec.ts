@@ -75,6 +75,24 @@ describe('check: anomalies', () => {
     expect(result.examples).toContain('seqGaps: client a r: seq 1 then 3 (client announced a gap)');
   });
 
+  it('a lost event the member was told of (a gap in that room after it was sent) is announced, not silent', () => {
+    const told = (at: number, room = 'r') => ({ gaps: 1, gapsTold: [{ room, at: T0 + at }] });
+    const result = check(
+      input(
+        [pub(1), pub(2), pub(3)],
+        [
+          client('a', [[1], [3]], told(500)), // told after number 2 was sent: announced
+          client('b', [[1], [3]], told(1)), // told before it was sent: silent
+          client('c', [[1], [3]], told(500, 'other')), // told of another room: silent
+          client('d', all(3)),
+        ],
+      ),
+    );
+    expect({ lost: result.anomalies.lost, announcedLost: result.announcedLost }).toEqual({ lost: 2, announcedLost: 1 });
+    expect(result.examples).toContain('lost: client b r: acked number 2 never delivered');
+    expect(result.examples).not.toContain('lost: client a r: acked number 2 never delivered');
+  });
+
   it('duplicated: a second delivery of the same number (not an order problem)', () => {
     const result = check(input([pub(1), pub(2), pub(3)], [client('a', [[1], [2], [2], [3]]), client('b', all(3))]));
     expect(result.anomalies).toEqual({ ...ZERO, duplicated: 1 });

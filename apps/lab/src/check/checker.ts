@@ -105,6 +105,14 @@ export function check(input: CheckInput): CheckResult {
 
   let deliveries = 0;
   let gaps = 0;
+  let announcedLost = 0;
+  // Per member and room: when it was told of gaps there.
+  const gapsTold = new Map<string, number[]>();
+  for (const client of input.clients)
+    for (const { room: gapRoom, at } of client.gapsTold ?? []) {
+      const key = `${client.id} ${gapRoom}`;
+      gapsTold.set(key, [...(gapsTold.get(key) ?? []), at]);
+    }
   for (const client of input.clients) {
     gaps += client.gaps;
     for (const [code, n] of Object.entries(client.errors)) errors[code] = (errors[code] ?? 0) + n;
@@ -231,11 +239,18 @@ export function check(input: CheckInput): CheckResult {
       if (isMember) seenByMember.set(client.id, seen);
     }
 
-    // Lost: every member × every acked publish of the room it never received.
+    // Lost: every member × every acked publish of the room it never received, unless the
+    // member was told of a gap in the room after the event was sent (announced).
     for (const member of members) {
       const seen = seenByMember.get(member);
+      const told = gapsTold.get(`${member} ${name}`);
       for (const i of state.acked) {
         if (seen && i < seen.length && seen[i]) continue;
+        const sentAt = publishByNumber.get(state.numbers[i])?.sentAt;
+        if (told && sentAt !== undefined && told.some((at) => at >= sentAt)) {
+          announcedLost++;
+          continue;
+        }
         anomalies.lost++;
         examples.add('lost', `client ${member} ${name}: acked number ${state.numbers[i]} never delivered`);
       }
@@ -286,6 +301,7 @@ export function check(input: CheckInput): CheckResult {
     histograms: { same: histogram(sameHistogram), cross: histogram(crossHistogram) },
     failover,
     gaps,
+    announcedLost,
     errors,
     timeline: timeline(
       deliverySecond.subarray(0, timed),

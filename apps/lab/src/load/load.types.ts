@@ -122,6 +122,8 @@ export interface ClientLog {
   connectivity: { at: number; kind: 'down' | 'up'; region: string }[];
   /** geo: rooms re-joined with `recovered: false` (a gap the client was told about). */
   gaps: number;
+  /** geo: each of those gaps, its room and when (`Date.now()`) it was told. */
+  gapsTold?: { room: string; at: number }[];
   /** Error codes the client saw, with counts. */
   errors: Record<string, number>;
   /**

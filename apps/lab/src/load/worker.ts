@@ -75,8 +75,9 @@ class ClientRecord implements ClientSink {
     counters.errors++;
   }
 
-  gap(): void {
+  gap(room: string): void {
     this.log.gaps++;
+    (this.log.gapsTold ??= []).push({ room, at: Date.now() });
   }
 }
 

@@ -569,7 +569,8 @@ describe('takeover', () => {
     expect(text).toContain('Takeover (geo): a region and its brokers killed at 6.0 s\n');
     expect(text).toMatch(/rooms taken over\s+2\n/);
     expect(text).toMatch(/writable again p50 \/ p99 \/ max\s+5,200 \/ 7,400 \/ 7,400 ms\n/);
-    expect(text).toMatch(/rejoins told recovered: false \(announced\)\s+120\n/);
+    expect(text).toMatch(/rejoins told recovered: false\s+120\n/);
+    expect(text).toMatch(/lost, announced \(member × acked event, told recovered: false after it\)\s+0\n/);
     expect(text).toMatch(/anomalies \(silent: lost, duplicated, reordered, …\)\s+0/);
     expect(formatMarkdown(report)).toContain('| rooms taken over | 2 |');
     expect(renderHtml(report)).toContain('<h2>Takeover</h2>');

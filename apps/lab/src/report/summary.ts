@@ -413,7 +413,8 @@ export function takeoverFigures(report: LabReport, run: ImplRun): TakeoverFigure
         writableAfter.count === 0 ? '–' : `${ms(writableAfter.p50)} / ${ms(writableAfter.p99)} / ${ms(writableAfter.max)} ms`,
       ],
       ['taken over, never written again', fmtCount(takeovers.neverWritable)],
-      ['rejoins told recovered: false (announced)', fmtCount(run.check.gaps)],
+      ['rejoins told recovered: false', fmtCount(run.check.gaps)],
+      ['lost, announced (member × acked event, told recovered: false after it)', fmtCount(run.check.announcedLost ?? 0)],
       ['anomalies (silent: lost, duplicated, reordered, …)', fmtCount(silent)],
     ],
   };
