@@ -130,13 +130,17 @@ function alignedRows(rows: readonly (readonly string[])[]): string[] {
 /** A run that killed a region with its brokers: the rooms taken over and when they were writable again. */
 function takeoverLines(report: LabReport, run: LabReport['runs'][number]): string[] {
   const takeover = takeoverFigures(report, run);
-  if (!takeover) return [];
-  const width = Math.max(...takeover.figures.map(([label]) => label.length)) + 4;
+  return takeover ? figureLines(takeover) : [];
+}
+
+/** A heading, its caption wrapped, then `label   value` lines aligned. */
+function figureLines({ heading, caption, figures }: { heading: string; caption: string; figures: [string, string][] }): string[] {
+  const width = Math.max(...figures.map(([label]) => label.length)) + 4;
   return [
     '',
-    takeover.heading,
-    ...wrap(takeover.caption, LINE_WIDTH - 2, '').map((line) => `  ${line}`),
-    ...takeover.figures.map(([label, value]) => `  ${label.padEnd(width)}${value}`),
+    heading,
+    ...wrap(caption, LINE_WIDTH - 2, '').map((line) => `  ${line}`),
+    ...figures.map(([label, value]) => `  ${label.padEnd(width)}${value}`),
   ];
 }
 
@@ -144,14 +148,10 @@ function takeoverLines(report: LabReport, run: LabReport['runs'][number]): strin
 function homeMoveLines(report: LabReport, run: LabReport['runs'][number]): string[] {
   const tables = homeMoveTables(report, run);
   if (!tables) return [];
-  const width = Math.max(...tables.figures.map(([label]) => label.length)) + 4;
   const rooms = tables.rooms.slice(0, ROOMS_SHOWN);
   const more = tables.rooms.length - rooms.length;
   return [
-    '',
-    tables.heading,
-    ...wrap(tables.caption, LINE_WIDTH - 2, '').map((line) => `  ${line}`),
-    ...tables.figures.map(([label, value]) => `  ${label.padEnd(width)}${value}`),
+    ...figureLines(tables),
     '',
     ...alignedRows([SHIFT_REGION_COLUMNS, ...tables.regions]),
     '',

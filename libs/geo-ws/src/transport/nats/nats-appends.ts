@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js';
 import type { GeoAppendResult } from '../geo-transport.interface.js';
 import type { NatsClients } from './load-nats.js';
@@ -103,7 +104,7 @@ export class NatsAppends {
     if (located.home && this.takeovers?.isLost(located.home.region))
       located = (await this.takeovers.takeOver({ ...located, home: located.home }).catch(() => undefined)) ?? located;
     const fence = takeoverFence(located);
-    if (fence > 0) await new Promise((resolve) => setTimeout(resolve, fence));
+    if (fence > 0) await sleep(fence);
     // A move about to seal the segment: wait for it, rather than append what would be sent again.
     if (located.home && sealingSoon(located)) located = await this.moves!.settled({ ...located, home: located.home });
     const [logEpoch, incarnation] = await Promise.all([

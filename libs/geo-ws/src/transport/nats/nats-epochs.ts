@@ -47,6 +47,8 @@ export interface StreamHead {
  */
 export class NatsEpochs {
   private readonly logEpochs = new Map<string, string>();
+  /** Per stream: when it last answered a `streamHead` (reads, tails and takeovers all ask). */
+  private readonly answered = new Map<string, number>();
   private readonly incarnations = new Map<string, string>();
 
   constructor(
@@ -62,6 +64,11 @@ export class NatsEpochs {
     return (await this.streamHead(stream)).incarnation;
   }
 
+  /** When (performance.now()) the stream last answered {@link streamHead}, here. */
+  answeredAt(stream: string): number | undefined {
+    return this.answered.get(stream);
+  }
+
   /** A stream's creation time, its first and last sequences and its per-room limit, asked afresh (one request). */
   async streamHead(stream: string): Promise<StreamHead> {
     const { jsm, nats } = this.clients();
@@ -69,6 +76,7 @@ export class NatsEpochs {
       const info = await jsm.streams.info(stream);
       const incarnation = Date.parse(info.created).toString(36);
       this.incarnations.set(stream, incarnation);
+      this.answered.set(stream, performance.now());
       return {
         incarnation,
         firstSeq: info.state.first_seq,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
 import type { GeoEnvelopeDraft } from '../../envelope/geo-envelope.interface.js';
 import { GeoTransportUnavailableError } from '../../errors/geo-transport-unavailable.error.js';
@@ -92,7 +93,7 @@ export class NatsMoves {
       const moving: NatsRoomHome = { ...home, moving: { to, since: Date.now() } };
       const movingRevision = await this.homes.replace(log, moving, revision);
       if (movingRevision === undefined) continue; // changed meanwhile: look again
-      return this.finishing({ ...log, home: moving }, movingRevision, true);
+      return this.finishing({ ...log, home: moving }, movingRevision);
     }
     throw new GeoTransportUnavailableError(`the home of room "${log.room}" kept changing; retry the move`);
   }
@@ -153,14 +154,13 @@ export class NatsMoves {
   /**
    * {@link finish}, tried again at once when a step fails (each is idempotent): the room's
    * publishers wait while it is recorded as moving, and others would only finish it after
-   * {@link STALE_MOVE_MS}. `began`: this instance recorded the move (`revision` is the
-   * moving record's), so no one else seals it before it is stale.
+   * {@link STALE_MOVE_MS}. `revision` (the moving record's) is given by the instance that
+   * recorded the move, so no one else seals it before it is stale.
    */
-  private async finishing(log: HomedLog, revision?: number, began = false): Promise<NatsLogRef> {
+  private async finishing(log: HomedLog, revision?: number): Promise<NatsLogRef> {
     const key = this.names.logKey(log);
-    const own: OwnSeal | undefined = began
-      ? { generation: log.home.generation, term: log.home.term, since: log.home.moving!.since }
-      : undefined;
+    const own: OwnSeal | undefined =
+      revision !== undefined ? { generation: log.home.generation, term: log.home.term, since: log.home.moving!.since } : undefined;
     if (own) this.ownSeals.set(key, own);
     try {
       for (let attempt = 1; ; attempt++) {
@@ -379,8 +379,4 @@ export class NatsMoves {
 /** The stream sequence of the seal of `term`'s segment, when `home` records it. */
 function sealOf(home: NatsRoomHome, term: number): number | undefined {
   return home.past?.find((segment) => segment.term === term)?.sealSeq;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

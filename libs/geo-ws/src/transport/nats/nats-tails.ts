@@ -157,16 +157,20 @@ export class NatsTails {
 
   /** A log got a new epoch (its `deleteLog` ran somewhere): tails of another epoch fail. */
   rotated(key: string, logEpoch: string): void {
-    for (const tail of [...(this.tails.get(key) ?? [])]) {
-      if (!tail.epoch.startsWith(`${logEpoch}.`)) tail.fail('the room log was reset; its epoch changed');
-    }
+    this.failOtherEpochs(key, (epoch) => epoch.startsWith(`${logEpoch}.`), 'the room log was reset; its epoch changed');
   }
 
   /** A homed room started a new generation (taken over, or its home stream lost): tails of an older one fail. */
   regenerated(key: string, incarnation: string): void {
-    for (const tail of [...(this.tails.get(key) ?? [])]) {
-      if (!tail.epoch.endsWith(`.${incarnation}`)) tail.fail('the room changed home after its home region was lost; its epoch changed');
-    }
+    this.failOtherEpochs(
+      key,
+      (epoch) => epoch.endsWith(`.${incarnation}`),
+      'the room changed home after its home region was lost; its epoch changed',
+    );
+  }
+
+  private failOtherEpochs(key: string, current: (epoch: string) => boolean, reason: string): void {
+    for (const tail of [...(this.tails.get(key) ?? [])]) if (!current(tail.epoch)) tail.fail(reason);
   }
 
   closeAll(): void {

@@ -32,8 +32,6 @@ export const MIN_TAKEOVER_AFTER_MS = 2 * LEASE_MS;
  */
 export class NatsTakeovers {
   private readonly logger = new Logger(NatsTakeovers.name);
-  /** Per other region: when (performance.now()) its home stream last answered. */
-  private readonly answeredAt = new Map<string, number>();
   private readonly startedAt = performance.now();
 
   constructor(
@@ -45,15 +43,15 @@ export class NatsTakeovers {
     private readonly takeoverAfterMs: number,
   ) {}
 
-  /** Asks every other region's home stream once a second whether it answers. Returns the stop. */
+  /**
+   * Asks every other region's home stream once a second whether it answers, unless it
+   * answered another request meanwhile (tails on mirrors ask as often). Returns the stop.
+   */
   watch(): () => void {
     const probe = () => {
       for (const other of this.regions) {
-        if (other === this.region) continue;
-        this.epochs.streamHead(this.names.homeStream(other)).then(
-          () => this.answeredAt.set(other, performance.now()),
-          () => undefined, // unanswered: it ages
-        );
+        if (other === this.region || this.silentFor(other) < PROBE_EVERY_MS) continue;
+        this.epochs.streamHead(this.names.homeStream(other)).catch(() => undefined); // unanswered: it ages
       }
     };
     const timer = setInterval(probe, PROBE_EVERY_MS);
@@ -76,7 +74,7 @@ export class NatsTakeovers {
 
   /** How long the region's home stream has not answered (since this instance started, if it never did). */
   silentFor(region: string, now = performance.now()): number {
-    return now - (this.answeredAt.get(region) ?? this.startedAt);
+    return now - (this.epochs.answeredAt(this.names.homeStream(region)) ?? this.startedAt);
   }
 
   /**
